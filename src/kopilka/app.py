@@ -1,0 +1,87 @@
+"""The FastAPI application: routers, problem+json errors, metrics, the database engine."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kopilka import __version__
+from kopilka.api import routers
+from kopilka.config import Settings, get_settings
+from kopilka.db import make_engine
+from kopilka.errors import KopilkaError
+from kopilka.system.metrics import MetricsMiddleware
+
+PROBLEM = "application/problem+json"
+
+
+def _problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _field_of(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KopilkaError)
+    async def _domain_error(request: Request, exc: KopilkaError) -> JSONResponse:
+        return JSONResponse(
+            exc.problem(request.url.path), status_code=exc.status, media_type=PROBLEM
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return _problem(422, "Invalid input", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _problem(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
+
+
+def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_engine = engine is None
+        app.state.engine = engine or make_engine(
+            settings.database_url, pool_size=settings.db_pool_size
+        )
+        try:
+            yield
+        finally:
+            if own_engine:
+                await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Kopilka",
+        version=__version__,
+        lifespan=lifespan,
+        description="Loyalty-program engine: members, points ledger, purchases and returns.",
+    )
+    if engine is not None:
+        app.state.engine = engine
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    return app

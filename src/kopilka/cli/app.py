@@ -1,0 +1,23 @@
+"""The ``kopilka`` command: one Typer app, one module per command group."""
+
+import typer
+
+from kopilka.cli import db, jobs, keys, ledger, members, program, serve
+from kopilka.cli.demo import demo
+from kopilka.cli.imports import app as imports_app
+
+app = typer.Typer(
+    name="kopilka",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Kopilka loyalty-program engine.",
+)
+app.command("serve")(serve.serve)
+app.command("demo")(demo)
+app.add_typer(db.app, name="db")
+app.add_typer(program.app, name="program")
+app.add_typer(keys.app, name="keys")
+app.add_typer(members.app, name="members")
+app.add_typer(imports_app, name="import")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(jobs.app, name="jobs")

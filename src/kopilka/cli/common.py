@@ -1,0 +1,64 @@
+"""What every command shares: the engine, the program, error reporting, the console."""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, date, datetime, time
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.config import get_settings
+from kopilka.db import make_engine, reading
+from kopilka.errors import KopilkaError
+from kopilka.programs.service import ProgramContext, program_service
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def database_url(override: str | None) -> str:
+    return override or get_settings().database_url
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a domain error becomes one readable line and exit code 1."""
+    try:
+        return asyncio.run(coroutine)
+    except KopilkaError as exc:
+        err_console.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+        sys.exit(1)
+
+
+async def with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    engine = make_engine(url)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+async def load_program(engine: AsyncEngine, slug: str | None) -> ProgramContext:
+    async with reading(engine) as conn:
+        return await program_service.get_by_slug(conn, slug)
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """A date (end of that day, UTC) or an ISO datetime; now if not given."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day, time.max, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO datetime") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+ProgramOption = typer.Option(None, "--program", "-p", help="Program slug (default: the only one).")
+DatabaseOption = typer.Option(None, "--database-url", help="Overrides KOPILKA_DATABASE_URL.")

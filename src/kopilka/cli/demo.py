@@ -1,0 +1,94 @@
+"""``kopilka demo``: a working program with a year of data, verified, then served."""
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+import uvicorn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.apikeys.service import api_key_service
+from kopilka.app import create_app
+from kopilka.cli.common import console, err_console, run, with_engine
+from kopilka.config import Settings
+from kopilka.db import reading, transaction
+from kopilka.demo.domain import SimulationConfig
+from kopilka.demo.service import DemoSummary, demo_service
+from kopilka.kit.clock import clock
+from kopilka.ledger.audit import verify
+from kopilka.migrations.runner import upgrade
+
+
+def _print_summary(summary: DemoSummary) -> None:
+    accounts = summary.accounts
+    table = Table(title="Demo program after one simulated year", show_header=False)
+    table.add_row("members", f"{summary.members:,}")
+    table.add_row("purchases", f"{summary.purchases:,}")
+    table.add_row("returns", f"{summary.returns:,}")
+    table.add_row("redemptions", f"{summary.redemptions:,}")
+    table.add_row("points issued (net of returns)", f"{-accounts.get('issued', 0):,}")
+    table.add_row("points redeemed", f"{accounts.get('redeemed', 0):,}")
+    table.add_row("points expired", f"{accounts.get('expired', 0):,}")
+    table.add_row("points pending (return window)", f"{accounts.get('pending', 0):,}")
+    table.add_row("points available", f"{accounts.get('available', 0):,}")
+    console.print(table)
+    console.print(
+        "top members by available points: "
+        + ", ".join(f"{name} ({points:,})" for name, points in summary.top_members)
+    )
+
+
+def demo(
+    database: Path = typer.Option(Path("kopilka-demo.db"), help="SQLite file (recreated)."),
+    members: int = typer.Option(500, min=1, max=1_000_000),
+    days: int = typer.Option(365, min=1, max=3650),
+    seed: int = typer.Option(7),
+    serve: bool = typer.Option(True, help="Serve the API when done."),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+) -> None:
+    """Create a demo program on a fresh SQLite file, simulate a year of members and
+    purchases through the engine, verify the ledger, then serve the API."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite+aiosqlite:///{database}"
+    upgrade(url)
+    start = (datetime.now(UTC) - timedelta(days=days)).date()
+    config = SimulationConfig(members=members, days=days, start=start, seed=seed)
+
+    async def work(engine: AsyncEngine) -> tuple[DemoSummary, dict[str, list[str]], str]:
+        program = await demo_service.create_program(engine)
+        with Progress(
+            TextColumn("simulating {task.fields[day]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("days", total=days, day="")
+            await demo_service.run(engine, program, config, progress=lambda _: bar.advance(task, 1))
+        summary = await demo_service.summary(engine, program)
+        async with reading(engine) as conn:
+            problems = await verify(conn, program.id)
+        async with transaction(engine) as conn:
+            key, _ = await api_key_service.create(
+                conn, program.id, name="demo admin", scopes=["admin"], now=clock.now()
+            )
+        return summary, problems, key
+
+    summary, problems, key = run(with_engine(url, work))
+    _print_summary(summary)
+    failed = [name for name, found in problems.items() if found]
+    if failed:
+        err_console.print(f"[red]ledger verification failed:[/red] {', '.join(failed)}")
+        sys.exit(1)
+    console.print("[green]ledger verified[/green]: every invariant holds")
+    console.print(f"API key (admin): {key}")
+    if not serve:
+        return
+    console.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    console.print(f'try: curl -H "Authorization: Bearer {key}" http://{host}:{port}/v1/health')
+    uvicorn.run(create_app(Settings(database_url=url)), host=host, port=port, log_level="warning")

@@ -1,0 +1,1 @@
+"""Seeded demo data: a simulated population of members, purchases and returns."""

@@ -1,0 +1,228 @@
+"""The demo: a year of a simulated café-and-grocery chain pushed through the real engine.
+
+Simulated time drives the clock: each day's sign-ups, purchases, returns and redemptions
+are processed with the clock at that day, then the day's jobs run (pending points released,
+overdue points expired), so the final state is what a year of live traffic would leave.
+"""
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from itertools import groupby
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kopilka.db import reading, run_in_transaction, transaction
+from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
+from kopilka.errors import KopilkaError
+from kopilka.events.schemas import PurchaseCreate, ReturnCreate
+from kopilka.events.service import purchase_service, return_service
+from kopilka.kit.clock import clock
+from kopilka.ledger import tasks
+from kopilka.ledger.service import ledger_service
+from kopilka.members.schemas import MemberCreate, MemberRef
+from kopilka.members.service import member_service
+from kopilka.models import (
+    Member,
+    MemberBalance,
+    Posting,
+    Purchase,
+    PurchaseReturn,
+    Redemption,
+)
+from kopilka.models.base import table
+from kopilka.programs.schemas import ProgramSettings
+from kopilka.programs.service import ProgramContext, program_service
+
+DEMO_SETTINGS: dict[str, Any] = {
+    "money_currency": "RUB",
+    "timezone": "Europe/Moscow",
+    "currencies": [{"code": "points", "kind": "points", "name": "Бонусы"}],
+    # 1 point for every full 10 roubles (1,000 kopecks) paid.
+    "earning": [{"id": "base", "type": "per_amount", "points": 1, "per": 1000}],
+    "expiry": {"policy": "days", "days": 180},
+    "pending_days": 14,
+    "hold_minutes": 30,
+    "clawback": "allow_negative",
+}
+REDEEM_THRESHOLD = 300  # members redeem once they have this many points …
+REDEEM_CHANCE = 0.35  # … with this chance at each visit
+
+
+@dataclass
+class DemoSummary:
+    members: int = 0
+    purchases: int = 0
+    returns: int = 0
+    redemptions: int = 0
+    accounts: dict[str, int] = field(default_factory=dict)
+    top_members: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _days(events: Iterator[SimEvent]) -> Iterator[tuple[date, list[SimEvent]]]:
+    for day, group in groupby(events, key=lambda e: e.occurred_at.date()):
+        yield day, list(group)
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+class DemoService:
+    async def create_program(self, engine: AsyncEngine) -> ProgramContext:
+        async with transaction(engine) as conn:
+            return await program_service.create(
+                conn,
+                slug="demo",
+                name="Demo café & grocery",
+                settings=ProgramSettings.model_validate(DEMO_SETTINGS),
+            )
+
+    async def run(
+        self,
+        engine: AsyncEngine,
+        program: ProgramContext,
+        config: SimulationConfig,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Replay the simulation day by day; returns the number of events processed."""
+        rng = random.Random(config.seed)
+        processed = 0
+        for day, events in _days(simulate(config)):
+            with clock.frozen(_end_of(day)):
+
+                async def one_day(conn: AsyncConnection, todo: list[SimEvent] = events) -> None:
+                    await self._day(conn, program, todo)
+                    await self._redeem(conn, program, todo, rng)
+
+                await run_in_transaction(engine, one_day)
+                await tasks.release_pending(engine, program.id, clock.now())
+                await tasks.expire_points(engine, program.id, clock.now())
+            processed += len(events)
+            if progress is not None:
+                progress(len(events))
+        return processed
+
+    async def _day(
+        self, conn: AsyncConnection, program: ProgramContext, events: list[SimEvent]
+    ) -> None:
+        now = clock.now()
+        sign_ups = [
+            member_service.build(program, MemberCreate.model_validate(e.data), now)
+            for e in events
+            if e.kind == "member"
+        ]
+        if sign_ups:
+            await member_service.register_many(conn, program, sign_ups)
+        purchases = [PurchaseCreate.model_validate(e.data) for e in events if e.kind == "purchase"]
+        if purchases:
+            await purchase_service.ingest(conn, program, purchases, now)
+        for event in events:
+            if event.kind == "return":
+                try:
+                    await return_service.record(
+                        conn, program, ReturnCreate.model_validate(event.data), now
+                    )
+                except KopilkaError:
+                    continue  # a simulated return of a purchase that was already returned
+
+    async def _redeem(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        events: list[SimEvent],
+        rng: random.Random,
+    ) -> None:
+        """Some of the day's shoppers spend points: most in one step, some through a hold
+        that the till then captures or voids."""
+        shoppers = sorted(
+            {
+                str(e.data["member"]["external_id"])  # type: ignore[index]
+                for e in events
+                if e.kind == "purchase"
+            }
+        )
+        for external_id in shoppers:
+            if rng.random() >= REDEEM_CHANCE:
+                continue
+            mode = "hold" if rng.random() < 0.2 else "one_step"
+            settle = "captured" if rng.random() < 0.8 else "voided"
+            await self._spend(conn, program, external_id, mode, settle, rng)
+
+    async def _spend(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        external_id: str,
+        mode: str,
+        settle: str,
+        rng: random.Random,
+    ) -> None:
+        member_id, status = await member_service.resolve(
+            conn, program, MemberRef(external_id=external_id)
+        )
+        balance = (await ledger_service.balances(conn, member_id)).get("points")
+        if balance is None or balance.available < REDEEM_THRESHOLD:
+            return
+        amount = min(balance.available, rng.choice((300, 500, 1000))) // 50 * 50
+        now = clock.now()
+        view = await ledger_service.redeem(
+            conn,
+            program,
+            member_id=member_id,
+            member_status=status,
+            currency="points",
+            amount=amount,
+            mode=mode,
+            now=now,
+            reason="demo: paid with points",
+            external_id=None,
+        )
+        if mode == "hold":
+            await ledger_service.settle_hold(
+                conn, program, view.row["id"], capture_amount=None, now=now, outcome=settle
+            )
+
+    async def summary(self, engine: AsyncEngine, program: ProgramContext) -> DemoSummary:
+        async with reading(engine) as conn:
+            return await self._summary(conn, program.id)
+
+    async def _summary(self, conn: AsyncConnection, program_id: UUID) -> DemoSummary:
+        async def count(model: Any) -> int:
+            t = table(model)
+            query = select(func.count()).select_from(t).where(t.c.program_id == program_id)
+            return int((await conn.execute(query)).scalar_one())
+
+        postings = table(Posting)
+        rows = (
+            await conn.execute(
+                select(postings.c.account, func.sum(postings.c.amount))
+                .where(postings.c.program_id == program_id, postings.c.currency == "points")
+                .group_by(postings.c.account)
+            )
+        ).all()
+        balances, members = table(MemberBalance), table(Member)
+        top = (
+            await conn.execute(
+                select(members.c.name, balances.c.available)
+                .join(balances, balances.c.member_id == members.c.id)
+                .where(balances.c.program_id == program_id, balances.c.currency == "points")
+                .order_by(balances.c.available.desc())
+                .limit(5)
+            )
+        ).all()
+        return DemoSummary(
+            members=await count(Member),
+            purchases=await count(Purchase),
+            returns=await count(PurchaseReturn),
+            redemptions=await count(Redemption),
+            accounts={account: int(total) for account, total in rows},
+            top_members=[(name or "?", int(available)) for name, available in top],
+        )
+
+
+demo_service = DemoService()

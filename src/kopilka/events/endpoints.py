@@ -1,0 +1,116 @@
+"""HTTP routes of purchases and returns."""
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import InvalidInput
+from kopilka.events.schemas import (
+    BatchItemResult,
+    BatchResult,
+    PurchaseCreate,
+    PurchaseResult,
+    ReturnCreate,
+    ReturnResult,
+)
+from kopilka.events.service import Outcome, purchase_service, return_service
+from kopilka.kit.clock import clock
+from kopilka.kit.web import EngineDep, Till, in_transaction, json_response, read_only
+from kopilka.programs.service import ProgramContext
+
+router = APIRouter(prefix="/v1", tags=["purchases"])
+MAX_BATCH = 1000
+
+
+def _answer(outcome: Outcome) -> JSONResponse:
+    if outcome.error is not None:
+        raise outcome.error
+    return json_response(outcome.result, outcome.status, replayed=outcome.replayed)
+
+
+@router.post("/purchases", status_code=201, response_model=PurchaseResult)
+async def create_purchase(
+    body: PurchaseCreate, principal: Till, engine: EngineDep, explain: bool = False
+) -> JSONResponse:
+    """Record a purchase and credit what it earns. Idempotent by ``external_id``."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Outcome:
+        outcomes = await purchase_service.ingest(
+            conn, program, [body], clock.now(), explain=explain
+        )
+        return outcomes[0]
+
+    return _answer(await in_transaction(engine, principal, work))
+
+
+@router.post("/purchases/quote", response_model=PurchaseResult)
+async def quote_purchase(
+    body: PurchaseCreate, principal: Till, engine: EngineDep
+) -> PurchaseResult:
+    """What this purchase would earn, with the rule trace; writes nothing."""
+    return await read_only(
+        engine,
+        principal,
+        lambda conn, program: purchase_service.quote(conn, program, body, clock.now()),
+    )
+
+
+def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItemResult]]:
+    parsed: list[PurchaseCreate] = []
+    errors: list[BatchItemResult] = []
+    for index, item in enumerate(items):
+        try:
+            parsed.append(PurchaseCreate.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            error = InvalidInput(
+                f"{field}: {first['msg']}" if field else first["msg"], field=field or None
+            )
+            errors.append(BatchItemResult(index=index, status=422, error=error.problem()))
+    return parsed, errors
+
+
+@router.post("/purchases/batch", response_model=BatchResult)
+async def create_purchases_batch(
+    principal: Till,
+    engine: EngineDep,
+    purchases: list[dict[str, Any]] = Body(embed=True, max_length=MAX_BATCH),
+) -> BatchResult:
+    """Up to 1,000 purchases in one call, each with its own result. Valid ones are recorded
+    even if others fail."""
+    parsed, errors = _parse_batch(purchases)
+    failed_indexes = {e.index for e in errors}
+    indexes = [i for i in range(len(purchases)) if i not in failed_indexes]
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> list[Outcome]:
+        return await purchase_service.ingest(conn, program, parsed, clock.now())
+
+    outcomes = await in_transaction(engine, principal, work) if parsed else []
+    results = errors + [
+        BatchItemResult(
+            index=index,
+            status=o.status,
+            purchase=PurchaseResult.model_validate(o.result) if o.result else None,
+            error=o.error.problem() if o.error else None,
+        )
+        for index, o in zip(indexes, outcomes, strict=True)
+    ]
+    results.sort(key=lambda r: r.index)
+    failed = sum(1 for r in results if r.error is not None)
+    return BatchResult(accepted=len(results) - failed, failed=failed, results=results)
+
+
+@router.post("/returns", status_code=201, response_model=ReturnResult)
+async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) -> JSONResponse:
+    """Return all or part of a purchase; idempotent by ``external_id``."""
+    return _answer(
+        await in_transaction(
+            engine,
+            principal,
+            lambda conn, program: return_service.record(conn, program, body, clock.now()),
+        )
+    )

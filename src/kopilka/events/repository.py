@@ -1,0 +1,66 @@
+"""Every query of purchases, returns, the outbox and idempotency records."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
+from kopilka.models.base import table
+
+purchases_t = table(Purchase)
+lines_t = table(PurchaseLine)
+returns_t = table(PurchaseReturn)
+outbox_t = table(OutboxEvent)
+
+
+class EventRepository:
+    async def insert_purchases(
+        self, conn: AsyncConnection, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
+    ) -> None:
+        if purchases:
+            await conn.execute(purchases_t.insert(), purchases)
+        if lines:
+            await conn.execute(lines_t.insert(), lines)
+
+    async def insert_outbox(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(outbox_t.insert(), rows)
+
+    async def purchase_by_external_id(
+        self, conn: AsyncConnection, program_id: UUID, external_id: str
+    ) -> Any:
+        query = select(purchases_t).where(
+            purchases_t.c.program_id == program_id, purchases_t.c.external_id == external_id
+        )
+        return (await conn.execute(query)).one_or_none()
+
+    async def purchase_lines(self, conn: AsyncConnection, purchase_id: UUID) -> list[Any]:
+        query = (
+            select(lines_t).where(lines_t.c.purchase_id == purchase_id).order_by(lines_t.c.line_no)
+        )
+        return list((await conn.execute(query)).all())
+
+    async def record_return(
+        self,
+        conn: AsyncConnection,
+        purchase_id: UUID,
+        values: dict[str, Any],
+        line_returns: dict[int, int],
+        row: dict[str, Any],
+    ) -> None:
+        await conn.execute(
+            update(purchases_t).where(purchases_t.c.id == purchase_id).values(**values)
+        )
+        if line_returns:
+            await conn.execute(
+                update(lines_t)
+                .where(lines_t.c.id == bindparam("line_id"))
+                .values(returned_quantity=bindparam("new_returned")),
+                [{"line_id": k, "new_returned": v} for k, v in line_returns.items()],
+            )
+        await conn.execute(returns_t.insert(), row)
+
+
+event_repository = EventRepository()

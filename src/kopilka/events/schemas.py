@@ -1,0 +1,142 @@
+"""API shapes of purchases and returns."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from kopilka.members.schemas import MemberRef
+
+Money = Annotated[int, Field(ge=0, le=10**13, description="Minor units (kopecks, cents).")]
+ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class PurchaseLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Annotated[str, Field(min_length=1, max_length=100)]
+    name: str | None = Field(default=None, max_length=300)
+    category: str | None = Field(default=None, max_length=100)
+    quantity: int = Field(ge=1, le=1_000_000)
+    unit_price: Money
+    discount: Money = 0
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price - self.discount
+
+    @model_validator(mode="after")
+    def _discount_fits(self) -> "PurchaseLineIn":
+        if self.discount > self.quantity * self.unit_price:
+            raise ValueError("discount is larger than quantity × unit_price")
+        return self
+
+
+class PurchaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member: MemberRef
+    external_id: ExternalId
+    occurred_at: AwareDatetime
+    store: str | None = Field(default=None, max_length=100)
+    channel: str = Field(default="pos", min_length=1, max_length=32)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    lines: list[PurchaseLineIn] = Field(default_factory=list, max_length=1000)
+    total: Money
+
+    @model_validator(mode="after")
+    def _lines_add_up(self) -> "PurchaseCreate":
+        if self.lines:
+            lines_sum = sum(line.amount for line in self.lines)
+            if lines_sum != self.total:
+                raise ValueError(f"total {self.total} differs from the sum of lines {lines_sum}")
+        return self
+
+
+class EarnedOut(BaseModel):
+    rule_id: str
+    currency: str
+    amount: int
+    status: Literal["pending", "available"]
+
+
+class RuleTraceOut(BaseModel):
+    rule_id: str
+    fired: bool
+    reason: str
+    amount: int
+
+
+class BalanceOut(BaseModel):
+    currency: str
+    available: int
+    pending: int
+    held: int
+
+
+class PurchaseResult(BaseModel):
+    id: UUID | None = Field(description="None for a quote.")
+    external_id: str
+    member_id: UUID
+    occurred_at: datetime
+    total: int
+    earned: list[EarnedOut]
+    points_earned: int = Field(description="Sum earned in the `points` currency.")
+    balances: list[BalanceOut]
+    trace: list[RuleTraceOut] | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int
+    purchase: PurchaseResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    failed: int
+    results: list[BatchItemResult]
+
+
+class ReturnLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Annotated[str, Field(min_length=1, max_length=100)]
+    quantity: int = Field(ge=1, le=1_000_000)
+
+
+class ReturnCreate(BaseModel):
+    """A return of lines, of an amount, or (neither given) of everything not yet returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: ExternalId
+    purchase_external_id: ExternalId
+    occurred_at: AwareDatetime
+    lines: list[ReturnLineIn] | None = Field(default=None, min_length=1)
+    amount: int | None = Field(default=None, ge=1, le=10**13)
+
+    @model_validator(mode="after")
+    def _lines_or_amount(self) -> "ReturnCreate":
+        if self.lines is not None and self.amount is not None:
+            raise ValueError("give lines or amount, not both")
+        return self
+
+
+class ReversedOut(BaseModel):
+    currency: str
+    reversed: int
+    not_clawed_back: int
+
+
+class ReturnResult(BaseModel):
+    id: UUID
+    external_id: str
+    purchase_external_id: str
+    member_id: UUID
+    amount: int = Field(description="Money returned by this return, minor units.")
+    purchase_returned_amount: int
+    reversed: list[ReversedOut]
+    balances: list[BalanceOut]

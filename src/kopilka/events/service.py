@@ -1,0 +1,594 @@
+"""The purchase path: resolve members, evaluate rules, credit points, record, answer.
+
+One purchase over HTTP and ten thousand from an import go through the same
+:meth:`PurchaseService.ingest`; the only difference is how many rows each statement carries.
+Never commits.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import InvalidInput, KopilkaError, NotFound
+from kopilka.events.repository import EventRepository, event_repository
+from kopilka.events.schemas import (
+    BalanceOut,
+    EarnedOut,
+    PurchaseCreate,
+    PurchaseResult,
+    ReturnCreate,
+    ReturnLineIn,
+    ReturnResult,
+    ReversedOut,
+    RuleTraceOut,
+)
+from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
+from kopilka.kit.ids import new_id
+from kopilka.ledger.domain import Balance, proportional_share
+from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.service import Earned, LedgerService, LedgerUnit, ledger_service
+from kopilka.members.schemas import MemberCreate
+from kopilka.members.service import MemberService, member_service
+from kopilka.programs.service import ProgramContext
+from kopilka.rules.domain import BasketLine, Evaluation, EvaluationContext, evaluate
+
+# A till's clock may run a little fast; a purchase further in the future is a mistake.
+MAX_CLOCK_SKEW = timedelta(hours=24)
+
+
+@dataclass
+class Outcome:
+    """What happened to one purchase of a batch: a result, or an error; ``replayed`` if it
+    was answered from an earlier identical request."""
+
+    status: int
+    result: dict[str, Any] | None = None
+    error: KopilkaError | None = None
+    replayed: bool = False
+
+
+def balances_out(
+    balances: dict[BalanceKey, Balance], member_id: UUID, currencies: Sequence[str]
+) -> list[BalanceOut]:
+    return [
+        BalanceOut(currency=c, available=b.available, pending=b.pending, held=b.held)
+        for c in currencies
+        if (b := balances.get((member_id, c))) is not None
+    ]
+
+
+def evaluation_context(purchase: PurchaseCreate, member_status: str) -> EvaluationContext:
+    return EvaluationContext(
+        total=purchase.total,
+        lines=[
+            BasketLine(line.sku, line.category, line.quantity, line.amount)
+            for line in purchase.lines
+        ],
+        occurred_at=purchase.occurred_at,
+        channel=purchase.channel,
+        store=purchase.store,
+        member_status=member_status,
+    )
+
+
+def _trace_out(evaluation: Evaluation) -> list[RuleTraceOut]:
+    return [
+        RuleTraceOut(rule_id=t.rule_id, fired=t.fired, reason=t.reason, amount=t.amount)
+        for t in evaluation.trace
+    ]
+
+
+def purchase_key(external_id: str) -> str:
+    return f"purchase:{external_id}"
+
+
+class PurchaseService:
+    def __init__(
+        self,
+        events: EventRepository = event_repository,
+        ledger: LedgerService = ledger_service,
+        members: MemberService = member_service,
+        idempotency: IdempotencyStore = idempotency_store,
+    ) -> None:
+        self.events = events
+        self.ledger = ledger
+        self.members = members
+        self.idempotency = idempotency
+
+    def _validate(self, program: ProgramContext, purchase: PurchaseCreate, now: datetime) -> None:
+        if purchase.currency != program.settings.money_currency:
+            raise InvalidInput(
+                f"currency {purchase.currency} is not the program's "
+                f"{program.settings.money_currency}",
+                field="currency",
+            )
+        if purchase.occurred_at > now + MAX_CLOCK_SKEW:
+            raise InvalidInput("occurred_at is in the future", field="occurred_at")
+
+    async def quote(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchase: PurchaseCreate,
+        now: datetime,
+    ) -> PurchaseResult:
+        """The same evaluation as :meth:`ingest`, with no side effects."""
+        self._validate(program, purchase, now)
+        member_id, status = await self.members.resolve(conn, program, purchase.member)
+        evaluation = evaluate(program.compiled, evaluation_context(purchase, status))
+        balances = await self.ledger.balances(conn, member_id)
+        pending = purchase.occurred_at + timedelta(days=program.settings.pending_days) > now
+        earned = [
+            EarnedOut(
+                rule_id=e.rule_id,
+                currency=e.currency,
+                amount=e.amount,
+                status="pending" if pending else "available",
+            )
+            for e in evaluation.effects
+        ]
+        return PurchaseResult(
+            id=None,
+            external_id=purchase.external_id,
+            member_id=member_id,
+            occurred_at=purchase.occurred_at,
+            total=purchase.total,
+            earned=earned,
+            points_earned=sum(e.amount for e in earned if e.currency == "points"),
+            balances=balances_out(
+                {(member_id, c): b for c, b in balances.items()},
+                member_id,
+                program.settings.currency_codes(),
+            ),
+            trace=_trace_out(evaluation),
+        )
+
+    async def ingest(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        now: datetime,
+        *,
+        explain: bool = False,
+        create_members: bool = False,
+    ) -> list[Outcome]:
+        """Record purchases and credit what they earn; one outcome per purchase, in order.
+
+        Bad purchases get an error outcome and change nothing; the good ones are written.
+        ``create_members`` (or the program's ``auto_enrol``) registers unknown members named
+        by external id, phone or e-mail.
+        """
+        outcomes: list[Outcome | None] = [None] * len(purchases)
+        for index, purchase in enumerate(purchases):
+            try:
+                self._validate(program, purchase, now)
+            except KopilkaError as exc:
+                outcomes[index] = Outcome(exc.status, error=exc)
+        members = await self._resolve_members(
+            conn,
+            program,
+            purchases,
+            outcomes,
+            now,
+            create=create_members or program.settings.auto_enrol,
+        )
+        balances = await self.ledger.lock(
+            conn, program, {m[0] for m in members if m is not None}, now
+        )
+        # Checked after the member lock: a concurrent retry of the same purchase waits on
+        # that lock and then sees the first one's stored answer.
+        repeats = await self._replay_known(conn, program, purchases, outcomes)
+        writer = _PurchaseWriter(program, now)
+        for index, purchase in enumerate(purchases):
+            member = members[index]
+            if outcomes[index] is not None or member is None:
+                continue
+            outcomes[index] = self._process(writer, program, balances, purchase, member, explain)
+        await writer.flush(conn, self.events, self.ledger, self.idempotency)
+        for index, first in repeats.items():
+            original = outcomes[first]
+            assert original is not None
+            outcomes[index] = Outcome(200, original.result, original.error, replayed=True)
+        return [o if o is not None else Outcome(500) for o in outcomes]
+
+    async def _resolve_members(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        outcomes: list[Outcome | None],
+        now: datetime,
+        *,
+        create: bool,
+    ) -> list[tuple[UUID, str] | None]:
+        found = await self.members.resolve_many(conn, program, [p.member for p in purchases])
+        new_rows: dict[tuple[str, str], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        for index, purchase in enumerate(purchases):
+            if found[index] is not None or outcomes[index] is not None:
+                continue
+            kind, value = purchase.member.kind_and_value()
+            if not create or kind not in ("external_id", "phone", "email"):
+                error = NotFound(f"no member with {kind} {value!r}", field=f"member.{kind}")
+                outcomes[index] = Outcome(error.status, error=error)
+                continue
+            if (kind, value) not in new_rows:
+                try:
+                    new_rows[(kind, value)] = self.members.build(
+                        program, MemberCreate.model_validate({kind: value}), now
+                    )
+                except KopilkaError as exc:
+                    outcomes[index] = Outcome(exc.status, error=exc)
+                    continue
+            row = new_rows[(kind, value)][0]
+            found[index] = (row["id"], "active")
+        if new_rows:
+            await self.members.register_many(conn, program, list(new_rows.values()))
+        return found
+
+    async def _replay_known(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        outcomes: list[Outcome | None],
+    ) -> dict[int, int]:
+        """Answer retries from their stored answers; returns repeats within the batch as
+        {index: index of the first occurrence}."""
+        keys = [purchase_key(p.external_id) for p in purchases]
+        records = await self.idempotency.find_many(conn, program.id, keys)
+        seen: dict[str, tuple[int, str]] = {}
+        repeats: dict[int, int] = {}
+        for index, purchase in enumerate(purchases):
+            if outcomes[index] is not None:
+                continue
+            key, hash_ = keys[index], request_hash(purchase.model_dump(mode="json"))
+            try:
+                if key in records:
+                    answer = replay(records[key], hash_, key)
+                    outcomes[index] = Outcome(answer.status_code, answer.body, replayed=True)
+                elif key in seen:
+                    # The same purchase twice in one batch: the second is a retry of the first.
+                    first, first_hash = seen[key]
+                    replay(_Hash(first_hash), hash_, key)
+                    repeats[index] = first
+                else:
+                    seen[key] = (index, hash_)
+            except KopilkaError as exc:
+                outcomes[index] = Outcome(exc.status, error=exc)
+        return repeats
+
+    def _process(
+        self,
+        writer: "_PurchaseWriter",
+        program: ProgramContext,
+        balances: dict[BalanceKey, Balance],
+        purchase: PurchaseCreate,
+        member: tuple[UUID, str],
+        explain: bool,
+    ) -> Outcome:
+        member_id, status = member
+        evaluation = evaluate(program.compiled, evaluation_context(purchase, status))
+        purchase_id = new_id()
+        earned = self.ledger.credit_purchase(
+            writer.unit,
+            program,
+            balances,
+            member_id=member_id,
+            purchase_id=str(purchase_id),
+            effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.effects],
+            occurred_at=purchase.occurred_at,
+        )
+        result = PurchaseResult(
+            id=purchase_id,
+            external_id=purchase.external_id,
+            member_id=member_id,
+            occurred_at=purchase.occurred_at,
+            total=purchase.total,
+            earned=[
+                EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
+                for e in earned
+            ],
+            points_earned=sum(e.amount for e in earned if e.currency == "points"),
+            balances=balances_out(balances, member_id, program.settings.currency_codes()),
+            trace=_trace_out(evaluation) if explain else None,
+        )
+        body = result.model_dump(mode="json")
+        writer.add(purchase, purchase_id, member_id, earned, body)
+        return Outcome(201, body)
+
+
+@dataclass(frozen=True)
+class _Hash:
+    request_hash: str
+
+
+class _PurchaseWriter:
+    """Rows of one batch of purchases, written with one multi-row statement per table."""
+
+    def __init__(self, program: ProgramContext, now: datetime) -> None:
+        self.program = program
+        self.now = now
+        self.unit = LedgerUnit(program.id, now)
+        self.purchases: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        purchase: PurchaseCreate,
+        purchase_id: UUID,
+        member_id: UUID,
+        earned: Sequence[Earned],
+        body: dict[str, Any],
+    ) -> None:
+        earned_by_currency: dict[str, int] = {}
+        for e in earned:
+            earned_by_currency[e.currency] = earned_by_currency.get(e.currency, 0) + e.amount
+        self.purchases.append(
+            {
+                "id": purchase_id,
+                "program_id": self.program.id,
+                "member_id": member_id,
+                "external_id": purchase.external_id,
+                "occurred_at": purchase.occurred_at,
+                "store": purchase.store,
+                "channel": purchase.channel,
+                "currency": purchase.currency,
+                "total": purchase.total,
+                "returned_amount": 0,
+                "earned": earned_by_currency,
+                "reversed": {},
+                "created_at": self.now,
+            }
+        )
+        self.lines.extend(
+            {
+                "purchase_id": purchase_id,
+                "member_id": member_id,
+                "line_no": n,
+                "sku": line.sku,
+                "name": line.name,
+                "category": line.category,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "discount": line.discount,
+                "amount": line.amount,
+                "returned_quantity": 0,
+            }
+            for n, line in enumerate(purchase.lines, start=1)
+        )
+        self.outbox.append(
+            {
+                "program_id": self.program.id,
+                "member_id": member_id,
+                "topic": "purchase.recorded",
+                "payload": {
+                    "purchase_id": str(purchase_id),
+                    "external_id": purchase.external_id,
+                    "total": purchase.total,
+                    "earned": earned_by_currency,
+                },
+                "occurred_at": purchase.occurred_at,
+                "created_at": self.now,
+                "published_at": None,
+            }
+        )
+        self.records.append(
+            idempotency_store.row(
+                self.program.id,
+                purchase_key(purchase.external_id),
+                request_hash(purchase.model_dump(mode="json")),
+                201,
+                body,
+                self.now,
+            )
+        )
+
+    async def flush(
+        self,
+        conn: AsyncConnection,
+        events: EventRepository,
+        ledger: LedgerService,
+        idempotency: IdempotencyStore,
+    ) -> None:
+        await events.insert_purchases(conn, self.purchases, self.lines)
+        await self.unit.flush(conn, ledger.repository)
+        await events.insert_outbox(conn, self.outbox)
+        await idempotency.insert(conn, self.records)
+
+
+def return_key(external_id: str) -> str:
+    return f"return:{external_id}"
+
+
+def _money_of_lines(
+    lines: Sequence[Any], request: Sequence[ReturnLineIn]
+) -> tuple[int, dict[int, int]]:
+    """Money returned by returning ``request`` lines, and each line's new returned quantity.
+
+    A line's money is returned cumulatively, floor(amount × returned / quantity), so returning
+    a line one unit at a time gives back exactly what returning it at once does.
+    """
+    returned = {line.id: line.returned_quantity for line in lines}
+    for index, item in enumerate(request):
+        left = item.quantity
+        for line in lines:
+            if line.sku != item.sku or left == 0:
+                continue
+            take = min(left, line.quantity - returned[line.id])
+            returned[line.id] += take
+            left -= take
+        if left:
+            bought = sum(line.quantity for line in lines if line.sku == item.sku)
+            raise InvalidInput(
+                f"returning more of {item.sku!r} than was bought ({bought})",
+                field=f"lines.{index}.quantity",
+            )
+    money = 0
+    for line in lines:
+        before, after = line.returned_quantity, returned[line.id]
+        money += line.amount * after // line.quantity - line.amount * before // line.quantity
+    changed = {
+        k: v
+        for k, v in returned.items()
+        if v != next(line.returned_quantity for line in lines if line.id == k)
+    }
+    return money, changed
+
+
+class ReturnService:
+    def __init__(
+        self,
+        events: EventRepository = event_repository,
+        ledger: LedgerService = ledger_service,
+        idempotency: IdempotencyStore = idempotency_store,
+    ) -> None:
+        self.events = events
+        self.ledger = ledger
+        self.idempotency = idempotency
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        request: ReturnCreate,
+        now: datetime,
+    ) -> Outcome:
+        """Record a return and take back the points it earned, proportionally."""
+        found = await self.events.purchase_by_external_id(
+            conn, program.id, request.purchase_external_id
+        )
+        if found is None:
+            raise NotFound(
+                f"no purchase {request.purchase_external_id!r}", field="purchase_external_id"
+            )
+        balances = await self.ledger.lock(conn, program, [found.member_id], now)
+        key, hash_ = return_key(request.external_id), request_hash(request.model_dump(mode="json"))
+        record = await self.idempotency.find(conn, program.id, key)
+        if record is not None:
+            answer = replay(record, hash_, key)
+            return Outcome(answer.status_code, answer.body, replayed=True)
+        # Re-read under the member lock: another return of this purchase may just have landed.
+        purchase = await self.events.purchase_by_external_id(
+            conn, program.id, request.purchase_external_id
+        )
+        money, line_returns = await self._money(conn, purchase, request)
+        returned_total = purchase.returned_amount + money
+        to_reverse = {
+            currency: proportional_share(
+                earned, int(purchase.reversed.get(currency, 0)), purchase.total, returned_total
+            )
+            for currency, earned in purchase.earned.items()
+        }
+        return_id = new_id()
+        unit = LedgerUnit(program.id, now)
+        reversals = await self.ledger.reverse_purchase(
+            conn,
+            unit,
+            program,
+            balances,
+            member_id=purchase.member_id,
+            purchase_id=str(purchase.id),
+            amounts=to_reverse,
+            return_id=str(return_id),
+            occurred_at=request.occurred_at,
+        )
+        await unit.flush(conn, self.ledger.repository)
+        reversed_now = {c: r.reversed for c, r in reversals.items()}
+        kept = {c: r.not_clawed_back for c, r in reversals.items()}
+        new_reversed = dict(purchase.reversed)
+        for currency in to_reverse:
+            # What the cap policy did not take back counts as settled: a later return of the
+            # same purchase must not try to claw it back again.
+            new_reversed[currency] = (
+                int(new_reversed.get(currency, 0))
+                + reversed_now.get(currency, 0)
+                + kept.get(currency, 0)
+            )
+        await self.events.record_return(
+            conn,
+            purchase.id,
+            {"returned_amount": returned_total, "reversed": new_reversed},
+            line_returns,
+            {
+                "id": return_id,
+                "program_id": program.id,
+                "member_id": purchase.member_id,
+                "purchase_id": purchase.id,
+                "external_id": request.external_id,
+                "occurred_at": request.occurred_at,
+                "amount": money,
+                "reversed": reversed_now,
+                "not_clawed_back": kept,
+                "created_at": now,
+            },
+        )
+        result = ReturnResult(
+            id=return_id,
+            external_id=request.external_id,
+            purchase_external_id=request.purchase_external_id,
+            member_id=purchase.member_id,
+            amount=money,
+            purchase_returned_amount=returned_total,
+            reversed=[
+                ReversedOut(currency=c, reversed=r.reversed, not_clawed_back=r.not_clawed_back)
+                for c, r in sorted(reversals.items())
+            ],
+            balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
+        )
+        body = result.model_dump(mode="json")
+        await self.events.insert_outbox(
+            conn,
+            [
+                {
+                    "program_id": program.id,
+                    "member_id": purchase.member_id,
+                    "topic": "purchase.returned",
+                    "payload": {
+                        "return_id": str(return_id),
+                        "purchase_id": str(purchase.id),
+                        "amount": money,
+                        "reversed": reversed_now,
+                    },
+                    "occurred_at": request.occurred_at,
+                    "created_at": now,
+                    "published_at": None,
+                }
+            ],
+        )
+        await self.idempotency.insert(
+            conn, [self.idempotency.row(program.id, key, hash_, 201, body, now)]
+        )
+        return Outcome(201, body)
+
+    async def _money(
+        self, conn: AsyncConnection, purchase: Any, request: ReturnCreate
+    ) -> tuple[int, dict[int, int]]:
+        left = purchase.total - purchase.returned_amount
+        if request.lines is not None:
+            lines = await self.events.purchase_lines(conn, purchase.id)
+            if not lines:
+                raise InvalidInput("the purchase has no lines: return an amount", field="lines")
+            return _money_of_lines(lines, request.lines)
+        if request.amount is not None:
+            if request.amount > left:
+                raise InvalidInput(
+                    f"amount {request.amount} is more than the {left} not yet returned",
+                    field="amount",
+                )
+            return request.amount, {}
+        if left == 0:
+            raise InvalidInput(
+                "the purchase has already been returned in full", field="purchase_external_id"
+            )
+        return left, {}
+
+
+purchase_service = PurchaseService()
+return_service = ReturnService()

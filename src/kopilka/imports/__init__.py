@@ -1,0 +1,1 @@
+"""Bulk import of purchase history from files (CDNOW purchase logs and Kopilka CSV)."""

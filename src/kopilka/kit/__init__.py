@@ -1,0 +1,1 @@
+"""Shared building blocks: clock, ids, JSON helpers, pagination, idempotency."""

@@ -1,0 +1,83 @@
+"""Idempotency of value-moving requests.
+
+A request carries a key (the ``Idempotency-Key`` header, or the external id of a purchase or
+return). The first request with a key stores its answer in the same transaction as its
+effects; a retry with the same key and the same body gets that answer back and moves
+nothing; the same key with another body is a 409.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import IdempotencyConflict
+from kopilka.kit.canonical import fingerprint
+from kopilka.models import IdempotencyRecord
+from kopilka.models.base import table
+
+idempotency_t = table(IdempotencyRecord)
+
+
+@dataclass(frozen=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+
+
+def request_hash(body: Any) -> str:
+    return fingerprint(body)
+
+
+def replay(record: Any, expected_hash: str, key: str) -> Replay:
+    """The stored answer for ``key``, or a conflict if the new body differs from the first."""
+    if record.request_hash != expected_hash:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was used before with a different request",
+            field="Idempotency-Key",
+        )
+    return Replay(record.status_code, record.response)
+
+
+class IdempotencyStore:
+    async def find_many(
+        self, conn: AsyncConnection, program_id: UUID, keys: Sequence[str]
+    ) -> dict[str, Any]:
+        if not keys:
+            return {}
+        query = select(idempotency_t).where(
+            idempotency_t.c.program_id == program_id, idempotency_t.c.key.in_(list(set(keys)))
+        )
+        return {r.key: r for r in (await conn.execute(query)).all()}
+
+    async def find(self, conn: AsyncConnection, program_id: UUID, key: str) -> Any:
+        return (await self.find_many(conn, program_id, [key])).get(key)
+
+    def row(
+        self,
+        program_id: UUID,
+        key: str,
+        hash_: str,
+        status_code: int,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "program_id": program_id,
+            "key": key,
+            "request_hash": hash_,
+            "status_code": status_code,
+            "response": body,
+            "created_at": now,
+        }
+
+    async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(idempotency_t.insert(), rows)
+
+
+idempotency_store = IdempotencyStore()

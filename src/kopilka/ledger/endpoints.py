@@ -1,0 +1,270 @@
+"""HTTP routes of balances, history, redemptions and adjustments."""
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import InvalidInput
+from kopilka.events.schemas import BalanceOut
+from kopilka.kit.clock import as_utc, clock
+from kopilka.kit.idempotency import idempotency_store, replay, request_hash
+from kopilka.kit.web import (
+    Admin,
+    Cashier,
+    EngineDep,
+    Reader,
+    in_transaction,
+    json_response,
+    read_only,
+)
+from kopilka.ledger.domain import MEMBER_ACCOUNTS, Balance
+from kopilka.ledger.schemas import (
+    AdjustmentCreate,
+    AdjustmentOut,
+    BalanceResponse,
+    CaptureRequest,
+    ChangeOut,
+    EntryOut,
+    ExpiringOut,
+    HistoryPage,
+    RedemptionCreate,
+    RedemptionOut,
+)
+from kopilka.ledger.service import ledger_service, redemption_dict
+from kopilka.members.service import member_service
+from kopilka.programs.service import ProgramContext
+
+router = APIRouter(prefix="/v1", tags=["ledger"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def _balance_out(currency: str, balance: Balance) -> BalanceOut:
+    return BalanceOut(
+        currency=currency, available=balance.available, pending=balance.pending, held=balance.held
+    )
+
+
+@router.get("/members/{member_id}/balance", response_model=BalanceResponse)
+async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> BalanceResponse:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> BalanceResponse:
+        member = await member_service.get(conn, program, member_id)
+        balances = await ledger_service.balances(conn, member_id)
+        expiring = await ledger_service.next_expiring(conn, member_id)
+        return BalanceResponse(
+            member_id=member_id,
+            status=member.status,
+            balances=[
+                _balance_out(c, balances.get(c, Balance()))
+                for c in program.settings.currency_codes()
+            ],
+            next_expiring=[ExpiringOut(currency=c, amount=a, expires_at=e) for c, a, e in expiring],
+        )
+
+    return await read_only(engine, principal, work)
+
+
+def _encode_cursor(created_at: datetime, entry_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{entry_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        created, entry = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), UUID(entry)
+    except ValueError as exc:
+        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
+
+
+@router.get("/members/{member_id}/history", response_model=HistoryPage)
+async def get_history(
+    member_id: UUID,
+    principal: Reader,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> HistoryPage:
+    before = _decode_cursor(cursor) if cursor else None
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> HistoryPage:
+        await member_service.get(conn, program, member_id)
+        rows = await ledger_service.repository.history(conn, member_id, limit=limit, before=before)
+        items = [
+            EntryOut(
+                id=e.id,
+                kind=e.kind,
+                reason=e.reason,
+                reference_type=e.reference_type,
+                reference_id=e.reference_id,
+                occurred_at=as_utc(e.occurred_at),
+                created_at=as_utc(e.created_at),
+                changes=[
+                    ChangeOut(
+                        currency=p.currency, account=p.account, amount=p.amount, rule_id=p.rule_id
+                    )
+                    for p in postings
+                    if p.account in MEMBER_ACCOUNTS
+                ],
+            )
+            for e, postings in rows
+        ]
+        next_cursor = (
+            _encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if len(rows) == limit else None
+        )
+        return HistoryPage(items=items, next_cursor=next_cursor)
+
+    return await read_only(engine, principal, work)
+
+
+def _redemption_out(row: dict[str, Any], balance: Balance) -> dict[str, Any]:
+    data = redemption_dict(row)
+    data["balance"] = _balance_out(data["currency"], balance)
+    return RedemptionOut.model_validate(data).model_dump(mode="json")
+
+
+async def _idempotent(
+    conn: AsyncConnection,
+    program: ProgramContext,
+    key: str | None,
+    body: BaseModel,
+    operation: Any,
+    status_code: int = 201,
+) -> tuple[int, dict[str, Any], bool]:
+    """Run ``operation`` once per key; a retry with the same key replays the first answer."""
+    if key is None:
+        return status_code, await operation(), False
+    hash_ = request_hash({"path": type(body).__name__, "body": body.model_dump(mode="json")})
+    record = await idempotency_store.find(conn, program.id, key)
+    if record is not None:
+        answer = replay(record, hash_, key)
+        return answer.status_code, answer.body, True
+    result = await operation()
+    await idempotency_store.insert(
+        conn, [idempotency_store.row(program.id, key, hash_, status_code, result, clock.now())]
+    )
+    return status_code, result, False
+
+
+@router.post("/redemptions", status_code=201, response_model=RedemptionOut)
+async def create_redemption(
+    body: RedemptionCreate,
+    principal: Cashier,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    key = idempotency_key or (f"redemption:{body.external_id}" if body.external_id else None)
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+        async def operation() -> dict[str, Any]:
+            member_id, status = await member_service.resolve(conn, program, body.member)
+            view = await ledger_service.redeem(
+                conn,
+                program,
+                member_id=member_id,
+                member_status=status,
+                currency=body.currency,
+                amount=body.amount,
+                mode=body.mode,
+                now=clock.now(),
+                reason=body.reason,
+                external_id=body.external_id,
+            )
+            return _redemption_out(view.row, view.balance)
+
+        return await _idempotent(conn, program, key, body, operation)
+
+    status_code, result, replayed = await in_transaction(engine, principal, work)
+    return json_response(result, status_code, replayed=replayed)
+
+
+async def _settle(
+    redemption_id: UUID,
+    principal: Any,
+    engine: Any,
+    key: str | None,
+    body: BaseModel,
+    outcome: str,
+    amount: int | None,
+) -> JSONResponse:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+        async def operation() -> dict[str, Any]:
+            view = await ledger_service.settle_hold(
+                conn,
+                program,
+                redemption_id,
+                capture_amount=amount,
+                now=clock.now(),
+                outcome=outcome,
+            )
+            return _redemption_out(view.row, view.balance)
+
+        scoped_key = f"{outcome}:{redemption_id}:{key}" if key else None
+        return await _idempotent(conn, program, scoped_key, body, operation, 200)
+
+    status_code, result, replayed = await in_transaction(engine, principal, work)
+    return json_response(result, status_code, replayed=replayed)
+
+
+@router.post("/redemptions/{redemption_id}/capture", response_model=RedemptionOut)
+async def capture_redemption(
+    redemption_id: UUID,
+    principal: Cashier,
+    engine: EngineDep,
+    body: CaptureRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    body = body or CaptureRequest()
+    return await _settle(
+        redemption_id, principal, engine, idempotency_key, body, "captured", body.amount
+    )
+
+
+@router.post("/redemptions/{redemption_id}/void", response_model=RedemptionOut)
+async def void_redemption(
+    redemption_id: UUID,
+    principal: Cashier,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _settle(
+        redemption_id, principal, engine, idempotency_key, CaptureRequest(), "voided", None
+    )
+
+
+@router.post("/adjustments", status_code=201, response_model=AdjustmentOut)
+async def create_adjustment(
+    body: AdjustmentCreate,
+    principal: Admin,
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+        async def operation() -> dict[str, Any]:
+            member_id, _ = await member_service.resolve(conn, program, body.member)
+            balance = await ledger_service.adjust(
+                conn,
+                program,
+                member_id=member_id,
+                currency=body.currency,
+                amount=body.amount,
+                reason=body.reason,
+                now=clock.now(),
+                reference_id=idempotency_key,
+            )
+            return AdjustmentOut(
+                member_id=member_id,
+                currency=body.currency,
+                amount=body.amount,
+                reason=body.reason,
+                balance=_balance_out(body.currency, balance),
+            ).model_dump(mode="json")
+
+        return await _idempotent(conn, program, idempotency_key, body, operation)
+
+    status_code, result, replayed = await in_transaction(engine, principal, work)
+    return json_response(result, status_code, replayed=replayed)

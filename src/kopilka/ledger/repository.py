@@ -1,0 +1,347 @@
+"""Every ledger query. Locking is explicit: ``lock=True`` takes row locks on PostgreSQL
+(SQLite has one writer at a time and needs none)."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.kit.clock import as_utc
+from kopilka.ledger.domain import Allocation, Balance, Lot
+from kopilka.models import (
+    JournalEntry,
+    MemberBalance,
+    Posting,
+    Redemption,
+    RedemptionAllocation,
+)
+from kopilka.models import Lot as LotRow
+from kopilka.models.base import table
+
+balances_t = table(MemberBalance)
+lots_t = table(LotRow)
+entries_t = table(JournalEntry)
+postings_t = table(Posting)
+redemptions_t = table(Redemption)
+allocations_t = table(RedemptionAllocation)
+
+BalanceKey = tuple[UUID, str]
+
+
+def _insert(conn: AsyncConnection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def lot_from_row(row: Any) -> Lot:
+    return Lot(
+        id=row.id,
+        amount=row.amount,
+        remaining=row.remaining,
+        status=row.status,
+        earned_at=as_utc(row.earned_at),
+        available_at=as_utc(row.available_at),
+        expires_at=as_utc(row.expires_at) if row.expires_at is not None else None,
+        source_id=row.source_id,
+        rule_id=row.rule_id,
+    )
+
+
+class LedgerRepository:
+    async def lock_balances(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        member_ids: Iterable[UUID],
+        currencies: Sequence[str],
+        now: datetime,
+    ) -> dict[BalanceKey, Balance]:
+        """Lock (and create where missing) the balance rows of these members.
+
+        Rows are locked in (member, currency) order so that two transactions touching the
+        same members never wait on each other in a cycle.
+        """
+        ids = sorted(set(member_ids))
+        if not ids:
+            return {}
+        found = await self._select_balances(conn, ids, lock=True)
+        missing = [(m, c) for m in ids for c in currencies if (m, c) not in found]
+        if missing:
+            await conn.execute(
+                _insert(conn, balances_t).on_conflict_do_nothing(),
+                [
+                    {
+                        "member_id": m,
+                        "currency": c,
+                        "program_id": program_id,
+                        "available": 0,
+                        "pending": 0,
+                        "held": 0,
+                        "updated_at": now,
+                    }
+                    for m, c in missing
+                ],
+            )
+            found = await self._select_balances(conn, ids, lock=True)
+        return found
+
+    async def _select_balances(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID], *, lock: bool
+    ) -> dict[BalanceKey, Balance]:
+        query = (
+            select(
+                balances_t.c.member_id,
+                balances_t.c.currency,
+                balances_t.c.available,
+                balances_t.c.pending,
+                balances_t.c.held,
+            )
+            .where(balances_t.c.member_id.in_(member_ids))
+            .order_by(balances_t.c.member_id, balances_t.c.currency)
+        )
+        if lock:
+            query = query.with_for_update()
+        rows = (await conn.execute(query)).all()
+        return {(r.member_id, r.currency): Balance(r.available, r.pending, r.held) for r in rows}
+
+    async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
+        found = await self._select_balances(conn, [member_id], lock=False)
+        return {currency: balance for (_, currency), balance in found.items()}
+
+    async def open_lots(
+        self, conn: AsyncConnection, member_id: UUID, currency: str, *, lock: bool
+    ) -> list[Lot]:
+        """Lots that still hold points, plus pending ones (a pending lot may be empty)."""
+        query = select(lots_t).where(
+            lots_t.c.member_id == member_id,
+            lots_t.c.currency == currency,
+            or_(lots_t.c.remaining > 0, lots_t.c.status == "pending"),
+        )
+        if lock:
+            query = query.with_for_update()
+        return [lot_from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def lots_by_ids(self, conn: AsyncConnection, lot_ids: Sequence[UUID]) -> list[Lot]:
+        if not lot_ids:
+            return []
+        rows = (await conn.execute(select(lots_t).where(lots_t.c.id.in_(lot_ids)))).all()
+        return [lot_from_row(r) for r in rows]
+
+    async def next_expiring(
+        self, conn: AsyncConnection, member_id: UUID, limit: int = 3
+    ) -> list[tuple[str, int, datetime]]:
+        query = (
+            select(lots_t.c.currency, func.sum(lots_t.c.remaining), lots_t.c.expires_at)
+            .where(
+                lots_t.c.member_id == member_id,
+                lots_t.c.remaining > 0,
+                lots_t.c.status == "available",
+                lots_t.c.expires_at.is_not(None),
+            )
+            .group_by(lots_t.c.currency, lots_t.c.expires_at)
+            .order_by(lots_t.c.expires_at)
+            .limit(limit)
+        )
+        return [(r[0], int(r[1]), as_utc(r[2])) for r in (await conn.execute(query)).all()]
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def insert_entries(
+        self, conn: AsyncConnection, entries: list[dict[str, Any]], postings: list[dict[str, Any]]
+    ) -> None:
+        if entries:
+            await conn.execute(entries_t.insert(), entries)
+        if postings:
+            await conn.execute(postings_t.insert(), postings)
+
+    async def insert_lots(self, conn: AsyncConnection, lots: list[dict[str, Any]]) -> None:
+        if lots:
+            await conn.execute(lots_t.insert(), lots)
+
+    async def update_lots(self, conn: AsyncConnection, lots: Sequence[Lot]) -> None:
+        if not lots:
+            return
+        statement = (
+            update(lots_t)
+            .where(lots_t.c.id == bindparam("lot_id"))
+            .values(remaining=bindparam("new_remaining"), status=bindparam("new_status"))
+        )
+        await conn.execute(
+            statement,
+            [
+                {"lot_id": lot.id, "new_remaining": lot.remaining, "new_status": lot.status}
+                for lot in lots
+            ],
+        )
+
+    async def update_balances(
+        self, conn: AsyncConnection, balances: dict[BalanceKey, Balance], now: datetime
+    ) -> None:
+        if not balances:
+            return
+        statement = (
+            update(balances_t)
+            .where(
+                and_(
+                    balances_t.c.member_id == bindparam("key_member"),
+                    balances_t.c.currency == bindparam("key_currency"),
+                )
+            )
+            .values(
+                available=bindparam("new_available"),
+                pending=bindparam("new_pending"),
+                held=bindparam("new_held"),
+                updated_at=bindparam("new_updated_at"),
+            )
+        )
+        await conn.execute(
+            statement,
+            [
+                {
+                    "key_member": m,
+                    "key_currency": c,
+                    "new_available": b.available,
+                    "new_pending": b.pending,
+                    "new_held": b.held,
+                    "new_updated_at": now,
+                }
+                for (m, c), b in balances.items()
+            ],
+        )
+
+    # --- redemptions ---------------------------------------------------------------------
+
+    async def insert_redemption(
+        self, conn: AsyncConnection, row: dict[str, Any], allocations: list[dict[str, Any]]
+    ) -> None:
+        await conn.execute(redemptions_t.insert(), row)
+        if allocations:
+            await conn.execute(allocations_t.insert(), allocations)
+
+    async def get_redemption(
+        self, conn: AsyncConnection, program_id: UUID, redemption_id: UUID
+    ) -> Any:
+        query = select(redemptions_t).where(
+            redemptions_t.c.id == redemption_id, redemptions_t.c.program_id == program_id
+        )
+        return (await conn.execute(query)).one_or_none()
+
+    async def allocations(self, conn: AsyncConnection, redemption_id: UUID) -> list[Allocation]:
+        query = (
+            select(allocations_t.c.lot_id, allocations_t.c.amount)
+            .where(allocations_t.c.redemption_id == redemption_id)
+            .order_by(allocations_t.c.id)
+        )
+        return [Allocation(r.lot_id, r.amount) for r in (await conn.execute(query)).all()]
+
+    async def set_redemption_status(
+        self,
+        conn: AsyncConnection,
+        redemption_id: UUID,
+        status: str,
+        captured: int,
+        now: datetime,
+    ) -> None:
+        await conn.execute(
+            update(redemptions_t)
+            .where(redemptions_t.c.id == redemption_id)
+            .values(status=status, captured_amount=captured, updated_at=now)
+        )
+
+    async def open_holds(
+        self, conn: AsyncConnection, member_id: UUID, currency: str
+    ) -> list[tuple[int, list[Allocation]]]:
+        rows = (
+            await conn.execute(
+                select(redemptions_t.c.id, redemptions_t.c.amount).where(
+                    redemptions_t.c.member_id == member_id,
+                    redemptions_t.c.currency == currency,
+                    redemptions_t.c.status == "held",
+                )
+            )
+        ).all()
+        return [(r.amount, await self.allocations(conn, r.id)) for r in rows]
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    async def members_with_expired_lots(
+        self, conn: AsyncConnection, program_id: UUID, as_of: datetime, limit: int
+    ) -> list[UUID]:
+        query = (
+            select(lots_t.c.member_id)
+            .distinct()
+            .where(
+                lots_t.c.program_id == program_id,
+                lots_t.c.remaining > 0,
+                lots_t.c.status == "available",
+                lots_t.c.expires_at <= as_of,
+            )
+            .limit(limit)
+        )
+        return [r[0] for r in (await conn.execute(query)).all()]
+
+    async def members_with_due_pending(
+        self, conn: AsyncConnection, program_id: UUID, as_of: datetime, limit: int
+    ) -> list[UUID]:
+        query = (
+            select(lots_t.c.member_id)
+            .distinct()
+            .where(
+                lots_t.c.program_id == program_id,
+                lots_t.c.status == "pending",
+                lots_t.c.available_at <= as_of,
+            )
+            .limit(limit)
+        )
+        return [r[0] for r in (await conn.execute(query)).all()]
+
+    async def due_holds(
+        self, conn: AsyncConnection, program_id: UUID, as_of: datetime, limit: int
+    ) -> list[UUID]:
+        query = (
+            select(redemptions_t.c.id)
+            .where(
+                redemptions_t.c.program_id == program_id,
+                redemptions_t.c.status == "held",
+                redemptions_t.c.hold_expires_at <= as_of,
+            )
+            .order_by(redemptions_t.c.hold_expires_at)
+            .limit(limit)
+        )
+        return [r[0] for r in (await conn.execute(query)).all()]
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(
+        self,
+        conn: AsyncConnection,
+        member_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[tuple[Any, list[Any]]]:
+        query = select(entries_t).where(entries_t.c.member_id == member_id)
+        if before is not None:
+            query = query.where(tuple_(entries_t.c.created_at, entries_t.c.id) < tuple_(*before))
+        query = query.order_by(entries_t.c.created_at.desc(), entries_t.c.id.desc()).limit(limit)
+        entries = (await conn.execute(query)).all()
+        if not entries:
+            return []
+        postings = (
+            await conn.execute(
+                select(postings_t)
+                .where(postings_t.c.entry_id.in_([e.id for e in entries]))
+                .order_by(postings_t.c.id)
+            )
+        ).all()
+        by_entry: dict[UUID, list[Any]] = {}
+        for posting in postings:
+            by_entry.setdefault(posting.entry_id, []).append(posting)
+        return [(entry, by_entry.get(entry.id, [])) for entry in entries]
+
+
+ledger_repository = LedgerRepository()

@@ -1,0 +1,508 @@
+"""Ledger operations: load a member's state under its lock, apply pure domain maths, write
+what changed as journal entries, postings, lots and balances. Never commits."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, InvalidInput, MemberBlocked, NotFound
+from kopilka.kit.clock import as_utc
+from kopilka.kit.ids import new_id
+from kopilka.ledger import domain
+from kopilka.ledger.domain import Account, Balance, Lot, Posting
+from kopilka.ledger.repository import BalanceKey, LedgerRepository, ledger_repository
+from kopilka.programs.domain import expires_at
+from kopilka.programs.service import ProgramContext
+
+
+class LedgerUnit:
+    """The ledger changes of one transaction, written together by :meth:`flush`.
+
+    One purchase or ten thousand, the rows go out as a handful of multi-row statements.
+    """
+
+    def __init__(self, program_id: UUID, now: datetime) -> None:
+        self.program_id = program_id
+        self.now = now
+        self.entries: list[dict[str, Any]] = []
+        self.postings: list[dict[str, Any]] = []
+        self.new_lots: list[dict[str, Any]] = []
+        self.changed_lots: dict[UUID, Lot] = {}
+        self.balances: dict[BalanceKey, Balance] = {}
+
+    def add_entry(
+        self,
+        member_id: UUID,
+        kind: str,
+        legs: Sequence[tuple[str, Sequence[Posting]]],
+        *,
+        occurred_at: datetime,
+        reason: str | None = None,
+        reference_type: str | None = None,
+        reference_id: str | None = None,
+    ) -> UUID:
+        for currency, postings in legs:
+            assert domain.entry_is_balanced(postings), f"unbalanced {kind} entry in {currency}"
+        entry_id = new_id()
+        self.entries.append(
+            {
+                "id": entry_id,
+                "program_id": self.program_id,
+                "member_id": member_id,
+                "kind": kind,
+                "reason": reason,
+                "reference_type": reference_type,
+                "reference_id": reference_id,
+                "program_version": None,
+                "occurred_at": occurred_at,
+                "created_at": self.now,
+            }
+        )
+        for currency, postings in legs:
+            self.postings.extend(
+                {
+                    "entry_id": entry_id,
+                    "program_id": self.program_id,
+                    "member_id": member_id,
+                    "account": p.account.value,
+                    "currency": currency,
+                    "amount": p.amount,
+                    "rule_id": p.rule_id,
+                }
+                for p in postings
+            )
+        return entry_id
+
+    def add_lot(self, member_id: UUID, currency: str, lot: Lot, entry_id: UUID) -> None:
+        self.new_lots.append(
+            {
+                "id": lot.id,
+                "program_id": self.program_id,
+                "member_id": member_id,
+                "currency": currency,
+                "entry_id": entry_id,
+                "source_id": lot.source_id,
+                "rule_id": lot.rule_id,
+                "amount": lot.amount,
+                "remaining": lot.remaining,
+                "status": lot.status,
+                "earned_at": lot.earned_at,
+                "available_at": lot.available_at,
+                "expires_at": lot.expires_at,
+            }
+        )
+
+    def track(self, key: BalanceKey, balance: Balance, lots: Iterable[Lot] = ()) -> None:
+        self.balances[key] = balance
+        for lot in lots:
+            self.changed_lots[lot.id] = lot
+
+    async def flush(self, conn: AsyncConnection, repository: LedgerRepository) -> None:
+        await repository.insert_entries(conn, self.entries, self.postings)
+        await repository.insert_lots(conn, self.new_lots)
+        await repository.update_lots(conn, [lot for lot in self.changed_lots.values() if lot.dirty])
+        await repository.update_balances(conn, self.balances, self.now)
+
+
+@dataclass(frozen=True)
+class RedemptionView:
+    row: dict[str, Any]
+    balance: Balance
+
+
+@dataclass(frozen=True)
+class Earned:
+    """Points of one rule credited by one purchase."""
+
+    rule_id: str
+    currency: str
+    amount: int
+    status: str  # pending | available
+
+
+def _require_currency(program: ProgramContext, currency: str) -> None:
+    if currency not in program.settings.currency_codes():
+        raise InvalidInput(
+            f"currency {currency!r} is not one of {program.settings.currency_codes()}",
+            field="currency",
+        )
+
+
+class LedgerService:
+    def __init__(self, repository: LedgerRepository = ledger_repository) -> None:
+        self.repository = repository
+
+    # --- earning (many members at once: the purchase path and imports) ------------------
+
+    async def lock(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: Iterable[UUID],
+        now: datetime,
+    ) -> dict[BalanceKey, Balance]:
+        return await self.repository.lock_balances(
+            conn, program.id, member_ids, program.settings.currency_codes(), now
+        )
+
+    def credit_purchase(
+        self,
+        unit: LedgerUnit,
+        program: ProgramContext,
+        balances: dict[BalanceKey, Balance],
+        *,
+        member_id: UUID,
+        purchase_id: str,
+        effects: Sequence[tuple[str, str, int]],
+        occurred_at: datetime,
+    ) -> list[Earned]:
+        """Credit what the rules gave a purchase: one entry, one lot per rule and currency.
+
+        Points are earned at the purchase's time (so a back-filled year expires as it would
+        have), pending for the program's return window from that time.
+        """
+        if not effects:
+            return []
+        settings = program.settings
+        available_from = occurred_at + timedelta(days=settings.pending_days)
+        expiry = expires_at(settings.expiry, occurred_at, settings.timezone)
+        legs: list[tuple[str, list[Posting]]] = []
+        lots: list[tuple[str, Lot]] = []
+        earned: list[Earned] = []
+        for rule_id, currency, amount in effects:
+            balance = balances[(member_id, currency)]
+            postings, lot = domain.earn(
+                balance,
+                lot_id=new_id(),
+                amount=amount,
+                now=occurred_at,
+                available_at=max(available_from, occurred_at),
+                expires_at=expiry,
+                source_id=purchase_id,
+                rule_id=rule_id,
+            )
+            # A lot that would already be releasable at ingest (back-fill) is released now,
+            # so imports of history end in the state live traffic would have produced.
+            if lot.status == "pending" and lot.available_at <= unit.now:
+                postings += domain.release(balance, [lot], unit.now)
+            legs.append((currency, postings))
+            lots.append((currency, lot))
+            unit.track((member_id, currency), balance)
+            earned.append(Earned(rule_id, currency, amount, lot.status))
+        entry_id = unit.add_entry(
+            member_id,
+            "earn",
+            legs,
+            occurred_at=occurred_at,
+            reference_type="purchase",
+            reference_id=purchase_id,
+        )
+        for currency, lot in lots:
+            unit.add_lot(member_id, currency, lot, entry_id)
+        return earned
+
+    # --- returns -------------------------------------------------------------------------
+
+    async def reverse_purchase(
+        self,
+        conn: AsyncConnection,
+        unit: LedgerUnit,
+        program: ProgramContext,
+        balances: dict[BalanceKey, Balance],
+        *,
+        member_id: UUID,
+        purchase_id: str,
+        amounts: dict[str, int],
+        return_id: str,
+        occurred_at: datetime,
+    ) -> dict[str, domain.Reversal]:
+        """Take back ``amounts`` (per currency) of the points a returned purchase earned."""
+        results: dict[str, domain.Reversal] = {}
+        legs: list[tuple[str, list[Posting]]] = []
+        for currency, amount in sorted(amounts.items()):
+            if amount <= 0:
+                continue
+            balance = balances[(member_id, currency)]
+            lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
+            own = [lot for lot in lots if lot.source_id == purchase_id]
+            others = [lot for lot in lots if lot.source_id != purchase_id]
+            reversal = domain.reverse(balance, own, others, amount, program.settings.clawback)
+            results[currency] = reversal
+            unit.track((member_id, currency), balance, lots)
+            if reversal.postings:
+                legs.append((currency, reversal.postings))
+        if legs:
+            unit.add_entry(
+                member_id,
+                "return",
+                legs,
+                occurred_at=occurred_at,
+                reference_type="return",
+                reference_id=return_id,
+                reason=f"return of purchase {purchase_id}",
+            )
+        return results
+
+    # --- redemptions ---------------------------------------------------------------------
+
+    async def redeem(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        member_id: UUID,
+        member_status: str,
+        currency: str,
+        amount: int,
+        mode: str,
+        now: datetime,
+        reason: str | None,
+        external_id: str | None,
+    ) -> RedemptionView:
+        """Spend points in one step (``mode="one_step"``) or put them on hold (``"hold"``)."""
+        _require_currency(program, currency)
+        if member_status != "active":
+            raise MemberBlocked("a blocked member cannot spend points", field="member")
+        balances = await self.lock(conn, program, [member_id], now)
+        balance = balances[(member_id, currency)]
+        lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
+        if mode == "hold":
+            postings, allocations = domain.hold(balance, lots, amount)
+            status, hold_until = "held", now + timedelta(minutes=program.settings.hold_minutes)
+        else:
+            postings, allocations = domain.redeem(balance, lots, amount)
+            status, hold_until = "completed", None
+        redemption_id = new_id()
+        row = {
+            "id": redemption_id,
+            "program_id": program.id,
+            "member_id": member_id,
+            "currency": currency,
+            "amount": amount,
+            "captured_amount": amount if status == "completed" else 0,
+            "status": status,
+            "reason": reason,
+            "external_id": external_id,
+            "hold_expires_at": hold_until,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self.repository.insert_redemption(
+            conn,
+            row,
+            [
+                {
+                    "redemption_id": redemption_id,
+                    "member_id": member_id,
+                    "lot_id": a.lot_id,
+                    "amount": a.amount,
+                }
+                for a in allocations
+            ],
+        )
+        unit = LedgerUnit(program.id, now)
+        unit.track((member_id, currency), balance, lots)
+        unit.add_entry(
+            member_id,
+            "hold" if mode == "hold" else "redeem",
+            [(currency, postings)],
+            occurred_at=now,
+            reason=reason,
+            reference_type="redemption",
+            reference_id=str(redemption_id),
+        )
+        await unit.flush(conn, self.repository)
+        return RedemptionView(row, balance)
+
+    async def settle_hold(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        redemption_id: UUID,
+        *,
+        capture_amount: int | None,
+        now: datetime,
+        outcome: str,
+    ) -> RedemptionView:
+        """Capture (all or part of) a hold, or void it (``outcome`` voided / expired)."""
+        found = await self.repository.get_redemption(conn, program.id, redemption_id)
+        if found is None:
+            raise NotFound(f"redemption {redemption_id} not found")
+        member_id, currency = found.member_id, found.currency
+        balances = await self.lock(conn, program, [member_id], now)
+        # Re-read under the member lock: a concurrent capture or void may have settled it.
+        row = await self.repository.get_redemption(conn, program.id, redemption_id)
+        if row.status != "held":
+            raise Conflict(
+                f"redemption is {row.status}, not held",
+                field="status",
+                redemption_status=row.status,
+            )
+        balance = balances[(member_id, currency)]
+        allocations = await self.repository.allocations(conn, redemption_id)
+        lots = await self.repository.lots_by_ids(conn, [a.lot_id for a in allocations])
+        lots_by_id = {lot.id: lot for lot in lots}
+        if outcome == "captured":
+            captured = row.amount if capture_amount is None else capture_amount
+            postings = domain.capture(balance, lots_by_id, allocations, row.amount, captured)
+        else:
+            captured = 0
+            postings = domain.void(balance, lots_by_id, allocations, row.amount)
+        await self.repository.set_redemption_status(conn, redemption_id, outcome, captured, now)
+        unit = LedgerUnit(program.id, now)
+        unit.track((member_id, currency), balance, lots)
+        kind = "capture" if outcome == "captured" else "void"
+        unit.add_entry(
+            member_id,
+            kind,
+            [(currency, postings)],
+            occurred_at=now,
+            reference_type="redemption",
+            reference_id=str(redemption_id),
+            reason=f"hold {outcome}",
+        )
+        await unit.flush(conn, self.repository)
+        view = dict(row._mapping) | {
+            "status": outcome,
+            "captured_amount": captured,
+            "updated_at": now,
+        }
+        return RedemptionView(view, balance)
+
+    # --- adjustments ---------------------------------------------------------------------
+
+    async def adjust(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        member_id: UUID,
+        currency: str,
+        amount: int,
+        reason: str,
+        now: datetime,
+        reference_id: str | None,
+    ) -> Balance:
+        """A manual credit (new available lot) or debit (spent like a redemption)."""
+        _require_currency(program, currency)
+        if amount == 0:
+            raise InvalidInput("amount must not be zero", field="amount")
+        balances = await self.lock(conn, program, [member_id], now)
+        balance = balances[(member_id, currency)]
+        unit = LedgerUnit(program.id, now)
+        if amount > 0:
+            expiry = expires_at(program.settings.expiry, now, program.settings.timezone)
+            postings, lot = domain.earn(
+                balance,
+                lot_id=new_id(),
+                amount=amount,
+                now=now,
+                available_at=now,
+                expires_at=expiry,
+                source_id=reference_id,
+                rule_id=None,
+                source_account=Account.ADJUSTMENTS,
+            )
+            unit.track((member_id, currency), balance)
+            entry_id = unit.add_entry(
+                member_id,
+                "adjust",
+                [(currency, postings)],
+                occurred_at=now,
+                reason=reason,
+                reference_type="adjustment",
+                reference_id=reference_id,
+            )
+            unit.add_lot(member_id, currency, lot, entry_id)
+        else:
+            lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
+            postings, _ = domain.redeem(balance, lots, -amount, sink=Account.ADJUSTMENTS)
+            unit.track((member_id, currency), balance, lots)
+            unit.add_entry(
+                member_id,
+                "adjust",
+                [(currency, postings)],
+                occurred_at=now,
+                reason=reason,
+                reference_type="adjustment",
+                reference_id=reference_id,
+            )
+        await unit.flush(conn, self.repository)
+        return balance
+
+    # --- scheduled jobs (one member per call, under its lock) ----------------------------
+
+    async def expire_member(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        as_of: datetime,
+        now: datetime,
+    ) -> int:
+        return await self._per_currency(
+            conn, program, member_id, now, "expire", lambda b, lots: domain.expire(b, lots, as_of)
+        )
+
+    async def release_member(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        as_of: datetime,
+        now: datetime,
+    ) -> int:
+        return await self._per_currency(
+            conn, program, member_id, now, "release", lambda b, lots: domain.release(b, lots, as_of)
+        )
+
+    async def _per_currency(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        now: datetime,
+        kind: str,
+        operation: Any,
+    ) -> int:
+        balances = await self.lock(conn, program, [member_id], now)
+        unit = LedgerUnit(program.id, now)
+        moved = 0
+        legs: list[tuple[str, list[Posting]]] = []
+        for currency in program.settings.currency_codes():
+            balance = balances[(member_id, currency)]
+            lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
+            postings: list[Posting] = operation(balance, lots)
+            if postings:
+                legs.append((currency, postings))
+                moved += sum(p.amount for p in postings if p.amount > 0)
+                unit.track((member_id, currency), balance, lots)
+        if legs:
+            unit.add_entry(member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}")
+            await unit.flush(conn, self.repository)
+        return moved
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
+        return await self.repository.balances(conn, member_id)
+
+    async def next_expiring(
+        self, conn: AsyncConnection, member_id: UUID
+    ) -> list[tuple[str, int, datetime]]:
+        return await self.repository.next_expiring(conn, member_id)
+
+
+def redemption_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+    for key in ("created_at", "updated_at", "hold_expires_at"):
+        if data.get(key) is not None:
+            data[key] = as_utc(data[key])
+    return data
+
+
+ledger_service = LedgerService()

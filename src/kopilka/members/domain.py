@@ -1,0 +1,94 @@
+"""Pure rules for member identifiers: phone and e-mail normalisation, card numbers."""
+
+import secrets
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from kopilka.errors import InvalidInput
+
+CARD_PREFIX = "77"
+CARD_LENGTH = 16  # prefix + random digits + Luhn check digit
+
+
+def normalise_phone(raw: str, default_region: str = "RU") -> str:
+    """E.164 form of a phone number (``+79161234567``); 422 naming ``phone`` if invalid."""
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput(f"phone {raw!r} is not a phone number", field="phone") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidInput(f"phone {raw!r} is not a valid number", field="phone")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalise_email(raw: str) -> str:
+    """Lower-cased, syntax-checked e-mail; no DNS look-up (the till may be offline)."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email {raw!r} is not valid: {exc}", field="email") from exc
+    return str(result.normalized).lower()
+
+
+def luhn_check_digit(digits: str) -> int:
+    """The digit that makes ``digits + check`` pass the Luhn test (catches any single typo
+    and most transpositions at the till)."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 0:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return (10 - total % 10) % 10
+
+
+def is_valid_card(number: str) -> bool:
+    return (
+        len(number) == CARD_LENGTH
+        and number.isdigit()
+        and luhn_check_digit(number[:-1]) == int(number[-1])
+    )
+
+
+def generate_card_number() -> str:
+    body = CARD_PREFIX + "".join(
+        secrets.choice("0123456789") for _ in range(CARD_LENGTH - len(CARD_PREFIX) - 1)
+    )
+    return body + str(luhn_check_digit(body))
+
+
+def normalise_card(raw: str) -> str:
+    number = raw.replace(" ", "").replace("-", "")
+    if not is_valid_card(number):
+        raise InvalidInput(f"card {raw!r} is not a valid card number", field="card")
+    return number
+
+
+def normalise_identifier(kind: str, value: str) -> str:
+    """The stored form of an identifier of ``kind``, so look-ups match however it was typed."""
+    if kind == "phone":
+        return normalise_phone(value)
+    if kind == "email":
+        return normalise_email(value)
+    if kind == "card":
+        return normalise_card(value)
+    value = value.strip()
+    if not value:
+        raise InvalidInput(f"{kind} must not be empty", field=kind)
+    return value
+
+
+def guess_identifier_kind(value: str) -> str:
+    """Which kind of identifier a bare look-up value is: a card passes the Luhn check, an
+    e-mail has an @, a phone starts with + or is mostly digits; anything else is external."""
+    compact = value.replace(" ", "").replace("-", "")
+    if is_valid_card(compact):
+        return "card"
+    if "@" in value:
+        return "email"
+    if compact.startswith("+") or (compact.isdigit() and 10 <= len(compact) <= 12):
+        return "phone"
+    return "external_id"

@@ -1,0 +1,129 @@
+"""HTTP routes of members: parse, one service call, schema."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from kopilka.errors import InvalidInput
+from kopilka.kit.clock import clock
+from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
+from kopilka.members import domain
+from kopilka.members.schemas import (
+    Member,
+    MemberCreate,
+    MemberRef,
+    MemberStatusChange,
+    MemberUpdate,
+)
+from kopilka.members.service import member_service
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+    next_cursor: str | None = None
+
+
+def ref_from_query(
+    identifier: str | None,
+    card: str | None,
+    phone: str | None,
+    email: str | None,
+    external_id: str | None,
+) -> MemberRef:
+    given = {
+        k: v
+        for k, v in {
+            "card": card,
+            "phone": phone,
+            "email": email,
+            "external_id": external_id,
+        }.items()
+        if v
+    }
+    if identifier:
+        given[domain.guess_identifier_kind(identifier)] = identifier
+    if len(given) != 1:
+        raise InvalidInput(
+            "give exactly one of identifier, card, phone, email, external_id", field="identifier"
+        )
+    return MemberRef.model_validate(given)
+
+
+@router.post("", status_code=201, response_model=Member)
+async def register_member(body: MemberCreate, principal: Cashier, engine: EngineDep) -> Member:
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: member_service.register(conn, program, body, clock.now()),
+    )
+
+
+@router.get("", response_model=MemberList)
+async def find_members(
+    principal: Reader,
+    engine: EngineDep,
+    identifier: Annotated[
+        str | None, Query(description="Card, phone, e-mail or external id")
+    ] = None,
+    card: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    external_id: str | None = None,
+) -> MemberList:
+    ref = ref_from_query(identifier, card, phone, email, external_id)
+
+    async def work(conn, program):  # type: ignore[no-untyped-def]
+        found = await member_service.resolve_many(conn, program, [ref])
+        if found[0] is None:
+            return MemberList(items=[])
+        return MemberList(items=[await member_service.get(conn, program, found[0][0])])
+
+    return await read_only(engine, principal, work)
+
+
+@router.get("/{member_id}", response_model=Member)
+async def get_member(member_id: UUID, principal: Reader, engine: EngineDep) -> Member:
+    return await read_only(
+        engine, principal, lambda conn, program: member_service.get(conn, program, member_id)
+    )
+
+
+@router.patch("/{member_id}", response_model=Member)
+async def update_member(
+    member_id: UUID, body: MemberUpdate, principal: Cashier, engine: EngineDep
+) -> Member:
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: member_service.update(conn, program, member_id, body, clock.now()),
+    )
+
+
+@router.post("/{member_id}/block", response_model=Member)
+async def block_member(
+    member_id: UUID, body: MemberStatusChange, principal: Admin, engine: EngineDep
+) -> Member:
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: member_service.set_status(
+            conn, program, member_id, "blocked", body.reason, clock.now()
+        ),
+    )
+
+
+@router.post("/{member_id}/unblock", response_model=Member)
+async def unblock_member(
+    member_id: UUID, body: MemberStatusChange, principal: Admin, engine: EngineDep
+) -> Member:
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: member_service.set_status(
+            conn, program, member_id, "active", body.reason, clock.now()
+        ),
+    )

@@ -1,0 +1,114 @@
+"""Every member query."""
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.models import Member, MemberIdentifier
+from kopilka.models.base import table
+
+members_t = table(Member)
+identifiers_t = table(MemberIdentifier)
+
+
+class MemberRepository:
+    async def insert(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[dict[str, Any]],
+        identifiers: Sequence[dict[str, Any]],
+    ) -> None:
+        if rows:
+            await conn.execute(members_t.insert(), list(rows))
+        if identifiers:
+            await conn.execute(identifiers_t.insert(), list(identifiers))
+
+    async def get(self, conn: AsyncConnection, program_id: UUID, member_id: UUID) -> Any:
+        query = select(members_t).where(
+            members_t.c.id == member_id, members_t.c.program_id == program_id
+        )
+        return (await conn.execute(query)).one_or_none()
+
+    async def identifiers(self, conn: AsyncConnection, member_id: UUID) -> list[tuple[str, str]]:
+        query = (
+            select(identifiers_t.c.kind, identifiers_t.c.value)
+            .where(identifiers_t.c.member_id == member_id)
+            .order_by(identifiers_t.c.id)
+        )
+        return [(r.kind, r.value) for r in (await conn.execute(query)).all()]
+
+    async def find_ids(
+        self, conn: AsyncConnection, program_id: UUID, kind: str, values: Sequence[str]
+    ) -> dict[str, tuple[UUID, str]]:
+        """value → (member id, status) for the identifiers of ``kind`` that exist."""
+        if not values:
+            return {}
+        query = (
+            select(identifiers_t.c.value, members_t.c.id, members_t.c.status)
+            .join(members_t, members_t.c.id == identifiers_t.c.member_id)
+            .where(
+                identifiers_t.c.program_id == program_id,
+                identifiers_t.c.kind == kind,
+                identifiers_t.c.value.in_(list(set(values))),
+            )
+        )
+        return {r.value: (r.id, r.status) for r in (await conn.execute(query)).all()}
+
+    async def statuses(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        if not member_ids:
+            return {}
+        query = select(members_t.c.id, members_t.c.status).where(
+            members_t.c.program_id == program_id, members_t.c.id.in_(list(set(member_ids)))
+        )
+        return {r.id: r.status for r in (await conn.execute(query)).all()}
+
+    async def taken_identifiers(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        pairs: Sequence[tuple[str, str]],
+        exclude_member: UUID | None = None,
+    ) -> list[tuple[str, str]]:
+        taken: list[tuple[str, str]] = []
+        for kind, value in pairs:
+            query = select(identifiers_t.c.member_id).where(
+                identifiers_t.c.program_id == program_id,
+                identifiers_t.c.kind == kind,
+                identifiers_t.c.value == value,
+            )
+            if exclude_member is not None:
+                query = query.where(identifiers_t.c.member_id != exclude_member)
+            if (await conn.execute(query)).first() is not None:
+                taken.append((kind, value))
+        return taken
+
+    async def update(self, conn: AsyncConnection, member_id: UUID, values: dict[str, Any]) -> None:
+        await conn.execute(update(members_t).where(members_t.c.id == member_id).values(**values))
+
+    async def replace_identifier(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        member_id: UUID,
+        kind: str,
+        value: str | None,
+    ) -> None:
+        await conn.execute(
+            delete(identifiers_t).where(
+                identifiers_t.c.member_id == member_id, identifiers_t.c.kind == kind
+            )
+        )
+        if value is not None:
+            await conn.execute(
+                identifiers_t.insert().values(
+                    program_id=program_id, member_id=member_id, kind=kind, value=value
+                )
+            )
+
+
+member_repository = MemberRepository()

@@ -1,0 +1,206 @@
+"""Member registration, look-up, profile changes, block and unblock. Never commits."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, InvalidInput, NotFound
+from kopilka.kit.ids import new_id
+from kopilka.members import domain
+from kopilka.members.repository import MemberRepository, member_repository
+from kopilka.members.schemas import (
+    Consents,
+    Identifier,
+    Member,
+    MemberCreate,
+    MemberRef,
+    MemberUpdate,
+)
+from kopilka.programs.service import ProgramContext
+
+
+def _identifier_pairs(data: MemberCreate, card: str) -> list[tuple[str, str]]:
+    pairs = [("card", card)]
+    if data.phone:
+        pairs.append(("phone", domain.normalise_phone(data.phone)))
+    if data.email:
+        pairs.append(("email", domain.normalise_email(data.email)))
+    if data.external_id:
+        pairs.append(("external_id", data.external_id.strip()))
+    return pairs
+
+
+class MemberService:
+    def __init__(self, repository: MemberRepository = member_repository) -> None:
+        self.repository = repository
+
+    def build(
+        self, program: ProgramContext, data: MemberCreate, now: datetime
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Validate and normalise a registration into rows, without touching storage."""
+        card = domain.normalise_card(data.card) if data.card else domain.generate_card_number()
+        pairs = _identifier_pairs(data, card)
+        member_id = new_id()
+        values = dict(pairs)
+        row = {
+            "id": member_id,
+            "program_id": program.id,
+            "name": data.name,
+            "phone": values.get("phone"),
+            "email": values.get("email"),
+            "birthday": data.birthday,
+            "language": data.language,
+            "consents": data.consents.model_dump(),
+            "status": "active",
+            "status_reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        identifiers = [
+            {"program_id": program.id, "member_id": member_id, "kind": kind, "value": value}
+            for kind, value in pairs
+        ]
+        return row, identifiers
+
+    async def register(
+        self, conn: AsyncConnection, program: ProgramContext, data: MemberCreate, now: datetime
+    ) -> Member:
+        row, identifiers = self.build(program, data, now)
+        await self._ensure_free(conn, program.id, [(i["kind"], i["value"]) for i in identifiers])
+        try:
+            async with conn.begin_nested():
+                await self.repository.insert(conn, [row], identifiers)
+        except IntegrityError as exc:
+            # A concurrent registration took one of the identifiers after our check.
+            raise Conflict("one of the member's identifiers is already registered") from exc
+        return await self.get(conn, program, row["id"])
+
+    async def register_many(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+    ) -> None:
+        """Insert pre-built registrations in two statements (imports, the demo)."""
+        await self.repository.insert(
+            conn, [r for r, _ in rows], [i for _, ids in rows for i in ids]
+        )
+
+    async def _ensure_free(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        pairs: Sequence[tuple[str, str]],
+        exclude_member: UUID | None = None,
+    ) -> None:
+        taken = await self.repository.taken_identifiers(conn, program_id, pairs, exclude_member)
+        if taken:
+            kind, value = taken[0]
+            raise Conflict(f"{kind} {value!r} is already registered to another member", field=kind)
+
+    async def get(self, conn: AsyncConnection, program: ProgramContext, member_id: UUID) -> Member:
+        row = await self.repository.get(conn, program.id, member_id)
+        if row is None:
+            raise NotFound(f"member {member_id} not found", field="member")
+        identifiers = await self.repository.identifiers(conn, member_id)
+        return Member(
+            id=row.id,
+            name=row.name,
+            phone=row.phone,
+            email=row.email,
+            birthday=row.birthday,
+            language=row.language,
+            consents=Consents.model_validate(row.consents),
+            status=row.status,
+            status_reason=row.status_reason,
+            identifiers=[
+                Identifier.model_validate({"kind": k, "value": v}) for k, v in identifiers
+            ],
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    async def resolve(
+        self, conn: AsyncConnection, program: ProgramContext, ref: MemberRef
+    ) -> tuple[UUID, str]:
+        """(member id, status) of the member named by ``ref``; 404 if there is none."""
+        found = await self.resolve_many(conn, program, [ref])
+        result = found[0]
+        if result is None:
+            kind, value = ref.kind_and_value()
+            raise NotFound(f"no member with {kind} {value!r}", field=f"member.{kind}")
+        return result
+
+    async def resolve_many(
+        self, conn: AsyncConnection, program: ProgramContext, refs: Sequence[MemberRef]
+    ) -> list[tuple[UUID, str] | None]:
+        """Resolve many references with one query per identifier kind."""
+        by_kind: dict[str, list[str]] = {}
+        normalised: list[tuple[str, str] | None] = []
+        for ref in refs:
+            kind, value = ref.kind_and_value()
+            try:
+                value = value if kind == "id" else domain.normalise_identifier(kind, value)
+            except InvalidInput:
+                normalised.append(None)
+                continue
+            normalised.append((kind, value))
+            by_kind.setdefault(kind, []).append(value)
+        found: dict[tuple[str, str], tuple[UUID, str]] = {}
+        for kind, values in by_kind.items():
+            if kind == "id":
+                statuses = await self.repository.statuses(
+                    conn, program.id, [UUID(v) for v in values]
+                )
+                found.update({("id", str(k)): (k, s) for k, s in statuses.items()})
+            else:
+                hits = await self.repository.find_ids(conn, program.id, kind, values)
+                found.update({(kind, v): hit for v, hit in hits.items()})
+        return [found.get(key) if key else None for key in normalised]
+
+    async def update(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        data: MemberUpdate,
+        now: datetime,
+    ) -> Member:
+        await self.get(conn, program, member_id)
+        changes = data.model_dump(exclude_unset=True)
+        values: dict[str, Any] = {"updated_at": now}
+        for kind in ("phone", "email"):
+            if kind in changes:
+                raw = changes.pop(kind)
+                value = domain.normalise_identifier(kind, raw) if raw else None
+                if value is not None:
+                    await self._ensure_free(conn, program.id, [(kind, value)], member_id)
+                await self.repository.replace_identifier(conn, program.id, member_id, kind, value)
+                values[kind] = value
+        if "consents" in changes and changes["consents"] is not None:
+            values["consents"] = changes.pop("consents")
+        values.update({k: v for k, v in changes.items() if k != "consents"})
+        await self.repository.update(conn, member_id, values)
+        return await self.get(conn, program, member_id)
+
+    async def set_status(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        status: str,
+        reason: str,
+        now: datetime,
+    ) -> Member:
+        await self.get(conn, program, member_id)
+        await self.repository.update(
+            conn, member_id, {"status": status, "status_reason": reason, "updated_at": now}
+        )
+        return await self.get(conn, program, member_id)
+
+
+member_service = MemberService()

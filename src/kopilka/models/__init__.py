@@ -1,0 +1,37 @@
+"""All tables, one module each. Importing this package registers them on ``Base.metadata``."""
+
+from kopilka.models.api_key import ApiKey
+from kopilka.models.base import Base
+from kopilka.models.idempotency_record import IdempotencyRecord
+from kopilka.models.journal_entry import JournalEntry
+from kopilka.models.lot import Lot
+from kopilka.models.member import Member
+from kopilka.models.member_balance import MemberBalance
+from kopilka.models.member_identifier import MemberIdentifier
+from kopilka.models.outbox_event import OutboxEvent
+from kopilka.models.posting import Posting
+from kopilka.models.program import Program
+from kopilka.models.purchase import Purchase
+from kopilka.models.purchase_line import PurchaseLine
+from kopilka.models.purchase_return import PurchaseReturn
+from kopilka.models.redemption import Redemption
+from kopilka.models.redemption_allocation import RedemptionAllocation
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "IdempotencyRecord",
+    "JournalEntry",
+    "Lot",
+    "Member",
+    "MemberBalance",
+    "MemberIdentifier",
+    "OutboxEvent",
+    "Posting",
+    "Program",
+    "Purchase",
+    "PurchaseLine",
+    "PurchaseReturn",
+    "Redemption",
+    "RedemptionAllocation",
+]

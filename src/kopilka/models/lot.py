@@ -1,0 +1,55 @@
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kopilka.models.base import Base
+
+_OPEN = text("remaining > 0")
+
+
+class Lot(Base):
+    """Points earned together, with their own availability and expiry dates.
+
+    ``remaining`` never goes below zero. Open available lots sum to the member's available
+    balance (or to zero while that balance is negative); open pending lots to the pending one.
+    """
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        Index(
+            "ix_lots_member_open",
+            "member_id",
+            "currency",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+        Index(
+            "ix_lots_expiring",
+            "expires_at",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+        Index(
+            "ix_lots_pending",
+            "available_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_lots_source", "source_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
+    currency: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[UUID] = mapped_column(ForeignKey("journal_entries.id"))
+    source_id: Mapped[str | None] = mapped_column(String(200))
+    rule_id: Mapped[str | None] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    earned_at: Mapped[datetime]
+    available_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]

@@ -1,0 +1,28 @@
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kopilka.models.base import Base, JSONType
+
+
+class Member(Base):
+    """A member's profile: personal data, kept apart from the ledger tables."""
+
+    __tablename__ = "members"
+    __table_args__ = (Index("ix_members_program_created", "program_id", "created_at"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    birthday: Mapped[date | None]
+    language: Mapped[str | None] = mapped_column(String(16))
+    consents: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

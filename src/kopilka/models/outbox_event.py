@@ -1,0 +1,32 @@
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kopilka.models.base import Base, BigIntPK, JSONType
+
+
+class OutboxEvent(Base):
+    """A domain event written in the same transaction as the change it describes and
+    published only after commit."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index(
+            "ix_outbox_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+            sqlite_where=text("published_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[UUID | None] = mapped_column(ForeignKey("members.id"))
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]

@@ -1,0 +1,34 @@
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kopilka.models.base import Base, JSONType
+
+
+class Purchase(Base):
+    """A purchase as the till or shop reported it, with what it earned per currency."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        UniqueConstraint("program_id", "external_id"),
+        Index("ix_purchases_member_occurred", "member_id", "occurred_at"),
+        Index("ix_purchases_program_occurred", "program_id", "occurred_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]
+    store: Mapped[str | None] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(8))
+    total: Mapped[int] = mapped_column(BigInteger)
+    returned_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # {currency: points} earned, and reversed so far by returns.
+    earned: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    reversed: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]

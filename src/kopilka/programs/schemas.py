@@ -1,0 +1,87 @@
+"""The program settings document and its validation.
+
+The settings are data: currencies, how points are earned, when they expire, how long they
+stay pending, how long a hold lasts and what a return does to points already spent. The
+rules engine reads the ``earning`` rules from here.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kopilka.ledger.domain import ClawbackPolicy
+from kopilka.rules.schemas import EarningRule
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class Currency(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: CurrencyCode
+    kind: Literal["points", "money"] = "points"
+    name: str | None = None
+
+
+class ExpiryPolicy(BaseModel):
+    """When earned points expire.
+
+    * ``never``;
+    * ``days``: ``days`` days after they were earned;
+    * ``end_of_month``: at the end of the month ``months`` months after the month of earning
+      (0 = the end of that same month);
+    * ``end_of_year``: at the end of the year ``years`` years after the year of earning.
+
+    Month and year ends are midnight in the program's time zone.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["never", "days", "end_of_month", "end_of_year"] = "never"
+    days: int = Field(default=365, ge=1, le=36500)
+    months: int = Field(default=12, ge=0, le=1200)
+    years: int = Field(default=1, ge=0, le=100)
+
+
+class ProgramSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    money_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "RUB"
+    timezone: str = "UTC"
+    currencies: list[Currency] = Field(default_factory=lambda: [Currency(code="points")])
+    earning: list[EarningRule] = Field(default_factory=list)
+    expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
+    pending_days: int = Field(default=0, ge=0, le=365)
+    hold_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+    clawback: ClawbackPolicy = "allow_negative"
+    auto_enrol: bool = False
+
+    @model_validator(mode="after")
+    def _rules_use_known_currencies(self) -> "ProgramSettings":
+        codes = {c.code for c in self.currencies}
+        if len(codes) != len(self.currencies):
+            raise ValueError("currencies: codes must be unique")
+        for index, rule in enumerate(self.earning):
+            if rule.currency not in codes:
+                raise ValueError(
+                    f"earning[{index}] ({rule.id}): currency {rule.currency!r} is not one of "
+                    f"the program's currencies {sorted(codes)}"
+                )
+        ids = [rule.id for rule in self.earning]
+        if len(set(ids)) != len(ids):
+            raise ValueError("earning: rule ids must be unique")
+        return self
+
+    def currency_codes(self) -> list[str]:
+        return [c.code for c in self.currencies]
+
+
+class ProgramOut(BaseModel):
+    id: UUID
+    slug: str
+    name: str
+    settings: ProgramSettings
+    created_at: datetime
+    updated_at: datetime

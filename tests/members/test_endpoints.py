@@ -1,0 +1,80 @@
+"""Members over HTTP, on SQLite and PostgreSQL."""
+
+from tests.conftest import Api
+from tests.fixtures.factories import member_body, purchase_body, unique
+
+
+async def test_register_and_look_up_by_every_identifier(api: Api) -> None:
+    phone_tail = unique("")[-4:].replace("-", "0").zfill(4)
+    body = member_body(
+        phone=f"+7 916 555 {phone_tail[:2]} {phone_tail[2:]}",
+        email=f"{unique('u')}@Example.com",
+        birthday="1990-05-17",
+        language="ru",
+    )
+    created = await api.post("/v1/members", body)
+    assert created.status_code == 201, created.text
+    member = created.json()
+    kinds = {i["kind"]: i["value"] for i in member["identifiers"]}
+    assert set(kinds) == {"card", "phone", "email", "external_id"}
+    assert kinds["phone"] == f"+7916555{phone_tail}"
+    assert kinds["email"] == body["email"].lower()
+    for value in kinds.values():
+        found = await api.get("/v1/members", identifier=value)
+        assert found.status_code == 200
+        assert [m["id"] for m in found.json()["items"]] == [member["id"]]
+    assert (await api.get(f"/v1/members/{member['id']}")).json()["birthday"] == "1990-05-17"
+
+
+async def test_duplicate_identifier_is_a_conflict(api: Api) -> None:
+    body = member_body()
+    assert (await api.post("/v1/members", body)).status_code == 201
+    again = await api.post("/v1/members", member_body(external_id=body["external_id"]))
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith("application/problem+json")
+    assert again.json()["errors"][0]["field"] == "external_id"
+
+
+async def test_invalid_phone_and_email_are_422_naming_the_field(api: Api) -> None:
+    bad_phone = await api.post("/v1/members", member_body(phone="12345"))
+    assert bad_phone.status_code == 422
+    assert bad_phone.json()["errors"][0]["field"] == "phone"
+    bad_email = await api.post("/v1/members", member_body(email="not-an-email"))
+    assert bad_email.status_code == 422
+    assert bad_email.json()["errors"][0]["field"] == "email"
+    nothing = await api.get("/v1/members", external_id="never-registered")
+    assert nothing.json()["items"] == []
+
+
+async def test_profile_update_replaces_the_phone_identifier(api: Api) -> None:
+    member = (await api.post("/v1/members", member_body(phone="+79160000001"))).json()
+    updated = await api.patch(
+        f"/v1/members/{member['id']}", {"phone": "+79160000002", "name": "New Name"}
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["name"] == "New Name"
+    assert (await api.get("/v1/members", phone="+79160000002")).json()["items"]
+    assert not (await api.get("/v1/members", phone="+79160000001")).json()["items"]
+
+
+async def test_blocked_member_earns_and_spends_nothing(api: Api) -> None:
+    body = member_body()
+    member = (await api.post("/v1/members", body)).json()
+    await api.post("/v1/purchases", purchase_body(body["external_id"], 50_000))
+    blocked = await api.post(f"/v1/members/{member['id']}/block", {"reason": "fraud check"})
+    assert blocked.json()["status"] == "blocked"
+    purchase = await api.post("/v1/purchases", purchase_body(body["external_id"], 90_000))
+    assert purchase.status_code == 201
+    assert purchase.json()["earned"] == []
+    spend = await api.post("/v1/redemptions", {"member": {"id": member["id"]}, "amount": 10})
+    assert spend.status_code == 403
+    await api.post(f"/v1/members/{member['id']}/unblock", {"reason": "cleared"})
+    spend = await api.post("/v1/redemptions", {"member": {"id": member["id"]}, "amount": 10})
+    assert spend.status_code == 201
+    balance = (await api.get(f"/v1/members/{member['id']}/balance")).json()
+    assert balance["balances"][0] == {
+        "currency": "points",
+        "available": 490,
+        "pending": 0,
+        "held": 0,
+    }
