@@ -26,7 +26,13 @@ from kopilka.events.schemas import (
     ReversedOut,
     RuleTraceOut,
 )
-from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
+from kopilka.kit.idempotency import (
+    IdempotencyStore,
+    ensure_same_request,
+    idempotency_store,
+    replay,
+    request_hash,
+)
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import Balance, proportional_share
 from kopilka.ledger.repository import BalanceKey
@@ -186,7 +192,7 @@ class PurchaseService:
         writer = _PurchaseWriter(program, now)
         for index, purchase in enumerate(purchases):
             member = members[index]
-            if outcomes[index] is not None or member is None:
+            if outcomes[index] is not None or member is None or index in repeats:
                 continue
             outcomes[index] = self._process(writer, program, balances, purchase, member, explain)
         await writer.flush(conn, self.events, self.ledger, self.idempotency)
@@ -254,7 +260,7 @@ class PurchaseService:
                 elif key in seen:
                     # The same purchase twice in one batch: the second is a retry of the first.
                     first, first_hash = seen[key]
-                    replay(_Hash(first_hash), hash_, key)
+                    ensure_same_request(first_hash, hash_, key)
                     repeats[index] = first
                 else:
                     seen[key] = (index, hash_)
@@ -300,11 +306,6 @@ class PurchaseService:
         body = result.model_dump(mode="json")
         writer.add(purchase, purchase_id, member_id, earned, body)
         return Outcome(201, body)
-
-
-@dataclass(frozen=True)
-class _Hash:
-    request_hash: str
 
 
 class _PurchaseWriter:

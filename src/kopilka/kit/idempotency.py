@@ -33,13 +33,18 @@ def request_hash(body: Any) -> str:
     return fingerprint(body)
 
 
-def replay(record: Any, expected_hash: str, key: str) -> Replay:
-    """The stored answer for ``key``, or a conflict if the new body differs from the first."""
-    if record.request_hash != expected_hash:
+def ensure_same_request(first_hash: str, new_hash: str, key: str) -> None:
+    """A key may only be reused for the very same request."""
+    if first_hash != new_hash:
         raise IdempotencyConflict(
             f"idempotency key {key!r} was used before with a different request",
             field="Idempotency-Key",
         )
+
+
+def replay(record: Any, expected_hash: str, key: str) -> Replay:
+    """The stored answer for ``key``, or a conflict if the new body differs from the first."""
+    ensure_same_request(record.request_hash, expected_hash, key)
     return Replay(record.status_code, record.response)
 
 
