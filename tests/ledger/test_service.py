@@ -168,7 +168,7 @@ async def test_expiry_moves_overdue_points_soonest_first(engine: AsyncEngine, ht
     assert again.members == 0
     assert (await points(api, member["id"]))["available"] == 0
     history = (await api.get(f"/v1/members/{member['id']}/history")).json()["items"]
-    assert [e["kind"] for e in history][0] == "expire"
+    assert history[0]["kind"] == "expire"
     await assert_ledger_sound(engine, program)
 
 

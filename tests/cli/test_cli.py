@@ -1,0 +1,109 @@
+"""The ``kopilka`` command as a user runs it: a real process on a real SQLite file."""
+
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
+
+
+def kopilka(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
+               COLUMNS="200")
+    result = subprocess.run([sys.executable, "-m", "kopilka", *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kopilka {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    kopilka(tmp_path, "db", "upgrade")
+    (tmp_path / "usd.yaml").write_text(
+        "money_currency: USD\nearning: [{id: base, type: per_amount, points: 1, per: 100}]\n"
+    )
+    kopilka(tmp_path, "program", "create", "--slug", "shop", "--name", "Shop",
+            "--settings", "usd.yaml")
+    return tmp_path
+
+
+def test_keys_members_and_verify(workdir: Path) -> None:
+    key = kopilka(workdir, "keys", "create", "--scope", "pos").stdout.strip()
+    assert key.startswith("kp_")
+    bad = kopilka(workdir, "keys", "create", "--scope", "root", check=False)
+    assert bad.returncode == 1 and "scopes must be among" in bad.stderr
+    added = kopilka(workdir, "members", "add", "--name", "Anna", "--phone", "+79161112233",
+                    "--external-id", "A-1")
+    assert "+79161112233" in added.stdout
+    shown = kopilka(workdir, "members", "show", "A-1")
+    assert '"name": "Anna"' in shown.stdout
+    duplicate = kopilka(workdir, "members", "add", "--external-id", "A-1", check=False)
+    assert duplicate.returncode == 1
+    assert duplicate.stderr.strip().count("\n") == 0  # one readable line
+    assert "already registered" in duplicate.stderr
+    assert "ok" in kopilka(workdir, "ledger", "verify").stdout
+
+
+def test_bad_settings_file_is_one_readable_line(workdir: Path) -> None:
+    (workdir / "bad.yaml").write_text("earning: [{id: base, type: per_amount, per: 0}]\n")
+    result = kopilka(workdir, "program", "create", "--slug", "x", "--name", "X",
+                     "--settings", "bad.yaml", check=False)
+    assert result.returncode == 1
+    assert "earning.0" in result.stderr and "per" in result.stderr
+
+
+def test_csv_import_reports_bad_rows_and_imports_only_if_asked(workdir: Path) -> None:
+    (workdir / "p.csv").write_text(
+        "external_id,member,occurred_at,store,channel,currency,sku,name,category,quantity,"
+        "unit_price,discount\n"
+        "p1,c1,2026-01-05,s1,pos,USD,A,Apple,fruit,2,150,0\n"
+        "p1,c1,2026-01-05,s1,pos,USD,B,Bread,bakery,1,12.50,0\n"
+        "p2,c2,2026-01-06,s1,pos,USD,A,Apple,fruit,x,150,0\n"
+        "p3,c2,2026-01-07,s1,pos,USD,C,Cake,bakery,1,1000,0\n"
+    )
+    refused = kopilka(workdir, "import", "purchases", "p.csv", check=False)
+    assert refused.returncode == 1 and "line 4" in refused.stderr
+    assert "nothing imported" in refused.stderr
+    done = kopilka(workdir, "import", "purchases", "p.csv", "--skip-bad")
+    assert "imported 2 purchases" in done.stdout and "1 failed" in done.stdout
+    assert "earned 25 points" in done.stdout  # 15.50 $ → 15, 10 $ → 10
+    again = kopilka(workdir, "import", "purchases", "p.csv", "--skip-bad")
+    assert "imported 0 purchases, 2 already there" in again.stdout
+
+
+def test_jobs_run_and_report(workdir: Path) -> None:
+    for job in ("expire", "release-pending", "release-holds"):
+        result = kopilka(workdir, "jobs", job, "--as-of", "2026-12-31")
+        assert "processed" in result.stdout
+    bad = kopilka(workdir, "jobs", "expire", "--as-of", "yesterday", check=False)
+    assert bad.returncode != 0
+
+
+def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
+    result = kopilka(tmp_path, "demo", "--no-serve", "--members", "60", "--days", "40",
+                     "--database", str(tmp_path / "demo.db"))
+    assert "ledger verified" in result.stdout
+    assert "points issued" in result.stdout and "API key (admin): kp_" in result.stdout
+
+
+@pytest.mark.slow
+def test_whole_cdnow_log_imports_with_the_points_computed_independently(workdir: Path) -> None:
+    master = SHARED_CDNOW / "CDNOW_master.txt"
+    if not master.exists():
+        pytest.skip("the CDNOW data set is not next to this checkout")
+    expected = 0
+    for line in master.read_text().splitlines():
+        fields = line.split()
+        if not fields or not fields[0].isdigit():
+            continue
+        cents = int(Decimal(fields[-1]) * 100)
+        expected += cents // 100  # 1 point per full dollar, floor, per purchase
+    result = kopilka(workdir, "import", "purchases", str(master))
+    assert "imported 69659 purchases" in result.stdout
+    assert f"earned {expected:,} points" in result.stdout
+    assert "ok" in kopilka(workdir, "ledger", "verify").stdout
