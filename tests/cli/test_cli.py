@@ -12,10 +12,17 @@ SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
 
 
 def kopilka(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
-               COLUMNS="200")
-    result = subprocess.run([sys.executable, "-m", "kopilka", *args], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", COLUMNS="200"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kopilka", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"kopilka {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -27,8 +34,9 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "usd.yaml").write_text(
         "money_currency: USD\nearning: [{id: base, type: per_amount, points: 1, per: 100}]\n"
     )
-    kopilka(tmp_path, "program", "create", "--slug", "shop", "--name", "Shop",
-            "--settings", "usd.yaml")
+    kopilka(
+        tmp_path, "program", "create", "--slug", "shop", "--name", "Shop", "--settings", "usd.yaml"
+    )
     return tmp_path
 
 
@@ -37,8 +45,17 @@ def test_keys_members_and_verify(workdir: Path) -> None:
     assert key.startswith("kp_")
     bad = kopilka(workdir, "keys", "create", "--scope", "root", check=False)
     assert bad.returncode == 1 and "scopes must be among" in bad.stderr
-    added = kopilka(workdir, "members", "add", "--name", "Anna", "--phone", "+79161112233",
-                    "--external-id", "A-1")
+    added = kopilka(
+        workdir,
+        "members",
+        "add",
+        "--name",
+        "Anna",
+        "--phone",
+        "+79161112233",
+        "--external-id",
+        "A-1",
+    )
     assert "+79161112233" in added.stdout
     shown = kopilka(workdir, "members", "show", "A-1")
     assert '"name": "Anna"' in shown.stdout
@@ -51,8 +68,18 @@ def test_keys_members_and_verify(workdir: Path) -> None:
 
 def test_bad_settings_file_is_one_readable_line(workdir: Path) -> None:
     (workdir / "bad.yaml").write_text("earning: [{id: base, type: per_amount, per: 0}]\n")
-    result = kopilka(workdir, "program", "create", "--slug", "x", "--name", "X",
-                     "--settings", "bad.yaml", check=False)
+    result = kopilka(
+        workdir,
+        "program",
+        "create",
+        "--slug",
+        "x",
+        "--name",
+        "X",
+        "--settings",
+        "bad.yaml",
+        check=False,
+    )
     assert result.returncode == 1
     assert "earning.0" in result.stderr and "per" in result.stderr
 
@@ -85,8 +112,17 @@ def test_jobs_run_and_report(workdir: Path) -> None:
 
 
 def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
-    result = kopilka(tmp_path, "demo", "--no-serve", "--members", "60", "--days", "40",
-                     "--database", str(tmp_path / "demo.db"))
+    result = kopilka(
+        tmp_path,
+        "demo",
+        "--no-serve",
+        "--members",
+        "60",
+        "--days",
+        "40",
+        "--database",
+        str(tmp_path / "demo.db"),
+    )
     assert "ledger verified" in result.stdout
     assert "points issued" in result.stdout and "API key (admin): kp_" in result.stdout
 

@@ -28,8 +28,10 @@ pytestmark = pytest.mark.postgres
 
 async def _api(pg_engine: AsyncEngine, **settings: Any) -> tuple[Api, Any, httpx.AsyncClient]:
     program = await make_program(pg_engine, **settings)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine=pg_engine)),
-                               base_url="http://kopilka.test")
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(engine=pg_engine)),
+        base_url="http://kopilka.test",
+    )
     return Api(client, await make_key(pg_engine, program)), program, client
 
 
@@ -39,10 +41,12 @@ async def test_fifty_tills_redeeming_one_balance(pg_engine: AsyncEngine) -> None
         body = member_body()
         member = (await api.post("/v1/members", body)).json()
         await api.post("/v1/purchases", purchase_body(body["external_id"], 100_000))  # 1,000
-        responses = await asyncio.gather(*(
-            api.post("/v1/redemptions", {"member": {"id": member["id"]}, "amount": 70})
-            for _ in range(50)
-        ))
+        responses = await asyncio.gather(
+            *(
+                api.post("/v1/redemptions", {"member": {"id": member["id"]}, "amount": 70})
+                for _ in range(50)
+            )
+        )
         statuses = sorted(r.status_code for r in responses)
         assert statuses.count(201) == 14  # 14 × 70 = 980 ≤ 1,000 < 15 × 70
         assert statuses.count(422) == 36
@@ -57,16 +61,16 @@ async def test_twenty_retries_of_one_purchase_post_once(pg_engine: AsyncEngine) 
         body = member_body()
         member = (await api.post("/v1/members", body)).json()
         purchase = purchase_body(body["external_id"], 30_000)
-        responses = await asyncio.gather(*(api.post("/v1/purchases", purchase)
-                                           for _ in range(20)))
+        responses = await asyncio.gather(*(api.post("/v1/purchases", purchase) for _ in range(20)))
         assert {r.status_code for r in responses} == {201}
         assert len({r.json()["id"] for r in responses}) == 1
         balance = (await api.get(f"/v1/members/{member['id']}/balance")).json()
         assert balance["balances"][0]["available"] == 300
     purchases = table(Purchase)
     async with reading(pg_engine) as conn:
-        count = await conn.scalar(select(func.count()).select_from(purchases)
-                                  .where(purchases.c.program_id == program.id))
+        count = await conn.scalar(
+            select(func.count()).select_from(purchases).where(purchases.c.program_id == program.id)
+        )
     assert count == 1
     await assert_ledger_sound(pg_engine, program)
 
@@ -74,9 +78,9 @@ async def test_twenty_retries_of_one_purchase_post_once(pg_engine: AsyncEngine) 
 async def test_new_member_auto_enrolled_by_concurrent_purchases(pg_engine: AsyncEngine) -> None:
     api, program, client = await _api(pg_engine, auto_enrol=True)
     async with client:
-        responses = await asyncio.gather(*(
-            api.post("/v1/purchases", purchase_body("walk-in-1", 10_000 + i)) for i in range(10)
-        ))
+        responses = await asyncio.gather(
+            *(api.post("/v1/purchases", purchase_body("walk-in-1", 10_000 + i)) for i in range(10))
+        )
         assert {r.status_code for r in responses} == {201}
         assert len({r.json()["member_id"] for r in responses}) == 1
     await assert_ledger_sound(pg_engine, program)
@@ -91,12 +95,15 @@ async def test_redemptions_racing_the_expiry_job(pg_engine: AsyncEngine) -> None
             for _ in range(10):
                 body = member_body()
                 member = (await api.post("/v1/members", body)).json()
-                await api.post("/v1/purchases", purchase_body(
-                    body["external_id"], 50_000, occurred_at=t0.isoformat()))
+                await api.post(
+                    "/v1/purchases",
+                    purchase_body(body["external_id"], 50_000, occurred_at=t0.isoformat()),
+                )
                 members.append(member["id"])
         expire = tasks.expire_points(pg_engine, program.id, t0 + timedelta(days=11))
-        redeem = [api.post("/v1/redemptions", {"member": {"id": m}, "amount": 300})
-                  for m in members]
+        redeem = [
+            api.post("/v1/redemptions", {"member": {"id": m}, "amount": 300}) for m in members
+        ]
         results = await asyncio.gather(expire, *redeem)
         report, responses = results[0], results[1:]
         redeemed = sum(300 for r in responses if r.status_code == 201)

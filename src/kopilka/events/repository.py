@@ -6,6 +6,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.bulk import insert_rows
 from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 
@@ -20,13 +21,13 @@ class EventRepository:
         self, conn: AsyncConnection, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
     ) -> None:
         if purchases:
-            await conn.execute(purchases_t.insert(), purchases)
+            await insert_rows(conn, purchases_t, purchases)
         if lines:
-            await conn.execute(lines_t.insert(), lines)
+            await insert_rows(conn, lines_t, lines)
 
     async def insert_outbox(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await conn.execute(outbox_t.insert(), rows)
+            await insert_rows(conn, outbox_t, rows)
 
     async def purchase_by_external_id(
         self, conn: AsyncConnection, program_id: UUID, external_id: str
@@ -60,7 +61,7 @@ class EventRepository:
                 .values(returned_quantity=bindparam("new_returned")),
                 [{"line_id": k, "new_returned": v} for k, v in line_returns.items()],
             )
-        await conn.execute(returns_t.insert(), row)
+        await insert_rows(conn, returns_t, [row])
 
 
 event_repository = EventRepository()

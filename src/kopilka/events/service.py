@@ -188,13 +188,15 @@ class PurchaseService:
         )
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.
-        repeats = await self._replay_known(conn, program, purchases, outcomes)
+        repeats, hashes = await self._replay_known(conn, program, purchases, outcomes)
         writer = _PurchaseWriter(program, now)
         for index, purchase in enumerate(purchases):
             member = members[index]
             if outcomes[index] is not None or member is None or index in repeats:
                 continue
-            outcomes[index] = self._process(writer, program, balances, purchase, member, explain)
+            outcomes[index] = self._process(
+                writer, program, balances, purchase, member, hashes[index], explain
+            )
         await writer.flush(conn, self.events, self.ledger, self.idempotency)
         for index, first in repeats.items():
             original = outcomes[first]
@@ -242,17 +244,19 @@ class PurchaseService:
         program: ProgramContext,
         purchases: Sequence[PurchaseCreate],
         outcomes: list[Outcome | None],
-    ) -> dict[int, int]:
-        """Answer retries from their stored answers; returns repeats within the batch as
-        {index: index of the first occurrence}."""
+    ) -> tuple[dict[int, int], dict[int, str]]:
+        """Answer retries from their stored answers. Returns the repeats within the batch
+        ({index: index of the first occurrence}) and each new purchase's request hash."""
         keys = [purchase_key(p.external_id) for p in purchases]
         records = await self.idempotency.find_many(conn, program.id, keys)
         seen: dict[str, tuple[int, str]] = {}
         repeats: dict[int, int] = {}
+        hashes: dict[int, str] = {}
         for index, purchase in enumerate(purchases):
             if outcomes[index] is not None:
                 continue
             key, hash_ = keys[index], request_hash(purchase.model_dump(mode="json"))
+            hashes[index] = hash_
             try:
                 if key in records:
                     answer = replay(records[key], hash_, key)
@@ -266,7 +270,7 @@ class PurchaseService:
                     seen[key] = (index, hash_)
             except KopilkaError as exc:
                 outcomes[index] = Outcome(exc.status, error=exc)
-        return repeats
+        return repeats, hashes
 
     def _process(
         self,
@@ -275,6 +279,7 @@ class PurchaseService:
         balances: dict[BalanceKey, Balance],
         purchase: PurchaseCreate,
         member: tuple[UUID, str],
+        request_hash_: str,
         explain: bool,
     ) -> Outcome:
         member_id, status = member
@@ -304,7 +309,7 @@ class PurchaseService:
             trace=_trace_out(evaluation) if explain else None,
         )
         body = result.model_dump(mode="json")
-        writer.add(purchase, purchase_id, member_id, earned, body)
+        writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)
         return Outcome(201, body)
 
 
@@ -327,6 +332,7 @@ class _PurchaseWriter:
         member_id: UUID,
         earned: Sequence[Earned],
         body: dict[str, Any],
+        request_hash_: str,
     ) -> None:
         earned_by_currency: dict[str, int] = {}
         for e in earned:
@@ -384,7 +390,7 @@ class _PurchaseWriter:
             idempotency_store.row(
                 self.program.id,
                 purchase_key(purchase.external_id),
-                request_hash(purchase.model_dump(mode="json")),
+                request_hash_,
                 201,
                 body,
                 self.now,

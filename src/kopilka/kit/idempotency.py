@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import IdempotencyConflict
+from kopilka.kit.bulk import insert_rows
 from kopilka.kit.canonical import fingerprint
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
@@ -82,7 +83,7 @@ class IdempotencyStore:
 
     async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await conn.execute(idempotency_t.insert(), rows)
+            await insert_rows(conn, idempotency_t, rows)
 
 
 idempotency_store = IdempotencyStore()

@@ -10,6 +10,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.bulk import insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.ledger.domain import Allocation, Balance, Lot
 from kopilka.models import (
@@ -154,13 +155,13 @@ class LedgerRepository:
         self, conn: AsyncConnection, entries: list[dict[str, Any]], postings: list[dict[str, Any]]
     ) -> None:
         if entries:
-            await conn.execute(entries_t.insert(), entries)
+            await insert_rows(conn, entries_t, entries)
         if postings:
-            await conn.execute(postings_t.insert(), postings)
+            await insert_rows(conn, postings_t, postings)
 
     async def insert_lots(self, conn: AsyncConnection, lots: list[dict[str, Any]]) -> None:
         if lots:
-            await conn.execute(lots_t.insert(), lots)
+            await insert_rows(conn, lots_t, lots)
 
     async def update_lots(self, conn: AsyncConnection, lots: Sequence[Lot]) -> None:
         if not lots:
@@ -218,9 +219,9 @@ class LedgerRepository:
     async def insert_redemption(
         self, conn: AsyncConnection, row: dict[str, Any], allocations: list[dict[str, Any]]
     ) -> None:
-        await conn.execute(redemptions_t.insert(), row)
+        await insert_rows(conn, redemptions_t, [row])
         if allocations:
-            await conn.execute(allocations_t.insert(), allocations)
+            await insert_rows(conn, allocations_t, allocations)
 
     async def get_redemption(
         self, conn: AsyncConnection, program_id: UUID, redemption_id: UUID

@@ -54,9 +54,8 @@ def is_valid_card(number: str) -> bool:
 
 
 def generate_card_number() -> str:
-    body = CARD_PREFIX + "".join(
-        secrets.choice("0123456789") for _ in range(CARD_LENGTH - len(CARD_PREFIX) - 1)
-    )
+    digits = CARD_LENGTH - len(CARD_PREFIX) - 1
+    body = CARD_PREFIX + str(secrets.randbelow(10**digits)).zfill(digits)
     return body + str(luhn_check_digit(body))
 
 

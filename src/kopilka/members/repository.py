@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.bulk import insert_rows
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
 
@@ -22,9 +23,9 @@ class MemberRepository:
         identifiers: Sequence[dict[str, Any]],
     ) -> None:
         if rows:
-            await conn.execute(members_t.insert(), list(rows))
+            await insert_rows(conn, members_t, rows)
         if identifiers:
-            await conn.execute(identifiers_t.insert(), list(identifiers))
+            await insert_rows(conn, identifiers_t, identifiers)
 
     async def get(self, conn: AsyncConnection, program_id: UUID, member_id: UUID) -> Any:
         query = select(members_t).where(
