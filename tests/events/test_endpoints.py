@@ -1,5 +1,6 @@
 """Purchases and returns over HTTP, on SQLite and PostgreSQL."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -232,3 +233,15 @@ async def test_health_and_metrics(http: Any) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
     metrics = await http.get("/metrics")
     assert "kopilka_http_requests_total" in metrics.text
+
+
+async def test_a_local_time_is_stored_as_the_same_instant(api: Api) -> None:
+    member = await new_member(api)
+    local = "2026-03-10T23:30:00+03:00"
+    response = await api.post(
+        "/v1/purchases", purchase_body(member["external_id"], 10_000, occurred_at=local)
+    )
+    assert response.status_code == 201
+    history = (await api.get(f"/v1/members/{member['id']}/history")).json()["items"]
+    stored = datetime.fromisoformat(history[0]["occurred_at"])
+    assert stored == datetime(2026, 3, 10, 20, 30, tzinfo=UTC)

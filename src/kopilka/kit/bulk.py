@@ -10,7 +10,7 @@ SQLAlchemy types would store them, so Core and ORM reads see no difference.
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from operator import itemgetter
 from typing import Any
 from uuid import UUID
@@ -33,10 +33,14 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# Rows of one batch repeat the same program, member, entry and instant many times over, so
+# the converted values are memoised.
+@lru_cache(maxsize=65_536)
 def _sqlite_uuid(value: UUID | None) -> str | None:
     return None if value is None else value.hex
 
 
+@lru_cache(maxsize=65_536)
 def _sqlite_timestamp(value: datetime | None) -> str | None:
     if value is None:
         return None
