@@ -15,8 +15,10 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 import orjson
 from sqlalchemy import JSON, Date, Table, Uuid
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.models.base import Timestamp
@@ -112,7 +114,14 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    if len(records) >= COPY_THRESHOLD:
-        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
-    else:
-        await driver.executemany(statement, records)
+    try:
+        if len(records) >= COPY_THRESHOLD:
+            await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+        else:
+            await driver.executemany(statement, records)
+    except asyncpg.PostgresError as exc:
+        # Surface driver errors as SQLAlchemy's, so callers retry conflicts and deadlocks the
+        # same way whichever path wrote the rows.
+        if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+            raise IntegrityError(statement, None, exc) from exc
+        raise DBAPIError(statement, None, exc) from exc
