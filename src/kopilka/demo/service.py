@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
 from kopilka.errors import KopilkaError
+from kopilka.events.returns import return_service
 from kopilka.events.schemas import PurchaseCreate, ReturnCreate
-from kopilka.events.service import purchase_service, return_service
+from kopilka.events.service import purchase_service
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks
 from kopilka.ledger.service import ledger_service

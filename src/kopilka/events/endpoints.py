@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
+from kopilka.events.returns import return_service
 from kopilka.events.schemas import (
     BatchItemResult,
     BatchResult,
@@ -16,7 +17,7 @@ from kopilka.events.schemas import (
     ReturnCreate,
     ReturnResult,
 )
-from kopilka.events.service import Outcome, purchase_service, return_service
+from kopilka.events.service import Outcome, purchase_service
 from kopilka.kit.clock import clock
 from kopilka.kit.web import EngineDep, Till, in_transaction, json_response, read_only
 from kopilka.programs.service import ProgramContext

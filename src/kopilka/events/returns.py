@@ -1,0 +1,210 @@
+"""Returns: take back, in proportion to the money returned, the points a purchase earned.
+
+Never commits.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import InvalidInput, NotFound
+from kopilka.events.repository import EventRepository, event_repository
+from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
+from kopilka.events.service import Outcome, balances_out
+from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
+from kopilka.kit.ids import new_id
+from kopilka.ledger.domain import proportional_share
+from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
+from kopilka.programs.service import ProgramContext
+
+
+def return_key(external_id: str) -> str:
+    return f"return:{external_id}"
+
+
+def _money_of_lines(
+    lines: Sequence[Any], request: Sequence[ReturnLineIn]
+) -> tuple[int, dict[int, int]]:
+    """Money returned by returning ``request`` lines, and each line's new returned quantity.
+
+    A line's money is returned cumulatively, floor(amount × returned / quantity), so returning
+    a line one unit at a time gives back exactly what returning it at once does.
+    """
+    returned = {line.id: line.returned_quantity for line in lines}
+    for index, item in enumerate(request):
+        left = item.quantity
+        for line in lines:
+            if line.sku != item.sku or left == 0:
+                continue
+            take = min(left, line.quantity - returned[line.id])
+            returned[line.id] += take
+            left -= take
+        if left:
+            bought = sum(line.quantity for line in lines if line.sku == item.sku)
+            raise InvalidInput(
+                f"returning more of {item.sku!r} than was bought ({bought})",
+                field=f"lines.{index}.quantity",
+            )
+    money = 0
+    for line in lines:
+        before, after = line.returned_quantity, returned[line.id]
+        money += line.amount * after // line.quantity - line.amount * before // line.quantity
+    changed = {
+        k: v
+        for k, v in returned.items()
+        if v != next(line.returned_quantity for line in lines if line.id == k)
+    }
+    return money, changed
+
+
+class ReturnService:
+    def __init__(
+        self,
+        events: EventRepository = event_repository,
+        ledger: LedgerService = ledger_service,
+        idempotency: IdempotencyStore = idempotency_store,
+    ) -> None:
+        self.events = events
+        self.ledger = ledger
+        self.idempotency = idempotency
+
+    async def record(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        request: ReturnCreate,
+        now: datetime,
+    ) -> Outcome:
+        """Record a return and take back the points it earned, proportionally."""
+        found = await self.events.purchase_by_external_id(
+            conn, program.id, request.purchase_external_id
+        )
+        if found is None:
+            raise NotFound(
+                f"no purchase {request.purchase_external_id!r}", field="purchase_external_id"
+            )
+        balances = await self.ledger.lock(conn, program, [found.member_id], now)
+        key, hash_ = return_key(request.external_id), request_hash(request.model_dump(mode="json"))
+        record = await self.idempotency.find(conn, program.id, key)
+        if record is not None:
+            answer = replay(record, hash_, key)
+            return Outcome(answer.status_code, answer.body, replayed=True)
+        # Re-read under the member lock: another return of this purchase may just have landed.
+        purchase = await self.events.purchase_by_external_id(
+            conn, program.id, request.purchase_external_id
+        )
+        money, line_returns = await self._money(conn, purchase, request)
+        returned_total = purchase.returned_amount + money
+        to_reverse = {
+            currency: proportional_share(
+                earned, int(purchase.reversed.get(currency, 0)), purchase.total, returned_total
+            )
+            for currency, earned in purchase.earned.items()
+        }
+        return_id = new_id()
+        unit = LedgerUnit(program.id, now)
+        reversals = await self.ledger.reverse_purchase(
+            conn,
+            unit,
+            program,
+            balances,
+            member_id=purchase.member_id,
+            purchase_id=str(purchase.id),
+            amounts=to_reverse,
+            return_id=str(return_id),
+            occurred_at=request.occurred_at,
+        )
+        await unit.flush(conn, self.ledger.repository)
+        reversed_now = {c: r.reversed for c, r in reversals.items()}
+        kept = {c: r.not_clawed_back for c, r in reversals.items()}
+        new_reversed = dict(purchase.reversed)
+        for currency in to_reverse:
+            # What the cap policy did not take back counts as settled: a later return of the
+            # same purchase must not try to claw it back again.
+            new_reversed[currency] = (
+                int(new_reversed.get(currency, 0))
+                + reversed_now.get(currency, 0)
+                + kept.get(currency, 0)
+            )
+        await self.events.record_return(
+            conn,
+            purchase.id,
+            {"returned_amount": returned_total, "reversed": new_reversed},
+            line_returns,
+            {
+                "id": return_id,
+                "program_id": program.id,
+                "member_id": purchase.member_id,
+                "purchase_id": purchase.id,
+                "external_id": request.external_id,
+                "occurred_at": request.occurred_at,
+                "amount": money,
+                "reversed": reversed_now,
+                "not_clawed_back": kept,
+                "created_at": now,
+            },
+        )
+        result = ReturnResult(
+            id=return_id,
+            external_id=request.external_id,
+            purchase_external_id=request.purchase_external_id,
+            member_id=purchase.member_id,
+            amount=money,
+            purchase_returned_amount=returned_total,
+            reversed=[
+                ReversedOut(currency=c, reversed=r.reversed, not_clawed_back=r.not_clawed_back)
+                for c, r in sorted(reversals.items())
+            ],
+            balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
+        )
+        body = result.model_dump(mode="json")
+        await self.events.insert_outbox(
+            conn,
+            [
+                {
+                    "program_id": program.id,
+                    "member_id": purchase.member_id,
+                    "topic": "purchase.returned",
+                    "payload": {
+                        "return_id": str(return_id),
+                        "purchase_id": str(purchase.id),
+                        "amount": money,
+                        "reversed": reversed_now,
+                    },
+                    "occurred_at": request.occurred_at,
+                    "created_at": now,
+                    "published_at": None,
+                }
+            ],
+        )
+        await self.idempotency.insert(
+            conn, [self.idempotency.row(program.id, key, hash_, 201, body, now)]
+        )
+        return Outcome(201, body)
+
+    async def _money(
+        self, conn: AsyncConnection, purchase: Any, request: ReturnCreate
+    ) -> tuple[int, dict[int, int]]:
+        left = purchase.total - purchase.returned_amount
+        if request.lines is not None:
+            lines = await self.events.purchase_lines(conn, purchase.id)
+            if not lines:
+                raise InvalidInput("the purchase has no lines: return an amount", field="lines")
+            return _money_of_lines(lines, request.lines)
+        if request.amount is not None:
+            if request.amount > left:
+                raise InvalidInput(
+                    f"amount {request.amount} is more than the {left} not yet returned",
+                    field="amount",
+                )
+            return request.amount, {}
+        if left == 0:
+            raise InvalidInput(
+                "the purchase has already been returned in full", field="purchase_external_id"
+            )
+        return left, {}
+
+
+return_service = ReturnService()
