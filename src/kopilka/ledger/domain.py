@@ -405,7 +405,7 @@ def proportional_share(earned: int, already_reversed: int, total: int, returned_
     earned when everything has come back, whatever rounding each step did.
     """
     if total <= 0:
-        return earned - already_reversed
+        return max(0, earned - already_reversed)
     target = earned * min(returned_so_far, total) // total
     return max(0, target - already_reversed)
 

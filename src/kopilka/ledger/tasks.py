@@ -15,7 +15,7 @@ from kopilka.db import run_in_transaction
 from kopilka.errors import Conflict
 from kopilka.kit.clock import clock
 from kopilka.ledger.service import ledger_service
-from kopilka.programs.service import program_service
+from kopilka.programs.service import ProgramContext, program_service
 
 CHUNK = 200
 
@@ -26,68 +26,101 @@ class JobReport:
     amount: int = 0
 
 
-async def _chunks(
-    engine: AsyncEngine,
-    program_id: UUID,
-    due: Callable[[AsyncConnection, UUID], Awaitable[list[UUID]]],
-    act: Callable[[AsyncConnection, UUID], Awaitable[int]],
+Due = Callable[[AsyncConnection, ProgramContext, datetime], Awaitable[list[UUID]]]
+Act = Callable[[AsyncConnection, ProgramContext, UUID, datetime], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What is due (up to ``CHUNK`` ids) and what to do with each, inside one transaction."""
+
+    due: Due
+    act: Act
+
+
+async def run_chunk(
+    conn: AsyncConnection, job: Job, program: ProgramContext, as_of: datetime
 ) -> JobReport:
+    """One chunk of ``job`` in the caller's transaction."""
     report = JobReport()
+    for item in sorted(await job.due(conn, program, as_of)):
+        report.members += 1
+        report.amount += await job.act(conn, program, item, as_of)
+    return report
+
+
+async def run_job(engine: AsyncEngine, job: Job, program_id: UUID, as_of: datetime) -> JobReport:
+    """Every chunk of ``job``, one transaction each, until nothing is due."""
+    total = JobReport()
     while True:
 
-        async def one_chunk(conn: AsyncConnection) -> int:
-            ids = await due(conn, program_id)
-            for member_id in sorted(ids):
-                report.amount += await act(conn, member_id)
-            return len(ids)
+        async def one_chunk(conn: AsyncConnection) -> JobReport:
+            program = await program_service.get(conn, program_id)
+            return await run_chunk(conn, job, program, as_of)
 
-        done = await run_in_transaction(engine, one_chunk)
-        report.members += done
-        if done < CHUNK:
-            return report
+        # Counted after the commit, so a retried chunk is not counted twice.
+        chunk = await run_in_transaction(engine, one_chunk)
+        total.members += chunk.members
+        total.amount += chunk.amount
+        if chunk.members < CHUNK:
+            return total
+
+
+async def _expired(conn: AsyncConnection, program: ProgramContext, as_of: datetime) -> list[UUID]:
+    return await ledger_service.repository.members_with_expired_lots(conn, program.id, as_of, CHUNK)
+
+
+async def _expire(
+    conn: AsyncConnection, program: ProgramContext, member_id: UUID, as_of: datetime
+) -> int:
+    return await ledger_service.expire_member(conn, program, member_id, as_of, clock.now())
+
+
+async def _releasable(
+    conn: AsyncConnection, program: ProgramContext, as_of: datetime
+) -> list[UUID]:
+    return await ledger_service.repository.members_with_due_pending(conn, program.id, as_of, CHUNK)
+
+
+async def _release(
+    conn: AsyncConnection, program: ProgramContext, member_id: UUID, as_of: datetime
+) -> int:
+    return await ledger_service.release_member(conn, program, member_id, as_of, clock.now())
+
+
+async def _stale_holds(
+    conn: AsyncConnection, program: ProgramContext, as_of: datetime
+) -> list[UUID]:
+    return await ledger_service.repository.due_holds(conn, program.id, as_of, CHUNK)
+
+
+async def _drop_hold(
+    conn: AsyncConnection, program: ProgramContext, redemption_id: UUID, as_of: datetime
+) -> int:
+    try:
+        view = await ledger_service.settle_hold(
+            conn, program, redemption_id, capture_amount=None, now=clock.now(), outcome="expired"
+        )
+    except Conflict:
+        return 0  # captured or voided at the till since we looked: nothing to release
+    return int(view.row["amount"])
+
+
+EXPIRE = Job(_expired, _expire)
+RELEASE_PENDING = Job(_releasable, _release)
+RELEASE_HOLDS = Job(_stale_holds, _drop_hold)
 
 
 async def expire_points(engine: AsyncEngine, program_id: UUID, as_of: datetime) -> JobReport:
-    async def due(conn: AsyncConnection, pid: UUID) -> list[UUID]:
-        return await ledger_service.repository.members_with_expired_lots(conn, pid, as_of, CHUNK)
-
-    async def act(conn: AsyncConnection, member_id: UUID) -> int:
-        program = await program_service.get(conn, program_id)
-        return await ledger_service.expire_member(conn, program, member_id, as_of, clock.now())
-
-    return await _chunks(engine, program_id, due, act)
+    """Move what is left in lots expired at ``as_of`` to the expired account."""
+    return await run_job(engine, EXPIRE, program_id, as_of)
 
 
 async def release_pending(engine: AsyncEngine, program_id: UUID, as_of: datetime) -> JobReport:
-    async def due(conn: AsyncConnection, pid: UUID) -> list[UUID]:
-        return await ledger_service.repository.members_with_due_pending(conn, pid, as_of, CHUNK)
-
-    async def act(conn: AsyncConnection, member_id: UUID) -> int:
-        program = await program_service.get(conn, program_id)
-        return await ledger_service.release_member(conn, program, member_id, as_of, clock.now())
-
-    return await _chunks(engine, program_id, due, act)
+    """Make pending points whose return window has passed by ``as_of`` spendable."""
+    return await run_job(engine, RELEASE_PENDING, program_id, as_of)
 
 
 async def release_holds(engine: AsyncEngine, program_id: UUID, as_of: datetime) -> JobReport:
     """Void holds nobody captured before ``hold_expires_at`` (status ``expired``)."""
-
-    async def due(conn: AsyncConnection, pid: UUID) -> list[UUID]:
-        return await ledger_service.repository.due_holds(conn, pid, as_of, CHUNK)
-
-    async def act(conn: AsyncConnection, redemption_id: UUID) -> int:
-        program = await program_service.get(conn, program_id)
-        try:
-            view = await ledger_service.settle_hold(
-                conn,
-                program,
-                redemption_id,
-                capture_amount=None,
-                now=clock.now(),
-                outcome="expired",
-            )
-        except Conflict:
-            return 0  # captured or voided at the till since we looked: nothing to release
-        return int(view.row["amount"])
-
-    return await _chunks(engine, program_id, due, act)
+    return await run_job(engine, RELEASE_HOLDS, program_id, as_of)
