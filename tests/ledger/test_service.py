@@ -286,3 +286,27 @@ async def test_expiry_dates_follow_the_program_time_zone(
     expiring = balance["next_expiring"][0]
     assert expiring["amount"] == 100
     assert datetime.fromisoformat(expiring["expires_at"]) == expected
+
+
+async def test_release_job_settles_a_pending_lot_emptied_by_a_return(
+    engine: AsyncEngine, http: Any
+) -> None:
+    program = await make_program(engine, pending_days=14)
+    api = Api(http, await make_key(engine, program))
+    member = await new_member(api)
+    with clock.frozen(T0):
+        body = purchase_body(member["external_id"], 20_000, occurred_at=T0.isoformat())
+        await api.post("/v1/purchases", body)
+        await api.post(
+            "/v1/returns",
+            {
+                "external_id": "r-" + body["external_id"],
+                "purchase_external_id": body["external_id"],
+                "occurred_at": T0.isoformat(),
+            },
+        )
+    first = await tasks.release_pending(engine, program.id, T0 + timedelta(days=15))
+    assert (first.members, first.amount) == (1, 0)
+    again = await tasks.release_pending(engine, program.id, T0 + timedelta(days=15))
+    assert again.members == 0
+    await assert_ledger_sound(engine, program)

@@ -477,13 +477,15 @@ class LedgerService:
             balance = balances[(member_id, currency)]
             lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
             postings: list[Posting] = operation(balance, lots)
+            # Tracked even without postings: releasing an emptied pending lot moves nothing
+            # but still changes its status, and the job must not find it due again.
+            unit.track((member_id, currency), balance, lots)
             if postings:
                 legs.append((currency, postings))
                 moved += sum(p.amount for p in postings if p.amount > 0)
-                unit.track((member_id, currency), balance, lots)
         if legs:
             unit.add_entry(member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}")
-            await unit.flush(conn, self.repository)
+        await unit.flush(conn, self.repository)
         return moved
 
     # --- reads ---------------------------------------------------------------------------
