@@ -11,6 +11,7 @@ async def test_register_and_look_up_by_every_identifier(api: Api) -> None:
         email=f"{unique('u')}@Example.com",
         birthday="1990-05-17",
         language="ru",
+        referral_code="FRIEND-42",
     )
     created = await api.post("/v1/members", body)
     assert created.status_code == 201, created.text
@@ -23,7 +24,8 @@ async def test_register_and_look_up_by_every_identifier(api: Api) -> None:
         found = await api.get("/v1/members", identifier=value)
         assert found.status_code == 200
         assert [m["id"] for m in found.json()["items"]] == [member["id"]]
-    assert (await api.get(f"/v1/members/{member['id']}")).json()["birthday"] == "1990-05-17"
+    profile = (await api.get(f"/v1/members/{member['id']}")).json()
+    assert profile["birthday"] == "1990-05-17" and profile["referral_code"] == "FRIEND-42"
 
 
 async def test_duplicate_identifier_is_a_conflict(api: Api) -> None:

@@ -56,7 +56,7 @@ class MemberCreate(BaseModel):
     )
     consents: Consents = Field(default_factory=Consents)
     referral_code: str | None = Field(
-        default=None, description="Accepted and stored for the referral programme."
+        default=None, max_length=64, description="A friend's referral code, kept with the member."
     )
 
 
@@ -92,6 +92,7 @@ class Member(BaseModel):
     consents: Consents
     status: Literal["active", "blocked"]
     status_reason: str | None
+    referral_code: str | None = None
     identifiers: list[Identifier]
     created_at: datetime
     updated_at: datetime

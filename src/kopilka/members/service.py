@@ -57,6 +57,7 @@ class MemberService:
             "consents": data.consents.model_dump(),
             "status": "active",
             "status_reason": None,
+            "referral_code": data.referral_code,
             "created_at": now,
             "updated_at": now,
         }
@@ -117,6 +118,7 @@ class MemberService:
             consents=Consents.model_validate(row.consents),
             status=row.status,
             status_reason=row.status_reason,
+            referral_code=row.referral_code,
             identifiers=[
                 Identifier.model_validate({"kind": k, "value": v}) for k, v in identifiers
             ],

@@ -24,5 +24,7 @@ class Member(Base):
     consents: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    # The code a friend shared, as given at sign-up; the referral programme acts on it.
+    referral_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -85,6 +85,7 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("status_reason", sa.String(length=500), nullable=True),
+        sa.Column("referral_code", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
