@@ -6,7 +6,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import insert_rows
+from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 
@@ -17,13 +17,14 @@ outbox_t = table(OutboxEvent)
 
 
 class EventRepository:
-    async def insert_purchases(
-        self, conn: AsyncConnection, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
+    def stage_purchases(
+        self, batch: WriteBatch, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
     ) -> None:
-        if purchases:
-            await insert_rows(conn, purchases_t, purchases)
-        if lines:
-            await insert_rows(conn, lines_t, lines)
+        batch.insert(purchases_t, purchases)
+        batch.insert(lines_t, lines)
+
+    def stage_outbox(self, batch: WriteBatch, rows: list[dict[str, Any]]) -> None:
+        batch.insert(outbox_t, rows)
 
     async def insert_outbox(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:

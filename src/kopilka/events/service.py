@@ -22,6 +22,7 @@ from kopilka.events.schemas import (
     PurchaseResult,
     RuleTraceOut,
 )
+from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import (
     IdempotencyStore,
     ensure_same_request,
@@ -424,10 +425,12 @@ class _PurchaseWriter:
         ledger: LedgerService,
         idempotency: IdempotencyStore,
     ) -> None:
-        await events.insert_purchases(conn, self.purchases, self.lines)
-        await self.unit.flush(conn, ledger.repository)
-        await events.insert_outbox(conn, self.outbox)
-        await idempotency.insert(conn, self.records)
+        batch = WriteBatch()
+        events.stage_purchases(batch, self.purchases, self.lines)
+        self.unit.stage(batch, ledger.repository)
+        events.stage_outbox(batch, self.outbox)
+        idempotency.stage(batch, self.records)
+        await batch.write(conn)
 
 
 purchase_service = PurchaseService()

@@ -9,15 +9,17 @@ SQLAlchemy types would store them, so Core and ORM reads see no difference.
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, Date, Table, Uuid
+from sqlalchemy import JSON, Date, Table, Uuid, and_, bindparam, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -125,3 +127,126 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
             raise IntegrityError(statement, None, exc) from exc
         raise DBAPIError(statement, None, exc) from exc
+
+
+# --- several tables in one round trip ---------------------------------------------------------
+
+SINGLE_STATEMENT_ROWS = 64  # above this, COPY per table is cheaper than one big statement
+
+
+@dataclass(frozen=True)
+class _Update:
+    table: Table
+    keys: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class WriteBatch:
+    """Inserts and updates of one transaction, written together.
+
+    On PostgreSQL a small batch (one purchase at a till) goes out as a single statement of
+    writable CTEs, one round trip instead of one per table; large batches use COPY. Rows in
+    one batch must not depend on each other's updates: an update never sees a row inserted
+    by the same batch.
+    """
+
+    inserts: list[tuple[Table, list[dict[str, Any]]]] = field(default_factory=list)
+    updates: list[_Update] = field(default_factory=list)
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.inserts.append((table, list(rows)))
+
+    def update(self, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+        """Update ``rows`` (dicts of key and new values) matched on the ``keys`` columns."""
+        if rows:
+            self.updates.append(_Update(table, keys, list(rows)))
+
+    def _size(self) -> int:
+        return sum(len(r) for _, r in self.inserts) + sum(len(u.rows) for u in self.updates)
+
+    async def write(self, conn: AsyncConnection) -> None:
+        if conn.dialect.name == "postgresql" and 0 < self._size() <= SINGLE_STATEMENT_ROWS:
+            await self._write_in_one_statement(conn)
+            return
+        for table, rows in self.inserts:
+            await insert_rows(conn, table, rows)
+        for change in self.updates:
+            await _update_rows(conn, change)
+
+    async def _write_in_one_statement(self, conn: AsyncConnection) -> None:
+        parts: list[str] = []
+        params: list[Any] = []
+        for table, rows in self.inserts:
+            parts.append(_insert_sql(table, rows, params))
+        for change in self.updates:
+            parts.append(_update_sql(change, params))
+        ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+        statement = f"WITH {ctes} SELECT 1"
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        try:
+            await driver.execute(statement, *params)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+                raise IntegrityError(statement, None, exc) from exc
+            raise DBAPIError(statement, None, exc) from exc
+
+
+_PG_DIALECT = cast(Any, postgresql.dialect)()
+
+
+@cache
+def _pg_type(table: Table, column: str) -> str:
+    return str(table.c[column].type.compile(dialect=_PG_DIALECT))
+
+
+def _placeholders(
+    table: Table, columns: tuple[str, ...], values: Sequence[Any], params: list[Any]
+) -> str:
+    cells = []
+    for name, value in zip(columns, values, strict=True):
+        params.append(value)
+        cells.append(f"${len(params)}::{_pg_type(table, name)}")
+    return "(" + ", ".join(cells) + ")"
+
+
+def _insert_sql(table: Table, rows: list[dict[str, Any]], params: list[Any]) -> str:
+    columns = tuple(rows[0])
+    _, converters = _plan(table, columns, False)
+    records = _records(rows, columns, converters)
+    values = ", ".join(_placeholders(table, columns, record, params) for record in records)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
+
+
+def _update_sql(change: _Update, params: list[Any]) -> str:
+    columns = tuple(change.rows[0])
+    _, converters = _plan(change.table, columns, False)
+    records = _records(change.rows, columns, converters)
+    values = ", ".join(_placeholders(change.table, columns, r, params) for r in records)
+    name = change.table.name
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns if c not in change.keys)
+    matches = " AND ".join(f"{name}.{k} = v.{k}" for k in change.keys)
+    return (
+        f"UPDATE {name} SET {assignments} FROM (VALUES {values}) "
+        f"AS v({', '.join(columns)}) WHERE {matches}"
+    )
+
+
+async def _update_rows(conn: AsyncConnection, change: _Update) -> None:
+    table = change.table
+    columns = tuple(change.rows[0])
+    statement = (
+        update(table)
+        .where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in change.keys)))
+        .values({c: bindparam(f"new_{c}") for c in columns if c not in change.keys})
+    )
+    await conn.execute(
+        statement,
+        [
+            {(f"key_{c}" if c in change.keys else f"new_{c}"): v for c, v in row.items()}
+            for row in change.rows
+        ],
+    )

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import IdempotencyConflict
-from kopilka.kit.bulk import insert_rows
+from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.canonical import fingerprint
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
@@ -80,6 +80,9 @@ class IdempotencyStore:
             "response": body,
             "created_at": now,
         }
+
+    def stage(self, batch: WriteBatch, rows: list[dict[str, Any]]) -> None:
+        batch.insert(idempotency_t, rows)
 
     async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:

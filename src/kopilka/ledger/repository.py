@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import insert_rows
+from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.ledger.domain import Allocation, Balance, Lot
 from kopilka.models import (
@@ -151,66 +151,43 @@ class LedgerRepository:
 
     # --- writes --------------------------------------------------------------------------
 
-    async def insert_entries(
-        self, conn: AsyncConnection, entries: list[dict[str, Any]], postings: list[dict[str, Any]]
+    def stage(
+        self,
+        batch: WriteBatch,
+        *,
+        entries: list[dict[str, Any]],
+        postings: list[dict[str, Any]],
+        new_lots: list[dict[str, Any]],
+        changed_lots: Sequence[Lot],
+        balances: dict[BalanceKey, Balance],
+        now: datetime,
     ) -> None:
-        if entries:
-            await insert_rows(conn, entries_t, entries)
-        if postings:
-            await insert_rows(conn, postings_t, postings)
-
-    async def insert_lots(self, conn: AsyncConnection, lots: list[dict[str, Any]]) -> None:
-        if lots:
-            await insert_rows(conn, lots_t, lots)
-
-    async def update_lots(self, conn: AsyncConnection, lots: Sequence[Lot]) -> None:
-        if not lots:
-            return
-        statement = (
-            update(lots_t)
-            .where(lots_t.c.id == bindparam("lot_id"))
-            .values(remaining=bindparam("new_remaining"), status=bindparam("new_status"))
-        )
-        await conn.execute(
-            statement,
+        """Add a transaction's ledger rows to ``batch`` (entries before the rows that
+        reference them)."""
+        batch.insert(entries_t, entries)
+        batch.insert(postings_t, postings)
+        batch.insert(lots_t, new_lots)
+        batch.update(
+            lots_t,
+            ("id",),
             [
-                {"lot_id": lot.id, "new_remaining": lot.remaining, "new_status": lot.status}
-                for lot in lots
+                {"id": lot.id, "remaining": lot.remaining, "status": lot.status}
+                for lot in changed_lots
             ],
         )
-
-    async def update_balances(
-        self, conn: AsyncConnection, balances: dict[BalanceKey, Balance], now: datetime
-    ) -> None:
-        if not balances:
-            return
-        statement = (
-            update(balances_t)
-            .where(
-                and_(
-                    balances_t.c.member_id == bindparam("key_member"),
-                    balances_t.c.currency == bindparam("key_currency"),
-                )
-            )
-            .values(
-                available=bindparam("new_available"),
-                pending=bindparam("new_pending"),
-                held=bindparam("new_held"),
-                updated_at=bindparam("new_updated_at"),
-            )
-        )
-        await conn.execute(
-            statement,
+        batch.update(
+            balances_t,
+            ("member_id", "currency"),
             [
                 {
-                    "key_member": m,
-                    "key_currency": c,
-                    "new_available": b.available,
-                    "new_pending": b.pending,
-                    "new_held": b.held,
-                    "new_updated_at": now,
+                    "member_id": member_id,
+                    "currency": currency,
+                    "available": b.available,
+                    "pending": b.pending,
+                    "held": b.held,
+                    "updated_at": now,
                 }
-                for (m, c), b in balances.items()
+                for (member_id, currency), b in balances.items()
             ],
         )
 
@@ -252,20 +229,6 @@ class LedgerRepository:
             .where(redemptions_t.c.id == redemption_id)
             .values(status=status, captured_amount=captured, updated_at=now)
         )
-
-    async def open_holds(
-        self, conn: AsyncConnection, member_id: UUID, currency: str
-    ) -> list[tuple[int, list[Allocation]]]:
-        rows = (
-            await conn.execute(
-                select(redemptions_t.c.id, redemptions_t.c.amount).where(
-                    redemptions_t.c.member_id == member_id,
-                    redemptions_t.c.currency == currency,
-                    redemptions_t.c.status == "held",
-                )
-            )
-        ).all()
-        return [(r.amount, await self.allocations(conn, r.id)) for r in rows]
 
     # --- jobs ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, InvalidInput, MemberBlocked, NotFound
+from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
@@ -101,11 +102,21 @@ class LedgerUnit:
         for lot in lots:
             self.changed_lots[lot.id] = lot
 
+    def stage(self, batch: WriteBatch, repository: LedgerRepository) -> None:
+        repository.stage(
+            batch,
+            entries=self.entries,
+            postings=self.postings,
+            new_lots=self.new_lots,
+            changed_lots=[lot for lot in self.changed_lots.values() if lot.dirty],
+            balances=self.balances,
+            now=self.now,
+        )
+
     async def flush(self, conn: AsyncConnection, repository: LedgerRepository) -> None:
-        await repository.insert_entries(conn, self.entries, self.postings)
-        await repository.insert_lots(conn, self.new_lots)
-        await repository.update_lots(conn, [lot for lot in self.changed_lots.values() if lot.dirty])
-        await repository.update_balances(conn, self.balances, self.now)
+        batch = WriteBatch()
+        self.stage(batch, repository)
+        await batch.write(conn)
 
 
 @dataclass(frozen=True)
