@@ -80,3 +80,14 @@ async def test_blocked_member_earns_and_spends_nothing(api: Api) -> None:
         "pending": 0,
         "held": 0,
     }
+
+
+async def test_members_are_listed_newest_first_in_pages(api: Api) -> None:
+    created = [(await api.post("/v1/members", member_body())).json()["id"] for _ in range(5)]
+    first = (await api.get("/v1/members", limit=3)).json()
+    second = (await api.get("/v1/members", limit=3, cursor=first["next_cursor"])).json()
+    listed = [m["id"] for m in first["items"] + second["items"]]
+    assert listed == list(reversed(created))
+    assert second["next_cursor"] is None
+    bad = await api.get("/v1/members", cursor="garbage")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"

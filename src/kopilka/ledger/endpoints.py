@@ -1,7 +1,5 @@
 """HTTP routes of balances, history, redemptions and adjustments."""
 
-import base64
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -10,10 +8,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import InvalidInput
 from kopilka.events.schemas import BalanceOut
 from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.idempotency import idempotency_store, replay, request_hash
+from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import (
     Admin,
     Cashier,
@@ -69,18 +67,6 @@ async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> 
     return await read_only(engine, principal, work)
 
 
-def _encode_cursor(created_at: datetime, entry_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{entry_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        created, entry = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), UUID(entry)
-    except ValueError as exc:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
-
-
 @router.get("/members/{member_id}/history", response_model=HistoryPage)
 async def get_history(
     member_id: UUID,
@@ -89,7 +75,7 @@ async def get_history(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> HistoryPage:
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> HistoryPage:
         await member_service.get(conn, program, member_id)
@@ -114,7 +100,7 @@ async def get_history(
             for e, postings in rows
         ]
         next_cursor = (
-            _encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if len(rows) == limit else None
+            encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if len(rows) == limit else None
         )
         return HistoryPage(items=items, next_cursor=next_cursor)
 

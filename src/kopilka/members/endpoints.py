@@ -5,9 +5,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
 from kopilka.members import domain
 from kopilka.members.schemas import (
@@ -18,6 +20,7 @@ from kopilka.members.schemas import (
     MemberUpdate,
 )
 from kopilka.members.service import member_service
+from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -73,16 +76,31 @@ async def find_members(
     phone: str | None = None,
     email: str | None = None,
     external_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
 ) -> MemberList:
+    """Look a member up by an identifier, or, without one, page through all members
+    (newest first)."""
+    if not any((identifier, card, phone, email, external_id)):
+        before = decode_cursor(cursor) if cursor else None
+
+        async def page(conn: AsyncConnection, program: ProgramContext) -> MemberList:
+            items = await member_service.page(conn, program, limit=limit, before=before)
+            last = items[-1] if len(items) == limit else None
+            return MemberList(
+                items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
+            )
+
+        return await read_only(engine, principal, page)
     ref = ref_from_query(identifier, card, phone, email, external_id)
 
-    async def work(conn, program):  # type: ignore[no-untyped-def]
+    async def find(conn: AsyncConnection, program: ProgramContext) -> MemberList:
         found = await member_service.resolve_many(conn, program, [ref])
         if found[0] is None:
             return MemberList(items=[])
         return MemberList(items=[await member_service.get(conn, program, found[0][0])])
 
-    return await read_only(engine, principal, work)
+    return await read_only(engine, principal, find)
 
 
 @router.get("/{member_id}", response_model=Member)

@@ -1,10 +1,11 @@
 """Every member query."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import insert_rows
@@ -32,6 +33,21 @@ class MemberRepository:
             members_t.c.id == member_id, members_t.c.program_id == program_id
         )
         return (await conn.execute(query)).one_or_none()
+
+    async def page(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[UUID]:
+        """Ids of the newest members first, keyset-paginated on (created_at, id)."""
+        query = select(members_t.c.id).where(members_t.c.program_id == program_id)
+        if before is not None:
+            query = query.where(tuple_(members_t.c.created_at, members_t.c.id) < tuple_(*before))
+        query = query.order_by(members_t.c.created_at.desc(), members_t.c.id.desc()).limit(limit)
+        return [r.id for r in (await conn.execute(query)).all()]
 
     async def identifiers(self, conn: AsyncConnection, member_id: UUID) -> list[tuple[str, str]]:
         query = (

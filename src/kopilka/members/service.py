@@ -126,6 +126,17 @@ class MemberService:
             updated_at=row.updated_at,
         )
 
+    async def page(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[Member]:
+        ids = await self.repository.page(conn, program.id, limit=limit, before=before)
+        return [await self.get(conn, program, member_id) for member_id in ids]
+
     async def resolve(
         self, conn: AsyncConnection, program: ProgramContext, ref: MemberRef
     ) -> tuple[UUID, str]:
