@@ -1,13 +1,15 @@
 """HTTP routes of balances, history, redemptions and adjustments."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kopilka.apikeys.service import Principal
 from kopilka.events.schemas import BalanceOut
 from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.idempotency import idempotency_store, replay, request_hash
@@ -118,7 +120,7 @@ async def _idempotent(
     program: ProgramContext,
     key: str | None,
     body: BaseModel,
-    operation: Any,
+    operation: Callable[[], Awaitable[dict[str, Any]]],
     status_code: int = 201,
 ) -> tuple[int, dict[str, Any], bool]:
     """Run ``operation`` once per key; a retry with the same key replays the first answer."""
@@ -170,8 +172,8 @@ async def create_redemption(
 
 async def _settle(
     redemption_id: UUID,
-    principal: Any,
-    engine: Any,
+    principal: Principal,
+    engine: AsyncEngine,
     key: str | None,
     body: BaseModel,
     outcome: str,

@@ -1,7 +1,7 @@
 """Ledger operations: load a member's state under its lock, apply pure domain maths, write
 what changed as journal entries, postings, lots and balances. Never commits."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -478,7 +478,7 @@ class LedgerService:
         member_id: UUID,
         now: datetime,
         kind: str,
-        operation: Any,
+        operation: Callable[[Balance, list[Lot]], list[Posting]],
     ) -> int:
         balances = await self.lock(conn, program, [member_id], now)
         unit = LedgerUnit(program.id, now)
