@@ -2,7 +2,7 @@
 (or the URL the caller put in the Alembic config)."""
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from kopilka.config import get_settings
 from kopilka.db import make_engine
 from kopilka.models import Base
+from kopilka.models.base import Timestamp
 
 target_metadata = Base.metadata
 
@@ -19,9 +20,18 @@ def _url() -> str:
     return url or get_settings().database_url
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render the project's column types as plain SQLAlchemy ones, so migrations never import
+    application code."""
+    if type_ == "type" and isinstance(obj, Timestamp):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
+        render_item=_render_item,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

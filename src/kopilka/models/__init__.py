@@ -1,4 +1,10 @@
-"""All tables, one module each. Importing this package registers them on ``Base.metadata``."""
+"""All tables, one module each. Importing this package registers them on ``Base.metadata``.
+
+Foreign keys tie a row to its structural parent only (a posting to its entry, a line to its
+purchase, an entry to its member). ``program_id`` columns carry no foreign key: programs are
+never deleted, every key costs a look-up per inserted row, and the ledger tables take
+several rows per purchase.
+"""
 
 from kopilka.models.api_key import ApiKey
 from kopilka.models.base import Base

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, JSONType
@@ -13,7 +13,7 @@ class IdempotencyRecord(Base):
 
     __tablename__ = "idempotency_records"
 
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"), primary_key=True)
+    program_id: Mapped[UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)

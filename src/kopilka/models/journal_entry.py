@@ -14,7 +14,7 @@ class JournalEntry(Base):
     __table_args__ = (Index("ix_journal_entries_member_created", "member_id", "created_at"),)
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    program_id: Mapped[UUID] = mapped_column()
     member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(500))

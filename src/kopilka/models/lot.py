@@ -41,8 +41,8 @@ class Lot(Base):
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
-    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
+    program_id: Mapped[UUID] = mapped_column()
+    member_id: Mapped[UUID] = mapped_column()
     currency: Mapped[str] = mapped_column(String(32))
     entry_id: Mapped[UUID] = mapped_column(ForeignKey("journal_entries.id"))
     source_id: Mapped[str | None] = mapped_column(String(200))

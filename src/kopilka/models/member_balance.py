@@ -19,7 +19,7 @@ class MemberBalance(Base):
 
     member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(32), primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"), index=True)
+    program_id: Mapped[UUID] = mapped_column(index=True)
     available: Mapped[int] = mapped_column(BigInteger, default=0)
     pending: Mapped[int] = mapped_column(BigInteger, default=0)
     held: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,7 +17,7 @@ class MemberIdentifier(Base):
     __table_args__ = (UniqueConstraint("program_id", "kind", "value"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    program_id: Mapped[UUID] = mapped_column()
     member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(320))

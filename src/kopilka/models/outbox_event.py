@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, BigIntPK, JSONType
@@ -23,8 +23,8 @@ class OutboxEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
-    member_id: Mapped[UUID | None] = mapped_column(ForeignKey("members.id"))
+    program_id: Mapped[UUID] = mapped_column()
+    member_id: Mapped[UUID | None] = mapped_column()
     topic: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime]

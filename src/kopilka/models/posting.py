@@ -19,8 +19,8 @@ class Posting(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     entry_id: Mapped[UUID] = mapped_column(ForeignKey("journal_entries.id"), index=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"), index=True)
-    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    program_id: Mapped[UUID] = mapped_column(index=True)
+    member_id: Mapped[UUID] = mapped_column(index=True)
     account: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -19,7 +19,7 @@ class Purchase(Base):
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    program_id: Mapped[UUID] = mapped_column()
     member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
     external_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime]

@@ -15,8 +15,8 @@ class PurchaseReturn(Base):
     __table_args__ = (UniqueConstraint("program_id", "external_id"),)
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
-    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"), index=True)
+    program_id: Mapped[UUID] = mapped_column()
+    member_id: Mapped[UUID] = mapped_column(index=True)
     purchase_id: Mapped[UUID] = mapped_column(ForeignKey("purchases.id"), index=True)
     external_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime]

@@ -23,7 +23,7 @@ class Redemption(Base):
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
-    program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
+    program_id: Mapped[UUID] = mapped_column()
     member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
     currency: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -13,6 +13,6 @@ class RedemptionAllocation(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     redemption_id: Mapped[UUID] = mapped_column(ForeignKey("redemptions.id"), index=True)
-    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[UUID] = mapped_column()
     lot_id: Mapped[UUID] = mapped_column(ForeignKey("lots.id"))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_core
 Revises: -
-Create Date: 2026-11-23 17:16:47.283484
+Create Date: 2026-11-23 18:03:53.405699
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,50 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "idempotency_records",
+        sa.Column("program_id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column(
+            "response",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("program_id", "key", name=op.f("pk_idempotency_records")),
+    )
+    op.create_table(
+        "outbox_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("program_id", sa.Uuid(), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=True),
+        sa.Column("topic", sa.String(length=100), nullable=False),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
+    )
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_unpublished",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
     op.create_table(
         "programs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -52,23 +96,6 @@ def upgrade() -> None:
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_keys_program_id"), ["program_id"], unique=False)
 
-    op.create_table(
-        "idempotency_records",
-        sa.Column("program_id", sa.Uuid(), nullable=False),
-        sa.Column("key", sa.String(length=300), nullable=False),
-        sa.Column("request_hash", sa.String(length=64), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=False),
-        sa.Column(
-            "response",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_idempotency_records_program_id_programs")
-        ),
-        sa.PrimaryKeyConstraint("program_id", "key", name=op.f("pk_idempotency_records")),
-    )
     op.create_table(
         "members",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -113,9 +140,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_journal_entries_member_id_members")
         ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_journal_entries_program_id_programs")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_journal_entries")),
     )
     with op.batch_alter_table("journal_entries", schema=None) as batch_op:
@@ -134,9 +158,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_member_balances_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_member_balances_program_id_programs")
         ),
         sa.PrimaryKeyConstraint("member_id", "currency", name=op.f("pk_member_balances")),
     )
@@ -160,9 +181,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_member_identifiers_member_id_members")
         ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_member_identifiers_program_id_programs")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_member_identifiers")),
         sa.UniqueConstraint(
             "program_id", "kind", "value", name=op.f("uq_member_identifiers_program_id_kind_value")
@@ -171,42 +189,6 @@ def upgrade() -> None:
     with op.batch_alter_table("member_identifiers", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_member_identifiers_member_id"), ["member_id"], unique=False
-        )
-
-    op.create_table(
-        "outbox_events",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("program_id", sa.Uuid(), nullable=False),
-        sa.Column("member_id", sa.Uuid(), nullable=True),
-        sa.Column("topic", sa.String(length=100), nullable=False),
-        sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_outbox_events_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_outbox_events_program_id_programs")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_events")),
-    )
-    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_outbox_unpublished",
-            ["id"],
-            unique=False,
-            postgresql_where=sa.text("published_at IS NULL"),
-            sqlite_where=sa.text("published_at IS NULL"),
         )
 
     op.create_table(
@@ -234,9 +216,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_purchases_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_purchases_program_id_programs")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_purchases")),
         sa.UniqueConstraint(
@@ -268,9 +247,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_redemptions_member_id_members")
         ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_redemptions_program_id_programs")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_redemptions")),
     )
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
@@ -300,12 +276,6 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["entry_id"], ["journal_entries.id"], name=op.f("fk_lots_entry_id_journal_entries")
-        ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_lots_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_lots_program_id_programs")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lots")),
     )
@@ -351,12 +321,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["entry_id"], ["journal_entries.id"], name=op.f("fk_postings_entry_id_journal_entries")
         ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_postings_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_postings_program_id_programs")
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_postings")),
     )
     with op.batch_alter_table("postings", schema=None) as batch_op:
@@ -383,9 +347,6 @@ def upgrade() -> None:
         sa.Column("discount", sa.BigInteger(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("returned_quantity", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_purchase_lines_member_id_members")
-        ),
         sa.ForeignKeyConstraint(
             ["purchase_id"], ["purchases.id"], name=op.f("fk_purchase_lines_purchase_id_purchases")
         ),
@@ -416,12 +377,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_purchase_returns_member_id_members")
-        ),
-        sa.ForeignKeyConstraint(
-            ["program_id"], ["programs.id"], name=op.f("fk_purchase_returns_program_id_programs")
-        ),
         sa.ForeignKeyConstraint(
             ["purchase_id"],
             ["purchases.id"],
@@ -454,9 +409,6 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["lot_id"], ["lots.id"], name=op.f("fk_redemption_allocations_lot_id_lots")
-        ),
-        sa.ForeignKeyConstraint(
-            ["member_id"], ["members.id"], name=op.f("fk_redemption_allocations_member_id_members")
         ),
         sa.ForeignKeyConstraint(
             ["redemption_id"],
@@ -524,14 +476,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_purchases_member_occurred")
 
     op.drop_table("purchases")
-    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_outbox_unpublished",
-            postgresql_where=sa.text("published_at IS NULL"),
-            sqlite_where=sa.text("published_at IS NULL"),
-        )
-
-    op.drop_table("outbox_events")
     with op.batch_alter_table("member_identifiers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_member_identifiers_member_id"))
 
@@ -548,9 +492,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_members_program_created")
 
     op.drop_table("members")
-    op.drop_table("idempotency_records")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_keys_program_id"))
 
     op.drop_table("api_keys")
     op.drop_table("programs")
+    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_outbox_unpublished",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
+    op.drop_table("outbox_events")
+    op.drop_table("idempotency_records")
