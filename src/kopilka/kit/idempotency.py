@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import IdempotencyConflict
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.canonical import fingerprint
+from kopilka.kit.sql import one_of
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
 
@@ -56,7 +57,7 @@ class IdempotencyStore:
         if not keys:
             return {}
         query = select(idempotency_t).where(
-            idempotency_t.c.program_id == program_id, idempotency_t.c.key.in_(list(set(keys)))
+            idempotency_t.c.program_id == program_id, one_of(conn, idempotency_t.c.key, set(keys))
         )
         return {r.key: r for r in (await conn.execute(query)).all()}
 

@@ -6,14 +6,21 @@ the right edge of the index.
 """
 
 import os
+import random
 import time
 import uuid
+
+# Ids need to be unique and unguessable enough not to be enumerated, not secret: a generator
+# seeded once from the OS is enough and costs far less than a system call per id.
+_random = random.Random(os.urandom(32))
+# A forked worker must not repeat its parent's sequence.
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def new_id() -> uuid.UUID:
     """A version-7 UUID: 48 bits of Unix milliseconds, then random bits."""
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random.getrandbits(80)
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
     value |= (rand >> 68 & 0xFFF) << 64  # 12 random bits

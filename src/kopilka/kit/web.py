@@ -17,7 +17,8 @@ T = TypeVar("T")
 CONFLICT_RETRIES = 3
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
+    # async: a plain def dependency would be sent to a worker thread on every request
     engine: AsyncEngine = request.app.state.engine
     return engine
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
+from kopilka.kit.sql import one_of
 from kopilka.ledger.domain import Allocation, Balance, Lot
 from kopilka.models import (
     JournalEntry,
@@ -101,7 +102,7 @@ class LedgerRepository:
                 balances_t.c.pending,
                 balances_t.c.held,
             )
-            .where(balances_t.c.member_id.in_(member_ids))
+            .where(one_of(conn, balances_t.c.member_id, member_ids))
             .order_by(balances_t.c.member_id, balances_t.c.currency)
         )
         if lock:
@@ -129,7 +130,7 @@ class LedgerRepository:
     async def lots_by_ids(self, conn: AsyncConnection, lot_ids: Sequence[UUID]) -> list[Lot]:
         if not lot_ids:
             return []
-        rows = (await conn.execute(select(lots_t).where(lots_t.c.id.in_(lot_ids)))).all()
+        rows = (await conn.execute(select(lots_t).where(one_of(conn, lots_t.c.id, lot_ids)))).all()
         return [lot_from_row(r) for r in rows]
 
     async def next_expiring(

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import insert_rows
+from kopilka.kit.sql import one_of
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
 
@@ -69,7 +70,7 @@ class MemberRepository:
             .where(
                 identifiers_t.c.program_id == program_id,
                 identifiers_t.c.kind == kind,
-                identifiers_t.c.value.in_(list(set(values))),
+                one_of(conn, identifiers_t.c.value, set(values)),
             )
         )
         return {r.value: (r.id, r.status) for r in (await conn.execute(query)).all()}
@@ -80,7 +81,7 @@ class MemberRepository:
         if not member_ids:
             return {}
         query = select(members_t.c.id, members_t.c.status).where(
-            members_t.c.program_id == program_id, members_t.c.id.in_(list(set(member_ids)))
+            members_t.c.program_id == program_id, one_of(conn, members_t.c.id, set(member_ids))
         )
         return {r.id: r.status for r in (await conn.execute(query)).all()}
 
