@@ -105,7 +105,7 @@ def main() -> int:
     program = compile_program(settings(args.rules).earning)
     context = basket(args.lines)
     result = evaluate(program, context)
-    fired = sum(1 for t in result.trace if t.fired)
+    fired = len(result.effects)
 
     for _ in range(min(args.warmup, 100_000)):
         evaluate(program, context)

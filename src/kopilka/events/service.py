@@ -78,7 +78,9 @@ def evaluation_context(purchase: PurchaseCreate, member_status: str) -> Evaluati
     )
 
 
-def _trace_out(evaluation: Evaluation) -> list[RuleTraceOut]:
+def _trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
+    if evaluation.trace is None:
+        return None
     return [
         RuleTraceOut(rule_id=t.rule_id, fired=t.fired, reason=t.reason, amount=t.amount)
         for t in evaluation.trace
@@ -153,7 +155,7 @@ class PurchaseService:
         """The same evaluation as :meth:`ingest`, with no side effects."""
         self._validate(program, purchase, now)
         member_id, status = await self.members.resolve(conn, program, purchase.member)
-        evaluation = evaluate(program.compiled, evaluation_context(purchase, status))
+        evaluation = evaluate(program.compiled, evaluation_context(purchase, status), explain=True)
         balances = await self.ledger.balances(conn, member_id)
         pending = purchase.occurred_at + timedelta(days=program.settings.pending_days) > now
         earned = [
@@ -311,7 +313,9 @@ class PurchaseService:
         explain: bool,
     ) -> Outcome:
         member_id, status = member
-        evaluation = evaluate(program.compiled, evaluation_context(purchase, status))
+        evaluation = evaluate(
+            program.compiled, evaluation_context(purchase, status), explain=explain
+        )
         purchase_id = new_id()
         earned = self.ledger.credit_purchase(
             writer.unit,
@@ -328,7 +332,7 @@ class PurchaseService:
             member_id,
             earned,
             balances_out(balances, member_id, program.settings.currency_codes()),
-            _trace_out(evaluation) if explain else None,
+            _trace_out(evaluation),
         )
         writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)
         return Outcome(201, body)

@@ -1,45 +1,46 @@
 """Rule type → compiler. Adding a rule type means adding one entry, never an if-chain."""
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from kopilka.rules.domain import CompiledProgram, CompiledRule, EvaluationContext
 from kopilka.rules.schemas import EarningRule, PerAmountRule, PercentRule
 
 
-def _eligible_amount(context: EvaluationContext, excluded: frozenset[str]) -> int:
-    if not excluded or not context.lines:
-        return context.total
-    return sum(line.amount for line in context.lines if line.category not in excluded)
-
-
 def _compile_per_amount(rule: PerAmountRule) -> CompiledRule:
     excluded = frozenset(rule.exclude_categories)
+    per, points = rule.per, rule.points
 
-    def compute(context: EvaluationContext) -> tuple[int, str]:
-        eligible = _eligible_amount(context, excluded)
+    def compute(context: EvaluationContext) -> int:
         # Floor: a partial money unit earns nothing (documented rounding of this rule).
-        amount = eligible // rule.per * rule.points
-        if amount == 0:
-            return 0, f"eligible amount {eligible} is below {rule.per}"
-        return amount, f"{rule.points} per {rule.per} of {eligible}"
+        return context.eligible_amount(excluded) // per * points
 
-    return CompiledRule(rule.id, rule.currency, compute)
+    def explain(context: EvaluationContext, amount: int) -> str:
+        eligible = context.eligible_amount(excluded)
+        if amount == 0:
+            return f"eligible amount {eligible} is below {per}"
+        return f"{points} per {per} of {eligible}"
+
+    return CompiledRule(rule.id, rule.currency, compute, explain)
 
 
 def _compile_percent(rule: PercentRule) -> CompiledRule:
     excluded = frozenset(rule.exclude_categories)
+    basis_points = rule.basis_points
 
-    def compute(context: EvaluationContext) -> tuple[int, str]:
-        eligible = _eligible_amount(context, excluded)
-        amount = eligible * rule.basis_points // 10_000
+    def compute(context: EvaluationContext) -> int:
+        return context.eligible_amount(excluded) * basis_points // 10_000
+
+    def explain(context: EvaluationContext, amount: int) -> str:
+        eligible = context.eligible_amount(excluded)
         if amount == 0:
-            return 0, f"{rule.basis_points} bp of {eligible} rounds down to 0"
-        return amount, f"{rule.basis_points} bp of {eligible}"
+            return f"{basis_points} bp of {eligible} rounds down to 0"
+        return f"{basis_points} bp of {eligible}"
 
-    return CompiledRule(rule.id, rule.currency, compute)
+    return CompiledRule(rule.id, rule.currency, compute, explain)
 
 
-COMPILERS: dict[str, Callable[..., CompiledRule]] = {
+COMPILERS: dict[str, Callable[[Any], CompiledRule]] = {
     "per_amount": _compile_per_amount,
     "percent": _compile_percent,
 }
