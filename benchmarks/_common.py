@@ -193,13 +193,36 @@ def ledger_verify(database_url: str, slug: str) -> tuple[bool, str]:
 # --- /proc -------------------------------------------------------------------------------
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process ((0, 0) if it is gone)."""
+def _own_cpu_times(pid: int) -> tuple[float, float]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0, 0.0
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and its live children, e.g. server workers
+    ((0, 0) if it is gone)."""
+    user, system = _own_cpu_times(pid)
+    for child in _children(pid):
+        child_user, child_system = _own_cpu_times(child)
+        user, system = user + child_user, system + child_system
+    return user, system
 
 
 def cpu_seconds(pid: int) -> float:
@@ -320,8 +343,15 @@ def http_post(
 class Server:
     """``kopilka serve`` in a child process; stopped (SIGINT, then SIGKILL) on exit."""
 
-    def __init__(self, database_url: str, port: int | None = None, wrapper: Sequence[str] = ()):
+    def __init__(
+        self,
+        database_url: str,
+        port: int | None = None,
+        wrapper: Sequence[str] = (),
+        workers: int = 1,
+    ):
         self.database_url = database_url
+        self.workers = workers
         self.port = port or free_port()
         self.wrapper = list(wrapper)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -335,7 +365,17 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [*self.wrapper, KOPILKA, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *self.wrapper,
+                KOPILKA,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
             env=kopilka_env(self.database_url),
             stdout=self._log,
             stderr=subprocess.STDOUT,

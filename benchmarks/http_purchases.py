@@ -340,6 +340,9 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10, help="pgbench -s")
     parser.add_argument("--skip-pgbench", action="store_true")
     parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (kopilka serve --workers)"
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="also profile the server (py-spy if found, else cProfile)",
@@ -362,7 +365,7 @@ def main() -> int:
         log(f"kopilka db upgrade / program create on {db}")
         prepare_database(url, SLUG)
         key = create_admin_key(url, SLUG)
-        with Server(url) as server:
+        with Server(url, workers=args.workers) as server:
             log(f"server pid {server.pid} on port {server.port}; registering {args.members}")
             members = loadgen("members", server, key, args)
             if members["ok"] != args.members:

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.sql import pg_driver
 from kopilka.models.base import Timestamp
 
 Converter = Callable[[Any], Any]
@@ -113,9 +114,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
     if sqlite:
         await conn.exec_driver_sql(statement, records)
         return
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await pg_driver(conn)
     try:
         if len(records) >= COPY_THRESHOLD:
             await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
@@ -184,9 +183,7 @@ class WriteBatch:
             parts.append(_update_sql(change, params))
         ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
         statement = f"WITH {ctes} SELECT 1"
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        driver = await pg_driver(conn)
         try:
             await driver.execute(statement, *params)
         except asyncpg.PostgresError as exc:

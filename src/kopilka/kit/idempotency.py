@@ -18,11 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import IdempotencyConflict
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.canonical import fingerprint
-from kopilka.kit.sql import one_of
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
 
 idempotency_t = table(IdempotencyRecord)
+
+
+FIND_PG = (
+    "SELECT key, request_hash, status_code, response FROM idempotency_records"
+    " WHERE program_id = $1 AND key = ANY($2::varchar[])"
+)
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    request_hash: str
+    status_code: int
+    response: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -56,8 +69,15 @@ class IdempotencyStore:
     ) -> dict[str, Any]:
         if not keys:
             return {}
+        if is_postgres(conn):
+            rows = await pg_fetch(conn, FIND_PG, program_id, list(set(keys)))
+            return {
+                r["key"]: StoredAnswer(r["request_hash"], r["status_code"], r["response"])
+                for r in rows
+            }
         query = select(idempotency_t).where(
-            idempotency_t.c.program_id == program_id, one_of(conn, idempotency_t.c.key, set(keys))
+            idempotency_t.c.program_id == program_id,
+            one_of(conn, idempotency_t.c.key, set(keys)),
         )
         return {r.key: r for r in (await conn.execute(query)).all()}
 

@@ -19,3 +19,32 @@ def one_of(conn: AsyncConnection, column: Any, values: Collection[Any]) -> Colum
         array = bindparam(None, list(values), type_=ARRAY(column.type))
         return column == func.any(array)  # type: ignore[no-any-return]
     return column.in_(list(values))  # type: ignore[no-any-return]
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+async def pg_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn``, inside ``conn``'s transaction.
+
+    SQLAlchemy sends BEGIN lazily, with its first statement. A statement sent straight to
+    the driver before that would run in autocommit: a ``FOR UPDATE`` lock would be released
+    at once and a write committed on its own. So the transaction is started here exactly as
+    SQLAlchemy would start it (tests check both the lock and the rollback).
+    """
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    if conn.in_transaction() and getattr(adapted, "_transaction", False) is None:
+        await adapted._start_transaction()
+    return raw.driver_connection
+
+
+async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[Any]:
+    """Run a hand-written query on the asyncpg connection under ``conn``'s transaction.
+
+    For the few reads on the purchase path only: building, caching and executing a Core
+    statement costs several times what the query itself costs the database.
+    """
+    driver = await pg_driver(conn)
+    return list(await driver.fetch(statement, *args))

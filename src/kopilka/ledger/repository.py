@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
-from kopilka.kit.sql import one_of
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.ledger.domain import Allocation, Balance, Lot
 from kopilka.models import (
     JournalEntry,
@@ -32,6 +32,10 @@ redemptions_t = table(Redemption)
 allocations_t = table(RedemptionAllocation)
 
 BalanceKey = tuple[UUID, str]
+LOCK_BALANCES_PG = (
+    "SELECT member_id, currency, available, pending, held FROM member_balances"
+    " WHERE member_id = ANY($1::uuid[]) ORDER BY member_id, currency FOR UPDATE"
+)
 
 
 def _insert(conn: AsyncConnection, table: Any) -> Any:
@@ -94,6 +98,9 @@ class LedgerRepository:
     async def _select_balances(
         self, conn: AsyncConnection, member_ids: Sequence[UUID], *, lock: bool
     ) -> dict[BalanceKey, Balance]:
+        if lock and is_postgres(conn):
+            rows = await pg_fetch(conn, LOCK_BALANCES_PG, list(member_ids))
+            return {(r[0], r[1]): Balance(r[2], r[3], r[4]) for r in rows}
         query = (
             select(
                 balances_t.c.member_id,
@@ -107,8 +114,8 @@ class LedgerRepository:
         )
         if lock:
             query = query.with_for_update()
-        rows = (await conn.execute(query)).all()
-        return {(r.member_id, r.currency): Balance(r.available, r.pending, r.held) for r in rows}
+        result = (await conn.execute(query)).all()
+        return {(r.member_id, r.currency): Balance(r.available, r.pending, r.held) for r in result}
 
     async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
         found = await self._select_balances(conn, [member_id], lock=False)

@@ -9,11 +9,16 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import insert_rows
-from kopilka.kit.sql import one_of
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
 
 members_t = table(Member)
+FIND_IDS_PG = (
+    "SELECT i.value, m.id, m.status FROM member_identifiers i"
+    " JOIN members m ON m.id = i.member_id"
+    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = ANY($3::varchar[])"
+)
 identifiers_t = table(MemberIdentifier)
 
 
@@ -64,6 +69,9 @@ class MemberRepository:
         """value → (member id, status) for the identifiers of ``kind`` that exist."""
         if not values:
             return {}
+        if is_postgres(conn):
+            rows = await pg_fetch(conn, FIND_IDS_PG, program_id, kind, list(set(values)))
+            return {r[0]: (r[1], r[2]) for r in rows}
         query = (
             select(identifiers_t.c.value, members_t.c.id, members_t.c.status)
             .join(members_t, members_t.c.id == identifiers_t.c.member_id)
