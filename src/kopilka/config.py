@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     # API keys are checked against the database at most this often per key and process;
     # a revoked key stops working within this many seconds.
     api_key_cache_seconds: float = 30.0
-    db_pool_size: int = 10
+    # Connections kept open per process; more than the concurrent requests a process serves,
+    # since opening a PostgreSQL connection costs more than a whole purchase.
+    db_pool_size: int = 20
 
 
 @lru_cache

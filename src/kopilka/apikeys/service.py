@@ -76,11 +76,15 @@ class ApiKeyService:
         )
         return secret, key_id
 
+    def cached(self, secret: str) -> Principal | None:
+        """The principal of a key checked less than ``cache_seconds`` ago, if any."""
+        found = self._cache.get(hash_key(secret))
+        if found is not None and time.monotonic() - found[0] < self.cache_seconds:
+            return found[1]
+        return None
+
     async def authenticate(self, conn: AsyncConnection, secret: str) -> Principal:
         digest = hash_key(secret)
-        cached = self._cache.get(digest)
-        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
         row = (
             await conn.execute(
                 select(keys_t.c.id, keys_t.c.program_id, keys_t.c.scopes).where(

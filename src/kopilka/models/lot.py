@@ -37,7 +37,6 @@ class Lot(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
-        Index("ix_lots_source", "source_id"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)

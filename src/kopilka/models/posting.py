@@ -19,8 +19,10 @@ class Posting(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     entry_id: Mapped[UUID] = mapped_column(ForeignKey("journal_entries.id"), index=True)
-    program_id: Mapped[UUID] = mapped_column(index=True)
-    member_id: Mapped[UUID] = mapped_column(index=True)
+    # No indexes beyond the entry: every purchase writes two postings, and the only readers
+    # that filter on these columns (ledger verify, reports) aggregate whole programs anyway.
+    program_id: Mapped[UUID] = mapped_column()
+    member_id: Mapped[UUID] = mapped_column()
     account: Mapped[str] = mapped_column(String(32))
     currency: Mapped[str] = mapped_column(String(32))
     amount: Mapped[int] = mapped_column(BigInteger)

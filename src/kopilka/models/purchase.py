@@ -15,7 +15,6 @@ class Purchase(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),
         Index("ix_purchases_member_occurred", "member_id", "occurred_at"),
-        Index("ix_purchases_program_occurred", "program_id", "occurred_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)

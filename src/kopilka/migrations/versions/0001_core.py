@@ -226,9 +226,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_purchases_member_occurred", ["member_id", "occurred_at"], unique=False
         )
-        batch_op.create_index(
-            "ix_purchases_program_occurred", ["program_id", "occurred_at"], unique=False
-        )
 
     op.create_table(
         "redemptions",
@@ -301,7 +298,6 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         )
-        batch_op.create_index("ix_lots_source", ["source_id"], unique=False)
 
     op.create_table(
         "postings",
@@ -325,8 +321,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("postings", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_postings_entry_id"), ["entry_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_postings_member_id"), ["member_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_postings_program_id"), ["program_id"], unique=False)
 
     op.create_table(
         "purchase_lines",
@@ -438,13 +432,10 @@ def downgrade() -> None:
 
     op.drop_table("purchase_lines")
     with op.batch_alter_table("postings", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_postings_program_id"))
-        batch_op.drop_index(batch_op.f("ix_postings_member_id"))
         batch_op.drop_index(batch_op.f("ix_postings_entry_id"))
 
     op.drop_table("postings")
     with op.batch_alter_table("lots", schema=None) as batch_op:
-        batch_op.drop_index("ix_lots_source")
         batch_op.drop_index(
             "ix_lots_pending",
             postgresql_where=sa.text("status = 'pending'"),
@@ -472,7 +463,6 @@ def downgrade() -> None:
 
     op.drop_table("redemptions")
     with op.batch_alter_table("purchases", schema=None) as batch_op:
-        batch_op.drop_index("ix_purchases_program_occurred")
         batch_op.drop_index("ix_purchases_member_occurred")
 
     op.drop_table("purchases")
