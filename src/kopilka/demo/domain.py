@@ -23,7 +23,7 @@ from bisect import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, TypeVar
 
 from kopilka.demo.catalog import (
     BY_CATEGORY,
@@ -36,6 +36,7 @@ from kopilka.demo.catalog import (
     Product,
     catalog,
 )
+from kopilka.events.domain import LineItem
 
 _T = TypeVar("_T")
 
@@ -114,29 +115,6 @@ CONSENT_SMS = 0.45
 CONSENT_PUSH = 0.35
 # A quarter of members also order through the app or the web shop.
 DIGITAL_SHARE = 0.25
-
-
-class _Line(NamedTuple):
-    sku: str
-    name: str
-    category: str
-    quantity: int
-    unit_price: int
-    discount: int
-
-    @property
-    def amount(self) -> int:
-        return self.quantity * self.unit_price - self.discount
-
-    def to_api(self) -> dict[str, object]:
-        return {
-            "sku": self.sku,
-            "name": self.name,
-            "category": self.category,
-            "quantity": self.quantity,
-            "unit_price": self.unit_price,
-            "discount": self.discount,
-        }
 
 
 class _Member:
@@ -392,7 +370,7 @@ class _Simulation:
             return "pos", member.home_store
         return "pos", rng.choice(STORES)
 
-    def basket(self, member: _Member) -> list[_Line]:
+    def basket(self, member: _Member) -> list[LineItem]:
         rng = self.rng
         size = _pick(rng, BASKET_SIZES, _BASKET_SIZE_CUM)
         chosen: dict[str, Product] = {}
@@ -405,7 +383,7 @@ class _Simulation:
             chosen.setdefault(product.sku, product)
         return [self.line(product) for product in chosen.values()]
 
-    def line(self, product: Product) -> _Line:
+    def line(self, product: Product) -> LineItem:
         rng = self.rng
         quantity = 1
         if product.price < BULKY_PRICE:
@@ -413,11 +391,15 @@ class _Simulation:
         discount = 0
         if rng.random() < LINE_DISCOUNT_SHARE:
             discount = quantity * product.price * rng.choice(DISCOUNT_PERCENTS) // 100
-        return _Line(product.sku, product.name, product.category, quantity, product.price, discount)
+        return LineItem(
+            product.sku, product.name, product.category, quantity, product.price, discount
+        )
 
     # -- returns -----------------------------------------------------------------------------
 
-    def schedule_return(self, t: float, purchase_id: str, lines: list[_Line], total: int) -> None:
+    def schedule_return(
+        self, t: float, purchase_id: str, lines: list[LineItem], total: int
+    ) -> None:
         rng = self.rng
         kind = rng.choices(("full", "lines", "amount"), weights=(50, 35, 15))[0]
         returned_lines = _partial_lines(rng, lines) if kind == "lines" else None
@@ -437,7 +419,7 @@ class _Simulation:
         return SimEvent("return", at, data)
 
 
-def _partial_lines(rng: random.Random, lines: list[_Line]) -> list[dict[str, object]] | None:
+def _partial_lines(rng: random.Random, lines: list[LineItem]) -> list[dict[str, object]] | None:
     """Some units of one or two lines; None (a full return) when the basket is a single unit."""
     if sum(line.quantity for line in lines) < 2:
         return None

@@ -25,6 +25,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal, NamedTuple
 
+from kopilka.events.domain import LineItem
+
 __all__ = ["ParsedPurchase", "RowError", "detect_format", "parse_cdnow", "parse_csv"]
 
 # The API's ceiling on one amount; anything larger is a typo, not a sale, and is better reported
@@ -97,29 +99,6 @@ def _money(column: str, text: str) -> int:
         f"{column} must be an amount in minor units (1250) or with a decimal point (12.50), "
         f"got {text!r}"
     )
-
-
-class _Line(NamedTuple):
-    sku: str
-    name: str
-    category: str
-    quantity: int
-    unit_price: int
-    discount: int
-
-    @property
-    def amount(self) -> int:
-        return self.quantity * self.unit_price - self.discount
-
-    def to_api(self) -> dict[str, object]:
-        return {
-            "sku": self.sku,
-            "name": self.name,
-            "category": self.category,
-            "quantity": self.quantity,
-            "unit_price": self.unit_price,
-            "discount": self.discount,
-        }
 
 
 def _purchase(
@@ -260,7 +239,7 @@ def _cdnow_purchase(row: _CdnowRow, k: int, line_no: int, currency: str) -> Pars
         store=None,
         channel="online",
         currency=currency,
-        lines=[_Line("CD", "CD", "music", quantity, unit_price, discount).to_api()],
+        lines=[LineItem("CD", "CD", "music", quantity, unit_price, discount).to_api()],
         total=row.cents,
     )
     return ParsedPurchase(line_no=line_no, data=data, member_external_id=member)
@@ -430,7 +409,7 @@ class _CsvRow:
             f"(line {first_line_no})"
         )
 
-    def line(self) -> _Line:
+    def line(self) -> LineItem:
         quantity = _nonnegative_int("quantity", self.text("quantity"), positive=True)
         unit_price = _money("unit_price", self.text("unit_price"))
         discount = _money("discount", self.text("discount") or "0")
@@ -439,7 +418,7 @@ class _CsvRow:
                 f"discount ({discount}) is more than quantity x unit_price "
                 f"({quantity * unit_price})"
             )
-        return _Line(
+        return LineItem(
             self.required("sku"),
             self.required("name"),
             self.required("category"),
@@ -456,7 +435,7 @@ class _Draft:
     external_id: str
     line_no: int
     header: _Header | None  # None once a row of the purchase has failed: it is dropped
-    lines: list[_Line] = field(default_factory=list)
+    lines: list[LineItem] = field(default_factory=list)
 
     def add(self, row: _CsvRow) -> None:
         if self.header is None:
