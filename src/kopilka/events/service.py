@@ -31,6 +31,7 @@ from kopilka.kit.idempotency import (
     request_hash,
 )
 from kopilka.kit.ids import new_id
+from kopilka.kit.sql import plan_for_batch
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import Earned, LedgerService, LedgerUnit, ledger_service
@@ -199,6 +200,7 @@ class PurchaseService:
         ``create_members`` (or the program's ``auto_enrol``) registers unknown members named
         by external id, phone or e-mail.
         """
+        await plan_for_batch(conn, len(purchases))
         outcomes: list[Outcome | None] = [None] * len(purchases)
         for index, purchase in enumerate(purchases):
             try:

@@ -4,11 +4,14 @@ Each batch is one transaction, so memory stays constant and an interrupted impor
 run again: purchases already recorded are recognised by their external id and skipped.
 """
 
+import asyncio
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import run_in_transaction
@@ -19,6 +22,8 @@ from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 
 DEFAULT_BATCH = 2000
+IN_FLIGHT = 2
+CONFLICT_RETRIES = 3
 
 
 @dataclass
@@ -63,22 +68,51 @@ class ImportService:
     ) -> ImportReport:
         report = ImportReport()
         stream = _validated(rows, report)
+        in_flight: set[asyncio.Task[None]] = set()
         while batch := list(islice(stream, batch_size)):
-            purchases = [p for _, p in batch]
-
-            async def work(
-                conn: AsyncConnection, todo: list[PurchaseCreate] = purchases
-            ) -> list[Outcome]:
-                return await purchase_service.ingest(
-                    conn, program, todo, clock.now(), create_members=create_members
+            # Two batches at a time: while the database writes one, Python prepares the next.
+            if len(in_flight) >= IN_FLIGHT:
+                done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            in_flight.add(
+                asyncio.create_task(
+                    self._one_batch(engine, program, batch, report, create_members, progress)
                 )
-
-            outcomes = await run_in_transaction(engine, work)
-            # Tallied after the commit, so a retried transaction is not counted twice.
-            self._tally(report, batch, outcomes)
-            if progress is not None:
-                progress(len(batch))
+            )
+        if in_flight:
+            await asyncio.gather(*in_flight)
         return report
+
+    async def _one_batch(
+        self,
+        engine: AsyncEngine,
+        program: ProgramContext,
+        batch: list[tuple[int, PurchaseCreate]],
+        report: ImportReport,
+        create_members: bool,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        purchases = [p for _, p in batch]
+
+        async def work(conn: AsyncConnection) -> list[Outcome]:
+            return await purchase_service.ingest(
+                conn, program, purchases, clock.now(), create_members=create_members
+            )
+
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                outcomes = await run_in_transaction(engine, work)
+                break
+            except IntegrityError:
+                # The other batch in flight wrote the same purchase or new member first; run
+                # again and this batch answers those from what it wrote.
+                if attempt == CONFLICT_RETRIES:
+                    raise
+        # Tallied after the commit, so a retried transaction is not counted twice.
+        self._tally(report, batch, outcomes)
+        if progress is not None:
+            progress(len(batch))
 
     def _tally(
         self, report: ImportReport, batch: list[tuple[int, PurchaseCreate]], outcomes: list[Outcome]

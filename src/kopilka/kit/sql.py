@@ -48,3 +48,17 @@ async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[An
     """
     driver = await pg_driver(conn)
     return list(await driver.fetch(statement, *args))
+
+
+BATCH_PLANNING_THRESHOLD = 50
+
+
+async def plan_for_batch(conn: AsyncConnection, size: int) -> None:
+    """Let PostgreSQL plan each statement of a large batch for its actual arguments.
+
+    Connections plan their statements once (generic plans) because the single-purchase path
+    repeats the same small look-ups; a batch passes arrays of thousands of keys, often into
+    tables whose statistics are still empty, where a generic plan can mean a scan per batch.
+    """
+    if size >= BATCH_PLANNING_THRESHOLD and is_postgres(conn):
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
