@@ -65,6 +65,7 @@ async def test_same_purchase_twice_moves_nothing_twice(api: Api) -> None:
     changed["lines"] = [dict(body["lines"][0], unit_price=60_000)]
     conflict = await api.post("/v1/purchases", changed)
     assert conflict.status_code == 409
+    assert conflict.json()["errors"][0]["field"] == "external_id"
     balance = (await api.get(f"/v1/members/{member['id']}/balance")).json()
     assert balance["balances"][0]["available"] == 500
 

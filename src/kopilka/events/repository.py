@@ -1,5 +1,6 @@
 """Every query of purchases, returns, the outbox and idempotency records."""
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -7,6 +8,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
+from kopilka.kit.idempotency import StoredAnswer
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 
@@ -16,7 +19,31 @@ returns_t = table(PurchaseReturn)
 outbox_t = table(OutboxEvent)
 
 
+FIND_ANSWERS_PG = (
+    "SELECT external_id, request_hash, answer FROM purchases"
+    " WHERE program_id = $1 AND external_id = ANY($2::varchar[])"
+)
+
+
 class EventRepository:
+    async def purchase_answers(
+        self, conn: AsyncConnection, program_id: UUID, external_ids: Sequence[str]
+    ) -> dict[str, StoredAnswer]:
+        """The stored answer of each purchase already recorded under these external ids."""
+        if not external_ids:
+            return {}
+        if is_postgres(conn):
+            rows = await pg_fetch(conn, FIND_ANSWERS_PG, program_id, list(set(external_ids)))
+        else:
+            query = select(
+                purchases_t.c.external_id, purchases_t.c.request_hash, purchases_t.c.answer
+            ).where(
+                purchases_t.c.program_id == program_id,
+                one_of(conn, purchases_t.c.external_id, set(external_ids)),
+            )
+            rows = list((await conn.execute(query)).all())
+        return {r[0]: StoredAnswer(r[1], 201, r[2]) for r in rows}
+
     def stage_purchases(
         self, batch: WriteBatch, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
     ) -> None:

@@ -89,7 +89,7 @@ class ReturnService:
         key, hash_ = return_key(request.external_id), request_hash(request.model_dump(mode="json"))
         record = await self.idempotency.find(conn, program.id, key)
         if record is not None:
-            answer = replay(record, hash_, key)
+            answer = replay(record, hash_, request.external_id, "external_id")
             return Outcome(answer.status_code, answer.body, replayed=True)
         # Re-read under the member lock: another return of this purchase may just have landed.
         purchase = await self.events.purchase_by_external_id(

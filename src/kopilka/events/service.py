@@ -24,9 +24,7 @@ from kopilka.events.schemas import (
 )
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import (
-    IdempotencyStore,
     ensure_same_request,
-    idempotency_store,
     replay,
     request_hash,
 )
@@ -119,22 +117,16 @@ def purchase_result_json(
     }
 
 
-def purchase_key(external_id: str) -> str:
-    return f"purchase:{external_id}"
-
-
 class PurchaseService:
     def __init__(
         self,
         events: EventRepository = event_repository,
         ledger: LedgerService = ledger_service,
         members: MemberService = member_service,
-        idempotency: IdempotencyStore = idempotency_store,
     ) -> None:
         self.events = events
         self.ledger = ledger
         self.members = members
-        self.idempotency = idempotency
 
     def _validate(self, program: ProgramContext, purchase: PurchaseCreate, now: datetime) -> None:
         if purchase.currency != program.settings.money_currency:
@@ -229,7 +221,7 @@ class PurchaseService:
             outcomes[index] = self._process(
                 writer, program, balances, purchase, member, hashes[index], explain
             )
-        await writer.flush(conn, self.events, self.ledger, self.idempotency)
+        await writer.flush(conn, self.events, self.ledger)
         for index, first in repeats.items():
             original = outcomes[first]
             assert original is not None
@@ -279,8 +271,8 @@ class PurchaseService:
     ) -> tuple[dict[int, int], dict[int, str]]:
         """Answer retries from their stored answers. Returns the repeats within the batch
         ({index: index of the first occurrence}) and each new purchase's request hash."""
-        keys = [purchase_key(p.external_id) for p in purchases]
-        records = await self.idempotency.find_many(conn, program.id, keys)
+        keys = [p.external_id for p in purchases]
+        records = await self.events.purchase_answers(conn, program.id, keys)
         seen: dict[str, tuple[int, str]] = {}
         repeats: dict[int, int] = {}
         hashes: dict[int, str] = {}
@@ -291,12 +283,12 @@ class PurchaseService:
             hashes[index] = hash_
             try:
                 if key in records:
-                    answer = replay(records[key], hash_, key)
+                    answer = replay(records[key], hash_, key, "external_id")
                     outcomes[index] = Outcome(answer.status_code, answer.body, replayed=True)
                 elif key in seen:
                     # The same purchase twice in one batch: the second is a retry of the first.
                     first, first_hash = seen[key]
-                    ensure_same_request(first_hash, hash_, key)
+                    ensure_same_request(first_hash, hash_, key, "external_id")
                     repeats[index] = first
                 else:
                     seen[key] = (index, hash_)
@@ -350,7 +342,6 @@ class _PurchaseWriter:
         self.purchases: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
-        self.records: list[dict[str, Any]] = []
 
     def add(
         self,
@@ -378,6 +369,8 @@ class _PurchaseWriter:
                 "returned_amount": 0,
                 "earned": earned_by_currency,
                 "reversed": {},
+                "request_hash": request_hash_,
+                "answer": body,
                 "created_at": self.now,
             }
         )
@@ -413,29 +406,17 @@ class _PurchaseWriter:
                 "published_at": None,
             }
         )
-        self.records.append(
-            idempotency_store.row(
-                self.program.id,
-                purchase_key(purchase.external_id),
-                request_hash_,
-                201,
-                body,
-                self.now,
-            )
-        )
 
     async def flush(
         self,
         conn: AsyncConnection,
         events: EventRepository,
         ledger: LedgerService,
-        idempotency: IdempotencyStore,
     ) -> None:
         batch = WriteBatch()
         events.stage_purchases(batch, self.purchases, self.lines)
         self.unit.stage(batch, ledger.repository)
         events.stage_outbox(batch, self.outbox)
-        idempotency.stage(batch, self.records)
         await batch.write(conn)
 
 

@@ -48,18 +48,19 @@ def request_hash(body: Any) -> str:
     return fingerprint(body)
 
 
-def ensure_same_request(first_hash: str, new_hash: str, key: str) -> None:
+def ensure_same_request(
+    first_hash: str, new_hash: str, key: str, field: str = "Idempotency-Key"
+) -> None:
     """A key may only be reused for the very same request."""
     if first_hash != new_hash:
         raise IdempotencyConflict(
-            f"idempotency key {key!r} was used before with a different request",
-            field="Idempotency-Key",
+            f"{field} {key!r} was used before with a different request", field=field
         )
 
 
-def replay(record: Any, expected_hash: str, key: str) -> Replay:
+def replay(record: Any, expected_hash: str, key: str, field: str = "Idempotency-Key") -> Replay:
     """The stored answer for ``key``, or a conflict if the new body differs from the first."""
-    ensure_same_request(record.request_hash, expected_hash, key)
+    ensure_same_request(record.request_hash, expected_hash, key, field)
     return Replay(record.status_code, record.response)
 
 

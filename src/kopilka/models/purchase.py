@@ -30,4 +30,8 @@ class Purchase(Base):
     # {currency: points} earned, and reversed so far by returns.
     earned: Mapped[dict[str, Any]] = mapped_column(JSONType)
     reversed: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # The first request's fingerprint and answer: a retry with the same external id and
+    # body gets this answer back (the purchase is its own idempotency record).
+    request_hash: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime]
