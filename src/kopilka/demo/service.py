@@ -120,7 +120,7 @@ class DemoService:
             if e.kind == "member"
         ]
         if sign_ups:
-            await member_service.register_many(conn, program, sign_ups)
+            await member_service.register_many(conn, program, sign_ups, now)
         purchases = [PurchaseCreate.model_validate(e.data) for e in events if e.kind == "purchase"]
         if purchases:
             await purchase_service.ingest(conn, program, purchases, now)

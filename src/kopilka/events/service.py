@@ -259,7 +259,7 @@ class PurchaseService:
             row = new_rows[(kind, value)][0]
             found[index] = (row["id"], "active")
         if new_rows:
-            await self.members.register_many(conn, program, list(new_rows.values()))
+            await self.members.register_many(conn, program, list(new_rows.values()), now)
         return found
 
     async def _replay_known(

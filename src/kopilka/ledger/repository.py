@@ -159,6 +159,32 @@ class LedgerRepository:
 
     # --- writes --------------------------------------------------------------------------
 
+    def stage_opening_balances(
+        self,
+        batch: WriteBatch,
+        program_id: UUID,
+        member_ids: Sequence[UUID],
+        currencies: Sequence[str],
+        now: datetime,
+    ) -> None:
+        """Zero balance rows for new members, so their first purchase finds its lock row."""
+        batch.insert(
+            balances_t,
+            [
+                {
+                    "member_id": member_id,
+                    "currency": currency,
+                    "program_id": program_id,
+                    "available": 0,
+                    "pending": 0,
+                    "held": 0,
+                    "updated_at": now,
+                }
+                for member_id in member_ids
+                for currency in currencies
+            ],
+        )
+
     def stage(
         self,
         batch: WriteBatch,

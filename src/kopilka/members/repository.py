@@ -8,7 +8,7 @@ from uuid import UUID
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import insert_rows
+from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
@@ -23,16 +23,14 @@ identifiers_t = table(MemberIdentifier)
 
 
 class MemberRepository:
-    async def insert(
+    def stage(
         self,
-        conn: AsyncConnection,
+        batch: WriteBatch,
         rows: Sequence[dict[str, Any]],
         identifiers: Sequence[dict[str, Any]],
     ) -> None:
-        if rows:
-            await insert_rows(conn, members_t, rows)
-        if identifiers:
-            await insert_rows(conn, identifiers_t, identifiers)
+        batch.insert(members_t, rows)
+        batch.insert(identifiers_t, identifiers)
 
     async def get(self, conn: AsyncConnection, program_id: UUID, member_id: UUID) -> Any:
         query = select(members_t).where(

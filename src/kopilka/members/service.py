@@ -9,7 +9,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, InvalidInput, NotFound
+from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.ids import new_id
+from kopilka.ledger.repository import ledger_repository
 from kopilka.members import domain
 from kopilka.members.repository import MemberRepository, member_repository
 from kopilka.members.schemas import (
@@ -74,7 +76,7 @@ class MemberService:
         await self._ensure_free(conn, program.id, [(i["kind"], i["value"]) for i in identifiers])
         try:
             async with conn.begin_nested():
-                await self.repository.insert(conn, [row], identifiers)
+                await self._write(conn, program, [(row, identifiers)], now)
         except IntegrityError as exc:
             # A concurrent registration took one of the identifiers after our check.
             raise Conflict("one of the member's identifiers is already registered") from exc
@@ -85,11 +87,27 @@ class MemberService:
         conn: AsyncConnection,
         program: ProgramContext,
         rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+        now: datetime,
     ) -> None:
-        """Insert pre-built registrations in two statements (imports, the demo)."""
-        await self.repository.insert(
-            conn, [r for r, _ in rows], [i for _, ids in rows for i in ids]
+        """Insert pre-built registrations with one statement per table (imports, the demo)."""
+        await self._write(conn, program, rows, now)
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+        now: datetime,
+    ) -> None:
+        """Members, their identifiers and their opening balances, written together."""
+        if not rows:
+            return
+        batch = WriteBatch()
+        self.repository.stage(batch, [r for r, _ in rows], [i for _, ids in rows for i in ids])
+        ledger_repository.stage_opening_balances(
+            batch, program.id, [r["id"] for r, _ in rows], program.settings.currency_codes(), now
         )
+        await batch.write(conn)
 
     async def _ensure_free(
         self,
