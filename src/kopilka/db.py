@@ -103,8 +103,17 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for reads only: on SQLite it does not take the write lock."""
+async def reading(engine: AsyncEngine, *, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
+    """A connection for reads only: on SQLite it does not take the write lock.
+
+    ``snapshot`` makes every statement see the same instant (REPEATABLE READ on PostgreSQL;
+    a SQLite read transaction already is one), for checks that compare several queries,
+    such as the ledger verifier on a live database.
+    """
     async with engine.connect() as conn:
-        await conn.execution_options(**{READ_ONLY: True})
-        yield conn
+        options: dict[str, Any] = {READ_ONLY: True}
+        if snapshot and not is_sqlite(str(engine.url)):
+            options["isolation_level"] = "REPEATABLE READ"
+        await conn.execution_options(**options)
+        async with conn.begin():
+            yield conn

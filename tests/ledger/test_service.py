@@ -256,7 +256,7 @@ async def test_verify_names_a_tampered_balance(
             .where(balances.c.member_id == UUID(member["id"]), balances.c.currency == "points")
             .values(available=balances.c.available + 1)
         )
-    async with reading(engine) as conn:
+    async with reading(engine, snapshot=True) as conn:
         problems = await verify(conn, program.id)
     assert any(
         "cached available 1001 != postings 1000" in p
@@ -309,4 +309,40 @@ async def test_release_job_settles_a_pending_lot_emptied_by_a_return(
     assert (first.members, first.amount) == (1, 0)
     again = await tasks.release_pending(engine, program.id, T0 + timedelta(days=15))
     assert again.members == 0
+    await assert_ledger_sound(engine, program)
+
+
+async def test_a_redemption_external_id_is_its_idempotency_key(api: Api) -> None:
+    member = await funded_member(api)
+    body = {"member": {"id": member["id"]}, "amount": 100, "external_id": "till-7/0042"}
+    first = await api.post("/v1/redemptions", body, **{"Idempotency-Key": "a"})
+    again = await api.post("/v1/redemptions", body, **{"Idempotency-Key": "b"})
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert (await points(api, member["id"]))["available"] == 900
+
+
+async def test_capture_is_refused_for_a_blocked_member_and_an_expired_hold(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    member = await funded_member(api)
+    hold = (
+        await api.post(
+            "/v1/redemptions", {"member": {"id": member["id"]}, "amount": 100, "mode": "hold"}
+        )
+    ).json()
+    await api.post(f"/v1/members/{member['id']}/block", {"reason": "fraud check"})
+    refused = await api.post(f"/v1/redemptions/{hold['id']}/capture")
+    assert refused.status_code == 403
+    voided = await api.post(f"/v1/redemptions/{hold['id']}/void")
+    assert voided.status_code == 200  # giving points back is always allowed
+    await api.post(f"/v1/members/{member['id']}/unblock", {"reason": "cleared"})
+    late = (
+        await api.post(
+            "/v1/redemptions", {"member": {"id": member["id"]}, "amount": 100, "mode": "hold"}
+        )
+    ).json()
+    with clock.frozen(clock.now() + timedelta(minutes=31)):
+        expired = await api.post(f"/v1/redemptions/{late['id']}/capture")
+    assert expired.status_code == 409 and "expired" in expired.json()["detail"]
+    assert (await points(api, member["id"]))["available"] == 900
     await assert_ledger_sound(engine, program)

@@ -71,7 +71,7 @@ def demo(
             task = bar.add_task("days", total=days, day="")
             await demo_service.run(engine, program, config, progress=lambda _: bar.advance(task, 1))
         summary = await demo_service.summary(engine, program)
-        async with reading(engine) as conn:
+        async with reading(engine, snapshot=True) as conn:
             problems = await verify(conn, program.id)
         async with transaction(engine) as conn:
             key, _ = await api_key_service.create(

@@ -23,7 +23,7 @@ app = typer.Typer(help="The points ledger.", no_args_is_help=True)
 
 async def verify_program(engine: AsyncEngine, slug: str | None) -> dict[str, list[str]]:
     context = await load_program(engine, slug)
-    async with reading(engine) as conn:
+    async with reading(engine, snapshot=True) as conn:
         return await run_checks(conn, context.id)
 
 

@@ -192,7 +192,14 @@ class ReturnService:
             lines = await self.events.purchase_lines(conn, purchase.id)
             if not lines:
                 raise InvalidInput("the purchase has no lines: return an amount", field="lines")
-            return _money_of_lines(lines, request.lines)
+            money, changed = _money_of_lines(lines, request.lines)
+            if money > left:
+                # Earlier returns by amount are not tied to lines; they still count.
+                raise InvalidInput(
+                    f"these lines are worth {money}, more than the {left} not yet returned",
+                    field="lines",
+                )
+            return money, changed
         if request.amount is not None:
             if request.amount > left:
                 raise InvalidInput(

@@ -33,6 +33,7 @@ from kopilka.kit.sql import plan_for_batch
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import Earned, LedgerService, LedgerUnit, ledger_service
+from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberService, member_service
 from kopilka.programs.service import ProgramContext
@@ -150,7 +151,8 @@ class PurchaseService:
         member_id, status = await self.members.resolve(conn, program, purchase.member)
         evaluation = evaluate(program.compiled, evaluation_context(purchase, status), explain=True)
         balances = await self.ledger.balances(conn, member_id)
-        pending = purchase.occurred_at + timedelta(days=program.settings.pending_days) > now
+        pending_days = program.settings.pending_days
+        pending = pending_days > 0 and purchase.occurred_at + timedelta(days=pending_days) > now
         earned = [
             EarnedOut(
                 rule_id=e.rule_id,
@@ -199,20 +201,26 @@ class PurchaseService:
                 self._validate(program, purchase, now)
             except KopilkaError as exc:
                 outcomes[index] = Outcome(exc.status, error=exc)
-        members = await self._resolve_members(
-            conn,
-            program,
-            purchases,
-            outcomes,
-            now,
-            create=create_members or program.settings.auto_enrol,
-        )
+        members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
         balances = await self.ledger.lock(
             conn, program, {m[0] for m in members if m is not None}, now
         )
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.
         repeats, hashes = await self._replay_known(conn, program, purchases, outcomes)
+        # Only now, for purchases that will really be recorded, are unknown members enrolled:
+        # a retry or a conflicting reuse of an external id registers nobody.
+        new_members = await self._enrol_unknown(
+            conn,
+            program,
+            purchases,
+            outcomes,
+            members,
+            set(repeats),
+            now,
+            create=create_members or program.settings.auto_enrol,
+        )
+        balances.update(await self.ledger.lock(conn, program, new_members, now))
         writer = _PurchaseWriter(program, now)
         for index, purchase in enumerate(purchases):
             member = members[index]
@@ -225,42 +233,51 @@ class PurchaseService:
         for index, first in repeats.items():
             original = outcomes[first]
             assert original is not None
-            outcomes[index] = Outcome(200, original.result, original.error, replayed=True)
+            outcomes[index] = Outcome(
+                original.status, original.result, original.error, replayed=True
+            )
         return [o if o is not None else Outcome(500) for o in outcomes]
 
-    async def _resolve_members(
+    async def _enrol_unknown(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
         purchases: Sequence[PurchaseCreate],
         outcomes: list[Outcome | None],
+        members: list[tuple[UUID, str] | None],
+        repeats: set[int],
         now: datetime,
         *,
         create: bool,
-    ) -> list[tuple[UUID, str] | None]:
-        found = await self.members.resolve_many(conn, program, [p.member for p in purchases])
+    ) -> list[UUID]:
+        """Register the unknown members of the purchases still to record (or fail those
+        purchases with 404); fills ``members`` in place and returns the new members' ids.
+
+        Two spellings of one identifier (``Anna@Example.com``, ``anna@example.com``) make
+        one member: new members are keyed by the normalised identifier.
+        """
         new_rows: dict[tuple[str, str], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         for index, purchase in enumerate(purchases):
-            if found[index] is not None or outcomes[index] is not None:
+            if members[index] is not None or outcomes[index] is not None or index in repeats:
                 continue
             kind, value = purchase.member.kind_and_value()
             if not create or kind not in ("external_id", "phone", "email"):
                 error = NotFound(f"no member with {kind} {value!r}", field=f"member.{kind}")
                 outcomes[index] = Outcome(error.status, error=error)
                 continue
-            if (kind, value) not in new_rows:
-                try:
-                    new_rows[(kind, value)] = self.members.build(
+            try:
+                key = (kind, normalise_identifier(kind, value))
+                if key not in new_rows:
+                    new_rows[key] = self.members.build(
                         program, MemberCreate.model_validate({kind: value}), now
                     )
-                except KopilkaError as exc:
-                    outcomes[index] = Outcome(exc.status, error=exc)
-                    continue
-            row = new_rows[(kind, value)][0]
-            found[index] = (row["id"], "active")
+            except KopilkaError as exc:
+                outcomes[index] = Outcome(exc.status, error=exc)
+                continue
+            members[index] = (new_rows[key][0]["id"], "active")
         if new_rows:
             await self.members.register_many(conn, program, list(new_rows.values()), now)
-        return found
+        return [row["id"] for row, _ in new_rows.values()]
 
     async def _replay_known(
         self,

@@ -69,19 +69,27 @@ class ImportService:
         report = ImportReport()
         stream = _validated(rows, report)
         in_flight: set[asyncio.Task[None]] = set()
-        while batch := list(islice(stream, batch_size)):
-            # Two batches at a time: while the database writes one, Python prepares the next.
-            if len(in_flight) >= IN_FLIGHT:
-                done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-            in_flight.add(
-                asyncio.create_task(
-                    self._one_batch(engine, program, batch, report, create_members, progress)
+        try:
+            while batch := list(islice(stream, batch_size)):
+                # Two batches at a time: while the database writes one, Python prepares the
+                # next.
+                if len(in_flight) >= IN_FLIGHT:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                in_flight.add(
+                    asyncio.create_task(
+                        self._one_batch(engine, program, batch, report, create_members, progress)
+                    )
                 )
-            )
-        if in_flight:
-            await asyncio.gather(*in_flight)
+            if in_flight:
+                await asyncio.gather(*in_flight)
+        except BaseException:
+            # A failed batch stops the import: the other one in flight is not left running.
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            raise
         return report
 
     async def _one_batch(

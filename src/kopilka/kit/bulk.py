@@ -20,10 +20,9 @@ import asyncpg
 import orjson
 from sqlalchemy import JSON, Date, Table, Uuid, and_, bindparam, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.sql import pg_driver
+from kopilka.kit.sql import as_sqlalchemy_error, pg_driver
 from kopilka.models.base import Timestamp
 
 Converter = Callable[[Any], Any]
@@ -121,11 +120,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
         else:
             await driver.executemany(statement, records)
     except asyncpg.PostgresError as exc:
-        # Surface driver errors as SQLAlchemy's, so callers retry conflicts and deadlocks the
-        # same way whichever path wrote the rows.
-        if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-            raise IntegrityError(statement, None, exc) from exc
-        raise DBAPIError(statement, None, exc) from exc
+        raise as_sqlalchemy_error(exc, statement) from exc
 
 
 # --- several tables in one round trip ---------------------------------------------------------
@@ -187,9 +182,7 @@ class WriteBatch:
         try:
             await driver.execute(statement, *params)
         except asyncpg.PostgresError as exc:
-            if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-                raise IntegrityError(statement, None, exc) from exc
-            raise DBAPIError(statement, None, exc) from exc
+            raise as_sqlalchemy_error(exc, statement) from exc
 
 
 _PG_DIALECT = cast(Any, postgresql.dialect)()

@@ -3,8 +3,10 @@
 from collections.abc import Collection
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, bindparam, func
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -40,6 +42,14 @@ async def pg_driver(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
+def as_sqlalchemy_error(exc: Exception, statement: str) -> DBAPIError:
+    """A driver error as SQLAlchemy would have raised it, so callers retry conflicts,
+    deadlocks and serialization failures the same way whichever path ran the statement."""
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(statement, None, exc)
+    return DBAPIError(statement, None, exc)
+
+
 async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[Any]:
     """Run a hand-written query on the asyncpg connection under ``conn``'s transaction.
 
@@ -47,7 +57,10 @@ async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[An
     statement costs several times what the query itself costs the database.
     """
     driver = await pg_driver(conn)
-    return list(await driver.fetch(statement, *args))
+    try:
+        return list(await driver.fetch(statement, *args))
+    except asyncpg.PostgresError as exc:
+        raise as_sqlalchemy_error(exc, statement) from exc
 
 
 BATCH_PLANNING_THRESHOLD = 50

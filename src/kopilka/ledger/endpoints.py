@@ -37,6 +37,7 @@ from kopilka.ledger.schemas import (
     RedemptionOut,
 )
 from kopilka.ledger.service import ledger_service, redemption_dict
+from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 
@@ -121,11 +122,17 @@ async def _idempotent(
     key: str | None,
     body: BaseModel,
     operation: Callable[[], Awaitable[dict[str, Any]]],
+    lock: Callable[[], Awaitable[None]],
     status_code: int = 201,
 ) -> tuple[int, dict[str, Any], bool]:
-    """Run ``operation`` once per key; a retry with the same key replays the first answer."""
+    """Run ``operation`` once per key; a retry with the same key replays the first answer.
+
+    The key is looked up only after ``lock`` has taken the member's lock: a retry racing
+    its first attempt waits for it and then finds its answer, instead of running again.
+    """
     if key is None:
         return status_code, await operation(), False
+    await lock()
     hash_ = request_hash({"path": type(body).__name__, "body": body.model_dump(mode="json")})
     record = await idempotency_store.find(conn, program.id, key)
     if record is not None:
@@ -145,11 +152,20 @@ async def create_redemption(
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    key = idempotency_key or (f"redemption:{body.external_id}" if body.external_id else None)
+    # The till's own id for the redemption is the natural key; the header serves callers
+    # that have none.
+    key = f"redemption:{body.external_id}" if body.external_id else idempotency_key
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+        member_id, _ = await member_service.resolve(conn, program, body.member)
+
+        async def lock() -> None:
+            await ledger_service.lock(conn, program, [member_id], clock.now())
+
         async def operation() -> dict[str, Any]:
-            member_id, status = await member_service.resolve(conn, program, body.member)
+            await lock()
+            # Read under the lock: a block that committed first is seen.
+            _, status = await member_service.resolve(conn, program, MemberRef(id=member_id))
             view = await ledger_service.redeem(
                 conn,
                 program,
@@ -164,7 +180,7 @@ async def create_redemption(
             )
             return _redemption_out(view.row, view.balance)
 
-        return await _idempotent(conn, program, key, body, operation)
+        return await _idempotent(conn, program, key, body, operation, lock)
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)
@@ -181,6 +197,10 @@ async def _settle(
 ) -> JSONResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
         async def operation() -> dict[str, Any]:
+            member_id = await ledger_service.lock_redemption_member(
+                conn, program, redemption_id, clock.now()
+            )
+            _, status = await member_service.resolve(conn, program, MemberRef(id=member_id))
             view = await ledger_service.settle_hold(
                 conn,
                 program,
@@ -188,11 +208,15 @@ async def _settle(
                 capture_amount=amount,
                 now=clock.now(),
                 outcome=outcome,
+                member_status=status,
             )
             return _redemption_out(view.row, view.balance)
 
+        async def lock() -> None:
+            await ledger_service.lock_redemption_member(conn, program, redemption_id, clock.now())
+
         scoped_key = f"{outcome}:{redemption_id}:{key}" if key else None
-        return await _idempotent(conn, program, scoped_key, body, operation, 200)
+        return await _idempotent(conn, program, scoped_key, body, operation, lock, 200)
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)
@@ -232,8 +256,12 @@ async def create_adjustment(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+        member_id, _ = await member_service.resolve(conn, program, body.member)
+
+        async def lock() -> None:
+            await ledger_service.lock(conn, program, [member_id], clock.now())
+
         async def operation() -> dict[str, Any]:
-            member_id, _ = await member_service.resolve(conn, program, body.member)
             balance = await ledger_service.adjust(
                 conn,
                 program,
@@ -252,7 +280,7 @@ async def create_adjustment(
                 balance=_balance_out(body.currency, balance),
             ).model_dump(mode="json")
 
-        return await _idempotent(conn, program, idempotency_key, body, operation)
+        return await _idempotent(conn, program, idempotency_key, body, operation, lock)
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)

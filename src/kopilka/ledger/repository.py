@@ -278,6 +278,7 @@ class LedgerRepository:
                 lots_t.c.status == "available",
                 lots_t.c.expires_at <= as_of,
             )
+            .order_by(lots_t.c.member_id)
             .limit(limit)
         )
         return [r[0] for r in (await conn.execute(query)).all()]
@@ -293,6 +294,7 @@ class LedgerRepository:
                 lots_t.c.status == "pending",
                 lots_t.c.available_at <= as_of,
             )
+            .order_by(lots_t.c.member_id)
             .limit(limit)
         )
         return [r[0] for r in (await conn.execute(query)).all()]
@@ -300,6 +302,8 @@ class LedgerRepository:
     async def due_holds(
         self, conn: AsyncConnection, program_id: UUID, as_of: datetime, limit: int
     ) -> list[UUID]:
+        """Overdue holds in member order, so a chunk takes member locks in the same order
+        as every other multi-member transaction and cannot deadlock with them."""
         query = (
             select(redemptions_t.c.id)
             .where(
@@ -307,7 +311,7 @@ class LedgerRepository:
                 redemptions_t.c.status == "held",
                 redemptions_t.c.hold_expires_at <= as_of,
             )
-            .order_by(redemptions_t.c.hold_expires_at)
+            .order_by(redemptions_t.c.member_id, redemptions_t.c.id)
             .limit(limit)
         )
         return [r[0] for r in (await conn.execute(query)).all()]

@@ -329,6 +329,17 @@ class LedgerService:
         await unit.flush(conn, self.repository)
         return RedemptionView(row, balance)
 
+    async def lock_redemption_member(
+        self, conn: AsyncConnection, program: ProgramContext, redemption_id: UUID, now: datetime
+    ) -> UUID:
+        """Take the lock of the member a redemption belongs to; returns that member."""
+        found = await self.repository.get_redemption(conn, program.id, redemption_id)
+        if found is None:
+            raise NotFound(f"redemption {redemption_id} not found")
+        await self.lock(conn, program, [found.member_id], now)
+        member_id: UUID = found.member_id
+        return member_id
+
     async def settle_hold(
         self,
         conn: AsyncConnection,
@@ -338,21 +349,33 @@ class LedgerService:
         capture_amount: int | None,
         now: datetime,
         outcome: str,
+        member_status: str = "active",
     ) -> RedemptionView:
-        """Capture (all or part of) a hold, or void it (``outcome`` voided / expired)."""
-        found = await self.repository.get_redemption(conn, program.id, redemption_id)
-        if found is None:
-            raise NotFound(f"redemption {redemption_id} not found")
-        member_id, currency = found.member_id, found.currency
+        """Capture (all or part of) a hold, or void it (``outcome`` voided / expired).
+
+        A capture spends: it is refused for a blocked member and for a hold past its
+        ``hold_expires_at`` (the release job will give those points back).
+        """
+        member_id = await self.lock_redemption_member(conn, program, redemption_id, now)
         balances = await self.lock(conn, program, [member_id], now)
         # Re-read under the member lock: a concurrent capture or void may have settled it.
         row = await self.repository.get_redemption(conn, program.id, redemption_id)
+        currency = row.currency
         if row.status != "held":
             raise Conflict(
                 f"redemption is {row.status}, not held",
                 field="status",
                 redemption_status=row.status,
             )
+        if outcome == "captured":
+            if member_status != "active":
+                raise MemberBlocked("a blocked member cannot spend points", field="member")
+            if row.hold_expires_at is not None and as_utc(row.hold_expires_at) <= now:
+                raise Conflict(
+                    f"the hold expired at {as_utc(row.hold_expires_at).isoformat()}",
+                    field="status",
+                    redemption_status="held",
+                )
         balance = balances[(member_id, currency)]
         allocations = await self.repository.allocations(conn, redemption_id)
         lots = await self.repository.lots_by_ids(conn, [a.lot_id for a in allocations])

@@ -43,7 +43,8 @@ async def run_chunk(
 ) -> JobReport:
     """One chunk of ``job`` in the caller's transaction."""
     report = JobReport()
-    for item in sorted(await job.due(conn, program, as_of)):
+    # ``due`` gives items in member order: members are locked in that order.
+    for item in await job.due(conn, program, as_of):
         report.members += 1
         report.amount += await job.act(conn, program, item, as_of)
     return report

@@ -228,6 +228,10 @@ class MemberService:
         now: datetime,
     ) -> Member:
         await self.get(conn, program, member_id)
+        # Under the member's ledger lock, so a block and a redemption never interleave.
+        await ledger_repository.lock_balances(
+            conn, program.id, [member_id], program.settings.currency_codes(), now
+        )
         await self.repository.update(
             conn, member_id, {"status": status, "status_reason": reason, "updated_at": now}
         )
