@@ -134,6 +134,24 @@ class LedgerRepository:
             query = query.with_for_update()
         return [lot_from_row(r) for r in (await conn.execute(query)).all()]
 
+    async def open_lots_of_members(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID]
+    ) -> dict[BalanceKey, list[Lot]]:
+        """Open lots of many members at once, locked in member order (the jobs' chunks)."""
+        query = (
+            select(lots_t)
+            .where(
+                one_of(conn, lots_t.c.member_id, member_ids),
+                or_(lots_t.c.remaining > 0, lots_t.c.status == "pending"),
+            )
+            .order_by(lots_t.c.member_id, lots_t.c.id)
+            .with_for_update()
+        )
+        found: dict[BalanceKey, list[Lot]] = {}
+        for row in (await conn.execute(query)).all():
+            found.setdefault((row.member_id, row.currency), []).append(lot_from_row(row))
+        return found
+
     async def lots_by_ids(self, conn: AsyncConnection, lot_ids: Sequence[UUID]) -> list[Lot]:
         if not lot_ids:
             return []

@@ -468,57 +468,66 @@ class LedgerService:
         await unit.flush(conn, self.repository)
         return balance
 
-    # --- scheduled jobs (one member per call, under its lock) ----------------------------
+    # --- scheduled jobs (a chunk of members per call, under their locks) ------------------
 
-    async def expire_member(
+    async def expire_members(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        member_id: UUID,
+        member_ids: Sequence[UUID],
         as_of: datetime,
         now: datetime,
     ) -> int:
-        return await self._per_currency(
-            conn, program, member_id, now, "expire", lambda b, lots: domain.expire(b, lots, as_of)
+        return await self._per_member(
+            conn, program, member_ids, now, "expire", lambda b, lots: domain.expire(b, lots, as_of)
         )
 
-    async def release_member(
+    async def release_members(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        member_id: UUID,
+        member_ids: Sequence[UUID],
         as_of: datetime,
         now: datetime,
     ) -> int:
-        return await self._per_currency(
-            conn, program, member_id, now, "release", lambda b, lots: domain.release(b, lots, as_of)
+        return await self._per_member(
+            conn,
+            program,
+            member_ids,
+            now,
+            "release",
+            lambda b, lots: domain.release(b, lots, as_of),
         )
 
-    async def _per_currency(
+    async def _per_member(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        member_id: UUID,
+        member_ids: Sequence[UUID],
         now: datetime,
         kind: str,
         operation: Callable[[Balance, list[Lot]], list[Posting]],
     ) -> int:
-        balances = await self.lock(conn, program, [member_id], now)
+        """Apply ``operation`` to every member and currency of a chunk: one query locks the
+        balances, one loads the lots, one statement per table writes the result."""
+        balances = await self.lock(conn, program, member_ids, now)
+        lots_of = await self.repository.open_lots_of_members(conn, sorted(set(member_ids)))
         unit = LedgerUnit(program.id, now)
         moved = 0
-        legs: list[tuple[str, list[Posting]]] = []
-        for currency in program.settings.currency_codes():
-            balance = balances[(member_id, currency)]
-            lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
-            postings: list[Posting] = operation(balance, lots)
-            # Tracked even without postings: releasing an emptied pending lot moves nothing
-            # but still changes its status, and the job must not find it due again.
-            unit.track((member_id, currency), balance, lots)
-            if postings:
-                legs.append((currency, postings))
-                moved += sum(p.amount for p in postings if p.amount > 0)
-        if legs:
-            unit.add_entry(member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}")
+        for member_id in member_ids:
+            legs: list[tuple[str, list[Posting]]] = []
+            for currency in program.settings.currency_codes():
+                balance = balances[(member_id, currency)]
+                lots = lots_of.get((member_id, currency), [])
+                postings: list[Posting] = operation(balance, lots)
+                # Tracked even without postings: releasing an emptied pending lot moves
+                # nothing but still changes its status, and the job must not find it again.
+                unit.track((member_id, currency), balance, lots)
+                if postings:
+                    legs.append((currency, postings))
+                    moved += sum(p.amount for p in postings if p.amount > 0)
+            if legs:
+                unit.add_entry(member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}")
         await unit.flush(conn, self.repository)
         return moved
 

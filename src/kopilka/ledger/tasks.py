@@ -27,12 +27,13 @@ class JobReport:
 
 
 Due = Callable[[AsyncConnection, ProgramContext, datetime], Awaitable[list[UUID]]]
-Act = Callable[[AsyncConnection, ProgramContext, UUID, datetime], Awaitable[int]]
+Act = Callable[[AsyncConnection, ProgramContext, list[UUID], datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
 class Job:
-    """What is due (up to ``CHUNK`` ids) and what to do with each, inside one transaction."""
+    """What is due (up to ``CHUNK`` ids, in member order) and what to do with them, inside
+    one transaction; ``act`` returns the points it moved."""
 
     due: Due
     act: Act
@@ -42,12 +43,11 @@ async def run_chunk(
     conn: AsyncConnection, job: Job, program: ProgramContext, as_of: datetime
 ) -> JobReport:
     """One chunk of ``job`` in the caller's transaction."""
-    report = JobReport()
     # ``due`` gives items in member order: members are locked in that order.
-    for item in await job.due(conn, program, as_of):
-        report.members += 1
-        report.amount += await job.act(conn, program, item, as_of)
-    return report
+    items = await job.due(conn, program, as_of)
+    if not items:
+        return JobReport()
+    return JobReport(len(items), await job.act(conn, program, items, as_of))
 
 
 async def run_job(engine: AsyncEngine, job: Job, program_id: UUID, as_of: datetime) -> JobReport:
@@ -72,9 +72,9 @@ async def _expired(conn: AsyncConnection, program: ProgramContext, as_of: dateti
 
 
 async def _expire(
-    conn: AsyncConnection, program: ProgramContext, member_id: UUID, as_of: datetime
+    conn: AsyncConnection, program: ProgramContext, member_ids: list[UUID], as_of: datetime
 ) -> int:
-    return await ledger_service.expire_member(conn, program, member_id, as_of, clock.now())
+    return await ledger_service.expire_members(conn, program, member_ids, as_of, clock.now())
 
 
 async def _releasable(
@@ -84,9 +84,9 @@ async def _releasable(
 
 
 async def _release(
-    conn: AsyncConnection, program: ProgramContext, member_id: UUID, as_of: datetime
+    conn: AsyncConnection, program: ProgramContext, member_ids: list[UUID], as_of: datetime
 ) -> int:
-    return await ledger_service.release_member(conn, program, member_id, as_of, clock.now())
+    return await ledger_service.release_members(conn, program, member_ids, as_of, clock.now())
 
 
 async def _stale_holds(
@@ -95,21 +95,29 @@ async def _stale_holds(
     return await ledger_service.repository.due_holds(conn, program.id, as_of, CHUNK)
 
 
-async def _drop_hold(
-    conn: AsyncConnection, program: ProgramContext, redemption_id: UUID, as_of: datetime
+async def _drop_holds(
+    conn: AsyncConnection, program: ProgramContext, redemption_ids: list[UUID], as_of: datetime
 ) -> int:
-    try:
-        view = await ledger_service.settle_hold(
-            conn, program, redemption_id, capture_amount=None, now=clock.now(), outcome="expired"
-        )
-    except Conflict:
-        return 0  # captured or voided at the till since we looked: nothing to release
-    return int(view.row["amount"])
+    released = 0
+    for redemption_id in redemption_ids:
+        try:
+            view = await ledger_service.settle_hold(
+                conn,
+                program,
+                redemption_id,
+                capture_amount=None,
+                now=clock.now(),
+                outcome="expired",
+            )
+        except Conflict:
+            continue  # captured or voided at the till since we looked: nothing to release
+        released += int(view.row["amount"])
+    return released
 
 
 EXPIRE = Job(_expired, _expire)
 RELEASE_PENDING = Job(_releasable, _release)
-RELEASE_HOLDS = Job(_stale_holds, _drop_hold)
+RELEASE_HOLDS = Job(_stale_holds, _drop_holds)
 
 
 async def expire_points(engine: AsyncEngine, program_id: UUID, as_of: datetime) -> JobReport:
