@@ -146,3 +146,13 @@ async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def api(http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext) -> Api:
     return Api(http, await make_key(engine, program, "admin"))
+
+
+def require_data(path: Path) -> None:
+    """Skip a test whose public data set is not next to this checkout; in CI, where it
+    always is, its absence is a failure rather than a silent skip."""
+    if path.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{path} is missing: CI runs with the shared data next to the checkout")
+    pytest.skip(f"{path} is not next to this checkout")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_data
+
 SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
 
 
@@ -130,8 +132,7 @@ def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_whole_cdnow_log_imports_with_the_points_computed_independently(workdir: Path) -> None:
     master = SHARED_CDNOW / "CDNOW_master.txt"
-    if not master.exists():
-        pytest.skip("the CDNOW data set is not next to this checkout")
+    require_data(master)
     expected = 0
     for line in master.read_text().splitlines():
         fields = line.split()

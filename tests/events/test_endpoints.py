@@ -312,3 +312,22 @@ async def test_quote_of_a_future_purchase_without_a_return_window_is_available(
         "/v1/purchases/quote", purchase_body(member["external_id"], 10_000, occurred_at=soon)
     )
     assert quote.json()["earned"][0]["status"] == "available"
+
+
+async def test_openapi_documents_the_v1_contract(http: Any) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    for path in (
+        "/v1/members",
+        "/v1/members/{member_id}/balance",
+        "/v1/purchases",
+        "/v1/purchases/quote",
+        "/v1/purchases/batch",
+        "/v1/returns",
+        "/v1/redemptions",
+        "/v1/redemptions/{redemption_id}/capture",
+        "/v1/adjustments",
+        "/v1/health",
+    ):
+        assert path in spec["paths"], path
+    docs = await http.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()

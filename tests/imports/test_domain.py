@@ -19,6 +19,7 @@ from kopilka.imports.domain import (
     parse_cdnow,
     parse_csv,
 )
+from tests.conftest import require_data
 
 CDNOW_DIR = Path("/work/shared/data/cdnow")
 
@@ -226,8 +227,7 @@ def test_cdnow_streams() -> None:
 
 def test_cdnow_master_file() -> None:
     path = CDNOW_DIR / "CDNOW_master.txt"
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
+    require_data(path)
     with path.open(encoding="ascii") as lines:
         results = list(parse_cdnow(lines))
     assert not _errors(iter(results))
@@ -250,8 +250,8 @@ def test_cdnow_master_file() -> None:
 
 def test_cdnow_sample_file_matches_master() -> None:
     master_path, sample_path = CDNOW_DIR / "CDNOW_master.txt", CDNOW_DIR / "CDNOW_sample.txt"
-    if not (master_path.exists() and sample_path.exists()):
-        pytest.skip(f"the CDNOW files are not available in {CDNOW_DIR}")
+    require_data(master_path)
+    require_data(sample_path)
     with sample_path.open(encoding="ascii") as lines:
         sample = {p.data["external_id"]: p.data for p in _purchases(parse_cdnow(lines))}
     with master_path.open(encoding="ascii") as lines:
