@@ -15,6 +15,7 @@ from kopilka.api import routers
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
+from kopilka.system.docs import install_docs
 from kopilka.system.metrics import MetricsMiddleware
 
 PROBLEM = "application/problem+json"
@@ -76,11 +77,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         title="Kopilka",
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local files
+        redoc_url=None,
         description="Loyalty-program engine: members, points ledger, purchases and returns.",
     )
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
+    install_docs(app)
     for router in routers:
         app.include_router(router)
     app.add_middleware(MetricsMiddleware)

@@ -331,3 +331,7 @@ async def test_openapi_documents_the_v1_contract(http: Any) -> None:
         assert path in spec["paths"], path
     docs = await http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Everything the page loads comes from this server: no CDN.
+    assert "http" not in docs.text.split("<body>")[1].replace("http-equiv", "")
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert (await http.get(f"/docs/assets/{asset}")).status_code == 200
