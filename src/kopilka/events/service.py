@@ -201,9 +201,8 @@ class PurchaseService:
                 self._validate(program, purchase, now)
             except KopilkaError as exc:
                 outcomes[index] = Outcome(exc.status, error=exc)
-        members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
-        balances = await self.ledger.lock(
-            conn, program, {m[0] for m in members if m is not None}, now
+        members, balances = await self.members.resolve_and_lock(
+            conn, program, [p.member for p in purchases], now
         )
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.

@@ -10,10 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch
+from kopilka.ledger.domain import Balance
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
 
 members_t = table(Member)
+FIND_AND_LOCK_PG = (
+    "SELECT i.value, m.id, m.status, b.currency, b.available, b.pending, b.held"
+    " FROM member_identifiers i JOIN members m ON m.id = i.member_id"
+    " JOIN member_balances b ON b.member_id = m.id"
+    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = ANY($3::varchar[])"
+    " ORDER BY m.id, b.currency FOR UPDATE OF b"
+)
 FIND_IDS_PG = (
     "SELECT i.value, m.id, m.status FROM member_identifiers i"
     " JOIN members m ON m.id = i.member_id"
@@ -80,6 +88,16 @@ class MemberRepository:
             )
         )
         return {r.value: (r.id, r.status) for r in (await conn.execute(query)).all()}
+
+    async def find_and_lock_pg(
+        self, conn: AsyncConnection, program_id: UUID, kind: str, values: Sequence[str]
+    ) -> tuple[dict[str, tuple[UUID, str]], dict[tuple[UUID, str], Balance]]:
+        """PostgreSQL: members by identifier and their balance rows, locked in member order,
+        in one round trip. A member without balance rows is not returned."""
+        rows = await pg_fetch(conn, FIND_AND_LOCK_PG, program_id, kind, list(set(values)))
+        members = {r[0]: (r[1], r[2]) for r in rows}
+        balances = {(r[1], r[3]): Balance(r[4], r[5], r[6]) for r in rows}
+        return members, balances
 
     async def statuses(
         self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
