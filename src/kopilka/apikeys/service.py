@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import InvalidInput, NotFound, Unauthorized
+from kopilka.errors import InvalidInput, Unauthorized
 from kopilka.kit.ids import new_id
 from kopilka.models import ApiKey
 from kopilka.models.base import table
@@ -97,16 +97,6 @@ class ApiKeyService:
         principal = Principal(row.id, row.program_id, frozenset(row.scopes.split(",")))
         self._cache[digest] = (time.monotonic(), principal)
         return principal
-
-    async def revoke(self, conn: AsyncConnection, key_id: UUID, now: datetime) -> None:
-        result = await conn.execute(
-            update(keys_t)
-            .where(keys_t.c.id == key_id, keys_t.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-        if result.rowcount == 0:
-            raise NotFound(f"no active key {key_id}")
-        self._cache.clear()
 
 
 api_key_service = ApiKeyService()

@@ -33,10 +33,6 @@ class ImportReport:
     failed: list[RowError] = field(default_factory=list)
     earned: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def rows_seen(self) -> int:
-        return self.imported + self.already_there + len(self.failed)
-
 
 def _validated(
     rows: Iterable[ParsedPurchase | RowError], report: ImportReport

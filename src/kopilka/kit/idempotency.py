@@ -6,18 +6,20 @@ effects; a retry with the same key and the same body gets that answer back and m
 nothing; the same key with another body is a 409.
 """
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import IdempotencyConflict
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.canonical import fingerprint
+from kopilka.kit.clock import clock
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
@@ -102,6 +104,36 @@ class IdempotencyStore:
             "response": body,
             "created_at": now,
         }
+
+    async def run_once(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        key: str | None,
+        body: BaseModel,
+        operation: Callable[[], Awaitable[dict[str, Any]]],
+        lock: Callable[[], Awaitable[None]],
+        status_code: int = 201,
+    ) -> tuple[int, dict[str, Any], bool]:
+        """Run ``operation`` once per key; a retry with the same key replays the first answer.
+        Returns (status code, body, replayed).
+
+        The key is looked up only after ``lock`` has taken the member's lock: a retry racing
+        its first attempt waits for it and then finds its answer, instead of running again.
+        """
+        if key is None:
+            return status_code, await operation(), False
+        await lock()
+        hash_ = request_hash({"path": type(body).__name__, "body": body.model_dump(mode="json")})
+        record = await self.find(conn, program_id, key)
+        if record is not None:
+            answer = replay(record, hash_, key)
+            return answer.status_code, answer.body, True
+        result = await operation()
+        await self.insert(
+            conn, [self.row(program_id, key, hash_, status_code, result, clock.now())]
+        )
+        return status_code, result, False
 
     def stage(self, batch: WriteBatch, rows: list[dict[str, Any]]) -> None:
         batch.insert(idempotency_t, rows)

@@ -1,6 +1,5 @@
 """HTTP routes of balances, history, redemptions and adjustments."""
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.apikeys.service import Principal
 from kopilka.events.schemas import BalanceOut
 from kopilka.kit.clock import as_utc, clock
-from kopilka.kit.idempotency import idempotency_store, replay, request_hash
+from kopilka.kit.idempotency import idempotency_store
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import (
     Admin,
@@ -82,7 +81,7 @@ async def get_history(
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> HistoryPage:
         await member_service.get(conn, program, member_id)
-        rows = await ledger_service.repository.history(conn, member_id, limit=limit, before=before)
+        rows = await ledger_service.history(conn, member_id, limit=limit, before=before)
         items = [
             EntryOut(
                 id=e.id,
@@ -114,35 +113,6 @@ def _redemption_out(row: dict[str, Any], balance: Balance) -> dict[str, Any]:
     data = redemption_dict(row)
     data["balance"] = _balance_out(data["currency"], balance)
     return RedemptionOut.model_validate(data).model_dump(mode="json")
-
-
-async def _idempotent(
-    conn: AsyncConnection,
-    program: ProgramContext,
-    key: str | None,
-    body: BaseModel,
-    operation: Callable[[], Awaitable[dict[str, Any]]],
-    lock: Callable[[], Awaitable[None]],
-    status_code: int = 201,
-) -> tuple[int, dict[str, Any], bool]:
-    """Run ``operation`` once per key; a retry with the same key replays the first answer.
-
-    The key is looked up only after ``lock`` has taken the member's lock: a retry racing
-    its first attempt waits for it and then finds its answer, instead of running again.
-    """
-    if key is None:
-        return status_code, await operation(), False
-    await lock()
-    hash_ = request_hash({"path": type(body).__name__, "body": body.model_dump(mode="json")})
-    record = await idempotency_store.find(conn, program.id, key)
-    if record is not None:
-        answer = replay(record, hash_, key)
-        return answer.status_code, answer.body, True
-    result = await operation()
-    await idempotency_store.insert(
-        conn, [idempotency_store.row(program.id, key, hash_, status_code, result, clock.now())]
-    )
-    return status_code, result, False
 
 
 @router.post("/redemptions", status_code=201, response_model=RedemptionOut)
@@ -180,7 +150,7 @@ async def create_redemption(
             )
             return _redemption_out(view.row, view.balance)
 
-        return await _idempotent(conn, program, key, body, operation, lock)
+        return await idempotency_store.run_once(conn, program.id, key, body, operation, lock)
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)
@@ -216,7 +186,9 @@ async def _settle(
             await ledger_service.lock_redemption_member(conn, program, redemption_id, clock.now())
 
         scoped_key = f"{outcome}:{redemption_id}:{key}" if key else None
-        return await _idempotent(conn, program, scoped_key, body, operation, lock, 200)
+        return await idempotency_store.run_once(
+            conn, program.id, scoped_key, body, operation, lock, 200
+        )
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)
@@ -280,7 +252,9 @@ async def create_adjustment(
                 balance=_balance_out(body.currency, balance),
             ).model_dump(mode="json")
 
-        return await _idempotent(conn, program, idempotency_key, body, operation, lock)
+        return await idempotency_store.run_once(
+            conn, program.id, idempotency_key, body, operation, lock
+        )
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)

@@ -536,6 +536,17 @@ class LedgerService:
     async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
         return await self.repository.balances(conn, member_id)
 
+    async def history(
+        self,
+        conn: AsyncConnection,
+        member_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[tuple[Any, list[Any]]]:
+        """A page of the member's journal entries, newest first, with their postings."""
+        return await self.repository.history(conn, member_id, limit=limit, before=before)
+
     async def next_expiring(
         self, conn: AsyncConnection, member_id: UUID
     ) -> list[tuple[str, int, datetime]]:

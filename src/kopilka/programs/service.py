@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, NotFound
@@ -82,17 +82,6 @@ class ProgramService:
         if len(rows) > 1:
             raise Conflict("several programs exist: name one with --program", field="program")
         return self._remember(self._context(rows[0]))
-
-    async def update_settings(
-        self, conn: AsyncConnection, program_id: UUID, settings: ProgramSettings
-    ) -> ProgramContext:
-        await conn.execute(
-            update(programs_t)
-            .where(programs_t.c.id == program_id)
-            .values(settings=settings.model_dump(mode="json"), updated_at=clock.now())
-        )
-        self._cache.pop(program_id, None)
-        return await self.get(conn, program_id)
 
     def _context(self, row: Any) -> ProgramContext:
         settings = ProgramSettings.model_validate(row.settings)
