@@ -13,11 +13,11 @@ from itertools import groupby
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
+from kopilka.demo.repository import demo_repository
 from kopilka.errors import KopilkaError
 from kopilka.events.returns import return_service
 from kopilka.events.schemas import PurchaseCreate, ReturnCreate
@@ -29,13 +29,10 @@ from kopilka.members.schemas import MemberCreate, MemberRef
 from kopilka.members.service import member_service
 from kopilka.models import (
     Member,
-    MemberBalance,
-    Posting,
     Purchase,
     PurchaseReturn,
     Redemption,
 )
-from kopilka.models.base import table
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
 
@@ -195,36 +192,14 @@ class DemoService:
             return await self._summary(conn, program.id)
 
     async def _summary(self, conn: AsyncConnection, program_id: UUID) -> DemoSummary:
-        async def count(model: Any) -> int:
-            t = table(model)
-            query = select(func.count()).select_from(t).where(t.c.program_id == program_id)
-            return int((await conn.execute(query)).scalar_one())
-
-        postings = table(Posting)
-        rows = (
-            await conn.execute(
-                select(postings.c.account, func.sum(postings.c.amount))
-                .where(postings.c.program_id == program_id, postings.c.currency == "points")
-                .group_by(postings.c.account)
-            )
-        ).all()
-        balances, members = table(MemberBalance), table(Member)
-        top = (
-            await conn.execute(
-                select(members.c.name, balances.c.available)
-                .join(balances, balances.c.member_id == members.c.id)
-                .where(balances.c.program_id == program_id, balances.c.currency == "points")
-                .order_by(balances.c.available.desc())
-                .limit(5)
-            )
-        ).all()
+        repo = demo_repository
         return DemoSummary(
-            members=await count(Member),
-            purchases=await count(Purchase),
-            returns=await count(PurchaseReturn),
-            redemptions=await count(Redemption),
-            accounts={account: int(total) for account, total in rows},
-            top_members=[(name or "?", int(available)) for name, available in top],
+            members=await repo.count(conn, Member, program_id),
+            purchases=await repo.count(conn, Purchase, program_id),
+            returns=await repo.count(conn, PurchaseReturn, program_id),
+            redemptions=await repo.count(conn, Redemption, program_id),
+            accounts=await repo.account_totals(conn, program_id, "points"),
+            top_members=await repo.richest(conn, program_id, "points", 5),
         )
 
 

@@ -1,0 +1,44 @@
+"""The queries behind the demo's summary."""
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.models import Member, MemberBalance, Posting
+from kopilka.models.base import Base, table
+
+
+class DemoRepository:
+    async def count(self, conn: AsyncConnection, model: type[Base], program_id: UUID) -> int:
+        t = table(model)
+        query = select(func.count()).select_from(t).where(t.c.program_id == program_id)
+        return int((await conn.execute(query)).scalar_one())
+
+    async def account_totals(
+        self, conn: AsyncConnection, program_id: UUID, currency: str
+    ) -> dict[str, int]:
+        postings = table(Posting)
+        rows = await conn.execute(
+            select(postings.c.account, func.sum(postings.c.amount))
+            .where(postings.c.program_id == program_id, postings.c.currency == currency)
+            .group_by(postings.c.account)
+        )
+        return {account: int(total) for account, total in rows.all()}
+
+    async def richest(
+        self, conn: AsyncConnection, program_id: UUID, currency: str, limit: int
+    ) -> list[tuple[str, int]]:
+        balances, members = table(MemberBalance), table(Member)
+        rows: Any = await conn.execute(
+            select(members.c.name, balances.c.available)
+            .join(balances, balances.c.member_id == members.c.id)
+            .where(balances.c.program_id == program_id, balances.c.currency == currency)
+            .order_by(balances.c.available.desc())
+            .limit(limit)
+        )
+        return [(name or "?", int(available)) for name, available in rows.all()]
+
+
+demo_repository = DemoRepository()
