@@ -333,12 +333,17 @@ class LedgerService:
         self, conn: AsyncConnection, program: ProgramContext, redemption_id: UUID, now: datetime
     ) -> UUID:
         """Take the lock of the member a redemption belongs to; returns that member."""
+        member_id, _ = await self._lock_redemption(conn, program, redemption_id, now)
+        return member_id
+
+    async def _lock_redemption(
+        self, conn: AsyncConnection, program: ProgramContext, redemption_id: UUID, now: datetime
+    ) -> tuple[UUID, dict[BalanceKey, Balance]]:
         found = await self.repository.get_redemption(conn, program.id, redemption_id)
         if found is None:
             raise NotFound(f"redemption {redemption_id} not found")
-        await self.lock(conn, program, [found.member_id], now)
         member_id: UUID = found.member_id
-        return member_id
+        return member_id, await self.lock(conn, program, [member_id], now)
 
     async def settle_hold(
         self,
@@ -356,8 +361,7 @@ class LedgerService:
         A capture spends: it is refused for a blocked member and for a hold past its
         ``hold_expires_at`` (the release job will give those points back).
         """
-        member_id = await self.lock_redemption_member(conn, program, redemption_id, now)
-        balances = await self.lock(conn, program, [member_id], now)
+        member_id, balances = await self._lock_redemption(conn, program, redemption_id, now)
         # Re-read under the member lock: a concurrent capture or void may have settled it.
         row = await self.repository.get_redemption(conn, program.id, redemption_id)
         currency = row.currency
