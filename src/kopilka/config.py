@@ -2,9 +2,26 @@
 
 from functools import lru_cache
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./kopilka.db"
+
+# The engine is asynchronous throughout; a URL naming only the database gets its async driver.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def with_async_driver(url: str) -> str:
+    """``sqlite:///x.db`` → ``sqlite+aiosqlite:///x.db``, ``postgresql://…`` →
+    ``postgresql+asyncpg://…``; a URL that already names a driver is left alone."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
 
 
 class Settings(BaseSettings):
@@ -19,6 +36,13 @@ class Settings(BaseSettings):
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
     db_pool_size: int = 20
+    # FastAPI's native OpenTelemetry tracing, metrics and logs, for a configured SDK.
+    opentelemetry: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return with_async_driver(url)
 
 
 @lru_cache

@@ -144,3 +144,11 @@ def test_whole_cdnow_log_imports_with_the_points_computed_independently(workdir:
     assert "imported 69659 purchases" in result.stdout
     assert f"earned {expected:,} points" in result.stdout
     assert "ok" in kopilka(workdir, "ledger", "verify").stdout
+
+
+def test_plain_database_urls_get_the_async_driver(tmp_path: Path) -> None:
+    """A URL as other tools write it (``sqlite:///…``) works; the async driver is implied."""
+    plain = f"sqlite:///{tmp_path / 'plain.db'}"
+    upgraded = kopilka(tmp_path, "db", "upgrade", "--database-url", plain)
+    assert "sqlite+aiosqlite:///" in upgraded.stdout
+    assert (tmp_path / "plain.db").stat().st_size > 0

@@ -335,3 +335,37 @@ async def test_openapi_documents_the_v1_contract(http: Any) -> None:
     assert "http" not in docs.text.split("<body>")[1].replace("http-equiv", "")
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         assert (await http.get(f"/docs/assets/{asset}")).status_code == 200
+
+
+async def test_the_purchase_route_checks_its_caller_and_input_like_every_route(
+    http: Any, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    member = await new_member(api)
+    body = purchase_body(member["external_id"], total=10_000)
+    anonymous = await http.post("/v1/purchases", json=body)
+    assert anonymous.status_code == 401
+    analyst = await make_key(engine, program, "analyst")
+    refused = await http.post(
+        "/v1/purchases", json=body, headers={"Authorization": f"Bearer {analyst}"}
+    )
+    assert refused.status_code == 403
+    broken = await api.post("/v1/purchases", None, **{"Content-Type": "application/json"})
+    assert broken.status_code == 422
+    no_sku = purchase_body(member["external_id"], total=10_000)
+    del no_sku["lines"][0]["sku"]
+    missing = await api.post("/v1/purchases", no_sku)
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "lines.0.sku"
+    flag = await api.post("/v1/purchases?explain=perhaps", body)
+    assert flag.status_code == 422 and flag.json()["errors"][0]["field"] == "query.explain"
+    assert (await api.post("/v1/purchases?explain=0", body)).json().get("trace") is None
+
+
+async def test_openapi_describes_the_purchase_body_and_its_explain_flag(http: Any) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/purchases"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PurchaseCreate"}
+    assert "PurchaseCreate" in spec["components"]["schemas"]
+    assert "explain" in [p["name"] for p in operation["parameters"]]
+    assert "201" in operation["responses"]

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kopilka.config import get_settings
+from kopilka.config import get_settings, with_async_driver
 from kopilka.db import make_engine, reading
 from kopilka.errors import KopilkaError
 from kopilka.programs.service import ProgramContext, program_service
@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 
 def database_url(override: str | None) -> str:
-    return override or get_settings().database_url
+    return with_async_driver(override) if override else get_settings().database_url
 
 
 def _fast_event_loop() -> None:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,7 +19,17 @@ from kopilka.events.schemas import (
 )
 from kopilka.events.service import Outcome, purchase_service
 from kopilka.kit.clock import clock
-from kopilka.kit.web import EngineDep, Till, in_transaction, json_response, read_only
+from kopilka.kit.web import (
+    EngineDep,
+    Till,
+    hot_body,
+    hot_principal,
+    hot_route_openapi,
+    in_transaction,
+    json_response,
+    query_flag,
+    read_only,
+)
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1", tags=["purchases"])
@@ -32,11 +42,24 @@ def _answer(outcome: Outcome) -> JSONResponse:
     return json_response(outcome.result, outcome.status, replayed=outcome.replayed)
 
 
-@router.post("/purchases", status_code=201, response_model=PurchaseResult)
-async def create_purchase(
-    body: PurchaseCreate, principal: Till, engine: EngineDep, explain: bool = False
-) -> JSONResponse:
-    """Record a purchase and credit what it earns. Idempotent by ``external_id``."""
+EXPLAIN = "also return the trace of every rule: which matched, why, and what it earned"
+
+
+@router.post(
+    "/purchases",
+    status_code=201,
+    response_model=PurchaseResult,
+    openapi_extra=hot_route_openapi(PurchaseCreate, ("explain", EXPLAIN)),
+)
+async def create_purchase(request: Request) -> JSONResponse:
+    """Record a purchase and credit what it earns. Idempotent by ``external_id``.
+
+    Scopes ``pos`` or ``partner``. Every till calls this on every sale, so it reads its
+    request directly (see ``kopilka.kit.web``)."""
+    principal = await hot_principal(request, "pos", "partner")
+    body = await hot_body(request, PurchaseCreate)
+    explain = query_flag(request, "explain")
+    engine = request.app.state.engine
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Outcome:
         outcomes = await purchase_service.ingest(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.idempotency import StoredAnswer
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 
@@ -21,7 +21,7 @@ outbox_t = table(OutboxEvent)
 
 FIND_ANSWERS_PG = (
     "SELECT external_id, request_hash, answer FROM purchases"
-    " WHERE program_id = $1 AND external_id = ANY($2::varchar[])"
+    " WHERE program_id = $1 AND external_id {keys}"
 )
 
 
@@ -33,7 +33,9 @@ class EventRepository:
         if not external_ids:
             return {}
         if is_postgres(conn):
-            rows = await pg_fetch(conn, FIND_ANSWERS_PG, program_id, list(set(external_ids)))
+            rows = await pg_fetch_keyed(
+                conn, FIND_ANSWERS_PG, "varchar", program_id, keys=external_ids
+            )
         else:
             query = select(
                 purchases_t.c.external_id, purchases_t.c.request_hash, purchases_t.c.answer

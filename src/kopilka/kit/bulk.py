@@ -193,29 +193,38 @@ def _pg_type(table: Table, column: str) -> str:
     return str(table.c[column].type.compile(dialect=_PG_DIALECT))
 
 
-def _placeholders(
-    table: Table, columns: tuple[str, ...], values: Sequence[Any], params: list[Any]
-) -> str:
-    cells = []
-    for name, value in zip(columns, values, strict=True):
-        params.append(value)
-        cells.append(f"${len(params)}::{_pg_type(table, name)}")
-    return "(" + ", ".join(cells) + ")"
+@lru_cache(maxsize=4096)
+def _values_sql(table: Table, columns: tuple[str, ...], first: int, count: int) -> str:
+    """``($first::type, …), (…)`` for ``count`` rows; the same few shapes recur on every
+    purchase, so the text is built once."""
+    types = [_pg_type(table, name) for name in columns]
+    rows = []
+    for row in range(count):
+        start = first + row * len(columns)
+        rows.append("(" + ", ".join(f"${start + i}::{t}" for i, t in enumerate(types)) + ")")
+    return ", ".join(rows)
 
 
-def _insert_sql(table: Table, rows: list[dict[str, Any]], params: list[Any]) -> str:
+def _values(
+    table: Table, rows: list[dict[str, Any]], params: list[Any]
+) -> tuple[tuple[str, ...], str]:
+    """The columns of ``rows`` and their VALUES list; their values are appended to ``params``."""
     columns = tuple(rows[0])
     _, converters = _plan(table, columns, False)
     records = _records(rows, columns, converters)
-    values = ", ".join(_placeholders(table, columns, record, params) for record in records)
+    text = _values_sql(table, columns, len(params) + 1, len(records))
+    for record in records:
+        params.extend(record)
+    return columns, text
+
+
+def _insert_sql(table: Table, rows: list[dict[str, Any]], params: list[Any]) -> str:
+    columns, values = _values(table, rows, params)
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
 
 
 def _update_sql(change: _Update, params: list[Any]) -> str:
-    columns = tuple(change.rows[0])
-    _, converters = _plan(change.table, columns, False)
-    records = _records(change.rows, columns, converters)
-    values = ", ".join(_placeholders(change.table, columns, r, params) for r in records)
+    columns, values = _values(change.table, change.rows, params)
     name = change.table.name
     assignments = ", ".join(f"{c} = v.{c}" for c in columns if c not in change.keys)
     matches = " AND ".join(f"{name}.{k} = v.{k}" for k in change.keys)

@@ -20,7 +20,7 @@ from kopilka.errors import IdempotencyConflict
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.canonical import fingerprint
 from kopilka.kit.clock import clock
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
 
@@ -29,7 +29,7 @@ idempotency_t = table(IdempotencyRecord)
 
 FIND_PG = (
     "SELECT key, request_hash, status_code, response FROM idempotency_records"
-    " WHERE program_id = $1 AND key = ANY($2::varchar[])"
+    " WHERE program_id = $1 AND key {keys}"
 )
 
 
@@ -73,7 +73,7 @@ class IdempotencyStore:
         if not keys:
             return {}
         if is_postgres(conn):
-            rows = await pg_fetch(conn, FIND_PG, program_id, list(set(keys)))
+            rows = await pg_fetch_keyed(conn, FIND_PG, "varchar", program_id, keys=keys)
             return {
                 r["key"]: StoredAnswer(r["request_hash"], r["status_code"], r["response"])
                 for r in rows

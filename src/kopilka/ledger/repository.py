@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.ledger.domain import Allocation, Balance, Lot
 from kopilka.models import (
     JournalEntry,
@@ -34,7 +34,7 @@ allocations_t = table(RedemptionAllocation)
 BalanceKey = tuple[UUID, str]
 LOCK_BALANCES_PG = (
     "SELECT member_id, currency, available, pending, held FROM member_balances"
-    " WHERE member_id = ANY($1::uuid[]) ORDER BY member_id, currency FOR UPDATE"
+    " WHERE member_id {keys} ORDER BY member_id, currency FOR UPDATE"
 )
 
 
@@ -99,7 +99,7 @@ class LedgerRepository:
         self, conn: AsyncConnection, member_ids: Sequence[UUID], *, lock: bool
     ) -> dict[BalanceKey, Balance]:
         if lock and is_postgres(conn):
-            rows = await pg_fetch(conn, LOCK_BALANCES_PG, list(member_ids))
+            rows = await pg_fetch_keyed(conn, LOCK_BALANCES_PG, "uuid", keys=member_ids)
             return {(r[0], r[1]): Balance(r[2], r[3], r[4]) for r in rows}
         query = (
             select(

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.ledger.domain import Balance
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
@@ -19,13 +19,13 @@ FIND_AND_LOCK_PG = (
     "SELECT i.value, m.id, m.status, b.currency, b.available, b.pending, b.held"
     " FROM member_identifiers i JOIN members m ON m.id = i.member_id"
     " JOIN member_balances b ON b.member_id = m.id"
-    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = ANY($3::varchar[])"
+    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value {keys}"
     " ORDER BY m.id, b.currency FOR UPDATE OF b"
 )
 FIND_IDS_PG = (
     "SELECT i.value, m.id, m.status FROM member_identifiers i"
     " JOIN members m ON m.id = i.member_id"
-    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = ANY($3::varchar[])"
+    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value {keys}"
 )
 identifiers_t = table(MemberIdentifier)
 
@@ -76,7 +76,7 @@ class MemberRepository:
         if not values:
             return {}
         if is_postgres(conn):
-            rows = await pg_fetch(conn, FIND_IDS_PG, program_id, kind, list(set(values)))
+            rows = await pg_fetch_keyed(conn, FIND_IDS_PG, "varchar", program_id, kind, keys=values)
             return {r[0]: (r[1], r[2]) for r in rows}
         query = (
             select(identifiers_t.c.value, members_t.c.id, members_t.c.status)
@@ -94,7 +94,9 @@ class MemberRepository:
     ) -> tuple[dict[str, tuple[UUID, str]], dict[tuple[UUID, str], Balance]]:
         """PostgreSQL: members by identifier and their balance rows, locked in member order,
         in one round trip. A member without balance rows is not returned."""
-        rows = await pg_fetch(conn, FIND_AND_LOCK_PG, program_id, kind, list(set(values)))
+        rows = await pg_fetch_keyed(
+            conn, FIND_AND_LOCK_PG, "varchar", program_id, kind, keys=values
+        )
         members = {r[0]: (r[1], r[2]) for r in rows}
         balances = {(r[1], r[3]): Balance(r[4], r[5], r[6]) for r in rows}
         return members, balances
