@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pstats
 import re
 import shutil
@@ -340,7 +341,10 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10, help="pgbench -s")
     parser.add_argument("--skip-pgbench", action="store_true")
     parser.add_argument(
-        "--workers", type=int, default=1, help="server processes (kopilka serve --workers)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes (kopilka serve --workers); default: one per core",
     )
     parser.add_argument(
         "--profile",

@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop timing after this")
     args = parser.parse_args()
     info = machine()
-    program = compile_program(settings(args.rules).earning)
+    program = compile_program(settings(args.rules))
     context = basket(args.lines)
     result = evaluate(program, context)
     fired = len(result.effects)

@@ -1,6 +1,7 @@
 """The pure rules engine, without a database."""
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -24,7 +25,7 @@ def basket(*lines: tuple[str, int], status: str = "active") -> EvaluationContext
 
 
 def program(*rules: dict[str, object]):  # type: ignore[no-untyped-def]
-    return compile_program(RULES.validate_python(list(rules)))
+    return compile_program(SimpleNamespace(earning=RULES.validate_python(list(rules))))
 
 
 def test_per_amount_floors_and_skips_excluded_categories() -> None:

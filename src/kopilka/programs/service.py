@@ -57,7 +57,7 @@ class ProgramService:
             )
         )
         return self._remember(
-            ProgramContext(program_id, slug, name, settings, compile_program(settings.earning))
+            ProgramContext(program_id, slug, name, settings, compile_program(settings))
         )
 
     async def get(self, conn: AsyncConnection, program_id: UUID) -> ProgramContext:
@@ -85,9 +85,7 @@ class ProgramService:
 
     def _context(self, row: Any) -> ProgramContext:
         settings = ProgramSettings.model_validate(row.settings)
-        return ProgramContext(
-            row.id, row.slug, row.name, settings, compile_program(settings.earning)
-        )
+        return ProgramContext(row.id, row.slug, row.name, settings, compile_program(settings))
 
     def _remember(self, context: ProgramContext) -> ProgramContext:
         self._cache[context.id] = (time.monotonic(), context)

@@ -1,7 +1,7 @@
 """Rule type → compiler. Adding a rule type means adding one entry, never an if-chain."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from kopilka.rules.domain import CompiledProgram, CompiledRule, EvaluationContext
 from kopilka.rules.schemas import EarningRule, PerAmountRule, PercentRule
@@ -46,5 +46,11 @@ COMPILERS: dict[str, Callable[[Any], CompiledRule]] = {
 }
 
 
-def compile_program(rules: Sequence[EarningRule]) -> CompiledProgram:
-    return CompiledProgram(tuple(COMPILERS[rule.type](rule) for rule in rules))
+class _Document(Protocol):
+    @property
+    def earning(self) -> Sequence[EarningRule]: ...
+
+
+def compile_program(document: _Document) -> CompiledProgram:
+    """Compile a program document (``ProgramSettings``) once; evaluation reuses it."""
+    return CompiledProgram(tuple(COMPILERS[rule.type](rule) for rule in document.earning))
