@@ -25,7 +25,11 @@ def basket(*lines: tuple[str, int], status: str = "active") -> EvaluationContext
 
 
 def program(*rules: dict[str, object]):  # type: ignore[no-untyped-def]
-    return compile_program(SimpleNamespace(earning=RULES.validate_python(list(rules))))
+    return compile_program(
+        SimpleNamespace(
+            earning=RULES.validate_python(list(rules)), rules=[], groups={}, experiments=[]
+        )
+    )
 
 
 def test_per_amount_floors_and_skips_excluded_categories() -> None:

@@ -18,6 +18,8 @@ class PurchaseLineIn(BaseModel):
     sku: Annotated[str, Field(min_length=1, max_length=100)]
     name: str | None = Field(default=None, max_length=300)
     category: str | None = Field(default=None, max_length=100)
+    brand: str | None = Field(default=None, max_length=100)
+    tags: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
     quantity: int = Field(ge=1, le=1_000_000)
     unit_price: Money
     discount: Money = 0
@@ -41,6 +43,11 @@ class PurchaseCreate(BaseModel):
     occurred_at: AwareDatetime
     store: str | None = Field(default=None, max_length=100)
     channel: str = Field(default="pos", min_length=1, max_length=32)
+    region: str | None = Field(default=None, max_length=100)
+    payment_method: str | None = Field(default=None, max_length=32)
+    coupons: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20, description="Coupon codes presented."
+    )
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     lines: list[PurchaseLineIn] = Field(default_factory=list, max_length=1000)
     total: Money
@@ -61,11 +68,28 @@ class EarnedOut(BaseModel):
     status: Literal["pending", "available"]
 
 
+class FailedConditionOut(BaseModel):
+    condition: str
+    actual: Any
+    expected: Any
+
+
 class RuleTraceOut(BaseModel):
     rule_id: str
     fired: bool
     reason: str
     amount: int
+    failed: FailedConditionOut | None = Field(
+        default=None, description="The first condition that did not hold: actual vs expected."
+    )
+
+
+class BenefitOut(BaseModel):
+    id: UUID | None = Field(description="None for a quote.")
+    rule_id: str
+    kind: str = Field(description="coupon, reward, free_delivery, free_sample or boost")
+    payload: dict[str, Any]
+    expires_at: datetime | None
 
 
 class BalanceOut(BaseModel):
@@ -84,6 +108,7 @@ class PurchaseResult(BaseModel):
     earned: list[EarnedOut]
     points_earned: int = Field(description="Sum earned in the `points` currency.")
     balances: list[BalanceOut]
+    benefits: list[BenefitOut] = Field(default_factory=list)
     trace: list[RuleTraceOut] | None = None
 
 

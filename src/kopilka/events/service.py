@@ -17,7 +17,9 @@ from kopilka.errors import InvalidInput, KopilkaError, NotFound
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import (
     BalanceOut,
+    BenefitOut,
     EarnedOut,
+    FailedConditionOut,
     PurchaseCreate,
     PurchaseResult,
     RuleTraceOut,
@@ -37,7 +39,16 @@ from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberService, member_service
 from kopilka.programs.service import ProgramContext
-from kopilka.rules.domain import BasketLine, Evaluation, EvaluationContext, evaluate
+from kopilka.rules.domain import (
+    UTC_ZONE,
+    BasketLine,
+    BenefitEffect,
+    Evaluation,
+    EvaluationContext,
+    MemberFacts,
+    evaluate,
+)
+from kopilka.rules.service import RulesState, rules_state_loader, zone_named
 
 # A till's clock may run a little fast; a purchase further in the future is a mistake.
 MAX_CLOCK_SKEW = timedelta(hours=24)
@@ -64,17 +75,39 @@ def balances_out(
     ]
 
 
-def evaluation_context(purchase: PurchaseCreate, member_status: str) -> EvaluationContext:
+def evaluation_context(
+    purchase: PurchaseCreate,
+    member_status: str,
+    facts: MemberFacts | None = None,
+    state: RulesState | None = None,
+) -> EvaluationContext:
+    """The rules' view of a purchase: the basket, where and when, and the member's facts.
+    Local time is the member's own time zone (attribute ``timezone``) or the program's."""
+    facts = facts or MemberFacts()
+    zone = zone_named(facts.attributes.get("timezone")) or (state.zone if state else UTC_ZONE)
     return EvaluationContext(
         total=purchase.total,
         lines=[
-            BasketLine(line.sku, line.category, line.quantity, line.amount)
+            BasketLine(
+                line.sku,
+                line.category,
+                line.quantity,
+                line.amount,
+                line.brand,
+                frozenset(line.tags),
+            )
             for line in purchase.lines
         ],
         occurred_at=purchase.occurred_at,
         channel=purchase.channel,
         store=purchase.store,
         member_status=member_status,
+        region=purchase.region,
+        payment_method=purchase.payment_method,
+        coupons=frozenset(purchase.coupons),
+        member=facts,
+        timezone=zone,
+        program_usage=state.program_usage if state else {},
     )
 
 
@@ -82,7 +115,13 @@ def _trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
     if evaluation.trace is None:
         return None
     return [
-        RuleTraceOut(rule_id=t.rule_id, fired=t.fired, reason=t.reason, amount=t.amount)
+        RuleTraceOut(
+            rule_id=t.rule_id,
+            fired=t.fired,
+            reason=t.reason,
+            amount=t.amount,
+            failed=None if t.failed is None else FailedConditionOut(**t.failed._asdict()),
+        )
         for t in evaluation.trace
     ]
 
@@ -99,6 +138,7 @@ def purchase_result_json(
     earned: Sequence[Earned],
     balances: Sequence[BalanceOut],
     trace: Sequence[RuleTraceOut] | None,
+    benefits: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
     dumping a model per purchase would cost more than evaluating its rules."""
@@ -114,7 +154,8 @@ def purchase_result_json(
         ],
         "points_earned": sum(e.amount for e in earned if e.currency == "points"),
         "balances": [b.model_dump() for b in balances],
-        "trace": None if trace is None else [t.model_dump() for t in trace],
+        "benefits": list(benefits),
+        "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
     }
 
 
@@ -149,7 +190,11 @@ class PurchaseService:
         """The same evaluation as :meth:`ingest`, with no side effects."""
         self._validate(program, purchase, now)
         member_id, status = await self.members.resolve(conn, program, purchase.member)
-        evaluation = evaluate(program.compiled, evaluation_context(purchase, status), explain=True)
+        state = await rules_state_loader.load(
+            conn, program, [member_id], purchase.occurred_at, now, lock=False
+        )
+        context = evaluation_context(purchase, status, state.member(member_id), state)
+        evaluation = evaluate(program.compiled, context, explain=True)
         balances = await self.ledger.balances(conn, member_id)
         pending_days = program.settings.pending_days
         pending = pending_days > 0 and purchase.occurred_at + timedelta(days=pending_days) > now
@@ -160,7 +205,20 @@ class PurchaseService:
                 amount=e.amount,
                 status="pending" if pending else "available",
             )
+            for e in evaluation.earned
+        ]
+        benefits = [
+            BenefitOut(
+                id=None,
+                rule_id=e.rule_id,
+                kind=e.kind,
+                payload=dict(e.payload),
+                expires_at=purchase.occurred_at + timedelta(days=e.valid_days)
+                if e.valid_days
+                else None,
+            )
             for e in evaluation.effects
+            if isinstance(e, BenefitEffect)
         ]
         return PurchaseResult(
             id=None,
@@ -175,6 +233,7 @@ class PurchaseService:
                 member_id,
                 program.settings.currency_codes(),
             ),
+            benefits=benefits,
             trace=_trace_out(evaluation),
         )
 
@@ -220,13 +279,24 @@ class PurchaseService:
             create=create_members or program.settings.auto_enrol,
         )
         balances.update(await self.ledger.lock(conn, program, new_members, now))
-        writer = _PurchaseWriter(program, now)
-        for index, purchase in enumerate(purchases):
+        todo = [
+            index
+            for index, member in enumerate(members)
+            if outcomes[index] is None and member is not None and index not in repeats
+        ]
+        state = await rules_state_loader.load(
+            conn,
+            program,
+            [members[i][0] for i in todo if members[i] is not None],  # type: ignore[index]
+            min((purchases[i].occurred_at for i in todo), default=now),
+            now,
+        )
+        writer = _PurchaseWriter(program, now, state)
+        for index in todo:
             member = members[index]
-            if outcomes[index] is not None or member is None or index in repeats:
-                continue
+            assert member is not None
             outcomes[index] = self._process(
-                writer, program, balances, purchase, member, hashes[index], explain
+                writer, program, balances, purchases[index], member, hashes[index], explain
             )
         await writer.flush(conn, self.events, self.ledger)
         for index, first in repeats.items():
@@ -323,8 +393,11 @@ class PurchaseService:
         explain: bool,
     ) -> Outcome:
         member_id, status = member
+        facts = writer.state.member(member_id)
         evaluation = evaluate(
-            program.compiled, evaluation_context(purchase, status), explain=explain
+            program.compiled,
+            evaluation_context(purchase, status, facts, writer.state),
+            explain=explain,
         )
         purchase_id = new_id()
         earned = self.ledger.credit_purchase(
@@ -333,8 +406,16 @@ class PurchaseService:
             balances,
             member_id=member_id,
             purchase_id=str(purchase_id),
-            effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.effects],
+            effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.earned],
             occurred_at=purchase.occurred_at,
+        )
+        benefits = writer.state.apply(
+            program,
+            member_id,
+            evaluation,
+            purchase.occurred_at,
+            ("purchase", str(purchase_id)),
+            purchase.total,
         )
         body = purchase_result_json(
             purchase_id,
@@ -343,6 +424,7 @@ class PurchaseService:
             earned,
             balances_out(balances, member_id, program.settings.currency_codes()),
             _trace_out(evaluation),
+            benefits,
         )
         writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)
         return Outcome(201, body)
@@ -351,9 +433,10 @@ class PurchaseService:
 class _PurchaseWriter:
     """Rows of one batch of purchases, written with one multi-row statement per table."""
 
-    def __init__(self, program: ProgramContext, now: datetime) -> None:
+    def __init__(self, program: ProgramContext, now: datetime, state: RulesState) -> None:
         self.program = program
         self.now = now
+        self.state = state
         self.unit = LedgerUnit(program.id, now)
         self.purchases: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
@@ -433,6 +516,7 @@ class _PurchaseWriter:
         events.stage_purchases(batch, self.purchases, self.lines)
         self.unit.stage(batch, ledger.repository)
         events.stage_outbox(batch, self.outbox)
+        self.state.stage(batch)
         await batch.write(conn)
 
 

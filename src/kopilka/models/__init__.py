@@ -8,11 +8,13 @@ several rows per purchase.
 
 from kopilka.models.api_key import ApiKey
 from kopilka.models.base import Base
+from kopilka.models.experiment_assignment import ExperimentAssignment
 from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.journal_entry import JournalEntry
 from kopilka.models.lot import Lot
 from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
+from kopilka.models.member_benefit import MemberBenefit
 from kopilka.models.member_identifier import MemberIdentifier
 from kopilka.models.outbox_event import OutboxEvent
 from kopilka.models.posting import Posting
@@ -22,15 +24,18 @@ from kopilka.models.purchase_line import PurchaseLine
 from kopilka.models.purchase_return import PurchaseReturn
 from kopilka.models.redemption import Redemption
 from kopilka.models.redemption_allocation import RedemptionAllocation
+from kopilka.models.rule_usage import RuleUsage
 
 __all__ = [
     "ApiKey",
     "Base",
+    "ExperimentAssignment",
     "IdempotencyRecord",
     "JournalEntry",
     "Lot",
     "Member",
     "MemberBalance",
+    "MemberBenefit",
     "MemberIdentifier",
     "OutboxEvent",
     "Posting",
@@ -40,4 +45,5 @@ __all__ = [
     "PurchaseReturn",
     "Redemption",
     "RedemptionAllocation",
+    "RuleUsage",
 ]

@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, JSONType
@@ -26,5 +26,8 @@ class Member(Base):
     status_reason: Mapped[str | None] = mapped_column(String(500))
     # The code a friend shared, as given at sign-up; the referral programme acts on it.
     referral_code: Mapped[str | None] = mapped_column(String(64))
+    # Member state the rules read and write: tags (a list) and custom attributes.
+    tags: Mapped[list[str]] = mapped_column(JSONType, server_default=text("'[]'"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, server_default=text("'{}'"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.ledger.domain import ClawbackPolicy
-from kopilka.rules.schemas import EarningRule
+from kopilka.rules.schemas import EarningRule, Experiment, Rule
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
@@ -52,6 +52,10 @@ class ProgramSettings(BaseModel):
     timezone: str = "UTC"
     currencies: list[Currency] = Field(default_factory=lambda: [Currency(code="points")])
     earning: list[EarningRule] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    # Exclusive groups: which rule of a group applies when several fire.
+    groups: dict[str, Literal["best", "priority"]] = Field(default_factory=dict)
+    experiments: list[Experiment] = Field(default_factory=list)
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
     pending_days: int = Field(default=0, ge=0, le=365)
     hold_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
@@ -59,19 +63,22 @@ class ProgramSettings(BaseModel):
     auto_enrol: bool = False
 
     @model_validator(mode="after")
-    def _rules_use_known_currencies(self) -> "ProgramSettings":
+    def _rules_fit_the_program(self) -> "ProgramSettings":
         codes = {c.code for c in self.currencies}
         if len(codes) != len(self.currencies):
             raise ValueError("currencies: codes must be unique")
-        for index, rule in enumerate(self.earning):
-            if rule.currency not in codes:
+        for index, base in enumerate(self.earning):
+            if base.currency not in codes:
                 raise ValueError(
-                    f"earning[{index}] ({rule.id}): currency {rule.currency!r} is not one of "
+                    f"earning[{index}] ({base.id}): currency {base.currency!r} is not one of "
                     f"the program's currencies {sorted(codes)}"
                 )
-        ids = [rule.id for rule in self.earning]
+        ids = [rule.id for rule in self.earning] + [rule.id for rule in self.rules]
         if len(set(ids)) != len(ids):
-            raise ValueError("earning: rule ids must be unique")
+            raise ValueError("earning, rules: rule ids must be unique")
+        experiments = {e.name: {arm.name for arm in e.arms} for e in self.experiments}
+        for index, rule in enumerate(self.rules):
+            _check_rule(rule, f"rules[{index}] ({rule.id})", codes, set(ids), experiments)
         return self
 
     def currency_codes(self) -> list[str]:
@@ -85,3 +92,22 @@ class ProgramOut(BaseModel):
     settings: ProgramSettings
     created_at: datetime
     updated_at: datetime
+
+
+def _check_rule(
+    rule: Rule, where: str, currencies: set[str], ids: set[str], experiments: dict[str, set[str]]
+) -> None:
+    """Cross-references a single rule cannot check on its own."""
+    for effect in rule.effects:
+        currency = effect.earns_in()
+        if currency is not None and currency not in currencies:
+            raise ValueError(f"{where}: currency {currency!r} is not one of {sorted(currencies)}")
+        unknown = [r for r in getattr(effect, "of", None) or [] if r not in ids]
+        if unknown:
+            raise ValueError(f"{where}: multiplier of unknown rules {unknown}")
+    if rule.experiment is not None:
+        arms = experiments.get(rule.experiment.experiment)
+        if arms is None:
+            raise ValueError(f"{where}: no experiment {rule.experiment.experiment!r}")
+        if rule.experiment.arm not in arms:
+            raise ValueError(f"{where}: experiment has no arm {rule.experiment.arm!r}")

@@ -1,15 +1,23 @@
-"""The pure evaluation of a program's rules against one purchase.
+"""The pure evaluation of a program's rules against one event (a purchase, a sign-up, …).
 
 ``evaluate`` takes a compiled program and an evaluation context and returns the effects to
-apply, plus, when asked, a trace of every rule (fired or not, and why). No I/O: tens of
-microseconds per basket, so the trace, which costs more than the arithmetic, is only built
-for ``explain``.
+apply, plus, when asked, a trace of every rule: fired or not, and for a rule that did not
+fire the first failing condition with the value it saw and the value it wanted. No I/O:
+tens of microseconds per basket, so the trace, which costs more than the arithmetic, is
+only built for ``explain``.
+
+The order is fixed and documented (docs/rules.md): rules run by priority (highest first),
+then by id; earning effects first, then multipliers, which see what the rules before them
+earned; then each rule's limits; then exclusive groups keep one rule each.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
+from datetime import date, datetime, tzinfo
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 class BasketLine(NamedTuple):
@@ -17,6 +25,52 @@ class BasketLine(NamedTuple):
     category: str | None
     quantity: int
     amount: int  # minor units, after the line discount
+    brand: str | None = None
+    tags: frozenset[str] = frozenset()
+
+
+class Boost(NamedTuple):
+    """A personal boost waiting on the member: ``factor`` × the points of their next
+    purchase (before ``expires_at``)."""
+
+    id: str
+    rule_id: str
+    factor_percent: int  # 200 = double points
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class MemberFacts:
+    """What the rules may ask about the member, as of just before this event.
+
+    The service fills only what the program's conditions read (``CompiledProgram.needs``)
+    and updates the counters after each event of a batch, so the fifth purchase of a
+    batch sees the four before it.
+    """
+
+    joined_at: datetime | None = None
+    birthday: date | None = None
+    tier: str | None = None
+    tags: frozenset[str] = frozenset()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    segments: frozenset[str] = frozenset()
+    purchase_count: int = 0  # every purchase before this one
+    lifetime_spend: int = 0  # minor units, net of returns
+    last_purchase_at: datetime | None = None
+    # (occurred_at, amount) of the purchases inside the longest window a rule looks at,
+    # oldest first.
+    recent: list[tuple[datetime, int]] = field(default_factory=list)
+    arms: dict[str, str] = field(default_factory=dict)  # experiment → arm
+    boosts: list[Boost] = field(default_factory=list)
+    # Uses of each rule by this member: (rule id, period key) → (times, amount).
+    usage: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def record_purchase(self, occurred_at: datetime, amount: int) -> None:
+        self.purchase_count += 1
+        self.lifetime_spend += amount
+        if self.last_purchase_at is None or occurred_at > self.last_purchase_at:
+            self.last_purchase_at = occurred_at
+        self.recent.append((occurred_at, amount))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +81,35 @@ class EvaluationContext:
     channel: str
     store: str | None
     member_status: str = "active"
-    # Amounts already worked out for this basket, by the set of excluded categories: fifty
-    # rules sharing one exclusion list sum the lines once.
-    eligible_cache: dict[frozenset[str], int] = field(default_factory=dict, compare=False)
+    trigger: str = "purchase"
+    event_name: str | None = None  # for ``event`` triggers: the custom event's name
+    region: str | None = None
+    payment_method: str | None = None
+    coupons: frozenset[str] = frozenset()
+    member: MemberFacts = field(default_factory=MemberFacts)
+    timezone: tzinfo = UTC_ZONE
+    # Program-wide uses of rules with program limits or budgets: key → (times, amount).
+    program_usage: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # Amounts already worked out for this basket, by line filter: fifty rules sharing one
+    # filter sum the lines once.
+    amount_cache: dict[object, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def local_time(self) -> datetime:
+        return self.occurred_at.astimezone(self.timezone)
 
     def eligible_amount(self, excluded: frozenset[str]) -> int:
         """The basket total without lines in ``excluded`` categories."""
         if not excluded or not self.lines:
             return self.total
-        cached = self.eligible_cache.get(excluded)
+        cached = self.amount_cache.get(excluded)
         if cached is None:
             cached = sum(line.amount for line in self.lines if line.category not in excluded)
-            self.eligible_cache[excluded] = cached
+            self.amount_cache[excluded] = cached
         return cached
+
+
+# --- what rules produce ------------------------------------------------------------------
 
 
 class EarnEffect(NamedTuple):
@@ -48,55 +118,429 @@ class EarnEffect(NamedTuple):
     amount: int
 
 
+class BenefitEffect(NamedTuple):
+    """Something the member gets besides points: a coupon or reward for a later purchase,
+    free delivery or a free sample on this one, a personal boost for the next purchase."""
+
+    rule_id: str
+    kind: str  # coupon | reward | free_delivery | free_sample | boost
+    payload: Mapping[str, Any]
+    valid_days: int | None = None
+
+
+class EventEffect(NamedTuple):
+    rule_id: str
+    name: str
+    payload: Mapping[str, Any]
+
+
+class TagEffect(NamedTuple):
+    rule_id: str
+    tag: str
+
+
+class BoostUsed(NamedTuple):
+    boost_id: str
+    rule_id: str
+
+
+Effect = EarnEffect | BenefitEffect | EventEffect | TagEffect | BoostUsed
+
+
+class FailedCondition(NamedTuple):
+    condition: str
+    actual: Any
+    expected: Any
+
+
 class RuleTrace(NamedTuple):
     rule_id: str
     fired: bool
     reason: str
     amount: int = 0
+    failed: FailedCondition | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
-    effects: list[EarnEffect] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
     trace: list[RuleTrace] | None = None
+
+    @property
+    def earned(self) -> list[EarnEffect]:
+        return [e for e in self.effects if isinstance(e, EarnEffect)]
+
+
+# --- compiled program --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCondition:
+    """One condition ready to run: ``test`` decides; ``actual`` and ``expected`` explain."""
+
+    label: str
+    test: Callable[[EvaluationContext], bool]
+    actual: Callable[[EvaluationContext], Any]
+    expected: Any
+    needs: frozenset[str] = frozenset()
+
+    def first_failure(self, context: EvaluationContext) -> FailedCondition | None:
+        if self.test(context):
+            return None
+        return FailedCondition(self.label, self.actual(context), self.expected)
+
+
+class Earned(NamedTuple):
+    """What the earning rules earned, for multipliers: by rule and by currency."""
+
+    by_rule: dict[str, int]
+    by_currency: dict[str, int]
+
+    def add(self, rule_id: str, currency: str, amount: int) -> None:
+        self.by_rule[rule_id] = self.by_rule.get(rule_id, 0) + amount
+        self.by_currency[currency] = self.by_currency.get(currency, 0) + amount
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEffect:
+    """``apply`` returns the rule's effects; ``multiplier`` effects run after the others."""
+
+    apply: Callable[[EvaluationContext, Earned], list[Effect]]
+    explain: Callable[[EvaluationContext, int], str]
+    multiplier: bool = False
+    # For an effect that only earns in one currency: the amount alone, no effect objects.
+    compute: Callable[[EvaluationContext], int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``times`` uses and ``amount`` units per ``period`` (by member or program)."""
+
+    scope: str  # member | program
+    period: str  # day | week | month | year | ever
+    times: int | None
+    amount: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A rule ready to run: ``compute`` gives the amount, ``explain`` says why."""
-
     id: str
     currency: str
-    compute: Callable[[EvaluationContext], int]
-    explain: Callable[[EvaluationContext, int], str]
+    conditions: tuple[CompiledCondition, ...]
+    effects: tuple[CompiledEffect, ...]
+    triggers: frozenset[str] = frozenset({"purchase"})
+    event_name: str | None = None
+    priority: int = 0
+    group: str | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    max_per_event: int | None = None
+    limits: tuple[Limit, ...] = ()
+    experiment: tuple[str, str] | None = None  # (experiment, arm the rule runs in)
+    is_multiplier: bool = False
+    # Only a trigger to check before the conditions: no event name, schedule or experiment.
+    plain: bool = True
+    # Set for the commonest rule, one unconditional earning effect with no limits or group
+    # (the base earning): evaluation then only computes its amount.
+    compute: Callable[[EvaluationContext], int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_multiplier", any(e.multiplier for e in self.effects))
+        plain = (
+            self.event_name is None
+            and self.valid_from is None
+            and self.valid_to is None
+            and self.experiment is None
+        )
+        object.__setattr__(self, "plain", plain)
+        simple = (
+            plain
+            and not self.conditions
+            and len(self.effects) == 1
+            and not self.limits
+            and self.max_per_event is None
+            and self.group is None
+        )
+        object.__setattr__(self, "compute", self.effects[0].compute if simple else None)
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledProgram:
     rules: tuple[CompiledRule, ...]
+    groups: Mapping[str, str] = field(default_factory=dict)  # group → best | priority
+    needs: frozenset[str] = frozenset()
+    # The longest rolling window, in days, any condition looks back over.
+    window_days: int = 0
+    boost_currency: str = "points"
+
+
+# --- evaluation --------------------------------------------------------------------------
+
+
+def period_key(period: str, moment: datetime) -> str:
+    """The bucket a limit counts in: local day, ISO week, month, year, or ever."""
+    if period == "day":
+        return moment.strftime("d%Y-%m-%d")
+    if period == "week":
+        year, week, _ = moment.isocalendar()
+        return f"w{year}-{week:02d}"
+    if period == "month":
+        return moment.strftime("m%Y-%m")
+    if period == "year":
+        return moment.strftime("y%Y")
+    return "ever"
+
+
+def _skip_reason(rule: CompiledRule, context: EvaluationContext) -> str | None:
+    """Why the rule does not apply to this event at all (trigger, schedule, experiment)."""
+    if context.trigger not in rule.triggers:
+        return f"trigger is {context.trigger}"
+    if rule.plain:
+        return None
+    if rule.event_name is not None and context.event_name != rule.event_name:
+        return f"event is {context.event_name}, not {rule.event_name}"
+    if rule.valid_from is not None and context.occurred_at < rule.valid_from:
+        return f"starts {rule.valid_from.isoformat()}"
+    if rule.valid_to is not None and context.occurred_at >= rule.valid_to:
+        return f"ended {rule.valid_to.isoformat()}"
+    if rule.experiment is not None:
+        name, arm = rule.experiment
+        actual = context.member.arms.get(name)
+        if actual != arm:
+            return f"member is in arm {actual!r} of experiment {name!r}, not {arm!r}"
+    return None
+
+
+def _limited(rule: CompiledRule, amount: int, context: EvaluationContext) -> tuple[int, str]:
+    """``amount`` cut to what the rule's limits still allow, and why it was cut."""
+    reason = ""
+    if rule.max_per_event is not None and amount > rule.max_per_event:
+        amount, reason = rule.max_per_event, f"capped at {rule.max_per_event} per event"
+    local = context.local_time
+    for limit in rule.limits:
+        usage = context.member.usage if limit.scope == "member" else context.program_usage
+        times, used = usage.get((rule.id, period_key(limit.period, local)), (0, 0))
+        if limit.times is not None and times >= limit.times:
+            return 0, f"used {times} of {limit.times} times per {limit.scope} {limit.period}"
+        if limit.amount is not None and used + amount > limit.amount:
+            amount = max(limit.amount - used, 0)
+            reason = f"{used} of {limit.amount} per {limit.scope} {limit.period} used"
+    return amount, reason
+
+
+def _points(effects: list[Effect], currency: str) -> int:
+    total = 0
+    for effect in effects:
+        if type(effect) is EarnEffect and effect.currency == currency:
+            total += effect.amount
+    return total
+
+
+def _cap(effects: list[Effect], currency: str, allowed: int) -> list[Effect]:
+    """Scale the rule's earnings in ``currency`` down to ``allowed`` in total."""
+    capped: list[Effect] = []
+    for effect in effects:
+        if isinstance(effect, EarnEffect) and effect.currency == currency:
+            take = min(effect.amount, allowed)
+            allowed -= take
+            if take > 0:
+                capped.append(effect._replace(amount=take))
+        else:
+            capped.append(effect)
+    return capped
+
+
+class _Outcome(NamedTuple):
+    rule: CompiledRule
+    effects: list[Effect]
+    amount: int
+    reason: str
+
+
+def _run_rule(
+    rule: CompiledRule, context: EvaluationContext, earned: Earned, explain: bool
+) -> _Outcome:
+    if len(rule.effects) == 1:
+        effects = rule.effects[0].apply(context, earned)
+    else:
+        effects = [e for effect in rule.effects for e in effect.apply(context, earned)]
+    amount = _points(effects, rule.currency)
+    if rule.max_per_event is not None or rule.limits:
+        allowed, why = _limited(rule, amount, context)
+        if allowed == 0 and (amount > 0 or why):
+            return _Outcome(rule, [], 0, why)  # exhausted: the rule gives nothing this time
+        if allowed < amount:
+            return _Outcome(rule, _cap(effects, rule.currency, allowed), allowed, why)
+    # Explanations are strings: built only when a trace is asked for.
+    reason = "; ".join(e.explain(context, amount) for e in rule.effects) if explain else ""
+    return _Outcome(rule, effects, amount, reason)
+
+
+def _losers(outcomes: list[_Outcome], groups: Mapping[str, str]) -> dict[str, str]:
+    """Rules that lost to another of their exclusive group: rule id → the winner's id.
+
+    A group keeps the rule that earns most (``best``, the default) or the one with the
+    highest priority (``priority``); ties go to the rule that ran first (higher priority,
+    then lower id), never to the one edited last.
+    """
+    winners: dict[str, _Outcome] = {}
+    for outcome in outcomes:
+        group = outcome.rule.group
+        if group is None or not outcome.effects:
+            continue
+        current = winners.get(group)
+        if current is None or _beats(outcome, current, groups.get(group, "best")):
+            winners[group] = outcome
+    return {
+        o.rule.id: winners[o.rule.group].rule.id
+        for o in outcomes
+        if o.rule.group in winners and winners[o.rule.group] is not o and o.effects
+    }
+
+
+def _beats(challenger: _Outcome, holder: _Outcome, pick: str) -> bool:
+    if pick == "priority":
+        return challenger.rule.priority > holder.rule.priority
+    return challenger.amount > holder.amount
+
+
+def _phase(
+    rules: list[CompiledRule],
+    context: EvaluationContext,
+    earned: Earned,
+    groups: Mapping[str, str],
+    explain: bool,
+) -> tuple[list[_Outcome], dict[str, str]]:
+    outcomes = [_run_rule(rule, context, earned, explain) for rule in rules]
+    lost = _losers(outcomes, groups) if any(o.rule.group for o in outcomes) else {}
+    for outcome in outcomes:
+        if outcome.amount and outcome.rule.id not in lost:
+            earned.add(outcome.rule.id, outcome.rule.currency, outcome.amount)
+    return outcomes, lost
+
+
+def _boost(effects: list[Effect], context: EvaluationContext, currency: str) -> list[Effect]:
+    """The member's soonest-expiring live boost multiplies this purchase's points."""
+    if context.trigger != "purchase":
+        return []
+    live = [
+        b
+        for b in context.member.boosts
+        if b.expires_at is None or b.expires_at > context.occurred_at
+    ]
+    if not live:
+        return []
+    boost = min(live, key=lambda b: (b.expires_at is None, b.expires_at or context.occurred_at))
+    base = _points(effects, currency)
+    extra = base * (boost.factor_percent - 100) // 100
+    used = BoostUsed(boost.id, boost.rule_id)
+    return [EarnEffect(boost.rule_id, currency, extra), used] if extra > 0 else [used]
+
+
+def _passing(
+    rules: list[CompiledRule], context: EvaluationContext, traces: dict[str, RuleTrace] | None
+) -> list[CompiledRule]:
+    """The rules whose trigger, schedule, experiment and conditions all hold."""
+    passed: list[CompiledRule] = []
+    for rule in rules:
+        skip = _skip_reason(rule, context)
+        if skip is None:
+            failed = next((c for c in rule.conditions if not c.test(context)), None)
+            if failed is None:
+                passed.append(rule)
+            elif traces is not None:
+                traces[rule.id] = RuleTrace(
+                    rule.id, False, f"{failed.label} not met", 0, failed.first_failure(context)
+                )
+        elif traces is not None:
+            traces[rule.id] = RuleTrace(rule.id, False, skip)
+    return passed
+
+
+def _simple_rules(
+    program: CompiledProgram,
+    context: EvaluationContext,
+    effects: list[Effect],
+    earned: Earned,
+    traces: dict[str, RuleTrace] | None,
+) -> list[CompiledRule]:
+    """Run the unconditional single-effect rules at once; return the others."""
+    others: list[CompiledRule] = []
+    trigger = context.trigger
+    for rule in program.rules:
+        compute = rule.compute
+        if compute is None:
+            others.append(rule)
+            continue
+        if trigger not in rule.triggers:
+            if traces is not None:
+                traces[rule.id] = RuleTrace(rule.id, False, f"trigger is {trigger}")
+            continue
+        amount = compute(context)
+        if amount > 0:
+            effects.append(EarnEffect(rule.id, rule.currency, amount))
+            earned.add(rule.id, rule.currency, amount)
+        if traces is not None:
+            reason = rule.effects[0].explain(context, amount)
+            traces[rule.id] = RuleTrace(rule.id, amount > 0, reason, amount)
+    return others
 
 
 def evaluate(
     program: CompiledProgram, context: EvaluationContext, *, explain: bool = False
 ) -> Evaluation:
-    """Run every rule in the program's order; a blocked member earns nothing."""
+    """Run the program's rules on one event; a blocked member earns nothing."""
     if context.member_status != "active":
         skipped = [
             RuleTrace(rule.id, False, f"member is {context.member_status}")
             for rule in program.rules
         ]
         return Evaluation([], skipped if explain else None)
-    effects: list[EarnEffect] = []
-    amounts: list[int] = []
-    for rule in program.rules:
-        amount = rule.compute(context)
-        amounts.append(amount)
-        if amount > 0:
-            effects.append(EarnEffect(rule.id, rule.currency, amount))
-    if not explain:
+    traces: dict[str, RuleTrace] | None = {} if explain else None
+    effects: list[Effect] = []
+    earned = Earned({}, {})
+    others = _simple_rules(program, context, effects, earned, traces)
+    if others:
+        _run_others(program, context, others, effects, earned, traces)
+    if context.member.boosts:
+        boosted = _boost(effects, context, program.boost_currency)
+        effects += boosted
+        if traces is not None:
+            for b in boosted:
+                if isinstance(b, BoostUsed):
+                    reason = f"personal boost from rule {b.rule_id}"
+                    traces[f"boost:{b.boost_id}"] = RuleTrace(f"boost:{b.boost_id}", True, reason)
+    if traces is None:
         return Evaluation(effects)
-    trace = [
-        RuleTrace(rule.id, amount > 0, rule.explain(context, amount), amount)
-        for rule, amount in zip(program.rules, amounts, strict=True)
-    ]
-    return Evaluation(effects, trace)
+    ordered = [traces[rule.id] for rule in program.rules]
+    ordered += [t for key, t in traces.items() if key.startswith("boost:")]
+    return Evaluation(effects, ordered)
+
+
+def _run_others(
+    program: CompiledProgram,
+    context: EvaluationContext,
+    rules: list[CompiledRule],
+    effects: list[Effect],
+    earned: Earned,
+    traces: dict[str, RuleTrace] | None,
+) -> None:
+    """Conditions, limits and groups for the rules that have them. Earning rules first,
+    multipliers after: a multiplier sees what the winners of the first phase earned."""
+    passed = _passing(rules, context, traces)
+    explain = traces is not None
+    earning = [r for r in passed if not r.is_multiplier]
+    outcomes, lost = _phase(earning, context, earned, program.groups, explain)
+    if len(earning) < len(passed):
+        multipliers = [r for r in passed if r.is_multiplier]
+        more, lost_too = _phase(multipliers, context, earned, program.groups, explain)
+        outcomes, lost = outcomes + more, lost | lost_too
+    effects.extend(e for o in outcomes if o.rule.id not in lost for e in o.effects)
+    if traces is None:
+        return
+    for o in outcomes:
+        if o.rule.id in lost:
+            reason = f"group {o.rule.group}: {lost[o.rule.id]} applies instead"
+            traces[o.rule.id] = RuleTrace(o.rule.id, False, reason, o.amount)
+        else:
+            traces[o.rule.id] = RuleTrace(o.rule.id, bool(o.effects), o.reason, o.amount)

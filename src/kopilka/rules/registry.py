@@ -1,10 +1,38 @@
-"""Rule type → compiler. Adding a rule type means adding one entry, never an if-chain."""
+"""Compiling a program document into a ``CompiledProgram``: once per published version.
 
-from collections.abc import Callable, Sequence
+Condition and effect types compile themselves (``conditions.CONDITIONS``,
+``effects.EFFECTS``); this module orders the rules, collects what member facts they read
+and turns the short ``earning`` entries into ordinary rules.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from kopilka.rules.domain import CompiledProgram, CompiledRule, EvaluationContext
-from kopilka.rules.schemas import EarningRule, PerAmountRule, PercentRule
+from kopilka.rules.conditions import window_days
+from kopilka.rules.domain import (
+    CompiledEffect,
+    CompiledProgram,
+    CompiledRule,
+    Earned,
+    EarnEffect,
+    Effect,
+    EvaluationContext,
+    Limit,
+)
+from kopilka.rules.schemas import EarningRule, Experiment, PerAmountRule, PercentRule, Rule
+
+
+def _base_effect(
+    compute: Callable[[EvaluationContext], int],
+    currency: str,
+    rule_id: str,
+    explain: Callable[[EvaluationContext, int], str],
+) -> CompiledEffect:
+    def apply(context: EvaluationContext, earned: Earned) -> list[Effect]:
+        amount = compute(context)
+        return [EarnEffect(rule_id, currency, amount)] if amount > 0 else []
+
+    return CompiledEffect(apply, explain, compute=compute)
 
 
 def _compile_per_amount(rule: PerAmountRule) -> CompiledRule:
@@ -21,7 +49,8 @@ def _compile_per_amount(rule: PerAmountRule) -> CompiledRule:
             return f"eligible amount {eligible} is below {per}"
         return f"{points} per {per} of {eligible}"
 
-    return CompiledRule(rule.id, rule.currency, compute, explain)
+    effect = _base_effect(compute, rule.currency, rule.id, explain)
+    return CompiledRule(rule.id, rule.currency, (), (effect,))
 
 
 def _compile_percent(rule: PercentRule) -> CompiledRule:
@@ -37,20 +66,90 @@ def _compile_percent(rule: PercentRule) -> CompiledRule:
             return f"{basis_points} bp of {eligible} rounds down to 0"
         return f"{basis_points} bp of {eligible}"
 
-    return CompiledRule(rule.id, rule.currency, compute, explain)
+    effect = _base_effect(compute, rule.currency, rule.id, explain)
+    return CompiledRule(rule.id, rule.currency, (), (effect,))
 
 
-COMPILERS: dict[str, Callable[[Any], CompiledRule]] = {
+EARNING_COMPILERS: dict[str, Callable[[Any], CompiledRule]] = {
     "per_amount": _compile_per_amount,
     "percent": _compile_percent,
 }
+
+
+def _limits(rule: Rule) -> tuple[Limit, ...]:
+    limits = [
+        Limit(limit.per, limit.period, limit.times, limit.amount) for limit in rule.limits.periods
+    ]
+    if rule.limits.budget is not None:
+        limits.append(Limit("program", "ever", None, rule.limits.budget))
+    return tuple(limits)
+
+
+def compile_rule(rule: Rule) -> CompiledRule:
+    conditions = tuple(condition.compile() for condition in rule.conditions)
+    return CompiledRule(
+        id=rule.id,
+        currency=rule.currency(),
+        conditions=conditions,
+        effects=tuple(effect.compile(rule.id) for effect in rule.effects),
+        triggers=frozenset({rule.trigger}),
+        event_name=rule.event,
+        priority=rule.priority,
+        group=rule.group,
+        valid_from=rule.schedule.valid_from,
+        valid_to=rule.schedule.valid_to,
+        max_per_event=rule.limits.max_per_event,
+        limits=_limits(rule),
+        experiment=(rule.experiment.experiment, rule.experiment.arm) if rule.experiment else None,
+    )
+
+
+def _needs(rules: Sequence[Rule]) -> frozenset[str]:
+    needs: set[str] = set()
+    for rule in rules:
+        for condition in rule.conditions:
+            needs |= condition.compile().needs
+        if rule.experiment is not None:
+            needs.add("experiments")
+        if rule.limits.periods or rule.limits.budget:
+            needs.add("usage")
+        if any(effect.type == "boost" for effect in rule.effects):
+            needs.add("boosts")
+    return frozenset(needs)
 
 
 class _Document(Protocol):
     @property
     def earning(self) -> Sequence[EarningRule]: ...
 
+    @property
+    def rules(self) -> Sequence[Rule]: ...
+
+    @property
+    def groups(self) -> Mapping[str, str]: ...
+
+    @property
+    def experiments(self) -> Sequence[Experiment]: ...
+
 
 def compile_program(document: _Document) -> CompiledProgram:
-    """Compile a program document (``ProgramSettings``) once; evaluation reuses it."""
-    return CompiledProgram(tuple(COMPILERS[rule.type](rule) for rule in document.earning))
+    """Compile a program document (``ProgramSettings``) once; evaluation reuses it.
+
+    Rules run by priority, highest first, then by id: a fixed order that does not depend on
+    where a rule sits in the document or when it was edited. Base ``earning`` entries keep
+    their priority 0 and their place among the rest by id.
+    """
+    enabled = [rule for rule in document.rules if rule.enabled]
+    compiled = [EARNING_COMPILERS[rule.type](rule) for rule in document.earning]
+    compiled += [compile_rule(rule) for rule in enabled]
+    compiled.sort(key=lambda rule: (-rule.priority, rule.id))
+    window = max((window_days(c) for rule in enabled for c in rule.conditions), default=0)
+    needs = _needs(enabled)
+    if any(rule.experiment for rule in enabled):
+        needs |= {"experiments"}
+    return CompiledProgram(
+        rules=tuple(compiled),
+        groups=dict(document.groups),
+        needs=needs | ({"history"} if window else frozenset()),
+        window_days=window,
+    )
