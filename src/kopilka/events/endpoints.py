@@ -8,8 +8,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
+from kopilka.events.activities import activity_service
 from kopilka.events.returns import return_service
 from kopilka.events.schemas import (
+    ActivityCreate,
+    ActivityResult,
     BatchItemResult,
     BatchResult,
     PurchaseCreate,
@@ -138,3 +141,17 @@ async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) 
             lambda conn, program: return_service.record(conn, program, body, clock.now()),
         )
     )
+
+
+@router.post("/events", status_code=201, response_model=ActivityResult, tags=["events"])
+async def record_activity(
+    body: ActivityCreate, principal: Till, engine: EngineDep, explain: bool = False
+) -> JSONResponse:
+    """Record a sign-up, completed profile, review, birthday or custom event; the rules with
+    that trigger run on it. Idempotent by ``external_id``."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[int, Any, bool]:
+        return await activity_service.record(conn, program, body, clock.now(), explain=explain)
+
+    status_code, result, replayed = await in_transaction(engine, principal, work)
+    return json_response(result, status_code, replayed=replayed)

@@ -111,7 +111,7 @@ def evaluation_context(
     )
 
 
-def _trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
+def trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
     if evaluation.trace is None:
         return None
     return [
@@ -234,7 +234,7 @@ class PurchaseService:
                 program.settings.currency_codes(),
             ),
             benefits=benefits,
-            trace=_trace_out(evaluation),
+            trace=trace_out(evaluation),
         )
 
     async def ingest(
@@ -423,7 +423,7 @@ class PurchaseService:
             member_id,
             earned,
             balances_out(balances, member_id, program.settings.currency_codes()),
-            _trace_out(evaluation),
+            trace_out(evaluation),
             benefits,
         )
         writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)

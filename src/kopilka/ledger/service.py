@@ -45,6 +45,7 @@ class LedgerUnit:
         reason: str | None = None,
         reference_type: str | None = None,
         reference_id: str | None = None,
+        program_version: int | None = None,
     ) -> UUID:
         for currency, postings in legs:
             assert domain.entry_is_balanced(postings), f"unbalanced {kind} entry in {currency}"
@@ -58,7 +59,7 @@ class LedgerUnit:
                 "reason": reason,
                 "reference_type": reference_type,
                 "reference_id": reference_id,
-                "program_version": None,
+                "program_version": program_version,
                 "occurred_at": occurred_at,
                 "created_at": self.now,
             }
@@ -170,8 +171,10 @@ class LedgerService:
         purchase_id: str,
         effects: Sequence[tuple[str, str, int]],
         occurred_at: datetime,
+        source_type: str = "purchase",
     ) -> list[Earned]:
-        """Credit what the rules gave a purchase: one entry, one lot per rule and currency.
+        """Credit what the rules gave a purchase (or, with ``source_type``, another event):
+        one entry, recording the program version, and one lot per rule and currency.
 
         Points are earned at the purchase's time (so a back-filled year expires as it would
         have), pending for the program's return window from that time.
@@ -209,8 +212,9 @@ class LedgerService:
             "earn",
             legs,
             occurred_at=occurred_at,
-            reference_type="purchase",
+            reference_type=source_type,
             reference_id=purchase_id,
+            program_version=getattr(program, "version", None),
         )
         for currency, lot in lots:
             unit.add_lot(member_id, currency, lot, entry_id)

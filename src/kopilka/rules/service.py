@@ -29,6 +29,7 @@ from kopilka.models import (
     Member,
     MemberBenefit,
     OutboxEvent,
+    Program,
     Purchase,
     RuleUsage,
 )
@@ -49,6 +50,7 @@ from kopilka.rules.domain import (
 from kopilka.rules.schemas import Experiment
 
 members_t = table(Member)
+programs_t = table(Program)
 purchases_t = table(Purchase)
 usage_t = table(RuleUsage)
 benefits_t = table(MemberBenefit)
@@ -367,8 +369,15 @@ class RulesStateLoader:
                 )
             )
             if lock and is_postgres(conn):
-                # Budgets are shared: whoever reads a counter holds it until commit.
-                query = query.order_by(usage_t.c.rule_id, usage_t.c.period).with_for_update()
+                # Budgets are shared: purchases that may move a program-wide counter take
+                # turns on the program's row (after their members' locks, always in that
+                # order), so a counter row that does not exist yet is created by one of them
+                # only, and nobody spends what another is spending.
+                await conn.execute(
+                    select(programs_t.c.id)
+                    .where(programs_t.c.id == program.id)
+                    .with_for_update(key_share=True)
+                )
             for row in (await conn.execute(query)).all():
                 state.program_usage[(row.rule_id, row.period)] = (row.times, row.amount)
                 state._usage_known.add((row.rule_id, PROGRAM_WIDE, row.period))
