@@ -134,6 +134,9 @@ class Api:
     async def patch(self, path: str, json: Any) -> httpx.Response:
         return await self.client.patch(path, json=json, headers=self.headers)
 
+    async def put(self, path: str, json: Any) -> httpx.Response:
+        return await self.client.put(path, json=json, headers=self.headers)
+
 
 @pytest.fixture
 async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:

@@ -5,6 +5,13 @@ from fastapi import APIRouter
 from kopilka.events.endpoints import router as events_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
+from kopilka.programs.endpoints import router as program_router
 from kopilka.system.endpoints import router as system_router
 
-routers: list[APIRouter] = [system_router, members_router, events_router, ledger_router]
+routers: list[APIRouter] = [
+    system_router,
+    members_router,
+    events_router,
+    ledger_router,
+    program_router,
+]

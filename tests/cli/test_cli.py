@@ -127,6 +127,11 @@ def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
     )
     assert "ledger verified" in result.stdout
     assert "points issued" in result.stdout and "API key (admin): kp_" in result.stdout
+    # The demo program's rules fire on its simulated history.
+    by_rule = result.stdout.split("points earned by rule:")[1].split("\n\n")[0]
+    for rule in ("base", "welcome", "happy-hours"):
+        assert rule in by_rule, by_rule
+    assert "boost" in result.stdout.split("benefits granted:")[1]
 
 
 @pytest.mark.slow

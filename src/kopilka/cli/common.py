@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.config import get_settings, with_async_driver
@@ -39,7 +40,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except KopilkaError as exc:
-        err_console.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+        # One line however long: scripts and people read the error as one line.
+        err_console.print(
+            f"[red]error:[/red] {escape(exc.detail)}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
 
 

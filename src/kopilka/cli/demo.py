@@ -39,6 +39,15 @@ def _print_summary(summary: DemoSummary) -> None:
         "top members by available points: "
         + ", ".join(f"{name} ({points:,})" for name, points in summary.top_members)
     )
+    console.print(
+        "points earned by rule: "
+        + ", ".join(f"{rule} {points:,}" for rule, points in summary.earned_by_rule.items())
+    )
+    if summary.benefits:
+        console.print(
+            "benefits granted: "
+            + ", ".join(f"{kind} {count:,}" for kind, count in summary.benefits.items())
+        )
 
 
 def demo(

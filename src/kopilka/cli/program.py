@@ -1,11 +1,15 @@
-"""``kopilka program``: create and show programs."""
+"""``kopilka program``: create programs, show, validate and publish their documents, list
+their versions and roll back."""
 
 import json
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 import yaml
-from pydantic import ValidationError
+from rich.markup import escape
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.cli.common import (
@@ -18,30 +22,45 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
-from kopilka.db import transaction
+from kopilka.db import reading, transaction
+from kopilka.errors import InvalidInput
+from kopilka.kit.clock import clock
+from kopilka.programs.domain import parse_document
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import program_service
+from kopilka.programs.version_schemas import Version
 
-app = typer.Typer(help="Loyalty programs.", no_args_is_help=True)
+app = typer.Typer(help="Loyalty programs and their versioned documents.", no_args_is_help=True)
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "earning": [{"id": "base", "type": "per_amount", "points": 1, "per": 100}]
+}
+FileArgument = typer.Argument(..., help="The program document, YAML or JSON.")
+NoteOption = typer.Option(None, "--note", help="Why this version exists (up to 500 chars).")
+
+
+def fail(message: str) -> NoReturn:
+    """Exit 1 with one readable line on stderr."""
+    err_console.print(f"error: {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
+
+
+def read_document(path: Path) -> Any:
+    """The document in a JSON (``.json``) or YAML file, not yet validated."""
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        fail(f"cannot read {path}: {' '.join(str(exc).split())}")
 
 
 def read_settings(path: Path | None) -> ProgramSettings:
     """Settings from a YAML or JSON file; without one, 1 point per 100 minor units."""
-    if path is None:
-        return ProgramSettings.model_validate(
-            {"earning": [{"id": "base", "type": "per_amount", "points": 1, "per": 100}]}
-        )
+    raw = DEFAULT_SETTINGS if path is None else read_document(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-        return ProgramSettings.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        err_console.print(f"error: cannot read {path}: {exc}")
-        raise typer.Exit(1) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        err_console.print(f"error: {path}: {where}: {first['msg']}")
-        raise typer.Exit(1) from exc
+        return parse_document(raw)
+    except InvalidInput as exc:
+        fail(f"{path}: {exc.detail}")
 
 
 @app.command()
@@ -51,7 +70,7 @@ def create(
     settings: Path | None = typer.Option(None, help="YAML or JSON settings file."),
     database: str | None = DatabaseOption,
 ) -> None:
-    """Create a program."""
+    """Create a program; its settings become published version 1."""
     parsed = read_settings(settings)
 
     async def work(engine: AsyncEngine) -> None:
@@ -63,20 +82,101 @@ def create(
 
 
 @app.command()
-def show(program: str | None = ProgramOption, database: str | None = DatabaseOption) -> None:
-    """Print a program's settings as JSON."""
+def show(
+    program: str | None = ProgramOption,
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="A published version (default: the one in force)."
+    ),
+    database: str | None = DatabaseOption,
+) -> None:
+    """Print a program's settings document, and which version it is, as JSON."""
 
     async def work(engine: AsyncEngine) -> None:
         context = await load_program(engine, program)
-        console.print_json(
-            json.dumps(
-                {
-                    "id": str(context.id),
-                    "slug": context.slug,
-                    "name": context.name,
-                    "settings": context.settings.model_dump(mode="json"),
-                }
-            )
-        )
+        async with reading(engine) as conn:
+            shown = await program_service.version(conn, context.id, version or context.version)
+        body = {
+            "id": str(context.id),
+            "slug": context.slug,
+            "name": context.name,
+            "version": shown.version,
+            "in_force": shown.version == context.version,
+            "published_at": shown.published_at.isoformat(),
+            "note": shown.note,
+            "settings": shown.document,
+        }
+        console.print_json(json.dumps(body))
 
     run(with_engine(database_url(database), work))
+
+
+@app.command()
+def validate(file: Path = FileArgument) -> None:
+    """Check a program document without a database: prints "valid" or the field at fault."""
+    read_settings(file)
+    console.print("valid")
+
+
+@app.command()
+def publish(
+    file: Path = FileArgument,
+    program: str | None = ProgramOption,
+    note: str | None = NoteOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Store FILE as the draft (replacing any draft) and publish it; prints the new version
+    number."""
+    document = read_settings(file).model_dump(mode="json")
+
+    async def work(engine: AsyncEngine) -> Version:
+        context = await load_program(engine, program)
+        async with transaction(engine) as conn:
+            now = clock.now()
+            await program_service.put_draft(conn, context.id, document, now)
+            return await program_service.publish(conn, context.id, now, note)
+
+    published = run(with_engine(database_url(database), work))
+    console.print(f"published version {published.version}")
+
+
+@app.command()
+def versions(
+    program: str | None = ProgramOption,
+    limit: int = typer.Option(50, min=1, max=500, help="How many, newest first."),
+    database: str | None = DatabaseOption,
+) -> None:
+    """List a program's published versions, newest first."""
+
+    async def work(engine: AsyncEngine) -> None:
+        context = await load_program(engine, program)
+        async with reading(engine) as conn:
+            items = await program_service.versions(conn, context.id, limit=limit)
+        table = Table("version", "published at (UTC)", "note", title=f"program {context.slug}")
+        for item in items:
+            marker = " (in force)" if item.version == context.version else ""
+            table.add_row(f"{item.version}{marker}", _when(item.published_at), item.note or "")
+        console.print(table)
+
+    run(with_engine(database_url(database), work))
+
+
+@app.command()
+def rollback(
+    version: int = typer.Argument(..., min=1, help="The earlier version to put back in force."),
+    program: str | None = ProgramOption,
+    note: str | None = NoteOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Publish an earlier version's document again, as a new version."""
+
+    async def work(engine: AsyncEngine) -> Version:
+        context = await load_program(engine, program)
+        async with transaction(engine) as conn:
+            return await program_service.rollback(conn, context.id, version, clock.now(), note)
+
+    published = run(with_engine(database_url(database), work))
+    console.print(f"published version {published.version} ({escape(published.note or '')})")
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

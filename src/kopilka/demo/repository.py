@@ -6,7 +6,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.models import Member, MemberBalance, Posting
+from kopilka.models import Lot, Member, MemberBalance, MemberBenefit, Posting
 from kopilka.models.base import Base, table
 
 
@@ -39,6 +39,28 @@ class DemoRepository:
             .limit(limit)
         )
         return [(name or "?", int(available)) for name, available in rows.all()]
+
+    async def earned_by_rule(
+        self, conn: AsyncConnection, program_id: UUID, currency: str
+    ) -> dict[str, int]:
+        lots = table(Lot)
+        rows = await conn.execute(
+            select(lots.c.rule_id, func.sum(lots.c.amount))
+            .where(lots.c.program_id == program_id, lots.c.currency == currency)
+            .group_by(lots.c.rule_id)
+            .order_by(func.sum(lots.c.amount).desc())
+        )
+        return {rule_id or "?": int(total) for rule_id, total in rows.all()}
+
+    async def benefits_by_kind(self, conn: AsyncConnection, program_id: UUID) -> dict[str, int]:
+        benefits = table(MemberBenefit)
+        rows = await conn.execute(
+            select(benefits.c.kind, func.count())
+            .where(benefits.c.program_id == program_id)
+            .group_by(benefits.c.kind)
+            .order_by(benefits.c.kind)
+        )
+        return {kind: int(count) for kind, count in rows.all()}
 
 
 demo_repository = DemoRepository()

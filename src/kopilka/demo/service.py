@@ -42,6 +42,44 @@ DEMO_SETTINGS: dict[str, Any] = {
     "currencies": [{"code": "points", "kind": "points", "name": "Бонусы"}],
     # 1 point for every full 10 roubles (1,000 kopecks) paid.
     "earning": [{"id": "base", "type": "per_amount", "points": 1, "per": 1000}],
+    # The rules of a café and grocery chain, read at every purchase from member state.
+    "rules": [
+        {
+            "id": "win-back",
+            "name": "Double points after 30 quiet days",
+            "conditions": [{"type": "days_since_last_purchase", "min": 30}],
+            "effects": [{"type": "multiplier", "factor": 2, "of": ["base"]}],
+        },
+        {
+            "id": "happy-hours",
+            "name": "Coffee happy hours: 3 points per 10 ₽ of coffee, weekdays 15–17",
+            "conditions": [
+                {"type": "weekday", "days": ["mon", "tue", "wed", "thu", "fri"]},
+                {"type": "time_of_day", "start": "15:00", "end": "17:00"},
+            ],
+            "effects": [
+                {
+                    "type": "points_per_amount",
+                    "points": 3,
+                    "per": 1000,
+                    "lines": {"categories": ["coffee"]},
+                }
+            ],
+        },
+        {
+            "id": "regulars",
+            "name": "Regulars (8 visits in 30 days) unlock the barista's choice",
+            "conditions": [{"type": "purchases_in_window", "days": 30, "min": 8}],
+            "effects": [{"type": "reward", "reward": "baristas-choice", "valid_days": 30}],
+            "limits": {"periods": [{"per": "member", "period": "month", "times": 1}]},
+        },
+        {
+            "id": "welcome",
+            "name": "First purchase: double points on the next visit within 14 days",
+            "conditions": [{"type": "first_purchase"}],
+            "effects": [{"type": "boost", "factor": 2, "valid_days": 14}],
+        },
+    ],
     "expiry": {"policy": "days", "days": 180},
     "pending_days": 14,
     "hold_minutes": 30,
@@ -59,6 +97,8 @@ class DemoSummary:
     redemptions: int = 0
     accounts: dict[str, int] = field(default_factory=dict)
     top_members: list[tuple[str, int]] = field(default_factory=list)
+    earned_by_rule: dict[str, int] = field(default_factory=dict)
+    benefits: dict[str, int] = field(default_factory=dict)
 
 
 def _days(events: Iterator[SimEvent]) -> Iterator[tuple[date, list[SimEvent]]]:
@@ -200,6 +240,8 @@ class DemoService:
             redemptions=await repo.count(conn, Redemption, program_id),
             accounts=await repo.account_totals(conn, program_id, "points"),
             top_members=await repo.richest(conn, program_id, "points", 5),
+            earned_by_rule=await repo.earned_by_rule(conn, program_id, "points"),
+            benefits=await repo.benefits_by_kind(conn, program_id),
         )
 
 

@@ -131,6 +131,17 @@ def _iso(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
+    """What a purchase carries for the rules beyond basket, store and channel (for replays)."""
+    if not (purchase.region or purchase.payment_method or purchase.coupons):
+        return None
+    return {
+        "region": purchase.region,
+        "payment_method": purchase.payment_method,
+        "coupons": purchase.coupons,
+    }
+
+
 def purchase_result_json(
     purchase_id: UUID,
     purchase: PurchaseCreate,
@@ -466,6 +477,7 @@ class _PurchaseWriter:
                 "currency": purchase.currency,
                 "total": purchase.total,
                 "returned_amount": 0,
+                "context": purchase_context(purchase),
                 "earned": earned_by_currency,
                 "reversed": {},
                 "request_hash": request_hash_,
@@ -481,6 +493,8 @@ class _PurchaseWriter:
                 "sku": line.sku,
                 "name": line.name,
                 "category": line.category,
+                "brand": line.brand,
+                "tags": line.tags or None,
                 "quantity": line.quantity,
                 "unit_price": line.unit_price,
                 "discount": line.discount,

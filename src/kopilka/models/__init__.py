@@ -19,6 +19,7 @@ from kopilka.models.member_identifier import MemberIdentifier
 from kopilka.models.outbox_event import OutboxEvent
 from kopilka.models.posting import Posting
 from kopilka.models.program import Program
+from kopilka.models.program_version import ProgramVersion
 from kopilka.models.purchase import Purchase
 from kopilka.models.purchase_line import PurchaseLine
 from kopilka.models.purchase_return import PurchaseReturn
@@ -40,6 +41,7 @@ __all__ = [
     "OutboxEvent",
     "Posting",
     "Program",
+    "ProgramVersion",
     "Purchase",
     "PurchaseLine",
     "PurchaseReturn",

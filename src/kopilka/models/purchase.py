@@ -27,6 +27,9 @@ class Purchase(Base):
     currency: Mapped[str] = mapped_column(String(8))
     total: Mapped[int] = mapped_column(BigInteger)
     returned_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What else the rules may read, kept for replays: region, payment method, coupons
+    # (NULL when the purchase had none of them).
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # {currency: points} earned, and reversed so far by returns.
     earned: Mapped[dict[str, Any]] = mapped_column(JSONType)
     reversed: Mapped[dict[str, Any]] = mapped_column(JSONType)

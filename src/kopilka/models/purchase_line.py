@@ -3,7 +3,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kopilka.models.base import Base, BigIntPK
+from kopilka.models.base import Base, BigIntPK, JSONType
 
 
 class PurchaseLine(Base):
@@ -16,6 +16,8 @@ class PurchaseLine(Base):
     sku: Mapped[str] = mapped_column(String(100))
     name: Mapped[str | None] = mapped_column(String(300))
     category: Mapped[str | None] = mapped_column(String(100))
+    brand: Mapped[str | None] = mapped_column(String(100))
+    tags: Mapped[list[str] | None] = mapped_column(JSONType)
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[int] = mapped_column(BigInteger)
     discount: Mapped[int] = mapped_column(BigInteger)

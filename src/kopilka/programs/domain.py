@@ -1,9 +1,15 @@
-"""Pure date maths of a program: when earned points become available and when they expire."""
+"""Pure rules of a program: validating its document; when earned points become available
+and when they expire."""
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from kopilka.programs.schemas import ExpiryPolicy
+from pydantic import ValidationError
+
+from kopilka.errors import InvalidInput
+from kopilka.programs.schemas import ExpiryPolicy, ProgramSettings
 
 
 def available_at(earned_at: datetime, pending_days: int) -> datetime:
@@ -32,3 +38,52 @@ def expires_at(policy: ExpiryPolicy, earned_at: datetime, timezone: str) -> date
     if policy.policy == "end_of_month":
         return _month_start(local.year, local.month + policy.months + 1, tz)
     return _month_start(local.year + policy.years + 1, 1, tz)
+
+
+def parse_document(raw: Any) -> ProgramSettings:
+    """A program document validated as ``ProgramSettings``.
+
+    Raises ``InvalidInput`` naming the first field at fault (``earning.0.per``) and listing
+    every error under ``errors``, the way the HTTP layer reports a bad body.
+    """
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("the program document must be an object (a mapping)", field="document")
+    try:
+        return ProgramSettings.model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            {"field": field_of(error["loc"], raw), "message": _message(error["msg"])}
+            for error in exc.errors()
+        ]
+        first = errors[0]
+        raise InvalidInput(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        ) from None
+
+
+def field_of(location: Sequence[Any], document: Any) -> str:
+    """The dotted path of an error's location in ``document``.
+
+    Pydantic puts the tag of a tagged union into the location (``earning.0.per_amount.per``);
+    the author of the document never wrote that step, so it is left out. A step is a tag
+    when the object at that point has no such key but holds it as a value (its ``type``).
+    Errors about the document as a whole (cross-references) are reported on ``document``.
+    """
+    parts: list[str] = []
+    node = document
+    for step in location:
+        if isinstance(node, Mapping) and isinstance(step, str):
+            if step not in node and step in node.values():
+                continue
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+        else:
+            node = None
+        parts.append(str(step))
+    return ".".join(parts) or "document"
+
+
+def _message(text: str) -> str:
+    # A model-level check says "Value error, …": the prefix is Pydantic's, not the reader's.
+    return text.removeprefix("Value error, ")

@@ -1,23 +1,41 @@
-"""Programs: create, read, change settings; the compiled context the purchase path uses."""
+"""Programs: create and read them, version their settings document; the compiled context
+the purchase path uses. Never commits.
+
+A program's document has numbered published versions (1, 2, 3 …) that never change and at
+most one draft being edited. Publishing the draft, or rolling back to an earlier version,
+adds a version and puts it in force: ``programs.settings`` and ``programs.version`` are a
+copy of the version in force, the one row the purchase path reads.
+"""
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import Conflict, NotFound
+from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.clock import clock
 from kopilka.kit.ids import new_id
-from kopilka.models import Program
-from kopilka.models.base import table
+from kopilka.models.program_version import NOTE_LENGTH
+from kopilka.programs.domain import parse_document
+from kopilka.programs.repository import (
+    DRAFT,
+    PUBLISHED,
+    ProgramRepository,
+    program_repository,
+)
 from kopilka.programs.schemas import ProgramSettings
+from kopilka.programs.version_schemas import (
+    Draft,
+    ProgramInForce,
+    Version,
+    VersionSummary,
+)
 from kopilka.rules.domain import CompiledProgram
 from kopilka.rules.registry import compile_program
-
-programs_t = table(Program)
 
 
 @dataclass(frozen=True)
@@ -27,54 +45,70 @@ class ProgramContext:
     id: UUID
     slug: str
     name: str
+    version: int  # the number of the published version these settings are
     settings: ProgramSettings
     compiled: CompiledProgram
 
 
 class ProgramService:
-    def __init__(self, cache_seconds: float = 30.0) -> None:
+    def __init__(
+        self, repository: ProgramRepository = program_repository, cache_seconds: float = 30.0
+    ) -> None:
         # Compiling rules once per program and process keeps evaluation off the hot path;
-        # a settings change reaches other processes within ``cache_seconds``.
+        # a publication reaches this process at once and other processes within
+        # ``cache_seconds``.
+        self.repository = repository
         self.cache_seconds = cache_seconds
         self._cache: dict[UUID, tuple[float, ProgramContext]] = {}
+        # program → (when, version) of the last version this process published.
+        self._published_here: dict[UUID, tuple[float, int]] = {}
+
+    # --- programs -----------------------------------------------------------------------------
 
     async def create(
         self, conn: AsyncConnection, *, slug: str, name: str, settings: ProgramSettings
     ) -> ProgramContext:
-        existing = await conn.execute(select(programs_t.c.id).where(programs_t.c.slug == slug))
-        if existing.first() is not None:
+        """A new program whose settings are its published version 1."""
+        if await self.repository.slug_taken(conn, slug):
             raise Conflict(f"a program with slug {slug!r} already exists", field="slug")
         now = clock.now()
         program_id = new_id()
-        await conn.execute(
-            programs_t.insert().values(
+        document = settings.model_dump(mode="json")
+        await self.repository.insert(
+            conn,
+            {
+                "id": program_id,
+                "slug": slug,
+                "name": name,
+                "settings": document,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await self.repository.insert_version(
+            conn, _published_row(program_id, 1, document, note=None, now=now)
+        )
+        return self._remember(
+            ProgramContext(
                 id=program_id,
                 slug=slug,
                 name=name,
-                settings=settings.model_dump(mode="json"),
-                created_at=now,
-                updated_at=now,
+                version=1,
+                settings=settings,
+                compiled=compile_program(settings),
             )
-        )
-        return self._remember(
-            ProgramContext(program_id, slug, name, settings, compile_program(settings))
         )
 
     async def get(self, conn: AsyncConnection, program_id: UUID) -> ProgramContext:
         cached = self._cache.get(program_id)
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
             return cached[1]
-        row = (await conn.execute(select(programs_t).where(programs_t.c.id == program_id))).first()
-        if row is None:
-            raise NotFound(f"program {program_id} not found")
-        return self._remember(self._context(row))
+        return self._remember(self._context(await self._row(conn, program_id)))
 
     async def get_by_slug(self, conn: AsyncConnection, slug: str | None) -> ProgramContext:
         """The program with this slug; without a slug, the only program there is."""
-        query = select(programs_t)
-        if slug is not None:
-            query = query.where(programs_t.c.slug == slug)
-        rows = (await conn.execute(query.limit(2))).all()
+        rows = await self.repository.by_slug(conn, slug)
         if not rows:
             raise NotFound(
                 f"no program {slug!r}" if slug else "no program yet: create one", field="program"
@@ -83,13 +117,200 @@ class ProgramService:
             raise Conflict("several programs exist: name one with --program", field="program")
         return self._remember(self._context(rows[0]))
 
+    async def in_force(self, conn: AsyncConnection, program_id: UUID) -> ProgramInForce:
+        """The program as stored now (not as cached), with the document in force."""
+        row = await self._row(conn, program_id)
+        return ProgramInForce(
+            id=row.id, slug=row.slug, name=row.name, version=row.version, document=row.settings
+        )
+
+    # --- the draft ----------------------------------------------------------------------------
+
+    async def draft(self, conn: AsyncConnection, program_id: UUID) -> Draft:
+        """The stored draft or, without one, a copy of the version in force (not stored)."""
+        program = await self._row(conn, program_id)
+        return _draft_out(program, await self.repository.draft(conn, program_id))
+
+    async def put_draft(
+        self, conn: AsyncConnection, program_id: UUID, document: Mapping[str, Any], now: datetime
+    ) -> Draft:
+        """Replace the draft with ``document`` once it validates; an invalid document is an
+        ``InvalidInput`` naming the field, and the stored draft stays as it was."""
+        normalised = parse_document(document).model_dump(mode="json")
+        program = await self._row(conn, program_id, lock=True)
+        stored = await self.repository.draft(conn, program_id)
+        if stored is None:
+            await self.repository.insert_version(conn, _draft_row(program_id, normalised, now))
+        else:
+            await self.repository.replace_draft_document(conn, stored.id, normalised)
+        return _draft_out(program, await self.repository.draft(conn, program_id))
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    async def publish(
+        self, conn: AsyncConnection, program_id: UUID, now: datetime, note: str | None = None
+    ) -> Version:
+        """Publish the stored draft as the next version and put it in force; the draft is
+        consumed. Without a stored draft there is nothing to publish: a ``Conflict``."""
+        await self._row(conn, program_id, lock=True)
+        stored = await self.repository.draft(conn, program_id)
+        if stored is None:
+            raise Conflict("there is no draft to publish: save one first", field="draft")
+        # Validated again: the schema may have changed since the draft was saved.
+        settings = parse_document(stored.document)
+        await self.repository.delete_draft(conn, stored.id)
+        return await self._publish(conn, program_id, settings, note, now)
+
+    async def rollback(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        version: int,
+        now: datetime,
+        note: str | None = None,
+    ) -> Version:
+        """Publish the document of an earlier ``version`` again, as a new version: history
+        keeps growing and is never rewritten. The draft, if any, is left alone."""
+        program = await self._row(conn, program_id, lock=True)
+        if version == program.version:
+            raise Conflict(f"version {version} is already in force", field="version")
+        earlier = await self._published(conn, program_id, version)
+        settings = parse_document(earlier.document)
+        return await self._publish(
+            conn, program_id, settings, note or f"rollback to v{version}", now
+        )
+
+    async def _publish(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        settings: ProgramSettings,
+        note: str | None,
+        now: datetime,
+    ) -> Version:
+        """Add ``settings`` as the next version and put it in force. The caller holds the
+        program's lock, so two publications never compete for a number."""
+        _check_note(note)
+        compile_program(settings)  # a document that does not compile is never published
+        number = await self.repository.latest_number(conn, program_id) + 1
+        document = settings.model_dump(mode="json")
+        row = _published_row(program_id, number, document, note=note, now=now)
+        await self.repository.insert_version(conn, row)
+        await self.repository.put_in_force(
+            conn, program_id, version=number, document=document, now=now
+        )
+        self._forget(program_id, number)
+        return Version.model_validate(row)
+
+    # --- history ------------------------------------------------------------------------------
+
+    async def versions(
+        self, conn: AsyncConnection, program_id: UUID, *, limit: int, before: int | None = None
+    ) -> list[VersionSummary]:
+        """Published versions, newest first; ``before`` continues after a page."""
+        rows = await self.repository.page(conn, program_id, limit=limit, before=before)
+        return [VersionSummary.model_validate(row._asdict()) for row in rows]
+
+    async def version(self, conn: AsyncConnection, program_id: UUID, version: int) -> Version:
+        row = await self._published(conn, program_id, version)
+        return Version.model_validate(row._asdict())
+
+    async def _published(self, conn: AsyncConnection, program_id: UUID, version: int) -> Any:
+        row = await self.repository.published(conn, program_id, version)
+        if row is None:
+            raise NotFound(f"program has no version {version}", field="version")
+        return row
+
+    # --- rows and the process cache ---------------------------------------------------------
+
+    async def _row(self, conn: AsyncConnection, program_id: UUID, *, lock: bool = False) -> Any:
+        row = await self.repository.get(conn, program_id, lock=lock)
+        if row is None:
+            raise NotFound(f"program {program_id} not found")
+        return row
+
     def _context(self, row: Any) -> ProgramContext:
         settings = ProgramSettings.model_validate(row.settings)
-        return ProgramContext(row.id, row.slug, row.name, settings, compile_program(settings))
+        return ProgramContext(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            version=row.version,
+            settings=settings,
+            compiled=compile_program(settings),
+        )
 
     def _remember(self, context: ProgramContext) -> ProgramContext:
-        self._cache[context.id] = (time.monotonic(), context)
+        if not self._superseded(context):
+            self._cache[context.id] = (time.monotonic(), context)
         return context
+
+    def _forget(self, program_id: UUID, published: int) -> None:
+        """Drop the cached context of a program that just published ``published``.
+
+        The publication commits later, with the caller's transaction, so a request that
+        reads the program in between still sees the old version; ``_superseded`` keeps it
+        from caching that for ``cache_seconds``. Should the publication roll back instead,
+        the program is only read uncached in this process until then.
+        """
+        self._cache.pop(program_id, None)
+        self._published_here[program_id] = (time.monotonic(), published)
+
+    def _superseded(self, context: ProgramContext) -> bool:
+        """True for a context older than a version this process published recently."""
+        published = self._published_here.get(context.id)
+        if published is None or time.monotonic() - published[0] >= self.cache_seconds:
+            return False
+        return context.version < published[1]
+
+
+def _check_note(note: str | None) -> None:
+    if note is not None and len(note) > NOTE_LENGTH:
+        raise InvalidInput(f"a note has at most {NOTE_LENGTH} characters", field="note")
+
+
+def _published_row(
+    program_id: UUID, number: int, document: dict[str, Any], *, note: str | None, now: datetime
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "program_id": program_id,
+        "version": number,
+        "status": PUBLISHED,
+        "document": document,
+        "note": note,
+        "created_at": now,
+        "published_at": now,
+    }
+
+
+def _draft_row(program_id: UUID, document: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "program_id": program_id,
+        "version": None,
+        "status": DRAFT,
+        "document": document,
+        "note": None,
+        "created_at": now,
+        "published_at": None,
+    }
+
+
+def _draft_out(program: Any, stored: Any) -> Draft:
+    if stored is None:
+        return Draft(
+            stored=False,
+            version_in_force=program.version,
+            created_at=None,
+            document=program.settings,
+        )
+    return Draft(
+        stored=True,
+        version_in_force=program.version,
+        created_at=stored.created_at,
+        document=stored.document,
+    )
 
 
 program_service = ProgramService()

@@ -7,6 +7,7 @@ the program uses: ``history`` (purchase counters), ``profile`` (join date, birth
 attributes), ``tier``, ``segments``, ``experiments``.
 """
 
+import calendar
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -116,12 +117,25 @@ class LineFilter(BaseModel):
         )
 
 
-def matched_lines(context: EvaluationContext, line_filter: LineFilter) -> tuple[int, int]:
-    """Quantity and amount of the lines ``line_filter`` matches, cached per basket."""
-    key = ("lines", line_filter.key())
+class LineCounter:
+    """Quantity and amount of the lines a filter matches, cached per basket: rules sharing
+    a filter count the basket once."""
+
+    __slots__ = ("key", "match")
+
+    def __init__(self, line_filter: LineFilter) -> None:
+        self.key = ("lines", line_filter.key())
+        self.match = line_filter.matcher()
+
+    def __call__(self, context: EvaluationContext) -> tuple[int, int]:
+        return matched_lines(context, self.key, self.match)
+
+
+def matched_lines(
+    context: EvaluationContext, key: object, match: Callable[[Any], bool]
+) -> tuple[int, int]:
     cached = context.amount_cache.get(key)
     if cached is None:
-        match = line_filter.matcher()
         quantity = amount = 0
         for line in context.lines:
             if match(line):
@@ -142,14 +156,14 @@ class LineMatch(ConditionModel):
     min_amount: int = Field(default=0, ge=0)
 
     def compile(self) -> CompiledCondition:
-        lines, quantity, amount = self.lines, self.min_quantity, self.min_amount
+        lines, quantity, amount = LineCounter(self.lines), self.min_quantity, self.min_amount
 
         def test(context: EvaluationContext) -> bool:
-            got_quantity, got_amount = matched_lines(context, lines)
+            got_quantity, got_amount = lines(context)
             return got_quantity >= quantity and got_amount >= amount and got_quantity > 0
 
         def actual(context: EvaluationContext) -> dict[str, int]:
-            got_quantity, got_amount = matched_lines(context, lines)
+            got_quantity, got_amount = lines(context)
             return {"quantity": got_quantity, "amount": got_amount}
 
         expected = {"min_quantity": max(quantity, 1), "min_amount": amount}
@@ -354,11 +368,14 @@ def _birthday_in(birthday: date | None, today: date, within: str) -> bool:
         return False
     if within == "month":
         return birthday.month == today.month
-    days = 0 if within == "today" else 6
-    for offset in range(-days if within == "week" else 0, days + 1):
+    days = 0 if within == "today" else 3
+    for offset in range(-days, days + 1):
         day = today + timedelta(days=offset)
+        # A 29 February birthday falls on 28 February only in years without a 29th.
         if (birthday.month, birthday.day) == (day.month, day.day) or (
-            (birthday.month, birthday.day) == (2, 29) and (day.month, day.day) == (2, 28)
+            (birthday.month, birthday.day) == (2, 29)
+            and (day.month, day.day) == (2, 28)
+            and not calendar.isleap(day.year)
         ):
             return True
     return False

@@ -92,11 +92,12 @@ class EvaluationContext:
     program_usage: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # Amounts already worked out for this basket, by line filter: fifty rules sharing one
     # filter sum the lines once.
-    amount_cache: dict[object, int] = field(default_factory=dict, compare=False)
+    amount_cache: dict[object, Any] = field(default_factory=dict, compare=False)
+    local_time: datetime = field(init=False, compare=False)
 
-    @property
-    def local_time(self) -> datetime:
-        return self.occurred_at.astimezone(self.timezone)
+    def __post_init__(self) -> None:
+        # The event's local time: read by every calendar condition and limit.
+        object.__setattr__(self, "local_time", self.occurred_at.astimezone(self.timezone))
 
     def eligible_amount(self, excluded: frozenset[str]) -> int:
         """The basket total without lines in ``excluded`` categories."""
@@ -104,9 +105,21 @@ class EvaluationContext:
             return self.total
         cached = self.amount_cache.get(excluded)
         if cached is None:
-            cached = sum(line.amount for line in self.lines if line.category not in excluded)
+            by_category = self._by_category()
+            cached = self.total - sum(by_category.get(c, 0) for c in excluded)
             self.amount_cache[excluded] = cached
         return cached
+
+    def _by_category(self) -> dict[str | None, int]:
+        """Line amounts summed by category, once per basket: an exclusion list then costs
+        one look-up per excluded category, not a pass over the lines."""
+        by_category: dict[str | None, int] | None = self.amount_cache.get("by-category")
+        if by_category is None:
+            by_category = {}
+            for line in self.lines:
+                by_category[line.category] = by_category.get(line.category, 0) + line.amount
+            self.amount_cache["by-category"] = by_category
+        return by_category
 
 
 # --- what rules produce ------------------------------------------------------------------
@@ -243,9 +256,13 @@ class CompiledRule:
     # Set for the commonest rule, one unconditional earning effect with no limits or group
     # (the base earning): evaluation then only computes its amount.
     compute: Callable[[EvaluationContext], int] | None = None
+    # No limits and no group: its effects stand as computed.
+    fast: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_multiplier", any(e.multiplier for e in self.effects))
+        unlimited = not self.limits and self.max_per_event is None
+        object.__setattr__(self, "fast", unlimited and self.group is None)
         plain = (
             self.event_name is None
             and self.valid_from is None
@@ -316,10 +333,13 @@ def _limited(rule: CompiledRule, amount: int, context: EvaluationContext) -> tup
     reason = ""
     if rule.max_per_event is not None and amount > rule.max_per_event:
         amount, reason = rule.max_per_event, f"capped at {rule.max_per_event} per event"
-    local = context.local_time
+    cache = context.amount_cache
     for limit in rule.limits:
         usage = context.member.usage if limit.scope == "member" else context.program_usage
-        times, used = usage.get((rule.id, period_key(limit.period, local)), (0, 0))
+        period = cache.get(limit.period)
+        if period is None:
+            period = cache[limit.period] = period_key(limit.period, context.local_time)
+        times, used = usage.get((rule.id, period), (0, 0))
         if limit.times is not None and times >= limit.times:
             return 0, f"used {times} of {limit.times} times per {limit.scope} {limit.period}"
         if limit.amount is not None and used + amount > limit.amount:
@@ -360,11 +380,16 @@ class _Outcome(NamedTuple):
 def _run_rule(
     rule: CompiledRule, context: EvaluationContext, earned: Earned, explain: bool
 ) -> _Outcome:
-    if len(rule.effects) == 1:
-        effects = rule.effects[0].apply(context, earned)
+    single = rule.effects[0] if len(rule.effects) == 1 else None
+    if single is not None and single.compute is not None:
+        amount = single.compute(context)
+        effects: list[Effect] = [EarnEffect(rule.id, rule.currency, amount)] if amount > 0 else []
     else:
-        effects = [e for effect in rule.effects for e in effect.apply(context, earned)]
-    amount = _points(effects, rule.currency)
+        if single is not None:
+            effects = single.apply(context, earned)
+        else:
+            effects = [e for effect in rule.effects for e in effect.apply(context, earned)]
+        amount = _points(effects, rule.currency)
     if rule.max_per_event is not None or rule.limits:
         allowed, why = _limited(rule, amount, context)
         if allowed == 0 and (amount > 0 or why):
@@ -404,18 +429,57 @@ def _beats(challenger: _Outcome, holder: _Outcome, pick: str) -> bool:
     return challenger.amount > holder.amount
 
 
+def _fast_effects(rule: CompiledRule, context: EvaluationContext, earned: Earned) -> list[Effect]:
+    single = rule.effects[0] if len(rule.effects) == 1 else None
+    if single is None:
+        return [e for effect in rule.effects for e in effect.apply(context, earned)]
+    if single.compute is None:
+        return single.apply(context, earned)
+    amount = single.compute(context)
+    return [EarnEffect(rule.id, rule.currency, amount)] if amount > 0 else []
+
+
 def _phase(
     rules: list[CompiledRule],
     context: EvaluationContext,
     earned: Earned,
     groups: Mapping[str, str],
     explain: bool,
+    effects: list[Effect],
 ) -> tuple[list[_Outcome], dict[str, str]]:
-    outcomes = [_run_rule(rule, context, earned, explain) for rule in rules]
+    """Run one phase's rules, append the effects that apply to ``effects``, and only then
+    add what they earned to ``earned``: rules of one phase never see each other."""
+    outcomes: list[_Outcome] = []
+    gained: list[tuple[str, str, int]] = []
+    # Effects go out in rule order, with or without a trace: a fast rule's effects wait in
+    # its slot until the groups of the other rules are decided.
+    slots: list[list[Effect] | _Outcome] = []
+    for rule in rules:
+        if rule.fast and not explain:  # no limits, no group: nothing to decide afterwards
+            got = _fast_effects(rule, context, earned)
+            if got:
+                slots.append(got)
+                amount = _points(got, rule.currency)
+                if amount:
+                    gained.append((rule.id, rule.currency, amount))
+            continue
+        outcome = _run_rule(rule, context, earned, explain)
+        outcomes.append(outcome)
+        slots.append(outcome)
     lost = _losers(outcomes, groups) if any(o.rule.group for o in outcomes) else {}
-    for outcome in outcomes:
-        if outcome.amount and outcome.rule.id not in lost:
-            earned.add(outcome.rule.id, outcome.rule.currency, outcome.amount)
+    for slot in slots:
+        if isinstance(slot, list):
+            effects.extend(slot)
+            continue
+        if slot.rule.id in lost:
+            continue
+        effects.extend(slot.effects)
+        if slot.amount:
+            gained.append((slot.rule.id, slot.rule.currency, slot.amount))
+    by_rule, by_currency = earned
+    for rule_id, currency, amount in gained:
+        by_rule[rule_id] = by_rule.get(rule_id, 0) + amount
+        by_currency[currency] = by_currency.get(currency, 0) + amount
     return outcomes, lost
 
 
@@ -442,10 +506,15 @@ def _passing(
 ) -> list[CompiledRule]:
     """The rules whose trigger, schedule, experiment and conditions all hold."""
     passed: list[CompiledRule] = []
+    trigger = context.trigger
     for rule in rules:
-        skip = _skip_reason(rule, context)
+        skip = None if rule.plain and trigger in rule.triggers else _skip_reason(rule, context)
         if skip is None:
-            failed = next((c for c in rule.conditions if not c.test(context)), None)
+            failed = None
+            for condition in rule.conditions:
+                if not condition.test(context):
+                    failed = condition
+                    break
             if failed is None:
                 passed.append(rule)
             elif traces is not None:
@@ -467,6 +536,7 @@ def _simple_rules(
     """Run the unconditional single-effect rules at once; return the others."""
     others: list[CompiledRule] = []
     trigger = context.trigger
+    by_rule, by_currency = earned
     for rule in program.rules:
         compute = rule.compute
         if compute is None:
@@ -479,7 +549,8 @@ def _simple_rules(
         amount = compute(context)
         if amount > 0:
             effects.append(EarnEffect(rule.id, rule.currency, amount))
-            earned.add(rule.id, rule.currency, amount)
+            by_rule[rule.id] = amount
+            by_currency[rule.currency] = by_currency.get(rule.currency, 0) + amount
         if traces is not None:
             reason = rule.effects[0].explain(context, amount)
             traces[rule.id] = RuleTrace(rule.id, amount > 0, reason, amount)
@@ -530,12 +601,11 @@ def _run_others(
     passed = _passing(rules, context, traces)
     explain = traces is not None
     earning = [r for r in passed if not r.is_multiplier]
-    outcomes, lost = _phase(earning, context, earned, program.groups, explain)
+    outcomes, lost = _phase(earning, context, earned, program.groups, explain, effects)
     if len(earning) < len(passed):
         multipliers = [r for r in passed if r.is_multiplier]
-        more, lost_too = _phase(multipliers, context, earned, program.groups, explain)
+        more, lost_too = _phase(multipliers, context, earned, program.groups, explain, effects)
         outcomes, lost = outcomes + more, lost | lost_too
-    effects.extend(e for o in outcomes if o.rule.id not in lost for e in o.effects)
     if traces is None:
         return
     for o in outcomes:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.rules.conditions import LineFilter, matched_lines
+from kopilka.rules.conditions import LineCounter, LineFilter
 from kopilka.rules.domain import (
     BenefitEffect,
     CompiledEffect,
@@ -82,7 +82,8 @@ class _Earning(EffectModel):
                 for line in context.lines
                 if match(line) and line.category not in excluded
             )
-        return lambda context: matched_lines(context, line_filter)[1]
+        counter = LineCounter(line_filter)
+        return lambda context: counter(context)[1]
 
 
 @effect

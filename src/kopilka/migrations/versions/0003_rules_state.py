@@ -2,7 +2,7 @@
 experiment assignments, and the member's tags and custom attributes.
 
 Revision ID: 0003_rules_state
-Revises: 0001_core
+Revises: 0002_program_versions
 Create Date: 2026-11-23 20:20:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0003_rules_state"
-down_revision: str | None = "0001_core"
+down_revision: str | None = "0002_program_versions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -69,6 +69,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_member_benefits_member_status", ["member_id", "status"], unique=False
         )
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("context", JSON, nullable=True))
+    with op.batch_alter_table("purchase_lines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("brand", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("tags", JSON, nullable=True))
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tags", JSON, server_default=sa.text("'[]'"), nullable=False))
         batch_op.add_column(
@@ -77,6 +82,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("purchase_lines", schema=None) as batch_op:
+        batch_op.drop_column("tags")
+        batch_op.drop_column("brand")
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.drop_column("context")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.drop_column("attributes")
         batch_op.drop_column("tags")
