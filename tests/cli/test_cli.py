@@ -157,3 +157,24 @@ def test_plain_database_urls_get_the_async_driver(tmp_path: Path) -> None:
     upgraded = kopilka(tmp_path, "db", "upgrade", "--database-url", plain)
     assert "sqlite+aiosqlite:///" in upgraded.stdout
     assert (tmp_path / "plain.db").stat().st_size > 0
+
+
+def test_program_simulate_replays_history_under_a_draft(workdir: Path) -> None:
+    (workdir / "log.txt").write_text(
+        "00001 20250101 1 10.00\n00001 20250301 2 20.50\n00002 20250105 1 7.99\n"
+    )
+    kopilka(workdir, "import", "purchases", "log.txt")
+    (workdir / "draft.yaml").write_text(
+        "money_currency: USD\nearning: [{id: base, type: per_amount, points: 3, per: 100}]\n"
+        "rules:\n  - id: second-visit\n    conditions: [{type: nth_purchase, n: 2}]\n"
+        "    effects: [{type: points, amount: 50}]\n"
+    )
+    out = kopilka(workdir, "program", "simulate", "draft.yaml", "--since", "2024-12-01").stdout
+    assert "3 purchases since 2024-12-01 replayed" in out
+    assert "points: 37 → 161 (liability change +124)" in out  # 10 + 20 + 7; 3× that + 50
+    report = kopilka(
+        workdir, "program", "simulate", "draft.yaml", "--since", "2024-12-01", "--json"
+    ).stdout
+    assert '"members_affected": 2' in report
+    bad = kopilka(workdir, "program", "simulate", "missing.yaml", check=False)
+    assert bad.returncode == 1 and "cannot read missing.yaml" in bad.stderr

@@ -129,3 +129,31 @@ async def test_a_draft_reports_its_difference_per_rule(
         - 2 * live[("win-back", "points")]
     )  # win-back doubled base: without it, 2× less
     assert report["members_affected"] == 4
+
+
+async def test_simulate_over_http_uses_the_stored_draft_or_a_given_document(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    program = await live_history(http, engine)
+    admin = Api(http, await make_key(engine, program, "admin"))
+    doubled = document(earning=[{"id": "base", "type": "per_amount", "points": 2}])
+    stored = await admin.client.put(
+        "/v1/program/draft", json=doubled.model_dump(mode="json"), headers=admin.headers
+    )
+    assert stored.status_code == 200, stored.text
+    body = {"since": START.isoformat()}
+    response = await admin.post("/v1/program/simulate", body)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["purchases"] == 40 and report["version_in_force"] == 1
+    base = next(r for r in report["rules"] if r["rule_id"] == "base")
+    assert base["draft"]["points"] == 2 * base["published"]["points"] > 0
+    same = await admin.post(
+        "/v1/program/simulate", {**body, "document": document().model_dump(mode="json")}
+    )
+    assert all(t["liability_change"] == 0 for t in same.json()["totals"])
+    broken = {"earning": [{"id": "base", "type": "per_amount", "per": 0}]}
+    bad = await admin.post("/v1/program/simulate", {**body, "document": broken})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "earning.0.per"
+    till = Api(http, await make_key(engine, program, "pos"))
+    assert (await till.post("/v1/program/simulate", body)).status_code == 403

@@ -2,7 +2,7 @@
 their versions and roll back."""
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,6 +28,7 @@ from kopilka.kit.clock import clock
 from kopilka.programs.domain import parse_document
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import program_service
+from kopilka.programs.simulation import simulate_draft
 from kopilka.programs.version_schemas import Version
 
 app = typer.Typer(help="Loyalty programs and their versioned documents.", no_args_is_help=True)
@@ -176,6 +177,59 @@ def rollback(
 
     published = run(with_engine(database_url(database), work))
     console.print(f"published version {published.version} ({escape(published.note or '')})")
+
+
+@app.command()
+def simulate(
+    file: Path | None = typer.Argument(None, help="The draft document; default: the stored draft."),
+    since: datetime | None = typer.Option(
+        None, "--since", help="Replay from this date (YYYY-MM-DD); default: --days back."
+    ),
+    days: int = typer.Option(90, "--days", min=1, max=3660, help="Days to replay."),
+    program: str | None = ProgramOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    database: str | None = DatabaseOption,
+) -> None:
+    """Replay stored purchases under a draft next to the version in force; writes nothing."""
+    document = None if file is None else read_settings(file).model_dump(mode="json")
+    start = None if since is None else since.replace(tzinfo=since.tzinfo or UTC)
+
+    async def work(engine: AsyncEngine) -> dict[str, Any]:
+        context = await load_program(engine, program)
+        async with reading(engine, snapshot=True) as conn:
+            return await simulate_draft(conn, context, document, start, days, clock.now())
+
+    report = run(with_engine(database_url(database), work))
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    _print_simulation(report)
+
+
+def _print_simulation(report: dict[str, Any]) -> None:
+    table = Table(title=f"Draft vs version {report['version_in_force']}: per rule")
+    for column in ("rule", "currency", "published", "draft", "fired", "members"):
+        table.add_column(column, justify="left" if column in ("rule", "currency") else "right")
+    for rule in report["rules"]:
+        for currency in rule["draft"] or {"—": 0}:
+            table.add_row(
+                rule["rule_id"],
+                currency,
+                f"{rule['published'].get(currency, 0):,}",
+                f"{rule['draft'].get(currency, 0):,}",
+                f"{rule['fired_published']:,} → {rule['fired_draft']:,}",
+                f"{rule['members_published']:,} → {rule['members_draft']:,}",
+            )
+    console.print(table)
+    for total in report["totals"]:
+        console.print(
+            f"{total['currency']}: {total['published']:,} → {total['draft']:,} "
+            f"(liability change {total['liability_change']:+,})"
+        )
+    console.print(
+        f"{report['purchases']:,} purchases since {report['since'][:10]} replayed in "
+        f"{report['seconds']} s; members affected: {report['members_affected']:,}"
+    )
 
 
 def _when(moment: datetime) -> str:

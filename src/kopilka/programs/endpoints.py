@@ -6,14 +6,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.db import reading
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
 from kopilka.kit.web import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.programs.simulation import simulate_draft
 from kopilka.programs.version_schemas import (
     Draft,
     ProgramInForce,
     PublishRequest,
+    SimulateRequest,
+    SimulationReport,
     Version,
     VersionPage,
 )
@@ -119,6 +123,24 @@ async def roll_back(
             conn, program.id, version, clock.now(), note
         ),
     )
+
+
+@router.post("/simulate", response_model=SimulationReport)
+async def simulate_program(
+    principal: Admin, engine: EngineDep, body: Annotated[SimulateRequest | None, Body()] = None
+) -> SimulationReport:
+    """Replay stored purchases of the last ``days`` (or since ``since``) under a draft — the
+    stored one, or ``document`` — next to the version in force; writes nothing. Per rule:
+    what each would have issued, how often it fired, for how many members; per currency:
+    totals and the change in liability."""
+    request = body or SimulateRequest()
+    # One snapshot for the whole replay: purchases arriving meanwhile are not half-counted.
+    async with reading(engine, snapshot=True) as conn:
+        program = await program_service.get(conn, principal.program_id)
+        report = await simulate_draft(
+            conn, program, request.document, request.since, request.days, clock.now()
+        )
+    return SimulationReport.model_validate(report)
 
 
 def _version_cursor(cursor: str | None) -> int | None:

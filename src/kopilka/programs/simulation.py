@@ -11,8 +11,9 @@ What a replay cannot know is said in docs/rules.md: profile facts (tags, attribu
 birthday) are today's; limit counters and boosts start empty at the window's start.
 """
 
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,9 @@ from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import one_of
 from kopilka.models import Member, Purchase, PurchaseLine
 from kopilka.models.base import table
+from kopilka.programs.domain import parse_document
 from kopilka.programs.schemas import ProgramSettings
+from kopilka.programs.service import program_service
 from kopilka.rules.domain import (
     UTC_ZONE,
     BasketLine,
@@ -333,3 +336,25 @@ def _report(
         ],
         "members_affected": affected,
     }
+
+
+async def simulate_draft(
+    conn: AsyncConnection,
+    program: Any,
+    document: Mapping[str, Any] | None,
+    since: datetime | None,
+    days: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """Replay ``[since or now − days, now)`` under ``document`` (default: the stored draft,
+    or the version in force when there is none) next to the version in force."""
+    if document is None:
+        document = (await program_service.draft(conn, program.id)).document
+    draft = parse_document(document)
+    started = time.perf_counter()
+    report = await simulate(
+        conn, program.id, program.settings, draft, since or now - timedelta(days=days), now
+    )
+    report["version_in_force"] = program.version
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report

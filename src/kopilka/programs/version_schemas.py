@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kopilka.models.program_version import NOTE_LENGTH
 
@@ -60,3 +60,43 @@ class PublishRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=NOTE_LENGTH)
+
+
+class SimulateRequest(BaseModel):
+    """Replay the last ``days`` (or since ``since``) under ``document`` — the stored draft
+    when omitted — next to the version in force."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: dict[str, Any] | None = None
+    since: AwareDatetime | None = None
+    days: int = Field(default=90, ge=1, le=3660)
+
+
+class SimulatedRule(BaseModel):
+    rule_id: str
+    published: dict[str, int] = Field(description="Issued per currency by the version in force.")
+    draft: dict[str, int] = Field(description="Issued per currency by the draft.")
+    fired_published: int
+    fired_draft: int
+    members_published: int
+    members_draft: int
+
+
+class SimulatedTotal(BaseModel):
+    currency: str
+    kind: str
+    published: int
+    draft: int
+    liability_change: int = Field(description="draft − published: what the program would owe more.")
+
+
+class SimulationReport(BaseModel):
+    since: datetime
+    until: datetime
+    purchases: int
+    version_in_force: int
+    rules: list[SimulatedRule]
+    totals: list[SimulatedTotal]
+    members_affected: int = Field(description="Members whose points would differ.")
+    seconds: float
