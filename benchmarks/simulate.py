@@ -43,7 +43,7 @@ from kopilka.programs.service import program_service
 from kopilka.programs.simulation import simulate
 
 SLUG = "sim"
-START = date(2026, 1, 1)
+START = date(2025, 1, 1)
 PUBLISHED: dict[str, Any] = {
     "money_currency": "USD",
     "earning": [{"id": "base", "type": "per_amount", "points": 1, "per": 100}],
@@ -106,8 +106,8 @@ async def time_simulation(url: str) -> dict[str, Any]:
         async with reading(engine) as conn:
             program = await program_service.get_by_slug(conn, SLUG)
             draft = ProgramSettings.model_validate(draft_document())
-            since = datetime(2025, 12, 1, tzinfo=UTC)
-            until = datetime(2028, 1, 1, tzinfo=UTC)
+            since = datetime(2024, 12, 1, tzinfo=UTC)
+            until = datetime.now(UTC)
             started = time.perf_counter()
             report = await simulate(conn, program.id, program.settings, draft, since, until)
             seconds = time.perf_counter() - started

@@ -74,11 +74,12 @@ class ProgramSettings(BaseModel):
                     f"the program's currencies {sorted(codes)}"
                 )
         ids = [rule.id for rule in self.earning] + [rule.id for rule in self.rules]
-        if len(set(ids)) != len(ids):
-            raise ValueError("earning, rules: rule ids must be unique")
+        if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"earning, rules: rule ids must be unique; repeated: {repeated}")
         experiments = {e.name: {arm.name for arm in e.arms} for e in self.experiments}
         for index, rule in enumerate(self.rules):
             _check_rule(rule, f"rules[{index}] ({rule.id})", codes, set(ids), experiments)
+        _check_groups(self.rules)
         return self
 
     def currency_codes(self) -> list[str]:
@@ -111,3 +112,16 @@ def _check_rule(
             raise ValueError(f"{where}: no experiment {rule.experiment.experiment!r}")
         if rule.experiment.arm not in arms:
             raise ValueError(f"{where}: experiment has no arm {rule.experiment.arm!r}")
+
+
+def _check_groups(rules: list[Rule]) -> None:
+    """An exclusive group holds earning rules or multipliers, not both: multipliers run after
+    every earning rule has been decided, so the two kinds cannot compete."""
+    kinds: dict[str, set[bool]] = {}
+    for rule in rules:
+        if rule.group is not None:
+            multiplier = any(effect.type == "multiplier" for effect in rule.effects)
+            kinds.setdefault(rule.group, set()).add(multiplier)
+    mixed = sorted(group for group, seen in kinds.items() if len(seen) > 1)
+    if mixed:
+        raise ValueError(f"groups {mixed}: a group holds earning rules or multipliers, not both")
