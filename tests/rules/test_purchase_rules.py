@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.app import create_app
 from kopilka.db import reading
 from kopilka.ledger.audit import verify
 from kopilka.models import ExperimentAssignment, MemberBenefit, OutboxEvent
@@ -254,3 +255,72 @@ async def test_events_other_than_purchases_run_their_rules_once(
     assert nobody.status_code == 404
     balance = (await api.get(f"/v1/members/{boosted['member_id']}/balance")).json()
     assert balance["balances"][0]["available"] == 400
+
+
+async def test_member_tags_attributes_and_time_zone_set_over_the_api_feed_the_rules(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    rules = [
+        {
+            "id": "vip-tag",
+            "conditions": [{"type": "member_tag", "tags": ["vip"]}],
+            "effects": [{"type": "points", "amount": 7}],
+        },
+        {
+            "id": "students",
+            "conditions": [{"type": "attribute", "name": "student", "equals": True}],
+            "effects": [{"type": "points", "amount": 3}],
+        },
+        {
+            "id": "morning",
+            "conditions": [{"type": "time_of_day", "start": "07:00", "end": "10:00"}],
+            "effects": [{"type": "points", "amount": 1}],
+        },
+    ]
+    api, _ = await program_api(http, engine, rules)
+    body = member_body(tags=["vip"], attributes={"student": True, "timezone": "Asia/Tokyo"})
+    created = await api.post("/v1/members", body)
+    assert created.status_code == 201, created.text
+    assert created.json()["tags"] == ["vip"] and created.json()["attributes"]["student"] is True
+    # 00:30 UTC is 09:30 in Tokyo: morning for this member, night in the program's zone.
+    result = await buy(api, body["external_id"], 1_000, datetime(2026, 3, 2, 0, 30, tzinfo=UTC))
+    assert {e["rule_id"] for e in result["earned"]} == {"base", "vip-tag", "students", "morning"}
+    member_id = created.json()["id"]
+    changed = await api.patch(f"/v1/members/{member_id}", {"tags": [], "attributes": {}})
+    assert changed.status_code == 200 and changed.json()["tags"] == []
+    later = await buy(api, body["external_id"], 1_000, datetime(2026, 3, 3, 12, 0, tzinfo=UTC))
+    assert {e["rule_id"] for e in later["earned"]} == {"base"}
+    bad = await api.patch(f"/v1/members/{member_id}", {"tags": ["no spaces allowed"]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"].startswith("tags")
+
+
+async def test_a_recorded_arm_stays_when_the_shares_change(engine: AsyncEngine) -> None:
+    experiment = {
+        "name": "sticky",
+        "arms": [{"name": "test", "percent": 100}, {"name": "holdout", "percent": 0}],
+    }
+    bonus = {
+        "id": "bonus",
+        "experiment": {"experiment": "sticky", "arm": "test"},
+        "effects": [{"type": "points", "amount": 10}],
+    }
+    program = await make_program(engine, earning=BASE, rules=[bonus], experiments=[experiment])
+    flipped = {
+        "name": "sticky",
+        "arms": [{"name": "test", "percent": 0}, {"name": "holdout", "percent": 100}],
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(engine=engine)), base_url="http://k.test"
+    ) as client:
+        api = Api(client, await make_key(engine, program, "admin"))
+        member = await enrol(api)
+        first = await buy(api, member, 1_000, DAY0)
+        assert earned_by(first, "bonus") == 10
+        newcomer = await enrol(api)
+        draft = {**program.settings.model_dump(mode="json"), "experiments": [flipped]}
+        assert (await client.put("/v1/program/draft", json=draft, headers=api.headers)).is_success
+        assert (await api.post("/v1/program/publish")).status_code == 201
+        again = await buy(api, member, 1_000, DAY0 + timedelta(days=1))
+        assert earned_by(again, "bonus") == 10  # recorded in arm test before the change
+        fresh = await buy(api, newcomer, 1_000, DAY0 + timedelta(days=1))
+        assert earned_by(fresh, "bonus") == 0  # assigned under the new shares

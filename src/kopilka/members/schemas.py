@@ -1,7 +1,7 @@
 """API shapes of members."""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +42,20 @@ class MemberRef(BaseModel):
         raise AssertionError("validated to have one")
 
 
+MemberTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+AttributeValue = Annotated[str, Field(max_length=500)] | int | float | bool
+Tags = Annotated[list[MemberTag], Field(max_length=100, description="Rules read tags.")]
+Attributes = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(
+        max_length=100,
+        description="Custom attributes rules can read; `timezone` (an IANA name) sets the "
+        "member's local time for calendar conditions.",
+    ),
+]
+
+
 class MemberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +72,8 @@ class MemberCreate(BaseModel):
     referral_code: str | None = Field(
         default=None, max_length=64, description="A friend's referral code, kept with the member."
     )
+    tags: Tags = Field(default_factory=list)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class MemberUpdate(BaseModel):
@@ -69,6 +85,10 @@ class MemberUpdate(BaseModel):
     birthday: date | None = None
     language: str | None = Field(default=None, max_length=16)
     consents: Consents | None = None
+    tags: Tags | None = Field(default=None, description="Replaces the member's tags.")
+    attributes: Attributes | None = Field(
+        default=None, description="Replaces the member's attributes."
+    )
 
 
 class MemberStatusChange(BaseModel):
@@ -93,6 +113,8 @@ class Member(BaseModel):
     status: Literal["active", "blocked"]
     status_reason: str | None
     referral_code: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict)
     identifiers: list[Identifier]
     created_at: datetime
     updated_at: datetime

@@ -62,6 +62,8 @@ class MemberService:
             "status": "active",
             "status_reason": None,
             "referral_code": data.referral_code,
+            "tags": sorted(set(data.tags)),
+            "attributes": data.attributes,
             "created_at": now,
             "updated_at": now,
         }
@@ -139,6 +141,8 @@ class MemberService:
             status=row.status,
             status_reason=row.status_reason,
             referral_code=row.referral_code,
+            tags=list(row.tags or []),
+            attributes=dict(row.attributes or {}),
             identifiers=[
                 Identifier.model_validate({"kind": k, "value": v}) for k, v in identifiers
             ],
@@ -261,6 +265,16 @@ class MemberService:
                 values[kind] = value
         if "consents" in changes and changes["consents"] is not None:
             values["consents"] = changes.pop("consents")
+        for key in ("tags", "attributes"):  # null means "leave as they are"
+            if key in changes and changes[key] is None:
+                del changes[key]
+        if "tags" in changes or "attributes" in changes:
+            # Rules tag members under the member's ledger lock; so does this update.
+            await ledger_repository.lock_balances(
+                conn, program.id, [member_id], program.settings.currency_codes(), now
+            )
+            if "tags" in changes:
+                changes["tags"] = sorted(set(changes["tags"]))
         values.update({k: v for k, v in changes.items() if k != "consents"})
         await self.repository.update(conn, member_id, values)
         return await self.get(conn, program, member_id)
