@@ -412,14 +412,15 @@ class RulesStateLoader:
         ).where(
             assignments_t.c.program_id == program.id, one_of(conn, assignments_t.c.member_id, ids)
         )
-        recorded = {(e, m): arm for e, m, arm in (await conn.execute(query)).all()}
+        recorded: dict[tuple[str, UUID], str] = {
+            (e, m): arm for e, m, arm in (await conn.execute(query)).all()
+        }
         for experiment in program.settings.experiments:
             arms = {arm.name for arm in experiment.arms}
             for member_id in ids:
                 # Once recorded, a member stays in their arm even if the shares change later.
-                arm = recorded.get((experiment.name, member_id))
-                if arm not in arms:
-                    arm = assign_arm(experiment, member_id)
+                kept = recorded.get((experiment.name, member_id))
+                arm = kept if kept in arms else assign_arm(experiment, member_id)
                 state.member(member_id).arms[experiment.name] = arm
                 if (experiment.name, member_id) not in recorded:
                     state._assignments.append(
