@@ -420,7 +420,9 @@ class RulesStateLoader:
             for member_id in ids:
                 # Once recorded, a member stays in their arm even if the shares change later.
                 kept = recorded.get((experiment.name, member_id))
-                arm = kept if kept in arms else assign_arm(experiment, member_id)
+                arm = (
+                    kept if kept is not None and kept in arms else assign_arm(experiment, member_id)
+                )
                 state.member(member_id).arms[experiment.name] = arm
                 if (experiment.name, member_id) not in recorded:
                     state._assignments.append(
