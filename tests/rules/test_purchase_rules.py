@@ -324,3 +324,20 @@ async def test_a_recorded_arm_stays_when_the_shares_change(engine: AsyncEngine) 
         assert earned_by(again, "bonus") == 10  # recorded in arm test before the change
         fresh = await buy(api, newcomer, 1_000, DAY0 + timedelta(days=1))
         assert earned_by(fresh, "bonus") == 0  # assigned under the new shares
+
+
+async def test_signing_up_runs_the_sign_up_rules_once(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    welcome = {
+        "id": "welcome-bonus",
+        "trigger": "signup",
+        "effects": [{"type": "points", "amount": 250}],
+    }
+    api, _ = await program_api(http, engine, [welcome])
+    created = await api.post("/v1/members", member_body())
+    assert created.status_code == 201, created.text
+    balance = (await api.get(f"/v1/members/{created.json()['id']}/balance")).json()
+    assert balance["balances"][0]["available"] == 250
+    history = (await api.get(f"/v1/members/{created.json()['id']}/history")).json()
+    assert [(e["kind"], e["reference_type"]) for e in history["items"]] == [("earn", "signup")]

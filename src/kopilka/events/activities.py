@@ -16,6 +16,7 @@ from kopilka.events.service import balances_out, trace_out
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import idempotency_store
 from kopilka.ledger.service import LedgerUnit, ledger_service
+from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.domain import EvaluationContext, evaluate
@@ -25,6 +26,21 @@ MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 class ActivityService:
+    async def on_signup(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: Any, now: datetime
+    ) -> None:
+        """Run the program's sign-up rules for a member who has just registered (once: the
+        event's id is derived from the member's)."""
+        if not any("signup" in rule.triggers for rule in program.compiled.rules):
+            return
+        signup = ActivityCreate(
+            member=MemberRef(id=member_id),
+            external_id=f"signup:{member_id}",
+            type="signup",
+            occurred_at=now,
+        )
+        await self.record(conn, program, signup, now)
+
     async def record(
         self,
         conn: AsyncConnection,

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
+from kopilka.events.activities import activity_service
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
@@ -58,11 +59,15 @@ def ref_from_query(
 
 @router.post("", status_code=201, response_model=Member)
 async def register_member(body: MemberCreate, principal: Cashier, engine: EngineDep) -> Member:
-    return await in_transaction(
-        engine,
-        principal,
-        lambda conn, program: member_service.register(conn, program, body, clock.now()),
-    )
+    """Register a member; the program's sign-up rules run in the same transaction."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Member:
+        now = clock.now()
+        member = await member_service.register(conn, program, body, now)
+        await activity_service.on_signup(conn, program, member.id, now)
+        return member
+
+    return await in_transaction(engine, principal, work)
 
 
 @router.get("", response_model=MemberList)
