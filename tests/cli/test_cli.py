@@ -178,3 +178,18 @@ def test_program_simulate_replays_history_under_a_draft(workdir: Path) -> None:
     assert '"members_affected": 2' in report
     bad = kopilka(workdir, "program", "simulate", "missing.yaml", check=False)
     assert bad.returncode == 1 and "cannot read missing.yaml" in bad.stderr
+
+
+def test_jobs_birthdays_from_the_command_line(workdir: Path) -> None:
+    none = kopilka(workdir, "jobs", "birthdays", "--date", "2027-02-28").stdout
+    assert "no rules on the birthday trigger" in none
+    (workdir / "gift.yaml").write_text(
+        "money_currency: USD\nearning: [{id: base, type: per_amount, points: 1, per: 100}]\n"
+        "rules: [{id: gift, trigger: birthday, effects: [{type: points, amount: 300}]}]\n"
+    )
+    kopilka(workdir, "program", "publish", "gift.yaml")
+    kopilka(workdir, "members", "add", "--name", "Ann", "--external-id", "ann", check=False)
+    out = kopilka(workdir, "jobs", "birthdays", "--date", "2027-02-28").stdout
+    assert "birthdays: 0 members, 0 points earned" in out  # nobody was born that day
+    bad = kopilka(workdir, "jobs", "birthdays", "--date", "28.02.2027", check=False)
+    assert bad.returncode != 0

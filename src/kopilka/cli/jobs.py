@@ -17,6 +17,7 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
+from kopilka.events.tasks import BirthdayReport, celebrate_birthdays
 from kopilka.ledger import tasks
 
 app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
@@ -69,3 +70,24 @@ def release_holds(
 ) -> None:
     """Release holds that were not captured in time."""
     _run_job(tasks.release_holds, "release-holds", program, as_of, database)
+
+
+@app.command()
+def birthdays(
+    day: datetime | None = typer.Option(
+        None, "--date", formats=["%Y-%m-%d"], help="Local date; default today in the program."
+    ),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Record a birthday event for members born on this day; birthday rules run on it."""
+
+    async def work(engine: AsyncEngine) -> BirthdayReport:
+        context = await load_program(engine, program)
+        return await celebrate_birthdays(engine, context.id, day.date() if day else None)
+
+    report = run(with_engine(database_url(database), work))
+    if not report.ran:
+        console.print("birthdays: the program has no rules on the birthday trigger")
+        return
+    console.print(f"birthdays: {report.members} members, {report.points} points earned")

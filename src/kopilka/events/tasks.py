@@ -1,0 +1,117 @@
+"""Scheduled events: members' birthdays.
+
+``kopilka jobs birthdays`` (daily, from cron) records a ``birthday`` event for every active
+member whose birthday falls on the given local day of the program, so rules on the
+``birthday`` trigger run without the integrator sending anything. Each event's id is the
+member's and the year's: running the job again the same day, or after a crash, gives
+nobody a second birthday. A 29 February birthday is kept on 28 February in other years.
+"""
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import partial
+from uuid import UUID
+
+from sqlalchemy import extract, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kopilka.db import run_in_transaction
+from kopilka.events.activities import activity_service
+from kopilka.events.schemas import ActivityCreate
+from kopilka.kit.clock import clock
+from kopilka.members.schemas import MemberRef
+from kopilka.models import Member
+from kopilka.models.base import table
+from kopilka.programs.service import ProgramContext, program_service
+from kopilka.rules.domain import UTC_ZONE
+from kopilka.rules.service import zone_named
+
+CHUNK = 200
+members_t = table(Member)
+
+
+@dataclass
+class BirthdayReport:
+    members: int = 0
+    points: int = 0
+    ran: bool = True  # False: the program has no birthday rules
+
+
+def birthdays_on(day: date) -> list[tuple[int, int]]:
+    """The (month, day) birthdays celebrated on ``day``."""
+    days = [(day.month, day.day)]
+    if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year):
+        days.append((2, 29))
+    return days
+
+
+async def _chunk(
+    conn: AsyncConnection, program: ProgramContext, day: date, after: UUID | None
+) -> list[UUID]:
+    month, day_of_month = (
+        extract("month", members_t.c.birthday),
+        extract("day", members_t.c.birthday),
+    )
+    matches = [(month == m) & (day_of_month == d) for m, d in birthdays_on(day)]
+    query = (
+        select(members_t.c.id)
+        .where(
+            members_t.c.program_id == program.id,
+            members_t.c.status == "active",
+            or_(*matches),
+        )
+        .order_by(members_t.c.id)
+        .limit(CHUNK)
+    )
+    if after is not None:
+        query = query.where(members_t.c.id > after)
+    return list((await conn.execute(query)).scalars().all())
+
+
+async def _celebrate_chunk(
+    conn: AsyncConnection, program_id: UUID, day: date | None, after: UUID | None
+) -> tuple[list[UUID], int]:
+    """One chunk of members, in one transaction: their ids and the points they earned
+    (-1 when the program has no birthday rules)."""
+    program = await program_service.get(conn, program_id)
+    if not any("birthday" in rule.triggers for rule in program.compiled.rules):
+        return [], -1
+    zone = zone_named(program.settings.timezone) or UTC_ZONE
+    local_day = day or clock.now().astimezone(zone).date()
+    # Noon, local: the event falls on that day wherever it is looked at from.
+    moment = datetime.combine(local_day, time(12), zone)
+    ids = await _chunk(conn, program, local_day, after)
+    points = 0
+    for member_id in ids:
+        event = ActivityCreate(
+            member=MemberRef(id=member_id),
+            external_id=f"birthday:{member_id}:{local_day.year}",
+            type="birthday",
+            occurred_at=moment,
+        )
+        _, answer, replayed = await activity_service.record(
+            conn, program, event, max(clock.now(), moment)
+        )
+        if not replayed:
+            points += sum(e["amount"] for e in answer["earned"] if e["currency"] == "points")
+    return ids, points
+
+
+async def celebrate_birthdays(
+    engine: AsyncEngine, program_id: UUID, day: date | None
+) -> BirthdayReport:
+    """Record the birthday event of every member born on ``day`` (default: today in the
+    program's time zone), a chunk of members per transaction."""
+    report = BirthdayReport()
+    after: UUID | None = None
+    while True:
+        chunk = partial(_celebrate_chunk, program_id=program_id, day=day, after=after)
+        ids, points = await run_in_transaction(engine, chunk)
+        if points < 0:
+            return BirthdayReport(ran=False)
+        report.members += len(ids)
+        report.points += points
+        if len(ids) < CHUNK:
+            return report
+        after = ids[-1]
