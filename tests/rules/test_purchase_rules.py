@@ -341,3 +341,32 @@ async def test_signing_up_runs_the_sign_up_rules_once(
     assert balance["balances"][0]["available"] == 250
     history = (await api.get(f"/v1/members/{created.json()['id']}/history")).json()
     assert [(e["kind"], e["reference_type"]) for e in history["items"]] == [("earn", "signup")]
+
+
+async def test_a_return_runs_the_return_rules(http: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    sorry = {
+        "id": "sorry",
+        "trigger": "return",
+        "conditions": [{"type": "basket_total", "min": 5_000}],
+        "effects": [{"type": "points", "amount": 20}, {"type": "tag", "tag": "returner"}],
+    }
+    api, _ = await program_api(http, engine, [sorry])
+    member = await enrol(api)
+    bought = await buy(api, member, 10_000, DAY0)
+    assert earned_by(bought, "sorry") == 0  # a purchase is not a return
+    small = {
+        "external_id": "r-1",
+        "purchase_external_id": bought["external_id"],
+        "occurred_at": (DAY0 + timedelta(days=1)).isoformat(),
+        "amount": 2_000,
+    }
+    first = await api.post("/v1/returns", small)
+    assert first.status_code == 201, first.text
+    assert first.json()["earned"] == []  # 20 ₽ returned: below the rule's 50 ₽
+    rest = {**small, "external_id": "r-2", "amount": 8_000}
+    second = (await api.post("/v1/returns", rest)).json()
+    assert [(e["rule_id"], e["amount"]) for e in second["earned"]] == [("sorry", 20)]
+    points = next(b for b in second["balances"] if b["currency"] == "points")
+    assert points["available"] == 20  # 100 earned, 100 reversed, 20 given back
+    profile = (await api.get(f"/v1/members/{bought['member_id']}")).json()
+    assert profile["tags"] == ["returner"]

@@ -4,6 +4,7 @@ events by name — run the rules with the matching trigger and credit what they 
 Idempotent by external id (a retry answers from the stored answer). Never commits.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from kopilka.ledger.service import LedgerUnit, ledger_service
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
-from kopilka.rules.domain import EvaluationContext, evaluate
+from kopilka.rules.domain import Evaluation, EvaluationContext, evaluate
 from kopilka.rules.service import rules_state_loader, zone_named
 
 MAX_CLOCK_SKEW = timedelta(hours=24)
@@ -31,7 +32,7 @@ class ActivityService:
     ) -> None:
         """Run the program's sign-up rules for a member who has just registered (once: the
         event's id is derived from the member's)."""
-        if not any("signup" in rule.triggers for rule in program.compiled.rules):
+        if not has_trigger(program, "signup"):
             return
         signup = ActivityCreate(
             member=MemberRef(id=member_id),
@@ -82,55 +83,111 @@ class ActivityService:
         now: datetime,
         explain: bool,
     ) -> dict[str, Any]:
-        member_id, status = member
-        state = await rules_state_loader.load(conn, program, [member_id], activity.occurred_at, now)
-        facts = state.member(member_id)
-        context = EvaluationContext(
-            total=0,
-            lines=(),
+        member_id = member[0]
+        event = TriggeredEvent(
+            trigger=activity.type,
+            name=activity.name,
+            source_id=activity.external_id,
             occurred_at=activity.occurred_at,
             channel=activity.channel,
-            store=None,
-            member_status=status,
-            trigger=activity.type,
-            event_name=activity.name,
-            member=facts,
-            timezone=zone_named(facts.attributes.get("timezone")) or state.zone,
-            program_usage=state.program_usage,
         )
-        evaluation = evaluate(program.compiled, context, explain=explain)
-        unit = LedgerUnit(program.id, now)
-        earned = ledger_service.credit_purchase(
-            unit,
-            program,
-            balances,
-            member_id=member_id,
-            purchase_id=activity.external_id,
-            effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.earned],
-            occurred_at=activity.occurred_at,
-            source_type=activity.type,
+        outbox = [_recorded(program, member_id, activity, now)]
+        applied = await run_trigger(
+            conn, program, member, balances, event, now, explain=explain, outbox=outbox
         )
-        source = (activity.type, activity.external_id)
-        benefits = state.apply(program, member_id, evaluation, activity.occurred_at, source, None)
-        batch = WriteBatch()
-        unit.stage(batch, ledger_service.repository)
-        state.stage(batch)
-        event_repository.stage_outbox(batch, [_recorded(program, member_id, activity, now)])
-        await batch.write(conn)
         return ActivityResult(
             external_id=activity.external_id,
             type=activity.type,
             name=activity.name,
             member_id=member_id,
             occurred_at=activity.occurred_at,
-            earned=[
-                EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
-                for e in earned
-            ],
-            benefits=[BenefitOut.model_validate(b) for b in benefits],
+            earned=applied.earned,
+            benefits=applied.benefits,
             balances=balances_out(balances, member_id, program.settings.currency_codes()),
-            trace=trace_out(evaluation),
+            trace=trace_out(applied.evaluation),
         ).model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class TriggeredEvent:
+    """An event other than a purchase, as the rules see it."""
+
+    trigger: str
+    source_id: str
+    occurred_at: datetime
+    channel: str = "api"
+    name: str | None = None
+    store: str | None = None
+    total: int = 0  # a return's money; 0 for events without money
+
+
+@dataclass(frozen=True)
+class Applied:
+    evaluation: Evaluation
+    earned: list[EarnedOut]
+    benefits: list[BenefitOut]
+
+
+def has_trigger(program: ProgramContext, trigger: str) -> bool:
+    return any(trigger in rule.triggers for rule in program.compiled.rules)
+
+
+async def run_trigger(
+    conn: AsyncConnection,
+    program: ProgramContext,
+    member: tuple[Any, str],
+    balances: dict[Any, Any],
+    event: TriggeredEvent,
+    now: datetime,
+    *,
+    explain: bool = False,
+    outbox: list[dict[str, Any]] | None = None,
+) -> Applied:
+    """Run the rules on ``event.trigger`` for a member whose balance rows are locked, and
+    write what they give (points, benefits, tags, events) in one statement."""
+    member_id, status = member
+    state = await rules_state_loader.load(conn, program, [member_id], event.occurred_at, now)
+    facts = state.member(member_id)
+    context = EvaluationContext(
+        total=event.total,
+        lines=(),
+        occurred_at=event.occurred_at,
+        channel=event.channel,
+        store=event.store,
+        member_status=status,
+        trigger=event.trigger,
+        event_name=event.name,
+        member=facts,
+        timezone=zone_named(facts.attributes.get("timezone")) or state.zone,
+        program_usage=state.program_usage,
+    )
+    evaluation = evaluate(program.compiled, context, explain=explain)
+    unit = LedgerUnit(program.id, now)
+    earned = ledger_service.credit_purchase(
+        unit,
+        program,
+        balances,
+        member_id=member_id,
+        purchase_id=event.source_id,
+        effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.earned],
+        occurred_at=event.occurred_at,
+        source_type=event.trigger,
+    )
+    source = (event.trigger, event.source_id)
+    benefits = state.apply(program, member_id, evaluation, event.occurred_at, source, None)
+    batch = WriteBatch()
+    unit.stage(batch, ledger_service.repository)
+    state.stage(batch)
+    event_repository.stage_outbox(batch, outbox or [])
+    await batch.write(conn)
+    return Applied(
+        evaluation,
+        [
+            EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
+            for e in earned
+        ],
+        [BenefitOut.model_validate(b) for b in benefits],
+    )
 
 
 def _recorded(

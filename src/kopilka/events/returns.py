@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput, NotFound
+from kopilka.events.activities import Applied, TriggeredEvent, has_trigger, run_trigger
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
 from kopilka.events.service import Outcome, balances_out
@@ -17,6 +18,8 @@ from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay,
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
 from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
+from kopilka.members.schemas import MemberRef
+from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 
 
@@ -117,6 +120,7 @@ class ReturnService:
             occurred_at=request.occurred_at,
         )
         await unit.flush(conn, self.ledger.repository)
+        applied = await self._return_rules(conn, program, purchase, money, request, balances, now)
         reversed_now = {c: r.reversed for c, r in reversals.items()}
         kept = {c: r.not_clawed_back for c, r in reversals.items()}
         new_reversed = dict(purchase.reversed)
@@ -158,6 +162,8 @@ class ReturnService:
                 for c, r in sorted(reversals.items())
             ],
             balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
+            earned=applied.earned if applied else [],
+            benefits=applied.benefits if applied else [],
         )
         body = result.model_dump(mode="json")
         await self.events.insert_outbox(
@@ -183,6 +189,31 @@ class ReturnService:
             conn, [self.idempotency.row(program.id, key, hash_, 201, body, now)]
         )
         return Outcome(201, body)
+
+    async def _return_rules(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchase: Any,
+        money: int,
+        request: ReturnCreate,
+        balances: dict[Any, Any],
+        now: datetime,
+    ) -> Applied | None:
+        """Rules on the ``return`` trigger (a goodwill gesture, a tag, an event for a
+        message), with the returned money as the event's total."""
+        if not has_trigger(program, "return"):
+            return None
+        _, status = await member_service.resolve(conn, program, MemberRef(id=purchase.member_id))
+        event = TriggeredEvent(
+            trigger="return",
+            source_id=request.external_id,
+            occurred_at=request.occurred_at,
+            channel=purchase.channel,
+            store=purchase.store,
+            total=money,
+        )
+        return await run_trigger(conn, program, (purchase.member_id, status), balances, event, now)
 
     async def _money(
         self, conn: AsyncConnection, purchase: Any, request: ReturnCreate

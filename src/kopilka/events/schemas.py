@@ -165,6 +165,10 @@ class ReturnResult(BaseModel):
     purchase_returned_amount: int
     reversed: list[ReversedOut]
     balances: list[BalanceOut]
+    earned: list[EarnedOut] = Field(
+        default_factory=list, description="What rules on the return trigger gave."
+    )
+    benefits: list[BenefitOut] = Field(default_factory=list)
 
 
 class ActivityCreate(BaseModel):
