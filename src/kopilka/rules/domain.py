@@ -11,285 +11,53 @@ then by id; earning effects first, then multipliers, which see what the rules be
 earned; then each rule's limits; then exclusive groups keep one rule each.
 """
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
-from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from datetime import datetime
+from typing import NamedTuple
 
-UTC_ZONE = ZoneInfo("UTC")
+from kopilka.rules.compiled import (
+    BenefitEffect,
+    BoostUsed,
+    CompiledCondition,
+    CompiledEffect,
+    CompiledProgram,
+    CompiledRule,
+    Earned,
+    EarnEffect,
+    Effect,
+    Evaluation,
+    EventEffect,
+    FailedCondition,
+    Limit,
+    RuleTrace,
+    TagEffect,
+)
+from kopilka.rules.context import UTC_ZONE, BasketLine, Boost, EvaluationContext, MemberFacts
 
-
-class BasketLine(NamedTuple):
-    sku: str
-    category: str | None
-    quantity: int
-    amount: int  # minor units, after the line discount
-    brand: str | None = None
-    tags: frozenset[str] = frozenset()
-
-
-class Boost(NamedTuple):
-    """A personal boost waiting on the member: ``factor`` × the points of their next
-    purchase (before ``expires_at``)."""
-
-    id: str
-    rule_id: str
-    factor_percent: int  # 200 = double points
-    expires_at: datetime | None
-
-
-@dataclass(slots=True)
-class MemberFacts:
-    """What the rules may ask about the member, as of just before this event.
-
-    The service fills only what the program's conditions read (``CompiledProgram.needs``)
-    and updates the counters after each event of a batch, so the fifth purchase of a
-    batch sees the four before it.
-    """
-
-    joined_at: datetime | None = None
-    birthday: date | None = None
-    tier: str | None = None
-    tags: frozenset[str] = frozenset()
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    segments: frozenset[str] = frozenset()
-    purchase_count: int = 0  # every purchase before this one
-    lifetime_spend: int = 0  # minor units, net of returns
-    last_purchase_at: datetime | None = None
-    # (occurred_at, amount) of the purchases inside the longest window a rule looks at,
-    # oldest first.
-    recent: list[tuple[datetime, int]] = field(default_factory=list)
-    arms: dict[str, str] = field(default_factory=dict)  # experiment → arm
-    boosts: list[Boost] = field(default_factory=list)
-    # Uses of each rule by this member: (rule id, period key) → (times, amount).
-    usage: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-
-    def record_purchase(self, occurred_at: datetime, amount: int) -> None:
-        self.purchase_count += 1
-        self.lifetime_spend += amount
-        if self.last_purchase_at is None or occurred_at > self.last_purchase_at:
-            self.last_purchase_at = occurred_at
-        self.recent.append((occurred_at, amount))
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationContext:
-    total: int
-    lines: Sequence[BasketLine]
-    occurred_at: datetime
-    channel: str
-    store: str | None
-    member_status: str = "active"
-    trigger: str = "purchase"
-    event_name: str | None = None  # for ``event`` triggers: the custom event's name
-    region: str | None = None
-    payment_method: str | None = None
-    coupons: frozenset[str] = frozenset()
-    member: MemberFacts = field(default_factory=MemberFacts)
-    timezone: tzinfo = UTC_ZONE
-    # Program-wide uses of rules with program limits or budgets: key → (times, amount).
-    program_usage: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    # Amounts already worked out for this basket, by line filter: fifty rules sharing one
-    # filter sum the lines once.
-    amount_cache: dict[object, Any] = field(default_factory=dict, compare=False)
-    local_time: datetime = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # The event's local time: read by every calendar condition and limit.
-        object.__setattr__(self, "local_time", self.occurred_at.astimezone(self.timezone))
-
-    def eligible_amount(self, excluded: frozenset[str]) -> int:
-        """The basket total without lines in ``excluded`` categories."""
-        if not excluded or not self.lines:
-            return self.total
-        cached = self.amount_cache.get(excluded)
-        if cached is None:
-            by_category = self._by_category()
-            cached = self.total - sum(by_category.get(c, 0) for c in excluded)
-            self.amount_cache[excluded] = cached
-        return cached
-
-    def _by_category(self) -> dict[str | None, int]:
-        """Line amounts summed by category, once per basket: an exclusion list then costs
-        one look-up per excluded category, not a pass over the lines."""
-        by_category: dict[str | None, int] | None = self.amount_cache.get("by-category")
-        if by_category is None:
-            by_category = {}
-            for line in self.lines:
-                by_category[line.category] = by_category.get(line.category, 0) + line.amount
-            self.amount_cache["by-category"] = by_category
-        return by_category
-
-
-# --- what rules produce ------------------------------------------------------------------
-
-
-class EarnEffect(NamedTuple):
-    rule_id: str
-    currency: str
-    amount: int
-
-
-class BenefitEffect(NamedTuple):
-    """Something the member gets besides points: a coupon or reward for a later purchase,
-    free delivery or a free sample on this one, a personal boost for the next purchase."""
-
-    rule_id: str
-    kind: str  # coupon | reward | free_delivery | free_sample | boost
-    payload: Mapping[str, Any]
-    valid_days: int | None = None
-
-
-class EventEffect(NamedTuple):
-    rule_id: str
-    name: str
-    payload: Mapping[str, Any]
-
-
-class TagEffect(NamedTuple):
-    rule_id: str
-    tag: str
-
-
-class BoostUsed(NamedTuple):
-    boost_id: str
-    rule_id: str
-
-
-Effect = EarnEffect | BenefitEffect | EventEffect | TagEffect | BoostUsed
-
-
-class FailedCondition(NamedTuple):
-    condition: str
-    actual: Any
-    expected: Any
-
-
-class RuleTrace(NamedTuple):
-    rule_id: str
-    fired: bool
-    reason: str
-    amount: int = 0
-    failed: FailedCondition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    effects: list[Effect] = field(default_factory=list)
-    trace: list[RuleTrace] | None = None
-
-    @property
-    def earned(self) -> list[EarnEffect]:
-        return [e for e in self.effects if isinstance(e, EarnEffect)]
-
-
-# --- compiled program --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledCondition:
-    """One condition ready to run: ``test`` decides; ``actual`` and ``expected`` explain."""
-
-    label: str
-    test: Callable[[EvaluationContext], bool]
-    actual: Callable[[EvaluationContext], Any]
-    expected: Any
-    needs: frozenset[str] = frozenset()
-
-    def first_failure(self, context: EvaluationContext) -> FailedCondition | None:
-        if self.test(context):
-            return None
-        return FailedCondition(self.label, self.actual(context), self.expected)
-
-
-class Earned(NamedTuple):
-    """What the earning rules earned, for multipliers: by rule and by currency."""
-
-    by_rule: dict[str, int]
-    by_currency: dict[str, int]
-
-    def add(self, rule_id: str, currency: str, amount: int) -> None:
-        self.by_rule[rule_id] = self.by_rule.get(rule_id, 0) + amount
-        self.by_currency[currency] = self.by_currency.get(currency, 0) + amount
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledEffect:
-    """``apply`` returns the rule's effects; ``multiplier`` effects run after the others."""
-
-    apply: Callable[[EvaluationContext, Earned], list[Effect]]
-    explain: Callable[[EvaluationContext, int], str]
-    multiplier: bool = False
-    # For an effect that only earns in one currency: the amount alone, no effect objects.
-    compute: Callable[[EvaluationContext], int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """At most ``times`` uses and ``amount`` units per ``period`` (by member or program)."""
-
-    scope: str  # member | program
-    period: str  # day | week | month | year | ever
-    times: int | None
-    amount: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    id: str
-    currency: str
-    conditions: tuple[CompiledCondition, ...]
-    effects: tuple[CompiledEffect, ...]
-    triggers: frozenset[str] = frozenset({"purchase"})
-    event_name: str | None = None
-    priority: int = 0
-    group: str | None = None
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
-    max_per_event: int | None = None
-    limits: tuple[Limit, ...] = ()
-    experiment: tuple[str, str] | None = None  # (experiment, arm the rule runs in)
-    is_multiplier: bool = False
-    # Only a trigger to check before the conditions: no event name, schedule or experiment.
-    plain: bool = True
-    # Set for the commonest rule, one unconditional earning effect with no limits or group
-    # (the base earning): evaluation then only computes its amount.
-    compute: Callable[[EvaluationContext], int] | None = None
-    # No limits and no group: its effects stand as computed.
-    fast: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "is_multiplier", any(e.multiplier for e in self.effects))
-        unlimited = not self.limits and self.max_per_event is None
-        object.__setattr__(self, "fast", unlimited and self.group is None)
-        plain = (
-            self.event_name is None
-            and self.valid_from is None
-            and self.valid_to is None
-            and self.experiment is None
-        )
-        object.__setattr__(self, "plain", plain)
-        simple = (
-            plain
-            and not self.conditions
-            and len(self.effects) == 1
-            and not self.limits
-            and self.max_per_event is None
-            and self.group is None
-        )
-        object.__setattr__(self, "compute", self.effects[0].compute if simple else None)
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledProgram:
-    rules: tuple[CompiledRule, ...]
-    groups: Mapping[str, str] = field(default_factory=dict)  # group → best | priority
-    needs: frozenset[str] = frozenset()
-    # The longest rolling window, in days, any condition looks back over.
-    window_days: int = 0
-    boost_currency: str = "points"
-
+__all__ = [
+    "UTC_ZONE",
+    "BasketLine",
+    "BenefitEffect",
+    "Boost",
+    "BoostUsed",
+    "CompiledCondition",
+    "CompiledEffect",
+    "CompiledProgram",
+    "CompiledRule",
+    "EarnEffect",
+    "Earned",
+    "Effect",
+    "Evaluation",
+    "EvaluationContext",
+    "EventEffect",
+    "FailedCondition",
+    "Limit",
+    "MemberFacts",
+    "RuleTrace",
+    "TagEffect",
+    "evaluate",
+    "period_key",
+]
 
 # --- evaluation --------------------------------------------------------------------------
 
