@@ -109,6 +109,8 @@ class CompiledEffect:
     multiplier: bool = False
     # For an effect that only earns in one currency: the amount alone, no effect objects.
     compute: Callable[[EvaluationContext], int] | None = None
+    # The same for a multiplier, whose amount depends on what was earned before it.
+    compute_on: Callable[[Earned], int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +177,6 @@ class CompiledProgram:
     # The longest rolling window, in days, any condition looks back over.
     window_days: int = 0
     boost_currency: str = "points"
+    # The same program as one generated function, for evaluation without a trace
+    # (``rules.fastpath``); None: the generic loops of ``evaluate`` run instead.
+    fast: Callable[[EvaluationContext], list["Effect"]] | None = field(default=None, compare=False)

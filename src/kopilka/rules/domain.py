@@ -234,6 +234,20 @@ def _phase(
         outcome = _run_rule(rule, context, earned, explain)
         outcomes.append(outcome)
         slots.append(outcome)
+    lost = settle(slots, outcomes, gained, groups, effects, earned)
+    return outcomes, lost
+
+
+def settle(
+    slots: list[list[Effect] | _Outcome],
+    outcomes: list[_Outcome],
+    gained: list[tuple[str, str, int]],
+    groups: Mapping[str, str],
+    effects: list[Effect],
+    earned: Earned,
+) -> dict[str, str]:
+    """End a phase: decide the exclusive groups, append the effects that stand in rule order,
+    and only then add what the phase earned to ``earned``. Returns the losers of groups."""
     lost = _losers(outcomes, groups) if any(o.rule.group for o in outcomes) else {}
     for slot in slots:
         if isinstance(slot, list):
@@ -248,7 +262,7 @@ def _phase(
     for rule_id, currency, amount in gained:
         by_rule[rule_id] = by_rule.get(rule_id, 0) + amount
         by_currency[currency] = by_currency.get(currency, 0) + amount
-    return outcomes, lost
+    return lost
 
 
 def _boost(effects: list[Effect], context: EvaluationContext, currency: str) -> list[Effect]:
@@ -336,11 +350,14 @@ def evaluate(
         ]
         return Evaluation([], skipped if explain else None)
     traces: dict[str, RuleTrace] | None = {} if explain else None
-    effects: list[Effect] = []
-    earned = Earned({}, {})
-    others = _simple_rules(program, context, effects, earned, traces)
-    if others:
-        _run_others(program, context, others, effects, earned, traces)
+    if traces is None and program.fast is not None:
+        effects = program.fast(context)
+    else:
+        effects = []
+        earned = Earned({}, {})
+        others = _simple_rules(program, context, effects, earned, traces)
+        if others:
+            _run_others(program, context, others, effects, earned, traces)
     if context.member.boosts:
         boosted = _boost(effects, context, program.boost_currency)
         effects += boosted
@@ -382,3 +399,15 @@ def _run_others(
             traces[o.rule.id] = RuleTrace(o.rule.id, False, reason, o.amount)
         else:
             traces[o.rule.id] = RuleTrace(o.rule.id, bool(o.effects), o.reason, o.amount)
+
+
+# What the generated fast path (``rules.fastpath``) calls for the less common cases, so both
+# paths share one implementation of skips, limits, groups and settling.
+FAST_HELPERS = {
+    "SKIP": _skip_reason,
+    "RUN": _run_rule,
+    "LIMITED": _limited,
+    "FAST_EFFECTS": _fast_effects,
+    "POINTS": _points,
+    "SETTLE": settle,
+}

@@ -212,15 +212,18 @@ class Multiplier(EffectModel):
                 return earned.by_currency.get(currency, 0)
             return sum(earned.by_rule.get(rule, 0) for rule in of)
 
+        def compute_on(earned: Earned) -> int:
+            return divide(base(earned) * extra.numerator, extra.denominator, rounding)
+
         def apply(context: EvaluationContext, earned: Earned) -> list[Effect]:
-            amount = divide(base(earned) * extra.numerator, extra.denominator, rounding)
-            return _earn(rule_id, currency, amount)
+            return _earn(rule_id, currency, compute_on(earned))
 
         factor = self.factor
         return CompiledEffect(
             apply,
             lambda context, got: f"×{factor} of {', '.join(of) if of else 'all earned'}",
             multiplier=True,
+            compute_on=compute_on,
         )
 
 

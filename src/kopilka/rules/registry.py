@@ -6,10 +6,12 @@ and turns the short ``earning`` entries into ordinary rules.
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from kopilka.rules.conditions import window_days
 from kopilka.rules.domain import (
+    FAST_HELPERS,
     CompiledEffect,
     CompiledProgram,
     CompiledRule,
@@ -19,6 +21,7 @@ from kopilka.rules.domain import (
     EvaluationContext,
     Limit,
 )
+from kopilka.rules.fastpath import generate
 from kopilka.rules.schemas import EarningRule, Experiment, PerAmountRule, PercentRule, Rule
 
 
@@ -147,9 +150,10 @@ def compile_program(document: _Document) -> CompiledProgram:
     needs = _needs(enabled)
     if any(rule.experiment for rule in enabled):
         needs |= {"experiments"}
-    return CompiledProgram(
+    program = CompiledProgram(
         rules=tuple(compiled),
         groups=dict(document.groups),
         needs=needs | ({"history"} if window else frozenset()),
         window_days=window,
     )
+    return replace(program, fast=generate(program, FAST_HELPERS))
