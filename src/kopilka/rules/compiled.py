@@ -111,6 +111,10 @@ class CompiledEffect:
     compute: Callable[[EvaluationContext], int] | None = None
     # The same for a multiplier, whose amount depends on what was earned before it.
     compute_on: Callable[[Earned], int] | None = None
+    # What a multiplier reads of ``Earned``: these rules' amounts, or (None) the total of
+    # ``reads_currency``.
+    reads_rules: tuple[str, ...] | None = None
+    reads_currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,16 +98,41 @@ class LineFilter(BaseModel):
 
 class LineCounter:
     """Quantity and amount of the lines a filter matches, cached per basket: rules sharing
-    a filter count the basket once."""
+    a filter count the basket once. A filter by categories alone (the common case) reads
+    the basket's per-category sums instead of its lines."""
 
-    __slots__ = ("key", "match")
+    __slots__ = ("categories", "key", "match")
 
     def __init__(self, line_filter: LineFilter) -> None:
         self.key = ("lines", line_filter.key())
         self.match = line_filter.matcher()
+        only_categories = line_filter.categories and not (
+            line_filter.skus or line_filter.brands or line_filter.tags
+        )
+        self.categories = tuple(set(line_filter.categories)) if only_categories else None
 
     def __call__(self, context: EvaluationContext) -> tuple[int, int]:
+        if self.categories is not None:
+            return by_categories(context, self.categories)
         return matched_lines(context, self.key, self.match)
+
+
+def by_categories(context: EvaluationContext, categories: tuple[str, ...]) -> tuple[int, int]:
+    """Quantity and amount of the basket's lines in ``categories``."""
+    totals: dict[str | None, tuple[int, int]] | None = context.amount_cache.get("qa-by-category")
+    if totals is None:
+        totals = {}
+        for line in context.lines:
+            quantity, amount = totals.get(line.category, (0, 0))
+            totals[line.category] = (quantity + line.quantity, amount + line.amount)
+        context.amount_cache["qa-by-category"] = totals
+    quantity = amount = 0
+    for category in categories:
+        found = totals.get(category)
+        if found is not None:
+            quantity += found[0]
+            amount += found[1]
+    return quantity, amount
 
 
 def matched_lines(

@@ -222,7 +222,9 @@ class TimeOfDay(ConditionModel):
         start, end = self.start, self.end
 
         def test(context: EvaluationContext) -> bool:
-            now = context.local_time.time().replace(tzinfo=None)
+            now = context.amount_cache.get("clock")
+            if now is None:  # once per event, for every happy-hours rule
+                now = context.amount_cache["clock"] = context.local_time.time()
             return start <= now < end if start <= end else now >= start or now < end
 
         return CompiledCondition(

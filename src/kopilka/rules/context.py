@@ -86,10 +86,13 @@ class EvaluationContext:
     # filter sum the lines once.
     amount_cache: dict[object, Any] = field(default_factory=dict, compare=False)
     local_time: datetime = field(init=False, compare=False)
+    # Seconds since the epoch: schedules compare numbers, not aware datetimes.
+    epoch: float = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         # The event's local time: read by every calendar condition and limit.
         object.__setattr__(self, "local_time", self.occurred_at.astimezone(self.timezone))
+        object.__setattr__(self, "epoch", self.occurred_at.timestamp())
 
     def eligible_amount(self, excluded: frozenset[str]) -> int:
         """The basket total without lines in ``excluded`` categories."""

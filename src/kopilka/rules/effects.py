@@ -176,9 +176,12 @@ class PointsPerLine(EffectModel):
     def compile(self, rule_id: str) -> CompiledEffect:
         points, per_unit, currency = self.points, self.per_unit, self.currency
         match = self.lines.matcher()
+        counter = LineCounter(self.lines)
 
         def count(context: EvaluationContext) -> int:
-            return sum(line.quantity if per_unit else 1 for line in context.lines if match(line))
+            if per_unit:  # the matched quantity, shared with every rule of the same filter
+                return counter(context)[0]
+            return sum(1 for line in context.lines if match(line))
 
         return CompiledEffect(
             lambda context, earned: _earn(rule_id, currency, points * count(context)),
@@ -224,6 +227,8 @@ class Multiplier(EffectModel):
             lambda context, got: f"×{factor} of {', '.join(of) if of else 'all earned'}",
             multiplier=True,
             compute_on=compute_on,
+            reads_rules=tuple(of) if of is not None else None,
+            reads_currency=currency if of is None else None,
         )
 
 

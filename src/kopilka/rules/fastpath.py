@@ -50,13 +50,34 @@ def _guard(source: _Source, rule: CompiledRule) -> str:
         parts = [f"trigger == {next(iter(rule.triggers))!r}"]
     else:
         parts = [f"trigger in {source.constant('T', rule.triggers)}"]
-    if not rule.plain:
-        parts.append(f"SKIP({source.constant('R', rule)}, ctx) is None")
+    # The same checks as ``domain._skip_reason``, in its order, with constants inlined.
+    if rule.event_name is not None:
+        parts.append(f"ctx.event_name == {rule.event_name!r}")
+    if rule.valid_from is not None:
+        parts.append(f"ctx.epoch >= {rule.valid_from.timestamp()!r}")
+    if rule.valid_to is not None:
+        parts.append(f"ctx.epoch < {rule.valid_to.timestamp()!r}")
+    if rule.experiment is not None:
+        name, arm = rule.experiment
+        parts.append(f"ctx.member.arms.get({name!r}) == {arm!r}")
     parts += [f"{source.constant('C', c.test)}(ctx)" for c in rule.conditions]
     return " and ".join(parts)
 
 
-def _simple(source: _Source, rule: CompiledRule) -> None:
+class _Reads:
+    """What the program's multipliers read of ``Earned``: only that is kept up to date."""
+
+    def __init__(self, program: CompiledProgram) -> None:
+        effects = [e for rule in program.rules for e in rule.effects if e.multiplier]
+        self.opaque = any(e.compute_on is None for e in effects)  # reads it some other way
+        self.rules = {r for e in effects for r in (e.reads_rules or ())}
+        self.currencies = {e.reads_currency for e in effects if e.reads_currency is not None}
+
+    def rule(self, rule: CompiledRule) -> bool:
+        return self.opaque or rule.id in self.rules or rule.currency in self.currencies
+
+
+def _simple(source: _Source, rule: CompiledRule, reads: _Reads) -> None:
     """An unconditional single earning effect: computed and credited at once."""
     compute = source.constant("E", rule.compute)
     rule_id, currency = repr(rule.id), repr(rule.currency)
@@ -64,8 +85,9 @@ def _simple(source: _Source, rule: CompiledRule) -> None:
     source.add(2, f"a = {compute}(ctx)")
     source.add(2, "if a > 0:")
     source.add(3, f"effects.append(EarnEffect({rule_id}, {currency}, a))")
-    source.add(3, f"by_rule[{rule_id}] = a")
-    source.add(3, f"by_currency[{currency}] = by_currency.get({currency}, 0) + a")
+    if reads.rule(rule):
+        source.add(3, f"by_rule[{rule_id}] = a")
+        source.add(3, f"by_currency[{currency}] = by_currency.get({currency}, 0) + a")
 
 
 def _runs_generic(rule: CompiledRule) -> bool:
@@ -77,7 +99,7 @@ def _runs_generic(rule: CompiledRule) -> bool:
     return rule.group is not None or single is None or single.compute is None
 
 
-def _phased(source: _Source, rule: CompiledRule, slotted: bool) -> None:
+def _phased(source: _Source, rule: CompiledRule, slotted: bool, track: bool = True) -> None:
     """A rule of phase one (earning) or two (multipliers). With ``slotted`` (the phase has
     groups to decide) its effects wait in its slot, exactly as ``domain._phase`` does;
     otherwise they go straight out, in the same order."""
@@ -112,7 +134,8 @@ def _phased(source: _Source, rule: CompiledRule, slotted: bool) -> None:
         return
     source.add(2, "if a > 0:")
     source.add(3, put_one)
-    source.add(3, f"gained.append(({rule_id}, {currency}, a))")
+    if track:
+        source.add(3, f"gained.append(({rule_id}, {currency}, a))")
 
 
 def _one_amount(rule: CompiledRule) -> bool:
@@ -126,7 +149,9 @@ def _amount_only(rule: CompiledRule) -> bool:
     return _one_amount(rule) and not rule.limits and rule.max_per_event is None
 
 
-def _decided(source: _Source, phase: list[CompiledRule], groups: dict[str, str]) -> None:
+def _decided(
+    source: _Source, phase: list[CompiledRule], groups: dict[str, str], reads: _Reads | None
+) -> None:
     """A phase whose exclusive groups hold amount-only rules: every rule's amount first,
     then each group's winner (``best``: the largest amount, ``priority``: the highest
     priority; a tie keeps the earlier rule, as ``domain._losers`` does), then the effects
@@ -173,7 +198,20 @@ def _decided(source: _Source, phase: list[CompiledRule], groups: dict[str, str])
         won = "" if rule.group is None else f" and w{group_number[rule.group]} == {index}"
         source.add(1, f"if v{index} > 0{won}:")
         source.add(2, f"effects.append(EarnEffect({rule_id}, {currency}, v{index}))")
-        source.add(2, f"gained.append(({rule_id}, {currency}, v{index}))")
+        if reads is None or reads.rule(rule):
+            source.add(2, f"gained.append(({rule_id}, {currency}, v{index}))")
+
+
+class _Nothing(_Reads):
+    """Reads nothing: for the last phase, whose earnings nobody reads."""
+
+    def __init__(self) -> None:
+        self.opaque = False
+        self.rules = set()
+        self.currencies = set()
+
+
+_NOTHING = _Nothing()
 
 
 def _strategy(phase: list[CompiledRule]) -> str:
@@ -191,7 +229,7 @@ def _strategy(phase: list[CompiledRule]) -> str:
 
 def generate(program: CompiledProgram, helpers: dict[str, Any]) -> FastEvaluation:
     """The program as one function ``fast(ctx) -> effects`` (before boosts); ``helpers``
-    are ``evaluate``'s own: SKIP, RUN, LIMITED, FAST_EFFECTS, POINTS and SETTLE."""
+    are ``evaluate``'s own: RUN, LIMITED, FAST_EFFECTS, POINTS and SETTLE."""
     source = _Source()
     source.names.update(helpers, EarnEffect=EarnEffect, Earned=Earned, GROUPS=program.groups)
     source.add(0, "def fast(ctx):")
@@ -201,15 +239,19 @@ def generate(program: CompiledProgram, helpers: dict[str, Any]) -> FastEvaluatio
     source.add(1, "by_currency = {}")
     simple = [r for r in program.rules if r.compute is not None]
     others = [r for r in program.rules if r.compute is None]
+    reads = _Reads(program)
     for rule in simple:
-        _simple(source, rule)
+        _simple(source, rule, reads)
     source.add(1, "earned = Earned(by_rule, by_currency)")
-    for phase in (
-        [r for r in others if not r.is_multiplier],
-        [r for r in others if r.is_multiplier],
+    for last, phase in (
+        (False, [r for r in others if not r.is_multiplier]),
+        (True, [r for r in others if r.is_multiplier]),
     ):
         if not phase:
             continue
+        # Nothing reads what multipliers earn; earning rules matter only if a multiplier
+        # reads them.
+        tracked = None if last else reads
         strategy = _strategy(phase)
         source.add(1, "gained = []")
         if strategy == "slotted":
@@ -220,10 +262,13 @@ def generate(program: CompiledProgram, helpers: dict[str, Any]) -> FastEvaluatio
             source.add(1, "SETTLE(slots, outcomes, gained, GROUPS, effects, earned)")
             continue
         if strategy == "decided":
-            _decided(source, phase, dict(program.groups))
+            _decided(source, phase, dict(program.groups), tracked if not last else _NOTHING)
         else:
             for rule in phase:
-                _phased(source, rule, slotted=False)
+                track = not last and (tracked is None or tracked.rule(rule))
+                _phased(source, rule, slotted=False, track=track)
+        if last:
+            continue
         # What the phase earned counts only for the next phase.
         source.add(1, "for rule_id, currency, a in gained:")
         source.add(2, "by_rule[rule_id] = by_rule.get(rule_id, 0) + a")

@@ -90,9 +90,15 @@ class DaysSinceLastPurchase(Range):
 class Window(Range):
     days: int = Field(ge=1, le=3660)
 
-    def _in_window(self, context: EvaluationContext) -> list[int]:
-        since = context.occurred_at - timedelta(days=self.days)
-        return [amount for moment, amount in context.member.recent if moment > since]
+    def _in_window(self, context: EvaluationContext) -> tuple[int, int]:
+        """Purchases and spend in the window, once per basket and window length."""
+        key = ("window", self.days)
+        found: tuple[int, int] | None = context.amount_cache.get(key)
+        if found is None:
+            since = context.occurred_at - timedelta(days=self.days)
+            amounts = [amount for moment, amount in context.member.recent if moment > since]
+            found = context.amount_cache[key] = (len(amounts), sum(amounts))
+        return found
 
 
 @condition
@@ -103,7 +109,7 @@ class PurchasesInWindow(Window):
 
     def compile(self) -> CompiledCondition:
         return self._between(
-            f"purchases_in_{self.days}_days", lambda c: len(self._in_window(c)), "history"
+            f"purchases_in_{self.days}_days", lambda c: self._in_window(c)[0], "history"
         )
 
 
@@ -115,7 +121,7 @@ class SpendInWindow(Window):
 
     def compile(self) -> CompiledCondition:
         return self._between(
-            f"spend_in_{self.days}_days", lambda c: sum(self._in_window(c)), "history"
+            f"spend_in_{self.days}_days", lambda c: self._in_window(c)[1], "history"
         )
 
 
