@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.idempotency import StoredAnswer
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
+from kopilka.kit.sql import is_postgres, one_of, pg_fetch, pg_fetch_keyed
 from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 
@@ -19,6 +19,20 @@ returns_t = table(PurchaseReturn)
 outbox_t = table(OutboxEvent)
 
 
+# A till's single purchase on PostgreSQL: the member by identifier, their balance rows
+# locked, and the stored answer of a purchase with this external id, in one round trip.
+# The answer is read with the statement's snapshot, taken before the lock wait: a retry
+# racing its own first attempt may miss it, insert, and hit the unique key; the transaction
+# is then run again and finds it.
+LOCK_MEMBER_WITH_ANSWER_PG = (
+    "SELECT m.id, m.status, b.currency, b.available, b.pending, b.held,"
+    " p.request_hash, p.answer"
+    " FROM member_identifiers i JOIN members m ON m.id = i.member_id"
+    " JOIN member_balances b ON b.member_id = m.id"
+    " LEFT JOIN purchases p ON p.program_id = $1 AND p.external_id = $4"
+    " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = $3"
+    " ORDER BY b.currency FOR UPDATE OF b"
+)
 FIND_ANSWERS_PG = (
     "SELECT external_id, request_hash, answer FROM purchases"
     " WHERE program_id = $1 AND external_id {keys}"
@@ -45,6 +59,14 @@ class EventRepository:
             )
             rows = list((await conn.execute(query)).all())
         return {r[0]: StoredAnswer(r[1], 201, r[2]) for r in rows}
+
+    async def lock_member_with_answer(
+        self, conn: AsyncConnection, program_id: UUID, kind: str, value: str, external_id: str
+    ) -> list[Any]:
+        """PostgreSQL only: see ``LOCK_MEMBER_WITH_ANSWER_PG``; one row per balance row."""
+        return await pg_fetch(
+            conn, LOCK_MEMBER_WITH_ANSWER_PG, program_id, kind, value, external_id
+        )
 
     def stage_purchases(
         self, batch: WriteBatch, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]

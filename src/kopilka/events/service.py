@@ -26,12 +26,13 @@ from kopilka.events.schemas import (
 )
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import (
+    StoredAnswer,
     ensure_same_request,
     replay,
     request_hash,
 )
 from kopilka.kit.ids import new_id
-from kopilka.kit.sql import plan_for_batch
+from kopilka.kit.sql import is_postgres, plan_for_batch
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import Earned, LedgerService, LedgerUnit, ledger_service
@@ -271,12 +272,17 @@ class PurchaseService:
                 self._validate(program, purchase, now)
             except KopilkaError as exc:
                 outcomes[index] = Outcome(exc.status, error=exc)
-        members, balances = await self.members.resolve_and_lock(
-            conn, program, [p.member for p in purchases], now
-        )
+        locked = await self._lock_single(conn, program, purchases)
+        if locked is not None:
+            members, balances, records = locked
+        else:
+            members, balances = await self.members.resolve_and_lock(
+                conn, program, [p.member for p in purchases], now
+            )
+            records = None
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.
-        repeats, hashes = await self._replay_known(conn, program, purchases, outcomes)
+        repeats, hashes = await self._replay_known(conn, program, purchases, outcomes, records)
         # Only now, for purchases that will really be recorded, are unknown members enrolled:
         # a retry or a conflicting reuse of an external id registers nobody.
         new_members = await self._enrol_unknown(
@@ -359,17 +365,54 @@ class PurchaseService:
             await self.members.register_many(conn, program, list(new_rows.values()), now)
         return [row["id"] for row, _ in new_rows.values()]
 
+    async def _lock_single(
+        self, conn: AsyncConnection, program: ProgramContext, purchases: Sequence[PurchaseCreate]
+    ) -> (
+        tuple[list[tuple[UUID, str] | None], dict[BalanceKey, Balance], dict[str, StoredAnswer]]
+        | None
+    ):
+        """A single purchase on PostgreSQL by a known member with all their balance rows:
+        member, locked balances and stored answer in one round trip. None: take the
+        general path (several purchases, SQLite, an unknown member or identifier)."""
+        if len(purchases) != 1 or not is_postgres(conn):
+            return None
+        purchase = purchases[0]
+        kind, value = purchase.member.kind_and_value()
+        if kind == "id":
+            return None
+        try:
+            value = normalise_identifier(kind, value)
+        except InvalidInput:
+            return None
+        rows = await self.events.lock_member_with_answer(
+            conn, program.id, kind, value, purchase.external_id
+        )
+        if {r[2] for r in rows} != set(program.settings.currency_codes()):
+            return None  # unknown, or a balance row still to open: the general path does it
+        member_id, status = rows[0][0], rows[0][1]
+        balances = {(member_id, r[2]): Balance(r[3], r[4], r[5]) for r in rows}
+        first = rows[0]
+        records = (
+            {purchase.external_id: StoredAnswer(first[6], 201, first[7])}
+            if first[6] is not None
+            else {}
+        )
+        return [(member_id, status)], balances, records
+
     async def _replay_known(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
         purchases: Sequence[PurchaseCreate],
         outcomes: list[Outcome | None],
+        records: dict[str, StoredAnswer] | None = None,
     ) -> tuple[dict[int, int], dict[int, str]]:
-        """Answer retries from their stored answers. Returns the repeats within the batch
-        ({index: index of the first occurrence}) and each new purchase's request hash."""
+        """Answer retries from their stored answers (``records``, or read here). Returns the
+        repeats within the batch ({index: index of the first occurrence}) and each new
+        purchase's request hash."""
         keys = [p.external_id for p in purchases]
-        records = await self.events.purchase_answers(conn, program.id, keys)
+        if records is None:
+            records = await self.events.purchase_answers(conn, program.id, keys)
         seen: dict[str, tuple[int, str]] = {}
         repeats: dict[int, int] = {}
         hashes: dict[int, str] = {}
