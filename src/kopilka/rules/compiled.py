@@ -95,10 +95,6 @@ class Earned(NamedTuple):
     by_rule: dict[str, int]
     by_currency: dict[str, int]
 
-    def add(self, rule_id: str, currency: str, amount: int) -> None:
-        self.by_rule[rule_id] = self.by_rule.get(rule_id, 0) + amount
-        self.by_currency[currency] = self.by_currency.get(currency, 0) + amount
-
 
 @dataclass(frozen=True, slots=True)
 class CompiledEffect:

@@ -404,7 +404,6 @@ def _run_others(
 # What the generated fast path (``rules.fastpath``) calls for the less common cases, so both
 # paths share one implementation of skips, limits, groups and settling.
 FAST_HELPERS = {
-    "SKIP": _skip_reason,
     "RUN": _run_rule,
     "LIMITED": _limited,
     "FAST_EFFECTS": _fast_effects,
