@@ -5,7 +5,7 @@ Idempotent by external id (a retry answers from the stored answer). Never commit
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.events.repository import event_repository
 from kopilka.events.schemas import ActivityCreate, ActivityResult, BenefitOut, EarnedOut
-from kopilka.events.service import balances_out, trace_out
+from kopilka.events.service import MAX_CLOCK_SKEW, balances_out, trace_out
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import idempotency_store
 from kopilka.ledger.service import LedgerUnit, ledger_service
@@ -22,8 +22,6 @@ from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.domain import Evaluation, EvaluationContext, evaluate
 from kopilka.rules.service import rules_state_loader, zone_named
-
-MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 class ActivityService:
@@ -174,7 +172,7 @@ async def run_trigger(
         source_type=event.trigger,
     )
     source = (event.trigger, event.source_id)
-    benefits = state.apply(program, member_id, evaluation, event.occurred_at, source, None)
+    benefits = state.apply(program.compiled, member_id, evaluation, event.occurred_at, source, None)
     batch = WriteBatch()
     unit.stage(batch, ledger_service.repository)
     state.stage(batch)

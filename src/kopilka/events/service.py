@@ -296,22 +296,20 @@ class PurchaseService:
             create=create_members or program.settings.auto_enrol,
         )
         balances.update(await self.ledger.lock(conn, program, new_members, now))
-        todo = [
-            index
+        todo = {
+            index: member
             for index, member in enumerate(members)
             if outcomes[index] is None and member is not None and index not in repeats
-        ]
+        }
         state = await rules_state_loader.load(
             conn,
             program,
-            [members[i][0] for i in todo if members[i] is not None],  # type: ignore[index]
+            [member_id for member_id, _ in todo.values()],
             min((purchases[i].occurred_at for i in todo), default=now),
             now,
         )
         writer = _PurchaseWriter(program, now, state)
-        for index in todo:
-            member = members[index]
-            assert member is not None
+        for index, member in todo.items():
             outcomes[index] = self._process(
                 writer, program, balances, purchases[index], member, hashes[index], explain
             )
@@ -464,7 +462,7 @@ class PurchaseService:
             occurred_at=purchase.occurred_at,
         )
         benefits = writer.state.apply(
-            program,
+            program.compiled,
             member_id,
             evaluation,
             purchase.occurred_at,

@@ -17,7 +17,7 @@ from sqlalchemy import extract, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import run_in_transaction
-from kopilka.events.activities import activity_service
+from kopilka.events.activities import activity_service, has_trigger
 from kopilka.events.schemas import ActivityCreate
 from kopilka.kit.clock import clock
 from kopilka.members.schemas import MemberRef
@@ -75,7 +75,7 @@ async def _celebrate_chunk(
     """One chunk of members, in one transaction: their ids and the points they earned
     (-1 when the program has no birthday rules)."""
     program = await program_service.get(conn, program_id)
-    if not any("birthday" in rule.triggers for rule in program.compiled.rules):
+    if not has_trigger(program, "birthday"):
         return [], -1
     zone = zone_named(program.settings.timezone) or UTC_ZONE
     local_day = day or clock.now().astimezone(zone).date()

@@ -77,13 +77,6 @@ def _variant(program_id: UUID, settings: ProgramSettings, now: datetime) -> _Var
     return _Variant(settings, compile_program(settings), RulesState(program_id, None, now, zone))
 
 
-class _Program:
-    """What ``RulesState.apply`` reads of a program."""
-
-    def __init__(self, variant: _Variant) -> None:
-        self.compiled = variant.compiled
-
-
 async def _history_before(
     conn: AsyncConnection, program_id: UUID, since: datetime
 ) -> AsyncIterator[tuple[UUID, int, int, datetime]]:
@@ -275,7 +268,7 @@ def _replay_one(variant: _Variant, purchase: StoredPurchase, status: str, counte
                 variant.by_member[purchase.member_id] += effect.amount
     source = ("purchase", str(purchase.id))
     variant.state.apply(
-        _Program(variant),
+        variant.compiled,
         purchase.member_id,
         evaluation,
         purchase.occurred_at,

@@ -75,7 +75,6 @@ class _Earning(EffectModel):
         if line_filter is None:
             return lambda context: context.eligible_amount(excluded)
         if excluded:
-            line_filter = line_filter.model_copy()
             match = line_filter.matcher()
             return lambda context: sum(
                 line.amount

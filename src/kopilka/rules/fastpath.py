@@ -150,7 +150,10 @@ def _amount_only(rule: CompiledRule) -> bool:
 
 
 def _decided(
-    source: _Source, phase: list[CompiledRule], groups: dict[str, str], reads: _Reads | None
+    source: _Source,
+    phase: list[CompiledRule],
+    groups: dict[str, str],
+    tracked: Callable[[CompiledRule], bool],
 ) -> None:
     """A phase whose exclusive groups hold amount-only rules: every rule's amount first,
     then each group's winner (``best``: the largest amount, ``priority``: the highest
@@ -198,20 +201,12 @@ def _decided(
         won = "" if rule.group is None else f" and w{group_number[rule.group]} == {index}"
         source.add(1, f"if v{index} > 0{won}:")
         source.add(2, f"effects.append(EarnEffect({rule_id}, {currency}, v{index}))")
-        if reads is None or reads.rule(rule):
+        if tracked(rule):
             source.add(2, f"gained.append(({rule_id}, {currency}, v{index}))")
 
 
-class _Nothing(_Reads):
-    """Reads nothing: for the last phase, whose earnings nobody reads."""
-
-    def __init__(self) -> None:
-        self.opaque = False
-        self.rules = set()
-        self.currencies = set()
-
-
-_NOTHING = _Nothing()
+def _never(rule: CompiledRule) -> bool:
+    return False
 
 
 def _strategy(phase: list[CompiledRule]) -> str:
@@ -251,7 +246,7 @@ def generate(program: CompiledProgram, helpers: dict[str, Any]) -> FastEvaluatio
             continue
         # Nothing reads what multipliers earn; earning rules matter only if a multiplier
         # reads them.
-        tracked = None if last else reads
+        tracked: Callable[[CompiledRule], bool] = _never if last else reads.rule
         strategy = _strategy(phase)
         source.add(1, "gained = []")
         if strategy == "slotted":
@@ -262,11 +257,10 @@ def generate(program: CompiledProgram, helpers: dict[str, Any]) -> FastEvaluatio
             source.add(1, "SETTLE(slots, outcomes, gained, GROUPS, effects, earned)")
             continue
         if strategy == "decided":
-            _decided(source, phase, dict(program.groups), tracked if not last else _NOTHING)
+            _decided(source, phase, dict(program.groups), tracked)
         else:
             for rule in phase:
-                track = not last and (tracked is None or tracked.rule(rule))
-                _phased(source, rule, slotted=False, track=track)
+                _phased(source, rule, slotted=False, track=tracked(rule))
         if last:
             continue
         # What the phase earned counts only for the next phase.

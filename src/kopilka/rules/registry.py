@@ -107,11 +107,10 @@ def compile_rule(rule: Rule) -> CompiledRule:
     )
 
 
-def _needs(rules: Sequence[Rule]) -> frozenset[str]:
-    needs: set[str] = set()
+def _needs(rules: Sequence[Rule], compiled: Sequence[CompiledRule]) -> frozenset[str]:
+    """The member facts the program reads: its compiled conditions' and its rules' own."""
+    needs: set[str] = {need for rule in compiled for c in rule.conditions for need in c.needs}
     for rule in rules:
-        for condition in rule.conditions:
-            needs |= condition.compile().needs
         if rule.experiment is not None:
             needs.add("experiments")
         if rule.limits.periods or rule.limits.budget:
@@ -147,9 +146,7 @@ def compile_program(document: _Document) -> CompiledProgram:
     compiled += [compile_rule(rule) for rule in enabled]
     compiled.sort(key=lambda rule: (-rule.priority, rule.id))
     window = max((window_days(c) for rule in enabled for c in rule.conditions), default=0)
-    needs = _needs(enabled)
-    if any(rule.experiment for rule in enabled):
-        needs |= {"experiments"}
+    needs = _needs(enabled, compiled)
     program = CompiledProgram(
         rules=tuple(compiled),
         groups=dict(document.groups),

@@ -40,6 +40,7 @@ from kopilka.rules.domain import (
     BenefitEffect,
     Boost,
     BoostUsed,
+    CompiledProgram,
     EarnEffect,
     Evaluation,
     EventEffect,
@@ -109,7 +110,7 @@ class RulesState:
 
     def apply(
         self,
-        program: Any,
+        compiled: CompiledProgram,
         member_id: UUID,
         evaluation: Evaluation,
         occurred_at: datetime,
@@ -132,7 +133,7 @@ class RulesState:
                 self._tag(facts, member_id, effect.tag)
             elif isinstance(effect, EventEffect):
                 self._emit(member_id, effect, occurred_at)
-        self._count_usage(program, facts, member_id, evaluation, occurred_at)
+        self._count_usage(compiled, facts, member_id, evaluation, occurred_at)
         if amount is not None:
             facts.record_purchase(occurred_at, amount)
         return granted
@@ -206,13 +207,13 @@ class RulesState:
 
     def _count_usage(
         self,
-        program: Any,
+        compiled: CompiledProgram,
         facts: MemberFacts,
         member_id: UUID,
         evaluation: Evaluation,
         occurred_at: datetime,
     ) -> None:
-        limited = {r.id: r for r in program.compiled.rules if r.limits}
+        limited = {r.id: r for r in compiled.rules if r.limits}
         if not limited:
             return
         fired: dict[str, int] = {}
