@@ -16,6 +16,7 @@ from kopilka.api import routers
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
+from kopilka.kit.memory import freeze_startup_objects
 from kopilka.system.docs import install_docs
 from kopilka.system.metrics import MetricsMiddleware
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         app.state.engine = engine or make_engine(
             settings.database_url, pool_size=settings.db_pool_size
         )
+        freeze_startup_objects()
         try:
             yield
         finally:

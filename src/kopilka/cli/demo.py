@@ -18,6 +18,7 @@ from kopilka.db import reading, transaction
 from kopilka.demo.domain import SimulationConfig
 from kopilka.demo.service import DemoSummary, demo_service
 from kopilka.kit.clock import clock
+from kopilka.kit.memory import few_collections
 from kopilka.ledger.audit import verify
 from kopilka.migrations.runner import upgrade
 
@@ -88,7 +89,8 @@ def demo(
             )
         return summary, problems, key
 
-    summary, problems, key = run(with_engine(url, work))
+    with few_collections():
+        summary, problems, key = run(with_engine(url, work))
     _print_summary(summary)
     failed = [name for name, found in problems.items() if found]
     if failed:

@@ -22,6 +22,7 @@ from kopilka.cli.common import (
 )
 from kopilka.imports.domain import ParsedPurchase, RowError, detect_format, parse_cdnow, parse_csv
 from kopilka.imports.service import DEFAULT_BATCH, ImportReport, import_service
+from kopilka.kit.memory import few_collections
 
 app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 MAX_ERRORS_SHOWN = 20
@@ -104,7 +105,8 @@ def purchases(
             bar.update(task, completed=total_lines)
         return report, time.perf_counter() - started
 
-    report, seconds = run(with_engine(database_url(database), work))
+    with few_collections():
+        report, seconds = run(with_engine(database_url(database), work))
     rate = report.imported / seconds if seconds else 0.0
     console.print(
         f"imported {report.imported} purchases, {report.already_there} already there, "

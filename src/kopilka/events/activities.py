@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput, NotFound
+from kopilka.events.answers import balances_out, trace_out
 from kopilka.events.repository import event_repository
 from kopilka.events.schemas import ActivityCreate, ActivityResult, BenefitOut, EarnedOut
-from kopilka.events.service import MAX_CLOCK_SKEW, balances_out, trace_out
+from kopilka.events.service import MAX_CLOCK_SKEW
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import idempotency_store
 from kopilka.ledger.service import LedgerUnit, ledger_service

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.events.activities import Applied, TriggeredEvent, has_trigger, run_trigger
+from kopilka.events.answers import balances_out
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
-from kopilka.events.service import Outcome, balances_out
+from kopilka.events.service import Outcome
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share

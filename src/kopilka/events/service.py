@@ -14,15 +14,18 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput, KopilkaError, NotFound
+from kopilka.events.answers import (
+    balances_out,
+    purchase_context,
+    purchase_result_json,
+    trace_out,
+)
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import (
-    BalanceOut,
     BenefitOut,
     EarnedOut,
-    FailedConditionOut,
     PurchaseCreate,
     PurchaseResult,
-    RuleTraceOut,
 )
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import (
@@ -44,7 +47,6 @@ from kopilka.rules.domain import (
     UTC_ZONE,
     BasketLine,
     BenefitEffect,
-    Evaluation,
     EvaluationContext,
     MemberFacts,
     evaluate,
@@ -64,16 +66,6 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: KopilkaError | None = None
     replayed: bool = False
-
-
-def balances_out(
-    balances: dict[BalanceKey, Balance], member_id: UUID, currencies: Sequence[str]
-) -> list[BalanceOut]:
-    return [
-        BalanceOut(currency=c, available=b.available, pending=b.pending, held=b.held)
-        for c in currencies
-        if (b := balances.get((member_id, c))) is not None
-    ]
 
 
 def evaluation_context(
@@ -112,65 +104,6 @@ def evaluation_context(
     )
 
 
-def trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
-    if evaluation.trace is None:
-        return None
-    return [
-        RuleTraceOut(
-            rule_id=t.rule_id,
-            fired=t.fired,
-            reason=t.reason,
-            amount=t.amount,
-            failed=None if t.failed is None else FailedConditionOut(**t.failed._asdict()),
-        )
-        for t in evaluation.trace
-    ]
-
-
-def _iso(moment: datetime) -> str:
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
-    """What a purchase carries for the rules beyond basket, store and channel (for replays)."""
-    if not (purchase.region or purchase.payment_method or purchase.coupons):
-        return None
-    return {
-        "region": purchase.region,
-        "payment_method": purchase.payment_method,
-        "coupons": purchase.coupons,
-    }
-
-
-def purchase_result_json(
-    purchase_id: UUID,
-    purchase: PurchaseCreate,
-    member_id: UUID,
-    earned: Sequence[Earned],
-    balances: Sequence[BalanceOut],
-    trace: Sequence[RuleTraceOut] | None,
-    benefits: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:
-    """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
-    dumping a model per purchase would cost more than evaluating its rules."""
-    return {
-        "id": str(purchase_id),
-        "external_id": purchase.external_id,
-        "member_id": str(member_id),
-        "occurred_at": _iso(purchase.occurred_at),
-        "total": purchase.total,
-        "earned": [
-            {"rule_id": e.rule_id, "currency": e.currency, "amount": e.amount, "status": e.status}
-            for e in earned
-        ],
-        "points_earned": sum(e.amount for e in earned if e.currency == "points"),
-        "balances": [b.model_dump() for b in balances],
-        "benefits": list(benefits),
-        "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
-    }
-
-
 class PurchaseService:
     def __init__(
         self,
@@ -191,6 +124,18 @@ class PurchaseService:
             )
         if purchase.occurred_at > now + MAX_CLOCK_SKEW:
             raise InvalidInput("occurred_at is in the future", field="occurred_at")
+
+    def _checked(
+        self, program: ProgramContext, purchases: Sequence[PurchaseCreate], now: datetime
+    ) -> list["Outcome | None"]:
+        """An error outcome for each purchase the program refuses, None for the others."""
+        outcomes: list[Outcome | None] = [None] * len(purchases)
+        for index, purchase in enumerate(purchases):
+            try:
+                self._validate(program, purchase, now)
+            except KopilkaError as exc:
+                outcomes[index] = Outcome(exc.status, error=exc)
+        return outcomes
 
     async def quote(
         self,
@@ -266,12 +211,7 @@ class PurchaseService:
         by external id, phone or e-mail.
         """
         await plan_for_batch(conn, len(purchases))
-        outcomes: list[Outcome | None] = [None] * len(purchases)
-        for index, purchase in enumerate(purchases):
-            try:
-                self._validate(program, purchase, now)
-            except KopilkaError as exc:
-                outcomes[index] = Outcome(exc.status, error=exc)
+        outcomes = self._checked(program, purchases, now)
         locked = await self._lock_single(conn, program, purchases)
         if locked is not None:
             members, balances, records = locked
@@ -321,6 +261,22 @@ class PurchaseService:
                 original.status, original.result, original.error, replayed=True
             )
         return [o if o is not None else Outcome(500) for o in outcomes]
+
+    async def enrol_members(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        now: datetime,
+    ) -> None:
+        """Register ahead the unknown members of the purchases that would be recorded:
+        imports do it in a transaction of its own, batch after batch, so that two batches
+        in flight never race to register the same new member."""
+        outcomes = self._checked(program, purchases, now)
+        members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
+        await self._enrol_unknown(
+            conn, program, purchases, outcomes, members, set(), now, create=True
+        )
 
     async def _enrol_unknown(
         self,

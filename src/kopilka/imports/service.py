@@ -32,6 +32,7 @@ class ImportReport:
     already_there: int = 0
     failed: list[RowError] = field(default_factory=list)
     earned: dict[str, int] = field(default_factory=dict)
+    retried: int = 0  # batches run again after another writer recorded the same thing first
 
 
 def _validated(
@@ -73,6 +74,8 @@ class ImportService:
                     done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
                     for task in done:
                         task.result()
+                if create_members:
+                    await self._enrol(engine, program, batch)
                 in_flight.add(
                     asyncio.create_task(
                         self._one_batch(engine, program, batch, report, create_members, progress)
@@ -87,6 +90,18 @@ class ImportService:
             await asyncio.gather(*in_flight, return_exceptions=True)
             raise
         return report
+
+    async def _enrol(
+        self, engine: AsyncEngine, program: ProgramContext, batch: list[tuple[int, PurchaseCreate]]
+    ) -> None:
+        """Register this batch's new members before it goes in flight, while the batch
+        before it may still be running: batches in flight then never register the same
+        member, which would make one of them fail and start again."""
+        purchases = [p for _, p in batch]
+        await run_in_transaction(
+            engine,
+            lambda conn: purchase_service.enrol_members(conn, program, purchases, clock.now()),
+        )
 
     async def _one_batch(
         self,
@@ -109,10 +124,12 @@ class ImportService:
                 outcomes = await run_in_transaction(engine, work)
                 break
             except IntegrityError:
-                # The other batch in flight wrote the same purchase or new member first; run
-                # again and this batch answers those from what it wrote.
+                # Another writer (a second import, the API) recorded the same purchase or
+                # registered the same member first; run again and answer those from what it
+                # wrote.
                 if attempt == CONFLICT_RETRIES:
                     raise
+                report.retried += 1
         # Tallied after the commit, so a retried transaction is not counted twice.
         self._tally(report, batch, outcomes)
         if progress is not None:

@@ -1,0 +1,83 @@
+"""Answers of the purchase path as JSON, built directly from what was computed: on the
+bulk path, validating and dumping a response model per purchase would cost more than
+evaluating its rules."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from kopilka.events.schemas import BalanceOut, FailedConditionOut, PurchaseCreate, RuleTraceOut
+from kopilka.ledger.domain import Balance
+from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.service import Earned
+from kopilka.rules.domain import Evaluation
+
+
+def balances_out(
+    balances: dict[BalanceKey, Balance], member_id: UUID, currencies: Sequence[str]
+) -> list[BalanceOut]:
+    return [
+        BalanceOut(currency=c, available=b.available, pending=b.pending, held=b.held)
+        for c in currencies
+        if (b := balances.get((member_id, c))) is not None
+    ]
+
+
+def trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
+    if evaluation.trace is None:
+        return None
+    return [
+        RuleTraceOut(
+            rule_id=t.rule_id,
+            fired=t.fired,
+            reason=t.reason,
+            amount=t.amount,
+            failed=None if t.failed is None else FailedConditionOut(**t.failed._asdict()),
+        )
+        for t in evaluation.trace
+    ]
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
+    """What a purchase carries for the rules beyond basket, store and channel (for replays)."""
+    if not (purchase.region or purchase.payment_method or purchase.coupons):
+        return None
+    return {
+        "region": purchase.region,
+        "payment_method": purchase.payment_method,
+        "coupons": purchase.coupons,
+    }
+
+
+def purchase_result_json(
+    purchase_id: UUID,
+    purchase: PurchaseCreate,
+    member_id: UUID,
+    earned: Sequence[Earned],
+    balances: Sequence[BalanceOut],
+    trace: Sequence[RuleTraceOut] | None,
+    benefits: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
+    dumping a model per purchase would cost more than evaluating its rules."""
+    return {
+        "id": str(purchase_id),
+        "external_id": purchase.external_id,
+        "member_id": str(member_id),
+        "occurred_at": _iso(purchase.occurred_at),
+        "total": purchase.total,
+        "earned": [
+            {"rule_id": e.rule_id, "currency": e.currency, "amount": e.amount, "status": e.status}
+            for e in earned
+        ],
+        "points_earned": sum(e.amount for e in earned if e.currency == "points"),
+        "balances": [b.model_dump() for b in balances],
+        "benefits": list(benefits),
+        "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
+    }
