@@ -54,7 +54,5 @@ async def test_a_refused_purchase_registers_nobody(
     wrong_currency = purchase_body(customer, currency="EUR")
     report = await import_service.import_purchases(engine, program, rows([wrong_currency]))
     assert report.imported == 0
-    assert [e.message for e in report.failed] == [
-        "line 2: currency EUR is not the program's RUB"
-    ]
+    assert [e.message for e in report.failed] == ["line 2: currency EUR is not the program's RUB"]
     assert await members_named(engine, program, customer) == 0
