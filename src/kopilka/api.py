@@ -7,6 +7,7 @@ from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.system.endpoints import router as system_router
+from kopilka.tiers.endpoints import router as tiers_router
 
 routers: list[APIRouter] = [
     system_router,
@@ -14,4 +15,5 @@ routers: list[APIRouter] = [
     events_router,
     ledger_router,
     program_router,
+    tiers_router,
 ]

@@ -1,7 +1,7 @@
 """``kopilka jobs``: the scheduled ledger jobs, runnable by hand or from cron."""
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 import typer
@@ -19,6 +19,7 @@ from kopilka.cli.common import (
 )
 from kopilka.events.tasks import BirthdayReport, celebrate_birthdays
 from kopilka.ledger import tasks
+from kopilka.tiers.tasks import RequalifyReport, ReviewReport, requalify_tiers, review_tiers
 
 app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
 AsOf = typer.Option(None, "--as-of", help="Date (end of day, UTC) or ISO datetime; default now.")
@@ -91,3 +92,52 @@ def birthdays(
         console.print("birthdays: the program has no rules on the birthday trigger")
         return
     console.print(f"birthdays: {report.members} members, {report.points} points earned")
+
+
+@app.command("tier-review")
+def tier_review(
+    as_of: datetime | None = typer.Option(
+        None, "--as-of", formats=["%Y-%m-%d"], help="Review date; default today (UTC)."
+    ),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Review the tiers due on or before the date and end the manual tiers that end then.
+
+    Idempotent and resumable: a reviewed member's next review lies after the date.
+    """
+    day = as_of.date() if as_of else datetime.now(UTC).date()
+
+    async def work(engine: AsyncEngine) -> ReviewReport:
+        context = await load_program(engine, program)
+        return await review_tiers(engine, context.id, day)
+
+    report = run(with_engine(database_url(database), work))
+    outcomes = ", ".join(f"{n} {what}" for what, n in sorted(report.outcomes.items()))
+    console.print(
+        f"tier-review as of {day.isoformat()}: {report.members} members"
+        + (f" ({outcomes})" if outcomes else "")
+    )
+
+
+@app.command("tier-requalify")
+def tier_requalify(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report who would move; change nothing."),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Put every member on the tier they qualify for under the ladder in force (after a
+    ladder change), up or down; manual tiers stay floors."""
+
+    async def work(engine: AsyncEngine) -> RequalifyReport:
+        context = await load_program(engine, program)
+        return await requalify_tiers(engine, context.id, write=not dry_run)
+
+    report = run(with_engine(database_url(database), work))
+    moved = sum(report.moves.values())
+    verb = "would move" if dry_run else "moved"
+    console.print(f"tier-requalify: {report.members} members, {moved} {verb}")
+    for (from_tier, to_tier), n in sorted(report.moves.items()):
+        console.print(f"  {from_tier} → {to_tier}: {n}")
+    for member_id, from_tier, to_tier in report.sample:
+        console.print(f"  e.g. {member_id}: {from_tier} → {to_tier}", highlight=False)

@@ -23,6 +23,7 @@ from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.domain import Evaluation, EvaluationContext, evaluate
 from kopilka.rules.service import rules_state_loader, zone_named
+from kopilka.tiers.service import tier_service
 
 
 class ActivityService:
@@ -147,6 +148,9 @@ async def run_trigger(
     member_id, status = member
     state = await rules_state_loader.load(conn, program, [member_id], event.occurred_at, now)
     facts = state.member(member_id)
+    tiers = await tier_service.track(conn, program, [member_id], event.occurred_at, now)
+    if tiers is not None:
+        tiers.prime(facts, member_id)
     context = EvaluationContext(
         total=event.total,
         lines=(),

@@ -63,6 +63,7 @@ def purchase_result_json(
     balances: Sequence[BalanceOut],
     trace: Sequence[RuleTraceOut] | None,
     benefits: Sequence[dict[str, Any]] = (),
+    tier: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
     dumping a model per purchase would cost more than evaluating its rules."""
@@ -79,5 +80,6 @@ def purchase_result_json(
         "points_earned": sum(e.amount for e in earned if e.currency == "points"),
         "balances": [b.model_dump() for b in balances],
         "benefits": list(benefits),
+        "tier": tier,
         "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
     }

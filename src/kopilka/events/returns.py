@@ -22,6 +22,8 @@ from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.tiers.schemas import TierOutcome
+from kopilka.tiers.service import tier_service
 
 
 def return_key(external_id: str) -> str:
@@ -151,6 +153,9 @@ class ReturnService:
                 "created_at": now,
             },
         )
+        tier = await tier_service.after_return(
+            conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now
+        )
         result = ReturnResult(
             id=return_id,
             external_id=request.external_id,
@@ -165,6 +170,7 @@ class ReturnService:
             balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
             earned=applied.earned if applied else [],
             benefits=applied.benefits if applied else [],
+            tier=TierOutcome.model_validate(tier) if tier else None,
         )
         body = result.model_dump(mode="json")
         await self.events.insert_outbox(

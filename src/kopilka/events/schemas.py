@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.members.schemas import MemberRef
+from kopilka.tiers.schemas import TierOutcome
 
 Money = Annotated[int, Field(ge=0, le=10**13, description="Minor units (kopecks, cents).")]
 ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
@@ -110,6 +111,9 @@ class PurchaseResult(BaseModel):
     balances: list[BalanceOut]
     benefits: list[BenefitOut] = Field(default_factory=list)
     trace: list[RuleTraceOut] | None = None
+    tier: TierOutcome | None = Field(
+        default=None, description="The member's tier after the purchase (programs with tiers)."
+    )
 
 
 class BatchItemResult(BaseModel):
@@ -169,6 +173,7 @@ class ReturnResult(BaseModel):
         default_factory=list, description="What rules on the return trigger gave."
     )
     benefits: list[BenefitOut] = Field(default_factory=list)
+    tier: TierOutcome | None = None
 
 
 class ActivityCreate(BaseModel):

@@ -52,6 +52,7 @@ from kopilka.rules.domain import (
     evaluate,
 )
 from kopilka.rules.service import RulesState, rules_state_loader, zone_named
+from kopilka.tiers.service import TierTracker, tier_service
 
 # A till's clock may run a little fast; a purchase further in the future is a mistake.
 MAX_CLOCK_SKEW = timedelta(hours=24)
@@ -150,6 +151,9 @@ class PurchaseService:
         state = await rules_state_loader.load(
             conn, program, [member_id], purchase.occurred_at, now, lock=False
         )
+        tiers = await tier_service.track(conn, program, [member_id], purchase.occurred_at, now)
+        if tiers is not None:
+            tiers.prime(state.member(member_id), member_id)
         context = evaluation_context(purchase, status, state.member(member_id), state)
         evaluation = evaluate(program.compiled, context, explain=True)
         balances = await self.ledger.balances(conn, member_id)
@@ -248,7 +252,14 @@ class PurchaseService:
             min((purchases[i].occurred_at for i in todo), default=now),
             now,
         )
-        writer = _PurchaseWriter(program, now, state)
+        tiers = await tier_service.track(
+            conn,
+            program,
+            [member_id for member_id, _ in todo.values()],
+            min((purchases[i].occurred_at for i in todo), default=now),
+            now,
+        )
+        writer = _PurchaseWriter(program, now, state, tiers)
         for index, member in todo.items():
             outcomes[index] = self._process(
                 writer, program, balances, purchases[index], member, hashes[index], explain
@@ -402,6 +413,8 @@ class PurchaseService:
     ) -> Outcome:
         member_id, status = member
         facts = writer.state.member(member_id)
+        if writer.tiers is not None:
+            writer.tiers.prime(facts, member_id)
         evaluation = evaluate(
             program.compiled,
             evaluation_context(purchase, status, facts, writer.state),
@@ -425,6 +438,15 @@ class PurchaseService:
             ("purchase", str(purchase_id)),
             purchase.total,
         )
+        tier = None
+        if writer.tiers is not None:
+            tier = writer.tiers.after_purchase(
+                member_id,
+                str(purchase_id),
+                purchase.occurred_at,
+                purchase.total,
+                sum(e.amount for e in earned if e.currency == writer.tiers.ladder.points_currency),
+            )
         body = purchase_result_json(
             purchase_id,
             purchase,
@@ -433,6 +455,7 @@ class PurchaseService:
             balances_out(balances, member_id, program.settings.currency_codes()),
             trace_out(evaluation),
             benefits,
+            tier,
         )
         writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)
         return Outcome(201, body)
@@ -441,10 +464,17 @@ class PurchaseService:
 class _PurchaseWriter:
     """Rows of one batch of purchases, written with one multi-row statement per table."""
 
-    def __init__(self, program: ProgramContext, now: datetime, state: RulesState) -> None:
+    def __init__(
+        self,
+        program: ProgramContext,
+        now: datetime,
+        state: RulesState,
+        tiers: TierTracker | None,
+    ) -> None:
         self.program = program
         self.now = now
         self.state = state
+        self.tiers = tiers
         self.unit = LedgerUnit(program.id, now)
         self.purchases: list[dict[str, Any]] = []
         self.lines: list[dict[str, Any]] = []
@@ -528,6 +558,8 @@ class _PurchaseWriter:
         self.unit.stage(batch, ledger.repository)
         events.stage_outbox(batch, self.outbox)
         self.state.stage(batch)
+        if self.tiers is not None:
+            self.tiers.stage(batch)
         await batch.write(conn)
 
 

@@ -39,6 +39,8 @@ from kopilka.ledger.service import ledger_service, redemption_dict
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.tiers.schemas import MemberTierOut
+from kopilka.tiers.service import tier_service
 
 router = APIRouter(prefix="/v1", tags=["ledger"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -56,6 +58,10 @@ async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> 
         member = await member_service.get(conn, program, member_id)
         balances = await ledger_service.balances(conn, member_id)
         expiring = await ledger_service.next_expiring(conn, member_id)
+        progress = None
+        if program.settings.tiers is not None:
+            found = await tier_service.member_tier(conn, program, member_id, clock.now())
+            progress = MemberTierOut.model_validate(found)
         return BalanceResponse(
             member_id=member_id,
             status=member.status,
@@ -64,6 +70,8 @@ async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> 
                 for c in program.settings.currency_codes()
             ],
             next_expiring=[ExpiringOut(currency=c, amount=a, expires_at=e) for c, a, e in expiring],
+            tier=progress.tier.id if progress else None,
+            tier_progress=progress,
         )
 
     return await read_only(engine, principal, work)

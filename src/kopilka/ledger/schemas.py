@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.events.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
+from kopilka.tiers.schemas import MemberTierOut
 
 
 class ExpiringOut(BaseModel):
@@ -21,7 +22,8 @@ class BalanceResponse(BaseModel):
     status: str
     balances: list[BalanceOut]
     next_expiring: list[ExpiringOut]
-    tier: str | None = Field(default=None, description="Filled in once tiers are configured.")
+    tier: str | None = Field(default=None, description="None when the program has no tiers.")
+    tier_progress: MemberTierOut | None = None
 
 
 class ChangeOut(BaseModel):

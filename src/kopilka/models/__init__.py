@@ -16,6 +16,7 @@ from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
 from kopilka.models.member_benefit import MemberBenefit
 from kopilka.models.member_identifier import MemberIdentifier
+from kopilka.models.member_tier import MemberTier
 from kopilka.models.outbox_event import OutboxEvent
 from kopilka.models.posting import Posting
 from kopilka.models.program import Program
@@ -26,6 +27,7 @@ from kopilka.models.purchase_return import PurchaseReturn
 from kopilka.models.redemption import Redemption
 from kopilka.models.redemption_allocation import RedemptionAllocation
 from kopilka.models.rule_usage import RuleUsage
+from kopilka.models.tier_change import TierChange
 
 __all__ = [
     "ApiKey",
@@ -38,6 +40,7 @@ __all__ = [
     "MemberBalance",
     "MemberBenefit",
     "MemberIdentifier",
+    "MemberTier",
     "OutboxEvent",
     "Posting",
     "Program",
@@ -48,4 +51,5 @@ __all__ = [
     "Redemption",
     "RedemptionAllocation",
     "RuleUsage",
+    "TierChange",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.ledger.domain import ClawbackPolicy
 from kopilka.rules.schemas import EarningRule, Experiment, Rule
+from kopilka.tiers.schemas import TierLadder
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 
@@ -61,6 +62,7 @@ class ProgramSettings(BaseModel):
     hold_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
     clawback: ClawbackPolicy = "allow_negative"
     auto_enrol: bool = False
+    tiers: TierLadder | None = None
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":
@@ -120,7 +122,9 @@ def _check_groups(rules: list[Rule]) -> None:
     kinds: dict[str, set[bool]] = {}
     for rule in rules:
         if rule.group is not None:
-            multiplier = any(effect.type == "multiplier" for effect in rule.effects)
+            multiplier = any(
+                effect.type in ("multiplier", "tier_multiplier") for effect in rule.effects
+            )
             kinds.setdefault(rule.group, set()).add(multiplier)
     mixed = sorted(group for group, seen in kinds.items() if len(seen) > 1)
     if mixed:

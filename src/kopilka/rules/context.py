@@ -43,6 +43,7 @@ class MemberFacts:
     joined_at: datetime | None = None
     birthday: date | None = None
     tier: str | None = None
+    tier_earn_percent: int = 100  # the tier's earning rate, for ``tier_multiplier``
     tags: frozenset[str] = frozenset()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     segments: frozenset[str] = frozenset()

@@ -231,6 +231,49 @@ class Multiplier(EffectModel):
         )
 
 
+@effect
+class TierMultiplier(EffectModel):
+    """Multiply what other rules earned by the member's tier rate: the tier's
+    ``earn_rate_percent`` (150 = ×1.5; the extra is this rule's). ``of`` names the rules;
+    omitted, everything earned in ``currency`` so far. Runs with the multipliers."""
+
+    type: Literal["tier_multiplier"] = "tier_multiplier"
+    of: list[str] | None = None
+    currency: CurrencyCode = "points"
+    rounding: Rounding = "floor"
+
+    def earns_in(self) -> str | None:
+        return self.currency
+
+    def compile(self, rule_id: str) -> CompiledEffect:
+        of, currency, rounding = self.of, self.currency, self.rounding
+
+        def base(earned: Earned) -> int:
+            if of is None:
+                return earned.by_currency.get(currency, 0)
+            return sum(earned.by_rule.get(rule, 0) for rule in of)
+
+        def apply(context: EvaluationContext, earned: Earned) -> list[Effect]:
+            extra = context.member.tier_earn_percent - 100
+            if extra <= 0:
+                return []
+            return _earn(rule_id, currency, divide(base(earned) * extra, 100, rounding))
+
+        def describe(context: EvaluationContext, got: int) -> str:
+            rate = context.member.tier_earn_percent
+            what = ", ".join(of) if of else "all earned"
+            return f"tier {context.member.tier} rate {rate}% of {what}"
+
+        # No ``compute_on``: the amount depends on the member, not only on what was earned.
+        return CompiledEffect(
+            apply,
+            describe,
+            multiplier=True,
+            reads_rules=tuple(of) if of is not None else None,
+            reads_currency=currency if of is None else None,
+        )
+
+
 def _benefit(
     rule_id: str, kind: str, payload: dict[str, Any], valid_days: int | None
 ) -> CompiledEffect:
@@ -342,6 +385,7 @@ EffectSpec = Annotated[
     | Percent
     | PointsPerLine
     | Multiplier
+    | TierMultiplier
     | IssueCoupon
     | IssueReward
     | FreeDelivery

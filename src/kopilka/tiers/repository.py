@@ -1,0 +1,173 @@
+"""Every query of tiers. Locking: tier rows change under the member's balance lock (taken by
+the caller), the one lock every value-moving path takes first."""
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.clock import as_utc
+from kopilka.kit.sql import one_of
+from kopilka.models import Member, MemberTier, OutboxEvent, Purchase, TierChange
+from kopilka.models.base import table
+from kopilka.tiers.domain import PurchaseFact, TierState
+
+tiers_t = table(MemberTier)
+changes_t = table(TierChange)
+purchases_t = table(Purchase)
+members_t = table(Member)
+outbox_t = table(OutboxEvent)
+
+STATE_FIELDS = (
+    "tier",
+    "earned",
+    "achieved_at",
+    "achieved_from",
+    "achieved_by",
+    "review_on",
+    "grace_until",
+    "manual_tier",
+    "manual_until",
+    "manual_reason",
+)
+
+
+def _date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def state_from_row(row: Any) -> TierState:
+    return TierState(
+        tier=row.tier,
+        earned=row.earned,
+        achieved_at=as_utc(row.achieved_at) if row.achieved_at else None,
+        achieved_from=row.achieved_from,
+        achieved_by=row.achieved_by,
+        review_on=_date(row.review_on),
+        grace_until=_date(row.grace_until),
+        manual_tier=row.manual_tier,
+        manual_until=as_utc(row.manual_until) if row.manual_until else None,
+        manual_reason=row.manual_reason,
+    )
+
+
+class TierRepository:
+    async def states(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> dict[UUID, TierState]:
+        if not member_ids:
+            return {}
+        query = select(tiers_t).where(
+            tiers_t.c.program_id == program_id, one_of(conn, tiers_t.c.member_id, member_ids)
+        )
+        return {row.member_id: state_from_row(row) for row in (await conn.execute(query)).all()}
+
+    async def purchase_facts(
+        self,
+        conn: AsyncConnection,
+        member_ids: Sequence[UUID],
+        since: datetime | None,
+        points_currency: str,
+    ) -> dict[UUID, list[PurchaseFact]]:
+        """Each member's purchases since ``since`` (all of them for None), oldest first,
+        net of returns."""
+        result: dict[UUID, list[PurchaseFact]] = {m: [] for m in member_ids}
+        if not member_ids:
+            return result
+        c = purchases_t.c
+        query = select(
+            c.member_id, c.occurred_at, c.total, c.returned_amount, c.earned, c.reversed
+        ).where(one_of(conn, c.member_id, member_ids))
+        if since is not None:
+            query = query.where(c.occurred_at >= since)
+        for row in (await conn.execute(query.order_by(c.occurred_at))).all():
+            amount = row.total - row.returned_amount
+            points = int((row.earned or {}).get(points_currency, 0)) - int(
+                (row.reversed or {}).get(points_currency, 0)
+            )
+            result[row.member_id].append(
+                PurchaseFact(as_utc(row.occurred_at), amount, points, 1 if amount > 0 else 0)
+            )
+        return result
+
+    async def joined(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID]
+    ) -> dict[UUID, datetime]:
+        if not member_ids:
+            return {}
+        query = select(members_t.c.id, members_t.c.created_at).where(
+            one_of(conn, members_t.c.id, member_ids)
+        )
+        return {row.id: as_utc(row.created_at) for row in (await conn.execute(query)).all()}
+
+    async def history(self, conn: AsyncConnection, member_id: UUID, limit: int = 50) -> list[Any]:
+        query = (
+            select(changes_t)
+            .where(changes_t.c.member_id == member_id)
+            .order_by(changes_t.c.at.desc(), changes_t.c.created_at.desc())
+            .limit(limit)
+        )
+        return list((await conn.execute(query)).all())
+
+    async def due(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        on: date,
+        until: datetime,
+        after: UUID | None,
+        limit: int,
+    ) -> list[UUID]:
+        """Members with a review due on or before ``on`` or a manual tier ending by
+        ``until``, in id order after ``after`` (the job's resume point)."""
+        c = tiers_t.c
+        query = select(c.member_id).where(
+            c.program_id == program_id,
+            or_(c.review_on <= on, and_(c.manual_until.is_not(None), c.manual_until <= until)),
+        )
+        if after is not None:
+            query = query.where(c.member_id > after)
+        query = query.order_by(c.member_id).limit(limit)
+        return [row[0] for row in (await conn.execute(query)).all()]
+
+    async def members_page(
+        self, conn: AsyncConnection, program_id: UUID, after: UUID | None, limit: int
+    ) -> list[UUID]:
+        query = select(members_t.c.id).where(members_t.c.program_id == program_id)
+        if after is not None:
+            query = query.where(members_t.c.id > after)
+        query = query.order_by(members_t.c.id).limit(limit)
+        return [row[0] for row in (await conn.execute(query)).all()]
+
+    def stage(
+        self,
+        batch: WriteBatch,
+        program_id: UUID,
+        states: dict[UUID, TierState],
+        existing: set[UUID],
+        changes: list[dict[str, Any]],
+        outbox: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for member_id, state in states.items():
+            row = {name: getattr(state, name) for name in STATE_FIELDS}
+            row |= {"member_id": member_id, "updated_at": now}
+            if member_id in existing:
+                updates.append(row)
+            else:
+                inserts.append(row | {"program_id": program_id})
+        batch.insert(tiers_t, inserts)
+        batch.update(tiers_t, ("member_id",), updates)
+        batch.insert(changes_t, changes)
+        batch.insert(outbox_t, outbox)
+
+
+tier_repository = TierRepository()

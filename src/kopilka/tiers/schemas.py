@@ -1,0 +1,196 @@
+"""The tier ladder (part of the program document) and the API shapes of tiers."""
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Metric = Literal["points", "spend", "visits", "tenure_months"]
+TierId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+
+
+class TierBenefits(BaseModel):
+    """What a tier gives. Rules read ``earn_rate_percent`` through the ``tier_multiplier``
+    effect and the tier itself through the ``tier`` condition; the rest is for the till,
+    the shop and the member app."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    earn_rate_percent: int = Field(default=100, ge=100, le=1000, description="150 = ×1.5")
+    discount_percent: int = Field(default=0, ge=0, le=100)
+    free_delivery: bool = False
+    priority_service: bool = False
+    early_access: bool = False
+    exclusive_rewards: list[str] = Field(default_factory=list, description="Reward tags.")
+    events: list[str] = Field(default_factory=list, description="Events members are invited to.")
+
+
+class TierLevel(BaseModel):
+    """One rung of the ladder. ``qualify`` maps metrics to thresholds: the member reaches
+    the tier when any of them (``match: any``) or all of them (``match: all``) are met.
+    The first rung is the entry tier and needs nothing; an ``invitation_only`` rung is
+    reached only by manual assignment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: TierId
+    name: str = Field(min_length=1, max_length=100)
+    qualify: dict[Metric, Annotated[int, Field(ge=1, le=10**15)]] = Field(default_factory=dict)
+    match: Literal["any", "all"] = "any"
+    invitation_only: bool = False
+    benefits: TierBenefits = Field(default_factory=TierBenefits)
+
+
+class QualificationWindow(BaseModel):
+    """Which purchases count: those of the last ``months`` months (``rolling``), of the
+    current calendar year in the program's time zone (``calendar_year``) or all of them
+    (``lifetime``). Tenure ignores the window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["rolling", "calendar_year", "lifetime"] = "rolling"
+    months: int = Field(default=12, ge=1, le=120)
+
+
+class ReviewPolicy(BaseModel):
+    """When a tier is reviewed: a year after it was reached (``anniversary``) or every
+    year on ``date`` (``fixed``, month-day in the program's time zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: Literal["anniversary", "fixed"] = "anniversary"
+    date: MonthDay | None = None
+
+    @model_validator(mode="after")
+    def _fixed_needs_a_date(self) -> "ReviewPolicy":
+        if self.on == "fixed" and self.date is None:
+            raise ValueError("review.date is needed when review.on is 'fixed'")
+        return self
+
+
+class DowngradePolicy(BaseModel):
+    """What a review does to a member who no longer qualifies: drop to the tier they
+    qualify for (``requalify``), drop one tier at most (``one_step``), or keep the tier
+    ``grace_days`` longer and then requalify (``grace``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["requalify", "one_step", "grace"] = "requalify"
+    grace_days: int = Field(default=90, ge=1, le=3660)
+
+
+class TierLadder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    levels: list[TierLevel] = Field(min_length=1, max_length=20)
+    window: QualificationWindow = Field(default_factory=QualificationWindow)
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    downgrade: DowngradePolicy = Field(default_factory=DowngradePolicy)
+    points_currency: str = Field(default="points", description="What the points metric counts.")
+    returns_undo_upgrade: bool = Field(
+        default=True,
+        description="A return of the purchase that brought an upgrade undoes the upgrade if "
+        "the member no longer qualifies.",
+    )
+
+    @model_validator(mode="after")
+    def _a_sound_ladder(self) -> "TierLadder":
+        ids = [level.id for level in self.levels]
+        if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"tiers.levels: ids must be unique; repeated: {repeated}")
+        entry = self.levels[0]
+        if entry.qualify or entry.invitation_only:
+            raise ValueError(
+                f"tiers.levels[0] ({entry.id}): the entry tier needs no qualification and "
+                "is not invitation-only"
+            )
+        for index, level in enumerate(self.levels[1:], start=1):
+            if not level.qualify and not level.invitation_only:
+                raise ValueError(
+                    f"tiers.levels[{index}] ({level.id}): give qualify thresholds or make "
+                    "it invitation_only"
+                )
+        return self
+
+    def metrics(self) -> set[str]:
+        return {metric for level in self.levels for metric in level.qualify}
+
+
+# --- API shapes -----------------------------------------------------------------------------
+
+
+class TierOut(BaseModel):
+    id: str
+    name: str
+    benefits: TierBenefits
+
+
+class ManualTierOut(BaseModel):
+    tier: str
+    reason: str
+    until: datetime | None
+
+
+class Requirement(BaseModel):
+    metric: Metric
+    threshold: int
+    current: int
+    missing: int
+
+
+class NextTierOut(BaseModel):
+    tier: TierOut
+    match: Literal["any", "all"]
+    requirements: list[Requirement]
+    by: date | None = Field(description="When what counts now starts to drop out of the window.")
+    message: str
+
+
+class ReviewOut(BaseModel):
+    date: date
+    would_be: str = Field(description="The tier the member would have if reviewed today.")
+    keeps: bool
+    loses: TierBenefits | None = Field(description="Benefits of the current tier lost then.")
+
+
+class TierOutcome(BaseModel):
+    """The tier part of a purchase's or return's answer."""
+
+    tier: str
+    changed: bool
+    from_tier: str | None = None
+    reason: str | None = Field(default=None, description="upgrade, or return (an undone upgrade)")
+
+
+class TierChangeOut(BaseModel):
+    from_tier: str | None
+    to_tier: str
+    reason: str
+    source: str | None
+    at: datetime
+
+
+class MemberTierOut(BaseModel):
+    member_id: UUID
+    tier: TierOut
+    earned_tier: str = Field(
+        description="The tier earned by qualification, without a manual floor."
+    )
+    since: datetime | None
+    manual: ManualTierOut | None
+    grace_until: date | None
+    window_start: datetime | None
+    metrics: dict[str, int]
+    next: NextTierOut | None
+    review: ReviewOut | None
+    history: list[TierChangeOut]
+
+
+class ManualTierCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: TierId
+    reason: str = Field(min_length=1, max_length=500)
+    until: datetime | None = Field(default=None, description="Open-ended if omitted.")

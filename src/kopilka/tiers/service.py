@@ -1,0 +1,416 @@
+"""Tier operations: the purchase path's tracker, returns, manual tiers, the member's view,
+reviews and re-qualification. Callers hold the member's balance lock (the purchase path,
+returns) or this service takes it. Never commits.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import InvalidInput, NotFound
+from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.ids import new_id
+from kopilka.ledger.repository import ledger_repository
+from kopilka.members.repository import member_repository
+from kopilka.programs.service import ProgramContext
+from kopilka.rules.context import MemberFacts
+from kopilka.rules.service import zone_named
+from kopilka.tiers import domain
+from kopilka.tiers.domain import PurchaseFact, TierChange, TierState
+from kopilka.tiers.progress import next_tier, review_outlook, window_opening
+from kopilka.tiers.repository import TierRepository, tier_repository
+from kopilka.tiers.schemas import TierLadder
+
+TICK = timedelta(microseconds=1)  # windows end just after the event they include
+MAX_REVIEWS_AT_ONCE = 100  # a job years late still ends
+
+
+@dataclass
+class TierTracker:
+    """Tier states and purchase facts of a batch's members, changed in memory as each
+    event lands (the fifth purchase of a batch sees the tier the fourth gave), written
+    with the batch."""
+
+    ladder: TierLadder
+    zone: tzinfo
+    program_id: UUID
+    version: int | None
+    now: datetime
+    states: dict[UUID, TierState]
+    facts: dict[UUID, list[PurchaseFact]]
+    joined: dict[UUID, datetime]
+    existing: set[UUID] = field(default_factory=set)
+    changed: set[UUID] = field(default_factory=set)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def state(self, member_id: UUID) -> TierState:
+        return self.states.get(member_id) or domain.entry_state(self.ladder)
+
+    def metrics(
+        self, member_id: UUID, end: datetime, after: datetime | None = None
+    ) -> dict[str, int]:
+        facts = self.facts.get(member_id, ())
+        joined = self.joined.get(member_id)
+        return domain.measure(self.ladder, facts, joined, end, self.zone, after)
+
+    def review_metrics(self, member_id: UUID, state: TierState) -> dict[str, int]:
+        """What counts at the state's next review: the window ending at its start."""
+        assert state.review_on is not None
+        end = domain.midnight(state.review_on, self.zone)
+        return self.metrics(member_id, end, domain.counts_after(self.ladder, state))
+
+    def prime(self, facts: MemberFacts, member_id: UUID) -> None:
+        """Give the rules the member's tier and its earning rate."""
+        tier = self.state(member_id).tier
+        facts.tier = tier
+        facts.tier_earn_percent = domain.level(self.ladder, tier).benefits.earn_rate_percent
+
+    def record(
+        self, member_id: UUID, state: TierState, change: TierChange | None
+    ) -> dict[str, Any]:
+        """Keep the new state (and the change, with its outbox event); the response block."""
+        if state != self.state(member_id):
+            self.states[member_id] = state
+            self.changed.add(member_id)
+        if change is not None:
+            self._change(member_id, change)
+        return {
+            "tier": state.tier,
+            "changed": change is not None,
+            "from_tier": change.from_tier if change else None,
+            "reason": change.reason if change else None,
+        }
+
+    def _change(self, member_id: UUID, change: TierChange) -> None:
+        self.changes.append(
+            {
+                "id": new_id(),
+                "program_id": self.program_id,
+                "member_id": member_id,
+                "from_tier": change.from_tier,
+                "to_tier": change.to_tier,
+                "reason": change.reason,
+                "source": change.source,
+                "program_version": self.version,
+                "at": change.at,
+                "created_at": self.now,
+            }
+        )
+        up = domain.rank(self.ladder, change.to_tier) > domain.rank(self.ladder, change.from_tier)
+        self.event(
+            member_id,
+            "tier.upgraded" if up else "tier.downgraded",
+            {"from": change.from_tier, "to": change.to_tier, "reason": change.reason},
+            change.at,
+        )
+
+    def event(self, member_id: UUID, topic: str, payload: dict[str, Any], at: datetime) -> None:
+        self.outbox.append(
+            {
+                "program_id": self.program_id,
+                "member_id": member_id,
+                "topic": topic,
+                "payload": payload,
+                "occurred_at": at,
+                "created_at": self.now,
+                "published_at": None,
+            }
+        )
+
+    def after_purchase(
+        self, member_id: UUID, purchase_id: str, occurred_at: datetime, amount: int, points: int
+    ) -> dict[str, Any]:
+        """Count the purchase and upgrade at once if the member now reaches a higher tier."""
+        self.facts.setdefault(member_id, []).append(
+            PurchaseFact(occurred_at, amount, points, 1 if amount > 0 else 0)
+        )
+        metrics = self.metrics(member_id, occurred_at + TICK)
+        state, change = domain.upgrade(
+            self.ladder, self.state(member_id), metrics, occurred_at, self.zone, purchase_id
+        )
+        return self.record(member_id, state, change)
+
+    def stage(self, batch: WriteBatch) -> None:
+        tier_repository.stage(
+            batch,
+            self.program_id,
+            {m: self.states[m] for m in self.changed},
+            self.existing,
+            self.changes,
+            self.outbox,
+            self.now,
+        )
+
+
+def ladder_of(program: ProgramContext) -> TierLadder | None:
+    return program.settings.tiers
+
+
+def zone_of(program: ProgramContext) -> tzinfo:
+    return zone_named(program.settings.timezone) or zone_named("UTC")  # type: ignore[return-value]
+
+
+class TierService:
+    def __init__(self, repository: TierRepository = tier_repository) -> None:
+        self.repository = repository
+
+    async def track(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: list[UUID],
+        since: datetime | None,
+        now: datetime,
+    ) -> TierTracker | None:
+        """Tier states and the purchases that count for ``member_ids``, from the window of
+        ``since`` on (all purchases for lifetime windows); None without a ladder."""
+        ladder = ladder_of(program)
+        if ladder is None:
+            return None
+        zone = zone_of(program)
+        ids = sorted(set(member_ids))
+        states = await self.repository.states(conn, program.id, ids)
+        start = domain.window_start(ladder, since, zone) if since else None
+        facts = await self.repository.purchase_facts(conn, ids, start, ladder.points_currency)
+        joined = (
+            await self.repository.joined(conn, ids) if "tenure_months" in ladder.metrics() else {}
+        )
+        return TierTracker(
+            ladder, zone, program.id, program.version, now, states, facts, joined, set(states)
+        )
+
+    async def after_return(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        purchase_id: str,
+        at: datetime,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """Undo the upgrade a returned purchase brought, if the member no longer qualifies
+        (the purchase row already carries the return)."""
+        tracker = await self.track(conn, program, [member_id], at, now)
+        if tracker is None:
+            return None
+        metrics = tracker.metrics(member_id, max(at, now) + TICK)
+        state, change = domain.undo_upgrade(
+            tracker.ladder, tracker.state(member_id), purchase_id, metrics, at, tracker.zone
+        )
+        outcome = tracker.record(member_id, state, change)
+        await self._write(conn, tracker)
+        return outcome
+
+    async def _write(self, conn: AsyncConnection, tracker: TierTracker) -> None:
+        batch = WriteBatch()
+        tracker.stage(batch)
+        await batch.write(conn)
+
+    async def _locked_tracker(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: list[UUID],
+        since: datetime | None,
+        now: datetime,
+    ) -> TierTracker:
+        ladder = ladder_of(program)
+        if ladder is None:
+            raise InvalidInput("the program has no tier ladder", field="tiers")
+        await ledger_repository.lock_balances(
+            conn, program.id, member_ids, program.settings.currency_codes(), now
+        )
+        tracker = await self.track(conn, program, member_ids, since, now)
+        assert tracker is not None
+        return tracker
+
+    async def _require_member(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> None:
+        if not await member_repository.statuses(conn, program.id, [member_id]):
+            raise NotFound(f"member {member_id} not found", field="member_id")
+
+    # --- manual tiers ----------------------------------------------------------------------
+
+    async def assign_manual(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        tier: str,
+        reason: str,
+        until: datetime | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A manual tier (an invitation, a goodwill gesture, a VIP): a floor until ``until``."""
+        await self._require_member(conn, program, member_id)
+        tracker = await self._locked_tracker(conn, program, [member_id], now, now)
+        if tier not in {rung.id for rung in tracker.ladder.levels}:
+            raise InvalidInput(f"no tier {tier!r} on the ladder", field="tier")
+        if until is not None and until <= now:
+            raise InvalidInput("until must be in the future", field="until")
+        state, change = domain.assign_manual(
+            tracker.ladder, tracker.state(member_id), tier, reason, until, now
+        )
+        tracker.record(member_id, state, change)
+        await self._write(conn, tracker)
+        return await self.member_tier(conn, program, member_id, now)
+
+    async def end_manual(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> dict[str, Any]:
+        await self._require_member(conn, program, member_id)
+        tracker = await self._locked_tracker(conn, program, [member_id], now, now)
+        if tracker.state(member_id).manual_tier is None:
+            raise NotFound("the member has no manual tier", field="member_id")
+        state, change = domain.end_manual(tracker.ladder, tracker.state(member_id), now)
+        tracker.record(member_id, state, change)
+        await self._write(conn, tracker)
+        return await self.member_tier(conn, program, member_id, now)
+
+    # --- the member's view -----------------------------------------------------------------
+
+    async def member_tier(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> dict[str, Any]:
+        """Tier, benefits, what counts now, progress to the next tier, the next review's
+        outlook and the history of changes."""
+        await self._require_member(conn, program, member_id)
+        tracker = await self.track(conn, program, [member_id], now, now)
+        if tracker is None:
+            raise NotFound("the program has no tier ladder", field="tiers")
+        ladder, zone = tracker.ladder, tracker.zone
+        state = tracker.state(member_id)
+        metrics = tracker.metrics(member_id, now + TICK)
+        history = await self.repository.history(conn, member_id)
+        rung = domain.level(ladder, state.tier)
+        manual = (
+            {"tier": state.manual_tier, "reason": state.manual_reason, "until": state.manual_until}
+            if state.manual_tier
+            else None
+        )
+        return {
+            "member_id": member_id,
+            "tier": {"id": rung.id, "name": rung.name, "benefits": rung.benefits},
+            "earned_tier": state.earned,
+            "since": state.achieved_at,
+            "manual": manual,
+            "grace_until": state.grace_until,
+            "window_start": window_opening(ladder, now, zone),
+            "metrics": {m: metrics[m] for m in sorted(ladder.metrics())},
+            "next": self._next(ladder, state, metrics, now, zone, program),
+            "review": review_outlook(
+                ladder,
+                state,
+                tracker.metrics(member_id, now + TICK, domain.counts_after(ladder, state)),
+                zone,
+            ),
+            "history": [
+                {
+                    "from_tier": h.from_tier,
+                    "to_tier": h.to_tier,
+                    "reason": h.reason,
+                    "source": h.source,
+                    "at": h.at,
+                }
+                for h in history
+            ],
+        }
+
+    def _next(
+        self,
+        ladder: TierLadder,
+        state: TierState,
+        metrics: dict[str, int],
+        now: datetime,
+        zone: tzinfo,
+        program: ProgramContext,
+    ) -> dict[str, Any] | None:
+        found = next_tier(ladder, state, metrics, now, zone, program.settings.money_currency)
+        if found is None:
+            return None
+        rung = found["tier"]
+        return found | {"tier": {"id": rung.id, "name": rung.name, "benefits": rung.benefits}}
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    async def review_members(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: list[UUID],
+        as_of: date,
+        now: datetime,
+    ) -> Counter[str]:
+        """Reviews due on or before ``as_of`` and manual tiers ending by the end of that
+        day, for these members. Each review looks at the window ending at the start of its
+        own date. Returns what happened, counted."""
+        ladder = ladder_of(program)
+        assert ladder is not None
+        zone = zone_of(program)
+        states = await self.repository.states(conn, program.id, member_ids)
+        earliest = min((s.review_on for s in states.values() if s.review_on), default=as_of)
+        tracker = await self._locked_tracker(
+            conn, program, member_ids, domain.midnight(earliest, zone), now
+        )
+        counts: Counter[str] = Counter()
+        day_ends = domain.midnight(as_of + timedelta(days=1), zone)
+        for member_id in member_ids:
+            state = tracker.state(member_id)
+            for _ in range(MAX_REVIEWS_AT_ONCE):
+                if state.review_on is None or state.review_on > as_of:
+                    break
+                metrics = tracker.review_metrics(member_id, state)
+                state, change, outcome = domain.review(ladder, state, metrics, zone)
+                counts[outcome] += 1
+                tracker.record(member_id, state, change)
+                if outcome == "grace":
+                    tracker.event(
+                        member_id,
+                        "tier.grace_started",
+                        {"tier": state.tier, "grace_until": str(state.grace_until)},
+                        now,
+                    )
+            if state.manual_until is not None and state.manual_until <= day_ends:
+                state, change = domain.end_manual(ladder, state, state.manual_until)
+                tracker.record(member_id, state, change)
+                counts["manual_ended"] += 1
+        await self._write(conn, tracker)
+        return counts
+
+    async def requalify_members(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: list[UUID],
+        now: datetime,
+        *,
+        write: bool,
+        tenure_only: bool = False,
+    ) -> list[tuple[UUID, str, str]]:
+        """Each member's earned tier set to what they qualify for now (after a ladder
+        change), or with ``tenure_only`` only raised (tenure grows with time, not with
+        purchases). Returns (member, from, to) of those who move; writes only if asked."""
+        tracker = await self._locked_tracker(conn, program, member_ids, now, now)
+        moves: list[tuple[UUID, str, str]] = []
+        for member_id in member_ids:
+            before = tracker.state(member_id)
+            metrics = tracker.metrics(member_id, now + TICK)
+            if tenure_only:
+                state, change = domain.upgrade(tracker.ladder, before, metrics, now, tracker.zone)
+            else:
+                state, change = domain.requalify(tracker.ladder, before, metrics, now, tracker.zone)
+            tracker.record(member_id, state, change)
+            if change is not None:
+                moves.append((member_id, change.from_tier, change.to_tier))
+        if write:
+            await self._write(conn, tracker)
+        return moves
+
+
+tier_service = TierService()

@@ -1,0 +1,253 @@
+"""Tiers through the API and the jobs, on SQLite and PostgreSQL."""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.db import reading, transaction
+from kopilka.ledger.audit import verify
+from kopilka.programs.service import ProgramContext
+from kopilka.tiers.tasks import requalify_tiers, review_tiers
+from tests.conftest import Api, make_key, make_program
+from tests.fixtures.factories import member_body, purchase_body, unique
+
+# Spend in kopecks over a rolling 12 months; invitation-only VIP on top.
+LADDER: dict[str, Any] = {
+    "levels": [
+        {"id": "base", "name": "Base"},
+        {
+            "id": "silver",
+            "name": "Silver",
+            "qualify": {"spend": 100_000, "visits": 10},
+            "benefits": {"earn_rate_percent": 125},
+        },
+        {
+            "id": "gold",
+            "name": "Gold",
+            "qualify": {"spend": 500_000},
+            "benefits": {"earn_rate_percent": 150, "free_delivery": True},
+        },
+        {"id": "vip", "name": "VIP", "invitation_only": True},
+    ],
+    "window": {"kind": "rolling", "months": 12},
+}
+TIER_RATE_RULE = {
+    "id": "tier-rate",
+    "effects": [{"type": "tier_multiplier", "of": ["base"]}],
+}
+
+
+@pytest.fixture
+async def tiered(engine: AsyncEngine) -> ProgramContext:
+    return await make_program(engine, tiers=LADDER, rules=[TIER_RATE_RULE])
+
+
+@pytest.fixture
+async def tapi(api: Api, engine: AsyncEngine, tiered: ProgramContext) -> Api:
+    return Api(api.client, await make_key(engine, tiered, "admin"))
+
+
+async def new_member(api: Api) -> dict[str, Any]:
+    body = member_body()
+    response = await api.post("/v1/members", body)
+    assert response.status_code == 201, response.text
+    return response.json() | {"external_id": body["external_id"]}
+
+
+async def buy(api: Api, member: dict[str, Any], total: int, **extra: Any) -> dict[str, Any]:
+    response = await api.post("/v1/purchases", purchase_body(member["external_id"], total, **extra))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def outbox_topics(engine: AsyncEngine, member_id: str) -> list[str]:
+    async with reading(engine) as conn:
+        rows = await conn.execute(
+            text("SELECT topic FROM outbox_events WHERE member_id = :m ORDER BY id"),
+            {"m": member_id.replace("-", "") if engine.dialect.name == "sqlite" else member_id},
+        )
+        return [r[0] for r in rows if r[0].startswith("tier.")]
+
+
+async def test_crossing_the_threshold_upgrades_in_the_purchase(
+    tapi: Api, engine: AsyncEngine
+) -> None:
+    member = await new_member(tapi)
+    first = await buy(tapi, member, 99_999)
+    assert first["tier"] == {"tier": "base", "changed": False, "from_tier": None, "reason": None}
+    second = await buy(tapi, member, 1)  # exactly at the threshold
+    assert second["tier"] == {
+        "tier": "silver",
+        "changed": True,
+        "from_tier": "base",
+        "reason": "upgrade",
+    }
+    # The upgrade counts from the next purchase: 100 points, +25 % at silver.
+    third = await buy(tapi, member, 10_000)
+    assert [(e["rule_id"], e["amount"]) for e in third["earned"]] == [
+        ("base", 100),
+        ("tier-rate", 25),
+    ]
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["tier"]["id"] == "silver"
+    assert view["metrics"] == {"spend": 110_000, "visits": 3}
+    assert view["next"]["tier"]["id"] == "gold"
+    assert view["next"]["requirements"] == [
+        {"metric": "spend", "threshold": 500_000, "current": 110_000, "missing": 390_000}
+    ]
+    assert view["next"]["message"].startswith("Spend 3,900.00 RUB more to reach Gold by ")
+    assert [(h["from_tier"], h["to_tier"], h["reason"]) for h in view["history"]] == [
+        ("base", "silver", "upgrade")
+    ]
+    # What bought silver does not also keep it: only the third purchase counts so far.
+    assert (view["review"]["would_be"], view["review"]["keeps"]) == ("base", False)
+    assert await outbox_topics(engine, member["id"]) == ["tier.upgraded"]
+    balance = (await tapi.get(f"/v1/members/{member['id']}/balance")).json()
+    assert balance["tier"] == "silver"
+    assert balance["tier_progress"]["next"]["tier"]["id"] == "gold"
+
+
+async def test_visits_or_spend_either_qualifies(tapi: Api) -> None:
+    member = await new_member(tapi)
+    for n in range(9):
+        assert (await buy(tapi, member, 100))["tier"]["tier"] == "base", n
+    assert (await buy(tapi, member, 100))["tier"]["tier"] == "silver"  # the tenth visit
+
+
+async def test_a_return_of_the_qualifying_purchase_undoes_the_upgrade(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    await buy(tapi, member, 50_000)
+    big = await buy(tapi, member, 460_000)
+    assert big["tier"]["tier"] == "gold"
+    response = await tapi.post(
+        "/v1/returns",
+        {
+            "external_id": unique("r"),
+            "purchase_external_id": big["external_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["tier"] == {
+        "tier": "base",
+        "changed": True,
+        "from_tier": "gold",
+        "reason": "return",
+    }
+    async with reading(engine, snapshot=True) as conn:
+        problems = await verify(conn, tiered.id)
+    assert problems == {name: [] for name in problems}
+
+
+async def test_a_return_of_another_purchase_leaves_the_tier_to_the_review(tapi: Api) -> None:
+    member = await new_member(tapi)
+    small = await buy(tapi, member, 50_000)
+    assert (await buy(tapi, member, 460_000))["tier"]["tier"] == "gold"
+    response = await tapi.post(
+        "/v1/returns",
+        {
+            "external_id": unique("r"),
+            "purchase_external_id": small["external_id"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert response.json()["tier"]["tier"] == "gold"
+
+
+async def test_manual_vip_is_a_floor_until_it_ends(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    until = datetime.now(UTC) + timedelta(days=30)
+    response = await tapi.post(
+        f"/v1/members/{member['id']}/tier/manual",
+        {"tier": "vip", "reason": "opening night guest", "until": until.isoformat()},
+    )
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert (view["tier"]["id"], view["earned_tier"]) == ("vip", "base")
+    assert view["manual"]["reason"] == "opening night guest"
+    # Earning gold underneath changes nothing while VIP lasts.
+    assert (await buy(tapi, member, 600_000))["tier"]["tier"] == "vip"
+    report = await review_tiers(engine, tiered.id, (until + timedelta(days=1)).date())
+    assert report.outcomes["manual_ended"] == 1
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert (view["tier"]["id"], view["manual"]) == ("gold", None)
+    assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
+
+
+async def test_manual_tier_must_be_on_the_ladder(tapi: Api) -> None:
+    member = await new_member(tapi)
+    response = await tapi.post(
+        f"/v1/members/{member['id']}/tier/manual", {"tier": "diamond", "reason": "typo"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "tier"
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["manual"] is None and view["history"] == []
+
+
+async def test_review_downgrades_and_running_again_changes_nothing(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    await buy(tapi, member, 600_000, occurred_at=long_ago.isoformat())
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["tier"]["id"] == "gold"
+    review_on = date.fromisoformat(view["review"]["date"])
+    assert view["review"] == {
+        "date": review_on.isoformat(),
+        "would_be": "base",
+        "keeps": False,
+        "loses": view["tier"]["benefits"],
+    }
+    report = await review_tiers(engine, tiered.id, review_on)
+    assert (report.members, report.outcomes["downgraded"]) == (1, 1)
+    again = await review_tiers(engine, tiered.id, review_on)
+    assert again.members == 0
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["tier"]["id"] == "base" and view["review"] is None
+    assert await outbox_topics(engine, member["id"]) == ["tier.upgraded", "tier.downgraded"]
+
+
+async def test_requalify_after_a_ladder_change_with_a_dry_run(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    await buy(tapi, member, 200_000)  # silver under the ladder in force
+    stricter = {**LADDER, "levels": [dict(level) for level in LADDER["levels"]]}
+    stricter["levels"][1]["qualify"] = {"spend": 300_000}
+    draft = (await tapi.get("/v1/program/draft")).json()
+    document = draft["document"] | {"tiers": stricter}
+    assert (await tapi.put("/v1/program/draft", document)).status_code == 200
+    assert (await tapi.post("/v1/program/publish", {})).status_code in (200, 201)
+    dry = await requalify_tiers(engine, tiered.id, write=False)
+    assert dry.moves == {("silver", "base"): 1}
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["tier"]["id"] == "silver"
+    done = await requalify_tiers(engine, tiered.id, write=True)
+    assert done.moves == {("silver", "base"): 1}
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert view["tier"]["id"] == "base"
+    assert view["history"][0]["reason"] == "requalify"
+
+
+async def test_a_batch_sees_the_upgrade_of_an_earlier_purchase(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    bodies = [purchase_body(member["external_id"], total) for total in (100_000, 10_000)]
+    response = await tapi.post("/v1/purchases/batch", {"purchases": bodies})
+    assert response.status_code == 200, response.text
+    results = [item["purchase"] for item in response.json()["results"]]
+    assert [r["tier"]["tier"] for r in results] == ["silver", "silver"]
+    assert [r["points_earned"] for r in results] == [1_000, 125]
+    async with transaction(engine) as conn:
+        rows = await conn.execute(text("SELECT count(*) FROM tier_changes"))
+        assert rows.scalar_one() >= 1
