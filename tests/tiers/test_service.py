@@ -251,3 +251,55 @@ async def test_a_batch_sees_the_upgrade_of_an_earlier_purchase(
     async with transaction(engine) as conn:
         rows = await conn.execute(text("SELECT count(*) FROM tier_changes"))
         assert rows.scalar_one() >= 1
+
+
+async def test_an_ended_manual_tier_ends_at_the_next_purchase_without_the_job(
+    tapi: Api, engine: AsyncEngine
+) -> None:
+    member = await new_member(tapi)
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    await tapi.post(
+        f"/v1/members/{member['id']}/tier/manual",
+        {"tier": "gold", "reason": "trial", "until": soon.isoformat()},
+    )
+    later = (soon + timedelta(minutes=5)).isoformat()
+    result = await buy(tapi, member, 1_000, occurred_at=later)
+    assert result["tier"]["tier"] == "base"
+    assert result["points_earned"] == 10  # no gold rate once the trial is over
+    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
+
+
+async def test_a_club_ladder_upgrades_by_tenure_in_the_review_job(
+    tapi: Api, engine: AsyncEngine
+) -> None:
+    club = await make_program(
+        engine,
+        tiers={
+            "levels": [
+                {"id": "member", "name": "Member"},
+                {"id": "silver", "name": "Silver", "qualify": {"tenure_months": 12}},
+                {"id": "gold", "name": "Gold", "qualify": {"tenure_months": 36}},
+            ],
+            "window": {"kind": "lifetime"},
+        },
+    )
+    api = Api(tapi.client, await make_key(engine, club, "admin"))
+    veteran, newcomer = await new_member(api), await new_member(api)
+    joined = datetime.now(UTC) - timedelta(days=3 * 366)
+    async with transaction(engine) as conn:
+        await conn.execute(
+            text("UPDATE members SET created_at = :t WHERE id = :m"),
+            {
+                "t": joined,
+                "m": veteran["id"].replace("-", "")
+                if engine.dialect.name == "sqlite"
+                else veteran["id"],
+            },
+        )
+    report = await review_tiers(engine, club.id, datetime.now(UTC).date())
+    assert report.outcomes["tenure_upgraded"] == 1
+    assert (await api.get(f"/v1/members/{veteran['id']}/tier")).json()["tier"]["id"] == "gold"
+    view = (await api.get(f"/v1/members/{newcomer['id']}/tier")).json()
+    assert view["tier"]["id"] == "member"
+    assert view["next"]["message"] == "Stay 12 more months to reach Silver"

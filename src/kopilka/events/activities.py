@@ -150,7 +150,7 @@ async def run_trigger(
     facts = state.member(member_id)
     tiers = await tier_service.track(conn, program, [member_id], event.occurred_at, now)
     if tiers is not None:
-        tiers.prime(facts, member_id)
+        tiers.prime(facts, member_id, event.occurred_at)
     context = EvaluationContext(
         total=event.total,
         lines=(),

@@ -153,7 +153,7 @@ class PurchaseService:
         )
         tiers = await tier_service.track(conn, program, [member_id], purchase.occurred_at, now)
         if tiers is not None:
-            tiers.prime(state.member(member_id), member_id)
+            tiers.prime(state.member(member_id), member_id, purchase.occurred_at)
         context = evaluation_context(purchase, status, state.member(member_id), state)
         evaluation = evaluate(program.compiled, context, explain=True)
         balances = await self.ledger.balances(conn, member_id)
@@ -414,7 +414,7 @@ class PurchaseService:
         member_id, status = member
         facts = writer.state.member(member_id)
         if writer.tiers is not None:
-            writer.tiers.prime(facts, member_id)
+            writer.tiers.prime(facts, member_id, purchase.occurred_at)
         evaluation = evaluate(
             program.compiled,
             evaluation_context(purchase, status, facts, writer.state),

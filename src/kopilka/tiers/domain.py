@@ -329,6 +329,16 @@ def end_manual(
     return _settle(ladder, state, new, at, "manual_ended", None)
 
 
+def expire_manual(
+    ladder: TierLadder, state: TierState, at: datetime
+) -> tuple[TierState, TierChange | None]:
+    """End a manual tier whose end has passed by ``at`` (at its end); anything that touches
+    the member does this first, so the floor never outlives its end waiting for the job."""
+    if state.manual_until is None or at < state.manual_until:
+        return state, None
+    return end_manual(ladder, state, state.manual_until)
+
+
 def requalify(
     ladder: TierLadder, state: TierState, metrics: dict[str, int], at: datetime, zone: tzinfo
 ) -> tuple[TierState, TierChange | None]:

@@ -58,15 +58,29 @@ class TierTracker:
         joined = self.joined.get(member_id)
         return domain.measure(self.ladder, facts, joined, end, self.zone, after)
 
+    def latest(self, member_id: UUID, now: datetime) -> datetime:
+        """A window end after ``now`` and after every purchase recorded for the member
+        (one may have been committed while this transaction waited for the lock)."""
+        facts = self.facts.get(member_id)
+        last = max((f.occurred_at for f in facts), default=now) if facts else now
+        return max(now, last) + TICK
+
     def review_metrics(self, member_id: UUID, state: TierState) -> dict[str, int]:
         """What counts at the state's next review: the window ending at its start."""
         assert state.review_on is not None
         end = domain.midnight(state.review_on, self.zone)
         return self.metrics(member_id, end, domain.counts_after(self.ladder, state))
 
-    def prime(self, facts: MemberFacts, member_id: UUID) -> None:
-        """Give the rules the member's tier and its earning rate."""
-        tier = self.state(member_id).tier
+    def live(self, member_id: UUID, at: datetime) -> TierState:
+        """The member's state at ``at``, a manual tier that has ended by then ended."""
+        state, change = domain.expire_manual(self.ladder, self.state(member_id), at)
+        if change is not None:
+            self.record(member_id, state, change)
+        return state
+
+    def prime(self, facts: MemberFacts, member_id: UUID, at: datetime) -> None:
+        """Give the rules the member's tier at ``at`` and its earning rate."""
+        tier = self.live(member_id, at).tier
         facts.tier = tier
         facts.tier_earn_percent = domain.level(self.ladder, tier).benefits.earn_rate_percent
 
@@ -131,7 +145,12 @@ class TierTracker:
         )
         metrics = self.metrics(member_id, occurred_at + TICK)
         state, change = domain.upgrade(
-            self.ladder, self.state(member_id), metrics, occurred_at, self.zone, purchase_id
+            self.ladder,
+            self.live(member_id, occurred_at),
+            metrics,
+            occurred_at,
+            self.zone,
+            purchase_id,
         )
         return self.record(member_id, state, change)
 
@@ -200,7 +219,7 @@ class TierService:
             return None
         metrics = tracker.metrics(member_id, max(at, now) + TICK)
         state, change = domain.undo_upgrade(
-            tracker.ladder, tracker.state(member_id), purchase_id, metrics, at, tracker.zone
+            tracker.ladder, tracker.live(member_id, now), purchase_id, metrics, at, tracker.zone
         )
         outcome = tracker.record(member_id, state, change)
         await self._write(conn, tracker)
@@ -255,7 +274,7 @@ class TierService:
         if until is not None and until <= now:
             raise InvalidInput("until must be in the future", field="until")
         state, change = domain.assign_manual(
-            tracker.ladder, tracker.state(member_id), tier, reason, until, now
+            tracker.ladder, tracker.live(member_id, now), tier, reason, until, now
         )
         tracker.record(member_id, state, change)
         await self._write(conn, tracker)
@@ -266,7 +285,7 @@ class TierService:
     ) -> dict[str, Any]:
         await self._require_member(conn, program, member_id)
         tracker = await self._locked_tracker(conn, program, [member_id], now, now)
-        if tracker.state(member_id).manual_tier is None:
+        if tracker.live(member_id, now).manual_tier is None:
             raise NotFound("the member has no manual tier", field="member_id")
         state, change = domain.end_manual(tracker.ladder, tracker.state(member_id), now)
         tracker.record(member_id, state, change)
@@ -285,7 +304,7 @@ class TierService:
         if tracker is None:
             raise NotFound("the program has no tier ladder", field="tiers")
         ladder, zone = tracker.ladder, tracker.zone
-        state = tracker.state(member_id)
+        state = tracker.live(member_id, now)  # shown as it is now; written by the next change
         metrics = tracker.metrics(member_id, now + TICK)
         history = await self.repository.history(conn, member_id)
         rung = domain.level(ladder, state.tier)
@@ -380,6 +399,14 @@ class TierService:
                 state, change = domain.end_manual(ladder, state, state.manual_until)
                 tracker.record(member_id, state, change)
                 counts["manual_ended"] += 1
+            # What happened since the review date counts at once, as at a purchase: a member
+            # who bought enough after it is not left below the tier they now reach.
+            state, change = domain.upgrade(
+                ladder, state, tracker.metrics(member_id, tracker.latest(member_id, now)), now, zone
+            )
+            if change is not None:
+                tracker.record(member_id, state, change)
+                counts["upgraded_since"] += 1
         await self._write(conn, tracker)
         return counts
 
@@ -399,7 +426,7 @@ class TierService:
         tracker = await self._locked_tracker(conn, program, member_ids, now, now)
         moves: list[tuple[UUID, str, str]] = []
         for member_id in member_ids:
-            before = tracker.state(member_id)
+            before = tracker.live(member_id, now)
             metrics = tracker.metrics(member_id, now + TICK)
             if tenure_only:
                 state, change = domain.upgrade(tracker.ladder, before, metrics, now, tracker.zone)
