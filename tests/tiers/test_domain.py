@@ -333,3 +333,17 @@ def test_the_tier_is_always_the_higher_of_earned_and_a_live_floor(events: list[S
         floor = domain.manual_floor(state, moment)
         assert state.tier == domain.higher(rungs, state.earned, floor)
         assert not rungs.levels[domain.rank(rungs, state.earned)].invitation_only
+
+
+def test_a_tier_condition_must_name_tiers_of_the_ladder() -> None:
+    from kopilka.programs.schemas import ProgramSettings
+
+    rule = {
+        "id": "gold-bonus",
+        "conditions": [{"type": "any", "conditions": [{"type": "tier", "tiers": ["gld"]}]}],
+        "effects": [{"type": "points", "amount": 10}],
+    }
+    with pytest.raises(ValidationError, match=r"not on the ladder \['gld'\]"):
+        ProgramSettings.model_validate({"rules": [rule], "tiers": ladder().model_dump()})
+    rule["conditions"][0]["conditions"][0]["tiers"] = ["gold"]  # type: ignore[index]
+    ProgramSettings.model_validate({"rules": [rule], "tiers": ladder().model_dump()})

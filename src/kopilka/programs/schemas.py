@@ -5,6 +5,7 @@ stay pending, how long a hold lasts and what a return does to points already spe
 rules engine reads the ``earning`` rules from here.
 """
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -82,6 +83,7 @@ class ProgramSettings(BaseModel):
         for index, rule in enumerate(self.rules):
             _check_rule(rule, f"rules[{index}] ({rule.id})", codes, set(ids), experiments)
         _check_groups(self.rules)
+        _check_tier_names(self)
         return self
 
     def currency_codes(self) -> list[str]:
@@ -129,3 +131,30 @@ def _check_groups(rules: list[Rule]) -> None:
     mixed = sorted(group for group, seen in kinds.items() if len(seen) > 1)
     if mixed:
         raise ValueError(f"groups {mixed}: a group holds earning rules or multipliers, not both")
+
+
+def _tier_names(node: object) -> Iterator[str]:
+    """Every tier a condition names, however deeply nested in all/any/not."""
+    if isinstance(node, dict):
+        if node.get("type") == "tier":
+            yield from node.get("tiers", [])
+        for value in node.values():
+            yield from _tier_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _tier_names(item)
+
+
+def _check_tier_names(settings: ProgramSettings) -> None:
+    """A ``tier`` condition names tiers of the ladder (any name when there is no ladder:
+    tiers may be set up after the rules)."""
+    if settings.tiers is None:
+        return
+    known = {level.id for level in settings.tiers.levels}
+    for index, rule in enumerate(settings.rules):
+        unknown = sorted(set(_tier_names(rule.model_dump(include={"conditions"}))) - known)
+        if unknown:
+            raise ValueError(
+                f"rules[{index}] ({rule.id}): tier condition names tiers not on the ladder "
+                f"{unknown}; the ladder has {sorted(known)}"
+            )
