@@ -90,7 +90,7 @@ def log(message: str) -> None:
 # --- PostgreSQL scratch databases --------------------------------------------------------
 
 
-def psql(sql: str, database: str = "postgres") -> str:
+def psql(sql: str, database: str = "postgres", timeout: float = 120) -> str:
     out = subprocess.run(
         [
             "psql",
@@ -111,7 +111,7 @@ def psql(sql: str, database: str = "postgres") -> str:
         check=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     return out.stdout.strip()
 

@@ -127,7 +127,7 @@ def test_a_ladder_is_checked() -> None:
     with pytest.raises(ValidationError, match="invitation_only"):
         ladder(levels=[{"id": "a", "name": "A"}, {"id": "b", "name": "B"}])
     with pytest.raises(ValidationError, match=r"review\.date"):
-        ladder(review={"on": "fixed"})
+        ladder(review={"kind": "fixed"})
 
 
 # --- upgrades and reviews -------------------------------------------------------------------
@@ -154,10 +154,10 @@ def test_upgrade_date_is_the_local_date() -> None:
 
 
 def test_fixed_review_dates() -> None:
-    fixed = ladder(review={"on": "fixed", "date": "03-31"})
+    fixed = ladder(review={"kind": "fixed", "date": "03-31"})
     assert domain.next_review(fixed, date(2026, 3, 30)) == date(2026, 3, 31)
     assert domain.next_review(fixed, date(2026, 3, 31)) == date(2027, 3, 31)
-    leap = ladder(review={"on": "fixed", "date": "02-29"})
+    leap = ladder(review={"kind": "fixed", "date": "02-29"})
     assert domain.next_review(leap, date(2025, 1, 1)) == date(2025, 2, 28)
     assert domain.next_review(leap, date(2027, 6, 1)) == date(2028, 2, 29)
 
@@ -347,3 +347,22 @@ def test_a_tier_condition_must_name_tiers_of_the_ladder() -> None:
         ProgramSettings.model_validate({"rules": [rule], "tiers": ladder().model_dump()})
     rule["conditions"][0]["conditions"][0]["tiers"] = ["gold"]  # type: ignore[index]
     ProgramSettings.model_validate({"rules": [rule], "tiers": ladder().model_dump()})
+
+
+def test_every_ladder_in_the_docs_is_valid() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from kopilka.programs.schemas import ProgramSettings
+
+    text = (Path(__file__).parents[2] / "docs" / "tiers.md").read_text("utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    ladders = [b["tiers"] for b in blocks if "tiers" in b]
+    assert len(ladders) == 4
+    for found in ladders:
+        TierLadder.model_validate(found)
+    rules = next(b for b in blocks if "rules" in b)
+    base = [{"id": "base", "type": "per_amount", "points": 1, "per": 100}]
+    ProgramSettings.model_validate({"earning": base, "rules": rules["rules"], "tiers": ladders[0]})

@@ -303,3 +303,18 @@ async def test_a_club_ladder_upgrades_by_tenure_in_the_review_job(
     view = (await api.get(f"/v1/members/{newcomer['id']}/tier")).json()
     assert view["tier"]["id"] == "member"
     assert view["next"]["message"] == "Stay 12 more months to reach Silver"
+
+
+async def test_a_draft_with_a_ladder_is_simulated_with_tiers(api: Api) -> None:
+    member = await new_member(api)
+    await buy(api, member, 100_000)  # reaches silver under the draft
+    await buy(api, member, 10_000)  # then earns the silver rate: +25
+    draft = (await api.get("/v1/program/draft")).json()["document"]
+    document = draft | {"tiers": LADDER, "rules": [TIER_RATE_RULE]}
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    response = await api.post("/v1/program/simulate", {"since": since, "document": document})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    rate = next(r for r in report["rules"] if r["rule_id"] == "tier-rate")
+    assert (rate["published"], rate["draft"]) == ({"points": 0}, {"points": 25})
+    assert report["tiers"] == {"draft": {"silver": 1}}

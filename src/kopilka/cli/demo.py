@@ -49,6 +49,12 @@ def _print_summary(summary: DemoSummary) -> None:
             "benefits granted: "
             + ", ".join(f"{kind} {count:,}" for kind, count in summary.benefits.items())
         )
+    if summary.tiers:
+        entry = summary.members - sum(summary.tiers.values())
+        console.print(
+            f"tiers: {entry:,} on the entry tier, "
+            + ", ".join(f"{tier} {count:,}" for tier, count in summary.tiers.items())
+        )
 
 
 def demo(

@@ -6,7 +6,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.models import Lot, Member, MemberBalance, MemberBenefit, Posting
+from kopilka.models import Lot, Member, MemberBalance, MemberBenefit, MemberTier, Posting
 from kopilka.models.base import Base, table
 
 
@@ -61,6 +61,16 @@ class DemoRepository:
             .order_by(benefits.c.kind)
         )
         return {kind: int(count) for kind, count in rows.all()}
+
+    async def members_by_tier(self, conn: AsyncConnection, program_id: UUID) -> dict[str, int]:
+        tiers = table(MemberTier)
+        rows = await conn.execute(
+            select(tiers.c.tier, func.count())
+            .where(tiers.c.program_id == program_id)
+            .group_by(tiers.c.tier)
+            .order_by(func.count().desc())
+        )
+        return {tier: int(count) for tier, count in rows.all()}
 
 
 demo_repository = DemoRepository()

@@ -35,6 +35,7 @@ from kopilka.models import (
 )
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.tiers.service import tier_service
 
 DEMO_SETTINGS: dict[str, Any] = {
     "money_currency": "RUB",
@@ -79,7 +80,32 @@ DEMO_SETTINGS: dict[str, Any] = {
             "conditions": [{"type": "first_purchase"}],
             "effects": [{"type": "boost", "factor": 2, "valid_days": 14}],
         },
+        {
+            "id": "tier-rate",
+            "name": "Silver and gold earn 25 % and 50 % more on the base rate",
+            "effects": [{"type": "tier_multiplier", "of": ["base"]}],
+        },
     ],
+    # Spend or visits over the last 12 months; reviewed a year after reaching the tier.
+    "tiers": {
+        "levels": [
+            {"id": "green", "name": "Green"},
+            {
+                "id": "silver",
+                "name": "Silver",
+                "qualify": {"spend": 2_500_000, "visits": 80},
+                "benefits": {"earn_rate_percent": 125},
+            },
+            {
+                "id": "gold",
+                "name": "Gold",
+                "qualify": {"spend": 8_000_000, "visits": 200},
+                "benefits": {"earn_rate_percent": 150, "free_delivery": True},
+            },
+        ],
+        "window": {"kind": "rolling", "months": 12},
+        "downgrade": {"mode": "one_step"},
+    },
     "expiry": {"policy": "days", "days": 180},
     "pending_days": 14,
     "hold_minutes": 30,
@@ -99,6 +125,7 @@ class DemoSummary:
     top_members: list[tuple[str, int]] = field(default_factory=list)
     earned_by_rule: dict[str, int] = field(default_factory=dict)
     benefits: dict[str, int] = field(default_factory=dict)
+    tiers: dict[str, int] = field(default_factory=dict)  # members on each tier above entry
 
 
 def _days(events: Iterator[SimEvent]) -> Iterator[tuple[date, list[SimEvent]]]:
@@ -133,13 +160,16 @@ class DemoService:
         for day, events in _days(simulate(config)):
             with clock.frozen(_end_of(day)):
 
-                async def one_day(conn: AsyncConnection, todo: list[SimEvent] = events) -> None:
+                async def one_day(
+                    conn: AsyncConnection, todo: list[SimEvent] = events, today: date = day
+                ) -> None:
                     await self._day(conn, program, todo)
                     await self._redeem(conn, program, todo, rng)
                     # The day's scheduled jobs, in the same transaction: fewer commits.
                     for job in (tasks.RELEASE_PENDING, tasks.EXPIRE):
                         while (await tasks.run_chunk(conn, job, program, clock.now())).members:
                             pass
+                    await self._review_tiers(conn, program, today)
 
                 await run_in_transaction(engine, one_day)
             processed += len(events)
@@ -227,6 +257,15 @@ class DemoService:
                 conn, program, view.row["id"], capture_amount=None, now=now, outcome=settle
             )
 
+    async def _review_tiers(
+        self, conn: AsyncConnection, program: ProgramContext, day: date
+    ) -> None:
+        """The day's tier reviews (none fall due in a one-year demo unless it runs longer)."""
+        day_ends = datetime.combine(day, time.max, tzinfo=UTC)
+        due = await tier_service.repository.due(conn, program.id, day, day_ends, None, 10_000)
+        if due:
+            await tier_service.review_members(conn, program, due, day, clock.now())
+
     async def summary(self, engine: AsyncEngine, program: ProgramContext) -> DemoSummary:
         async with reading(engine) as conn:
             return await self._summary(conn, program.id)
@@ -242,6 +281,7 @@ class DemoService:
             top_members=await repo.richest(conn, program_id, "points", 5),
             earned_by_rule=await repo.earned_by_rule(conn, program_id, "points"),
             benefits=await repo.benefits_by_kind(conn, program_id),
+            tiers=await repo.members_by_tier(conn, program_id),
         )
 
 

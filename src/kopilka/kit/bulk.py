@@ -27,6 +27,7 @@ from kopilka.models.base import Timestamp
 
 Converter = Callable[[Any], Any]
 COPY_THRESHOLD = 64  # below this, COPY's set-up costs more than it saves
+MAX_PG_PARAMS = 32_000  # the wire protocol allows 32,767 parameters per statement
 
 
 def json_dumps(value: Any) -> str:
@@ -235,6 +236,9 @@ def _update_sql(change: _Update, params: list[Any]) -> str:
 
 
 async def _update_rows(conn: AsyncConnection, change: _Update) -> None:
+    if conn.dialect.name == "postgresql":
+        await _update_rows_pg(conn, change)
+        return
     table = change.table
     columns = tuple(change.rows[0])
     statement = (
@@ -249,3 +253,19 @@ async def _update_rows(conn: AsyncConnection, change: _Update) -> None:
             for row in change.rows
         ],
     )
+
+
+async def _update_rows_pg(conn: AsyncConnection, change: _Update) -> None:
+    """One ``UPDATE … FROM (VALUES …)`` per slice of rows that fits PostgreSQL's limit on
+    parameters: per-row statements cost the driver and the server a round of work each."""
+    per_row = len(change.rows[0])
+    step = max(1, MAX_PG_PARAMS // per_row)
+    driver = await pg_driver(conn)
+    for start in range(0, len(change.rows), step):
+        params: list[Any] = []
+        part = _Update(change.table, change.keys, change.rows[start : start + step])
+        statement = _update_sql(part, params)
+        try:
+            await driver.execute(statement, *params)
+        except asyncpg.PostgresError as exc:
+            raise as_sqlalchemy_error(exc, statement) from exc

@@ -40,6 +40,7 @@ from kopilka.rules.domain import (
 )
 from kopilka.rules.registry import compile_program
 from kopilka.rules.service import RulesState, assign_arm, zone_named
+from kopilka.tiers.service import TierTracker
 
 purchases_t = table(Purchase)
 lines_t = table(PurchaseLine)
@@ -58,6 +59,7 @@ class _Variant:
     fired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     members: dict[str, set[UUID]] = field(default_factory=lambda: defaultdict(set))
     by_member: dict[UUID, int] = field(default_factory=lambda: defaultdict(int))
+    tiers: TierTracker | None = None  # tiers in memory, from the replay's start
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,26 @@ class StoredPurchase:
 
 def _variant(program_id: UUID, settings: ProgramSettings, now: datetime) -> _Variant:
     zone = zone_named(settings.timezone) or UTC_ZONE
-    return _Variant(settings, compile_program(settings), RulesState(program_id, None, now, zone))
+    tiers = (
+        TierTracker(settings.tiers, zone, program_id, None, now, {}, {}, {})
+        if settings.tiers is not None
+        else None
+    )
+    state = RulesState(program_id, None, now, zone)
+    return _Variant(settings, compile_program(settings), state, tiers=tiers)
+
+
+def _tier_lead(settings: ProgramSettings) -> timedelta:
+    """How much history before the window the replay needs for tiers to stand where they
+    stood: the ladder's window (all of it for lifetime windows)."""
+    ladder = settings.tiers
+    if ladder is None:
+        return timedelta(0)
+    if ladder.window.kind == "lifetime":
+        return timedelta(days=365 * 100)
+    if ladder.window.kind == "calendar_year":
+        return timedelta(days=366)
+    return timedelta(days=31 * ladder.window.months)
 
 
 async def _history_before(
@@ -191,6 +212,8 @@ def _seed(variant: _Variant, member_id: UUID, profile: Any, history: Any) -> Mem
     joined, birthday, tags, attributes, _ = profile
     facts.joined_at, facts.birthday = joined, birthday
     facts.tags, facts.attributes = frozenset(tags), attributes
+    if variant.tiers is not None:
+        variant.tiers.joined[member_id] = joined
     if history is not None:
         facts.purchase_count, facts.lifetime_spend, facts.last_purchase_at = history
     for experiment in variant.settings.experiments:
@@ -230,7 +253,8 @@ async def simulate(
         "draft": _variant(program_id, draft, until),
     }
     window = max(v.compiled.window_days for v in variants.values())
-    start = since - timedelta(days=window)
+    lead = max(_tier_lead(v.settings) for v in variants.values())
+    start = since - max(timedelta(days=window), lead)
     profiles = await _profiles(conn, program_id)
     history = {m: (c, s, last) async for m, c, s, last in _history_before(conn, program_id, start)}
     seeded: set[UUID] = set()
@@ -253,11 +277,25 @@ async def simulate(
 
 def _replay_one(variant: _Variant, purchase: StoredPurchase, status: str, counted: bool) -> None:
     facts = variant.state.member(purchase.member_id)
-    if not counted:  # before the window: only moves the history counters
+    tiers = variant.tiers
+    if not counted:  # before the window: only moves the history counters (and tiers)
         facts.record_purchase(purchase.occurred_at, purchase.total)
+        if tiers is not None:
+            tiers.after_purchase(
+                purchase.member_id, str(purchase.id), purchase.occurred_at, purchase.total, 0
+            )
         return
+    if tiers is not None:
+        tiers.prime(facts, purchase.member_id, purchase.occurred_at)
     context = _context(purchase, status, facts, variant.state)
     evaluation = evaluate(variant.compiled, context)
+    if tiers is not None:
+        points = sum(
+            e.amount for e in evaluation.earned if e.currency == tiers.ladder.points_currency
+        )
+        tiers.after_purchase(
+            purchase.member_id, str(purchase.id), purchase.occurred_at, purchase.total, points
+        )
     for effect in evaluation.effects:
         rule_id = getattr(effect, "rule_id", "")
         variant.fired[rule_id] += 1
@@ -328,7 +366,19 @@ def _report(
             for currency, t in sorted(totals.items())
         ],
         "members_affected": affected,
+        "tiers": {name: _tier_counts(v) for name, v in variants.items() if v.tiers},
     }
+
+
+def _tier_counts(variant: _Variant) -> dict[str, int]:
+    """Members on each tier above the entry one at the end of the replay."""
+    assert variant.tiers is not None
+    entry = variant.tiers.ladder.levels[0].id
+    counts: dict[str, int] = defaultdict(int)
+    for state in variant.tiers.states.values():
+        if state.tier != entry:
+            counts[state.tier] += 1
+    return dict(counts)
 
 
 async def simulate_draft(

@@ -99,4 +99,9 @@ class SimulationReport(BaseModel):
     rules: list[SimulatedRule]
     totals: list[SimulatedTotal]
     members_affected: int = Field(description="Members whose points would differ.")
+    tiers: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="Per program with a ladder: members on each tier above the entry one at "
+        "the end of the replay.",
+    )
     seconds: float

@@ -132,7 +132,7 @@ def window_start(ladder: TierLadder, end: datetime, zone: tzinfo) -> datetime | 
 def next_review(ladder: TierLadder, after: date) -> date:
     """The first review date after ``after``: a year later (29 February → 28 February), or
     the next occurrence of the fixed date (29 February in a year without one → 28th)."""
-    if ladder.review.on == "anniversary":
+    if ladder.review.kind == "anniversary":
         return _on(after.year + 1, after.month, after.day)
     assert ladder.review.date is not None
     month, day = (int(part) for part in ladder.review.date.split("-"))
@@ -234,7 +234,7 @@ def upgrade(
 def counts_after(ladder: TierLadder, state: TierState) -> datetime | None:
     """Where a review's window may start at the earliest: with anniversary reviews, what
     bought the tier does not also keep it, so only what came after reaching it counts."""
-    return state.achieved_at if ladder.review.on == "anniversary" else None
+    return state.achieved_at if ladder.review.kind == "anniversary" else None
 
 
 def review(

@@ -73,26 +73,31 @@ class TierRepository:
         conn: AsyncConnection,
         member_ids: Sequence[UUID],
         since: datetime | None,
-        points_currency: str,
+        points_currency: str | None,
     ) -> dict[UUID, list[PurchaseFact]]:
         """Each member's purchases since ``since`` (all of them for None), oldest first,
-        net of returns."""
+        net of returns; points only when ``points_currency`` is given (they are read from
+        JSON, which costs)."""
         result: dict[UUID, list[PurchaseFact]] = {m: [] for m in member_ids}
         if not member_ids:
             return result
         c = purchases_t.c
-        query = select(
-            c.member_id, c.occurred_at, c.total, c.returned_amount, c.earned, c.reversed
-        ).where(one_of(conn, c.member_id, member_ids))
+        columns = [c.member_id, c.occurred_at, c.total - c.returned_amount]
+        if points_currency is not None:
+            columns += [c.earned, c.reversed]
+        query = select(*columns).where(one_of(conn, c.member_id, member_ids))
         if since is not None:
             query = query.where(c.occurred_at >= since)
         for row in (await conn.execute(query.order_by(c.occurred_at))).all():
-            amount = row.total - row.returned_amount
-            points = int((row.earned or {}).get(points_currency, 0)) - int(
-                (row.reversed or {}).get(points_currency, 0)
-            )
-            result[row.member_id].append(
-                PurchaseFact(as_utc(row.occurred_at), amount, points, 1 if amount > 0 else 0)
+            amount = int(row[2])
+            points = 0
+            if points_currency is not None:
+                earned, reversed_ = row[3] or {}, row[4] or {}
+                points = int(earned.get(points_currency, 0)) - int(
+                    reversed_.get(points_currency, 0)
+                )
+            result[row[0]].append(
+                PurchaseFact(as_utc(row[1]), amount, points, 1 if amount > 0 else 0)
             )
         return result
 

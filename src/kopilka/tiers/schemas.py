@@ -60,13 +60,13 @@ class ReviewPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on: Literal["anniversary", "fixed"] = "anniversary"
+    kind: Literal["anniversary", "fixed"] = "anniversary"
     date: MonthDay | None = None
 
     @model_validator(mode="after")
     def _fixed_needs_a_date(self) -> "ReviewPolicy":
-        if self.on == "fixed" and self.date is None:
-            raise ValueError("review.date is needed when review.on is 'fixed'")
+        if self.kind == "fixed" and self.date is None:
+            raise ValueError("review.date is needed when review.kind is 'fixed'")
         return self
 
 

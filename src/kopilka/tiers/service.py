@@ -185,17 +185,21 @@ class TierService:
         member_ids: list[UUID],
         since: datetime | None,
         now: datetime,
+        states: dict[UUID, TierState] | None = None,
     ) -> TierTracker | None:
-        """Tier states and the purchases that count for ``member_ids``, from the window of
-        ``since`` on (all purchases for lifetime windows); None without a ladder."""
+        """Tier states (unless given) and the purchases that count for ``member_ids``, from
+        the window of ``since`` on (all purchases for lifetime windows); None without a
+        ladder."""
         ladder = ladder_of(program)
         if ladder is None:
             return None
         zone = zone_of(program)
         ids = sorted(set(member_ids))
-        states = await self.repository.states(conn, program.id, ids)
+        if states is None:
+            states = await self.repository.states(conn, program.id, ids)
         start = domain.window_start(ladder, since, zone) if since else None
-        facts = await self.repository.purchase_facts(conn, ids, start, ladder.points_currency)
+        points = ladder.points_currency if "points" in ladder.metrics() else None
+        facts = await self.repository.purchase_facts(conn, ids, start, points)
         joined = (
             await self.repository.joined(conn, ids) if "tenure_months" in ladder.metrics() else {}
         )
@@ -372,11 +376,15 @@ class TierService:
         ladder = ladder_of(program)
         assert ladder is not None
         zone = zone_of(program)
+        await ledger_repository.lock_balances(
+            conn, program.id, member_ids, program.settings.currency_codes(), now
+        )
         states = await self.repository.states(conn, program.id, member_ids)
         earliest = min((s.review_on for s in states.values() if s.review_on), default=as_of)
-        tracker = await self._locked_tracker(
-            conn, program, member_ids, domain.midnight(earliest, zone), now
+        tracker = await self.track(
+            conn, program, member_ids, domain.midnight(earliest, zone), now, states
         )
+        assert tracker is not None
         counts: Counter[str] = Counter()
         day_ends = domain.midnight(as_of + timedelta(days=1), zone)
         for member_id in member_ids:
