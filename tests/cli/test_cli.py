@@ -193,3 +193,35 @@ def test_jobs_birthdays_from_the_command_line(workdir: Path) -> None:
     assert "birthdays: 0 members, 0 points earned" in out  # nobody was born that day
     bad = kopilka(workdir, "jobs", "birthdays", "--date", "28.02.2027", check=False)
     assert bad.returncode != 0
+
+
+def test_tier_jobs_review_and_requalify(tmp_path: Path) -> None:
+    kopilka(tmp_path, "db", "upgrade")
+    ladder = (
+        "money_currency: USD\n"
+        "earning: [{id: base, type: per_amount, points: 1, per: 100}]\n"
+        "tiers:\n"
+        "  levels:\n"
+        "    - {id: blue, name: Blue}\n"
+        "    - {id: gold, name: Gold, qualify: {spend: 10000}}\n"
+    )
+    (tmp_path / "tiers.yaml").write_text(ladder)
+    kopilka(tmp_path, "program", "create", "--slug", "t", "--name", "T", "--settings", "tiers.yaml")
+    (tmp_path / "p.csv").write_text(
+        "external_id,member,occurred_at,store,channel,currency,sku,name,category,quantity,"
+        "unit_price,discount\n"
+        "p1,c1,2025-01-05,s1,pos,USD,A,Coat,coats,1,150.00,0\n"
+        "p2,c2,2025-01-06,s1,pos,USD,B,Hat,hats,1,20.00,0\n"
+    )
+    kopilka(tmp_path, "import", "purchases", "p.csv")
+    # c1 reached gold on 5 January 2025; the review a year later finds nothing since.
+    early = kopilka(tmp_path, "jobs", "tier-review", "--as-of", "2025-06-01")
+    assert "0 members" in early.stdout
+    review = kopilka(tmp_path, "jobs", "tier-review", "--as-of", "2026-01-05")
+    assert "1 members (1 downgraded)" in review.stdout
+    (tmp_path / "easier.yaml").write_text(ladder.replace("spend: 10000", "spend: 1000"))
+    kopilka(tmp_path, "program", "publish", "easier.yaml")
+    dry = kopilka(tmp_path, "jobs", "tier-requalify", "--dry-run")
+    assert "2 members, 0 would move" in dry.stdout  # the purchases are over a year old
+    bad = kopilka(tmp_path, "jobs", "tier-review", "--as-of", "soon", check=False)
+    assert bad.returncode != 0 and "soon" in bad.stderr
