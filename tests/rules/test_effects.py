@@ -16,6 +16,7 @@ from kopilka.rules.domain import (
     Evaluation,
     EvaluationContext,
     EventEffect,
+    MemberFacts,
     TagEffect,
     evaluate,
 )
@@ -87,6 +88,14 @@ CASES: dict[str, Case] = {
             rule("x2", {"type": "multiplier", "factor": 2, "of": ["r"]}),
         ],
         [EarnEffect("r", "points", 30), EarnEffect("x2", "points", 30)],
+    ),
+    # A member with no tier (rate 100 %) gets nothing extra; see the tier tests below.
+    "tier_multiplier": Case(
+        [
+            rule("r", {"type": "points", "amount": 30}),
+            rule("t", {"type": "tier_multiplier", "of": ["r"]}),
+        ],
+        [EarnEffect("r", "points", 30)],
     ),
     "coupon": Case(
         [rule("r", {"type": "coupon", "campaign": "spring", "discount_percent": 10})],
@@ -289,6 +298,26 @@ def test_multiplier_of_named_rules_only() -> None:
     ]
     assert result.trace is not None
     assert [t.reason for t in result.trace if t.rule_id == "x2"] == ["×2 of bonus"]
+
+
+@pytest.mark.parametrize(("percent", "extra"), [(100, 0), (125, 8), (150, 16), (200, 33)])
+def test_tier_multiplier_pays_the_members_tier_rate(percent: int, extra: int) -> None:
+    rules = program(
+        rule("r", {"type": "points", "amount": 33}),
+        rule("t", {"type": "tier_multiplier", "of": ["r"]}),
+    )
+    member = MemberFacts(tier="gold", tier_earn_percent=percent)
+    context = EvaluationContext(
+        total=100, lines=[], occurred_at=AT, channel="pos", store=None, member=member
+    )
+    expected = [EarnEffect("r", "points", 33)] + (
+        [EarnEffect("t", "points", extra)] if extra else []
+    )
+    assert evaluate(rules, context).effects == expected  # the generated fast path
+    explained = evaluate(rules, context, explain=True)
+    assert explained.effects == expected
+    assert explained.trace is not None
+    assert explained.trace[-1].reason == f"tier gold rate {percent}% of r"
 
 
 def test_multiplier_of_several_named_rules() -> None:
