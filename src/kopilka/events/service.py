@@ -283,6 +283,7 @@ class PurchaseService:
         """Register ahead the unknown members of the purchases that would be recorded:
         imports do it in a transaction of its own, batch after batch, so that two batches
         in flight never race to register the same new member."""
+        await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
         members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
         await self._enrol_unknown(

@@ -52,6 +52,27 @@ def _validated(
             )
 
 
+def _without_busy_members(
+    rows: list[tuple[int, PurchaseCreate]],
+    in_flight: dict[asyncio.Task[None], set[tuple[str, str]]],
+) -> tuple[list[tuple[int, PurchaseCreate]], list[tuple[int, PurchaseCreate]]]:
+    """Rows whose member no batch in flight has, and the rest, held for the next batch.
+
+    A batch that shares a member with the one in flight would wait for that batch's commit
+    at its first statement (the member's lock), and the two would take turns instead of
+    overlapping. Holding back every row of such a member keeps each member's purchases in
+    file order: they all go, later, in one batch.
+    """
+    busy = set().union(*in_flight.values())
+    if not busy:
+        return rows, []
+    ready: list[tuple[int, PurchaseCreate]] = []
+    held: list[tuple[int, PurchaseCreate]] = []
+    for row in rows:
+        (held if row[1].member.kind_and_value() in busy else ready).append(row)
+    return ready, held
+
+
 class ImportService:
     async def import_purchases(
         self,
@@ -65,22 +86,31 @@ class ImportService:
     ) -> ImportReport:
         report = ImportReport()
         stream = _validated(rows, report)
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: dict[asyncio.Task[None], set[tuple[str, str]]] = {}
+        pending: list[tuple[int, PurchaseCreate]] = []
+        more = True
         try:
-            while batch := list(islice(stream, batch_size)):
+            while True:
+                if more:
+                    fresh = list(islice(stream, batch_size))
+                    more = len(fresh) == batch_size
+                    pending += fresh
+                if not pending:
+                    break
                 # Two batches at a time: while the database writes one, Python prepares the
                 # next.
                 if len(in_flight) >= IN_FLIGHT:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
+                    await self._wait_for_one(in_flight)
+                batch, pending = _without_busy_members(pending, in_flight)
+                if not batch:
+                    await self._wait_for_one(in_flight)
+                    continue
                 if create_members:
                     await self._enrol(engine, program, batch)
-                in_flight.add(
-                    asyncio.create_task(
-                        self._one_batch(engine, program, batch, report, create_members, progress)
-                    )
+                task = asyncio.create_task(
+                    self._one_batch(engine, program, batch, report, create_members, progress)
                 )
+                in_flight[task] = {p.member.kind_and_value() for _, p in batch}
             if in_flight:
                 await asyncio.gather(*in_flight)
         except BaseException:
@@ -90,6 +120,14 @@ class ImportService:
             await asyncio.gather(*in_flight, return_exceptions=True)
             raise
         return report
+
+    async def _wait_for_one(
+        self, in_flight: dict[asyncio.Task[None], set[tuple[str, str]]]
+    ) -> None:
+        done, _ = await asyncio.wait(in_flight, return_when=FIRST_COMPLETED)
+        for task in done:
+            del in_flight[task]
+            task.result()
 
     async def _enrol(
         self, engine: AsyncEngine, program: ProgramContext, batch: list[tuple[int, PurchaseCreate]]
