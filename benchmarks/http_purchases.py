@@ -2,11 +2,13 @@
 
   1. pgbench: ``pgbench -i -s SCALE`` on a scratch database, then
      ``pgbench -c C -j 2 -T SECONDS`` (the default TPC-B script) → TPS.
-  2. ``kopilka serve`` (one process) on a fresh migrated database with a program (default
-     settings: 1 point per 100 minor units) and an admin key; MEMBERS members registered
-     over the API; then POST /v1/purchases from C keep-alive connections (closed loop) for
-     SECONDS → purchases/s, latency percentiles, errors. The load generator is a separate
-     process (benchmarks/loadgen.py) and its CPU use is reported.
+  2. ``kopilka serve`` (one process per core) on a fresh migrated database with a program
+     (1 point per 100 minor units, a three-tier ladder on 12 months of spend or visits and
+     the tier rate; ``--without-tiers``: base earning only) and an admin key; MEMBERS
+     members registered over the API; then POST /v1/purchases from C keep-alive
+     connections (closed loop) for SECONDS → purchases/s, latency percentiles, errors.
+     The load generator is a separate process (benchmarks/loadgen.py) and its CPU use is
+     reported.
   3. The same at half the measured rate, open loop → p50/p99 latency from the due time.
   4. ``kopilka ledger verify`` on that database, and a row count check.
 
@@ -57,6 +59,25 @@ from _common import (
 
 HERE = Path(__file__).resolve().parent
 SLUG = "bench"
+
+# The full path of DESIGN.md: rules, ledger, a tier ladder (every purchase is measured
+# against the member's last 12 months and may upgrade them) and the tier rate.
+TIERED_SETTINGS = """\
+money_currency: RUB
+earning:
+  - {id: base, type: per_amount, points: 1, per: 100}
+rules:
+  - id: tier-rate
+    effects: [{type: tier_multiplier, of: [base]}]
+tiers:
+  levels:
+    - {id: base, name: Base}
+    - id: silver
+      name: Silver
+      qualify: {spend: 500000, visits: 10}
+      benefits: {earn_rate_percent: 125}
+    - {id: gold, name: Gold, qualify: {spend: 2000000}, benefits: {earn_rate_percent: 150}}
+"""
 
 
 def run_pgbench(clients: int, seconds: int, scale: int) -> dict[str, Any]:
@@ -341,6 +362,11 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10, help="pgbench -s")
     parser.add_argument("--skip-pgbench", action="store_true")
     parser.add_argument(
+        "--without-tiers",
+        action="store_true",
+        help="the bare program (base earning only) instead of one with a tier ladder",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
@@ -363,10 +389,15 @@ def main() -> int:
         "seconds": args.seconds,
     }
 
+    result["tiers"] = not args.without_tiers
     with scratch_pg_database("http") as db:
         url = pg_url(db)
         log(f"kopilka db upgrade / program create on {db}")
-        prepare_database(url, SLUG)
+        settings = None
+        if not args.without_tiers:
+            settings = Path(tempfile.mkdtemp(prefix="kopilka-bench-")) / "settings.yaml"
+            settings.write_text(TIERED_SETTINGS)
+        prepare_database(url, SLUG, settings)
         key = create_admin_key(url, SLUG)
         with Server(url, workers=args.workers) as server:
             log(f"server pid {server.pid} on port {server.port}; registering {args.members}")
@@ -446,6 +477,7 @@ def main() -> int:
 
     rows = [
         ("date / machine", f"{info['date']}, {info['cpus']} cores, {info['cpu_model']}"),
+        ("program", "base earning only" if args.without_tiers else "base earning, tier ladder"),
         (
             f"pgbench TPC-B (-c {args.connections} -j 2 -T {args.seconds} -s {args.scale})",
             f"{result['pgbench_tps']} TPS (machine {pgbench['machine_busy_pct']} % busy)"

@@ -148,7 +148,9 @@ async def run_trigger(
     member_id, status = member
     state = await rules_state_loader.load(conn, program, [member_id], event.occurred_at, now)
     facts = state.member(member_id)
-    tiers = await tier_service.track(conn, program, [member_id], event.occurred_at, now)
+    tiers = await tier_service.track(
+        conn, program, [member_id], event.occurred_at, now, single_event=True
+    )
     if tiers is not None:
         tiers.prime(facts, member_id, event.occurred_at)
     context = EvaluationContext(

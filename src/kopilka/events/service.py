@@ -151,7 +151,9 @@ class PurchaseService:
         state = await rules_state_loader.load(
             conn, program, [member_id], purchase.occurred_at, now, lock=False
         )
-        tiers = await tier_service.track(conn, program, [member_id], purchase.occurred_at, now)
+        tiers = await tier_service.track(
+            conn, program, [member_id], purchase.occurred_at, now, single_event=True
+        )
         if tiers is not None:
             tiers.prime(state.member(member_id), member_id, purchase.occurred_at)
         context = evaluation_context(purchase, status, state.member(member_id), state)
@@ -258,6 +260,7 @@ class PurchaseService:
             [member_id for member_id, _ in todo.values()],
             min((purchases[i].occurred_at for i in todo), default=now),
             now,
+            single_event=len(todo) == 1,
         )
         writer = _PurchaseWriter(program, now, state, tiers)
         for index, member in todo.items():

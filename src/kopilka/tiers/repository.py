@@ -2,7 +2,7 @@
 the caller), the one lock every value-moving path takes first."""
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.clock import as_utc
-from kopilka.kit.sql import one_of
+from kopilka.kit.sql import one_of, pg_fetch
 from kopilka.models import Member, MemberTier, OutboxEvent, Purchase, TierChange
 from kopilka.models.base import table
 from kopilka.tiers.domain import PurchaseFact, TierState
@@ -21,6 +21,24 @@ changes_t = table(TierChange)
 purchases_t = table(Purchase)
 members_t = table(Member)
 outbox_t = table(OutboxEvent)
+
+# One member's tier row and the sums of their purchases in a window, in one round trip:
+# the till's single purchase needs no more (its metric is judged at its own moment only).
+ONE_MEMBER_PG = (
+    "SELECT t.tier, t.earned, t.achieved_at, t.achieved_from, t.achieved_by, t.review_on,"
+    " t.grace_until, t.manual_tier, t.manual_until, t.manual_reason,"
+    " a.spend, a.visits, a.points, m.created_at"
+    " FROM members m LEFT JOIN member_tiers t ON t.member_id = m.id"
+    " CROSS JOIN LATERAL ("
+    "  SELECT coalesce(sum(p.total - p.returned_amount), 0) AS spend,"
+    "   count(*) FILTER (WHERE p.total > p.returned_amount) AS visits,"
+    "   coalesce(sum(coalesce((p.earned ->> $4)::bigint, 0)"
+    "    - coalesce((p.reversed ->> $4)::bigint, 0)), 0) AS points"
+    "  FROM purchases p"
+    "  WHERE p.member_id = m.id AND p.occurred_at >= $2 AND p.occurred_at <= $3) a"
+    " WHERE m.id = $1"
+)
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 STATE_FIELDS = (
     "tier",
@@ -40,6 +58,16 @@ def _date(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+class _Row:
+    """Attribute access to a driver record, as ``state_from_row`` reads Core rows."""
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return self._record[name]
 
 
 def state_from_row(row: Any) -> TierState:
@@ -100,6 +128,24 @@ class TierRepository:
                 PurchaseFact(as_utc(row[1]), amount, points, 1 if amount > 0 else 0)
             )
         return result
+
+    async def one_member_pg(
+        self,
+        conn: AsyncConnection,
+        member_id: UUID,
+        start: datetime | None,
+        end: datetime,
+        points_currency: str,
+    ) -> tuple[TierState | None, PurchaseFact, datetime | None]:
+        """PostgreSQL only: the member's tier row (None: the entry tier), their purchases
+        from ``start`` to ``end`` (inclusive) summed into one fact dated ``start``, and
+        when they joined."""
+        start = start or EARLIEST
+        rows = await pg_fetch(conn, ONE_MEMBER_PG, member_id, start, end, points_currency)
+        row = rows[0]
+        state = state_from_row(_Row(row)) if row["tier"] is not None else None
+        fact = PurchaseFact(start, int(row["spend"]), int(row["points"]), int(row["visits"]))
+        return state, fact, row["created_at"]
 
     async def joined(
         self, conn: AsyncConnection, member_ids: Sequence[UUID]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.ids import new_id
+from kopilka.kit.sql import is_postgres
 from kopilka.ledger.repository import ledger_repository
 from kopilka.members.repository import member_repository
 from kopilka.programs.service import ProgramContext
@@ -48,8 +49,11 @@ class TierTracker:
     changes: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.entry = domain.entry_state(self.ladder)
+
     def state(self, member_id: UUID) -> TierState:
-        return self.states.get(member_id) or domain.entry_state(self.ladder)
+        return self.states.get(member_id) or self.entry
 
     def metrics(
         self, member_id: UUID, end: datetime, after: datetime | None = None
@@ -186,15 +190,20 @@ class TierService:
         since: datetime | None,
         now: datetime,
         states: dict[UUID, TierState] | None = None,
+        *,
+        single_event: bool = False,
     ) -> TierTracker | None:
         """Tier states (unless given) and the purchases that count for ``member_ids``, from
         the window of ``since`` on (all purchases for lifetime windows); None without a
-        ladder."""
+        ladder. ``single_event``: one member's one event at ``since``, judged at that moment
+        only, so the window's purchases may come summed up (one round trip)."""
         ladder = ladder_of(program)
         if ladder is None:
             return None
         zone = zone_of(program)
         ids = sorted(set(member_ids))
+        if single_event and len(ids) == 1 and since is not None and is_postgres(conn):
+            return await self._track_one(conn, program, ladder, zone, ids[0], since, now)
         if states is None:
             states = await self.repository.states(conn, program.id, ids)
         start = domain.window_start(ladder, since, zone) if since else None
@@ -205,6 +214,33 @@ class TierService:
         )
         return TierTracker(
             ladder, zone, program.id, program.version, now, states, facts, joined, set(states)
+        )
+
+    async def _track_one(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        ladder: TierLadder,
+        zone: tzinfo,
+        member_id: UUID,
+        at: datetime,
+        now: datetime,
+    ) -> TierTracker:
+        start = domain.window_start(ladder, at + TICK, zone)
+        state, fact, joined = await self.repository.one_member_pg(
+            conn, member_id, start, at, ladder.points_currency
+        )
+        states = {member_id: state} if state is not None else {}
+        return TierTracker(
+            ladder,
+            zone,
+            program.id,
+            program.version,
+            now,
+            states,
+            {member_id: [fact]},
+            {member_id: joined} if joined is not None else {},
+            set(states),
         )
 
     async def after_return(
