@@ -6,6 +6,7 @@ Rounding is explicit per effect: ``floor`` (the default: a partial unit earns no
 ``round`` (half up) or ``ceil``. All arithmetic is on integers.
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal, TypeVar
@@ -190,6 +191,18 @@ class PointsPerLine(EffectModel):
         )
 
 
+def _multiplied(of: list[str] | None, currency: str) -> Callable[[Earned], int]:
+    """What a multiplier multiplies: the named rules' amounts, or everything earned in
+    ``currency`` so far."""
+
+    def base(earned: Earned) -> int:
+        if of is None:
+            return earned.by_currency.get(currency, 0)
+        return sum(earned.by_rule.get(rule, 0) for rule in of)
+
+    return base
+
+
 @effect
 class Multiplier(EffectModel):
     """Multiply what other rules earned: ``factor`` 2 doubles it (the extra is this rule's).
@@ -208,11 +221,7 @@ class Multiplier(EffectModel):
     def compile(self, rule_id: str) -> CompiledEffect:
         extra = Fraction(self.factor) - 1
         of, currency, rounding = self.of, self.currency, self.rounding
-
-        def base(earned: Earned) -> int:
-            if of is None:
-                return earned.by_currency.get(currency, 0)
-            return sum(earned.by_rule.get(rule, 0) for rule in of)
+        base = _multiplied(of, currency)
 
         def compute_on(earned: Earned) -> int:
             return divide(base(earned) * extra.numerator, extra.denominator, rounding)
@@ -247,11 +256,7 @@ class TierMultiplier(EffectModel):
 
     def compile(self, rule_id: str) -> CompiledEffect:
         of, currency, rounding = self.of, self.currency, self.rounding
-
-        def base(earned: Earned) -> int:
-            if of is None:
-                return earned.by_currency.get(currency, 0)
-            return sum(earned.by_rule.get(rule, 0) for rule in of)
+        base = _multiplied(of, currency)
 
         def apply(context: EvaluationContext, earned: Earned) -> list[Effect]:
             extra = context.member.tier_earn_percent - 100

@@ -4,6 +4,7 @@ returns) or this service takes it. Never commits.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -280,7 +281,7 @@ class TierService:
     ) -> TierTracker:
         ladder = ladder_of(program)
         if ladder is None:
-            raise InvalidInput("the program has no tier ladder", field="tiers")
+            raise NotFound("the program has no tier ladder", field="tiers")
         await ledger_repository.lock_balances(
             conn, program.id, member_ids, program.settings.currency_codes(), now
         )
@@ -307,27 +308,39 @@ class TierService:
         now: datetime,
     ) -> dict[str, Any]:
         """A manual tier (an invitation, a goodwill gesture, a VIP): a floor until ``until``."""
-        await self._require_member(conn, program, member_id)
-        tracker = await self._locked_tracker(conn, program, [member_id], now, now)
-        if tier not in {rung.id for rung in tracker.ladder.levels}:
-            raise InvalidInput(f"no tier {tier!r} on the ladder", field="tier")
         if until is not None and until <= now:
             raise InvalidInput("until must be in the future", field="until")
-        state, change = domain.assign_manual(
-            tracker.ladder, tracker.live(member_id, now), tier, reason, until, now
-        )
-        tracker.record(member_id, state, change)
-        await self._write(conn, tracker)
-        return await self.member_tier(conn, program, member_id, now)
+
+        def decide(ladder: TierLadder, state: TierState) -> tuple[TierState, TierChange | None]:
+            if tier not in {rung.id for rung in ladder.levels}:
+                raise InvalidInput(f"no tier {tier!r} on the ladder", field="tier")
+            return domain.assign_manual(ladder, state, tier, reason, until, now)
+
+        return await self._change_manual(conn, program, member_id, now, decide)
 
     async def end_manual(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
     ) -> dict[str, Any]:
+        def decide(ladder: TierLadder, state: TierState) -> tuple[TierState, TierChange | None]:
+            if state.manual_tier is None:
+                raise NotFound("the member has no manual tier", field="member_id")
+            return domain.end_manual(ladder, state, now)
+
+        return await self._change_manual(conn, program, member_id, now, decide)
+
+    async def _change_manual(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        now: datetime,
+        decide: Callable[[TierLadder, TierState], tuple[TierState, TierChange | None]],
+    ) -> dict[str, Any]:
+        """Under the member's lock: ``decide`` the new state from the live one, write it,
+        answer with the member's view."""
         await self._require_member(conn, program, member_id)
         tracker = await self._locked_tracker(conn, program, [member_id], now, now)
-        if tracker.live(member_id, now).manual_tier is None:
-            raise NotFound("the member has no manual tier", field="member_id")
-        state, change = domain.end_manual(tracker.ladder, tracker.state(member_id), now)
+        state, change = decide(tracker.ladder, tracker.live(member_id, now))
         tracker.record(member_id, state, change)
         await self._write(conn, tracker)
         return await self.member_tier(conn, program, member_id, now)
