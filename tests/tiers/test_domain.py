@@ -366,3 +366,19 @@ def test_every_ladder_in_the_docs_is_valid() -> None:
     rules = next(b for b in blocks if "rules" in b)
     base = [{"id": "base", "type": "per_amount", "points": 1, "per": 100}]
     ProgramSettings.model_validate({"earning": base, "rules": rules["rules"], "tiers": ladders[0]})
+
+
+def test_a_review_that_keeps_the_tier_confirms_it_against_later_returns() -> None:
+    rungs = ladder()
+    state = gold_since(at(2026, 1, 1), rungs)
+    kept, _, _ = domain.review(rungs, state, {"spend": 5_000}, UTC)
+    assert kept.achieved_by is None
+    after, change = domain.undo_upgrade(rungs, kept, "p1", {"spend": 0}, at(2027, 2, 1), UTC)
+    assert (after.tier, change) == ("gold", None)
+
+
+def test_tenure_counts_months_on_the_programs_calendar() -> None:
+    joined = datetime(2025, 3, 1, 0, 30, tzinfo=UTC)
+    # 20:00 on 28 February in New York is already 1 March, 01:00, on a UTC program's calendar.
+    end = datetime(2026, 2, 28, 20, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert domain.measure(ladder(), [], joined, end, UTC)["tenure_months"] == 12

@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import reading, transaction
+from kopilka.kit.clock import clock
 from kopilka.ledger.audit import verify
 from kopilka.programs.service import ProgramContext
 from kopilka.tiers.tasks import requalify_tiers, review_tiers
@@ -318,3 +319,39 @@ async def test_a_draft_with_a_ladder_is_simulated_with_tiers(api: Api) -> None:
     rate = next(r for r in report["rules"] if r["rule_id"] == "tier-rate")
     assert (rate["published"], rate["draft"]) == ({"points": 0}, {"points": 25})
     assert report["tiers"] == {"draft": {"silver": 1}}
+
+
+async def test_the_review_job_does_not_let_what_bought_the_tier_buy_it_back(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    bought = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)
+    with clock.frozen(bought):
+        result = await buy(tapi, member, 600_000, occurred_at=bought.isoformat())
+    assert result["tier"]["tier"] == "gold"
+    # The job runs early on the review date, before the hour of that purchase a year ago:
+    # the rolling window from now still holds it, but it bought the tier and cannot keep it.
+    with clock.frozen(datetime(2027, 3, 4, 3, 0, tzinfo=UTC)):
+        report = await review_tiers(engine, tiered.id, date(2027, 3, 4))
+        view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert report.outcomes == {"downgraded": 1}
+    assert view["tier"]["id"] == "base"
+
+
+async def test_the_job_ends_a_manual_tier_only_once_its_end_has_come(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    day = datetime(2027, 1, 10, tzinfo=UTC)
+    with clock.frozen(day + timedelta(hours=1)):
+        await tapi.post(
+            f"/v1/members/{member['id']}/tier/manual",
+            {"tier": "gold", "reason": "launch", "until": (day + timedelta(hours=18)).isoformat()},
+        )
+    with clock.frozen(day + timedelta(hours=2)):  # the nightly run, hours before the end
+        early = await review_tiers(engine, tiered.id, day.date())
+        view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert early.members == 0 and view["tier"]["id"] == "gold"
+    with clock.frozen(day + timedelta(hours=19)):
+        late = await review_tiers(engine, tiered.id, day.date())
+    assert late.outcomes == {"manual_ended": 1}

@@ -15,10 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import run_in_transaction
+from kopilka.errors import InvalidInput
 from kopilka.events.schemas import PurchaseCreate
 from kopilka.events.service import Outcome, purchase_service
 from kopilka.imports.domain import ParsedPurchase, RowError
 from kopilka.kit.clock import clock
+from kopilka.members.domain import normalise_identifier
 from kopilka.programs.service import ProgramContext
 
 DEFAULT_BATCH = 2000
@@ -52,6 +54,18 @@ def _validated(
             )
 
 
+def member_key(purchase: PurchaseCreate) -> tuple[str, str]:
+    """The member a purchase names, spelled as the registry keeps it (``Anna@Example.com``
+    and ``anna@example.com`` are one member)."""
+    kind, value = purchase.member.kind_and_value()
+    if kind == "id":
+        return kind, value
+    try:
+        return kind, normalise_identifier(kind, value)
+    except InvalidInput:
+        return kind, value  # refused later, with the row's line number
+
+
 def _without_busy_members(
     rows: list[tuple[int, PurchaseCreate]],
     in_flight: dict[asyncio.Task[None], set[tuple[str, str]]],
@@ -69,7 +83,7 @@ def _without_busy_members(
     ready: list[tuple[int, PurchaseCreate]] = []
     held: list[tuple[int, PurchaseCreate]] = []
     for row in rows:
-        (held if row[1].member.kind_and_value() in busy else ready).append(row)
+        (held if member_key(row[1]) in busy else ready).append(row)
     return ready, held
 
 
@@ -110,7 +124,7 @@ class ImportService:
                 task = asyncio.create_task(
                     self._one_batch(engine, program, batch, report, create_members, progress)
                 )
-                in_flight[task] = {p.member.kind_and_value() for _, p in batch}
+                in_flight[task] = {member_key(p) for _, p in batch}
             if in_flight:
                 await asyncio.gather(*in_flight)
         except BaseException:

@@ -8,6 +8,7 @@ PostgreSQL for large batches, ``executemany`` otherwise. Values are stored exact
 SQLAlchemy types would store them, so Core and ORM reads see no difference.
 """
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,6 +29,8 @@ from kopilka.models.base import Timestamp
 Converter = Callable[[Any], Any]
 COPY_THRESHOLD = 64  # below this, COPY's set-up costs more than it saves
 MAX_PG_PARAMS = 32_000  # the wire protocol allows 32,767 parameters per statement
+CACHED_ROWS = 16  # statement texts kept for up to this many rows
+_SIZE = re.compile(r"\(\d+(?:,\s*\d+)?\)")
 
 
 def json_dumps(value: Any) -> str:
@@ -191,13 +194,25 @@ _PG_DIALECT = cast(Any, postgresql.dialect)()
 
 @cache
 def _pg_type(table: Table, column: str) -> str:
-    return str(table.c[column].type.compile(dialect=_PG_DIALECT))
+    """The column's type without a size: a cast to ``VARCHAR(32)`` would cut a longer
+    value silently, where the column itself refuses it."""
+    return _SIZE.sub("", str(table.c[column].type.compile(dialect=_PG_DIALECT)))
+
+
+def _values_sql(table: Table, columns: tuple[str, ...], first: int, count: int) -> str:
+    """``($first::type, …), (…)`` for ``count`` rows. The same few small shapes recur on
+    every purchase, so their text is kept; the text of large batches is not."""
+    if count <= CACHED_ROWS:
+        return _cached_values_sql(table, columns, first, count)
+    return _build_values_sql(table, columns, first, count)
 
 
 @lru_cache(maxsize=4096)
-def _values_sql(table: Table, columns: tuple[str, ...], first: int, count: int) -> str:
-    """``($first::type, …), (…)`` for ``count`` rows; the same few shapes recur on every
-    purchase, so the text is built once."""
+def _cached_values_sql(table: Table, columns: tuple[str, ...], first: int, count: int) -> str:
+    return _build_values_sql(table, columns, first, count)
+
+
+def _build_values_sql(table: Table, columns: tuple[str, ...], first: int, count: int) -> str:
     types = [_pg_type(table, name) for name in columns]
     rows = []
     for row in range(count):
@@ -258,12 +273,15 @@ async def _update_rows(conn: AsyncConnection, change: _Update) -> None:
 async def _update_rows_pg(conn: AsyncConnection, change: _Update) -> None:
     """One ``UPDATE … FROM (VALUES …)`` per slice of rows that fits PostgreSQL's limit on
     parameters: per-row statements cost the driver and the server a round of work each."""
-    per_row = len(change.rows[0])
+    # With two rows for one key, which one an UPDATE … FROM applies is undefined; the last
+    # one wins, as it would row by row.
+    rows = list({tuple(row[k] for k in change.keys): row for row in change.rows}.values())
+    per_row = len(rows[0])
     step = max(1, MAX_PG_PARAMS // per_row)
     driver = await pg_driver(conn)
-    for start in range(0, len(change.rows), step):
+    for start in range(0, len(rows), step):
         params: list[Any] = []
-        part = _Update(change.table, change.keys, change.rows[start : start + step])
+        part = _Update(change.table, change.keys, rows[start : start + step])
         statement = _update_sql(part, params)
         try:
             await driver.execute(statement, *params)

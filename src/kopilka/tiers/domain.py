@@ -178,7 +178,10 @@ def measure(
         "points": points,
         "spend": spend,
         "visits": visits,
-        "tenure_months": full_months(joined_at, end),
+        # Months are counted on the program's calendar, whatever offset the till sent.
+        "tenure_months": full_months(
+            joined_at.astimezone(zone) if joined_at else None, end.astimezone(zone)
+        ),
     }
 
 
@@ -252,9 +255,11 @@ def review(
     entry = ladder.levels[0].id
     if rank(ladder, reached) >= rank(ladder, state.earned):
         outcome = "upgraded" if reached != state.earned else "kept"
+        # Confirmed by the review: a later return of what bought it no longer undoes it.
         new = replace(
             state,
             earned=reached,
+            achieved_by=None,
             grace_until=None,
             review_on=next_review(ladder, state.review_on),
         )

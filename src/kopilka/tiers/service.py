@@ -171,6 +171,14 @@ class TierTracker:
         )
 
 
+def manual_ends_by(as_of: date, zone: tzinfo, now: datetime) -> datetime:
+    """Manual tiers ending by this moment end in a job run for ``as_of``: the end of that
+    day if it is over, else now (a tier ending at 18:00 lasts till 18:00 even when the
+    job runs at 02:00); for a date still to come, its start."""
+    start = domain.midnight(as_of, zone)
+    return min(domain.midnight(as_of + timedelta(days=1), zone), max(now, start))
+
+
 def ladder_of(program: ProgramContext) -> TierLadder | None:
     return program.settings.tiers
 
@@ -435,12 +443,14 @@ class TierService:
         )
         assert tracker is not None
         counts: Counter[str] = Counter()
-        day_ends = domain.midnight(as_of + timedelta(days=1), zone)
+        ends_by = manual_ends_by(as_of, zone, now)
         for member_id in member_ids:
             state = tracker.state(member_id)
+            reviewed_on: date | None = None
             for _ in range(MAX_REVIEWS_AT_ONCE):
                 if state.review_on is None or state.review_on > as_of:
                     break
+                reviewed_on = state.review_on
                 metrics = tracker.review_metrics(member_id, state)
                 state, change, outcome = domain.review(ladder, state, metrics, zone)
                 counts[outcome] += 1
@@ -452,14 +462,17 @@ class TierService:
                         {"tier": state.tier, "grace_until": str(state.grace_until)},
                         now,
                     )
-            if state.manual_until is not None and state.manual_until <= day_ends:
+            if state.manual_until is not None and state.manual_until <= ends_by:
                 state, change = domain.end_manual(ladder, state, state.manual_until)
                 tracker.record(member_id, state, change)
                 counts["manual_ended"] += 1
-            # What happened since the review date counts at once, as at a purchase: a member
-            # who bought enough after it is not left below the tier they now reach.
+            # What was bought since the last review's date counts at once, as at a purchase:
+            # a member who bought enough after it is not left below the tier they now reach.
+            # (Only since then: what the review weighed must not buy the tier back.)
+            since = domain.midnight(reviewed_on, zone) - TICK if reviewed_on else None
+            end = tracker.latest(member_id, now)
             state, change = domain.upgrade(
-                ladder, state, tracker.metrics(member_id, tracker.latest(member_id, now)), now, zone
+                ladder, state, tracker.metrics(member_id, end, since), now, zone
             )
             if change is not None:
                 tracker.record(member_id, state, change)

@@ -9,7 +9,7 @@ stopped half-way, reviews nobody twice.
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
 from uuid import UUID
 
@@ -19,8 +19,7 @@ from kopilka.db import reading, run_in_transaction
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext, program_service
-from kopilka.tiers import domain
-from kopilka.tiers.service import tier_service, zone_of
+from kopilka.tiers.service import manual_ends_by, tier_service, zone_of
 
 CHUNK = 2000
 SAMPLE = 20  # moves listed by a dry run
@@ -50,8 +49,8 @@ async def _review_chunk(
     conn: AsyncConnection, program_id: UUID, as_of: date, after: UUID | None, chunk: int
 ) -> tuple[list[UUID], Counter[str]]:
     program = await _program(conn, program_id)
-    day_ends = domain.midnight(as_of + timedelta(days=1), zone_of(program))
-    ids = await tier_service.repository.due(conn, program.id, as_of, day_ends, after, chunk)
+    ends_by = manual_ends_by(as_of, zone_of(program), clock.now())
+    ids = await tier_service.repository.due(conn, program.id, as_of, ends_by, after, chunk)
     if not ids:
         return ids, Counter()
     return ids, await tier_service.review_members(conn, program, ids, as_of, clock.now())
