@@ -355,3 +355,17 @@ async def test_the_job_ends_a_manual_tier_only_once_its_end_has_come(
     with clock.frozen(day + timedelta(hours=19)):
         late = await review_tiers(engine, tiered.id, day.date())
     assert late.outcomes == {"manual_ended": 1}
+
+
+async def test_a_purchase_reaching_the_till_late_still_completes_the_total(tapi: Api) -> None:
+    member = await new_member(tapi)
+    now = datetime.now(UTC)
+    await buy(tapi, member, 60_000, occurred_at=now.isoformat())
+    # Dated an hour earlier (an offline till syncing), recorded after: 110,000 in all.
+    late = await buy(tapi, member, 50_000, occurred_at=(now - timedelta(hours=1)).isoformat())
+    assert late["tier"] == {
+        "tier": "silver",
+        "changed": True,
+        "from_tier": "base",
+        "reason": "upgrade",
+    }

@@ -27,15 +27,17 @@ outbox_t = table(OutboxEvent)
 ONE_MEMBER_PG = (
     "SELECT t.tier, t.earned, t.achieved_at, t.achieved_from, t.achieved_by, t.review_on,"
     " t.grace_until, t.manual_tier, t.manual_until, t.manual_reason,"
-    " a.spend, a.visits, a.points, m.created_at"
+    " a.spend, a.visits, a.points, a.latest, m.created_at"
     " FROM members m LEFT JOIN member_tiers t ON t.member_id = m.id"
     " CROSS JOIN LATERAL ("
-    "  SELECT coalesce(sum(p.total - p.returned_amount), 0) AS spend,"
-    "   count(*) FILTER (WHERE p.total > p.returned_amount) AS visits,"
+    "  SELECT coalesce(sum(p.total - p.returned_amount) FILTER (WHERE p.occurred_at <= $3), 0)"
+    "    AS spend,"
+    "   count(*) FILTER (WHERE p.occurred_at <= $3 AND p.total > p.returned_amount) AS visits,"
     "   coalesce(sum(coalesce((p.earned ->> $4)::bigint, 0)"
-    "    - coalesce((p.reversed ->> $4)::bigint, 0)), 0) AS points"
-    "  FROM purchases p"
-    "  WHERE p.member_id = m.id AND p.occurred_at >= $2 AND p.occurred_at <= $3) a"
+    "    - coalesce((p.reversed ->> $4)::bigint, 0)) FILTER (WHERE p.occurred_at <= $3), 0)"
+    "    AS points,"
+    "   max(p.occurred_at) AS latest"
+    "  FROM purchases p WHERE p.member_id = m.id AND p.occurred_at >= $2) a"
     " WHERE m.id = $1"
 )
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -136,13 +138,16 @@ class TierRepository:
         start: datetime | None,
         end: datetime,
         points_currency: str,
-    ) -> tuple[TierState | None, PurchaseFact, datetime | None]:
+    ) -> tuple[TierState | None, PurchaseFact, datetime | None] | None:
         """PostgreSQL only: the member's tier row (None: the entry tier), their purchases
         from ``start`` to ``end`` (inclusive) summed into one fact dated ``start``, and
-        when they joined."""
+        when they joined. None if a purchase dated after ``end`` is recorded (it moves the
+        window: the caller reads the purchases one by one)."""
         start = start or EARLIEST
         rows = await pg_fetch(conn, ONE_MEMBER_PG, member_id, start, end, points_currency)
         row = rows[0]
+        if row["latest"] is not None and row["latest"] > end:
+            return None
         state = state_from_row(_Row(row)) if row["tier"] is not None else None
         fact = PurchaseFact(start, int(row["spend"]), int(row["points"]), int(row["visits"]))
         return state, fact, row["created_at"]

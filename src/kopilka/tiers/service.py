@@ -148,7 +148,9 @@ class TierTracker:
         self.facts.setdefault(member_id, []).append(
             PurchaseFact(occurred_at, amount, points, 1 if amount > 0 else 0)
         )
-        metrics = self.metrics(member_id, occurred_at + TICK)
+        # Judged with everything recorded so far: a purchase that reaches the till late
+        # (dated before others already recorded) still completes the member's total.
+        metrics = self.metrics(member_id, self.latest(member_id, occurred_at))
         state, change = domain.upgrade(
             self.ladder,
             self.live(member_id, occurred_at),
@@ -212,7 +214,9 @@ class TierService:
         zone = zone_of(program)
         ids = sorted(set(member_ids))
         if single_event and len(ids) == 1 and since is not None and is_postgres(conn):
-            return await self._track_one(conn, program, ladder, zone, ids[0], since, now)
+            one = await self._track_one(conn, program, ladder, zone, ids[0], since, now)
+            if one is not None:
+                return one
         if states is None:
             states = await self.repository.states(conn, program.id, ids)
         start = domain.window_start(ladder, since, zone) if since else None
@@ -234,11 +238,14 @@ class TierService:
         member_id: UUID,
         at: datetime,
         now: datetime,
-    ) -> TierTracker:
+    ) -> TierTracker | None:
         start = domain.window_start(ladder, at + TICK, zone)
-        state, fact, joined = await self.repository.one_member_pg(
+        found = await self.repository.one_member_pg(
             conn, member_id, start, at, ladder.points_currency
         )
+        if found is None:
+            return None
+        state, fact, joined = found
         states = {member_id: state} if state is not None else {}
         return TierTracker(
             ladder,
