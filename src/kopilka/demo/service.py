@@ -268,7 +268,12 @@ class DemoService:
 
     async def summary(self, engine: AsyncEngine, program: ProgramContext) -> DemoSummary:
         async with reading(engine) as conn:
-            return await self._summary(conn, program.id)
+            summary = await self._summary(conn, program.id)
+        if program.settings.tiers is not None:
+            # Members back on the entry tier keep a row; they count with those never above it.
+            entry = program.settings.tiers.levels[0].id
+            summary.tiers = {t: n for t, n in summary.tiers.items() if t != entry}
+        return summary
 
     async def _summary(self, conn: AsyncConnection, program_id: UUID) -> DemoSummary:
         repo = demo_repository
