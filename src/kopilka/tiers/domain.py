@@ -17,8 +17,6 @@ from typing import NamedTuple
 
 from kopilka.tiers.schemas import TierLadder, TierLevel
 
-METRICS = ("points", "spend", "visits", "tenure_months")
-
 
 class PurchaseFact(NamedTuple):
     """A purchase as tiers count it: net of returns."""

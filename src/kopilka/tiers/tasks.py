@@ -16,7 +16,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import reading, run_in_transaction
-from kopilka.errors import InvalidInput
+from kopilka.errors import NotFound
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.tiers.service import manual_ends_by, tier_service, zone_of
@@ -41,7 +41,7 @@ class RequalifyReport:
 async def _program(conn: AsyncConnection, program_id: UUID) -> ProgramContext:
     program = await program_service.get(conn, program_id)
     if program.settings.tiers is None:
-        raise InvalidInput("the program has no tier ladder", field="tiers")
+        raise NotFound("the program has no tier ladder", field="tiers")
     return program
 
 
