@@ -508,6 +508,7 @@ class _PurchaseWriter:
                 "currency": purchase.currency,
                 "total": purchase.total,
                 "returned_amount": 0,
+                "payments": None,
                 "context": purchase_context(purchase),
                 "earned": earned_by_currency,
                 "reversed": {},

@@ -8,6 +8,9 @@ several rows per purchase.
 
 from kopilka.models.api_key import ApiKey
 from kopilka.models.base import Base
+from kopilka.models.coupon_campaign import CouponCampaign
+from kopilka.models.coupon_code import CouponCode
+from kopilka.models.coupon_redemption import CouponRedemption
 from kopilka.models.experiment_assignment import ExperimentAssignment
 from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.journal_entry import JournalEntry
@@ -26,12 +29,18 @@ from kopilka.models.purchase_line import PurchaseLine
 from kopilka.models.purchase_return import PurchaseReturn
 from kopilka.models.redemption import Redemption
 from kopilka.models.redemption_allocation import RedemptionAllocation
+from kopilka.models.reward import Reward
+from kopilka.models.reward_code import RewardCode
+from kopilka.models.reward_redemption import RewardRedemption
 from kopilka.models.rule_usage import RuleUsage
 from kopilka.models.tier_change import TierChange
 
 __all__ = [
     "ApiKey",
     "Base",
+    "CouponCampaign",
+    "CouponCode",
+    "CouponRedemption",
     "ExperimentAssignment",
     "IdempotencyRecord",
     "JournalEntry",
@@ -50,6 +59,9 @@ __all__ = [
     "PurchaseReturn",
     "Redemption",
     "RedemptionAllocation",
+    "Reward",
+    "RewardCode",
+    "RewardRedemption",
     "RuleUsage",
     "TierChange",
 ]

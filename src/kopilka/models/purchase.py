@@ -30,6 +30,9 @@ class Purchase(Base):
     # What else the rules may read, kept for replays: region, payment method, coupons
     # (NULL when the purchase had none of them).
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # How the basket was paid besides money: coupon discounts and points spent
+    # (NULL when neither): {"discount": ..., "points_spent": ..., "points_value": ...}.
+    payments: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # {currency: points} earned, and reversed so far by returns.
     earned: Mapped[dict[str, Any]] = mapped_column(JSONType)
     reversed: Mapped[dict[str, Any]] = mapped_column(JSONType)
