@@ -142,7 +142,7 @@ def mixed_settings() -> ProgramSettings:
         for i in range(10)
     ]
     benefits = [
-        {"type": "coupon", "campaign": "next-visit", "discount_percent": 10},
+        {"type": "coupon", "campaign": "next-visit"},
         {"type": "free_delivery"},
         {"type": "free_sample", "sku": "SAMPLE-1"},
         {"type": "tag", "tag": "big-spender"},

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.events.endpoints import router as events_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
@@ -16,4 +17,5 @@ routers: list[APIRouter] = [
     ledger_router,
     program_router,
     tiers_router,
+    coupons_router,
 ]

@@ -98,8 +98,8 @@ CASES: dict[str, Case] = {
         [EarnEffect("r", "points", 30)],
     ),
     "coupon": Case(
-        [rule("r", {"type": "coupon", "campaign": "spring", "discount_percent": 10})],
-        [BenefitEffect("r", "coupon", {"campaign": "spring", "discount_percent": 10}, 30)],
+        [rule("r", {"type": "coupon", "campaign": "spring"})],
+        [BenefitEffect("r", "coupon", {"campaign": "spring"}, None)],
     ),
     "reward": Case(
         [rule("r", {"type": "reward", "reward": "lounge", "valid_days": 90})],
@@ -373,11 +373,9 @@ def test_multipliers_do_not_multiply_each_other() -> None:
 # --- benefits, events and tags ------------------------------------------------------------
 
 
-def test_coupon_payload_and_validity() -> None:
-    fixed = {"type": "coupon", "campaign": "welcome", "discount_amount": 50_000, "valid_days": 14}
-    assert effects_of(fixed) == [
-        BenefitEffect("r", "coupon", {"campaign": "welcome", "discount_amount": 50_000}, 14)
-    ]
+def test_coupon_names_its_campaign_and_may_set_its_own_validity() -> None:
+    coupon = {"type": "coupon", "campaign": "welcome", "valid_days": 14}
+    assert effects_of(coupon) == [BenefitEffect("r", "coupon", {"campaign": "welcome"}, 14)]
 
 
 def test_boost_factor_is_kept_in_percent_and_defaults_to_two_weeks() -> None:

@@ -367,9 +367,7 @@ def test_summer_shoes_stop_at_the_campaign_budget() -> None:
 
 def test_the_first_purchase_brings_a_welcome_coupon() -> None:
     program = compiled(FASHION)
-    coupon = BenefitEffect(
-        "welcome-coupon", "coupon", {"campaign": "welcome-15", "discount_percent": 15}, 30
-    )
+    coupon = BenefitEffect("welcome-coupon", "coupon", {"campaign": "welcome-15"}, 30)
     assert benefits(evaluate(program, outfit(member=MemberFacts()))) == [coupon]
     assert benefits(evaluate(program, outfit(member=MemberFacts(purchase_count=1)))) == []
 

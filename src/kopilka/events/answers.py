@@ -46,12 +46,13 @@ def _iso(moment: datetime) -> str:
 
 def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
     """What a purchase carries for the rules beyond basket, store and channel (for replays)."""
-    if not (purchase.region or purchase.payment_method or purchase.coupons):
+    coupons = purchase.coupons + [c.strip().upper() for c in purchase.coupon_codes]
+    if not (purchase.region or purchase.payment_method or coupons):
         return None
     return {
         "region": purchase.region,
         "payment_method": purchase.payment_method,
-        "coupons": purchase.coupons,
+        "coupons": coupons,
     }
 
 
@@ -64,6 +65,7 @@ def purchase_result_json(
     trace: Sequence[RuleTraceOut] | None,
     benefits: Sequence[dict[str, Any]] = (),
     tier: dict[str, Any] | None = None,
+    payment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
     dumping a model per purchase would cost more than evaluating its rules."""
@@ -81,5 +83,6 @@ def purchase_result_json(
         "balances": [b.model_dump() for b in balances],
         "benefits": list(benefits),
         "tier": tier,
+        "payment": payment,
         "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
     }

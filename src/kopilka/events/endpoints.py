@@ -16,6 +16,7 @@ from kopilka.events.schemas import (
     BatchItemResult,
     BatchResult,
     PurchaseCreate,
+    PurchaseQuote,
     PurchaseResult,
     ReturnCreate,
     ReturnResult,
@@ -73,11 +74,12 @@ async def create_purchase(request: Request) -> JSONResponse:
     return _answer(await in_transaction(engine, principal, work))
 
 
-@router.post("/purchases/quote", response_model=PurchaseResult)
+@router.post("/purchases/quote", response_model=PurchaseQuote)
 async def quote_purchase(
     body: PurchaseCreate, principal: Till, engine: EngineDep
-) -> PurchaseResult:
-    """What this purchase would earn, with the rule trace; writes nothing."""
+) -> PurchaseQuote:
+    """What this purchase would earn, with the rule trace; how many points may pay for the
+    basket and what each coupon code would take off. Writes nothing."""
     return await read_only(
         engine,
         principal,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.events.activities import Applied, TriggeredEvent, has_trigger, run_trigger
 from kopilka.events.answers import balances_out
+from kopilka.events.payments import payment_service
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
 from kopilka.events.service import Outcome
@@ -122,6 +123,9 @@ class ReturnService:
             return_id=str(return_id),
             occurred_at=request.occurred_at,
         )
+        payments, points_refunded, given_back = await payment_service.after_return(
+            conn, program, unit, balances, purchase, returned_total, str(return_id), now
+        )
         await unit.flush(conn, self.ledger.repository)
         applied = await self._return_rules(conn, program, purchase, money, request, balances, now)
         reversed_now = {c: r.reversed for c, r in reversals.items()}
@@ -138,7 +142,8 @@ class ReturnService:
         await self.events.record_return(
             conn,
             purchase.id,
-            {"returned_amount": returned_total, "reversed": new_reversed},
+            {"returned_amount": returned_total, "reversed": new_reversed}
+            | ({"payments": payments} if payments is not None else {}),
             line_returns,
             {
                 "id": return_id,
@@ -171,6 +176,8 @@ class ReturnService:
             earned=applied.earned if applied else [],
             benefits=applied.benefits if applied else [],
             tier=TierOutcome.model_validate(tier) if tier else None,
+            points_refunded=points_refunded,
+            coupons_given_back=given_back,
         )
         body = result.model_dump(mode="json")
         await self.events.insert_outbox(

@@ -49,9 +49,21 @@ class PurchaseCreate(BaseModel):
     coupons: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=20, description="Coupon codes presented."
     )
+    coupon_codes: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Codes of the program's coupon campaigns to redeem on this purchase, in "
+        "the order they apply. A code that cannot be used refuses the whole purchase.",
+    )
+    points_to_spend: int = Field(
+        default=0,
+        ge=0,
+        le=10**13,
+        description="Points paying part of the basket (the program's points_payment terms).",
+    )
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     lines: list[PurchaseLineIn] = Field(default_factory=list, max_length=1000)
-    total: Money
+    total: Money = Field(description="The basket before coupons and points, minor units.")
 
     @model_validator(mode="after")
     def _lines_add_up(self) -> "PurchaseCreate":
@@ -93,6 +105,45 @@ class BenefitOut(BaseModel):
     expires_at: datetime | None
 
 
+class CouponOut(BaseModel):
+    """What one presented code does to the basket, or why it cannot be used."""
+
+    code: str
+    valid: bool
+    reason: str | None = Field(description="Why the code cannot be used (a stable key).")
+    message: str | None
+    campaign: str | None
+    kind: str | None
+    discount: int = Field(description="Minor units off the basket.")
+    free_delivery: bool
+    free_sku: str | None
+
+
+class PaymentOut(BaseModel):
+    """How the basket was paid besides money, and what is left to pay in money."""
+
+    coupons: list[CouponOut]
+    discount: int = Field(description="Coupon discounts, minor units.")
+    points_currency: str | None
+    points_spent: int
+    points_value: int = Field(description="What the points paid, minor units.")
+    paid: int = Field(description="Left to pay in money: total − discount − points_value.")
+    earn_base: int = Field(description="The amount the rules earned on.")
+
+
+class PointsPaymentQuote(BaseModel):
+    """How many points may pay for this basket (after its coupons)."""
+
+    currency: str
+    available: int
+    min_points: int
+    max_points: int = Field(description="0 when points cannot pay for this basket.")
+    max_value: int = Field(description="What max_points pay, minor units.")
+    step: int = Field(description="points_to_spend must be a multiple of this.")
+    points: int = Field(description="Rate: this many points …")
+    money: int = Field(description="… pay this many minor units.")
+
+
 class BalanceOut(BaseModel):
     currency: str
     available: int
@@ -113,6 +164,17 @@ class PurchaseResult(BaseModel):
     trace: list[RuleTraceOut] | None = None
     tier: TierOutcome | None = Field(
         default=None, description="The member's tier after the purchase (programs with tiers)."
+    )
+    payment: PaymentOut | None = Field(
+        default=None, description="Coupons and points on the purchase (None: money only)."
+    )
+
+
+class PurchaseQuote(PurchaseResult):
+    """A dry run: codes that could not be used are reported, not refused."""
+
+    points_payment: PointsPaymentQuote | None = Field(
+        default=None, description="None when the program takes no points at the till."
     )
 
 
@@ -174,6 +236,12 @@ class ReturnResult(BaseModel):
     )
     benefits: list[BenefitOut] = Field(default_factory=list)
     tier: TierOutcome | None = None
+    points_refunded: int = Field(
+        default=0, description="Points that paid for the returned share, given back."
+    )
+    coupons_given_back: list[str] = Field(
+        default_factory=list, description="Codes whose use this return handed back."
+    )
 
 
 class ActivityCreate(BaseModel):

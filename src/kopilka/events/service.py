@@ -13,21 +13,20 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import InvalidInput, KopilkaError, NotFound
-from kopilka.events.answers import (
-    balances_out,
-    purchase_context,
-    purchase_result_json,
-    trace_out,
-)
+from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
+from kopilka.events.answers import balances_out, purchase_result_json, trace_out
+from kopilka.events.payments import Settlement, payment_service, pays_otherwise
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import (
     BenefitOut,
     EarnedOut,
+    PaymentOut,
+    PointsPaymentQuote,
     PurchaseCreate,
-    PurchaseResult,
+    PurchaseQuote,
 )
-from kopilka.kit.bulk import WriteBatch
+from kopilka.events.writer import PurchaseWriter
+from kopilka.kit.codes import normalise_code
 from kopilka.kit.idempotency import (
     StoredAnswer,
     ensure_same_request,
@@ -38,7 +37,7 @@ from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.repository import BalanceKey
-from kopilka.ledger.service import Earned, LedgerService, LedgerUnit, ledger_service
+from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberService, member_service
@@ -52,7 +51,7 @@ from kopilka.rules.domain import (
     evaluate,
 )
 from kopilka.rules.service import RulesState, rules_state_loader, zone_named
-from kopilka.tiers.service import TierTracker, tier_service
+from kopilka.tiers.service import tier_service
 
 # A till's clock may run a little fast; a purchase further in the future is a mistake.
 MAX_CLOCK_SKEW = timedelta(hours=24)
@@ -74,23 +73,27 @@ def evaluation_context(
     member_status: str,
     facts: MemberFacts | None = None,
     state: RulesState | None = None,
+    reductions: list[int] | None = None,
 ) -> EvaluationContext:
     """The rules' view of a purchase: the basket, where and when, and the member's facts.
-    Local time is the member's own time zone (attribute ``timezone``) or the program's."""
+    Local time is the member's own time zone (attribute ``timezone``) or the program's.
+    ``reductions`` (coupons and points, per line) come off the lines and the total, so the
+    rules earn on the money paid."""
     facts = facts or MemberFacts()
     zone = zone_named(facts.attributes.get("timezone")) or (state.zone if state else UTC_ZONE)
+    cuts = reductions or [0] * max(len(purchase.lines), 1)
     return EvaluationContext(
-        total=purchase.total,
+        total=purchase.total - sum(cuts),
         lines=[
             BasketLine(
                 line.sku,
                 line.category,
                 line.quantity,
-                line.amount,
+                line.amount - cut,
                 line.brand,
                 frozenset(line.tags),
             )
-            for line in purchase.lines
+            for line, cut in zip(purchase.lines, cuts, strict=False)
         ],
         occurred_at=purchase.occurred_at,
         channel=purchase.channel,
@@ -98,7 +101,7 @@ def evaluation_context(
         member_status=member_status,
         region=purchase.region,
         payment_method=purchase.payment_method,
-        coupons=frozenset(purchase.coupons),
+        coupons=frozenset(purchase.coupons).union(map(normalise_code, purchase.coupon_codes)),
         member=facts,
         timezone=zone,
         program_usage=state.program_usage if state else {},
@@ -144,10 +147,19 @@ class PurchaseService:
         program: ProgramContext,
         purchase: PurchaseCreate,
         now: datetime,
-    ) -> PurchaseResult:
-        """The same evaluation as :meth:`ingest`, with no side effects."""
+    ) -> PurchaseQuote:
+        """The same evaluation as :meth:`ingest`, with no side effects; also how many points
+        may pay for the basket, and what each coupon code would do."""
         self._validate(program, purchase, now)
         member_id, status = await self.members.resolve(conn, program, purchase.member)
+        balances = await self.ledger.balances(conn, member_id)
+        terms = program.settings.points_payment
+        available = (
+            balances[terms.currency].available if terms and terms.currency in balances else 0
+        )
+        settlement, points_quote = await payment_service.settle(
+            conn, program, purchase, member_id, available, now, redeem=False
+        )
         state = await rules_state_loader.load(
             conn, program, [member_id], purchase.occurred_at, now, lock=False
         )
@@ -156,9 +168,10 @@ class PurchaseService:
         )
         if tiers is not None:
             tiers.prime(state.member(member_id), member_id, purchase.occurred_at)
-        context = evaluation_context(purchase, status, state.member(member_id), state)
+        context = evaluation_context(
+            purchase, status, state.member(member_id), state, settlement.line_reductions()
+        )
         evaluation = evaluate(program.compiled, context, explain=True)
-        balances = await self.ledger.balances(conn, member_id)
         pending_days = program.settings.pending_days
         pending = pending_days > 0 and purchase.occurred_at + timedelta(days=pending_days) > now
         earned = [
@@ -183,7 +196,7 @@ class PurchaseService:
             for e in evaluation.effects
             if isinstance(e, BenefitEffect)
         ]
-        return PurchaseResult(
+        return PurchaseQuote(
             id=None,
             external_id=purchase.external_id,
             member_id=member_id,
@@ -198,6 +211,12 @@ class PurchaseService:
             ),
             benefits=benefits,
             trace=trace_out(evaluation),
+            payment=PaymentOut.model_validate(settlement.answer())
+            if pays_otherwise(purchase)
+            else None,
+            points_payment=PointsPaymentQuote.model_validate(points_quote)
+            if points_quote
+            else None,
         )
 
     async def ingest(
@@ -262,10 +281,18 @@ class PurchaseService:
             now,
             single_event=len(todo) == 1,
         )
-        writer = _PurchaseWriter(program, now, state, tiers)
+        writer = PurchaseWriter(program, now, state, tiers)
+        await self._settle(conn, program, purchases, todo, balances, outcomes, writer, now)
         for index, member in todo.items():
             outcomes[index] = self._process(
-                writer, program, balances, purchases[index], member, hashes[index], explain
+                writer,
+                program,
+                balances,
+                purchases[index],
+                member,
+                hashes[index],
+                explain,
+                writer.settlements.get(index),
             )
         await writer.flush(conn, self.events, self.ledger)
         for index, first in repeats.items():
@@ -405,26 +432,72 @@ class PurchaseService:
                 outcomes[index] = Outcome(exc.status, error=exc)
         return repeats, hashes
 
+    async def _settle(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        todo: dict[int, tuple[UUID, str]],
+        balances: dict[BalanceKey, Balance],
+        outcomes: list[Outcome | None],
+        writer: PurchaseWriter,
+        now: datetime,
+    ) -> None:
+        """Redeem the coupons and check the points of purchases paid partly with them;
+        one that cannot be paid so gets an error outcome and leaves ``todo``. Each runs in
+        a savepoint, so a refused purchase keeps no code's use."""
+        terms = program.settings.points_payment
+        spent: dict[BalanceKey, int] = {}
+        for index in [i for i in todo if pays_otherwise(purchases[i])]:
+            purchase, (member_id, status) = purchases[index], todo[index]
+            key = (member_id, terms.currency) if terms else None
+            available = balances[key].available - spent.get(key, 0) if key in balances else 0
+            try:
+                if purchase.points_to_spend and status != "active":
+                    raise MemberBlocked(
+                        "a blocked member cannot spend points", field="points_to_spend"
+                    )
+                async with conn.begin_nested():
+                    settlement, _ = await payment_service.settle(
+                        conn, program, purchase, member_id, available, now, redeem=True
+                    )
+            except KopilkaError as exc:
+                outcomes[index] = Outcome(exc.status, error=exc)
+                del todo[index]
+                continue
+            if settlement.points and key is not None:
+                if key not in writer.lots:
+                    writer.lots[key] = await payment_service.spending_lots(conn, *key)
+                spent[key] = spent.get(key, 0) + settlement.points
+            writer.settlements[index] = settlement
+
     def _process(
         self,
-        writer: "_PurchaseWriter",
+        writer: PurchaseWriter,
         program: ProgramContext,
         balances: dict[BalanceKey, Balance],
         purchase: PurchaseCreate,
         member: tuple[UUID, str],
         request_hash_: str,
         explain: bool,
+        settlement: Settlement | None = None,
     ) -> Outcome:
         member_id, status = member
         facts = writer.state.member(member_id)
         if writer.tiers is not None:
             writer.tiers.prime(facts, member_id, purchase.occurred_at)
+        reductions = settlement.line_reductions() if settlement else None
         evaluation = evaluate(
             program.compiled,
-            evaluation_context(purchase, status, facts, writer.state),
+            evaluation_context(purchase, status, facts, writer.state, reductions),
             explain=explain,
         )
         purchase_id = new_id()
+        if settlement is not None:
+            purchase_id = settlement.purchase_id
+            if settlement.points:
+                lots = writer.lots[(member_id, str(settlement.points_currency))]
+                payment_service.spend(writer.unit, balances, lots, settlement, member_id, purchase)
         earned = self.ledger.credit_purchase(
             writer.unit,
             program,
@@ -460,112 +533,18 @@ class PurchaseService:
             trace_out(evaluation),
             benefits,
             tier,
+            settlement.answer() if settlement else None,
         )
-        writer.add(purchase, purchase_id, member_id, earned, body, request_hash_)
+        writer.add(
+            purchase,
+            purchase_id,
+            member_id,
+            earned,
+            body,
+            request_hash_,
+            settlement.record() if settlement else None,
+        )
         return Outcome(201, body)
-
-
-class _PurchaseWriter:
-    """Rows of one batch of purchases, written with one multi-row statement per table."""
-
-    def __init__(
-        self,
-        program: ProgramContext,
-        now: datetime,
-        state: RulesState,
-        tiers: TierTracker | None,
-    ) -> None:
-        self.program = program
-        self.now = now
-        self.state = state
-        self.tiers = tiers
-        self.unit = LedgerUnit(program.id, now)
-        self.purchases: list[dict[str, Any]] = []
-        self.lines: list[dict[str, Any]] = []
-        self.outbox: list[dict[str, Any]] = []
-
-    def add(
-        self,
-        purchase: PurchaseCreate,
-        purchase_id: UUID,
-        member_id: UUID,
-        earned: Sequence[Earned],
-        body: dict[str, Any],
-        request_hash_: str,
-    ) -> None:
-        earned_by_currency: dict[str, int] = {}
-        for e in earned:
-            earned_by_currency[e.currency] = earned_by_currency.get(e.currency, 0) + e.amount
-        self.purchases.append(
-            {
-                "id": purchase_id,
-                "program_id": self.program.id,
-                "member_id": member_id,
-                "external_id": purchase.external_id,
-                "occurred_at": purchase.occurred_at,
-                "store": purchase.store,
-                "channel": purchase.channel,
-                "currency": purchase.currency,
-                "total": purchase.total,
-                "returned_amount": 0,
-                "payments": None,
-                "context": purchase_context(purchase),
-                "earned": earned_by_currency,
-                "reversed": {},
-                "request_hash": request_hash_,
-                "answer": body,
-                "created_at": self.now,
-            }
-        )
-        self.lines.extend(
-            {
-                "purchase_id": purchase_id,
-                "member_id": member_id,
-                "line_no": n,
-                "sku": line.sku,
-                "name": line.name,
-                "category": line.category,
-                "brand": line.brand,
-                "tags": line.tags or None,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "discount": line.discount,
-                "amount": line.amount,
-                "returned_quantity": 0,
-            }
-            for n, line in enumerate(purchase.lines, start=1)
-        )
-        self.outbox.append(
-            {
-                "program_id": self.program.id,
-                "member_id": member_id,
-                "topic": "purchase.recorded",
-                "payload": {
-                    "purchase_id": str(purchase_id),
-                    "external_id": purchase.external_id,
-                    "total": purchase.total,
-                    "earned": earned_by_currency,
-                },
-                "occurred_at": purchase.occurred_at,
-                "created_at": self.now,
-                "published_at": None,
-            }
-        )
-
-    async def flush(
-        self,
-        conn: AsyncConnection,
-        events: EventRepository,
-        ledger: LedgerService,
-    ) -> None:
-        batch = WriteBatch()
-        events.stage_purchases(batch, self.purchases, self.lines)
-        self.unit.stage(batch, ledger.repository)
-        events.stage_outbox(batch, self.outbox)
-        self.state.stage(batch)
-        if self.tiers is not None:
-            self.tiers.stage(batch)
-        await batch.write(conn)
 
 
 purchase_service = PurchaseService()

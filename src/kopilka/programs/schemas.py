@@ -47,6 +47,27 @@ class ExpiryPolicy(BaseModel):
     years: int = Field(default=1, ge=0, le=100)
 
 
+class PointsPayment(BaseModel):
+    """Paying part of a basket with points at the till.
+
+    ``points`` points pay ``money`` minor units (1 and 100: a point is worth a rouble);
+    a purchase spends a multiple of the smallest number of points worth whole minor units.
+    Points may pay at most ``max_share_percent`` of what is left of the basket after its
+    coupons, never for lines of ``excluded_categories``, and not at all below ``min_points``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: CurrencyCode = "points"
+    points: int = Field(default=1, ge=1, le=10**6)
+    money: int = Field(default=100, ge=1, le=10**9)
+    min_points: int = Field(default=0, ge=0, le=10**12)
+    max_share_percent: int = Field(default=100, ge=1, le=100)
+    excluded_categories: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=200
+    )
+
+
 class ProgramSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +85,10 @@ class ProgramSettings(BaseModel):
     clawback: ClawbackPolicy = "allow_negative"
     auto_enrol: bool = False
     tiers: TierLadder | None = None
+    points_payment: PointsPayment | None = None
+    # What rules earn on when coupons or points paid part of a basket: the money paid
+    # (``paid``, the default) or the whole basket (``total``).
+    earn_on: Literal["paid", "total"] = "paid"
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":
@@ -84,6 +109,11 @@ class ProgramSettings(BaseModel):
             _check_rule(rule, f"rules[{index}] ({rule.id})", codes, set(ids), experiments)
         _check_groups(self.rules)
         _check_tier_names(self)
+        if self.points_payment is not None and self.points_payment.currency not in codes:
+            raise ValueError(
+                f"points_payment.currency {self.points_payment.currency!r} is not one of "
+                f"the program's currencies {sorted(codes)}"
+            )
         return self
 
     def currency_codes(self) -> list[str]:

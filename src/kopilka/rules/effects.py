@@ -290,17 +290,16 @@ def _benefit(
 
 @effect
 class IssueCoupon(EffectModel):
-    """A coupon for a later purchase (``code`` prefix or campaign, value as data)."""
+    """A personal code of the coupon campaign ``campaign`` for a later purchase: the
+    campaign's terms say what it takes off; it expires after ``valid_days`` (default the
+    campaign's own)."""
 
     type: Literal["coupon"] = "coupon"
     campaign: str = Field(min_length=1, max_length=100)
-    discount_percent: int | None = Field(default=None, ge=1, le=100)
-    discount_amount: int | None = Field(default=None, ge=1)
-    valid_days: int = Field(default=30, ge=1, le=3660)
+    valid_days: int | None = Field(default=None, ge=1, le=3660)
 
     def compile(self, rule_id: str) -> CompiledEffect:
-        payload = self.model_dump(exclude={"type", "valid_days"}, exclude_none=True)
-        return _benefit(rule_id, "coupon", payload, self.valid_days)
+        return _benefit(rule_id, "coupon", {"campaign": self.campaign}, self.valid_days)
 
 
 @effect

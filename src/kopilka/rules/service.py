@@ -20,11 +20,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.coupons.domain import personal_code_row
+from kopilka.coupons.repository import coupon_repository
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, one_of
 from kopilka.models import (
+    CouponCode,
     ExperimentAssignment,
     Member,
     MemberBenefit,
@@ -57,6 +60,7 @@ usage_t = table(RuleUsage)
 benefits_t = table(MemberBenefit)
 assignments_t = table(ExperimentAssignment)
 outbox_t = table(OutboxEvent)
+coupon_codes_t = table(CouponCode)
 
 UsageKey = tuple[str, str, str]  # rule id, subject, period
 
@@ -85,6 +89,18 @@ def assign_arm(experiment: Experiment, member_id: UUID) -> str:
     return experiment.arms[-1].name
 
 
+def coupon_campaign_keys(settings: Any) -> list[str]:
+    """The coupon campaigns the program's rules issue codes of."""
+    return sorted(
+        {
+            effect.campaign
+            for rule in settings.rules
+            for effect in rule.effects
+            if getattr(effect, "type", None) == "coupon"
+        }
+    )
+
+
 @dataclass
 class RulesState:
     """Facts and pending writes of the rules for one batch of events of one program."""
@@ -102,6 +118,9 @@ class RulesState:
     _tags: dict[UUID, list[str]] = field(default_factory=dict)
     _assignments: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
+    # Coupon campaigns the rules issue codes of (by key), and the codes issued.
+    coupon_campaigns: dict[str, Any] = field(default_factory=dict)
+    _codes: list[dict[str, Any]] = field(default_factory=list)
 
     def member(self, member_id: UUID) -> MemberFacts:
         return self.facts.setdefault(member_id, MemberFacts())
@@ -147,6 +166,9 @@ class RulesState:
         source: tuple[str, str],
     ) -> dict[str, Any]:
         expires = occurred_at + timedelta(days=effect.valid_days) if effect.valid_days else None
+        payload = dict(effect.payload)
+        if effect.kind == "coupon":
+            payload, expires = self._issue_code(member_id, effect, occurred_at, source)
         benefit_id = new_id()
         instant = effect.kind in ("free_delivery", "free_sample")  # used on this purchase
         self._benefits[benefit_id] = {
@@ -156,7 +178,7 @@ class RulesState:
             "rule_id": effect.rule_id,
             "program_version": self.version,
             "kind": effect.kind,
-            "payload": dict(effect.payload),
+            "payload": payload,
             "status": "used" if instant else "active",
             "source_type": source[0],
             "source_id": source[1],
@@ -172,9 +194,28 @@ class RulesState:
             "id": str(benefit_id),
             "rule_id": effect.rule_id,
             "kind": effect.kind,
-            "payload": dict(effect.payload),
+            "payload": payload,
             "expires_at": expires.isoformat() if expires else None,
         }
+
+    def _issue_code(
+        self,
+        member_id: UUID,
+        effect: BenefitEffect,
+        occurred_at: datetime,
+        source: tuple[str, str],
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """A personal code of the effect's campaign; without an active campaign of that key
+        the benefit is kept with no code (``code`` null) so the gap shows."""
+        key = str(effect.payload["campaign"])
+        campaign = self.coupon_campaigns.get(key)
+        if campaign is None or campaign.status != "active":
+            return {"campaign": key, "code": None}, None
+        row = personal_code_row(
+            campaign, self.program_id, member_id, occurred_at, source, effect.valid_days
+        )
+        self._codes.append(row)
+        return {"campaign": key, "code": row["code"]}, row["valid_until"]
 
     def _use_boost(
         self, facts: MemberFacts, used: BoostUsed, occurred_at: datetime, source: tuple[str, str]
@@ -238,6 +279,7 @@ class RulesState:
     # --- the batch's single write --------------------------------------------------------
 
     def stage(self, batch: WriteBatch) -> None:
+        batch.insert(coupon_codes_t, self._codes)
         batch.insert(benefits_t, list(self._benefits.values()))
         batch.update(benefits_t, ("id",), list(self._used.values()))
         batch.update(
@@ -290,6 +332,9 @@ class RulesStateLoader:
         needs = compiled.needs
         if not ids:
             return state
+        if campaigns := coupon_campaign_keys(program.settings):
+            found = await coupon_repository.campaigns_by_keys(conn, program.id, campaigns)
+            state.coupon_campaigns = {row.key: row for row in found}
         if "profile" in needs:
             await self._profile(conn, state, ids)
         if "history" in needs:

@@ -1,0 +1,323 @@
+"""Coupons and points on a purchase: what they take off the basket, in which order, and
+what is left for the rules to earn on.
+
+The order, for every purchase:
+
+1. coupon codes apply in the order given, each on what the ones before it left;
+2. points pay for part of what is left (the program's ``points_payment`` terms);
+3. the rules earn on the money paid (``earn_on: paid``, the default) — every line less
+   its share of the discounts and of the points — or on the whole basket (``total``);
+4. the points spent leave the member's balance before the points earned arrive, so points
+   earned on a purchase never pay for that same purchase.
+
+A return gives back, in proportion to the money returned, the points that paid for the
+purchase; once the purchase is returned in full, the uses of its codes go back to the
+codes of campaigns that give them back. Never commits.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.coupons.domain import Decision
+from kopilka.coupons.service import CouponService, basket_lines, coupon_service, decision_out
+from kopilka.errors import Conflict, InvalidInput
+from kopilka.events.domain import PointsTerms
+from kopilka.events.schemas import PurchaseCreate
+from kopilka.kit.ids import new_id
+from kopilka.ledger import domain as ledger_domain
+from kopilka.ledger.domain import Account, Balance, Lot
+from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
+from kopilka.programs.domain import expires_at
+from kopilka.programs.service import ProgramContext
+
+# Refusals that a concurrent till may have caused are conflicts; the rest are bad input.
+RACE_REASONS = {"used_up", "member_limit", "campaign_limit"}
+
+
+def points_terms(program: ProgramContext) -> PointsTerms | None:
+    terms = program.settings.points_payment
+    if terms is None:
+        return None
+    return PointsTerms(
+        terms.points,
+        terms.money,
+        terms.min_points,
+        terms.max_share_percent,
+        frozenset(terms.excluded_categories),
+    )
+
+
+@dataclass
+class Settlement:
+    """How one purchase is paid besides money, decided before the rules run."""
+
+    purchase_id: UUID
+    total: int
+    decisions: list[Decision]
+    points_currency: str | None = None
+    points: int = 0
+    points_value: int = 0
+    # What coupons and points take off each line (one entry for a basket without lines).
+    reductions: list[int] = field(default_factory=list)
+    earn_on_paid: bool = True
+
+    @property
+    def discount(self) -> int:
+        return sum(d.discount for d in self.decisions if d.accepted)
+
+    @property
+    def paid(self) -> int:
+        return self.total - self.discount - self.points_value
+
+    @property
+    def earn_base(self) -> int:
+        return self.paid if self.earn_on_paid else self.total
+
+    def line_reductions(self) -> list[int] | None:
+        """What to take off each line before the rules see it (None: nothing)."""
+        if not self.earn_on_paid or not any(self.reductions):
+            return None
+        return self.reductions
+
+    def record(self) -> dict[str, Any]:
+        """What the purchase keeps (``purchases.payments``), for returns and reports."""
+        return {
+            "discount": self.discount,
+            "coupons": [
+                {"code": d.code.code, "campaign": d.terms.key, "discount": d.discount}
+                for d in self.decisions
+                if d.accepted and d.code is not None and d.terms is not None
+            ],
+            "points_currency": self.points_currency,
+            "points_spent": self.points,
+            "points_value": self.points_value,
+            "points_refunded": 0,
+            "paid": self.paid,
+        }
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "coupons": [decision_out(d) for d in self.decisions],
+            "discount": self.discount,
+            "points_currency": self.points_currency,
+            "points_spent": self.points,
+            "points_value": self.points_value,
+            "paid": self.paid,
+            "earn_base": self.earn_base,
+        }
+
+
+def pays_otherwise(purchase: PurchaseCreate) -> bool:
+    return bool(purchase.coupon_codes) or purchase.points_to_spend > 0
+
+
+class PaymentService:
+    def __init__(
+        self, coupons: CouponService = coupon_service, ledger: LedgerService = ledger_service
+    ) -> None:
+        self.coupons = coupons
+        self.ledger = ledger
+
+    async def settle(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchase: PurchaseCreate,
+        member_id: UUID | None,
+        available: int,
+        now: datetime,
+        *,
+        redeem: bool,
+    ) -> tuple[Settlement, dict[str, Any] | None]:
+        """Decide the purchase's coupons and points against ``available`` points.
+
+        With ``redeem`` (a real purchase) a code or points that cannot be used refuse the
+        purchase, and the codes' uses are taken; without it (a quote) refusals are only
+        reported. Also returns the points quote for the basket after its coupons.
+        """
+        lines = basket_lines(purchase.lines) or None
+        decisions: list[Decision] = []
+        if purchase.coupon_codes:
+            decisions = await self.coupons.decide(
+                conn,
+                program,
+                purchase.coupon_codes,
+                member_id,
+                lines or [],
+                purchase.total,
+                purchase.occurred_at,
+            )
+        if redeem:
+            _refuse_bad_codes(decisions)
+        categories: list[str | None] = [line.category for line in lines] if lines else [None]
+        coupon_cuts = _coupon_cuts(decisions, len(categories))
+        amounts = [line.amount for line in lines] if lines else [purchase.total]
+        left = [a - c for a, c in zip(amounts, coupon_cuts, strict=True)]
+        settlement = Settlement(
+            purchase_id=new_id(),
+            total=purchase.total,
+            decisions=decisions,
+            reductions=coupon_cuts,
+            earn_on_paid=program.settings.earn_on == "paid",
+        )
+        terms = points_terms(program)
+        quote = None
+        if terms is not None:
+            quote = _points_quote(program, terms, categories, left, available)
+        if purchase.points_to_spend:
+            if terms is None:
+                raise InvalidInput(
+                    "the program takes no points at the till", field="points_to_spend"
+                )
+            reason = terms.refusal(purchase.points_to_spend, categories, left, available)
+            if reason is not None:
+                raise InvalidInput(reason, field="points_to_spend")
+            value = terms.value(purchase.points_to_spend)
+            shares = terms.line_shares(categories, left, value)
+            settlement.points_currency = terms_currency(program)
+            settlement.points = purchase.points_to_spend
+            settlement.points_value = value
+            settlement.reductions = [c + s for c, s in zip(coupon_cuts, shares, strict=True)]
+        if redeem and member_id is not None and decisions:
+            await self.coupons.redeem(
+                conn,
+                program,
+                decisions,
+                member_id=member_id,
+                purchase_id=settlement.purchase_id,
+                now=now,
+            )
+        return settlement, quote
+
+    async def spending_lots(
+        self, conn: AsyncConnection, member_id: UUID, currency: str
+    ) -> list[Lot]:
+        return await self.ledger.repository.open_lots(conn, member_id, currency, lock=True)
+
+    def spend(
+        self,
+        unit: LedgerUnit,
+        balances: dict[BalanceKey, Balance],
+        lots: list[Lot],
+        settlement: Settlement,
+        member_id: UUID,
+        purchase: PurchaseCreate,
+    ) -> None:
+        """Take the points that pay for the purchase (before anything is earned on it)."""
+        assert settlement.points_currency is not None
+        key = (member_id, settlement.points_currency)
+        postings, _ = ledger_domain.redeem(balances[key], lots, settlement.points)
+        unit.track(key, balances[key], lots)
+        unit.add_entry(
+            member_id,
+            "redeem",
+            [(settlement.points_currency, postings)],
+            occurred_at=purchase.occurred_at,
+            reason=f"paid for purchase {purchase.external_id}",
+            reference_type="purchase",
+            reference_id=str(settlement.purchase_id),
+        )
+
+    async def after_return(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        unit: LedgerUnit,
+        balances: dict[BalanceKey, Balance],
+        purchase: Any,
+        returned_total: int,
+        return_id: str,
+        now: datetime,
+    ) -> tuple[dict[str, Any] | None, int, list[str]]:
+        """Give back the points that paid for the returned share and, on a return in full,
+        the codes' uses. Returns the purchase's new ``payments``, the points given back and
+        the codes given back."""
+        payments = purchase.payments
+        if not payments:
+            return None, 0, []
+        spent = int(payments.get("points_spent", 0))
+        refunded = int(payments.get("points_refunded", 0))
+        share = ledger_domain.proportional_share(spent, refunded, purchase.total, returned_total)
+        if share:
+            currency = str(payments["points_currency"])
+            key = (purchase.member_id, currency)
+            postings, lot = ledger_domain.earn(
+                balances[key],
+                lot_id=new_id(),
+                amount=share,
+                now=now,
+                available_at=now,
+                expires_at=expires_at(program.settings.expiry, now, program.settings.timezone),
+                source_id=return_id,
+                rule_id=None,
+                source_account=Account.REDEEMED,
+            )
+            unit.track(key, balances[key])
+            entry_id = unit.add_entry(
+                purchase.member_id,
+                "refund",
+                [(currency, postings)],
+                occurred_at=now,
+                reason=f"points that paid for returned goods of purchase {purchase.external_id}",
+                reference_type="return",
+                reference_id=return_id,
+            )
+            unit.add_lot(purchase.member_id, currency, lot, entry_id)
+        given_back: list[str] = []
+        if returned_total >= purchase.total and payments.get("coupons"):
+            given_back = await self.coupons.give_back(conn, purchase.id, now)
+        return {**payments, "points_refunded": refunded + share}, share, given_back
+
+
+def terms_currency(program: ProgramContext) -> str:
+    assert program.settings.points_payment is not None
+    return program.settings.points_payment.currency
+
+
+def _refuse_bad_codes(decisions: Sequence[Decision]) -> None:
+    for index, decision in enumerate(decisions):
+        if decision.reason is None:
+            continue
+        error = Conflict if decision.reason in RACE_REASONS else InvalidInput
+        raise error(
+            f"coupon {decision.text}: {decision.message}",
+            field=f"coupon_codes.{index}",
+            reason=decision.reason,
+        )
+
+
+def _coupon_cuts(decisions: Sequence[Decision], size: int) -> list[int]:
+    cuts = [0] * size
+    for decision in decisions:
+        if decision.accepted and decision.line_discounts:
+            cuts = [c + d for c, d in zip(cuts, decision.line_discounts, strict=True)]
+    return cuts
+
+
+def _points_quote(
+    program: ProgramContext,
+    terms: PointsTerms,
+    categories: Sequence[str | None],
+    left: Sequence[int],
+    available: int,
+) -> dict[str, Any]:
+    most = terms.max_points(categories, left, available)
+    return {
+        "currency": terms_currency(program),
+        "available": max(available, 0),
+        "min_points": terms.min_points,
+        "max_points": most,
+        "max_value": terms.value(most),
+        "step": terms.step,
+        "points": terms.points,
+        "money": terms.money,
+    }
+
+
+payment_service = PaymentService()
