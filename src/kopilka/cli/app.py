@@ -2,7 +2,7 @@
 
 import typer
 
-from kopilka.cli import db, jobs, keys, ledger, members, program, serve
+from kopilka.cli import coupons, db, jobs, keys, ledger, members, program, serve
 from kopilka.cli.demo import demo
 from kopilka.cli.imports import app as imports_app
 
@@ -21,3 +21,4 @@ app.add_typer(members.app, name="members")
 app.add_typer(imports_app, name="import")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(coupons.app, name="coupons")

@@ -151,8 +151,11 @@ class CouponService:
         key: str,
         body: CodesCreate,
         now: datetime,
+        *,
+        answer_limit: int | None = CODES_IN_ANSWER,
     ) -> dict[str, Any]:
-        """Generate or import codes; all or nothing."""
+        """Generate or import codes; all or nothing. The answer lists the first
+        ``answer_limit`` new codes (None: all of them)."""
         campaign = await self._campaign_row(conn, program, key)
         members: list[UUID | None] = [None] * (body.count or len(body.codes or []))
         if body.members is not None:
@@ -184,7 +187,7 @@ class CouponService:
             for text, member in zip(texts, members, strict=True)
         ]
         await self.repository.insert_codes(conn, rows)
-        return {"campaign": key, "created": len(rows), "codes": texts[:CODES_IN_ANSWER]}
+        return {"campaign": key, "created": len(rows), "codes": texts[:answer_limit]}
 
     async def _imported(
         self, conn: AsyncConnection, program: ProgramContext, codes: Sequence[str]
