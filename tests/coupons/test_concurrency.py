@@ -46,6 +46,9 @@ async def test_a_campaign_limit_holds_across_many_codes_and_tills(pg_engine: Asy
         )
         assert sorted(r.status_code for r in responses) == [201] * 5 + [409] * 15
         assert (await api.get(f"/v1/coupon-campaigns/{campaign['key']}")).json()["redeemed"] == 5
+        # A till that lost the campaign's last use gave its code's use back (savepoint).
+        listed = await api.get(f"/v1/coupon-campaigns/{campaign['key']}/codes", limit=100)
+        assert sum(c["uses"] for c in listed.json()["items"]) == 5
 
 
 async def test_one_member_at_two_tills_keeps_the_per_member_limit(pg_engine: AsyncEngine) -> None:

@@ -62,6 +62,16 @@ def code_from_row(row: Any) -> Code:
     )
 
 
+class _Prefixed:
+    """The columns of a joined row that carry ``prefix``, by their names without it."""
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
 class CouponRepository:
     # --- campaigns -----------------------------------------------------------------------
 
@@ -160,6 +170,24 @@ class CouponRepository:
             )
         )
         return {row.code: row for row in result}
+
+    async def codes_with_campaigns(
+        self, conn: AsyncConnection, program_id: UUID, codes: Sequence[str]
+    ) -> dict[str, tuple[Code, Terms]]:
+        """The codes found among ``codes`` with their campaigns' terms, in one query."""
+        if not codes:
+            return {}
+        campaign_columns = [c.label(f"cc_{c.name}") for c in campaigns_t.c]
+        result = await conn.execute(
+            select(codes_t, *campaign_columns)
+            .join(campaigns_t, campaigns_t.c.id == codes_t.c.campaign_id)
+            .where(codes_t.c.program_id == program_id, one_of(conn, codes_t.c.code, codes))
+        )
+        found = {}
+        for row in result:
+            campaign = _Prefixed(row, "cc_")
+            found[row.code] = (code_from_row(row), terms_from_row(campaign))
+        return found
 
     async def code_page(
         self,

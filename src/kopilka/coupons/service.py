@@ -16,9 +16,7 @@ from kopilka.coupons import domain
 from kopilka.coupons.domain import Decision, Line, Presented, personal_code_row
 from kopilka.coupons.repository import (
     CouponRepository,
-    code_from_row,
     coupon_repository,
-    terms_from_row,
 )
 from kopilka.coupons.schemas import (
     CampaignCreate,
@@ -296,22 +294,17 @@ class CouponService:
     ) -> list[Decision]:
         """What each presented code would do to this basket now (reads only)."""
         normalised = [normalise_code(t) for t in texts]
-        rows = await self.repository.codes_by_text(conn, program.id, normalised)
-        campaign_ids = sorted({row.campaign_id for row in rows.values()})
-        campaigns = {
-            row.id: terms_from_row(row)
-            for row in await self.repository.campaigns_by_ids(conn, campaign_ids)
-        }
+        found = await self.repository.codes_with_campaigns(conn, program.id, normalised)
+        campaigns = {code.campaign_id: terms for code, terms in found.values()}
+        limited = [c for c, t in campaigns.items() if t.per_member_limit is not None]
         uses = (
-            await self.repository.member_uses(conn, member_id, campaign_ids)
-            if member_id is not None
+            await self.repository.member_uses(conn, member_id, limited)
+            if member_id is not None and limited
             else {}
         )
         presented = []
         for text in normalised:
-            row = rows.get(text)
-            code = code_from_row(row) if row is not None else None
-            terms = campaigns.get(code.campaign_id) if code is not None else None
+            code, terms = found.get(text, (None, None))
             member_uses = uses.get(terms.id, 0) if terms is not None else 0
             presented.append(Presented(text, code, terms, member_uses))
         return domain.apply_codes(presented, lines, total, member_id, now)
@@ -350,8 +343,27 @@ class CouponService:
         now: datetime,
     ) -> None:
         """Take one use of every accepted code for a purchase (the member is locked by the
-        caller). A use lost to a concurrent till is a 409 and the caller's transaction is
-        rolled back, so no code keeps a use it did not give."""
+        caller). A use lost to a concurrent till is a 409. When more than one conditional
+        update could fail, they run in a savepoint, so a refused purchase keeps no use."""
+        updates = sum(
+            1 + (d.terms is not None and d.terms.total_limit is not None) for d in decisions
+        )
+        if updates > 1:
+            async with conn.begin_nested():
+                await self._take_uses(conn, program, decisions, member_id, purchase_id, now)
+        else:
+            # A single conditional update that fails has changed nothing.
+            await self._take_uses(conn, program, decisions, member_id, purchase_id, now)
+
+    async def _take_uses(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        decisions: Sequence[Decision],
+        member_id: UUID,
+        purchase_id: UUID,
+        now: datetime,
+    ) -> None:
         rows = []
         for index, decision in enumerate(decisions):
             code, terms = decision.code, decision.terms

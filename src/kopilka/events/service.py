@@ -444,8 +444,8 @@ class PurchaseService:
         now: datetime,
     ) -> None:
         """Redeem the coupons and check the points of purchases paid partly with them;
-        one that cannot be paid so gets an error outcome and leaves ``todo``. Each runs in
-        a savepoint, so a refused purchase keeps no code's use."""
+        one that cannot be paid so gets an error outcome and leaves ``todo`` and keeps no
+        code's use (see :meth:`CouponService.redeem`)."""
         terms = program.settings.points_payment
         spent: dict[BalanceKey, int] = {}
         for index in [i for i in todo if pays_otherwise(purchases[i])]:
@@ -457,10 +457,9 @@ class PurchaseService:
                     raise MemberBlocked(
                         "a blocked member cannot spend points", field="points_to_spend"
                     )
-                async with conn.begin_nested():
-                    settlement, _ = await payment_service.settle(
-                        conn, program, purchase, member_id, available, now, redeem=True
-                    )
+                settlement, _ = await payment_service.settle(
+                    conn, program, purchase, member_id, available, now, redeem=True
+                )
             except KopilkaError as exc:
                 outcomes[index] = Outcome(exc.status, error=exc)
                 del todo[index]
