@@ -132,6 +132,11 @@ def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
     for rule in ("base", "welcome", "happy-hours"):
         assert rule in by_rule, by_rule
     assert "boost" in result.stdout.split("benefits granted:")[1]
+    # Shoppers redeem the coupons the welcome rule gave them and pay with points.
+    used = result.stdout.split("coupon codes issued / used")[1].split("/")[1].split("(")[0]
+    assert int(used.strip().replace(",", "")) > 0
+    paying = result.stdout.split("purchases paid partly with points")[1].split("(")[0]
+    assert int(paying.strip(" │|").replace(",", "")) > 0
 
 
 @pytest.mark.slow

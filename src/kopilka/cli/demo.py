@@ -35,6 +35,13 @@ def _print_summary(summary: DemoSummary) -> None:
     table.add_row("points expired", f"{accounts.get('expired', 0):,}")
     table.add_row("points pending (return window)", f"{accounts.get('pending', 0):,}")
     table.add_row("points available", f"{accounts.get('available', 0):,}")
+    paying, points = summary.paid_with_points
+    table.add_row("purchases paid partly with points", f"{paying:,} ({points:,} points)")
+    table.add_row(
+        "coupon codes issued / used",
+        f"{summary.codes_issued:,} / {summary.codes_used:,} "
+        f"({summary.coupon_discount / 100:,.2f} off)",
+    )
     console.print(table)
     console.print(
         "top members by available points: "

@@ -6,7 +6,17 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.models import Lot, Member, MemberBalance, MemberBenefit, MemberTier, Posting
+from kopilka.models import (
+    CouponCode,
+    CouponRedemption,
+    JournalEntry,
+    Lot,
+    Member,
+    MemberBalance,
+    MemberBenefit,
+    MemberTier,
+    Posting,
+)
 from kopilka.models.base import Base, table
 
 
@@ -50,7 +60,8 @@ class DemoRepository:
             .group_by(lots.c.rule_id)
             .order_by(func.sum(lots.c.amount).desc())
         )
-        return {rule_id or "?": int(total) for rule_id, total in rows.all()}
+        # Lots of no rule: points that paid for goods later returned, given back.
+        return {rule_id or "given back on returns": int(total) for rule_id, total in rows.all()}
 
     async def benefits_by_kind(self, conn: AsyncConnection, program_id: UUID) -> dict[str, int]:
         benefits = table(MemberBenefit)
@@ -71,6 +82,42 @@ class DemoRepository:
             .order_by(func.count().desc())
         )
         return {tier: int(count) for tier, count in rows.all()}
+
+    async def coupons(self, conn: AsyncConnection, program_id: UUID) -> tuple[int, int, int]:
+        """Codes issued, uses of codes on purchases, and the money those uses took off."""
+        codes, uses = table(CouponCode), table(CouponRedemption)
+        issued = await conn.execute(
+            select(func.count()).select_from(codes).where(codes.c.program_id == program_id)
+        )
+        used = await conn.execute(
+            select(func.count(), func.coalesce(func.sum(uses.c.discount), 0)).where(
+                uses.c.program_id == program_id, uses.c.status == "applied"
+            )
+        )
+        count, discount = used.one()
+        return int(issued.scalar_one()), int(count), int(discount)
+
+    async def paid_with_points(
+        self, conn: AsyncConnection, program_id: UUID, currency: str
+    ) -> tuple[int, int]:
+        """Purchases paid partly with points, and the points they took."""
+        entries, postings = table(JournalEntry), table(Posting)
+        row = await conn.execute(
+            select(
+                func.count(func.distinct(entries.c.id)),
+                func.coalesce(func.sum(postings.c.amount), 0),
+            )
+            .join(postings, postings.c.entry_id == entries.c.id)
+            .where(
+                entries.c.program_id == program_id,
+                entries.c.kind == "redeem",
+                entries.c.reference_type == "purchase",
+                postings.c.account == "redeemed",
+                postings.c.currency == currency,
+            )
+        )
+        purchases, points = row.one()
+        return int(purchases), int(points)
 
 
 demo_repository = DemoRepository()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
 from kopilka.demo.repository import demo_repository
+from kopilka.demo.till import Till, create_campaigns
 from kopilka.errors import KopilkaError
 from kopilka.events.returns import return_service
 from kopilka.events.schemas import PurchaseCreate, ReturnCreate
@@ -81,6 +82,12 @@ DEMO_SETTINGS: dict[str, Any] = {
             "effects": [{"type": "boost", "factor": 2, "valid_days": 14}],
         },
         {
+            "id": "welcome-coupon",
+            "name": "First purchase: 10 % off coffee on the next visit within 30 days",
+            "conditions": [{"type": "first_purchase"}],
+            "effects": [{"type": "coupon", "campaign": "next-coffee"}],
+        },
+        {
             "id": "tier-rate",
             "name": "Silver and gold earn 25 % and 50 % more on the base rate",
             "effects": [{"type": "tier_multiplier", "of": ["base"]}],
@@ -106,6 +113,15 @@ DEMO_SETTINGS: dict[str, Any] = {
         "window": {"kind": "rolling", "months": 12},
         "downgrade": {"mode": "one_step"},
     },
+    # A point pays a rouble at the till, for up to half of a basket (not household goods).
+    "points_payment": {
+        "currency": "points",
+        "points": 1,
+        "money": 100,
+        "min_points": 50,
+        "max_share_percent": 50,
+        "excluded_categories": ["household"],
+    },
     "expiry": {"policy": "days", "days": 180},
     "pending_days": 14,
     "hold_minutes": 30,
@@ -126,6 +142,10 @@ class DemoSummary:
     earned_by_rule: dict[str, int] = field(default_factory=dict)
     benefits: dict[str, int] = field(default_factory=dict)
     tiers: dict[str, int] = field(default_factory=dict)  # members on each tier above entry
+    codes_issued: int = 0
+    codes_used: int = 0
+    coupon_discount: int = 0  # minor units
+    paid_with_points: tuple[int, int] = (0, 0)  # purchases, points
 
 
 def _days(events: Iterator[SimEvent]) -> Iterator[tuple[date, list[SimEvent]]]:
@@ -140,12 +160,14 @@ def _end_of(day: date) -> datetime:
 class DemoService:
     async def create_program(self, engine: AsyncEngine) -> ProgramContext:
         async with transaction(engine) as conn:
-            return await program_service.create(
+            program = await program_service.create(
                 conn,
                 slug="demo",
                 name="Demo café & grocery",
                 settings=ProgramSettings.model_validate(DEMO_SETTINGS),
             )
+            await create_campaigns(conn, program, clock.now())
+            return program
 
     async def run(
         self,
@@ -156,6 +178,7 @@ class DemoService:
     ) -> int:
         """Replay the simulation day by day; returns the number of events processed."""
         rng = random.Random(config.seed)
+        till = Till(random.Random(config.seed + 1))
         processed = 0
         for day, events in _days(simulate(config)):
             with clock.frozen(_end_of(day)):
@@ -163,7 +186,7 @@ class DemoService:
                 async def one_day(
                     conn: AsyncConnection, todo: list[SimEvent] = events, today: date = day
                 ) -> None:
-                    await self._day(conn, program, todo)
+                    await self._day(conn, program, todo, till)
                     await self._redeem(conn, program, todo, rng)
                     # The day's scheduled jobs, in the same transaction: fewer commits.
                     for job in (tasks.RELEASE_PENDING, tasks.EXPIRE):
@@ -178,7 +201,7 @@ class DemoService:
         return processed
 
     async def _day(
-        self, conn: AsyncConnection, program: ProgramContext, events: list[SimEvent]
+        self, conn: AsyncConnection, program: ProgramContext, events: list[SimEvent], till: Till
     ) -> None:
         now = clock.now()
         sign_ups = [
@@ -190,6 +213,7 @@ class DemoService:
             await member_service.register_many(conn, program, sign_ups, now)
         purchases = [PurchaseCreate.model_validate(e.data) for e in events if e.kind == "purchase"]
         if purchases:
+            purchases = await till.prepare(conn, program, purchases)
             await purchase_service.ingest(conn, program, purchases, now)
         for event in events:
             if event.kind == "return":
@@ -277,6 +301,7 @@ class DemoService:
 
     async def _summary(self, conn: AsyncConnection, program_id: UUID) -> DemoSummary:
         repo = demo_repository
+        issued, used, discount = await repo.coupons(conn, program_id)
         return DemoSummary(
             members=await repo.count(conn, Member, program_id),
             purchases=await repo.count(conn, Purchase, program_id),
@@ -287,6 +312,10 @@ class DemoService:
             earned_by_rule=await repo.earned_by_rule(conn, program_id, "points"),
             benefits=await repo.benefits_by_kind(conn, program_id),
             tiers=await repo.members_by_tier(conn, program_id),
+            codes_issued=issued,
+            codes_used=used,
+            coupon_discount=discount,
+            paid_with_points=await repo.paid_with_points(conn, program_id, "points"),
         )
 
 
