@@ -1,17 +1,22 @@
 """Paying with points at the till, on both databases: the quote, the purchase, the order of
 spending and earning, returns, and coupons with points on one basket."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.db import reading
 from kopilka.events.domain import PointsTerms
-from tests.conftest import Api, make_key, make_program
+from kopilka.programs.schemas import ProgramSettings
+from kopilka.programs.simulation import simulate
+from tests.conftest import BASE_SETTINGS, Api, make_key, make_program
 from tests.coupons.test_endpoints import new_campaign, new_codes
 from tests.events.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body, unique
+from tests.rules.test_simulation import live_earned
 
 PAY = {
     "points": 1,
@@ -252,3 +257,46 @@ async def test_a_batch_keeps_the_good_purchases_and_refuses_the_overspent(
     statuses = [r["status"] for r in response.json()["results"]]
     assert statuses == [201, 422]
     assert await points_of(api, member) == 500 - 300 + 900
+
+
+async def test_a_simulation_sees_the_basket_as_the_rules_saw_it_live(
+    till: tuple[Api, Any], engine: AsyncEngine
+) -> None:
+    api, program = till
+    campaign = await new_campaign(api, discount={"kind": "percent", "value": 20}, stackable=True)
+    codes = await new_codes(api, campaign["key"], count=3)
+    member = await member_with(api, 5_000)
+    start = datetime.now(UTC) - timedelta(days=3)
+    bodies = [
+        basket(member, coupon_codes=[codes[0]]),
+        basket(member, points_to_spend=450),
+        basket(member, coupon_codes=[codes[1]], points_to_spend=100),
+        purchase_body(member["external_id"], 33_333, lines=[], coupon_codes=[codes[2]]),
+        basket(member),
+    ]
+    for index, body in enumerate(bodies):
+        body["occurred_at"] = (start + timedelta(hours=index)).isoformat()
+        assert (await api.post("/v1/purchases", body)).status_code == 201
+    live = await live_earned(engine, program.id)
+    settings = ProgramSettings.model_validate({**BASE_SETTINGS, "points_payment": PAY})
+    async with reading(engine) as conn:
+        report = await simulate(
+            conn, program.id, settings, settings, start, datetime.now(UTC) + timedelta(days=1)
+        )
+    replayed = {
+        (rule["rule_id"], currency): amount
+        for rule in report["rules"]
+        for currency, amount in rule["draft"].items()
+        if amount
+    }
+    assert report["purchases"] == 5
+    assert replayed == {key: value for key, value in live.items() if key[0] == "base"}
+    whole = ProgramSettings.model_validate(
+        {**BASE_SETTINGS, "points_payment": PAY, "earn_on": "total"}
+    )
+    async with reading(engine) as conn:
+        on_total = await simulate(
+            conn, program.id, settings, whole, start, datetime.now(UTC) + timedelta(days=1)
+        )
+    base = next(r for r in on_total["rules"] if r["rule_id"] == "base")
+    assert base["draft"]["points"] == 4 * 1_200 + 333  # every basket whole

@@ -75,9 +75,7 @@ async def create_purchase(request: Request) -> JSONResponse:
 
 
 @router.post("/purchases/quote", response_model=PurchaseQuote)
-async def quote_purchase(
-    body: PurchaseCreate, principal: Till, engine: EngineDep
-) -> PurchaseQuote:
+async def quote_purchase(body: PurchaseCreate, principal: Till, engine: EngineDep) -> PurchaseQuote:
     """What this purchase would earn, with the rule trace; how many points may pay for the
     basket and what each coupon code would take off. Writes nothing."""
     return await read_only(

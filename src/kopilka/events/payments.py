@@ -99,6 +99,9 @@ class Settlement:
             "points_value": self.points_value,
             "points_refunded": 0,
             "paid": self.paid,
+            # Per line (one entry without lines): what a simulation takes off to see the
+            # basket as the rules saw it.
+            "reductions": self.reductions,
         }
 
     def answer(self) -> dict[str, Any]:

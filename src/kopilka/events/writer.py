@@ -105,7 +105,8 @@ class PurchaseWriter:
                     "external_id": purchase.external_id,
                     "total": purchase.total,
                     "earned": earned_by_currency,
-                },
+                }
+                | _paid_otherwise(payments),
                 "occurred_at": purchase.occurred_at,
                 "created_at": self.now,
                 "published_at": None,
@@ -126,3 +127,15 @@ class PurchaseWriter:
         if self.tiers is not None:
             self.tiers.stage(batch)
         await batch.write(conn)
+
+
+def _paid_otherwise(payments: dict[str, Any] | None) -> dict[str, Any]:
+    """What a purchase's event says about coupons and points (nothing for money only)."""
+    if payments is None:
+        return {}
+    return {
+        "coupons": [c["code"] for c in payments["coupons"]],
+        "discount": payments["discount"],
+        "points_spent": payments["points_spent"],
+        "paid": payments["paid"],
+    }

@@ -72,6 +72,8 @@ class StoredPurchase:
     channel: str
     context: dict[str, Any] | None
     lines: list[BasketLine]
+    # What coupons and points took off each line (None: paid in money only).
+    reductions: list[int] | None = None
 
 
 def _variant(program_id: UUID, settings: ProgramSettings, now: datetime) -> _Variant:
@@ -131,6 +133,7 @@ async def stored_purchases(
                 purchases_t.c.store,
                 purchases_t.c.channel,
                 purchases_t.c.context,
+                purchases_t.c.payments,
             )
             .where(
                 purchases_t.c.program_id == program_id,
@@ -162,6 +165,7 @@ async def stored_purchases(
                 row[5],
                 row[6],
                 lines.get(row[0], []),
+                (row[7] or {}).get("reductions"),
             )
         after = (rows[-1][2], rows[-1][0])
 
@@ -221,11 +225,26 @@ def _seed(variant: _Variant, member_id: UUID, profile: Any, history: Any) -> Mem
     return facts
 
 
-def _context(purchase: StoredPurchase, status: str, facts: MemberFacts, state: RulesState) -> Any:
+def _context(
+    purchase: StoredPurchase,
+    status: str,
+    facts: MemberFacts,
+    state: RulesState,
+    earn_on_paid: bool = True,
+) -> Any:
+    """What the rules saw live: with ``earn_on: paid``, the lines less what coupons and
+    points took off them."""
     extra = purchase.context or {}
+    total, lines = purchase.total, purchase.lines
+    if earn_on_paid and purchase.reductions:
+        cuts = purchase.reductions
+        total -= sum(cuts)
+        lines = [
+            line._replace(amount=line.amount - cut) for line, cut in zip(lines, cuts, strict=False)
+        ]
     return EvaluationContext(
-        total=purchase.total,
-        lines=purchase.lines,
+        total=total,
+        lines=lines,
         occurred_at=purchase.occurred_at,
         channel=purchase.channel,
         store=purchase.store,
@@ -287,7 +306,7 @@ def _replay_one(variant: _Variant, purchase: StoredPurchase, status: str, counte
         return
     if tiers is not None:
         tiers.prime(facts, purchase.member_id, purchase.occurred_at)
-    context = _context(purchase, status, facts, variant.state)
+    context = _context(purchase, status, facts, variant.state, variant.settings.earn_on == "paid")
     evaluation = evaluate(variant.compiled, context)
     if tiers is not None:
         points = sum(
