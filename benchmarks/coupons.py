@@ -52,7 +52,7 @@ from _common import (
 from loadgen import Connection, _post
 
 sys.path.insert(0, str(REPO / "src"))
-from kopilka.kit.codes import generate_codes  # noqa: E402
+from kopilka.kit.codes import generate_codes
 
 SLUG = "coupons"
 PATTERN = "SPR-####-####"
@@ -185,9 +185,7 @@ def backend_run(url: str, args: argparse.Namespace, pg: bool) -> dict[str, Any]:
             body = f'{{"codes":["{code}"],"total":{TOTAL},"lines":{lines}}}'
             return _post(port, "/v1/coupons/validate", key, body)
 
-        validation = measured(
-            server, closed_loop(port, validate, args.connections, args.seconds)
-        )
+        validation = measured(server, closed_loop(port, validate, args.connections, args.seconds))
         log(f"validate: {validation['per_s']}/s, p99 {validation['p99_ms']} ms")
 
         members = [f"bench-c-{i}" for i in range(args.connections)]

@@ -4,9 +4,11 @@ from fastapi import APIRouter
 
 from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.events.endpoints import router as events_router
+from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.programs.endpoints import router as program_router
+from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.system.endpoints import router as system_router
 from kopilka.tiers.endpoints import router as tiers_router
 
@@ -17,5 +19,7 @@ routers: list[APIRouter] = [
     ledger_router,
     program_router,
     tiers_router,
+    rewards_router,
     coupons_router,
+    giftcards_router,
 ]

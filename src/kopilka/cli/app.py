@@ -4,7 +4,9 @@ import typer
 
 from kopilka.cli import coupons, db, jobs, keys, ledger, members, program, serve
 from kopilka.cli.demo import demo
+from kopilka.cli.giftcards import app as giftcards_app
 from kopilka.cli.imports import app as imports_app
+from kopilka.cli.rewards import app as rewards_app
 
 app = typer.Typer(
     name="kopilka",
@@ -22,3 +24,5 @@ app.add_typer(imports_app, name="import")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(coupons.app, name="coupons")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(giftcards_app, name="giftcards")

@@ -56,6 +56,11 @@ def _print_summary(summary: DemoSummary) -> None:
             "benefits granted: "
             + ", ".join(f"{kind} {count:,}" for kind, count in summary.benefits.items())
         )
+    if summary.rewards:
+        console.print(
+            "rewards taken from the shop: "
+            + ", ".join(f"{key} {count:,}" for key, count in summary.rewards.items())
+        )
     if summary.tiers:
         entry = summary.members - sum(summary.tiers.values())
         console.print(

@@ -16,6 +16,8 @@ from kopilka.models import (
     MemberBenefit,
     MemberTier,
     Posting,
+    Reward,
+    RewardRedemption,
 )
 from kopilka.models.base import Base, table
 
@@ -118,6 +120,18 @@ class DemoRepository:
         )
         purchases, points = row.one()
         return int(purchases), int(points)
+
+    async def rewards_taken(self, conn: AsyncConnection, program_id: UUID) -> dict[str, int]:
+        """Redemptions of each reward of the shop that were not cancelled, most first."""
+        rewards, taken = table(Reward), table(RewardRedemption)
+        rows = await conn.execute(
+            select(rewards.c.key, func.count())
+            .join(taken, taken.c.reward_id == rewards.c.id)
+            .where(taken.c.program_id == program_id, taken.c.status != "cancelled")
+            .group_by(rewards.c.key)
+            .order_by(func.count().desc(), rewards.c.key)
+        )
+        return {key: int(count) for key, count in rows.all()}
 
 
 demo_repository = DemoRepository()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
 from kopilka.demo.repository import demo_repository
+from kopilka.demo.shop import SHOP_CHANCE, buy_something, open_shop
 from kopilka.demo.till import Till, create_campaigns
 from kopilka.errors import KopilkaError
 from kopilka.events.returns import return_service
@@ -146,6 +147,7 @@ class DemoSummary:
     codes_used: int = 0
     coupon_discount: int = 0  # minor units
     paid_with_points: tuple[int, int] = (0, 0)  # purchases, points
+    rewards: dict[str, int] = field(default_factory=dict)  # redemptions per reward
 
 
 def _days(events: Iterator[SimEvent]) -> Iterator[tuple[date, list[SimEvent]]]:
@@ -167,6 +169,7 @@ class DemoService:
                 settings=ProgramSettings.model_validate(DEMO_SETTINGS),
             )
             await create_campaigns(conn, program, clock.now())
+            await open_shop(conn, program, clock.now())
             return program
 
     async def run(
@@ -262,8 +265,12 @@ class DemoService:
         balance = (await ledger_service.balances(conn, member_id)).get("points")
         if balance is None or balance.available < REDEEM_THRESHOLD:
             return
-        amount = min(balance.available, rng.choice((300, 500, 1000))) // 50 * 50
         now = clock.now()
+        if rng.random() < SHOP_CHANCE and await buy_something(
+            conn, program, member_id, balance.available, rng, now
+        ):
+            return
+        amount = min(balance.available, rng.choice((300, 500, 1000))) // 50 * 50
         view = await ledger_service.redeem(
             conn,
             program,
@@ -316,6 +323,7 @@ class DemoService:
             codes_used=used,
             coupon_discount=discount,
             paid_with_points=await repo.paid_with_points(conn, program_id, "points"),
+            rewards=await repo.rewards_taken(conn, program_id),
         )
 
 

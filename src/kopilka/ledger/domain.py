@@ -442,3 +442,36 @@ def check_member(
     if held != balance.held:
         problems.append(f"held balance {balance.held} != open holds {held}")
     return problems
+
+
+# --- refunds of completed redemptions --------------------------------------------------------
+# A one-step redemption that is later undone (a reward cancelled before it was handed out)
+# is refunded by a new entry, redeemed → available: the ledger stays append-only.
+
+
+def refund(
+    balance: Balance,
+    lots_by_id: dict[UUID, Lot],
+    allocations: Sequence[Allocation],
+    amount: int,
+) -> list[Posting]:
+    """Give back a completed one-step redemption of ``amount``, taken from the lots by
+    ``allocations``: each allocation returns to the lot it came from.
+
+    A lot that has expired since still gets its points back; the expiry job expires them
+    as it would any other. What pays off a clawback debt goes to no lot (as on a void), so
+    the available lots still sum to ``max(available, 0)``; the latest-taken allocations
+    (the latest-expiring points) are filled first then, as a void fills them.
+    """
+    _require_positive(amount)
+    assert sum(a.amount for a in allocations) == amount, "allocations sum to the redemption"
+    postings = [Posting(Account.REDEEMED, -amount), Posting(Account.AVAILABLE, amount)]
+    to_lots = amount - min(amount, _debt(balance))
+    for allocation in reversed(allocations):
+        if to_lots == 0:
+            break
+        back = min(allocation.amount, to_lots)
+        lots_by_id[allocation.lot_id].give_back(back)
+        to_lots -= back
+    balance.apply(postings)
+    return postings

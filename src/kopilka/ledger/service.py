@@ -560,6 +560,54 @@ class LedgerService:
     ) -> list[tuple[str, int, datetime]]:
         return await self.repository.next_expiring(conn, member_id)
 
+    # --- refunds of completed one-step redemptions ------------------------------------------
+
+    async def refund_redemption(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        redemption_id: UUID,
+        now: datetime,
+        reason: str | None,
+    ) -> RedemptionView:
+        """Give back every point of a ``completed`` one-step redemption, to the lots it was
+        taken from, as a new ``refund`` entry; the redemption becomes ``refunded``.
+
+        Takes the member's lock. A redemption in any other state (a hold, one already
+        refunded) is a conflict: holds are voided, not refunded.
+        """
+        member_id, balances = await self._lock_redemption(conn, program, redemption_id, now)
+        # Re-read under the member lock: a concurrent refund may have landed first.
+        row = await self.repository.get_redemption(conn, program.id, redemption_id)
+        if row.status != "completed":
+            raise Conflict(
+                f"redemption is {row.status}: only a completed one-step redemption is refunded",
+                field="status",
+                redemption_status=row.status,
+            )
+        currency = row.currency
+        balance = balances[(member_id, currency)]
+        allocations = await self.repository.allocations(conn, redemption_id)
+        lots = await self.repository.lots_by_ids(conn, [a.lot_id for a in allocations])
+        postings = domain.refund(balance, {lot.id: lot for lot in lots}, allocations, row.amount)
+        await self.repository.set_redemption_status(
+            conn, redemption_id, "refunded", row.captured_amount, now
+        )
+        unit = LedgerUnit(program.id, now)
+        unit.track((member_id, currency), balance, lots)
+        unit.add_entry(
+            member_id,
+            "refund",
+            [(currency, postings)],
+            occurred_at=now,
+            reason=reason,
+            reference_type="redemption",
+            reference_id=str(redemption_id),
+        )
+        await unit.flush(conn, self.repository)
+        view = dict(row._mapping) | {"status": "refunded", "updated_at": now}
+        return RedemptionView(view, balance)
+
 
 def redemption_dict(row: Any) -> dict[str, Any]:
     data = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)

@@ -12,6 +12,8 @@ from kopilka.models.coupon_campaign import CouponCampaign
 from kopilka.models.coupon_code import CouponCode
 from kopilka.models.coupon_redemption import CouponRedemption
 from kopilka.models.experiment_assignment import ExperimentAssignment
+from kopilka.models.gift_card import GiftCard
+from kopilka.models.gift_card_transaction import GiftCardTransaction
 from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.journal_entry import JournalEntry
 from kopilka.models.lot import Lot
@@ -42,6 +44,8 @@ __all__ = [
     "CouponCode",
     "CouponRedemption",
     "ExperimentAssignment",
+    "GiftCard",
+    "GiftCardTransaction",
     "IdempotencyRecord",
     "JournalEntry",
     "Lot",

@@ -35,6 +35,10 @@ class Reward(Base):
     per_member_limit: Mapped[int | None]
     coupon_campaign: Mapped[str | None] = mapped_column(String(100))
     gift_amount: Mapped[int | None] = mapped_column(BigInteger)
+    # digital rewards: codes from the reward's pool (``pool``) or made at redemption
+    # (``generated``, by ``code_pattern``)
+    code_source: Mapped[str | None] = mapped_column(String(16))
+    code_pattern: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16))  # active | archived
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime]

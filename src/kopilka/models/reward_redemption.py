@@ -15,6 +15,8 @@ class RewardRedemption(Base):
     __tablename__ = "reward_redemptions"
     __table_args__ = (
         UniqueConstraint("program_id", "external_id"),
+        # A code handed out twice for one reward would be a bug (two generated codes alike).
+        UniqueConstraint("reward_id", "code"),
         Index("ix_reward_redemptions_member", "member_id", "created_at"),
         Index("ix_reward_redemptions_reward_member", "reward_id", "member_id"),
     )

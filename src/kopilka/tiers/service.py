@@ -362,6 +362,20 @@ class TierService:
 
     # --- the member's view -----------------------------------------------------------------
 
+    async def current_tier(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> str | None:
+        """The id of the tier the member has at ``now`` (a manual tier past its end counts
+        as ended), from one row, without locks or writes; None without a ladder. A tier the
+        ladder no longer has reads as the entry tier, as everywhere on the ladder."""
+        ladder = ladder_of(program)
+        if ladder is None:
+            return None
+        states = await self.repository.states(conn, program.id, [member_id])
+        state = states.get(member_id) or domain.entry_state(ladder)
+        state, _ = domain.expire_manual(ladder, state, now)
+        return domain.level(ladder, state.tier).id
+
     async def member_tier(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
     ) -> dict[str, Any]:

@@ -86,6 +86,8 @@ def upgrade() -> None:
         sa.Column("per_member_limit", sa.Integer(), nullable=True),
         sa.Column("coupon_campaign", sa.String(length=100), nullable=True),
         sa.Column("gift_amount", sa.BigInteger(), nullable=True),
+        sa.Column("code_source", sa.String(length=16), nullable=True),
+        sa.Column("code_pattern", sa.String(length=100), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column(
             "attributes",
@@ -203,6 +205,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "program_id", "external_id", name=op.f("uq_reward_redemptions_program_id_external_id")
         ),
+        sa.UniqueConstraint("reward_id", "code", name=op.f("uq_reward_redemptions_reward_id_code")),
     )
     with op.batch_alter_table("reward_redemptions", schema=None) as batch_op:
         batch_op.create_index(

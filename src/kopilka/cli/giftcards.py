@@ -1,0 +1,69 @@
+"""``kopilka giftcards``: verify gift cards and wallets, expire overdue cards."""
+
+import sys
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.cli.common import (
+    DatabaseOption,
+    ProgramOption,
+    console,
+    database_url,
+    err_console,
+    load_program,
+    parse_as_of,
+    run,
+    with_engine,
+)
+from kopilka.db import reading
+from kopilka.giftcards.audit import verify as run_checks
+from kopilka.giftcards.tasks import ExpiryReport, expire_gift_cards
+
+app = typer.Typer(help="Gift cards and wallets.", no_args_is_help=True)
+
+
+async def verify_program(engine: AsyncEngine, slug: str | None) -> dict[str, list[str]]:
+    context = await load_program(engine, slug)
+    async with reading(engine, snapshot=True) as conn:
+        return await run_checks(conn, context.id)
+
+
+@app.command()
+def verify(program: str | None = ProgramOption, database: str | None = DatabaseOption) -> None:
+    """Check that every balance equals its transactions and none is negative; exit 1
+    naming each violation."""
+    results = run(with_engine(database_url(database), lambda e: verify_program(e, program)))
+    failed = False
+    for name, problems in results.items():
+        if problems:
+            failed = True
+            err_console.print(f"[red]FAIL[/red] {name}")
+            for problem in problems:
+                err_console.print(f"  {problem}", highlight=False)
+        else:
+            console.print(f"[green]ok[/green]   {name}")
+    if failed:
+        sys.exit(1)
+
+
+@app.command()
+def expire(
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Date (end of day, UTC) or ISO datetime; default now."
+    ),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Close the cards past their expiry, taking what is left on them. Safe to run again."""
+    when = parse_as_of(as_of)
+
+    async def work(engine: AsyncEngine) -> ExpiryReport:
+        context = await load_program(engine, program)
+        return await expire_gift_cards(engine, context.id, when)
+
+    report = run(with_engine(database_url(database), work))
+    console.print(
+        f"gift-card expiry as of {when.isoformat()}: {report.cards} cards closed, "
+        f"{report.amount} taken"
+    )

@@ -1,0 +1,459 @@
+"""The rewards catalog: create and change rewards, load them from a file, list them (for a
+member: what they can see, at their price, and whether they can take it now), fill code
+pools. Redeeming is in :mod:`kopilka.rewards.redemptions`. Never commits."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
+from kopilka.kit.ids import new_id
+from kopilka.ledger.domain import Balance
+from kopilka.ledger.service import ledger_service
+from kopilka.members.repository import member_repository
+from kopilka.programs.service import ProgramContext
+from kopilka.rewards import domain
+from kopilka.rewards.domain import Shopper, Terms, Verdict
+from kopilka.rewards.repository import RewardRepository, reward_repository
+from kopilka.rewards.schemas import (
+    REQUIRED_ON_UPDATE,
+    CodesAdd,
+    CodesAdded,
+    Reward,
+    RewardCreate,
+    RewardPage,
+    RewardUpdate,
+)
+from kopilka.tiers.service import tier_service
+
+# The columns a definition sets (everything but ids, stock-keeping and timestamps).
+DEFINITION_FIELDS = tuple(name for name in RewardCreate.model_fields if name != "key")
+CHUNK = 200  # rewards read at a time while filtering a member's catalog
+
+
+def ladder_ids(program: ProgramContext) -> list[str]:
+    ladder = program.settings.tiers
+    return [level.id for level in ladder.levels] if ladder is not None else []
+
+
+def terms_of(row: Any, codes_left: int | None = None) -> Terms:
+    return Terms(
+        key=row.key,
+        kind=row.kind,
+        status=row.status,
+        currency=row.currency,
+        price=row.price,
+        tier_prices=dict(row.tier_prices or {}),
+        stock=row.stock,
+        available_from=row.available_from,
+        available_until=row.available_until,
+        min_tier=row.min_tier,
+        per_member_limit=row.per_member_limit,
+        codes_left=codes_left,
+    )
+
+
+def reward_out(
+    row: Any,
+    codes_left: int | None,
+    verdict: Verdict | None = None,
+    taken: int | None = None,
+) -> Reward:
+    data = dict(row._mapping) | {"codes_available": codes_left}
+    if verdict is not None:
+        data |= {
+            "member_price": verdict.price,
+            "can_redeem": verdict.can_redeem,
+            "reason": verdict.reason.value if verdict.reason else None,
+            "detail": verdict.detail,
+            "member_redeemed": taken,
+        }
+    return Reward.model_validate(data)
+
+
+def invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    """A Pydantic error as the one-field error the API and the CLI report."""
+    first = exc.errors()[0]
+    where = prefix + ".".join(str(part) for part in first["loc"])
+    return InvalidInput(f"{where}: {first['msg']}" if where else first["msg"], field=where or None)
+
+
+def encode_key_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def decode_key_cursor(cursor: str) -> str:
+    try:
+        key = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, binascii.Error):
+        key = ""
+    if not key:
+        raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    return key
+
+
+@dataclass(frozen=True)
+class MemberView:
+    member_id: UUID
+    status: str
+    tier: str | None
+    balances: dict[str, Balance]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A reward as one member sees it."""
+
+    row: Any
+    codes_left: int | None
+    verdict: Verdict
+    taken: int
+    available: int
+
+    @property
+    def affordable(self) -> bool:
+        return self.verdict.price <= self.available
+
+    def out(self) -> Reward:
+        return reward_out(self.row, self.codes_left, self.verdict, self.taken)
+
+
+@dataclass
+class LoadReport:
+    """What ``load`` did, or, with ``errors`` (line, message), why it did nothing."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+class RewardService:
+    def __init__(self, repository: RewardRepository = reward_repository) -> None:
+        self.repository = repository
+
+    # --- definitions -------------------------------------------------------------------------
+
+    async def _check(
+        self, conn: AsyncConnection, program: ProgramContext, definition: dict[str, Any]
+    ) -> None:
+        """Cross-checks of a whole definition: program currencies and ladder, the window,
+        the fields of the kind, and that a coupon campaign exists."""
+        domain.check_definition(
+            kind=definition["kind"],
+            currency=definition["currency"],
+            price=definition["price"],
+            tier_prices=definition.get("tier_prices"),
+            min_tier=definition.get("min_tier"),
+            available_from=definition.get("available_from"),
+            available_until=definition.get("available_until"),
+            coupon_campaign=definition.get("coupon_campaign"),
+            gift_amount=definition.get("gift_amount"),
+            code_source=definition.get("code_source"),
+            code_pattern=definition.get("code_pattern"),
+            currencies=program.settings.currency_codes(),
+            ladder=ladder_ids(program) or None,
+        )
+        campaign = definition.get("coupon_campaign")
+        if campaign:
+            found = await self.repository.campaign_kinds(conn, program.id, [campaign])
+            if campaign not in found:
+                raise InvalidInput(
+                    f"no coupon campaign {campaign!r} in the program", field="coupon_campaign"
+                )
+            domain.check_campaign(definition["kind"], campaign, found[campaign])
+
+    @staticmethod
+    def _normalised(definition: dict[str, Any]) -> dict[str, Any]:
+        if definition["kind"] == "digital" and definition.get("code_source") is None:
+            definition["code_source"] = "generated"
+        return definition
+
+    def _new_row(
+        self, program: ProgramContext, data: RewardCreate, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "program_id": program.id,
+            **self._normalised(data.model_dump()),
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _merged(self, row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+        """The definition ``row`` has after ``changes`` (a PATCH's fields)."""
+        for name in REQUIRED_ON_UPDATE:
+            if name in changes and changes[name] is None:
+                raise InvalidInput(f"{name} cannot be cleared", field=name)
+        current = {name: getattr(row, name) for name in DEFINITION_FIELDS}
+        return self._normalised(current | changes)
+
+    async def _checked_changes(
+        self, conn: AsyncConnection, program: ProgramContext, row: Any, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``changes`` to ``row`` once the whole definition they give is checked."""
+        merged = self._merged(row, changes)
+        await self._check(conn, program, merged)
+        return {name: merged[name] for name in changes}
+
+    async def create(
+        self, conn: AsyncConnection, program: ProgramContext, data: RewardCreate, now: datetime
+    ) -> Reward:
+        if await self.repository.get_by_key(conn, program.id, data.key) is not None:
+            raise Conflict(f"reward {data.key!r} already exists", field="key")
+        row = self._new_row(program, data, now)
+        await self._check(conn, program, row)
+        await self.repository.insert(conn, [row])
+        return await self.get(conn, program, data.key, None, now)
+
+    async def update(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        data: RewardUpdate,
+        now: datetime,
+    ) -> Reward:
+        """Change the fields sent; ``status: archived`` takes the reward off the shop.
+        ``stock`` sets what is left (a restock)."""
+        row = await self._require(conn, program, key)
+        changes = await self._checked_changes(
+            conn, program, row, data.model_dump(exclude_unset=True)
+        )
+        if changes:
+            await self.repository.update(conn, row.id, changes | {"updated_at": now})
+        return await self.get(conn, program, key, None, now)
+
+    async def _require(self, conn: AsyncConnection, program: ProgramContext, key: str) -> Any:
+        row = await self.repository.get_by_key(conn, program.id, key)
+        if row is None:
+            raise NotFound(f"no reward {key!r}", field="key")
+        return row
+
+    # --- loading a catalog file --------------------------------------------------------------
+
+    async def load(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        rows: Sequence[tuple[int, dict[str, Any]]],
+        now: datetime,
+        *,
+        write: bool = True,
+    ) -> LoadReport:
+        """Create or update (by key) the rewards of a file's rows, given as (line, fields).
+
+        Every row is checked first; with any bad row nothing is written and the report
+        lists each bad row with its line. Fields a row leaves out keep their value on an
+        existing reward (a reload keeps the live stock unless the row gives one). With
+        ``write`` false the rows are only checked (the caller found other bad rows).
+        """
+        report = LoadReport()
+        keys = [str(raw.get("key")) for _, raw in rows if raw.get("key") is not None]
+        existing = await self.repository.by_keys(conn, program.id, keys)
+        seen: dict[str, int] = {}
+        inserts: list[dict[str, Any]] = []
+        updates: list[tuple[Any, dict[str, Any]]] = []
+        for line, raw in rows:
+            try:
+                key = raw.get("key")
+                if isinstance(key, str) and key in seen:
+                    raise InvalidInput(f"key {key!r} is already on line {seen[key]}", field="key")
+                found = existing.get(key) if isinstance(key, str) else None
+                if found is None:
+                    data = self._validated(RewardCreate, raw)
+                    row = self._new_row(program, data, now)
+                    await self._check(conn, program, row)
+                    inserts.append(row)
+                else:
+                    changes = await self._checked_changes(
+                        conn, program, found, self._changes_of(found, raw)
+                    )
+                    updates.append((found, changes))
+                if isinstance(key, str):
+                    seen[key] = line
+            except KopilkaError as exc:
+                report.errors.append((line, exc.detail))
+        if report.errors or not write:
+            return report
+        await self.repository.insert(conn, inserts)
+        for found, changes in updates:
+            await self.repository.update(conn, found.id, changes | {"updated_at": now})
+        report.created = [row["key"] for row in inserts]
+        report.updated = [found.key for found, _ in updates]
+        return report
+
+    @staticmethod
+    def _validated(model: type[Any], raw: dict[str, Any]) -> Any:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid(exc) from None
+
+    def _changes_of(self, found: Any, raw: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(raw)
+        fields.pop("key")
+        kind = fields.pop("kind", found.kind)
+        if kind != found.kind:
+            raise InvalidInput(
+                f"kind cannot change (reward {found.key!r} is {found.kind}): use a new key",
+                field="kind",
+            )
+        data = self._validated(RewardUpdate, fields)
+        return dict(data.model_dump(exclude_unset=True))
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def _codes_left(self, conn: AsyncConnection, rows: Sequence[Any]) -> dict[UUID, int]:
+        pooled = [row.id for row in rows if row.code_source == "pool"]
+        return await self.repository.free_codes(conn, pooled)
+
+    async def _member(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> MemberView:
+        """What judging rewards needs of a member, read without a lock (a catalog is a
+        snapshot; redeeming reads it all again under the member's lock)."""
+        statuses = await member_repository.statuses(conn, program.id, [member_id])
+        if member_id not in statuses:
+            raise NotFound(f"member {member_id} not found", field="member_id")
+        tier = await tier_service.current_tier(conn, program, member_id, now)
+        balances = await ledger_service.balances(conn, member_id)
+        return MemberView(member_id, statuses[member_id], tier, balances)
+
+    async def _judged(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        rows: Sequence[Any],
+        member: MemberView,
+        now: datetime,
+    ) -> list[Judged]:
+        codes = await self._codes_left(conn, rows)
+        taken = await self.repository.taken(conn, member.member_id, [row.id for row in rows])
+        ladder = ladder_ids(program)
+        judged = []
+        for row in rows:
+            available = member.balances.get(row.currency, Balance()).available
+            shopper = Shopper(member.status, member.tier, ladder, available, taken[row.id])
+            verdict = domain.judge(terms_of(row, codes.get(row.id)), shopper, now)
+            judged.append(Judged(row, codes.get(row.id), verdict, taken[row.id], available))
+        return judged
+
+    async def get(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        member_id: UUID | None,
+        now: datetime,
+    ) -> Reward:
+        """A reward; for a member also their price and whether (or why not) they can take it."""
+        row = await self._require(conn, program, key)
+        if member_id is None:
+            codes = await self._codes_left(conn, [row])
+            return reward_out(row, codes.get(row.id))
+        member = await self._member(conn, program, member_id, now)
+        [judged] = await self._judged(conn, program, [row], member, now)
+        return judged.out()
+
+    async def catalog(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        member_id: UUID | None,
+        affordable: bool,
+        category: str | None,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        now: datetime,
+    ) -> RewardPage:
+        """Rewards in key order. For a member: only those on offer to them (active, in their
+        window, for their tier, in stock), each at their price with ``can_redeem``; with
+        ``affordable`` only those their balance pays for now."""
+        after = decode_key_cursor(cursor) if cursor else None
+        if member_id is None:
+            if affordable:
+                raise InvalidInput("affordable needs member_id", field="affordable")
+            rows = await self.repository.page(
+                conn, program.id, after=after, limit=limit + 1, category=category, status=status
+            )
+            codes = await self._codes_left(conn, rows[:limit])
+            items = [reward_out(row, codes.get(row.id)) for row in rows[:limit]]
+            return RewardPage(items=items, next_cursor=self._next(items, len(rows) > limit))
+        member = await self._member(conn, program, member_id, now)
+        found: list[Reward] = []
+        more = False
+        while not more:
+            # What SQL can tell (active, window, counted stock) is filtered there; the tier,
+            # pools and the balance here, a chunk at a time, until the page is full.
+            rows = await self.repository.page(
+                conn, program.id, after=after, limit=CHUNK, category=category, on_offer_at=now
+            )
+            for judged in await self._judged(conn, program, rows, member, now):
+                if not judged.verdict.visible or (affordable and not judged.affordable):
+                    continue
+                if len(found) == limit:
+                    more = True
+                    break
+                found.append(judged.out())
+            if len(rows) < CHUNK:
+                break
+            after = rows[-1].key
+        return RewardPage(items=found, next_cursor=self._next(found, more))
+
+    @staticmethod
+    def _next(items: Sequence[Reward], more: bool) -> str | None:
+        return encode_key_cursor(items[-1].key) if more and items else None
+
+    # --- code pools --------------------------------------------------------------------------
+
+    async def add_codes(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        data: CodesAdd,
+        now: datetime,
+    ) -> CodesAdded:
+        """Add codes to a pooled digital reward; codes the pool already has are skipped."""
+        row = await self._require(conn, program, key)
+        if row.kind != "digital" or row.code_source != "pool":
+            raise InvalidInput(
+                f"reward {key!r} has no code pool: only digital rewards with code_source "
+                f"'pool' take codes",
+                field="key",
+            )
+        codes = list(dict.fromkeys(code.strip() for code in data.codes))
+        if "" in codes:
+            raise InvalidInput("codes must not be blank", field="codes")
+        known = await self.repository.existing_codes(conn, row.id, codes)
+        new = [code for code in codes if code not in known]
+        await self.repository.insert_codes(
+            conn,
+            [
+                {
+                    "id": new_id(),
+                    "program_id": program.id,
+                    "reward_id": row.id,
+                    "code": code,
+                    "redemption_id": None,
+                    "created_at": now,
+                }
+                for code in new
+            ],
+        )
+        available = (await self.repository.free_codes(conn, [row.id]))[row.id]
+        return CodesAdded(
+            added=len(new), duplicates=len(data.codes) - len(new), available=available
+        )
+
+
+reward_service = RewardService()
