@@ -1,4 +1,4 @@
-"""Run the five benchmarks one after the other and print their figures against the targets.
+"""Run the six benchmarks one after the other and print their figures against the targets.
 
   .venv/bin/python benchmarks/run_all.py [--seconds 20] [--output results.jsonl]
 
@@ -25,6 +25,7 @@ TIME_LIMITS = {
     "bulk_import": 1800,
     "http_purchases": 1800,
     "simulate": 1800,
+    "coupons": 900,
 }
 
 
@@ -48,7 +49,9 @@ def run(name: str, extra: list[str]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=20, help="for http_purchases.py")
-    parser.add_argument("--only", default="rules_eval,api_rss,bulk_import,http_purchases,simulate")
+    parser.add_argument(
+        "--only", default="rules_eval,api_rss,bulk_import,http_purchases,simulate,coupons"
+    )
     parser.add_argument("--output", type=Path, help="append the JSON lines to this file")
     args = parser.parse_args()
     install_sigterm_handler()
@@ -105,6 +108,17 @@ def main() -> int:
                 f"{b['replayed']:,} in {b['seconds']} s → {b['per_s']:,}/s",
             )
         )
+    if (r := results.get("coupons")) and "generation" in r:
+        rows.append(("coupons: codes generated/s", f"{r['generation']['codes_per_s']:,}"))
+        for backend in ("sqlite", "postgresql"):
+            if b := r.get(backend):
+                rows.append(
+                    (
+                        f"coupons {backend}: store 100k / validate / purchase with a code",
+                        f"{b['store_seconds']} s / {b['validate']['per_s']:,}/s / "
+                        f"{b['purchase_with_code']['per_s']:,}/s",
+                    )
+                )
     print_table("All benchmarks against the targets", rows)
     summary = {"benchmark": "run_all", **info, "results": results}
     if args.output:

@@ -363,3 +363,43 @@ async def test_the_quote_reports_codes_without_refusing_or_using_them(api: Api) 
     assert quote.json()["payment"]["discount"] == 8_000
     assert quote.json()["points_earned"] == 720
     assert (await api.get(f"/v1/coupons/{code}")).json()["uses"] == 0
+
+
+async def test_a_limit_set_on_a_running_campaign_counts_the_uses_so_far(api: Api) -> None:
+    campaign = await new_campaign(api, uses_per_code=None)
+    [code] = await new_codes(api, campaign["key"], codes=["RUNNING"])
+    members = [await new_member(api) for _ in range(5)]
+    for member in members[:3]:
+        assert (
+            await api.post("/v1/purchases", basket(member, coupon_codes=[code]))
+        ).status_code == 201
+    limited = await api.patch(f"/v1/coupon-campaigns/{campaign['key']}", {"total_limit": 4})
+    assert limited.status_code == 200 and limited.json()["redeemed"] == 3
+    fourth = await api.post("/v1/purchases", basket(members[3], coupon_codes=[code]))
+    fifth = await api.post("/v1/purchases", basket(members[4], coupon_codes=[code]))
+    assert fourth.status_code == 201
+    assert fifth.status_code == 409 and fifth.json()["reason"] == "campaign_limit"
+
+
+async def test_a_campaign_field_that_always_has_a_value_cannot_be_cleared(api: Api) -> None:
+    campaign = await new_campaign(api)
+    for field in ("status", "name", "stackable", "give_back_on_return"):
+        response = await api.patch(f"/v1/coupon-campaigns/{campaign['key']}", {field: None})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == field
+    cleared = await api.patch(f"/v1/coupon-campaigns/{campaign['key']}", {"valid_until": None})
+    assert cleared.status_code == 200
+
+
+async def test_generated_codes_must_stay_findable_and_hard_to_guess(api: Api) -> None:
+    campaign = await new_campaign(api)
+    lower = await api.post(
+        f"/v1/coupon-campaigns/{campaign['key']}/codes", {"count": 1, "charset": "abcdefghjk"}
+    )
+    assert lower.status_code == 422 and "upper case" in lower.text
+    short = {"count": 900, "pattern": "X-####"}  # 31⁴ / 1,000 = 923 codes at most
+    assert (
+        await api.post(f"/v1/coupon-campaigns/{campaign['key']}/codes", short)
+    ).status_code == 201
+    again = await api.post(f"/v1/coupon-campaigns/{campaign['key']}/codes", short)
+    assert again.status_code == 422 and "too short for 1800" in again.text

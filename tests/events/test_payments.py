@@ -88,6 +88,7 @@ async def test_the_quote_says_how_many_points_may_pay(till: tuple[Api, Any]) -> 
         "step": 1,
         "points": 1,
         "money": 100,
+        "refused": None,
     }
     assert quote["payment"] is None
     assert (await api.post("/v1/purchases/quote", basket(poor))).json()["points_payment"][
@@ -300,3 +301,74 @@ async def test_a_simulation_sees_the_basket_as_the_rules_saw_it_live(
         )
     base = next(r for r in on_total["rules"] if r["rule_id"] == "base")
     assert base["draft"]["points"] == 4 * 1_200 + 333  # every basket whole
+
+
+async def test_with_cap_at_available_a_return_refunds_before_it_claws_back(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    program = await make_program(engine, points_payment=PAY, clawback="cap_at_available")
+    api = Api(http, await make_key(engine, program))
+    member = await member_with(api, 100)
+    body = purchase_body(member["external_id"], 20_000, points_to_spend=100)
+    result = (await api.post("/v1/purchases", body)).json()
+    assert result["points_earned"] == 100 and await points_of(api, member) == 100
+    spend = {"member": {"id": member["id"]}, "amount": 100}
+    assert (await api.post("/v1/redemptions", spend)).status_code == 201
+    back = await api.post(
+        "/v1/returns",
+        {
+            "external_id": unique("r"),
+            "purchase_external_id": body["external_id"],
+            "occurred_at": body["occurred_at"],
+        },
+    )
+    answer = back.json()
+    assert answer["points_refunded"] == 100
+    assert answer["reversed"] == [{"currency": "points", "reversed": 100, "not_clawed_back": 0}]
+    assert await points_of(api, member) == 0  # nothing made out of the return
+    await assert_ledger_sound(engine, program)
+
+
+async def test_returned_lines_give_back_only_the_points_that_paid_for_them(
+    till: tuple[Api, Any], engine: AsyncEngine
+) -> None:
+    api, program = till
+    member = await member_with(api, 1_000)
+    shoes = {"sku": "SHOE", "category": "shoes", "quantity": 1, "unit_price": 100_000}
+    cigarettes = {"sku": "CIG", "category": "tobacco", "quantity": 1, "unit_price": 100_000}
+    body = purchase_body(
+        member["external_id"], 200_000, lines=[shoes, cigarettes], points_to_spend=500
+    )
+    assert (await api.post("/v1/purchases", body)).json()["points_earned"] == 1_500
+
+    async def give_back(sku: str) -> dict[str, Any]:
+        response = await api.post(
+            "/v1/returns",
+            {
+                "external_id": unique("r"),
+                "purchase_external_id": body["external_id"],
+                "occurred_at": body["occurred_at"],
+                "lines": [{"sku": sku, "quantity": 1}],
+            },
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    tobacco = await give_back("CIG")
+    # The cigarettes took none of the points and paid 1,000 of the 1,500 ₽ earned on.
+    assert tobacco["points_refunded"] == 0
+    assert tobacco["reversed"][0]["reversed"] == 1_000
+    shoes_back = await give_back("SHOE")
+    assert shoes_back["points_refunded"] == 500
+    assert shoes_back["reversed"][0]["reversed"] == 500
+    assert await points_of(api, member) == 1_000
+    await assert_ledger_sound(engine, program)
+
+
+async def test_a_quote_reports_points_it_would_refuse(till: tuple[Api, Any]) -> None:
+    api, _ = till
+    member = await member_with(api, 100)
+    quote = await api.post("/v1/purchases/quote", basket(member, points_to_spend=5_000))
+    assert quote.status_code == 200, quote.text
+    assert quote.json()["points_payment"]["refused"] == "the member has 100 points available"
+    assert quote.json()["points_earned"] == 1_200  # as if no points were spent

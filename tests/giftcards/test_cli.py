@@ -78,3 +78,28 @@ def test_expire_and_verify(tmp_path: Path) -> None:
     assert "FAIL balances equal transactions" in broken.stderr
     assert "FAIL expired cards are empty" in broken.stderr
     assert card_ids[0] in broken.stderr
+
+
+async def _issue_current_card(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with reading(engine) as conn:
+            program = await program_service.get_by_slug(conn, "shop")
+        async with transaction(engine) as conn:
+            await gift_card_service.issue(
+                conn, program, amount=1_000, now=datetime.now(UTC), valid_days=30
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_expiry_never_takes_money_ahead_of_time(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    kopilka(tmp_path, "db", "upgrade")
+    (tmp_path / "shop.yaml").write_text("money_currency: USD\n")
+    kopilka(
+        tmp_path, "program", "create", "--slug", "shop", "--name", "Shop", "--settings", "shop.yaml"
+    )
+    _run(_issue_current_card(url))
+    future = kopilka(tmp_path, "giftcards", "expire", "--as-of", "2999-01-01")
+    assert "0 cards closed, 0 taken" in future.stdout

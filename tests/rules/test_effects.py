@@ -439,3 +439,8 @@ def test_divide_rounds_as_told(
     assert divide(numerator, denominator, "floor") == floor
     assert divide(numerator, denominator, "round") == half_up
     assert divide(numerator, denominator, "ceil") == ceil
+
+
+def test_a_coupon_written_with_its_own_value_still_loads_and_the_campaign_decides() -> None:
+    older = {"type": "coupon", "campaign": "welcome-15", "discount_percent": 15, "valid_days": 30}
+    assert effects_of(older) == [BenefitEffect("r", "coupon", {"campaign": "welcome-15"}, 30)]

@@ -1,6 +1,7 @@
 """``kopilka giftcards``: verify gift cards and wallets, expire overdue cards."""
 
 import sys
+from datetime import UTC, datetime
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,8 +56,9 @@ def expire(
     program: str | None = ProgramOption,
     database: str | None = DatabaseOption,
 ) -> None:
-    """Close the cards past their expiry, taking what is left on them. Safe to run again."""
-    when = parse_as_of(as_of)
+    """Close the cards past their expiry, taking what is left on them. Safe to run again.
+    A date or time later than now is taken as now: money is never taken ahead of time."""
+    when = min(parse_as_of(as_of), datetime.now(UTC))
 
     async def work(engine: AsyncEngine) -> ExpiryReport:
         context = await load_program(engine, program)

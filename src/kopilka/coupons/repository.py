@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.coupons.domain import Code, Terms
 from kopilka.kit.bulk import insert_rows
 from kopilka.kit.clock import as_utc
+from kopilka.kit.codes import like_pattern
 from kopilka.kit.sql import one_of
 from kopilka.models import CouponCampaign, CouponCode, CouponRedemption
 from kopilka.models.base import table
@@ -159,6 +160,14 @@ class CouponRepository:
             found.update(result.scalars())
         return found
 
+    async def count_matching(self, conn: AsyncConnection, program_id: UUID, pattern: str) -> int:
+        """How many of the program's codes have the shape of ``pattern``."""
+        query = select(func.count()).where(
+            codes_t.c.program_id == program_id,
+            codes_t.c.code.like(like_pattern(pattern), escape="\\"),
+        )
+        return int(await conn.scalar(query) or 0)
+
     async def codes_by_text(
         self, conn: AsyncConnection, program_id: UUID, codes: Sequence[str]
     ) -> dict[str, Any]:
@@ -236,18 +245,18 @@ class CouponRepository:
         )
         return result.rowcount == 1
 
-    async def take_campaign_use(self, conn: AsyncConnection, campaign_id: UUID) -> bool:
-        """One more use of a campaign with a total limit, if it has one left."""
+    async def take_campaign_uses(self, conn: AsyncConnection, campaign_id: UUID, uses: int) -> bool:
+        """``uses`` more uses of a campaign with a total limit, if it has that many left."""
         result = await conn.execute(
             update(campaigns_t)
             .where(
                 campaigns_t.c.id == campaign_id,
                 or_(
                     campaigns_t.c.total_limit.is_(None),
-                    campaigns_t.c.redeemed_count < campaigns_t.c.total_limit,
+                    campaigns_t.c.redeemed_count + uses <= campaigns_t.c.total_limit,
                 ),
             )
-            .values(redeemed_count=campaigns_t.c.redeemed_count + 1)
+            .values(redeemed_count=campaigns_t.c.redeemed_count + uses)
         )
         return result.rowcount == 1
 
@@ -288,7 +297,12 @@ class CouponRepository:
 
     async def uses_of_purchase(self, conn: AsyncConnection, purchase_id: UUID) -> list[Any]:
         query = (
-            select(uses_t, codes_t.c.code, campaigns_t.c.give_back_on_return)
+            select(
+                uses_t,
+                codes_t.c.code,
+                campaigns_t.c.give_back_on_return,
+                campaigns_t.c.total_limit,
+            )
             .join(codes_t, codes_t.c.id == uses_t.c.code_id)
             .join(campaigns_t, campaigns_t.c.id == uses_t.c.campaign_id)
             .where(uses_t.c.purchase_id == purchase_id, uses_t.c.status == "applied")

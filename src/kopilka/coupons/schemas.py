@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kopilka.events.schemas import CouponOut, Money, PurchaseLineIn
 from kopilka.kit.codes import UNAMBIGUOUS
@@ -96,6 +96,14 @@ class CampaignUpdate(BaseModel):
     give_back_on_return: bool | None = None
     valid_days: int | None = Field(default=None, ge=1, le=3660)
     status: Literal["active", "paused", "archived"] | None = None
+
+    @field_validator("name", "stackable", "give_back_on_return", "status")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # null clears a limit or a date; these fields always have a value.
+        if value is None:
+            raise ValueError("may be changed, not cleared: give a value")
+        return value
 
 
 class Campaign(CampaignFields):

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.coupons import domain
-from kopilka.coupons.domain import Decision, Line, Presented, personal_code_row
+from kopilka.coupons.domain import Code, Decision, Line, Presented, personal_code_row
 from kopilka.coupons.repository import (
     CouponRepository,
     coupon_repository,
@@ -115,6 +115,11 @@ class CouponService:
         end = values.get("valid_until", row.valid_until)
         if start is not None and end is not None and as_utc(end) <= as_utc(start):
             raise InvalidInput("valid_until must be after valid_from", field="valid_until")
+        if values.get("total_limit") is not None:
+            # Uses are counted on the campaign row only while it has a limit: a limit set on
+            # a running campaign starts from the uses recorded so far.
+            _, used = (await self.repository.campaign_counts(conn, [row.id]))[row.id]
+            values["redeemed_count"] = used
         await self.repository.update_campaign(conn, row.id, {**values, "updated_at": now})
         return await self.campaign(conn, program, key)
 
@@ -208,13 +213,16 @@ class CouponService:
         assert body.count is not None
         pattern = body.pattern or campaign.code_pattern
         charset = body.charset
-        texts = generate_codes(pattern, body.count, charset=charset)
+        in_use = await self.repository.count_matching(conn, program.id, pattern)
+        texts = generate_codes(pattern, body.count, charset=charset, in_use=in_use)
         # Codes of other campaigns or earlier batches may share the pattern: draw again for
         # the few that clash (almost always none).
         taken = await self.repository.existing_codes(conn, program.id, texts)
         while taken:
             keep = [t for t in texts if t not in taken]
-            more = generate_codes(pattern, len(taken), charset=charset, taken=set(texts))
+            more = generate_codes(
+                pattern, len(taken), charset=charset, taken=set(texts), in_use=in_use
+            )
             clash = await self.repository.existing_codes(conn, program.id, more)
             texts = keep + [t for t in more if t not in clash]
             taken = set(more) & clash
@@ -364,24 +372,23 @@ class CouponService:
         purchase_id: UUID,
         now: datetime,
     ) -> None:
+        # Rows are taken in one order (codes by id, then campaigns by id) whatever order
+        # the till presented them in, so two tills never wait on each other in a circle.
+        indexed = sorted(enumerate(decisions), key=lambda pair: str(_code(pair[1]).id))
+        per_campaign: dict[UUID, tuple[int, str, int]] = {}
         rows = []
-        for index, decision in enumerate(decisions):
-            code, terms = decision.code, decision.terms
-            assert decision.accepted and code is not None and terms is not None
+        for index, decision in indexed:
+            code, terms = _code(decision), decision.terms
+            assert decision.accepted and terms is not None
             if not await self.repository.take_code_use(conn, code.id):
                 raise Conflict(
                     f"code {code.code} was just used up",
                     field=f"coupon_codes.{index}",
                     reason="used_up",
                 )
-            if terms.total_limit is not None and not await self.repository.take_campaign_use(
-                conn, terms.id
-            ):
-                raise Conflict(
-                    f"campaign {terms.key} was just used up",
-                    field=f"coupon_codes.{index}",
-                    reason="campaign_limit",
-                )
+            if terms.total_limit is not None:
+                uses, _, first = per_campaign.get(terms.id, (0, terms.key, index))
+                per_campaign[terms.id] = (uses + 1, terms.key, min(first, index))
             rows.append(
                 {
                     "id": new_id(),
@@ -396,6 +403,14 @@ class CouponService:
                     "returned_at": None,
                 }
             )
+        for campaign_id in sorted(per_campaign, key=str):
+            uses, campaign_key, index = per_campaign[campaign_id]
+            if not await self.repository.take_campaign_uses(conn, campaign_id, uses):
+                raise Conflict(
+                    f"campaign {campaign_key} was just used up",
+                    field=f"coupon_codes.{index}",
+                    reason="campaign_limit",
+                )
         await self.repository.insert_uses(conn, rows)
 
     async def give_back(self, conn: AsyncConnection, purchase_id: UUID, now: datetime) -> list[str]:
@@ -405,7 +420,8 @@ class CouponService:
         back = [u for u in uses if u.give_back_on_return]
         for use in back:
             await self.repository.give_back_code_use(conn, use.code_id)
-            await self.repository.give_back_campaign_use(conn, use.campaign_id)
+            if use.total_limit is not None:  # counted on the campaign only under a limit
+                await self.repository.give_back_campaign_use(conn, use.campaign_id)
         await self.repository.mark_given_back(conn, [u.id for u in back], now)
         return [u.code for u in back]
 
@@ -471,6 +487,11 @@ def decision_out(decision: Decision) -> dict[str, Any]:
         "free_delivery": decision.free_delivery,
         "free_sku": terms.free_sku if terms and terms.kind == "free_product" else None,
     }
+
+
+def _code(decision: Decision) -> Code:
+    assert decision.code is not None
+    return decision.code
 
 
 coupon_service = CouponService()

@@ -17,7 +17,8 @@ from kopilka.events.schemas import ActivityCreate, ActivityResult, BenefitOut, E
 from kopilka.events.service import MAX_CLOCK_SKEW
 from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.idempotency import idempotency_store
-from kopilka.ledger.service import LedgerUnit, ledger_service
+from kopilka.ledger.service import ledger_service
+from kopilka.ledger.unit import LedgerUnit
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext

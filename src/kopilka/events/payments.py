@@ -23,7 +23,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.coupons.domain import Decision
+from kopilka.coupons.domain import Decision, allocate
 from kopilka.coupons.service import CouponService, basket_lines, coupon_service, decision_out
 from kopilka.errors import Conflict, InvalidInput
 from kopilka.events.domain import PointsTerms
@@ -32,7 +32,8 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger import domain as ledger_domain
 from kopilka.ledger.domain import Account, Balance, Lot
 from kopilka.ledger.repository import BalanceKey
-from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
+from kopilka.ledger.service import LedgerService, ledger_service
+from kopilka.ledger.unit import LedgerUnit
 from kopilka.programs.domain import expires_at
 from kopilka.programs.service import ProgramContext
 
@@ -63,8 +64,10 @@ class Settlement:
     points_currency: str | None = None
     points: int = 0
     points_value: int = 0
-    # What coupons and points take off each line (one entry for a basket without lines).
+    # What coupons and points take off each line (one entry for a basket without lines),
+    # and which of the points paid for which line.
     reductions: list[int] = field(default_factory=list)
+    points_lines: list[int] = field(default_factory=list)
     earn_on_paid: bool = True
 
     @property
@@ -98,7 +101,10 @@ class Settlement:
             "points_spent": self.points,
             "points_value": self.points_value,
             "points_refunded": 0,
+            "points_lines": self.points_lines,
             "paid": self.paid,
+            "paid_returned": 0,
+            "earn_on_paid": self.earn_on_paid,
             # Per line (one entry without lines): what a simulation takes off to see the
             # basket as the rules saw it.
             "reductions": self.reductions,
@@ -179,6 +185,9 @@ class PaymentService:
                     "the program takes no points at the till", field="points_to_spend"
                 )
             reason = terms.refusal(purchase.points_to_spend, categories, left, available)
+            if reason is not None and not redeem and quote is not None:
+                quote["refused"] = reason  # a quote reports; the purchase would be refused
+                return settlement, quote
             if reason is not None:
                 raise InvalidInput(reason, field="points_to_spend")
             value = terms.value(purchase.points_to_spend)
@@ -187,6 +196,7 @@ class PaymentService:
             settlement.points = purchase.points_to_spend
             settlement.points_value = value
             settlement.reductions = [c + s for c, s in zip(coupon_cuts, shares, strict=True)]
+            settlement.points_lines = allocate(purchase.points_to_spend, shares)
         if redeem and member_id is not None and decisions:
             await self.coupons.redeem(
                 conn,
@@ -227,55 +237,120 @@ class PaymentService:
             reference_id=str(settlement.purchase_id),
         )
 
-    async def after_return(
+    def refund_points(
         self,
-        conn: AsyncConnection,
-        program: ProgramContext,
         unit: LedgerUnit,
+        program: ProgramContext,
         balances: dict[BalanceKey, Balance],
         purchase: Any,
-        returned_total: int,
+        points: int,
         return_id: str,
         now: datetime,
-    ) -> tuple[dict[str, Any] | None, int, list[str]]:
-        """Give back the points that paid for the returned share and, on a return in full,
-        the codes' uses. Returns the purchase's new ``payments``, the points given back and
-        the codes given back."""
+    ) -> None:
+        """Give back ``points`` that paid for returned goods, as a new available lot that
+        expires by the program's policy from now."""
+        currency = str(purchase.payments["points_currency"])
+        key = (purchase.member_id, currency)
+        postings, lot = ledger_domain.earn(
+            balances[key],
+            lot_id=new_id(),
+            amount=points,
+            now=now,
+            available_at=now,
+            expires_at=expires_at(program.settings.expiry, now, program.settings.timezone),
+            source_id=return_id,
+            rule_id=None,
+            source_account=Account.REDEEMED,
+        )
+        unit.track(key, balances[key])
+        entry_id = unit.add_entry(
+            purchase.member_id,
+            "refund",
+            [(currency, postings)],
+            occurred_at=now,
+            reason=f"points that paid for returned goods of purchase {purchase.external_id}",
+            reference_type="return",
+            reference_id=return_id,
+        )
+        unit.add_lot(purchase.member_id, currency, lot, entry_id)
+
+    async def give_back_codes(
+        self, conn: AsyncConnection, purchase: Any, returned_total: int, now: datetime
+    ) -> list[str]:
+        """Once a purchase is returned in full, the uses of its codes (where the campaign
+        says so)."""
         payments = purchase.payments
-        if not payments:
-            return None, 0, []
-        spent = int(payments.get("points_spent", 0))
-        refunded = int(payments.get("points_refunded", 0))
-        share = ledger_domain.proportional_share(spent, refunded, purchase.total, returned_total)
-        if share:
-            currency = str(payments["points_currency"])
-            key = (purchase.member_id, currency)
-            postings, lot = ledger_domain.earn(
-                balances[key],
-                lot_id=new_id(),
-                amount=share,
-                now=now,
-                available_at=now,
-                expires_at=expires_at(program.settings.expiry, now, program.settings.timezone),
-                source_id=return_id,
-                rule_id=None,
-                source_account=Account.REDEEMED,
-            )
-            unit.track(key, balances[key])
-            entry_id = unit.add_entry(
-                purchase.member_id,
-                "refund",
-                [(currency, postings)],
-                occurred_at=now,
-                reason=f"points that paid for returned goods of purchase {purchase.external_id}",
-                reference_type="return",
-                reference_id=return_id,
-            )
-            unit.add_lot(purchase.member_id, currency, lot, entry_id)
-        given_back: list[str] = []
-        if returned_total >= purchase.total and payments.get("coupons"):
-            given_back = await self.coupons.give_back(conn, purchase.id, now)
-        return {**payments, "points_refunded": refunded + share}, share, given_back
+        if not payments or not payments.get("coupons") or returned_total < purchase.total:
+            return []
+        return await self.coupons.give_back(conn, purchase.id, now)
+
+
+@dataclass(frozen=True)
+class LineReturn:
+    """A purchase line, how many units of it had come back before this return and after."""
+
+    quantity: int
+    amount: int
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class ReturnPlan:
+    """What a return does to a purchase paid partly with coupons or points."""
+
+    points: int  # points that paid for the returned goods, to give back now
+    earn_basis: tuple[int, int] | None  # (paid total, paid returned so far) for reversals
+    payments: dict[str, Any]
+
+
+def _cumulative(weights: Sequence[int], lines: Sequence[LineReturn]) -> int:
+    """How much of ``weights`` (one per line) this return brings back, each line's share
+    counted cumulatively like its money: floor(weight × returned / quantity)."""
+    return sum(
+        w * line.after // line.quantity - w * line.before // line.quantity
+        for w, line in zip(weights, lines, strict=True)
+    )
+
+
+def return_plan(
+    payments: dict[str, Any],
+    total: int,
+    returned_before: int,
+    returned_after: int,
+    lines: Sequence[LineReturn] | None,
+) -> ReturnPlan:
+    """The points to give back and the basis for reversing earned points, for a return that
+    takes the purchase from ``returned_before`` to ``returned_after`` of its ``total``.
+
+    A return of lines gives back the points that paid for those lines (excluded categories
+    took none) and reverses earned points in proportion to the money those lines paid; a
+    return of an amount counts as an even share of the basket. Cumulative amounts keep
+    several partial returns adding up to the whole once everything has come back.
+    """
+    spent = int(payments.get("points_spent", 0))
+    refunded = int(payments.get("points_refunded", 0))
+    paid = int(payments.get("paid", total))
+    paid_returned = int(payments.get("paid_returned", 0))
+    reductions = payments.get("reductions") or []
+    points_lines = payments.get("points_lines") or []
+    full = returned_after >= total
+    by_lines = lines is not None and len(reductions) == len(lines)
+    if full:
+        points, paid_returned = spent - refunded, paid
+    elif by_lines and lines is not None:
+        weights = points_lines if len(points_lines) == len(lines) else [0] * len(lines)
+        points = _cumulative(weights, lines)
+        paid_lines = [line.amount - cut for line, cut in zip(lines, reductions, strict=True)]
+        paid_returned += _cumulative(paid_lines, lines)
+    else:
+        points = ledger_domain.proportional_share(spent, refunded, total, returned_after)
+        paid_returned += paid * returned_after // total - paid * returned_before // total
+    points = max(0, min(points, spent - refunded))
+    paid_returned = max(0, min(paid_returned, paid))
+    basis = (paid, paid_returned) if payments.get("earn_on_paid", True) and paid > 0 else None
+    new = {**payments, "points_refunded": refunded + points, "paid_returned": paid_returned}
+    return ReturnPlan(points, basis, new)
 
 
 def terms_currency(program: ProgramContext) -> str:

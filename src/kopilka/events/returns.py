@@ -12,14 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.events.activities import Applied, TriggeredEvent, has_trigger, run_trigger
 from kopilka.events.answers import balances_out
-from kopilka.events.payments import payment_service
+from kopilka.events.payments import LineReturn, payment_service, return_plan
 from kopilka.events.repository import EventRepository, event_repository
 from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
 from kopilka.events.service import Outcome
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
-from kopilka.ledger.service import LedgerService, LedgerUnit, ledger_service
+from kopilka.ledger.service import LedgerService, ledger_service
+from kopilka.ledger.unit import LedgerUnit
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
@@ -102,15 +103,30 @@ class ReturnService:
         purchase = await self.events.purchase_by_external_id(
             conn, program.id, request.purchase_external_id
         )
-        money, line_returns = await self._money(conn, purchase, request)
+        money, line_returns, lines = await self._money(conn, purchase, request)
         returned_total = purchase.returned_amount + money
+        return_id = new_id()
+        plan = None
+        if purchase.payments:
+            plan = return_plan(
+                purchase.payments, purchase.total, purchase.returned_amount, returned_total, lines
+            )
+        if plan is not None and plan.points:
+            # The points that paid come back first: with ``cap_at_available`` the clawback
+            # below may then take back the points this purchase earned out of them.
+            refund = LedgerUnit(program.id, now)
+            payment_service.refund_points(
+                refund, program, balances, purchase, plan.points, str(return_id), now
+            )
+            await refund.flush(conn, self.ledger.repository)
+        basis = plan.earn_basis if plan is not None and plan.earn_basis else None
+        total, returned = basis or (purchase.total, returned_total)
         to_reverse = {
             currency: proportional_share(
-                earned, int(purchase.reversed.get(currency, 0)), purchase.total, returned_total
+                earned, int(purchase.reversed.get(currency, 0)), total, returned
             )
             for currency, earned in purchase.earned.items()
         }
-        return_id = new_id()
         unit = LedgerUnit(program.id, now)
         reversals = await self.ledger.reverse_purchase(
             conn,
@@ -123,10 +139,8 @@ class ReturnService:
             return_id=str(return_id),
             occurred_at=request.occurred_at,
         )
-        payments, points_refunded, given_back = await payment_service.after_return(
-            conn, program, unit, balances, purchase, returned_total, str(return_id), now
-        )
         await unit.flush(conn, self.ledger.repository)
+        given_back = await payment_service.give_back_codes(conn, purchase, returned_total, now)
         applied = await self._return_rules(conn, program, purchase, money, request, balances, now)
         reversed_now = {c: r.reversed for c, r in reversals.items()}
         kept = {c: r.not_clawed_back for c, r in reversals.items()}
@@ -143,7 +157,7 @@ class ReturnService:
             conn,
             purchase.id,
             {"returned_amount": returned_total, "reversed": new_reversed}
-            | ({"payments": payments} if payments is not None else {}),
+            | ({"payments": plan.payments} if plan is not None else {}),
             line_returns,
             {
                 "id": return_id,
@@ -176,7 +190,7 @@ class ReturnService:
             earned=applied.earned if applied else [],
             benefits=applied.benefits if applied else [],
             tier=TierOutcome.model_validate(tier) if tier else None,
-            points_refunded=points_refunded,
+            points_refunded=plan.points if plan is not None else 0,
             coupons_given_back=given_back,
         )
         body = result.model_dump(mode="json")
@@ -231,7 +245,9 @@ class ReturnService:
 
     async def _money(
         self, conn: AsyncConnection, purchase: Any, request: ReturnCreate
-    ) -> tuple[int, dict[int, int]]:
+    ) -> tuple[int, dict[int, int], list[LineReturn] | None]:
+        """Money this return brings back, each returned line's new returned quantity, and
+        (for a return of lines) every line before and after, in line order."""
         left = purchase.total - purchase.returned_amount
         if request.lines is not None:
             lines = await self.events.purchase_lines(conn, purchase.id)
@@ -244,19 +260,28 @@ class ReturnService:
                     f"these lines are worth {money}, more than the {left} not yet returned",
                     field="lines",
                 )
-            return money, changed
+            states = [
+                LineReturn(
+                    line.quantity,
+                    line.amount,
+                    line.returned_quantity,
+                    changed.get(line.id, line.returned_quantity),
+                )
+                for line in lines
+            ]
+            return money, changed, states
         if request.amount is not None:
             if request.amount > left:
                 raise InvalidInput(
                     f"amount {request.amount} is more than the {left} not yet returned",
                     field="amount",
                 )
-            return request.amount, {}
+            return request.amount, {}, None
         if left == 0:
             raise InvalidInput(
                 "the purchase has already been returned in full", field="purchase_external_id"
             )
-        return left, {}
+        return left, {}, None
 
 
 return_service = ReturnService()

@@ -142,6 +142,9 @@ class PointsPaymentQuote(BaseModel):
     step: int = Field(description="points_to_spend must be a multiple of this.")
     points: int = Field(description="Rate: this many points …")
     money: int = Field(description="… pay this many minor units.")
+    refused: str | None = Field(
+        default=None, description="Why the quoted points_to_spend would be refused."
+    )
 
 
 class BalanceOut(BaseModel):

@@ -14,7 +14,8 @@ from kopilka.events.schemas import PurchaseCreate
 from kopilka.kit.bulk import WriteBatch
 from kopilka.ledger.domain import Lot
 from kopilka.ledger.repository import BalanceKey
-from kopilka.ledger.service import Earned, LedgerService, LedgerUnit
+from kopilka.ledger.service import Earned, LedgerService
+from kopilka.ledger.unit import LedgerUnit
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.service import RulesState
 from kopilka.tiers.service import TierTracker

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.giftcards.domain import ACTIVE, EXPIRED, GIFT_CARD, PAYMENT, REFUND, WALLET
 from kopilka.kit.bulk import insert_rows
-from kopilka.kit.codes import PLACEHOLDER
+from kopilka.kit.codes import like_pattern
 from kopilka.kit.sql import one_of
 from kopilka.models import GiftCard, GiftCardTransaction, OutboxEvent
 from kopilka.models.base import table
@@ -29,12 +29,6 @@ outbox_t = table(OutboxEvent)
 
 CODES_PER_QUERY = 1000
 Moved = tuple[int, int]  # (balance, seq) after a movement
-
-
-def _like(pattern: str) -> str:
-    """A code pattern as a LIKE pattern: each random place matches one character."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace(PLACEHOLDER, "_")
 
 
 def _unexpired(now: datetime) -> ColumnElement[bool]:
@@ -124,7 +118,7 @@ class GiftCardRepository:
         """How many of the program's codes have the shape of ``pattern``."""
         query = select(func.count()).where(
             cards_t.c.program_id == program_id,
-            cards_t.c.code.like(_like(pattern), escape="\\"),
+            cards_t.c.code.like(like_pattern(pattern), escape="\\"),
         )
         return int(await conn.scalar(query) or 0)
 

@@ -40,6 +40,10 @@ def check_pattern(pattern: str, charset: str = UNAMBIGUOUS, *, field: str = "pat
         raise InvalidInput("pattern must be upper case without surrounding blanks", field=field)
     if len(set(charset)) != len(charset) or len(charset) < 2 or PLACEHOLDER in charset:
         raise InvalidInput("charset needs at least 2 distinct characters, no '#'", field=field)
+    if charset != normalise_code(charset) or any(ch.isspace() for ch in charset):
+        # Codes are looked up in upper case: a lower-case or blank character could never
+        # be found again.
+        raise InvalidInput("charset must be upper case, without blanks", field=field)
     return places
 
 
@@ -54,18 +58,20 @@ def generate_codes(
     *,
     charset: str = UNAMBIGUOUS,
     taken: Iterable[str] = (),
+    in_use: int = 0,
     field: str = "pattern",
 ) -> list[str]:
     """``count`` distinct new codes of ``pattern`` none of which is in ``taken``.
 
-    Raises :class:`InvalidInput` when the pattern is too small for that many codes.
+    Raises :class:`InvalidInput` when the pattern is too small for that many codes next to
+    ``in_use`` codes of the same pattern already handed out.
     """
     places = check_pattern(pattern, charset, field=field)
     taken_set = set(taken)
-    if count + len(taken_set) > capacity(pattern, charset):
+    wanted = count + max(len(taken_set), in_use)
+    if wanted > capacity(pattern, charset):
         raise InvalidInput(
-            f"pattern {pattern!r} is too short for {count + len(taken_set)} hard-to-guess "
-            f"codes: add random places",
+            f"pattern {pattern!r} is too short for {wanted} hard-to-guess codes: add random places",
             field=field,
         )
     pieces = pattern.split(PLACEHOLDER)
@@ -94,6 +100,12 @@ def _random_strings(length: int, count: int, charset: str) -> list[str]:
         chars.extend(charset[b % size] for b in chunk if b < limit)
     del chars[needed:]
     return ["".join(chars[i : i + length]) for i in range(0, needed, length)]
+
+
+def like_pattern(pattern: str) -> str:
+    """A SQL ``LIKE`` pattern (escape character ``\\``) matching every code of ``pattern``."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace(PLACEHOLDER, "_")
 
 
 def qr_svg(text: str, *, scale: int = 4) -> str:

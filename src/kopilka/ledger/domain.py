@@ -261,16 +261,21 @@ def hold(
 
 
 def _give_back(
-    balance: Balance, lots_by_id: dict[UUID, Lot], allocations: Sequence[Allocation], amount: int
+    balance: Balance,
+    lots_by_id: dict[UUID, Lot],
+    allocations: Sequence[Allocation],
+    amount: int,
+    source: Account = Account.HELD,
 ) -> list[Posting]:
-    """Return ``amount`` of a hold to the available balance and to the lots it came from.
+    """Return ``amount`` from ``source`` (a hold, or points redeemed) to the available
+    balance and to the lots it came from.
 
     Latest-taken allocations are given back first, so a partial capture keeps the
     soonest-expiring points spent. What pays off a clawback debt goes to no lot.
     """
     if amount == 0:
         return []
-    postings = [Posting(Account.HELD, -amount), Posting(Account.AVAILABLE, amount)]
+    postings = [Posting(source, -amount), Posting(Account.AVAILABLE, amount)]
     to_lots = amount - min(amount, _debt(balance))
     for allocation in reversed(allocations):
         if to_lots == 0:
@@ -465,13 +470,4 @@ def refund(
     """
     _require_positive(amount)
     assert sum(a.amount for a in allocations) == amount, "allocations sum to the redemption"
-    postings = [Posting(Account.REDEEMED, -amount), Posting(Account.AVAILABLE, amount)]
-    to_lots = amount - min(amount, _debt(balance))
-    for allocation in reversed(allocations):
-        if to_lots == 0:
-            break
-        back = min(allocation.amount, to_lots)
-        lots_by_id[allocation.lot_id].give_back(back)
-        to_lots -= back
-    balance.apply(postings)
-    return postings
+    return _give_back(balance, lots_by_id, allocations, amount, Account.REDEEMED)

@@ -297,6 +297,10 @@ class IssueCoupon(EffectModel):
     type: Literal["coupon"] = "coupon"
     campaign: str = Field(min_length=1, max_length=100)
     valid_days: int | None = Field(default=None, ge=1, le=3660)
+    # Before coupon campaigns existed the effect carried its own value; documents written
+    # then still load, and the campaign's terms apply.
+    discount_percent: int | None = Field(default=None, ge=1, le=100, deprecated=True)
+    discount_amount: int | None = Field(default=None, ge=1, deprecated=True)
 
     def compile(self, rule_id: str) -> CompiledEffect:
         return _benefit(rule_id, "coupon", {"campaign": self.campaign}, self.valid_days)
