@@ -1,5 +1,6 @@
 """The FastAPI application: routers, problem+json errors, metrics, the database engine."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +23,7 @@ from kopilka.system.docs import install_docs
 from kopilka.system.metrics import MetricsMiddleware
 
 PROBLEM = "application/problem+json"
+logger = logging.getLogger("kopilka")
 
 
 def _problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
@@ -58,6 +61,20 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return _problem(422, "Invalid input", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # PostgreSQL stores no NUL character in text: input carrying one is bad input, not a
+        # server fault (SQLite would have taken it).
+        if "0x00" in str(exc.orig) or "\\u0000" in str(exc.orig):
+            return _problem(
+                422,
+                "Invalid input",
+                "text may not contain the NUL character (\\u0000)",
+                request.url.path,
+            )
+        logger.exception("database error on %s", request.url.path, exc_info=exc)
+        return _problem(500, "Internal error", "the database failed", request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -396,7 +396,7 @@ async def test_generated_codes_must_stay_findable_and_hard_to_guess(api: Api) ->
     lower = await api.post(
         f"/v1/coupon-campaigns/{campaign['key']}/codes", {"count": 1, "charset": "abcdefghjk"}
     )
-    assert lower.status_code == 422 and "upper case" in lower.text
+    assert lower.status_code == 422 and "upper-case letters" in lower.text
     short = {"count": 900, "pattern": "X-####"}  # 31⁴ / 1,000 = 923 codes at most
     assert (
         await api.post(f"/v1/coupon-campaigns/{campaign['key']}/codes", short)

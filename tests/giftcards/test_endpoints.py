@@ -1,5 +1,6 @@
 """Gift cards and wallets over HTTP, on SQLite and PostgreSQL."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,3 +257,14 @@ async def test_a_members_gift_cards_in_pages(api: Api) -> None:
     assert rest["next_cursor"] is None
     stranger = {"amount": 1, "member_id": "01900000-0000-7000-8000-000000000000"}
     problem(await api.post("/v1/gift-cards", stranger), 404, "member_id")
+
+
+async def test_patterns_and_cursors_that_could_never_work_are_refused(api: Api) -> None:
+    slash = await api.post(
+        "/v1/gift-cards/batch", {"count": 1, "amount": 100, "pattern": "GC/####-####-####"}
+    )
+    assert slash.status_code == 422, slash.text
+    card = await new_card(api)
+    huge = base64.urlsafe_b64encode(b"seq:99999999999999999999999").decode()
+    page = await api.get(f"/v1/gift-cards/{card['code']}/transactions", cursor=huge)
+    assert page.status_code == 422 and page.json()["errors"][0]["field"] == "cursor"

@@ -131,3 +131,14 @@ def test_bad_rows_and_bad_files_are_reported_and_nothing_is_loaded(shopdir: Path
     (shopdir / "x.csv").write_text("key,colour\nmug,blue\n")
     result = kopilka(shopdir, "rewards", "load", "x.csv", check=False)
     assert result.returncode == 1 and "unknown columns ['colour']" in result.stderr
+
+
+def test_csv_lines_are_the_files_lines_past_blank_lines_and_a_byte_order_mark(
+    shopdir: Path,
+) -> None:
+    (shopdir / "blank.csv").write_bytes(
+        "\ufeffkey,name,kind,price\nok,Fine,physical,1\n\nbad,Bad,physical,x\n".encode()
+    )
+    result = kopilka(shopdir, "rewards", "load", "blank.csv", check=False)
+    assert result.returncode == 1
+    assert "line 4: price:" in result.stderr and "line 3" not in result.stderr

@@ -492,3 +492,34 @@ async def test_scopes(sapi: Api, engine: AsyncEngine, shop: ProgramContext) -> N
     assert (await pos.post(f"/v1/reward-redemptions/{made['id']}/fulfil")).status_code == 403
     assert (await partner.post(f"/v1/reward-redemptions/{made['id']}/cancel")).status_code == 403
     assert (await pos.post(f"/v1/reward-redemptions/{made['id']}/cancel")).status_code == 200
+
+
+async def test_a_cancel_puts_back_only_an_item_it_took(sapi: Api) -> None:
+    body = await reward_body(sapi, "physical")
+    assert (await sapi.post("/v1/rewards", body)).status_code == 201
+    member = await new_member(sapi, points=10_000)
+    redeemed = await redeem(sapi, body["key"], member)
+    assert redeemed.status_code == 201, redeemed.text
+    counted = await sapi.patch(f"/v1/rewards/{body['key']}", {"stock": 5})
+    assert counted.status_code == 200, counted.text
+    cancel = await sapi.post(f"/v1/reward-redemptions/{redeemed.json()['id']}/cancel", {})
+    assert cancel.status_code == 200, cancel.text
+    assert (await sapi.get(f"/v1/rewards/{body['key']}")).json()["stock"] == 5
+
+
+async def test_an_external_id_reused_for_another_reward_names_the_field(sapi: Api) -> None:
+    first, second = await reward_body(sapi, "physical"), await reward_body(sapi, "charity")
+    for body in (first, second):
+        assert (await sapi.post("/v1/rewards", body)).status_code == 201
+    member = await new_member(sapi, points=10_000)
+    assert (await redeem(sapi, first["key"], member, external_id="till-1/7")).status_code == 201
+    reused = await redeem(sapi, second["key"], member, external_id="till-1/7")
+    assert reused.status_code == 409
+    assert reused.json()["errors"][0]["field"] == "external_id"
+    assert "reward-redemption:" not in reused.json()["detail"]
+
+
+async def test_a_nul_character_is_bad_input_not_a_server_error(sapi: Api) -> None:
+    for path in ("/v1/rewards/a%00b", "/v1/coupons/AB%00CD", "/v1/gift-cards/AB%00CD"):
+        response = await sapi.get(path)
+        assert response.status_code in (404, 422), (path, response.text)

@@ -45,7 +45,7 @@ class FileProblem(Exception):
 def read_rows(path: Path) -> tuple[list[Row], list[Problem]]:
     """The file's rewards as (line, fields), and the rows that are not rewards at all."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark too
     except (OSError, UnicodeDecodeError) as exc:
         raise FileProblem(f"cannot read {path}: {exc}") from exc
     if path.suffix.lower() == ".csv":
@@ -81,21 +81,28 @@ def _yaml_rows(text: str) -> tuple[list[Row], list[Problem]]:
 def _csv_rows(text: str) -> tuple[list[Row], list[Problem]]:
     """One reward per row under a header of field names; an empty cell is a field not
     given. ``tier_prices`` is written ``silver:400;gold:300``, ``attributes`` as JSON."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(reader, [])]
     unknown = sorted(set(header) - CSV_COLUMNS)
     if not header or unknown:
         what = f"unknown columns {unknown}" if unknown else "no header"
         raise FileProblem(f"line 1: {what}; columns are {sorted(CSV_COLUMNS)}")
     rows: list[Row] = []
     problems: list[Problem] = []
-    line = 2
-    for record in reader:
+    ended = reader.line_num
+    for cells in reader:
+        # A row starts on the line after the last one read: blank lines in between are
+        # skipped here, not silently by the reader, so every reported line is the file's.
+        line, ended = ended + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        record: dict[str | None, Any] = dict(zip(header, cells, strict=False))
+        if len(cells) > len(header):
+            record[None] = cells[len(header) :]
         try:
             rows.append((line, _csv_fields(record)))
         except ValueError as exc:
             problems.append((line, str(exc)))
-        line = reader.line_num + 1
     return rows, problems
 
 

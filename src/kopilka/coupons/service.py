@@ -27,7 +27,7 @@ from kopilka.coupons.schemas import (
 from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.events.schemas import PurchaseLineIn
 from kopilka.kit.clock import as_utc
-from kopilka.kit.codes import check_pattern, generate_codes, normalise_code
+from kopilka.kit.codes import check_pattern, generate_codes, is_code, normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.members.service import MemberService, member_service
 from kopilka.programs.service import ProgramContext
@@ -197,8 +197,10 @@ class CouponService:
     ) -> list[str]:
         texts = [normalise_code(c) for c in codes]
         for index, text in enumerate(texts):
-            if not text or any(ch.isspace() for ch in text):
-                raise InvalidInput("a code has no blanks inside", field=f"codes.{index}")
+            if not is_code(text):
+                raise InvalidInput(
+                    "a code is made of letters, digits, '.', '_' and '-'", field=f"codes.{index}"
+                )
         if len(set(texts)) != len(texts):
             repeated = sorted({t for t in texts if texts.count(t) > 1})[:5]
             raise InvalidInput(f"codes repeat: {repeated}", field="codes")

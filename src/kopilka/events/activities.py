@@ -71,7 +71,13 @@ class ActivityService:
 
         key = f"activity:{activity.external_id}"
         return await idempotency_store.run_once(
-            conn, program.id, key, activity, operation, already_locked
+            conn,
+            program.id,
+            key,
+            activity,
+            operation,
+            already_locked,
+            external_id=activity.external_id,
         )
 
     async def _run(

@@ -287,7 +287,8 @@ def encode_cursor(seq: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if kind == "seq" and value.isdigit():
+        # A sequence number fits a BIGINT; a longer one was never given out.
+        if kind == "seq" and value.isdigit() and len(value) <= 18:
             return int(value)
     except (ValueError, binascii.Error):
         pass

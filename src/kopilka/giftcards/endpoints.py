@@ -92,7 +92,9 @@ async def _once(
             result: dict[str, Any] = await operation(conn, program)
             return result
 
-        return await idempotency_store.run_once(conn, program.id, key, body, run, locked)
+        return await idempotency_store.run_once(
+            conn, program.id, key, body, run, locked, external_id=external_id
+        )
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)

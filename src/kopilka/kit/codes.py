@@ -15,6 +15,8 @@ import segno
 from kopilka.errors import InvalidInput
 
 UNAMBIGUOUS = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+# What a code may be made of: safe in a URL path, on a receipt and read aloud.
+CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 PLACEHOLDER = "#"
 # A pattern must leave far more possible codes than are in use, so that guessing one at
 # random almost never hits: at most one in SPARSENESS of the possible codes is handed out.
@@ -25,6 +27,11 @@ MAX_CODE_LENGTH = 100
 def normalise_code(code: str) -> str:
     """The form codes are stored and looked up in: no surrounding blanks, upper case."""
     return code.strip().upper()
+
+
+def is_code(text: str) -> bool:
+    """Whether ``text`` (normalised) is made of the characters codes may have."""
+    return 0 < len(text) <= MAX_CODE_LENGTH and set(text) <= CODE_CHARS
 
 
 def check_pattern(pattern: str, charset: str = UNAMBIGUOUS, *, field: str = "pattern") -> int:
@@ -40,10 +47,13 @@ def check_pattern(pattern: str, charset: str = UNAMBIGUOUS, *, field: str = "pat
         raise InvalidInput("pattern must be upper case without surrounding blanks", field=field)
     if len(set(charset)) != len(charset) or len(charset) < 2 or PLACEHOLDER in charset:
         raise InvalidInput("charset needs at least 2 distinct characters, no '#'", field=field)
-    if charset != normalise_code(charset) or any(ch.isspace() for ch in charset):
-        # Codes are looked up in upper case: a lower-case or blank character could never
-        # be found again.
-        raise InvalidInput("charset must be upper case, without blanks", field=field)
+    if not set(charset) <= CODE_CHARS or not set(pattern.replace(PLACEHOLDER, "")) <= CODE_CHARS:
+        # Codes are looked up in upper case and travel in URL paths: any other character
+        # would make a code that can never be found again.
+        raise InvalidInput(
+            "pattern and charset may use upper-case letters, digits, '.', '_' and '-' only",
+            field=field,
+        )
     return places
 
 

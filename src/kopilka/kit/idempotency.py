@@ -114,9 +114,12 @@ class IdempotencyStore:
         operation: Callable[[], Awaitable[dict[str, Any]]],
         lock: Callable[[], Awaitable[None]],
         status_code: int = 201,
+        *,
+        external_id: str | None = None,
     ) -> tuple[int, dict[str, Any], bool]:
         """Run ``operation`` once per key; a retry with the same key replays the first answer.
-        Returns (status code, body, replayed).
+        Returns (status code, body, replayed). ``external_id``: the key comes from that field
+        of the body, and a conflict names it (not the header the caller never sent).
 
         The key is looked up only after ``lock`` has taken the member's lock: a retry racing
         its first attempt waits for it and then finds its answer, instead of running again.
@@ -127,7 +130,11 @@ class IdempotencyStore:
         hash_ = request_hash({"path": type(body).__name__, "body": body.model_dump(mode="json")})
         record = await self.find(conn, program_id, key)
         if record is not None:
-            answer = replay(record, hash_, key)
+            answer = (
+                replay(record, hash_, external_id, "external_id")
+                if external_id is not None
+                else replay(record, hash_, key)
+            )
             return answer.status_code, answer.body, True
         result = await operation()
         await self.insert(

@@ -158,7 +158,9 @@ async def create_redemption(
             )
             return _redemption_out(view.row, view.balance)
 
-        return await idempotency_store.run_once(conn, program.id, key, body, operation, lock)
+        return await idempotency_store.run_once(
+            conn, program.id, key, body, operation, lock, external_id=body.external_id
+        )
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)

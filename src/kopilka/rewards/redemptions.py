@@ -103,7 +103,9 @@ class RedemptionService:
             return made.model_dump(mode="json")
 
         request = RedemptionRequest(reward=key, member=body.member, external_id=body.external_id)
-        return await self.idempotency.run_once(conn, program.id, scoped, request, operation, lock)
+        return await self.idempotency.run_once(
+            conn, program.id, scoped, request, operation, lock, external_id=body.external_id
+        )
 
     async def _redeem(
         self,
@@ -131,7 +133,8 @@ class RedemptionService:
         verdict = domain.judge(terms_of(reward, codes_left), shopper, now)
         if not verdict.can_redeem:
             raise domain.refusal(verdict, shopper)
-        if reward.stock is not None and not await self.repository.take_stock(conn, reward.id, now):
+        stock_taken = reward.stock is not None
+        if stock_taken and not await self.repository.take_stock(conn, reward.id, now):
             raise RewardUnavailable(
                 f"reward {key!r} is out of stock", field="reward", reason=Reason.OUT_OF_STOCK.value
             )
@@ -155,7 +158,9 @@ class RedemptionService:
             conn, Redeeming(program, reward, member_id, redemption_id, now), self.repository
         )
         state = domain.initial_status(reward.kind)
-        details = {**(handout.details or {}), "tier": tier}
+        # Whether an item of a counted stock went with it: only then does a cancel put one
+        # back (the stock may have been counted or not since).
+        details = {**(handout.details or {}), "tier": tier, "stock_taken": stock_taken}
         row = {
             "id": redemption_id,
             "program_id": program.id,
@@ -248,8 +253,9 @@ class RedemptionService:
                 f"reward {row.reward_key} cancelled (redemption {redemption_id})",
             )
             balance = refunded.balance
-        await self.repository.put_back_stock(conn, row.reward_id, now)
         details = dict(row.details or {})
+        if details.get("stock_taken", True):
+            await self.repository.put_back_stock(conn, row.reward_id, now)
         if reason:
             details["cancel_reason"] = reason
         values = {"status": "cancelled", "cancelled_at": now, "updated_at": now, "details": details}
