@@ -125,7 +125,7 @@ def test_demo_builds_a_verified_program(tmp_path: Path) -> None:
         "--database",
         str(tmp_path / "demo.db"),
     )
-    assert "ledger verified" in result.stdout
+    assert "ledger and gift cards verified" in result.stdout
     assert "points issued" in result.stdout and "API key (admin): kp_" in result.stdout
     # The demo program's rules fire on its simulated history.
     by_rule = result.stdout.split("points earned by rule:")[1].split("\n\n")[0]
