@@ -5,11 +5,12 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
+from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.config import get_settings, with_async_driver
 from kopilka.db import make_engine, reading
@@ -76,3 +77,29 @@ def parse_as_of(value: str | None) -> datetime:
 
 ProgramOption = typer.Option(None, "--program", "-p", help="Program slug (default: the only one).")
 DatabaseOption = typer.Option(None, "--database-url", help="Overrides KOPILKA_DATABASE_URL.")
+
+
+Checks = Callable[[AsyncConnection, UUID], Awaitable[dict[str, list[str]]]]
+
+
+def report_checks(checks: Checks, program: str | None, database: str | None) -> None:
+    """Run a verification's ``checks`` on one program in a snapshot; print ``ok`` or ``FAIL``
+    with each violation per check, and exit 1 if any failed."""
+
+    async def work(engine: AsyncEngine) -> dict[str, list[str]]:
+        context = await load_program(engine, program)
+        async with reading(engine, snapshot=True) as conn:
+            return await checks(conn, context.id)
+
+    results = run(with_engine(database_url(database), work))
+    failed = False
+    for name, problems in results.items():
+        if problems:
+            failed = True
+            err_console.print(f"[red]FAIL[/red] {name}")
+            for problem in problems:
+                err_console.print(f"  {problem}", highlight=False)
+        else:
+            console.print(f"[green]ok[/green]   {name}")
+    if failed:
+        sys.exit(1)

@@ -1,6 +1,5 @@
 """``kopilka giftcards``: verify gift cards and wallets, expire overdue cards."""
 
-import sys
 from datetime import UTC, datetime
 
 import typer
@@ -11,41 +10,23 @@ from kopilka.cli.common import (
     ProgramOption,
     console,
     database_url,
-    err_console,
     load_program,
     parse_as_of,
+    report_checks,
     run,
     with_engine,
 )
-from kopilka.db import reading
 from kopilka.giftcards.audit import verify as run_checks
 from kopilka.giftcards.tasks import ExpiryReport, expire_gift_cards
 
 app = typer.Typer(help="Gift cards and wallets.", no_args_is_help=True)
 
 
-async def verify_program(engine: AsyncEngine, slug: str | None) -> dict[str, list[str]]:
-    context = await load_program(engine, slug)
-    async with reading(engine, snapshot=True) as conn:
-        return await run_checks(conn, context.id)
-
-
 @app.command()
 def verify(program: str | None = ProgramOption, database: str | None = DatabaseOption) -> None:
     """Check that every balance equals its transactions and none is negative; exit 1
     naming each violation."""
-    results = run(with_engine(database_url(database), lambda e: verify_program(e, program)))
-    failed = False
-    for name, problems in results.items():
-        if problems:
-            failed = True
-            err_console.print(f"[red]FAIL[/red] {name}")
-            for problem in problems:
-                err_console.print(f"  {problem}", highlight=False)
-        else:
-            console.print(f"[green]ok[/green]   {name}")
-    if failed:
-        sys.exit(1)
+    report_checks(run_checks, program, database)
 
 
 @app.command()
