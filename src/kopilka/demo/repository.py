@@ -1,11 +1,13 @@
 """The queries behind the demo's summary."""
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.sql import one_of
 from kopilka.models import (
     CouponCode,
     CouponRedemption,
@@ -132,6 +134,38 @@ class DemoRepository:
             .order_by(func.count().desc(), rewards.c.key)
         )
         return {key: int(count) for key, count in rows.all()}
+
+    async def open_codes(
+        self, conn: AsyncConnection, member_ids: list[UUID], moment: datetime
+    ) -> dict[UUID, str]:
+        """A personal coupon code each member could still use at ``moment``."""
+        if not member_ids:
+            return {}
+        codes = table(CouponCode)
+        rows = await conn.execute(
+            select(codes.c.member_id, codes.c.code).where(
+                one_of(conn, codes.c.member_id, member_ids),
+                codes.c.status == "active",
+                or_(codes.c.max_uses.is_(None), codes.c.uses < codes.c.max_uses),
+                or_(codes.c.valid_until.is_(None), codes.c.valid_until > moment),
+            )
+        )
+        return {member_id: code for member_id, code in rows.all()}
+
+    async def available(
+        self, conn: AsyncConnection, member_ids: list[UUID], currency: str
+    ) -> dict[UUID, int]:
+        """Each member's available balance in ``currency``."""
+        if not member_ids:
+            return {}
+        balances = table(MemberBalance)
+        rows = await conn.execute(
+            select(balances.c.member_id, balances.c.available).where(
+                one_of(conn, balances.c.member_id, member_ids),
+                balances.c.currency == currency,
+            )
+        )
+        return {member_id: int(available) for member_id, available in rows.all()}
 
 
 demo_repository = DemoRepository()

@@ -8,17 +8,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.coupons.schemas import CampaignCreate, CodesCreate
 from kopilka.coupons.service import basket_lines, coupon_service
+from kopilka.demo.repository import demo_repository
 from kopilka.events.domain import PointsTerms
 from kopilka.events.payments import points_terms
 from kopilka.events.schemas import PurchaseCreate
-from kopilka.kit.sql import one_of
-from kopilka.models import CouponCode, MemberBalance, MemberIdentifier
-from kopilka.models.base import table
+from kopilka.members.schemas import MemberRef
+from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 
 CAMPAIGNS: list[dict[str, Any]] = [
@@ -43,9 +42,6 @@ PUBLIC_CODE = "HELLO"
 COUPON_CHANCE = 0.6  # a shopper holding a personal code presents it …
 PUBLIC_CHANCE = 0.04  # … or tries the public code
 POINTS_CHANCE = 0.12  # a shopper with points pays part of the basket with them
-codes_t = table(CouponCode)
-balances_t = table(MemberBalance)
-identifiers_t = table(MemberIdentifier)
 
 
 async def create_campaigns(conn: AsyncConnection, program: ProgramContext, now: datetime) -> None:
@@ -69,11 +65,14 @@ class Till:
         """The day's purchases with codes and points added; one paying purchase per member
         a day, so a second one never finds the points already spent."""
         shoppers = sorted({str(p.member.external_id) for p in purchases})
-        ids = await self._member_ids(conn, program, shoppers)
-        codes = await self._open_codes(
+        found = await member_service.resolve_many(
+            conn, program, [MemberRef(external_id=who) for who in shoppers]
+        )
+        ids = {who: member[0] for who, member in zip(shoppers, found, strict=True) if member}
+        codes = await demo_repository.open_codes(
             conn, list(ids.values()), max(p.occurred_at for p in purchases)
         )
-        points = await self._points(conn, list(ids.values()))
+        points = await demo_repository.available(conn, list(ids.values()), "points")
         terms = points_terms(program)
         done: set[str] = set()
         prepared = []
@@ -140,43 +139,3 @@ class Till:
             purchase.occurred_at,
         )
         return decisions[0].accepted
-
-    async def _member_ids(
-        self, conn: AsyncConnection, program: ProgramContext, external_ids: list[str]
-    ) -> dict[str, UUID]:
-        rows = await conn.execute(
-            select(identifiers_t.c.value, identifiers_t.c.member_id).where(
-                identifiers_t.c.program_id == program.id,
-                identifiers_t.c.kind == "external_id",
-                one_of(conn, identifiers_t.c.value, external_ids),
-            )
-        )
-        return {value: member_id for value, member_id in rows.all()}
-
-    async def _open_codes(
-        self, conn: AsyncConnection, member_ids: list[UUID], moment: datetime
-    ) -> dict[UUID, str]:
-        if not member_ids:
-            return {}
-        rows = await conn.execute(
-            select(codes_t.c.member_id, codes_t.c.code).where(
-                one_of(conn, codes_t.c.member_id, member_ids),
-                codes_t.c.status == "active",
-                or_(codes_t.c.max_uses.is_(None), codes_t.c.uses < codes_t.c.max_uses),
-                or_(codes_t.c.valid_until.is_(None), codes_t.c.valid_until > moment),
-            )
-        )
-        return {member_id: code for member_id, code in rows.all()}
-
-    async def _points(self, conn: AsyncConnection, member_ids: list[UUID]) -> dict[UUID, int]:
-        if not member_ids:
-            return {}
-        rows = await conn.execute(
-            select(balances_t.c.member_id, balances_t.c.available).where(
-                and_(
-                    one_of(conn, balances_t.c.member_id, member_ids),
-                    balances_t.c.currency == "points",
-                )
-            )
-        )
-        return {member_id: int(available) for member_id, available in rows.all()}

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from kopilka.events.schemas import BalanceOut, FailedConditionOut, PurchaseCreate, RuleTraceOut
+from kopilka.kit.codes import normalise_code
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import Earned
@@ -46,7 +47,7 @@ def _iso(moment: datetime) -> str:
 
 def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
     """What a purchase carries for the rules beyond basket, store and channel (for replays)."""
-    coupons = purchase.coupons + [c.strip().upper() for c in purchase.coupon_codes]
+    coupons = purchase.coupons + [normalise_code(c) for c in purchase.coupon_codes]
     if not (purchase.region or purchase.payment_method or coupons):
         return None
     return {
