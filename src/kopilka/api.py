@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
+from kopilka.activities.endpoints import router as activities_router
 from kopilka.coupons.endpoints import router as coupons_router
-from kopilka.events.endpoints import router as events_router
 from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.programs.endpoints import router as program_router
+from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.system.endpoints import router as system_router
 from kopilka.tiers.endpoints import router as tiers_router
@@ -15,7 +16,8 @@ from kopilka.tiers.endpoints import router as tiers_router
 routers: list[APIRouter] = [
     system_router,
     members_router,
-    events_router,
+    purchases_router,
+    activities_router,
     ledger_router,
     program_router,
     tiers_router,

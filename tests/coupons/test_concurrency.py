@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.coupons.test_endpoints import basket, new_campaign, new_codes, new_member
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import unique
 from tests.ledger.test_concurrency import _api
 

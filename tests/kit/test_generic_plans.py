@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import make_engine
-from kopilka.events.repository import EventRepository, purchases_t
 from kopilka.kit.bulk import insert_rows
 from kopilka.kit.ids import new_id
 from kopilka.migrations.runner import upgrade
+from kopilka.purchases.repository import PurchaseRepository, purchases_t
 from tests.conftest import PG_ADMIN_DSN, _create_pg_database, _drop_pg_database, make_program
 
 pytestmark = pytest.mark.postgres
@@ -71,7 +71,7 @@ async def test_a_purchase_look_up_planned_on_an_empty_table_reads_one_row(
 ) -> None:
     engine, database = fresh_engine
     program = await make_program(engine)
-    events = EventRepository()
+    events = PurchaseRepository()
     async with engine.begin() as conn:
         assert await events.purchase_answers(conn, program.id, ["p-0"]) == {}
     async with engine.begin() as conn:

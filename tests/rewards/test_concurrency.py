@@ -17,7 +17,7 @@ from kopilka.db import reading
 from kopilka.models import RewardRedemption
 from kopilka.models.base import table
 from tests.conftest import Api
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
 from tests.ledger.test_concurrency import _api
 from tests.rewards.conftest import available, new_member, new_reward, stock_of

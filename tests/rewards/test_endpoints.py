@@ -12,7 +12,7 @@ from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards.domain import KINDS
 from tests.conftest import Api, make_key
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.rewards.conftest import (
     available,
     new_member,

@@ -36,7 +36,7 @@ from kopilka.rewards.schemas import (
 )
 from kopilka.rewards.service import reward_service
 from tests.conftest import Api, make_program
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.rewards.conftest import (
     available,
     new_member,

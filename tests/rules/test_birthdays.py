@@ -5,7 +5,7 @@ from datetime import date
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kopilka.events.tasks import celebrate_birthdays
+from kopilka.activities.tasks import celebrate_birthdays
 from tests.conftest import Api, make_key, make_program
 from tests.fixtures.factories import member_body
 

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
 from tests.ledger.test_concurrency import _api
 

@@ -7,6 +7,7 @@ from uuid import UUID
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.activities.tasks import BirthdayReport, celebrate_birthdays
 from kopilka.cli.common import (
     DatabaseOption,
     ProgramOption,
@@ -17,7 +18,6 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
-from kopilka.events.tasks import BirthdayReport, celebrate_birthdays
 from kopilka.ledger import tasks
 from kopilka.tiers.tasks import RequalifyReport, ReviewReport, requalify_tiers, review_tiers
 

@@ -6,13 +6,28 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kopilka.events.schemas import CouponOut, Money, PurchaseLineIn
 from kopilka.kit.codes import UNAMBIGUOUS
+from kopilka.kit.types import Money
 from kopilka.members.schemas import MemberRef
+from kopilka.rules.basket import PurchaseLineIn
 
 CampaignKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")]
 CodeText = Annotated[str, Field(min_length=1, max_length=100)]
 DEFAULT_PATTERN = "####-####-####"
+
+
+class CouponOut(BaseModel):
+    """What one presented code does to the basket, or why it cannot be used."""
+
+    code: str
+    valid: bool
+    reason: str | None = Field(description="Why the code cannot be used (a stable key).")
+    message: str | None
+    campaign: str | None
+    kind: str | None
+    discount: int = Field(description="Minor units off the basket.")
+    free_delivery: bool
+    free_sku: str | None
 
 
 class Discount(BaseModel):

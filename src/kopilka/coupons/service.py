@@ -25,12 +25,12 @@ from kopilka.coupons.schemas import (
     ValidateRequest,
 )
 from kopilka.errors import Conflict, InvalidInput, NotFound
-from kopilka.events.schemas import PurchaseLineIn
 from kopilka.kit.clock import as_utc
 from kopilka.kit.codes import check_pattern, generate_codes, is_code, normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.members.service import MemberService, member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.rules.basket import PurchaseLineIn
 
 # Codes handed back in one answer; a larger batch is read page by page.
 CODES_IN_ANSWER = 1000

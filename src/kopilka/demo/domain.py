@@ -36,7 +36,7 @@ from kopilka.demo.catalog import (
     Product,
     catalog,
 )
-from kopilka.events.domain import LineItem
+from kopilka.purchases.domain import LineItem
 
 _T = TypeVar("_T")
 

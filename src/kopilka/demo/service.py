@@ -21,9 +21,6 @@ from kopilka.demo.repository import demo_repository
 from kopilka.demo.shop import SHOP_CHANCE, buy_something, open_shop
 from kopilka.demo.till import Till, create_campaigns
 from kopilka.errors import KopilkaError
-from kopilka.events.returns import return_service
-from kopilka.events.schemas import PurchaseCreate, ReturnCreate
-from kopilka.events.service import purchase_service
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks
 from kopilka.ledger.service import ledger_service
@@ -37,6 +34,9 @@ from kopilka.models import (
 )
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.purchases.returns import return_service
+from kopilka.purchases.schemas import PurchaseCreate, ReturnCreate
+from kopilka.purchases.service import purchase_service
 from kopilka.tiers.service import tier_service
 
 DEMO_SETTINGS: dict[str, Any] = {

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.coupons.schemas import CampaignCreate, CodesCreate
 from kopilka.coupons.service import basket_lines, coupon_service
 from kopilka.demo.repository import demo_repository
-from kopilka.events.domain import PointsTerms
-from kopilka.events.payments import points_terms
-from kopilka.events.schemas import PurchaseCreate
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.domain import PointsTerms
+from kopilka.purchases.payments import points_terms
+from kopilka.purchases.schemas import PurchaseCreate
 
 CAMPAIGNS: list[dict[str, Any]] = [
     {

@@ -153,6 +153,7 @@ def event_row(program_id: UUID, card: Mapping[str, Any], tx: Mapping[str, Any]) 
     return {
         "program_id": program_id,
         "member_id": card["member_id"],
+        "event_id": new_id(),
         "topic": f"{card['kind']}.{tx['kind']}",
         "payload": payload,
         "occurred_at": tx["created_at"],

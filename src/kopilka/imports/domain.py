@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal, NamedTuple
 
-from kopilka.events.domain import LineItem
+from kopilka.purchases.domain import LineItem
 
 __all__ = ["ParsedPurchase", "RowError", "detect_format", "parse_cdnow", "parse_csv"]
 

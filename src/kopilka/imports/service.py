@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import run_in_transaction
 from kopilka.errors import InvalidInput
-from kopilka.events.schemas import PurchaseCreate
-from kopilka.events.service import Outcome, purchase_service
 from kopilka.imports.domain import ParsedPurchase, RowError
 from kopilka.kit.clock import clock
 from kopilka.members.domain import normalise_identifier
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.schemas import PurchaseCreate
+from kopilka.purchases.service import Outcome, purchase_service
 
 DEFAULT_BATCH = 2000
 IN_FLIGHT = 2

@@ -6,7 +6,10 @@ read it here. Tests and replays freeze or move it.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+# A till's clock may run a little fast; an event further in the future is a mistake.
+MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 class Clock:

@@ -9,7 +9,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.apikeys.service import Principal
-from kopilka.events.schemas import BalanceOut
 from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.idempotency import idempotency_store
 from kopilka.kit.pagination import decode_cursor, encode_cursor
@@ -26,6 +25,7 @@ from kopilka.ledger.domain import MEMBER_ACCOUNTS, Balance
 from kopilka.ledger.schemas import (
     AdjustmentCreate,
     AdjustmentOut,
+    BalanceOut,
     BalanceResponse,
     CaptureRequest,
     ChangeOut,

@@ -6,9 +6,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.events.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 from kopilka.tiers.schemas import MemberTierOut
+
+
+class BalanceOut(BaseModel):
+    currency: str
+    available: int
+    pending: int
+    held: int
 
 
 class ExpiringOut(BaseModel):

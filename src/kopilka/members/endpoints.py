@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.activities.service import activity_service
 from kopilka.errors import InvalidInput
-from kopilka.events.activities import activity_service
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, read_only

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Index, String, text
+from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, BigIntPK, JSONType
@@ -23,9 +23,12 @@ class OutboxEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # The event's own id: what consumers deduplicate on, and webhooks' ``webhook-id``.
+    event_id: Mapped[UUID] = mapped_column(unique=True)
     program_id: Mapped[UUID] = mapped_column()
     member_id: Mapped[UUID | None] = mapped_column()
     topic: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]

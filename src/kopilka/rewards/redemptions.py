@@ -15,12 +15,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, NotFound
-from kopilka.events.schemas import BalanceOut
 from kopilka.kit.clock import as_utc
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store
 from kopilka.kit.ids import new_id
 from kopilka.kit.pagination import encode_cursor
 from kopilka.ledger.domain import Balance
+from kopilka.ledger.schemas import BalanceOut
 from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.members.repository import member_repository
 from kopilka.members.schemas import MemberRef
@@ -344,6 +344,7 @@ class RedemptionService:
                 {
                     "program_id": program.id,
                     "member_id": member_id,
+                    "event_id": new_id(),
                     "topic": topic,
                     "payload": payload,
                     "occurred_at": now,

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from kopilka.events.schemas import BalanceOut
+from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 from kopilka.rewards.domain import Kind
 from kopilka.tiers.schemas import TierId

@@ -239,6 +239,7 @@ class RulesState:
             {
                 "program_id": self.program_id,
                 "member_id": member_id,
+                "event_id": new_id(),
                 "topic": f"rule.{effect.name}",
                 "payload": {"rule_id": effect.rule_id, **effect.payload},
                 "occurred_at": occurred_at,

@@ -133,6 +133,7 @@ class TierTracker:
             {
                 "program_id": self.program_id,
                 "member_id": member_id,
+                "event_id": new_id(),
                 "topic": topic,
                 "payload": payload,
                 "occurred_at": at,

@@ -16,9 +16,9 @@ from uuid import UUID
 from sqlalchemy import extract, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kopilka.activities.schemas import ActivityCreate
+from kopilka.activities.service import activity_service, has_trigger
 from kopilka.db import run_in_transaction
-from kopilka.events.activities import activity_service, has_trigger
-from kopilka.events.schemas import ActivityCreate
 from kopilka.kit.clock import clock
 from kopilka.members.schemas import MemberRef
 from kopilka.models import Member

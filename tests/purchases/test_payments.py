@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import reading
-from kopilka.events.domain import PointsTerms
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.simulation import simulate
+from kopilka.purchases.domain import PointsTerms
 from tests.conftest import BASE_SETTINGS, Api, make_key, make_program
 from tests.coupons.test_endpoints import new_campaign, new_codes
-from tests.events.test_endpoints import assert_ledger_sound
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body, unique
 from tests.rules.test_simulation import live_earned
 

@@ -7,16 +7,17 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.events.answers import purchase_context
-from kopilka.events.payments import Settlement
-from kopilka.events.repository import EventRepository
-from kopilka.events.schemas import PurchaseCreate
 from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import Lot
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import Earned, LedgerService
 from kopilka.ledger.unit import LedgerUnit
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.answers import purchase_context
+from kopilka.purchases.payments import Settlement
+from kopilka.purchases.repository import PurchaseRepository
+from kopilka.purchases.schemas import PurchaseCreate
 from kopilka.rules.service import RulesState
 from kopilka.tiers.service import TierTracker
 
@@ -100,6 +101,7 @@ class PurchaseWriter:
             {
                 "program_id": self.program.id,
                 "member_id": member_id,
+                "event_id": new_id(),
                 "topic": "purchase.recorded",
                 "payload": {
                     "purchase_id": str(purchase_id),
@@ -117,7 +119,7 @@ class PurchaseWriter:
     async def flush(
         self,
         conn: AsyncConnection,
-        events: EventRepository,
+        events: PurchaseRepository,
         ledger: LedgerService,
     ) -> None:
         batch = WriteBatch()

@@ -1,4 +1,4 @@
-"""Every query of purchases, returns, the outbox and idempotency records."""
+"""Every query of purchases, returns and their lines."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +39,7 @@ FIND_ANSWERS_PG = (
 )
 
 
-class EventRepository:
+class PurchaseRepository:
     async def purchase_answers(
         self, conn: AsyncConnection, program_id: UUID, external_ids: Sequence[str]
     ) -> dict[str, StoredAnswer]:
@@ -116,4 +116,4 @@ class EventRepository:
         await insert_rows(conn, returns_t, [row])
 
 
-event_repository = EventRepository()
+purchase_repository = PurchaseRepository()

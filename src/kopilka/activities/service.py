@@ -10,18 +10,20 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.activities.schemas import ActivityCreate, ActivityResult
+from kopilka.earning.answers import balances_out, trace_out
+from kopilka.earning.schemas import BenefitOut, EarnedOut
 from kopilka.errors import InvalidInput, NotFound
-from kopilka.events.answers import balances_out, trace_out
-from kopilka.events.repository import event_repository
-from kopilka.events.schemas import ActivityCreate, ActivityResult, BenefitOut, EarnedOut
-from kopilka.events.service import MAX_CLOCK_SKEW
 from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.kit.idempotency import idempotency_store
+from kopilka.kit.ids import new_id
 from kopilka.ledger.service import ledger_service
 from kopilka.ledger.unit import LedgerUnit
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.repository import purchase_repository
 from kopilka.rules.domain import Evaluation, EvaluationContext, evaluate
 from kopilka.rules.service import rules_state_loader, zone_named
 from kopilka.tiers.service import tier_service
@@ -190,7 +192,7 @@ async def run_trigger(
     batch = WriteBatch()
     unit.stage(batch, ledger_service.repository)
     state.stage(batch)
-    event_repository.stage_outbox(batch, outbox or [])
+    purchase_repository.stage_outbox(batch, outbox or [])
     await batch.write(conn)
     return Applied(
         evaluation,
@@ -208,6 +210,7 @@ def _recorded(
     return {
         "program_id": program.id,
         "member_id": member_id,
+        "event_id": new_id(),
         "topic": "activity.recorded",
         "payload": {
             "external_id": activity.external_id,

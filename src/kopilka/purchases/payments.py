@@ -26,8 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.coupons.domain import Decision, allocate
 from kopilka.coupons.service import CouponService, basket_lines, coupon_service, decision_out
 from kopilka.errors import Conflict, InvalidInput
-from kopilka.events.domain import PointsTerms
-from kopilka.events.schemas import PurchaseCreate
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain as ledger_domain
 from kopilka.ledger.domain import Account, Balance, Lot
@@ -36,6 +34,8 @@ from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.ledger.unit import LedgerUnit
 from kopilka.programs.domain import expires_at
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.domain import PointsTerms
+from kopilka.purchases.schemas import PurchaseCreate
 
 # Refusals that a concurrent till may have caused are conflicts; the rest are bad input.
 RACE_REASONS = {"used_up", "member_limit", "campaign_limit"}

@@ -1,39 +1,18 @@
 """API shapes of purchases and returns."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.coupons.schemas import CouponOut
+from kopilka.earning.schemas import BenefitOut, EarnedOut, RuleTraceOut
+from kopilka.kit.types import ExternalId, Money
+from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
+from kopilka.rules.basket import PurchaseLineIn
 from kopilka.tiers.schemas import TierOutcome
-
-Money = Annotated[int, Field(ge=0, le=10**13, description="Minor units (kopecks, cents).")]
-ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class PurchaseLineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    sku: Annotated[str, Field(min_length=1, max_length=100)]
-    name: str | None = Field(default=None, max_length=300)
-    category: str | None = Field(default=None, max_length=100)
-    brand: str | None = Field(default=None, max_length=100)
-    tags: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
-    quantity: int = Field(ge=1, le=1_000_000)
-    unit_price: Money
-    discount: Money = 0
-
-    @property
-    def amount(self) -> int:
-        return self.quantity * self.unit_price - self.discount
-
-    @model_validator(mode="after")
-    def _discount_fits(self) -> "PurchaseLineIn":
-        if self.discount > self.quantity * self.unit_price:
-            raise ValueError("discount is larger than quantity × unit_price")
-        return self
 
 
 class PurchaseCreate(BaseModel):
@@ -74,51 +53,6 @@ class PurchaseCreate(BaseModel):
         return self
 
 
-class EarnedOut(BaseModel):
-    rule_id: str
-    currency: str
-    amount: int
-    status: Literal["pending", "available"]
-
-
-class FailedConditionOut(BaseModel):
-    condition: str
-    actual: Any
-    expected: Any
-
-
-class RuleTraceOut(BaseModel):
-    rule_id: str
-    fired: bool
-    reason: str
-    amount: int
-    failed: FailedConditionOut | None = Field(
-        default=None, description="The first condition that did not hold: actual vs expected."
-    )
-
-
-class BenefitOut(BaseModel):
-    id: UUID | None = Field(description="None for a quote.")
-    rule_id: str
-    kind: str = Field(description="coupon, reward, free_delivery, free_sample or boost")
-    payload: dict[str, Any]
-    expires_at: datetime | None
-
-
-class CouponOut(BaseModel):
-    """What one presented code does to the basket, or why it cannot be used."""
-
-    code: str
-    valid: bool
-    reason: str | None = Field(description="Why the code cannot be used (a stable key).")
-    message: str | None
-    campaign: str | None
-    kind: str | None
-    discount: int = Field(description="Minor units off the basket.")
-    free_delivery: bool
-    free_sku: str | None
-
-
 class PaymentOut(BaseModel):
     """How the basket was paid besides money, and what is left to pay in money."""
 
@@ -145,13 +79,6 @@ class PointsPaymentQuote(BaseModel):
     refused: str | None = Field(
         default=None, description="Why the quoted points_to_spend would be refused."
     )
-
-
-class BalanceOut(BaseModel):
-    currency: str
-    available: int
-    pending: int
-    held: int
 
 
 class PurchaseResult(BaseModel):
@@ -245,37 +172,3 @@ class ReturnResult(BaseModel):
     coupons_given_back: list[str] = Field(
         default_factory=list, description="Codes whose use this return handed back."
     )
-
-
-class ActivityCreate(BaseModel):
-    """Something a member did besides buying: rules with the matching trigger run on it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    member: MemberRef
-    external_id: ExternalId = Field(description="Idempotency: the same id is recorded once.")
-    type: Literal["signup", "profile_completed", "review", "birthday", "event"]
-    name: str | None = Field(
-        default=None, max_length=100, description="For type `event`: the custom event's name."
-    )
-    occurred_at: AwareDatetime
-    channel: str = Field(default="api", min_length=1, max_length=32)
-    attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _named_if_custom(self) -> "ActivityCreate":
-        if (self.type == "event") != (self.name is not None):
-            raise ValueError("name is required for type 'event' and only for it")
-        return self
-
-
-class ActivityResult(BaseModel):
-    external_id: str
-    type: str
-    name: str | None
-    member_id: UUID
-    occurred_at: datetime
-    earned: list[EarnedOut]
-    benefits: list[BenefitOut]
-    balances: list[BalanceOut]
-    trace: list[RuleTraceOut] | None = None

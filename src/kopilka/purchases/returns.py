@@ -9,13 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.activities.service import Applied, TriggeredEvent, has_trigger, run_trigger
+from kopilka.earning.answers import balances_out
 from kopilka.errors import InvalidInput, NotFound
-from kopilka.events.activities import Applied, TriggeredEvent, has_trigger, run_trigger
-from kopilka.events.answers import balances_out
-from kopilka.events.payments import LineReturn, payment_service, return_plan
-from kopilka.events.repository import EventRepository, event_repository
-from kopilka.events.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
-from kopilka.events.service import Outcome
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
@@ -24,6 +20,10 @@ from kopilka.ledger.unit import LedgerUnit
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.payments import LineReturn, payment_service, return_plan
+from kopilka.purchases.repository import PurchaseRepository, purchase_repository
+from kopilka.purchases.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
+from kopilka.purchases.service import Outcome
 from kopilka.tiers.schemas import TierOutcome
 from kopilka.tiers.service import tier_service
 
@@ -70,7 +70,7 @@ def _money_of_lines(
 class ReturnService:
     def __init__(
         self,
-        events: EventRepository = event_repository,
+        events: PurchaseRepository = purchase_repository,
         ledger: LedgerService = ledger_service,
         idempotency: IdempotencyStore = idempotency_store,
     ) -> None:
@@ -200,6 +200,7 @@ class ReturnService:
                 {
                     "program_id": program.id,
                     "member_id": purchase.member_id,
+                    "event_id": new_id(),
                     "topic": "purchase.returned",
                     "payload": {
                         "return_id": str(return_id),

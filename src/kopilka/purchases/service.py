@@ -13,19 +13,10 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.earning.answers import balances_out, trace_out
+from kopilka.earning.schemas import BenefitOut, EarnedOut
 from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
-from kopilka.events.answers import balances_out, purchase_result_json, trace_out
-from kopilka.events.payments import Settlement, payment_service, pays_otherwise
-from kopilka.events.repository import EventRepository, event_repository
-from kopilka.events.schemas import (
-    BenefitOut,
-    EarnedOut,
-    PaymentOut,
-    PointsPaymentQuote,
-    PurchaseCreate,
-    PurchaseQuote,
-)
-from kopilka.events.writer import PurchaseWriter
+from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.kit.codes import normalise_code
 from kopilka.kit.idempotency import (
     StoredAnswer,
@@ -42,6 +33,11 @@ from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberService, member_service
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.answers import purchase_result_json
+from kopilka.purchases.payments import Settlement, payment_service, pays_otherwise
+from kopilka.purchases.repository import PurchaseRepository, purchase_repository
+from kopilka.purchases.schemas import PaymentOut, PointsPaymentQuote, PurchaseCreate, PurchaseQuote
+from kopilka.purchases.writer import PurchaseWriter
 from kopilka.rules.domain import (
     UTC_ZONE,
     BasketLine,
@@ -52,9 +48,6 @@ from kopilka.rules.domain import (
 )
 from kopilka.rules.service import RulesState, rules_state_loader, zone_named
 from kopilka.tiers.service import tier_service
-
-# A till's clock may run a little fast; a purchase further in the future is a mistake.
-MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 @dataclass
@@ -111,7 +104,7 @@ def evaluation_context(
 class PurchaseService:
     def __init__(
         self,
-        events: EventRepository = event_repository,
+        events: PurchaseRepository = purchase_repository,
         ledger: LedgerService = ledger_service,
         members: MemberService = member_service,
     ) -> None:

@@ -8,20 +8,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
-from kopilka.events.activities import activity_service
-from kopilka.events.returns import return_service
-from kopilka.events.schemas import (
-    ActivityCreate,
-    ActivityResult,
-    BatchItemResult,
-    BatchResult,
-    PurchaseCreate,
-    PurchaseQuote,
-    PurchaseResult,
-    ReturnCreate,
-    ReturnResult,
-)
-from kopilka.events.service import Outcome, purchase_service
 from kopilka.kit.clock import clock
 from kopilka.kit.web import (
     EngineDep,
@@ -35,6 +21,17 @@ from kopilka.kit.web import (
     read_only,
 )
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.returns import return_service
+from kopilka.purchases.schemas import (
+    BatchItemResult,
+    BatchResult,
+    PurchaseCreate,
+    PurchaseQuote,
+    PurchaseResult,
+    ReturnCreate,
+    ReturnResult,
+)
+from kopilka.purchases.service import Outcome, purchase_service
 
 router = APIRouter(prefix="/v1", tags=["purchases"])
 MAX_BATCH = 1000
@@ -141,17 +138,3 @@ async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) 
             lambda conn, program: return_service.record(conn, program, body, clock.now()),
         )
     )
-
-
-@router.post("/events", status_code=201, response_model=ActivityResult, tags=["events"])
-async def record_activity(
-    body: ActivityCreate, principal: Till, engine: EngineDep, explain: bool = False
-) -> JSONResponse:
-    """Record a sign-up, completed profile, review, birthday or custom event; the rules with
-    that trigger run on it. Idempotent by ``external_id``."""
-
-    async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[int, Any, bool]:
-        return await activity_service.record(conn, program, body, clock.now(), explain=explain)
-
-    status_code, result, replayed = await in_transaction(engine, principal, work)
-    return json_response(result, status_code, replayed=replayed)

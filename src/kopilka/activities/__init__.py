@@ -1,0 +1,1 @@
+"""Events other than purchases: sign-up, profile completed, review, birthday, custom."""

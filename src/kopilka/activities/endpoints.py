@@ -1,0 +1,29 @@
+"""HTTP route of activities: events other than purchases."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.activities.schemas import ActivityCreate, ActivityResult
+from kopilka.activities.service import activity_service
+from kopilka.kit.clock import clock
+from kopilka.kit.web import EngineDep, Till, in_transaction, json_response
+from kopilka.programs.service import ProgramContext
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.post("/events", status_code=201, response_model=ActivityResult)
+async def record_activity(
+    body: ActivityCreate, principal: Till, engine: EngineDep, explain: bool = False
+) -> JSONResponse:
+    """Record a sign-up, completed profile, review, birthday or custom event; the rules with
+    that trigger run on it. Idempotent by ``external_id``."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[int, Any, bool]:
+        return await activity_service.record(conn, program, body, clock.now(), explain=explain)
+
+    status_code, result, replayed = await in_transaction(engine, principal, work)
+    return json_response(result, status_code, replayed=replayed)

@@ -1,0 +1,1 @@
+"""What an event earns: the rules applied to purchases, returns and activities."""

@@ -1,0 +1,1 @@
+"""Domain events: typed, written to the outbox in the transaction that caused them."""

@@ -1,0 +1,111 @@
+"""The unit of work: every row and domain event one transaction writes, written together.
+
+A request, job or command opens one :class:`UnitOfWork`; the features it calls add rows to
+it (through their repositories) and emit domain events into it; nothing else collects rows.
+:meth:`UnitOfWork.flush` writes them all: on PostgreSQL a till's purchase goes out as one
+statement, an import's batch as one multi-row statement (or COPY) per table.
+
+State a feature changes many times before the end (a balance moved by several purchases of
+one batch, a lot spent twice) is kept by that feature and staged once, by a hook it
+registers with :meth:`UnitOfWork.on_flush`.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.kit.bulk import WriteBatch
+from kopilka.models import Base, OutboxEvent
+from kopilka.models.base import table
+from kopilka.outbox.events import DomainEvent
+
+outbox_t = table(OutboxEvent)
+# Parents before children, so that a foreign key never points at a row not written yet
+# (SQLite checks each statement as it runs).
+_TABLE_ORDER = {t.name: i for i, t in enumerate(Base.metadata.sorted_tables)}
+
+Hook = Callable[["UnitOfWork"], None]
+
+
+def outbox_row(event: DomainEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "program_id": event.program_id,
+        "member_id": event.member_id,
+        "topic": event.type,
+        "version": event.version,
+        "payload": event.payload(),
+        "occurred_at": event.occurred_at,
+        "created_at": now,
+        "published_at": None,
+    }
+
+
+class UnitOfWork:
+    """Rows and events of one transaction. Never commits: the caller owns the transaction."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._inserts: dict[Table, list[dict[str, Any]]] = {}
+        self._updates: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+        self.events: list[DomainEvent] = []
+        self._hooks: dict[str, Hook] = {}
+
+    def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """New rows of ``table``; a row dict may still change until the flush."""
+        if rows:
+            self._inserts.setdefault(table, []).extend(rows)
+
+    def update(self, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
+        """Changes of existing rows matched on ``keys``; for one key the last change wins."""
+        if rows:
+            self._updates.setdefault((table, keys), []).extend(rows)
+
+    def emit(self, *events: DomainEvent) -> None:
+        self.events.extend(events)
+
+    def on_flush(self, name: str, hook: Hook) -> None:
+        """Call ``hook`` once, just before the write (a second hook of one name replaces it)."""
+        self._hooks[name] = hook
+
+    def inserted(self, table: Table) -> list[dict[str, Any]]:
+        """The rows of ``table`` added so far (the live list)."""
+        return self._inserts.get(table, [])
+
+    def batch(self) -> WriteBatch:
+        """Everything added, as one batch: tables parents first, updates after inserts."""
+        for hook in list(self._hooks.values()):
+            hook(self)
+        self._hooks.clear()
+        if self.events:
+            self.insert(outbox_t, [outbox_row(e, self.now) for e in self.events])
+            self.events = []
+        batch = WriteBatch()
+        for table_, rows in sorted(self._inserts.items(), key=lambda i: _TABLE_ORDER[i[0].name]):
+            for same_columns in _by_columns(rows):
+                batch.insert(table_, same_columns)
+        for (table_, keys), rows in sorted(
+            self._updates.items(), key=lambda i: _TABLE_ORDER[i[0][0].name]
+        ):
+            for same_columns in _by_columns(rows):
+                batch.update(table_, keys, same_columns)
+        self._inserts, self._updates = {}, {}
+        return batch
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write everything added so far; the unit may then be used again."""
+        await self.batch().write(conn)
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by their keys: one multi-row statement takes one set of columns."""
+    first = tuple(rows[0])
+    if all(len(r) == len(first) and tuple(r) == first for r in rows):
+        return [rows]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    return list(groups.values())

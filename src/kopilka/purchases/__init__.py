@@ -1,0 +1,1 @@
+"""Purchases and returns: ingest, quote, batch, what pays at the till, returns."""
