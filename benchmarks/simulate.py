@@ -40,7 +40,7 @@ from _common import (
 from kopilka.db import make_engine, reading
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import program_service
-from kopilka.programs.simulation import simulate
+from kopilka.purchases.simulation import simulate
 
 SLUG = "sim"
 START = date(2025, 1, 1)
@@ -109,7 +109,7 @@ async def time_simulation(url: str) -> dict[str, Any]:
             since = datetime(2024, 12, 1, tzinfo=UTC)
             until = datetime.now(UTC)
             started = time.perf_counter()
-            report = await simulate(conn, program.id, program.settings, draft, since, until)
+            report = await simulate(conn, program, draft, since, until)
             seconds = time.perf_counter() - started
     finally:
         await engine.dispose()

@@ -26,6 +26,7 @@ from kopilka.ledger.domain import (
     Allocation,
     Balance,
     ClawbackPolicy,
+    LedgerInvariantError,
     Lot,
     Posting,
     capture,
@@ -207,8 +208,34 @@ def test_take_fifo_skips_pending_and_empty_lots_and_stops_when_done() -> None:
 
 
 def test_take_fifo_more_than_the_lots_hold_is_a_bug() -> None:
-    with pytest.raises(AssertionError):
+    # A bug, not bad input: raised whatever the interpreter's flags (not an assert).
+    with pytest.raises(LedgerInvariantError):
         take_fifo([make_lot(5)], 6)
+
+
+def test_an_unbalanced_entry_is_refused_even_under_python_O() -> None:
+    """The books never take an unbalanced entry: the check is a raise, not an ``assert``
+    that ``python -O`` would strip."""
+    import subprocess
+    import sys
+
+    script = (
+        "from datetime import UTC, datetime\n"
+        "from uuid import uuid4\n"
+        "from kopilka.ledger.domain import Account, LedgerInvariantError, Posting\n"
+        "from kopilka.ledger.unit import LedgerChanges\n"
+        "from kopilka.outbox.unit import UnitOfWork\n"
+        "changes = LedgerChanges(UnitOfWork(datetime.now(UTC)), uuid4())\n"
+        "try:\n"
+        "    changes.add_entry(uuid4(), 'adjust', [('points', [Posting(Account.AVAILABLE, 5)])],"
+        " occurred_at=datetime.now(UTC))\n"
+        "except LedgerInvariantError:\n"
+        "    print('refused')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-O", "-c", script], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.strip() == "refused"
 
 
 # -- earn and release ---------------------------------------------------------------------------

@@ -37,8 +37,8 @@ from kopilka.ledger.domain import (
 from kopilka.ledger.service import ledger_service
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -290,7 +290,7 @@ async def test_refund_restores_the_balance_and_the_ledger_stays_sound(
         async with transaction(engine) as conn:
             await ledger_service.refund_redemption(conn, program, UUID(hold_id), clock.now(), None)
     async with reading(engine) as conn:
-        balances = await ledger_service.balances(conn, UUID(member_id))
+        balances = await ledger_service.balances(conn, program, UUID(member_id))
     assert balances["points"].available == 1_000
     await assert_ledger_sound(engine, program)
 
@@ -315,6 +315,6 @@ async def test_refund_after_the_points_expired_gives_them_back_to_expire_again(
     report = await tasks.expire_points(engine, program.id, t0 + 13 * DAY)
     assert report.amount == 400
     async with reading(engine) as conn:
-        balances = await ledger_service.balances(conn, UUID(member_id))
+        balances = await ledger_service.balances(conn, program, UUID(member_id))
     assert balances["points"].available == 0
     await assert_ledger_sound(engine, program)

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import reading
 from kopilka.programs.schemas import ProgramSettings
-from kopilka.programs.simulation import simulate
 from kopilka.purchases.domain import PointsTerms
+from kopilka.purchases.simulation import simulate
 from tests.conftest import BASE_SETTINGS, Api, make_key, make_program
 from tests.coupons.test_endpoints import new_campaign, new_codes
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body, unique
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.rules.test_simulation import live_earned
 
 PAY = {
@@ -282,7 +282,12 @@ async def test_a_simulation_sees_the_basket_as_the_rules_saw_it_live(
     settings = ProgramSettings.model_validate({**BASE_SETTINGS, "points_payment": PAY})
     async with reading(engine) as conn:
         report = await simulate(
-            conn, program.id, settings, settings, start, datetime.now(UTC) + timedelta(days=1)
+            conn,
+            program,
+            settings,
+            start,
+            datetime.now(UTC) + timedelta(days=1),
+            published=settings,
         )
     replayed = {
         (rule["rule_id"], currency): amount
@@ -297,7 +302,7 @@ async def test_a_simulation_sees_the_basket_as_the_rules_saw_it_live(
     )
     async with reading(engine) as conn:
         on_total = await simulate(
-            conn, program.id, settings, whole, start, datetime.now(UTC) + timedelta(days=1)
+            conn, program, whole, start, datetime.now(UTC) + timedelta(days=1), published=settings
         )
     base = next(r for r in on_total["rules"] if r["rule_id"] == "base")
     assert base["draft"]["points"] == 4 * 1_200 + 333  # every basket whole

@@ -32,9 +32,9 @@ from kopilka.rules.domain import (
     evaluate,
 )
 from kopilka.rules.effects import EFFECTS, EffectSpec
+from kopilka.rules.experiments import assign_arm
 from kopilka.rules.registry import compile_program
 from kopilka.rules.schemas import Rule
-from kopilka.rules.service import assign_arm
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -14,8 +14,8 @@ from kopilka.ledger.audit import verify
 from kopilka.models import ExperimentAssignment, MemberBenefit, OutboxEvent
 from kopilka.models.base import table
 from kopilka.programs.service import ProgramContext
+from kopilka.rules.experiments import assign_arm
 from kopilka.rules.schemas import Experiment
-from kopilka.rules.service import assign_arm
 from tests.conftest import Api, make_key, make_program
 from tests.fixtures.factories import member_body, purchase_body
 
@@ -152,7 +152,7 @@ async def test_tags_and_events_are_member_state_and_outbox(
                 )
             )
         ).all()
-    assert [(t, p["badge"]) for t, p in topics] == [("rule.wine.bought", "sommelier")]
+    assert [(t, p["data"]["badge"]) for t, p in topics] == [("rule.wine.bought", "sommelier")]
 
 
 async def test_experiment_rules_run_only_in_their_arm_and_assignments_are_recorded(
@@ -341,6 +341,51 @@ async def test_signing_up_runs_the_sign_up_rules_once(
     assert balance["balances"][0]["available"] == 250
     history = (await api.get(f"/v1/members/{created.json()['id']}/history")).json()
     assert [(e["kind"], e["reference_type"]) for e in history["items"]] == [("earn", "signup")]
+    # The integration also tells of the sign-up, by another path and id: nothing again.
+    told = {
+        "member": {"id": created.json()["id"]},
+        "external_id": "crm-signup-1",
+        "type": "signup",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    again = await api.post("/v1/events", told)
+    assert again.status_code == 201, again.text
+    assert again.json()["earned"] == []
+    assert (await api.post("/v1/events", {**told, "external_id": "crm-signup-2"})).json()[
+        "earned"
+    ] == []
+    balance = (await api.get(f"/v1/members/{created.json()['id']}/balance")).json()
+    assert balance["balances"][0]["available"] == 250
+
+
+async def test_a_first_sign_up_told_by_the_integration_pays_once(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A program that adds sign-up rules later: members registered before it get the
+    welcome once, by whichever sign-up event arrives first."""
+    api, _ = await program_api(http, engine, [])
+    created = await api.post("/v1/members", member_body())
+    member_id = created.json()["id"]
+    welcome = {
+        "id": "welcome-bonus",
+        "trigger": "signup",
+        "effects": [{"type": "points", "amount": 250}],
+    }
+    draft = {"earning": BASE, "rules": [welcome], "money_currency": "RUB"}
+    draft["currencies"] = [{"code": "points"}, {"code": "cashback", "kind": "money"}]
+    assert (await api.put("/v1/program/draft", draft)).status_code == 200
+    assert (await api.post("/v1/program/publish", {})).status_code == 201
+    later = api
+    told = {
+        "member": {"id": member_id},
+        "external_id": "crm-signup-1",
+        "type": "signup",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    first = await later.post("/v1/events", told)
+    assert [e["amount"] for e in first.json()["earned"]] == [250]
+    second = await later.post("/v1/events", {**told, "external_id": "crm-signup-2"})
+    assert second.json()["earned"] == []
 
 
 async def test_a_return_runs_the_return_rules(http: httpx.AsyncClient, engine: AsyncEngine) -> None:

@@ -12,7 +12,7 @@ from kopilka.db import reading
 from kopilka.models import Lot
 from kopilka.models.base import table
 from kopilka.programs.schemas import ProgramSettings
-from kopilka.programs.simulation import simulate
+from kopilka.purchases.simulation import simulate
 from tests.conftest import BASE_SETTINGS, Api, make_key, make_program
 from tests.fixtures.factories import member_body, purchase_body
 
@@ -85,7 +85,7 @@ async def test_replaying_history_gives_what_live_evaluation_gave(
     assert {rule for rule, _ in live} >= {"base", "win-back", "every-third", "regular"}
     async with reading(engine) as conn:
         report = await simulate(
-            conn, program.id, document(), document(), START, START + timedelta(days=400)
+            conn, program, document(), START, START + timedelta(days=400), published=document()
         )
     assert report["purchases"] == 40
     replayed = {
@@ -111,10 +111,10 @@ async def test_a_draft_reports_its_difference_per_rule(
     )
     async with reading(engine) as conn:
         report = await simulate(
-            conn, program.id, document(), draft, START, START + timedelta(days=400)
+            conn, program, draft, START, START + timedelta(days=400), published=document()
         )
         same = await simulate(
-            conn, program.id, doubled_base, doubled_base, START, START + timedelta(days=400)
+            conn, program, doubled_base, START, START + timedelta(days=400), published=doubled_base
         )
     rules = {r["rule_id"]: r for r in report["rules"]}
     assert rules["base"]["published"]["points"] == live[("base", "points")]

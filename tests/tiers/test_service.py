@@ -369,3 +369,47 @@ async def test_a_purchase_reaching_the_till_late_still_completes_the_total(tapi:
         "from_tier": "base",
         "reason": "upgrade",
     }
+
+
+async def test_an_activity_writes_the_end_of_a_manual_tier_it_saw(
+    engine: AsyncEngine, api: Api
+) -> None:
+    """Activities run the same rules pipeline as purchases: a manual tier found ended while
+    the rules looked at the member is written, as a purchase would write it."""
+    program = await make_program(
+        engine,
+        tiers=LADDER,
+        rules=[
+            TIER_RATE_RULE,
+            {
+                "id": "review-bonus",
+                "trigger": "review",
+                "effects": [{"type": "points", "amount": 50}],
+            },
+        ],
+    )
+    tapi = Api(api.client, await make_key(engine, program, "admin"))
+    member = await new_member(tapi)
+    start = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    with clock.frozen(start):
+        response = await tapi.post(
+            f"/v1/members/{member['id']}/tier/manual",
+            {"tier": "gold", "reason": "trial", "until": (start + timedelta(days=1)).isoformat()},
+        )
+        assert response.status_code == 200, response.text
+    with clock.frozen(start + timedelta(days=2)):
+        review = await tapi.post(
+            "/v1/events",
+            {
+                "member": {"id": member["id"]},
+                "external_id": unique("review"),
+                "type": "review",
+                "occurred_at": (start + timedelta(days=2)).isoformat(),
+            },
+        )
+        assert review.status_code == 201, review.text
+        assert review.json()["earned"][0]["amount"] == 50
+        view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    assert (view["tier"]["id"], view["manual"]) == ("base", None)
+    assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
+    assert await outbox_topics(engine, member["id"]) == ["tier.upgraded", "tier.downgraded"]

@@ -1,47 +1,77 @@
 """Events other than purchases — sign-up, profile completed, review, birthday, custom
 events by name — run the rules with the matching trigger and credit what they give.
 
-Idempotent by external id (a retry answers from the stored answer). Never commits.
+Idempotent by external id (a retry answers from the stored answer). A member signs up
+once: the sign-up rules run for the first sign-up only, whichever path recorded it (the
+registration itself, ``POST /v1/events``, the CLI). Never commits.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.activities.schemas import ActivityCreate, ActivityResult
 from kopilka.earning.answers import balances_out, trace_out
 from kopilka.earning.schemas import BenefitOut, EarnedOut
+from kopilka.earning.service import (
+    Applied,
+    EarningService,
+    RulesEvent,
+    earning_service,
+    has_trigger,
+)
+from kopilka.earning.state import Source
 from kopilka.errors import InvalidInput, NotFound
-from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.clock import MAX_CLOCK_SKEW
-from kopilka.kit.idempotency import idempotency_store
-from kopilka.kit.ids import new_id
-from kopilka.ledger.service import ledger_service
-from kopilka.ledger.unit import LedgerUnit
+from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, request_hash
+from kopilka.ledger.domain import Balance
+from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.service import LedgerService, earned_by_currency, ledger_service
 from kopilka.members.schemas import MemberRef
-from kopilka.members.service import member_service
+from kopilka.members.service import MemberHit, MemberService, member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
-from kopilka.purchases.repository import purchase_repository
-from kopilka.rules.domain import Evaluation, EvaluationContext, evaluate
-from kopilka.rules.service import rules_state_loader, zone_named
-from kopilka.tiers.service import tier_service
+
+
+def signed_up_key(member_id: UUID) -> str:
+    """The idempotency key marking that a member's sign-up rules have run."""
+    return f"member-signup:{member_id}"
 
 
 class ActivityService:
+    def __init__(
+        self,
+        members: MemberService = member_service,
+        ledger: LedgerService = ledger_service,
+        earning: EarningService = earning_service,
+        idempotency: IdempotencyStore = idempotency_store,
+    ) -> None:
+        self.members = members
+        self.ledger = ledger
+        self.earning = earning
+        self.idempotency = idempotency
+
     async def on_signup(
-        self, conn: AsyncConnection, program: ProgramContext, member_id: Any, now: datetime
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        now: datetime,
+        at: datetime | None = None,
     ) -> None:
         """Run the program's sign-up rules for a member who has just registered (once: the
-        event's id is derived from the member's)."""
+        event's id is derived from the member's). ``at``: when the member registered, for a
+        member back-filled with an earlier date (default ``now``)."""
         if not has_trigger(program, "signup"):
             return
         signup = ActivityCreate(
             member=MemberRef(id=member_id),
             external_id=f"signup:{member_id}",
             type="signup",
-            occurred_at=now,
+            occurred_at=at or now,
         )
         await self.record(conn, program, signup, now)
 
@@ -57,22 +87,19 @@ class ActivityService:
         """Record ``activity`` once; returns (status, answer, replayed)."""
         if activity.occurred_at > now + MAX_CLOCK_SKEW:
             raise InvalidInput("occurred_at is in the future", field="occurred_at")
-        members, balances = await member_service.resolve_and_lock(
-            conn, program, [activity.member], now
-        )
-        member = members[0]
+        member = (await self.members.resolve_and_lock(conn, program, [activity.member]))[0]
         if member is None:
             kind, value = activity.member.kind_and_value()
             raise NotFound(f"no member with {kind} {value!r}", field=f"member.{kind}")
 
         async def operation() -> dict[str, Any]:
-            return await self._run(conn, program, activity, member, balances, now, explain)
+            return await self._run(conn, program, activity, member, now, explain)
 
         async def already_locked() -> None:
             return None
 
         key = f"activity:{activity.external_id}"
-        return await idempotency_store.run_once(
+        return await self.idempotency.run_once(
             conn,
             program.id,
             key,
@@ -87,140 +114,84 @@ class ActivityService:
         conn: AsyncConnection,
         program: ProgramContext,
         activity: ActivityCreate,
-        member: tuple[Any, str],
-        balances: dict[Any, Any],
+        member: MemberHit,
         now: datetime,
         explain: bool,
     ) -> dict[str, Any]:
-        member_id = member[0]
-        event = TriggeredEvent(
-            trigger=activity.type,
-            name=activity.name,
-            source_id=activity.external_id,
-            occurred_at=activity.occurred_at,
-            channel=activity.channel,
+        member_id, status = member
+        balances = await self.ledger.balances_of(conn, program, [member_id], now)
+        uow = UnitOfWork(now)
+        applied: Applied | None = None
+        if await self._first_signup_or_other(conn, program, activity, member_id, uow):
+            pipeline = await self.earning.start(
+                conn, program, [member_id], activity.occurred_at, now, uow, single_event=True
+            )
+            event = RulesEvent(
+                trigger=activity.type,
+                source=Source(activity.type, activity.external_id),
+                occurred_at=activity.occurred_at,
+                channel=activity.channel,
+                name=activity.name,
+            )
+            applied = pipeline.apply_rules(event, member_id, status, balances, explain=explain)
+        earned = applied.earned if applied else []
+        uow.emit(
+            events.ActivityRecorded(
+                program_id=program.id,
+                member_id=member_id,
+                occurred_at=activity.occurred_at,
+                external_id=activity.external_id,
+                activity=activity.type,
+                name=activity.name,
+                channel=activity.channel,
+                attributes=activity.attributes,
+                earned=earned_by_currency(earned),
+            )
         )
-        outbox = [_recorded(program, member_id, activity, now)]
-        applied = await run_trigger(
-            conn, program, member, balances, event, now, explain=explain, outbox=outbox
-        )
+        await uow.flush(conn)
         return ActivityResult(
             external_id=activity.external_id,
             type=activity.type,
             name=activity.name,
             member_id=member_id,
             occurred_at=activity.occurred_at,
-            earned=applied.earned,
-            benefits=applied.benefits,
-            balances=balances_out(balances, member_id, program.settings.currency_codes()),
-            trace=trace_out(applied.evaluation),
+            earned=[
+                EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
+                for e in earned
+            ],
+            benefits=[BenefitOut.model_validate(b.answer()) for b in applied.benefits]
+            if applied
+            else [],
+            balances=balances_out(
+                _of(balances, member_id), member_id, program.settings.currency_codes()
+            ),
+            trace=trace_out(applied.evaluation) if applied else None,
         ).model_dump(mode="json")
 
-
-@dataclass(frozen=True)
-class TriggeredEvent:
-    """An event other than a purchase, as the rules see it."""
-
-    trigger: str
-    source_id: str
-    occurred_at: datetime
-    channel: str = "api"
-    name: str | None = None
-    store: str | None = None
-    total: int = 0  # a return's money; 0 for events without money
-
-
-@dataclass(frozen=True)
-class Applied:
-    evaluation: Evaluation
-    earned: list[EarnedOut]
-    benefits: list[BenefitOut]
-
-
-def has_trigger(program: ProgramContext, trigger: str) -> bool:
-    return any(trigger in rule.triggers for rule in program.compiled.rules)
+    async def _first_signup_or_other(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        activity: ActivityCreate,
+        member_id: UUID,
+        uow: UnitOfWork,
+    ) -> bool:
+        """False for a second sign-up of a member (its rules must not run again); a first
+        one is marked, in the same transaction, under the member lock."""
+        if activity.type != "signup":
+            return True
+        key = signed_up_key(member_id)
+        if await self.idempotency.find(conn, program.id, key) is not None:
+            return False
+        body = {"external_id": activity.external_id}
+        self.idempotency.stage(
+            uow, [self.idempotency.row(program.id, key, request_hash(body), 200, body, uow.now)]
+        )
+        return True
 
 
-async def run_trigger(
-    conn: AsyncConnection,
-    program: ProgramContext,
-    member: tuple[Any, str],
-    balances: dict[Any, Any],
-    event: TriggeredEvent,
-    now: datetime,
-    *,
-    explain: bool = False,
-    outbox: list[dict[str, Any]] | None = None,
-) -> Applied:
-    """Run the rules on ``event.trigger`` for a member whose balance rows are locked, and
-    write what they give (points, benefits, tags, events) in one statement."""
-    member_id, status = member
-    state = await rules_state_loader.load(conn, program, [member_id], event.occurred_at, now)
-    facts = state.member(member_id)
-    tiers = await tier_service.track(
-        conn, program, [member_id], event.occurred_at, now, single_event=True
-    )
-    if tiers is not None:
-        tiers.prime(facts, member_id, event.occurred_at)
-    context = EvaluationContext(
-        total=event.total,
-        lines=(),
-        occurred_at=event.occurred_at,
-        channel=event.channel,
-        store=event.store,
-        member_status=status,
-        trigger=event.trigger,
-        event_name=event.name,
-        member=facts,
-        timezone=zone_named(facts.attributes.get("timezone")) or state.zone,
-        program_usage=state.program_usage,
-    )
-    evaluation = evaluate(program.compiled, context, explain=explain)
-    unit = LedgerUnit(program.id, now)
-    earned = ledger_service.credit_purchase(
-        unit,
-        program,
-        balances,
-        member_id=member_id,
-        purchase_id=event.source_id,
-        effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.earned],
-        occurred_at=event.occurred_at,
-        source_type=event.trigger,
-    )
-    source = (event.trigger, event.source_id)
-    benefits = state.apply(program.compiled, member_id, evaluation, event.occurred_at, source, None)
-    batch = WriteBatch()
-    unit.stage(batch, ledger_service.repository)
-    state.stage(batch)
-    purchase_repository.stage_outbox(batch, outbox or [])
-    await batch.write(conn)
-    return Applied(
-        evaluation,
-        [
-            EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
-            for e in earned
-        ],
-        [BenefitOut.model_validate(b) for b in benefits],
-    )
-
-
-def _recorded(
-    program: ProgramContext, member_id: Any, activity: ActivityCreate, now: datetime
-) -> dict[str, Any]:
-    return {
-        "program_id": program.id,
-        "member_id": member_id,
-        "event_id": new_id(),
-        "topic": "activity.recorded",
-        "payload": {
-            "external_id": activity.external_id,
-            "type": activity.type,
-            "name": activity.name,
-            "attributes": activity.attributes,
-        },
-        "occurred_at": activity.occurred_at,
-        "created_at": now,
-    }
+def _of(balances: dict[BalanceKey, Balance], member_id: UUID) -> dict[BalanceKey, Balance]:
+    return {k: b for k, b in balances.items() if k[0] == member_id}
 
 
 activity_service = ActivityService()

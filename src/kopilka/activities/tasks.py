@@ -17,15 +17,15 @@ from sqlalchemy import extract, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.activities.schemas import ActivityCreate
-from kopilka.activities.service import activity_service, has_trigger
+from kopilka.activities.service import activity_service
 from kopilka.db import run_in_transaction
-from kopilka.kit.clock import clock
+from kopilka.earning.service import has_trigger
+from kopilka.kit.clock import clock, zone_named
 from kopilka.members.schemas import MemberRef
 from kopilka.models import Member
 from kopilka.models.base import table
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.rules.domain import UTC_ZONE
-from kopilka.rules.service import zone_named
 
 CHUNK = 200
 members_t = table(Member)

@@ -79,7 +79,7 @@ def show(
                 ref = MemberRef.model_validate({guess_identifier_kind(identifier): identifier})
             member_id, _ = await member_service.resolve(conn, context, ref)
             member = await member_service.get(conn, context, member_id)
-            balances = await ledger_service.balances(conn, member_id)
+            balances = await ledger_service.balances(conn, context, member_id)
         body = member.model_dump(mode="json")
         body["balances"] = {c: vars(b) for c, b in balances.items()}
         console.print_json(json.dumps(body))

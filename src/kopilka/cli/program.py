@@ -28,8 +28,8 @@ from kopilka.kit.clock import clock
 from kopilka.programs.domain import parse_document
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import program_service
-from kopilka.programs.simulation import simulate_draft
 from kopilka.programs.version_schemas import Version
+from kopilka.purchases.simulation import simulate_draft
 
 app = typer.Typer(help="Loyalty programs and their versioned documents.", no_args_is_help=True)
 

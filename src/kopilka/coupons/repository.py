@@ -21,6 +21,7 @@ from kopilka.kit.codes import like_pattern
 from kopilka.kit.sql import one_of
 from kopilka.models import CouponCampaign, CouponCode, CouponRedemption
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 
 campaigns_t = table(CouponCampaign)
 codes_t = table(CouponCode)
@@ -142,6 +143,9 @@ class CouponRepository:
         return {c: (v[0], v[1]) for c, v in counts.items()}
 
     # --- codes ---------------------------------------------------------------------------
+
+    def stage_codes(self, uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+        uow.insert(codes_t, rows)
 
     async def insert_codes(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
         await insert_rows(conn, codes_t, rows)

@@ -29,6 +29,8 @@ from kopilka.kit.clock import as_utc
 from kopilka.kit.codes import check_pattern, generate_codes, is_code, normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.members.service import MemberService, member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.basket import PurchaseLineIn
 
@@ -248,8 +250,34 @@ class CouponService:
                 f"coupon campaign {campaign_key!r} is {campaign.status}", field="campaign"
             )
         row = personal_code_row(campaign, program.id, member_id, now, source, valid_days)
-        await self.repository.insert_codes(conn, [row])
+        async with unit_of_work(conn, now) as uow:
+            self.repository.stage_codes(uow, [row])
+            uow.emit(_issued_event(campaign_key, row))
         return IssuedCode(row["id"], row["code"], campaign_key, row["valid_until"])
+
+    def stage_personal_code(
+        self,
+        uow: UnitOfWork,
+        campaign: Any,
+        program_id: UUID,
+        member_id: UUID,
+        now: datetime,
+        source: tuple[str, str] | None,
+        valid_days: int | None,
+    ) -> IssuedCode:
+        """A new personal code of ``campaign`` (an active campaign's row) written with the
+        unit of work, with its ``coupon.issued`` event (the rules' coupon effect)."""
+        row = personal_code_row(campaign, program_id, member_id, now, source, valid_days)
+        self.repository.stage_codes(uow, [row])
+        uow.emit(_issued_event(campaign.key, row))
+        return IssuedCode(row["id"], row["code"], campaign.key, row["valid_until"])
+
+    async def campaigns_by_keys(
+        self, conn: AsyncConnection, program_id: UUID, keys: Sequence[str]
+    ) -> dict[str, Any]:
+        """Campaign rows by key (those that exist)."""
+        found = await self.repository.campaigns_by_keys(conn, program_id, list(keys))
+        return {row.key: row for row in found}
 
     async def code(self, conn: AsyncConnection, program: ProgramContext, text: str) -> Any:
         found = await self.repository.codes_by_text(conn, program.id, [normalise_code(text)])
@@ -351,10 +379,12 @@ class CouponService:
         member_id: UUID,
         purchase_id: UUID,
         now: datetime,
+        uow: UnitOfWork | None = None,
     ) -> None:
         """Take one use of every accepted code for a purchase (the member is locked by the
         caller). A use lost to a concurrent till is a 409. When more than one conditional
-        update could fail, they run in a savepoint, so a refused purchase keeps no use."""
+        update could fail, they run in a savepoint, so a refused purchase keeps no use.
+        Each use's ``coupon.redeemed`` event goes into ``uow``."""
         updates = sum(
             1 + (d.terms is not None and d.terms.total_limit is not None) for d in decisions
         )
@@ -364,6 +394,22 @@ class CouponService:
         else:
             # A single conditional update that fails has changed nothing.
             await self._take_uses(conn, program, decisions, member_id, purchase_id, now)
+        if uow is not None:
+            uow.emit(
+                *(
+                    events.CouponRedeemed(
+                        program_id=program.id,
+                        member_id=member_id,
+                        occurred_at=now,
+                        campaign=d.terms.key if d.terms else "",
+                        code=_code(d).code,
+                        discount=d.discount,
+                        purchase_id=purchase_id,
+                    )
+                    for d in decisions
+                    if d.accepted
+                )
+            )
 
     async def _take_uses(
         self,
@@ -426,6 +472,19 @@ class CouponService:
                 await self.repository.give_back_campaign_use(conn, use.campaign_id)
         await self.repository.mark_given_back(conn, [u.id for u in back], now)
         return [u.code for u in back]
+
+
+def _issued_event(campaign_key: str, row: dict[str, Any]) -> events.CouponIssued:
+    return events.CouponIssued(
+        program_id=row["program_id"],
+        member_id=row["member_id"],
+        occurred_at=row["issued_at"],
+        campaign=campaign_key,
+        code=row["code"],
+        valid_until=row["valid_until"],
+        source_type=row["source_type"],
+        source_id=row["source_id"],
+    )
 
 
 def campaign_out(row: Any, codes: int, redeemed: int) -> dict[str, Any]:

@@ -262,7 +262,7 @@ class DemoService:
         member_id, status = await member_service.resolve(
             conn, program, MemberRef(external_id=external_id)
         )
-        balance = (await ledger_service.balances(conn, member_id)).get("points")
+        balance = (await ledger_service.balances(conn, program, member_id)).get("points")
         if balance is None or balance.available < REDEEM_THRESHOLD:
             return
         now = clock.now()

@@ -32,6 +32,8 @@ from kopilka.giftcards.domain import (
 )
 from kopilka.giftcards.repository import GiftCardRepository, Moved, gift_card_repository
 from kopilka.kit.ids import new_id
+from kopilka.outbox import events
+from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 
 Decision = Callable[[Card], tuple[Card, Movement]]
@@ -136,11 +138,25 @@ def transaction_row(
     }
 
 
-def event_row(program_id: UUID, card: Mapping[str, Any], tx: Mapping[str, Any]) -> dict[str, Any]:
-    """The outbox event of a movement: topic ``gift_card.payment``, ``wallet.top_up`` …"""
-    payload: dict[str, Any] = {
-        "card_id": str(card["id"]),
-        "transaction_id": str(tx["id"]),
+_EVENTS: dict[str, type[events.GiftCardMoved]] = {
+    TOP_UP: events.GiftCardToppedUp,
+    PAYMENT: events.GiftCardUsed,
+    REFUND: events.GiftCardRefunded,
+    EXPIRY: events.GiftCardExpired,
+}
+
+
+def movement_event(
+    program_id: UUID, card: Mapping[str, Any], tx: Mapping[str, Any]
+) -> events.GiftCardMoved:
+    """The domain event of a movement (``giftcard.issued``, ``giftcard.used`` …)."""
+    common = {
+        "program_id": program_id,
+        "member_id": card["member_id"],
+        "occurred_at": tx["created_at"],
+        "card_id": card["id"],
+        "card_kind": card["kind"],
+        "transaction_id": tx["id"],
         "amount": tx["amount"],
         "balance": tx["balance_after"],
         "currency": card["currency"],
@@ -148,18 +164,8 @@ def event_row(program_id: UUID, card: Mapping[str, Any], tx: Mapping[str, Any]) 
         "reference": tx["reference"],
     }
     if tx["kind"] == ISSUE:
-        # The message that hands a new card to its owner needs the code to show.
-        payload["code"] = card["code"]
-    return {
-        "program_id": program_id,
-        "member_id": card["member_id"],
-        "event_id": new_id(),
-        "topic": f"{card['kind']}.{tx['kind']}",
-        "payload": payload,
-        "occurred_at": tx["created_at"],
-        "created_at": tx["created_at"],
-        "published_at": None,
-    }
+        return events.GiftCardIssued(**common, code=card["code"])
+    return _EVENTS[tx["kind"]](**common)
 
 
 class Movements:
@@ -346,7 +352,8 @@ class Movements:
         card = {**row._mapping, "balance": balance, "last_seq": seq, "updated_at": request.now}
         if movement.kind == EXPIRY:
             card["status"] = EXPIRED
-        await self.repository.insert_outbox(conn, [event_row(program.id, card, tx)])
+        async with unit_of_work(conn, tx["created_at"]) as uow:
+            uow.emit(movement_event(program.id, card, tx))
         return Operation(card_dict(card, request.now), transaction_dict(tx))
 
 

@@ -269,8 +269,5 @@ class GiftCardRepository:
         query = query.order_by(t.seq.desc()).limit(limit)
         return list((await conn.execute(query)).all())
 
-    async def insert_outbox(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-        await insert_rows(conn, outbox_t, rows)
-
 
 gift_card_repository = GiftCardRepository()

@@ -23,7 +23,7 @@ from kopilka.giftcards.movements import (
     Request,
     card_dict,
     card_state,
-    event_row,
+    movement_event,
     movements,
     transaction_dict,
     transaction_row,
@@ -33,6 +33,7 @@ from kopilka.kit.codes import capacity, check_pattern, generate_codes, normalise
 from kopilka.kit.ids import new_id
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
+from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 
 SOURCE_TYPE_LENGTH = 32
@@ -193,7 +194,8 @@ class GiftCardService:
     ) -> None:
         await self.repository.insert_cards(conn, [card for card, _ in issued])
         await self.repository.insert_transactions(conn, [tx for _, tx in issued])
-        await self.repository.insert_outbox(conn, [event_row(program.id, c, t) for c, t in issued])
+        async with unit_of_work(conn, issued[0][1]["created_at"]) as uow:
+            uow.emit(*(movement_event(program.id, c, t) for c, t in issued))
 
     # --- reading and administration -----------------------------------------------------------
 

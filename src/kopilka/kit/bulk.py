@@ -157,9 +157,12 @@ class WriteBatch:
             self.inserts.append((table, list(rows)))
 
     def update(self, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
-        """Update ``rows`` (dicts of key and new values) matched on the ``keys`` columns."""
+        """Update ``rows`` (dicts of key and new values) matched on the ``keys`` columns;
+        with two rows for one key the last one wins, as it would row by row (an
+        ``UPDATE … FROM`` would apply either)."""
         if rows:
-            self.updates.append(_Update(table, keys, list(rows)))
+            last = {tuple(row[k] for k in keys): row for row in rows}
+            self.updates.append(_Update(table, keys, list(last.values())))
 
     def _size(self) -> int:
         return sum(len(r) for _, r in self.inserts) + sum(len(u.rows) for u in self.updates)
@@ -273,9 +276,7 @@ async def _update_rows(conn: AsyncConnection, change: _Update) -> None:
 async def _update_rows_pg(conn: AsyncConnection, change: _Update) -> None:
     """One ``UPDATE … FROM (VALUES …)`` per slice of rows that fits PostgreSQL's limit on
     parameters: per-row statements cost the driver and the server a round of work each."""
-    # With two rows for one key, which one an UPDATE … FROM applies is undefined; the last
-    # one wins, as it would row by row.
-    rows = list({tuple(row[k] for k in change.keys): row for row in change.rows}.values())
+    rows = change.rows  # one per key (see ``WriteBatch.update``)
     per_row = len(rows[0])
     step = max(1, MAX_PG_PARAMS // per_row)
     driver = await pg_driver(conn)

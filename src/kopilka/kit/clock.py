@@ -6,7 +6,9 @@ read it here. Tests and replays freeze or move it.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # A till's clock may run a little fast; an event further in the future is a mistake.
 MAX_CLOCK_SKEW = timedelta(hours=24)
@@ -44,3 +46,14 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+@lru_cache(maxsize=512)
+def zone_named(name: object) -> tzinfo | None:
+    """The time zone called ``name``, or None for no name or an unknown one."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None

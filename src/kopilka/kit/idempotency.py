@@ -17,12 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import IdempotencyConflict
-from kopilka.kit.bulk import WriteBatch, insert_rows
+from kopilka.kit.bulk import insert_rows
 from kopilka.kit.canonical import fingerprint
 from kopilka.kit.clock import clock
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.models import IdempotencyRecord
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 
 idempotency_t = table(IdempotencyRecord)
 
@@ -142,8 +143,8 @@ class IdempotencyStore:
         )
         return status_code, result, False
 
-    def stage(self, batch: WriteBatch, rows: list[dict[str, Any]]) -> None:
-        batch.insert(idempotency_t, rows)
+    def stage(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+        uow.insert(idempotency_t, rows)
 
     async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:

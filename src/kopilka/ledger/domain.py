@@ -26,6 +26,11 @@ from uuid import UUID
 from kopilka.errors import InsufficientBalance, InvalidInput
 
 
+class LedgerInvariantError(RuntimeError):
+    """A change would break the books (an unbalanced entry, a lot below zero): a bug, never
+    bad input. Raised whatever the interpreter's flags, unlike ``assert``."""
+
+
 class Account(StrEnum):
     # The member's side.
     AVAILABLE = "available"
@@ -80,12 +85,14 @@ class Lot:
     dirty: bool = field(default=False, compare=False)
 
     def take(self, amount: int) -> None:
-        assert 0 <= amount <= self.remaining, "a lot never goes below zero"
+        if not 0 <= amount <= self.remaining:
+            raise LedgerInvariantError("a lot never goes below zero")
         self.remaining -= amount
         self.dirty = True
 
     def give_back(self, amount: int) -> None:
-        assert amount >= 0 and self.remaining + amount <= self.amount
+        if amount < 0 or self.remaining + amount > self.amount:
+            raise LedgerInvariantError("a lot never holds more than it was given")
         self.remaining += amount
         self.dirty = True
 
@@ -126,7 +133,8 @@ def take_fifo(lots: Iterable[Lot], amount: int) -> list[Allocation]:
         lot.take(take)
         allocations.append(Allocation(lot.id, take))
         left -= take
-    assert left == 0, "lots hold less than the available balance"
+    if left != 0:
+        raise LedgerInvariantError("lots hold less than the available balance")
     return allocations
 
 
@@ -469,5 +477,6 @@ def refund(
     (the latest-expiring points) are filled first then, as a void fills them.
     """
     _require_positive(amount)
-    assert sum(a.amount for a in allocations) == amount, "allocations sum to the redemption"
+    if sum(a.amount for a in allocations) != amount:
+        raise LedgerInvariantError("allocations must sum to the redemption")
     return _give_back(balance, lots_by_id, allocations, amount, Account.REDEEMED)

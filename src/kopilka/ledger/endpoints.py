@@ -56,7 +56,7 @@ def _balance_out(currency: str, balance: Balance) -> BalanceOut:
 async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> BalanceResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> BalanceResponse:
         member = await member_service.get(conn, program, member_id)
-        balances = await ledger_service.balances(conn, member_id)
+        balances = await ledger_service.balances(conn, program, member_id)
         expiring = await ledger_service.next_expiring(conn, member_id)
         progress = None
         if program.settings.tiers is not None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import WriteBatch, insert_rows
+from kopilka.kit.bulk import insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
 from kopilka.ledger.domain import Allocation, Balance, Lot
@@ -23,6 +23,7 @@ from kopilka.models import (
 )
 from kopilka.models import Lot as LotRow
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 
 balances_t = table(MemberBalance)
 lots_t = table(LotRow)
@@ -32,9 +33,9 @@ redemptions_t = table(Redemption)
 allocations_t = table(RedemptionAllocation)
 
 BalanceKey = tuple[UUID, str]
-LOCK_BALANCES_PG = (
+BALANCES_PG = (
     "SELECT member_id, currency, available, pending, held FROM member_balances"
-    " WHERE member_id {keys} ORDER BY member_id, currency FOR UPDATE"
+    " WHERE member_id {keys}"
 )
 
 
@@ -58,7 +59,7 @@ def lot_from_row(row: Any) -> Lot:
 
 
 class LedgerRepository:
-    async def lock_balances(
+    async def balances_of(
         self,
         conn: AsyncConnection,
         program_id: UUID,
@@ -66,15 +67,13 @@ class LedgerRepository:
         currencies: Sequence[str],
         now: datetime,
     ) -> dict[BalanceKey, Balance]:
-        """Lock (and create where missing) the balance rows of these members.
-
-        Rows are locked in (member, currency) order so that two transactions touching the
-        same members never wait on each other in a cycle.
-        """
+        """The balance rows of these members, opening those missing (a new member, a
+        currency added later). The caller holds the member lock, so they cannot change
+        under it and no one else opens them at the same time."""
         ids = sorted(set(member_ids))
         if not ids:
             return {}
-        found = await self._select_balances(conn, ids, lock=True)
+        found = await self._select_balances(conn, ids)
         missing = [(m, c) for m in ids for c in currencies if (m, c) not in found]
         if missing:
             await conn.execute(
@@ -92,14 +91,14 @@ class LedgerRepository:
                     for m, c in missing
                 ],
             )
-            found = await self._select_balances(conn, ids, lock=True)
+            found.update({key: Balance() for key in missing})
         return found
 
     async def _select_balances(
-        self, conn: AsyncConnection, member_ids: Sequence[UUID], *, lock: bool
+        self, conn: AsyncConnection, member_ids: Sequence[UUID]
     ) -> dict[BalanceKey, Balance]:
-        if lock and is_postgres(conn):
-            rows = await pg_fetch_keyed(conn, LOCK_BALANCES_PG, "uuid", keys=member_ids)
+        if is_postgres(conn):
+            rows = await pg_fetch_keyed(conn, BALANCES_PG, "uuid", keys=member_ids)
             return {(r[0], r[1]): Balance(r[2], r[3], r[4]) for r in rows}
         query = (
             select(
@@ -112,13 +111,11 @@ class LedgerRepository:
             .where(one_of(conn, balances_t.c.member_id, member_ids))
             .order_by(balances_t.c.member_id, balances_t.c.currency)
         )
-        if lock:
-            query = query.with_for_update()
         result = (await conn.execute(query)).all()
         return {(r.member_id, r.currency): Balance(r.available, r.pending, r.held) for r in result}
 
     async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
-        found = await self._select_balances(conn, [member_id], lock=False)
+        found = await self._select_balances(conn, [member_id])
         return {currency: balance for (_, currency), balance in found.items()}
 
     async def open_lots(
@@ -179,14 +176,14 @@ class LedgerRepository:
 
     def stage_opening_balances(
         self,
-        batch: WriteBatch,
+        uow: UnitOfWork,
         program_id: UUID,
         member_ids: Sequence[UUID],
         currencies: Sequence[str],
         now: datetime,
     ) -> None:
         """Zero balance rows for new members, so their first purchase finds its lock row."""
-        batch.insert(
+        uow.insert(
             balances_t,
             [
                 {
@@ -203,23 +200,25 @@ class LedgerRepository:
             ],
         )
 
-    def stage(
+    def stage_entry(
+        self, uow: UnitOfWork, entry: dict[str, Any], postings: list[dict[str, Any]]
+    ) -> None:
+        uow.insert(entries_t, [entry])
+        uow.insert(postings_t, postings)
+
+    def stage_lot(self, uow: UnitOfWork, lot: dict[str, Any]) -> None:
+        uow.insert(lots_t, [lot])
+
+    def stage_state(
         self,
-        batch: WriteBatch,
+        uow: UnitOfWork,
         *,
-        entries: list[dict[str, Any]],
-        postings: list[dict[str, Any]],
-        new_lots: list[dict[str, Any]],
         changed_lots: Sequence[Lot],
         balances: dict[BalanceKey, Balance],
         now: datetime,
     ) -> None:
-        """Add a transaction's ledger rows to ``batch`` (entries before the rows that
-        reference them)."""
-        batch.insert(entries_t, entries)
-        batch.insert(postings_t, postings)
-        batch.insert(lots_t, new_lots)
-        batch.update(
+        """The lots and balances a transaction moved, as they stand at its end."""
+        uow.update(
             lots_t,
             ("id",),
             [
@@ -227,7 +226,7 @@ class LedgerRepository:
                 for lot in changed_lots
             ],
         )
-        batch.update(
+        uow.update(
             balances_t,
             ("member_id", "currency"),
             [

@@ -15,7 +15,10 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
 from kopilka.ledger.domain import Account, Balance, Lot, Posting
 from kopilka.ledger.repository import BalanceKey, LedgerRepository, ledger_repository
-from kopilka.ledger.unit import LedgerUnit
+from kopilka.ledger.unit import LedgerChanges, balance_view, ledger_changes
+from kopilka.members.service import MemberService, member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.domain import expires_at
 from kopilka.programs.service import ProgramContext
 
@@ -36,6 +39,14 @@ class Earned:
     status: str  # pending | available
 
 
+def earned_by_currency(earned: Iterable[Earned]) -> dict[str, int]:
+    """What was earned, summed per currency."""
+    totals: dict[str, int] = {}
+    for e in earned:
+        totals[e.currency] = totals.get(e.currency, 0) + e.amount
+    return totals
+
+
 def _require_currency(program: ProgramContext, currency: str) -> None:
     if currency not in program.settings.currency_codes():
         raise InvalidInput(
@@ -45,8 +56,13 @@ def _require_currency(program: ProgramContext, currency: str) -> None:
 
 
 class LedgerService:
-    def __init__(self, repository: LedgerRepository = ledger_repository) -> None:
+    def __init__(
+        self,
+        repository: LedgerRepository = ledger_repository,
+        members: MemberService = member_service,
+    ) -> None:
         self.repository = repository
+        self.members = members
 
     # --- earning (many members at once: the purchase path and imports) ------------------
 
@@ -57,13 +73,26 @@ class LedgerService:
         member_ids: Iterable[UUID],
         now: datetime,
     ) -> dict[BalanceKey, Balance]:
-        return await self.repository.lock_balances(
+        """Take the member lock (``MemberService.lock``) and read the members' balances."""
+        ids = sorted(set(member_ids))
+        await self.members.lock(conn, program, ids)
+        return await self.balances_of(conn, program, ids, now)
+
+    async def balances_of(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: Iterable[UUID],
+        now: datetime,
+    ) -> dict[BalanceKey, Balance]:
+        """The balances of members whose lock the caller holds, opened where missing."""
+        return await self.repository.balances_of(
             conn, program.id, member_ids, program.settings.currency_codes(), now
         )
 
     def credit_purchase(
         self,
-        unit: LedgerUnit,
+        unit: LedgerChanges,
         program: ProgramContext,
         balances: dict[BalanceKey, Balance],
         *,
@@ -118,14 +147,51 @@ class LedgerService:
         )
         for currency, lot in lots:
             unit.add_lot(member_id, currency, lot, entry_id)
+        self._earned_events(unit, program, member_id, balances, lots, earned, entry_id)
         return earned
+
+    def _earned_events(
+        self,
+        unit: LedgerChanges,
+        program: ProgramContext,
+        member_id: UUID,
+        balances: dict[BalanceKey, Balance],
+        lots: list[tuple[str, Lot]],
+        earned: list[Earned],
+        entry_id: UUID,
+    ) -> None:
+        """One ``points.earned`` per currency: what each rule gave, the balance after."""
+        for currency in dict.fromkeys(c for c, _ in lots):
+            mine = [lot for c, lot in lots if c == currency]
+            rules: dict[str, int] = {}
+            for e in earned:
+                if e.currency == currency:
+                    rules[e.rule_id] = rules.get(e.rule_id, 0) + e.amount
+            first = mine[0]
+            unit.uow.emit(
+                events.PointsEarned(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=first.earned_at,
+                    currency=currency,
+                    amount=sum(lot.amount for lot in mine),
+                    balance=balance_view(balances[(member_id, currency)]),
+                    entry_id=entry_id,
+                    reference_type=None,
+                    reference_id=first.source_id,
+                    status=first.status,
+                    rules=rules,
+                    expires_at=first.expires_at,
+                    available_at=first.available_at,
+                )
+            )
 
     # --- returns -------------------------------------------------------------------------
 
     async def reverse_purchase(
         self,
         conn: AsyncConnection,
-        unit: LedgerUnit,
+        unit: LedgerChanges,
         program: ProgramContext,
         balances: dict[BalanceKey, Balance],
         *,
@@ -151,7 +217,7 @@ class LedgerService:
             if reversal.postings:
                 legs.append((currency, reversal.postings))
         if legs:
-            unit.add_entry(
+            entry_id = unit.add_entry(
                 member_id,
                 "return",
                 legs,
@@ -160,6 +226,22 @@ class LedgerService:
                 reference_id=return_id,
                 reason=f"return of purchase {purchase_id}",
             )
+            for currency, reversal in results.items():
+                if reversal.reversed or reversal.not_clawed_back:
+                    unit.uow.emit(
+                        events.PointsReversed(
+                            program_id=program.id,
+                            member_id=member_id,
+                            occurred_at=occurred_at,
+                            currency=currency,
+                            amount=reversal.reversed,
+                            balance=balance_view(balances[(member_id, currency)]),
+                            entry_id=entry_id,
+                            reference_type="return",
+                            reference_id=return_id,
+                            not_clawed_back=reversal.not_clawed_back,
+                        )
+                    )
         return results
 
     # --- redemptions ---------------------------------------------------------------------
@@ -177,6 +259,7 @@ class LedgerService:
         now: datetime,
         reason: str | None,
         external_id: str | None,
+        uow: UnitOfWork | None = None,
     ) -> RedemptionView:
         """Spend points in one step (``mode="one_step"``) or put them on hold (``"hold"``)."""
         _require_currency(program, currency)
@@ -219,18 +302,46 @@ class LedgerService:
                 for a in allocations
             ],
         )
-        unit = LedgerUnit(program.id, now)
-        unit.track((member_id, currency), balance, lots)
-        unit.add_entry(
-            member_id,
-            "hold" if mode == "hold" else "redeem",
-            [(currency, postings)],
-            occurred_at=now,
-            reason=reason,
-            reference_type="redemption",
-            reference_id=str(redemption_id),
-        )
-        await unit.flush(conn, self.repository)
+        async with unit_of_work(conn, now, uow) as unit:
+            changes = ledger_changes(unit, program.id)
+            changes.track((member_id, currency), balance, lots)
+            entry_id = changes.add_entry(
+                member_id,
+                "hold" if mode == "hold" else "redeem",
+                [(currency, postings)],
+                occurred_at=now,
+                reason=reason,
+                reference_type="redemption",
+                reference_id=str(redemption_id),
+            )
+            spent: events.PointsMoved
+            if mode == "hold":
+                spent = events.PointsHeld(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="redemption",
+                    reference_id=str(redemption_id),
+                    hold_expires_at=hold_until,
+                )
+            else:
+                spent = events.PointsRedeemed(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="redemption",
+                    reference_id=str(redemption_id),
+                    reason=reason,
+                )
+            unit.emit(spent)
         return RedemptionView(row, balance)
 
     async def lock_redemption_member(
@@ -259,6 +370,7 @@ class LedgerService:
         now: datetime,
         outcome: str,
         member_status: str = "active",
+        uow: UnitOfWork | None = None,
     ) -> RedemptionView:
         """Capture (all or part of) a hold, or void it (``outcome`` voided / expired).
 
@@ -295,19 +407,47 @@ class LedgerService:
             captured = 0
             postings = domain.void(balance, lots_by_id, allocations, row.amount)
         await self.repository.set_redemption_status(conn, redemption_id, outcome, captured, now)
-        unit = LedgerUnit(program.id, now)
-        unit.track((member_id, currency), balance, lots)
-        kind = "capture" if outcome == "captured" else "void"
-        unit.add_entry(
-            member_id,
-            kind,
-            [(currency, postings)],
-            occurred_at=now,
-            reference_type="redemption",
-            reference_id=str(redemption_id),
-            reason=f"hold {outcome}",
-        )
-        await unit.flush(conn, self.repository)
+        async with unit_of_work(conn, now, uow) as unit:
+            changes = ledger_changes(unit, program.id)
+            changes.track((member_id, currency), balance, lots)
+            kind = "capture" if outcome == "captured" else "void"
+            entry_id = changes.add_entry(
+                member_id,
+                kind,
+                [(currency, postings)],
+                occurred_at=now,
+                reference_type="redemption",
+                reference_id=str(redemption_id),
+                reason=f"hold {outcome}",
+            )
+            captured_or_voided: events.PointsMoved
+            if outcome == "captured":
+                captured_or_voided = events.PointsCaptured(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=captured,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="redemption",
+                    reference_id=str(redemption_id),
+                    released=row.amount - captured,
+                )
+            else:
+                captured_or_voided = events.PointsVoided(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=row.amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="redemption",
+                    reference_id=str(redemption_id),
+                    outcome=outcome,
+                )
+            unit.emit(captured_or_voided)
         view = dict(row._mapping) | {
             "status": outcome,
             "captured_amount": captured,
@@ -328,6 +468,7 @@ class LedgerService:
         reason: str,
         now: datetime,
         reference_id: str | None,
+        uow: UnitOfWork | None = None,
     ) -> Balance:
         """A manual credit (new available lot) or debit (spent like a redemption)."""
         _require_currency(program, currency)
@@ -335,22 +476,28 @@ class LedgerService:
             raise InvalidInput("amount must not be zero", field="amount")
         balances = await self.lock(conn, program, [member_id], now)
         balance = balances[(member_id, currency)]
-        unit = LedgerUnit(program.id, now)
-        if amount > 0:
-            expiry = expires_at(program.settings.expiry, now, program.settings.timezone)
-            postings, lot = domain.earn(
-                balance,
-                lot_id=new_id(),
-                amount=amount,
-                now=now,
-                available_at=now,
-                expires_at=expiry,
-                source_id=reference_id,
-                rule_id=None,
-                source_account=Account.ADJUSTMENTS,
-            )
-            unit.track((member_id, currency), balance)
-            entry_id = unit.add_entry(
+        async with unit_of_work(conn, now, uow) as unit:
+            changes = ledger_changes(unit, program.id)
+            if amount > 0:
+                expiry = expires_at(program.settings.expiry, now, program.settings.timezone)
+                postings, lot = domain.earn(
+                    balance,
+                    lot_id=new_id(),
+                    amount=amount,
+                    now=now,
+                    available_at=now,
+                    expires_at=expiry,
+                    source_id=reference_id,
+                    rule_id=None,
+                    source_account=Account.ADJUSTMENTS,
+                )
+                changes.track((member_id, currency), balance)
+                lots = [lot]
+            else:
+                lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
+                postings, _ = domain.redeem(balance, lots, -amount, sink=Account.ADJUSTMENTS)
+                changes.track((member_id, currency), balance, lots)
+            entry_id = changes.add_entry(
                 member_id,
                 "adjust",
                 [(currency, postings)],
@@ -359,21 +506,22 @@ class LedgerService:
                 reference_type="adjustment",
                 reference_id=reference_id,
             )
-            unit.add_lot(member_id, currency, lot, entry_id)
-        else:
-            lots = await self.repository.open_lots(conn, member_id, currency, lock=True)
-            postings, _ = domain.redeem(balance, lots, -amount, sink=Account.ADJUSTMENTS)
-            unit.track((member_id, currency), balance, lots)
-            unit.add_entry(
-                member_id,
-                "adjust",
-                [(currency, postings)],
-                occurred_at=now,
-                reason=reason,
-                reference_type="adjustment",
-                reference_id=reference_id,
+            if amount > 0:
+                changes.add_lot(member_id, currency, lots[0], entry_id)
+            unit.emit(
+                events.PointsAdjusted(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="adjustment",
+                    reference_id=reference_id,
+                    reason=reason,
+                )
             )
-        await unit.flush(conn, self.repository)
         return balance
 
     # --- scheduled jobs (a chunk of members per call, under their locks) ------------------
@@ -387,7 +535,13 @@ class LedgerService:
         now: datetime,
     ) -> int:
         return await self._per_member(
-            conn, program, member_ids, now, "expire", lambda b, lots: domain.expire(b, lots, as_of)
+            conn,
+            program,
+            member_ids,
+            now,
+            "expire",
+            lambda b, lots: domain.expire(b, lots, as_of),
+            events.PointsExpired,
         )
 
     async def release_members(
@@ -405,6 +559,7 @@ class LedgerService:
             now,
             "release",
             lambda b, lots: domain.release(b, lots, as_of),
+            events.PointsReleased,
         )
 
     async def _per_member(
@@ -415,34 +570,58 @@ class LedgerService:
         now: datetime,
         kind: str,
         operation: Callable[[Balance, list[Lot]], list[Posting]],
+        event: type[events.PointsMoved],
     ) -> int:
         """Apply ``operation`` to every member and currency of a chunk: one query locks the
         balances, one loads the lots, one statement per table writes the result."""
         balances = await self.lock(conn, program, member_ids, now)
         lots_of = await self.repository.open_lots_of_members(conn, sorted(set(member_ids)))
-        unit = LedgerUnit(program.id, now)
         moved = 0
-        for member_id in member_ids:
-            legs: list[tuple[str, list[Posting]]] = []
-            for currency in program.settings.currency_codes():
-                balance = balances[(member_id, currency)]
-                lots = lots_of.get((member_id, currency), [])
-                postings: list[Posting] = operation(balance, lots)
-                # Tracked even without postings: releasing an emptied pending lot moves
-                # nothing but still changes its status, and the job must not find it again.
-                unit.track((member_id, currency), balance, lots)
-                if postings:
-                    legs.append((currency, postings))
-                    moved += sum(p.amount for p in postings if p.amount > 0)
-            if legs:
-                unit.add_entry(member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}")
-        await unit.flush(conn, self.repository)
+        async with unit_of_work(conn, now) as unit:
+            changes = ledger_changes(unit, program.id)
+            for member_id in member_ids:
+                legs: list[tuple[str, list[Posting]]] = []
+                for currency in program.settings.currency_codes():
+                    balance = balances[(member_id, currency)]
+                    lots = lots_of.get((member_id, currency), [])
+                    postings: list[Posting] = operation(balance, lots)
+                    # Tracked even without postings: releasing an emptied pending lot moves
+                    # nothing but still changes its status, and the job must not find it again.
+                    changes.track((member_id, currency), balance, lots)
+                    if postings:
+                        legs.append((currency, postings))
+                if not legs:
+                    continue
+                entry_id = changes.add_entry(
+                    member_id, kind, legs, occurred_at=now, reason=f"scheduled {kind}"
+                )
+                for currency, postings in legs:
+                    amount = sum(p.amount for p in postings if p.amount > 0)
+                    moved += amount
+                    unit.emit(
+                        event(
+                            program_id=program.id,
+                            member_id=member_id,
+                            occurred_at=now,
+                            currency=currency,
+                            amount=amount,
+                            balance=balance_view(balances[(member_id, currency)]),
+                            entry_id=entry_id,
+                            reference_type="job",
+                            reference_id=kind,
+                        )
+                    )
         return moved
 
     # --- reads ---------------------------------------------------------------------------
 
-    async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
-        return await self.repository.balances(conn, member_id)
+    async def balances(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> dict[str, Balance]:
+        """The member's balance in each of the program's currencies (no lock); a currency
+        in which nothing has moved yet is zero."""
+        found = await self.repository.balances(conn, member_id)
+        return {c: found.get(c) or Balance() for c in program.settings.currency_codes()}
 
     async def history(
         self,
@@ -469,6 +648,7 @@ class LedgerService:
         redemption_id: UUID,
         now: datetime,
         reason: str | None,
+        uow: UnitOfWork | None = None,
     ) -> RedemptionView:
         """Give back every point of a ``completed`` one-step redemption, to the lots it was
         taken from, as a new ``refund`` entry; the redemption becomes ``refunded``.
@@ -493,18 +673,31 @@ class LedgerService:
         await self.repository.set_redemption_status(
             conn, redemption_id, "refunded", row.captured_amount, now
         )
-        unit = LedgerUnit(program.id, now)
-        unit.track((member_id, currency), balance, lots)
-        unit.add_entry(
-            member_id,
-            "refund",
-            [(currency, postings)],
-            occurred_at=now,
-            reason=reason,
-            reference_type="redemption",
-            reference_id=str(redemption_id),
-        )
-        await unit.flush(conn, self.repository)
+        async with unit_of_work(conn, now, uow) as unit:
+            changes = ledger_changes(unit, program.id)
+            changes.track((member_id, currency), balance, lots)
+            entry_id = changes.add_entry(
+                member_id,
+                "refund",
+                [(currency, postings)],
+                occurred_at=now,
+                reason=reason,
+                reference_type="redemption",
+                reference_id=str(redemption_id),
+            )
+            unit.emit(
+                events.PointsRefunded(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    currency=currency,
+                    amount=row.amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="redemption",
+                    reference_id=str(redemption_id),
+                )
+            )
         view = dict(row._mapping) | {"status": "refunded", "updated_at": now}
         return RedemptionView(view, balance)
 

@@ -1,33 +1,38 @@
-"""The ledger changes of one transaction, collected and then written together."""
+"""The ledger's part of a unit of work: entries and lots as they are made, balances and
+lots that moved staged once when the unit is written."""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
-from kopilka.ledger.domain import Balance, Lot, Posting
-from kopilka.ledger.repository import BalanceKey, LedgerRepository
+from kopilka.ledger.domain import Balance, LedgerInvariantError, Lot, Posting
+from kopilka.ledger.repository import BalanceKey, LedgerRepository, ledger_repository
+from kopilka.outbox.unit import UnitOfWork
 
 
-class LedgerUnit:
-    """The ledger changes of one transaction, written together by :meth:`flush`.
+class LedgerChanges:
+    """The ledger changes of one unit of work (one per unit: see :func:`ledger_changes`).
 
-    One purchase or ten thousand, the rows go out as a handful of multi-row statements.
+    Entries, postings and new lots go into the unit as they are made; a balance or lot may
+    move several times in one transaction (ten purchases of one member in a batch), so those
+    are tracked here and staged once, when the unit is flushed.
     """
 
-    def __init__(self, program_id: UUID, now: datetime) -> None:
+    def __init__(
+        self, uow: UnitOfWork, program_id: UUID, repository: LedgerRepository = ledger_repository
+    ) -> None:
+        self.uow = uow
         self.program_id = program_id
-        self.now = now
-        self.entries: list[dict[str, Any]] = []
-        self.postings: list[dict[str, Any]] = []
-        self.new_lots: list[dict[str, Any]] = []
-        self.changed_lots: dict[UUID, Lot] = {}
+        self.repository = repository
         self.balances: dict[BalanceKey, Balance] = {}
+        self.changed_lots: dict[UUID, Lot] = {}
+        uow.on_flush(f"ledger:{program_id}", self._stage)
+
+    @property
+    def now(self) -> datetime:
+        return self.uow.now
 
     def add_entry(
         self,
@@ -41,10 +46,14 @@ class LedgerUnit:
         reference_id: str | None = None,
         program_version: int | None = None,
     ) -> UUID:
+        """One journal entry with its postings; every leg must sum to zero (checked here,
+        whatever the interpreter's flags: the books must never take an unbalanced entry)."""
         for currency, postings in legs:
-            assert domain.entry_is_balanced(postings), f"unbalanced {kind} entry in {currency}"
+            if not domain.entry_is_balanced(postings):
+                raise LedgerInvariantError(f"unbalanced {kind} entry in {currency}")
         entry_id = new_id()
-        self.entries.append(
+        self.repository.stage_entry(
+            self.uow,
             {
                 "id": entry_id,
                 "program_id": self.program_id,
@@ -56,10 +65,8 @@ class LedgerUnit:
                 "program_version": program_version,
                 "occurred_at": occurred_at,
                 "created_at": self.now,
-            }
-        )
-        for currency, postings in legs:
-            self.postings.extend(
+            },
+            [
                 {
                     "entry_id": entry_id,
                     "program_id": self.program_id,
@@ -69,12 +76,15 @@ class LedgerUnit:
                     "amount": p.amount,
                     "rule_id": p.rule_id,
                 }
+                for currency, postings in legs
                 for p in postings
-            )
+            ],
+        )
         return entry_id
 
     def add_lot(self, member_id: UUID, currency: str, lot: Lot, entry_id: UUID) -> None:
-        self.new_lots.append(
+        self.repository.stage_lot(
+            self.uow,
             {
                 "id": lot.id,
                 "program_id": self.program_id,
@@ -89,26 +99,28 @@ class LedgerUnit:
                 "earned_at": lot.earned_at,
                 "available_at": lot.available_at,
                 "expires_at": lot.expires_at,
-            }
+            },
         )
 
     def track(self, key: BalanceKey, balance: Balance, lots: Iterable[Lot] = ()) -> None:
+        """A balance (and lots) this transaction moves: written as they stand at the end."""
         self.balances[key] = balance
         for lot in lots:
             self.changed_lots[lot.id] = lot
 
-    def stage(self, batch: WriteBatch, repository: LedgerRepository) -> None:
-        repository.stage(
-            batch,
-            entries=self.entries,
-            postings=self.postings,
-            new_lots=self.new_lots,
-            changed_lots=[lot for lot in self.changed_lots.values() if lot.dirty],
-            balances=self.balances,
-            now=self.now,
-        )
+    def _stage(self, uow: UnitOfWork) -> None:
+        dirty = [lot for lot in self.changed_lots.values() if lot.dirty]
+        self.repository.stage_state(uow, changed_lots=dirty, balances=self.balances, now=self.now)
+        for lot in dirty:
+            lot.dirty = False
+        self.balances, self.changed_lots = {}, {}
 
-    async def flush(self, conn: AsyncConnection, repository: LedgerRepository) -> None:
-        batch = WriteBatch()
-        self.stage(batch, repository)
-        await batch.write(conn)
+
+def ledger_changes(uow: UnitOfWork, program_id: UUID) -> LedgerChanges:
+    """The ledger changes of ``uow`` (made on first use)."""
+    return uow.part(f"ledger:{program_id}", lambda: LedgerChanges(uow, program_id))
+
+
+def balance_view(balance: Balance) -> dict[str, int]:
+    """A balance as events carry it."""
+    return {"available": balance.available, "pending": balance.pending, "held": balance.held}

@@ -8,19 +8,23 @@ from uuid import UUID
 from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
-from kopilka.ledger.domain import Balance
 from kopilka.models import Member, MemberIdentifier
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 
 members_t = table(Member)
+# The member lock (see ``MemberService.lock``): the member's row, in id order. NO KEY UPDATE
+# leaves the key-share locks that inserts of the member's purchases, lots … take unblocked.
+LOCK_PG = (
+    "SELECT id, status FROM members WHERE program_id = $1 AND id {keys}"
+    " ORDER BY id FOR NO KEY UPDATE"
+)
 FIND_AND_LOCK_PG = (
-    "SELECT i.value, m.id, m.status, b.currency, b.available, b.pending, b.held"
-    " FROM member_identifiers i JOIN members m ON m.id = i.member_id"
-    " JOIN member_balances b ON b.member_id = m.id"
+    "SELECT i.value, m.id, m.status FROM member_identifiers i"
+    " JOIN members m ON m.id = i.member_id"
     " WHERE i.program_id = $1 AND i.kind = $2 AND i.value {keys}"
-    " ORDER BY m.id, b.currency FOR UPDATE OF b"
+    " ORDER BY m.id FOR NO KEY UPDATE OF m"
 )
 FIND_IDS_PG = (
     "SELECT i.value, m.id, m.status FROM member_identifiers i"
@@ -33,12 +37,12 @@ identifiers_t = table(MemberIdentifier)
 class MemberRepository:
     def stage(
         self,
-        batch: WriteBatch,
+        uow: UnitOfWork,
         rows: Sequence[dict[str, Any]],
         identifiers: Sequence[dict[str, Any]],
     ) -> None:
-        batch.insert(members_t, rows)
-        batch.insert(identifiers_t, identifiers)
+        uow.insert(members_t, rows)
+        uow.insert(identifiers_t, identifiers)
 
     async def get(self, conn: AsyncConnection, program_id: UUID, member_id: UUID) -> Any:
         query = select(members_t).where(
@@ -91,15 +95,38 @@ class MemberRepository:
 
     async def find_and_lock_pg(
         self, conn: AsyncConnection, program_id: UUID, kind: str, values: Sequence[str]
-    ) -> tuple[dict[str, tuple[UUID, str]], dict[tuple[UUID, str], Balance]]:
-        """PostgreSQL: members by identifier and their balance rows, locked in member order,
-        in one round trip. A member without balance rows is not returned."""
+    ) -> dict[str, tuple[UUID, str]]:
+        """PostgreSQL: members by identifier, locked in member order, in one round trip."""
         rows = await pg_fetch_keyed(
             conn, FIND_AND_LOCK_PG, "varchar", program_id, kind, keys=values
         )
-        members = {r[0]: (r[1], r[2]) for r in rows}
-        balances = {(r[1], r[3]): Balance(r[4], r[5], r[6]) for r in rows}
-        return members, balances
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def lock(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        """Lock these members' rows in id order (SQLite: its one writer is the lock); their
+        statuses. Members of other programs are neither locked nor returned."""
+        ids = sorted(set(member_ids))
+        if not ids:
+            return {}
+        if is_postgres(conn):
+            rows = await pg_fetch_keyed(conn, LOCK_PG, "uuid", program_id, keys=ids)
+            return {r[0]: r[1] for r in rows}
+        return await self.statuses(conn, program_id, ids)
+
+    async def profiles(self, conn: AsyncConnection, program_id: UUID) -> list[Any]:
+        """Every member of the program: id, registration, birthday, tags, attributes,
+        status (a replay's starting point)."""
+        query = select(
+            members_t.c.id,
+            members_t.c.created_at,
+            members_t.c.birthday,
+            members_t.c.tags,
+            members_t.c.attributes,
+            members_t.c.status,
+        ).where(members_t.c.program_id == program_id)
+        return list((await conn.execute(query)).all())
 
     async def statuses(
         self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
@@ -130,6 +157,9 @@ class MemberRepository:
             if (await conn.execute(query)).first() is not None:
                 taken.append((kind, value))
         return taken
+
+    def stage_tags(self, uow: UnitOfWork, member_id: UUID, tags: list[str]) -> None:
+        uow.update(members_t, ("id",), [{"id": member_id, "tags": tags}])
 
     async def update(self, conn: AsyncConnection, member_id: UUID, values: dict[str, Any]) -> None:
         await conn.execute(update(members_t).where(members_t.c.id == member_id).values(**values))

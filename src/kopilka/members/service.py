@@ -1,7 +1,8 @@
 """Member registration, look-up, profile changes, block and unblock. Never commits."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -9,11 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, InvalidInput, NotFound
-from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres
-from kopilka.ledger.domain import Balance
-from kopilka.ledger.repository import BalanceKey, ledger_repository
 from kopilka.members import domain
 from kopilka.members.repository import MemberRepository, member_repository
 from kopilka.members.schemas import (
@@ -24,7 +23,20 @@ from kopilka.members.schemas import (
     MemberRef,
     MemberUpdate,
 )
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
+
+MemberHit = tuple[UUID, str]  # (member id, status)
+
+
+@dataclass(frozen=True)
+class MemberProfile:
+    joined_at: datetime
+    birthday: date | None
+    tags: frozenset[str]
+    attributes: dict[str, Any]
+    status: str
 
 
 def _identifier_pairs(data: MemberCreate, card: str) -> list[tuple[str, str]]:
@@ -74,13 +86,19 @@ class MemberService:
         return row, identifiers
 
     async def register(
-        self, conn: AsyncConnection, program: ProgramContext, data: MemberCreate, now: datetime
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        data: MemberCreate,
+        now: datetime,
+        *,
+        channel: str = "api",
     ) -> Member:
         row, identifiers = self.build(program, data, now)
         await self._ensure_free(conn, program.id, [(i["kind"], i["value"]) for i in identifiers])
         try:
             async with conn.begin_nested():
-                await self._write(conn, program, [(row, identifiers)], now)
+                await self.register_many(conn, program, [(row, identifiers)], now, channel=channel)
         except IntegrityError as exc:
             # A concurrent registration took one of the identifiers after our check.
             raise Conflict("one of the member's identifiers is already registered") from exc
@@ -92,26 +110,18 @@ class MemberService:
         program: ProgramContext,
         rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
         now: datetime,
+        *,
+        channel: str = "import",
+        uow: UnitOfWork | None = None,
     ) -> None:
-        """Insert pre-built registrations with one statement per table (imports, the demo)."""
-        await self._write(conn, program, rows, now)
-
-    async def _write(
-        self,
-        conn: AsyncConnection,
-        program: ProgramContext,
-        rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
-        now: datetime,
-    ) -> None:
-        """Members, their identifiers and their opening balances, written together."""
+        """Members and their identifiers, one statement per table for any number of them
+        (imports, the demo), each with its ``member.registered`` event. Balance rows are
+        opened by the ledger when a member's points first move."""
         if not rows:
             return
-        batch = WriteBatch()
-        self.repository.stage(batch, [r for r, _ in rows], [i for _, ids in rows for i in ids])
-        ledger_repository.stage_opening_balances(
-            batch, program.id, [r["id"] for r, _ in rows], program.settings.currency_codes(), now
-        )
-        await batch.write(conn)
+        async with unit_of_work(conn, now, uow) as unit:
+            self.repository.stage(unit, [r for r, _ in rows], [i for _, ids in rows for i in ids])
+            unit.emit(*(_registered(program, row, ids, channel) for row, ids in rows))
 
     async def _ensure_free(
         self,
@@ -199,24 +209,47 @@ class MemberService:
                 found.update({(kind, v): hit for v, hit in hits.items()})
         return [found.get(key) if key else None for key in normalised]
 
+    async def profiles(
+        self, conn: AsyncConnection, program: ProgramContext
+    ) -> dict[UUID, MemberProfile]:
+        """Every member of the program as the rules see their profile."""
+        return {
+            r.id: MemberProfile(
+                as_utc(r.created_at),
+                r.birthday,
+                frozenset(r.tags or ()),
+                dict(r.attributes or {}),
+                r.status,
+            )
+            for r in await self.repository.profiles(conn, program.id)
+        }
+
+    async def statuses(
+        self, conn: AsyncConnection, program: ProgramContext, member_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        """The status of each of these members found in the program (no lock)."""
+        return await self.repository.statuses(conn, program.id, member_ids)
+
+    async def lock(
+        self, conn: AsyncConnection, program: ProgramContext, member_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        """The member lock, taken first by every change of a member's value or state (points,
+        tiers, tags, status): the members' rows, in id order, so that two transactions never
+        wait on each other in a cycle. Held to the end of the transaction. Returns the
+        statuses of the members found in the program."""
+        return await self.repository.lock(conn, program.id, member_ids)
+
     async def resolve_and_lock(
-        self,
-        conn: AsyncConnection,
-        program: ProgramContext,
-        refs: Sequence[MemberRef],
-        now: datetime,
-    ) -> tuple[list[tuple[UUID, str] | None], dict[BalanceKey, Balance]]:
-        """Resolve references and lock the members' balance rows (the purchase path's first
-        step). On PostgreSQL, references of one identifier kind (a till's single purchase)
-        take one round trip instead of two."""
-        currencies = program.settings.currency_codes()
+        self, conn: AsyncConnection, program: ProgramContext, refs: Sequence[MemberRef]
+    ) -> list[MemberHit | None]:
+        """Resolve references and take the member lock of those found (the purchase path's
+        first step). On PostgreSQL, references of one identifier kind (a till's batch) take
+        one round trip."""
         kinds = {ref.kind_and_value()[0] for ref in refs}
         if not is_postgres(conn) or len(kinds) != 1 or "id" in kinds:
             members = await self.resolve_many(conn, program, refs)
-            ids = {m[0] for m in members if m is not None}
-            return members, await ledger_repository.lock_balances(
-                conn, program.id, ids, currencies, now
-            )
+            statuses = await self.lock(conn, program, [m[0] for m in members if m is not None])
+            return [(m[0], statuses[m[0]]) if m and m[0] in statuses else None for m in members]
         kind = kinds.pop()
         values: list[str | None] = []
         for ref in refs:
@@ -225,24 +258,12 @@ class MemberService:
             except InvalidInput:
                 values.append(None)
         wanted = [v for v in values if v is not None]
-        found, balances = await self.repository.find_and_lock_pg(conn, program.id, kind, wanted)
-        complete = {
-            value: hit
-            for value, hit in found.items()
-            if all((hit[0], currency) in balances for currency in currencies)
-        }
-        rest = [v for v in wanted if v not in complete]
-        if rest:
-            # Members whose balance rows are missing (a currency added later) or unknown ones.
-            more = await self.repository.find_ids(conn, program.id, kind, rest)
-            if more:
-                balances.update(
-                    await ledger_repository.lock_balances(
-                        conn, program.id, {hit[0] for hit in more.values()}, currencies, now
-                    )
-                )
-            complete.update(more)
-        return [complete.get(v) if v is not None else None for v in values], balances
+        found = await self.repository.find_and_lock_pg(conn, program.id, kind, wanted)
+        return [found.get(v) if v is not None else None for v in values]
+
+    def stage_tags(self, uow: UnitOfWork, member_id: UUID, tags: list[str]) -> None:
+        """The member's tags as they stand after a rule added one (the member is locked)."""
+        self.repository.stage_tags(uow, member_id, tags)
 
     async def update(
         self,
@@ -269,14 +290,23 @@ class MemberService:
             if key in changes and changes[key] is None:
                 del changes[key]
         if "tags" in changes or "attributes" in changes:
-            # Rules tag members under the member's ledger lock; so does this update.
-            await ledger_repository.lock_balances(
-                conn, program.id, [member_id], program.settings.currency_codes(), now
-            )
+            # Rules tag members under the member lock; so does this update.
+            await self.lock(conn, program, [member_id])
             if "tags" in changes:
                 changes["tags"] = sorted(set(changes["tags"]))
         values.update({k: v for k, v in changes.items() if k != "consents"})
         await self.repository.update(conn, member_id, values)
+        changed = sorted(k for k in values if k != "updated_at")
+        async with unit_of_work(conn, now) as unit:
+            unit.emit(
+                events.MemberUpdated(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    changed=changed,
+                    values={k: values[k] for k in changed},
+                )
+            )
         return await self.get(conn, program, member_id)
 
     async def set_status(
@@ -289,14 +319,39 @@ class MemberService:
         now: datetime,
     ) -> Member:
         await self.get(conn, program, member_id)
-        # Under the member's ledger lock, so a block and a redemption never interleave.
-        await ledger_repository.lock_balances(
-            conn, program.id, [member_id], program.settings.currency_codes(), now
-        )
+        # Under the member lock, so a block and a redemption never interleave.
+        before = (await self.lock(conn, program, [member_id]))[member_id]
         await self.repository.update(
             conn, member_id, {"status": status, "status_reason": reason, "updated_at": now}
         )
+        if before != status:
+            event_type = events.MemberBlocked if status == "blocked" else events.MemberUnblocked
+            async with unit_of_work(conn, now) as unit:
+                unit.emit(
+                    event_type(
+                        program_id=program.id, member_id=member_id, occurred_at=now, reason=reason
+                    )
+                )
         return await self.get(conn, program, member_id)
+
+
+def _registered(
+    program: ProgramContext, row: dict[str, Any], identifiers: list[dict[str, Any]], channel: str
+) -> events.MemberRegistered:
+    ids = {i["kind"]: i["value"] for i in identifiers}
+    return events.MemberRegistered(
+        program_id=program.id,
+        member_id=row["id"],
+        occurred_at=row["created_at"],
+        card=ids.get("card"),
+        phone=row["phone"],
+        email=row["email"],
+        external_id=ids.get("external_id"),
+        language=row["language"],
+        birthday=row["birthday"],
+        channel=channel,
+        referral_code=row["referral_code"],
+    )
 
 
 member_service = MemberService()

@@ -265,7 +265,7 @@ class TierUpgraded(DomainEvent):
     from_tier: str
     to_tier: str
     reason: str
-    source: str
+    source: str | None
 
 
 @topic("tier.downgraded")
@@ -274,7 +274,7 @@ class TierDowngraded(DomainEvent):
     from_tier: str
     to_tier: str
     reason: str
-    source: str
+    source: str | None
 
 
 @topic("tier.grace_started")
@@ -306,54 +306,83 @@ class CouponRedeemed(DomainEvent):
     purchase_id: UUID
 
 
-@topic("reward.redeemed")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RewardRedeemed(DomainEvent):
+class RewardEvent(DomainEvent):
+    """A reward redemption changed. Codes are worth something and stay out of events: a
+    consumer that needs one (to send it) reads the redemption."""
+
     redemption_id: UUID
     reward: str
     kind: str
-    price: int
     currency: str
-    fulfilment: dict[str, Any]
+    price: int
+    status: str
+
+
+@topic("reward.redeemed")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RewardRedeemed(RewardEvent):
+    pass
 
 
 @topic("reward.fulfilled")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RewardFulfilled(DomainEvent):
-    redemption_id: UUID
-    reward: str
+class RewardFulfilled(RewardEvent):
+    pass
 
 
 @topic("reward.cancelled")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RewardCancelled(DomainEvent):
-    redemption_id: UUID
-    reward: str
-    refunded: int
-    reason: str | None
+class RewardCancelled(RewardEvent):
+    """The points went back to the member; stock came back if the item was counted."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GiftCardMoved(DomainEvent):
+    """Money moved on a gift card or wallet (``card_kind``); ``balance`` is the card's after
+    it, in minor units of ``currency``."""
+
+    card_id: UUID
+    card_kind: str  # gift_card | wallet
+    transaction_id: UUID
+    amount: int
+    balance: int
+    currency: str
+    external_id: str | None
+    reference: str | None
 
 
 @topic("giftcard.issued")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class GiftCardIssued(DomainEvent):
-    card_id: UUID
-    kind: str  # card | wallet
-    amount: int
-    currency: str
-    expires_at: datetime | None
+class GiftCardIssued(GiftCardMoved):
+    """A new card with its opening amount; the message that hands it to its owner needs
+    the ``code``."""
+
+    code: str
+
+
+@topic("giftcard.topped_up")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GiftCardToppedUp(GiftCardMoved):
+    pass
 
 
 @topic("giftcard.used")
 @dataclass(frozen=True, kw_only=True, slots=True)
-class GiftCardUsed(DomainEvent):
-    """Money moved on a card: ``movement`` topup, payment, refund or expiry."""
+class GiftCardUsed(GiftCardMoved):
+    """The card paid for something."""
 
-    card_id: UUID
-    movement: str
-    amount: int
-    balance: int
-    currency: str
-    reference: str | None
+
+@topic("giftcard.refunded")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GiftCardRefunded(GiftCardMoved):
+    pass
+
+
+@topic("giftcard.expired")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GiftCardExpired(GiftCardMoved):
+    """What was left on the card when it expired."""
 
 
 # --- programs -------------------------------------------------------------------------------

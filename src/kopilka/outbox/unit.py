@@ -10,9 +10,10 @@ one batch, a lot spent twice) is kept by that feature and staged once, by a hook
 registers with :meth:`UnitOfWork.on_flush`.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,6 +29,7 @@ outbox_t = table(OutboxEvent)
 _TABLE_ORDER = {t.name: i for i, t in enumerate(Base.metadata.sorted_tables)}
 
 Hook = Callable[["UnitOfWork"], None]
+T = TypeVar("T")
 
 
 def outbox_row(event: DomainEvent, now: datetime) -> dict[str, Any]:
@@ -53,6 +55,15 @@ class UnitOfWork:
         self._updates: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         self.events: list[DomainEvent] = []
         self._hooks: dict[str, Hook] = {}
+        self._parts: dict[str, Any] = {}
+
+    def part(self, name: str, make: Callable[[], T]) -> T:
+        """The one object called ``name`` that a feature keeps in this unit (made by
+        ``make`` on first use): several operations in one transaction share it."""
+        if name not in self._parts:
+            self._parts[name] = make()
+        found: T = self._parts[name]
+        return found
 
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """New rows of ``table``; a row dict may still change until the flush."""
@@ -68,7 +79,8 @@ class UnitOfWork:
         self.events.extend(events)
 
     def on_flush(self, name: str, hook: Hook) -> None:
-        """Call ``hook`` once, just before the write (a second hook of one name replaces it)."""
+        """Call ``hook`` just before every write, to stage what changed since the last one
+        (a second hook of one name replaces the first)."""
         self._hooks[name] = hook
 
     def inserted(self, table: Table) -> list[dict[str, Any]]:
@@ -79,7 +91,6 @@ class UnitOfWork:
         """Everything added, as one batch: tables parents first, updates after inserts."""
         for hook in list(self._hooks.values()):
             hook(self)
-        self._hooks.clear()
         if self.events:
             self.insert(outbox_t, [outbox_row(e, self.now) for e in self.events])
             self.events = []
@@ -109,3 +120,18 @@ def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
     return list(groups.values())
+
+
+@asynccontextmanager
+async def unit_of_work(
+    conn: AsyncConnection, now: datetime, outer: UnitOfWork | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """``outer`` if the caller has one (its owner flushes it), else a new unit flushed when
+    the block ends without an error. Operations take an optional unit this way: called on
+    their own they write what they did; called inside a larger operation they add to it."""
+    if outer is not None:
+        yield outer
+        return
+    unit = UnitOfWork(now)
+    yield unit
+    await unit.flush(conn)

@@ -87,3 +87,57 @@ def field_of(location: Sequence[Any], document: Any) -> str:
 def _message(text: str) -> str:
     # A model-level check says "Value error, …": the prefix is Pydantic's, not the reader's.
     return text.removeprefix("Value error, ")
+
+
+def changes_between(before: ProgramSettings | None, after: ProgramSettings) -> dict[str, list[str]]:
+    """What a publication changes, as members would notice it: rules (earning and others)
+    added, removed or changed, by id; tiers added, removed or changed; the program's other
+    terms (expiry, pending days, clawback, points at the till …) by name."""
+    changes: dict[str, list[str]] = {
+        "rules_added": [],
+        "rules_removed": [],
+        "rules_changed": [],
+        "tiers_added": [],
+        "tiers_removed": [],
+        "tiers_changed": [],
+        "terms_changed": [],
+    }
+    old = before.model_dump(mode="json") if before is not None else {}
+    new = after.model_dump(mode="json")
+    old_rules = {r["id"]: r for r in old.get("earning", []) + old.get("rules", [])}
+    new_rules = {r["id"]: r for r in new["earning"] + new["rules"]}
+    _diff(old_rules, new_rules, changes, "rules")
+    old_tiers = {t["id"]: t for t in (old.get("tiers") or {}).get("levels", [])}
+    new_tiers = {t["id"]: t for t in (new.get("tiers") or {}).get("levels", [])}
+    _diff(old_tiers, new_tiers, changes, "tiers")
+    for key in sorted(set(old) | set(new)):
+        if key in ("earning", "rules") or old.get(key) == new.get(key):
+            continue
+        if key == "tiers" and not changes["tiers_added"] + changes["tiers_removed"]:
+            # The ladder's own terms (window, reviews) changed, or only its rungs did.
+            if {k: v for k, v in (old.get(key) or {}).items() if k != "levels"} != {
+                k: v for k, v in (new.get(key) or {}).items() if k != "levels"
+            }:
+                changes["terms_changed"].append(key)
+            continue
+        changes["terms_changed"].append(key)
+    return {k: v for k, v in changes.items() if v}
+
+
+def _diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], changes: dict[str, list[str]], what: str
+) -> None:
+    changes[f"{what}_added"] += sorted(set(new) - set(old))
+    changes[f"{what}_removed"] += sorted(set(old) - set(new))
+    changes[f"{what}_changed"] += sorted(k for k in set(old) & set(new) if old[k] != new[k])
+
+
+def summarise_changes(changes: Mapping[str, Sequence[str]]) -> str:
+    """One sentence for people: "rules added: double-weekend; tiers changed: gold"."""
+    if not changes:
+        return "no change for members"
+    parts = []
+    for key, names in changes.items():
+        label = key.replace("_", " ")
+        parts.append(f"{label}: {', '.join(names)}")
+    return "; ".join(parts)

@@ -11,7 +11,6 @@ from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
 from kopilka.kit.web import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.programs.service import ProgramContext, program_service
-from kopilka.programs.simulation import simulate_draft
 from kopilka.programs.version_schemas import (
     Draft,
     ProgramInForce,
@@ -21,6 +20,7 @@ from kopilka.programs.version_schemas import (
     Version,
     VersionPage,
 )
+from kopilka.purchases.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1/program", tags=["program"])
 

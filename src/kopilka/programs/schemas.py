@@ -119,6 +119,13 @@ class ProgramSettings(BaseModel):
     def currency_codes(self) -> list[str]:
         return [c.code for c in self.currencies]
 
+    def points_currency(self) -> str:
+        """The program's main points currency: the first of kind ``points`` (what a
+        purchase's ``points_earned`` sums)."""
+        return next(
+            (c.code for c in self.currencies if c.kind == "points"), self.currencies[0].code
+        )
+
 
 class ProgramOut(BaseModel):
     id: UUID

@@ -20,7 +20,9 @@ from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.clock import clock
 from kopilka.kit.ids import new_id
 from kopilka.models.program_version import NOTE_LENGTH
-from kopilka.programs.domain import parse_document
+from kopilka.outbox import events
+from kopilka.outbox.unit import unit_of_work
+from kopilka.programs.domain import changes_between, parse_document, summarise_changes
 from kopilka.programs.repository import (
     DRAFT,
     PUBLISHED,
@@ -89,6 +91,7 @@ class ProgramService:
         await self.repository.insert_version(
             conn, _published_row(program_id, 1, document, note=None, now=now)
         )
+        await _announce(conn, program_id, 1, None, None, settings, now)
         return self._remember(
             ProgramContext(
                 id=program_id,
@@ -192,6 +195,7 @@ class ProgramService:
         program's lock, so two publications never compete for a number."""
         _check_note(note)
         compile_program(settings)  # a document that does not compile is never published
+        current = await self._row(conn, program_id)
         number = await self.repository.latest_number(conn, program_id) + 1
         document = settings.model_dump(mode="json")
         row = _published_row(program_id, number, document, note=note, now=now)
@@ -200,6 +204,7 @@ class ProgramService:
             conn, program_id, version=number, document=document, now=now
         )
         self._forget(program_id, number)
+        await _announce(conn, program_id, number, current.version, current.settings, settings, now)
         return Version.model_validate(row)
 
     # --- history ------------------------------------------------------------------------------
@@ -262,6 +267,35 @@ class ProgramService:
         if published is None or time.monotonic() - published[0] >= self.cache_seconds:
             return False
         return context.version < published[1]
+
+
+async def _announce(
+    conn: AsyncConnection,
+    program_id: UUID,
+    number: int,
+    previous: int | None,
+    previous_document: dict[str, Any] | None,
+    settings: ProgramSettings,
+    now: datetime,
+) -> None:
+    """The ``program.published`` event of a new version, saying what changed for members."""
+    try:
+        before = parse_document(previous_document) if previous_document is not None else None
+    except InvalidInput:
+        before = None  # a document the current schema no longer reads: compared as nothing
+    changes = changes_between(before, settings)
+    async with unit_of_work(conn, now) as uow:
+        uow.emit(
+            events.ProgramPublished(
+                program_id=program_id,
+                member_id=None,
+                occurred_at=now,
+                version_number=number,
+                previous=previous,
+                changes=changes,
+                summary=summarise_changes(changes),
+            )
+        )
 
 
 def _check_note(note: str | None) -> None:

@@ -32,7 +32,7 @@ def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
 
 
 def purchase_result_json(
-    purchase_id: UUID,
+    purchase_id: UUID | None,
     purchase: PurchaseCreate,
     member_id: UUID,
     earned: Sequence[Earned],
@@ -41,11 +41,13 @@ def purchase_result_json(
     benefits: Sequence[dict[str, Any]] = (),
     tier: dict[str, Any] | None = None,
     payment: dict[str, Any] | None = None,
+    points_currency: str = "points",
 ) -> dict[str, Any]:
-    """A :class:`PurchaseResult` as JSON, built directly: on the bulk path validating and
-    dumping a model per purchase would cost more than evaluating its rules."""
+    """A :class:`PurchaseResult` (or, without an id, the body of a quote) as JSON, built
+    directly: on the bulk path validating and dumping a model per purchase would cost more
+    than evaluating its rules. ``points_earned`` sums the program's points currency."""
     return {
-        "id": str(purchase_id),
+        "id": str(purchase_id) if purchase_id else None,
         "external_id": purchase.external_id,
         "member_id": str(member_id),
         "occurred_at": _iso(purchase.occurred_at),
@@ -54,7 +56,7 @@ def purchase_result_json(
             {"rule_id": e.rule_id, "currency": e.currency, "amount": e.amount, "status": e.status}
             for e in earned
         ],
-        "points_earned": sum(e.amount for e in earned if e.currency == "points"),
+        "points_earned": sum(e.amount for e in earned if e.currency == points_currency),
         "balances": [b.model_dump() for b in balances],
         "benefits": list(benefits),
         "tier": tier,

@@ -72,14 +72,15 @@ async def create_purchase(request: Request) -> JSONResponse:
 
 
 @router.post("/purchases/quote", response_model=PurchaseQuote)
-async def quote_purchase(body: PurchaseCreate, principal: Till, engine: EngineDep) -> PurchaseQuote:
+async def quote_purchase(body: PurchaseCreate, principal: Till, engine: EngineDep) -> JSONResponse:
     """What this purchase would earn, with the rule trace; how many points may pay for the
     basket and what each coupon code would take off. Writes nothing."""
-    return await read_only(
+    answer = await read_only(
         engine,
         principal,
         lambda conn, program: purchase_service.quote(conn, program, body, clock.now()),
     )
+    return json_response(answer, 200)
 
 
 def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItemResult]]:

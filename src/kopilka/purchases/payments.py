@@ -31,7 +31,9 @@ from kopilka.ledger import domain as ledger_domain
 from kopilka.ledger.domain import Account, Balance, Lot
 from kopilka.ledger.repository import BalanceKey
 from kopilka.ledger.service import LedgerService, ledger_service
-from kopilka.ledger.unit import LedgerUnit
+from kopilka.ledger.unit import LedgerChanges, balance_view
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.domain import expires_at
 from kopilka.programs.service import ProgramContext
 from kopilka.purchases.domain import PointsTerms
@@ -143,6 +145,7 @@ class PaymentService:
         now: datetime,
         *,
         redeem: bool,
+        uow: UnitOfWork | None = None,
     ) -> tuple[Settlement, dict[str, Any] | None]:
         """Decide the purchase's coupons and points against ``available`` points.
 
@@ -205,6 +208,7 @@ class PaymentService:
                 member_id=member_id,
                 purchase_id=settlement.purchase_id,
                 now=now,
+                uow=uow,
             )
         return settlement, quote
 
@@ -215,7 +219,7 @@ class PaymentService:
 
     def spend(
         self,
-        unit: LedgerUnit,
+        unit: LedgerChanges,
         balances: dict[BalanceKey, Balance],
         lots: list[Lot],
         settlement: Settlement,
@@ -227,19 +231,34 @@ class PaymentService:
         key = (member_id, settlement.points_currency)
         postings, _ = ledger_domain.redeem(balances[key], lots, settlement.points)
         unit.track(key, balances[key], lots)
-        unit.add_entry(
+        reason = f"paid for purchase {purchase.external_id}"
+        entry_id = unit.add_entry(
             member_id,
             "redeem",
             [(settlement.points_currency, postings)],
             occurred_at=purchase.occurred_at,
-            reason=f"paid for purchase {purchase.external_id}",
+            reason=reason,
             reference_type="purchase",
             reference_id=str(settlement.purchase_id),
+        )
+        unit.uow.emit(
+            events.PointsRedeemed(
+                program_id=unit.program_id,
+                member_id=member_id,
+                occurred_at=purchase.occurred_at,
+                currency=settlement.points_currency,
+                amount=settlement.points,
+                balance=balance_view(balances[key]),
+                entry_id=entry_id,
+                reference_type="purchase",
+                reference_id=str(settlement.purchase_id),
+                reason=reason,
+            )
         )
 
     def refund_points(
         self,
-        unit: LedgerUnit,
+        unit: LedgerChanges,
         program: ProgramContext,
         balances: dict[BalanceKey, Balance],
         purchase: Any,
@@ -273,6 +292,19 @@ class PaymentService:
             reference_id=return_id,
         )
         unit.add_lot(purchase.member_id, currency, lot, entry_id)
+        unit.uow.emit(
+            events.PointsRefunded(
+                program_id=program.id,
+                member_id=purchase.member_id,
+                occurred_at=now,
+                currency=currency,
+                amount=points,
+                balance=balance_view(balances[key]),
+                entry_id=entry_id,
+                reference_type="return",
+                reference_id=return_id,
+            )
+        )
 
     async def give_back_codes(
         self, conn: AsyncConnection, purchase: Any, returned_total: int, now: datetime

@@ -1,29 +1,39 @@
 """Every query of purchases, returns and their lines."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import WriteBatch, insert_rows
+from kopilka.kit.bulk import insert_rows
+from kopilka.kit.clock import as_utc
 from kopilka.kit.idempotency import StoredAnswer
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch, pg_fetch_keyed
-from kopilka.models import OutboxEvent, Purchase, PurchaseLine, PurchaseReturn
+from kopilka.ledger.domain import Balance
+from kopilka.models import Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
+from kopilka.rules.context import BasketLine
 
 purchases_t = table(Purchase)
 lines_t = table(PurchaseLine)
 returns_t = table(PurchaseReturn)
-outbox_t = table(OutboxEvent)
+REPLAY_CHUNK = 5_000
 
 
-# A till's single purchase on PostgreSQL: the member by identifier, their balance rows
-# locked, and the stored answer of a purchase with this external id, in one round trip.
-# The answer is read with the statement's snapshot, taken before the lock wait: a retry
-# racing its own first attempt may miss it, insert, and hit the unique key; the transaction
-# is then run again and finds it.
+# A till's single purchase on PostgreSQL, in one round trip: the member by identifier,
+# locked (the member lock: see ``MemberService.lock``), their balance rows and the stored
+# answer of a purchase with this external id. The balance rows are locked too, although
+# every writer of a balance holds the member lock: rows locked by the statement are read
+# again at their newest version after a lock wait, where the others would be read as they
+# were when the statement started. The answer is read with that older snapshot: a retry
+# racing its own first attempt may miss it, insert, and hit the unique key; the
+# transaction is then run again and finds it. A member without balance rows is not found
+# here (the general path opens them).
 LOCK_MEMBER_WITH_ANSWER_PG = (
     "SELECT m.id, m.status, b.currency, b.available, b.pending, b.held,"
     " p.request_hash, p.answer"
@@ -31,12 +41,42 @@ LOCK_MEMBER_WITH_ANSWER_PG = (
     " JOIN member_balances b ON b.member_id = m.id"
     " LEFT JOIN purchases p ON p.program_id = $1 AND p.external_id = $4"
     " WHERE i.program_id = $1 AND i.kind = $2 AND i.value = $3"
-    " ORDER BY b.currency FOR UPDATE OF b"
+    " ORDER BY b.currency FOR NO KEY UPDATE OF m, b"
 )
+
+
+@dataclass(frozen=True)
+class LockedMember:
+    """A member found by identifier and locked, their balances by currency, and the stored
+    answer of the purchase being recorded if it was recorded before."""
+
+    member_id: UUID
+    status: str
+    balances: dict[str, Balance]
+    request_hash: str | None
+    answer: dict[str, Any] | None
+
+
 FIND_ANSWERS_PG = (
     "SELECT external_id, request_hash, answer FROM purchases"
     " WHERE program_id = $1 AND external_id {keys}"
 )
+
+
+@dataclass(frozen=True)
+class StoredPurchase:
+    """A recorded purchase as a replay reads it back."""
+
+    id: UUID
+    member_id: UUID
+    occurred_at: datetime
+    total: int
+    store: str | None
+    channel: str
+    context: dict[str, Any] | None
+    lines: list[BasketLine]
+    # What coupons and points took off each line (None: paid in money only).
+    reductions: list[int] | None = None
 
 
 class PurchaseRepository:
@@ -62,24 +102,29 @@ class PurchaseRepository:
 
     async def lock_member_with_answer(
         self, conn: AsyncConnection, program_id: UUID, kind: str, value: str, external_id: str
-    ) -> list[Any]:
-        """PostgreSQL only: see ``LOCK_MEMBER_WITH_ANSWER_PG``; one row per balance row."""
-        return await pg_fetch(
+    ) -> LockedMember | None:
+        """PostgreSQL only: see ``LOCK_MEMBER_WITH_ANSWER_PG``. None: no such member."""
+        rows = await pg_fetch(
             conn, LOCK_MEMBER_WITH_ANSWER_PG, program_id, kind, value, external_id
         )
+        if not rows:
+            return None
+        first = rows[0]
+        return LockedMember(
+            member_id=first["id"],
+            status=first["status"],
+            balances={
+                r["currency"]: Balance(r["available"], r["pending"], r["held"]) for r in rows
+            },
+            request_hash=first["request_hash"],
+            answer=first["answer"],
+        )
 
-    def stage_purchases(
-        self, batch: WriteBatch, purchases: list[dict[str, Any]], lines: list[dict[str, Any]]
+    def stage_purchase(
+        self, uow: UnitOfWork, purchase: dict[str, Any], lines: list[dict[str, Any]]
     ) -> None:
-        batch.insert(purchases_t, purchases)
-        batch.insert(lines_t, lines)
-
-    def stage_outbox(self, batch: WriteBatch, rows: list[dict[str, Any]]) -> None:
-        batch.insert(outbox_t, rows)
-
-    async def insert_outbox(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await insert_rows(conn, outbox_t, rows)
+        uow.insert(purchases_t, [purchase])
+        uow.insert(lines_t, lines)
 
     async def purchase_by_external_id(
         self, conn: AsyncConnection, program_id: UUID, external_id: str
@@ -114,6 +159,109 @@ class PurchaseRepository:
                 [{"line_id": k, "new_returned": v} for k, v in line_returns.items()],
             )
         await insert_rows(conn, returns_t, [row])
+
+    # --- replays -------------------------------------------------------------------------
+
+    async def history_before(
+        self, conn: AsyncConnection, program_id: UUID, since: datetime
+    ) -> dict[UUID, tuple[int, int, datetime]]:
+        """Per member: purchases before ``since``, their net spend, the last one's time."""
+        net = purchases_t.c.total - purchases_t.c.returned_amount
+        query = (
+            select(
+                purchases_t.c.member_id,
+                func.count(),
+                func.coalesce(func.sum(net), 0),
+                func.max(purchases_t.c.occurred_at),
+            )
+            .where(purchases_t.c.program_id == program_id, purchases_t.c.occurred_at < since)
+            .group_by(purchases_t.c.member_id)
+        )
+        return {
+            member_id: (int(count), int(spend), as_utc(last))
+            for member_id, count, spend, last in (await conn.execute(query)).all()
+        }
+
+    async def stored_purchases(
+        self, conn: AsyncConnection, program_id: UUID, since: datetime, until: datetime
+    ) -> AsyncIterator[StoredPurchase]:
+        """Purchases of ``[since, until)`` in time order, with lines, a chunk at a time."""
+        after: tuple[datetime, UUID] | None = None
+        while True:
+            query = (
+                select(
+                    purchases_t.c.id,
+                    purchases_t.c.member_id,
+                    purchases_t.c.occurred_at,
+                    purchases_t.c.total,
+                    purchases_t.c.store,
+                    purchases_t.c.channel,
+                    purchases_t.c.context,
+                    purchases_t.c.payments,
+                )
+                .where(
+                    purchases_t.c.program_id == program_id,
+                    purchases_t.c.occurred_at >= since,
+                    purchases_t.c.occurred_at < until,
+                )
+                .order_by(purchases_t.c.occurred_at, purchases_t.c.id)
+                .limit(REPLAY_CHUNK)
+            )
+            if after is not None:
+                moment, last_id = after
+                query = query.where(
+                    or_(
+                        purchases_t.c.occurred_at > moment,
+                        and_(purchases_t.c.occurred_at == moment, purchases_t.c.id > last_id),
+                    )
+                )
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return
+            lines = await self._basket_lines(conn, [r.id for r in rows])
+            for row in rows:
+                yield StoredPurchase(
+                    id=row.id,
+                    member_id=row.member_id,
+                    occurred_at=as_utc(row.occurred_at),
+                    total=int(row.total),
+                    store=row.store,
+                    channel=row.channel,
+                    context=row.context,
+                    lines=lines.get(row.id, []),
+                    reductions=(row.payments or {}).get("reductions"),
+                )
+            after = (as_utc(rows[-1].occurred_at), rows[-1].id)
+
+    async def _basket_lines(
+        self, conn: AsyncConnection, ids: list[UUID]
+    ) -> dict[UUID, list[BasketLine]]:
+        query = (
+            select(
+                lines_t.c.purchase_id,
+                lines_t.c.sku,
+                lines_t.c.category,
+                lines_t.c.quantity,
+                lines_t.c.amount,
+                lines_t.c.brand,
+                lines_t.c.tags,
+            )
+            .where(one_of(conn, lines_t.c.purchase_id, ids))
+            .order_by(lines_t.c.purchase_id, lines_t.c.line_no)
+        )
+        found: dict[UUID, list[BasketLine]] = {}
+        for row in (await conn.execute(query)).all():
+            found.setdefault(row.purchase_id, []).append(
+                BasketLine(
+                    row.sku,
+                    row.category,
+                    row.quantity,
+                    row.amount,
+                    row.brand,
+                    frozenset(row.tags or ()),
+                )
+            )
+        return found
 
 
 purchase_repository = PurchaseRepository()

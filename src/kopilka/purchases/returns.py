@@ -9,16 +9,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.activities.service import Applied, TriggeredEvent, has_trigger, run_trigger
 from kopilka.earning.answers import balances_out
+from kopilka.earning.schemas import BenefitOut, EarnedOut
+from kopilka.earning.service import (
+    Applied,
+    EarningService,
+    RulesEvent,
+    earning_service,
+    has_trigger,
+)
+from kopilka.earning.state import Source
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
 from kopilka.ledger.service import LedgerService, ledger_service
-from kopilka.ledger.unit import LedgerUnit
-from kopilka.members.schemas import MemberRef
+from kopilka.ledger.unit import ledger_changes
 from kopilka.members.service import member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
 from kopilka.purchases.payments import LineReturn, payment_service, return_plan
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
@@ -70,13 +79,15 @@ def _money_of_lines(
 class ReturnService:
     def __init__(
         self,
-        events: PurchaseRepository = purchase_repository,
+        repository: PurchaseRepository = purchase_repository,
         ledger: LedgerService = ledger_service,
         idempotency: IdempotencyStore = idempotency_store,
+        earning: EarningService = earning_service,
     ) -> None:
-        self.events = events
+        self.repository = repository
         self.ledger = ledger
         self.idempotency = idempotency
+        self.earning = earning
 
     async def record(
         self,
@@ -86,7 +97,7 @@ class ReturnService:
         now: datetime,
     ) -> Outcome:
         """Record a return and take back the points it earned, proportionally."""
-        found = await self.events.purchase_by_external_id(
+        found = await self.repository.purchase_by_external_id(
             conn, program.id, request.purchase_external_id
         )
         if found is None:
@@ -100,7 +111,7 @@ class ReturnService:
             answer = replay(record, hash_, request.external_id, "external_id")
             return Outcome(answer.status_code, answer.body, replayed=True)
         # Re-read under the member lock: another return of this purchase may just have landed.
-        purchase = await self.events.purchase_by_external_id(
+        purchase = await self.repository.purchase_by_external_id(
             conn, program.id, request.purchase_external_id
         )
         money, line_returns, lines = await self._money(conn, purchase, request)
@@ -111,14 +122,16 @@ class ReturnService:
             plan = return_plan(
                 purchase.payments, purchase.total, purchase.returned_amount, returned_total, lines
             )
+        uow = UnitOfWork(now)
+        changes = ledger_changes(uow, program.id)
         if plan is not None and plan.points:
-            # The points that paid come back first: with ``cap_at_available`` the clawback
-            # below may then take back the points this purchase earned out of them.
-            refund = LedgerUnit(program.id, now)
+            # The points that paid come back first (written at once): with
+            # ``cap_at_available`` the clawback below may then take back the points this
+            # purchase earned out of them.
             payment_service.refund_points(
-                refund, program, balances, purchase, plan.points, str(return_id), now
+                changes, program, balances, purchase, plan.points, str(return_id), now
             )
-            await refund.flush(conn, self.ledger.repository)
+            await uow.flush(conn)
         basis = plan.earn_basis if plan is not None and plan.earn_basis else None
         total, returned = basis or (purchase.total, returned_total)
         to_reverse = {
@@ -127,10 +140,9 @@ class ReturnService:
             )
             for currency, earned in purchase.earned.items()
         }
-        unit = LedgerUnit(program.id, now)
         reversals = await self.ledger.reverse_purchase(
             conn,
-            unit,
+            changes,
             program,
             balances,
             member_id=purchase.member_id,
@@ -139,9 +151,10 @@ class ReturnService:
             return_id=str(return_id),
             occurred_at=request.occurred_at,
         )
-        await unit.flush(conn, self.ledger.repository)
         given_back = await payment_service.give_back_codes(conn, purchase, returned_total, now)
-        applied = await self._return_rules(conn, program, purchase, money, request, balances, now)
+        applied = await self._return_rules(
+            conn, program, purchase, money, request, balances, uow, now
+        )
         reversed_now = {c: r.reversed for c, r in reversals.items()}
         kept = {c: r.not_clawed_back for c, r in reversals.items()}
         new_reversed = dict(purchase.reversed)
@@ -153,7 +166,7 @@ class ReturnService:
                 + reversed_now.get(currency, 0)
                 + kept.get(currency, 0)
             )
-        await self.events.record_return(
+        await self.repository.record_return(
             conn,
             purchase.id,
             {"returned_amount": returned_total, "reversed": new_reversed}
@@ -173,8 +186,9 @@ class ReturnService:
             },
         )
         tier = await tier_service.after_return(
-            conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now
+            conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now, uow
         )
+        points_refunded = plan.points if plan is not None else 0
         result = ReturnResult(
             id=return_id,
             external_id=request.external_id,
@@ -187,36 +201,38 @@ class ReturnService:
                 for c, r in sorted(reversals.items())
             ],
             balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
-            earned=applied.earned if applied else [],
-            benefits=applied.benefits if applied else [],
+            earned=[
+                EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
+                for e in applied.earned
+            ]
+            if applied
+            else [],
+            benefits=[BenefitOut.model_validate(b.answer()) for b in applied.benefits]
+            if applied
+            else [],
             tier=TierOutcome.model_validate(tier) if tier else None,
-            points_refunded=plan.points if plan is not None else 0,
+            points_refunded=points_refunded,
             coupons_given_back=given_back,
         )
         body = result.model_dump(mode="json")
-        await self.events.insert_outbox(
-            conn,
-            [
-                {
-                    "program_id": program.id,
-                    "member_id": purchase.member_id,
-                    "event_id": new_id(),
-                    "topic": "purchase.returned",
-                    "payload": {
-                        "return_id": str(return_id),
-                        "purchase_id": str(purchase.id),
-                        "amount": money,
-                        "reversed": reversed_now,
-                    },
-                    "occurred_at": request.occurred_at,
-                    "created_at": now,
-                    "published_at": None,
-                }
-            ],
+        uow.emit(
+            events.ReturnRecorded(
+                program_id=program.id,
+                member_id=purchase.member_id,
+                occurred_at=request.occurred_at,
+                return_id=return_id,
+                external_id=request.external_id,
+                purchase_id=purchase.id,
+                purchase_external_id=request.purchase_external_id,
+                amount=money,
+                purchase_returned_amount=returned_total,
+                reversed=reversed_now,
+                points_refunded=points_refunded,
+                coupons_given_back=given_back,
+            )
         )
-        await self.idempotency.insert(
-            conn, [self.idempotency.row(program.id, key, hash_, 201, body, now)]
-        )
+        self.idempotency.stage(uow, [self.idempotency.row(program.id, key, hash_, 201, body, now)])
+        await uow.flush(conn)
         return Outcome(201, body)
 
     async def _return_rules(
@@ -227,22 +243,28 @@ class ReturnService:
         money: int,
         request: ReturnCreate,
         balances: dict[Any, Any],
+        uow: UnitOfWork,
         now: datetime,
     ) -> Applied | None:
         """Rules on the ``return`` trigger (a goodwill gesture, a tag, an event for a
         message), with the returned money as the event's total."""
         if not has_trigger(program, "return"):
             return None
-        _, status = await member_service.resolve(conn, program, MemberRef(id=purchase.member_id))
-        event = TriggeredEvent(
+        statuses = await member_service.statuses(conn, program, [purchase.member_id])
+        event = RulesEvent(
             trigger="return",
-            source_id=request.external_id,
+            source=Source("return", request.external_id),
             occurred_at=request.occurred_at,
             channel=purchase.channel,
             store=purchase.store,
             total=money,
         )
-        return await run_trigger(conn, program, (purchase.member_id, status), balances, event, now)
+        pipeline = await self.earning.start(
+            conn, program, [purchase.member_id], request.occurred_at, now, uow, single_event=True
+        )
+        return pipeline.apply_rules(
+            event, purchase.member_id, statuses[purchase.member_id], balances
+        )
 
     async def _money(
         self, conn: AsyncConnection, purchase: Any, request: ReturnCreate
@@ -251,7 +273,7 @@ class ReturnService:
         (for a return of lines) every line before and after, in line order."""
         left = purchase.total - purchase.returned_amount
         if request.lines is not None:
-            lines = await self.events.purchase_lines(conn, purchase.id)
+            lines = await self.repository.purchase_lines(conn, purchase.id)
             if not lines:
                 raise InvalidInput("the purchase has no lines: return an amount", field="lines")
             money, changed = _money_of_lines(lines, request.lines)

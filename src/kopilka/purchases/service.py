@@ -6,7 +6,7 @@ Never commits.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,7 +14,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.earning.answers import balances_out, trace_out
-from kopilka.earning.schemas import BenefitOut, EarnedOut
+from kopilka.earning.service import EarningService, RulesEvent, RulesPipeline, earning_service
+from kopilka.earning.state import Granted, Source
 from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
 from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.kit.codes import normalise_code
@@ -26,28 +27,25 @@ from kopilka.kit.idempotency import (
 )
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
-from kopilka.ledger.domain import Balance
+from kopilka.ledger.domain import Balance, Lot
 from kopilka.ledger.repository import BalanceKey
-from kopilka.ledger.service import LedgerService, ledger_service
+from kopilka.ledger.service import Earned, LedgerService, earned_by_currency, ledger_service
+from kopilka.ledger.unit import ledger_changes
 from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
-from kopilka.members.service import MemberService, member_service
+from kopilka.members.service import MemberHit, MemberService, member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
-from kopilka.purchases.answers import purchase_result_json
+from kopilka.purchases.answers import purchase_context, purchase_result_json
 from kopilka.purchases.payments import Settlement, payment_service, pays_otherwise
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
-from kopilka.purchases.schemas import PaymentOut, PointsPaymentQuote, PurchaseCreate, PurchaseQuote
-from kopilka.purchases.writer import PurchaseWriter
-from kopilka.rules.domain import (
-    UTC_ZONE,
-    BasketLine,
-    BenefitEffect,
-    EvaluationContext,
-    MemberFacts,
-    evaluate,
+from kopilka.purchases.schemas import (
+    PointsPaymentQuote,
+    PurchaseCreate,
 )
-from kopilka.rules.service import RulesState, rules_state_loader, zone_named
-from kopilka.tiers.service import tier_service
+from kopilka.rules.context import BasketLine
+from kopilka.rules.domain import BenefitEffect
 
 
 @dataclass
@@ -61,21 +59,18 @@ class Outcome:
     replayed: bool = False
 
 
-def evaluation_context(
-    purchase: PurchaseCreate,
-    member_status: str,
-    facts: MemberFacts | None = None,
-    state: RulesState | None = None,
-    reductions: list[int] | None = None,
-) -> EvaluationContext:
-    """The rules' view of a purchase: the basket, where and when, and the member's facts.
-    Local time is the member's own time zone (attribute ``timezone``) or the program's.
-    ``reductions`` (coupons and points, per line) come off the lines and the total, so the
-    rules earn on the money paid."""
-    facts = facts or MemberFacts()
-    zone = zone_named(facts.attributes.get("timezone")) or (state.zone if state else UTC_ZONE)
+def rules_event(
+    purchase: PurchaseCreate, purchase_id: UUID | None, reductions: list[int] | None = None
+) -> RulesEvent:
+    """The rules' view of a purchase. ``reductions`` (coupons and points, per line) come off
+    the lines and the total, so the rules earn on the money paid; the whole basket still
+    counts as the member's spend."""
     cuts = reductions or [0] * max(len(purchase.lines), 1)
-    return EvaluationContext(
+    return RulesEvent(
+        trigger="purchase",
+        source=Source("purchase", str(purchase_id) if purchase_id else purchase.external_id),
+        occurred_at=purchase.occurred_at,
+        channel=purchase.channel,
         total=purchase.total - sum(cuts),
         lines=[
             BasketLine(
@@ -88,29 +83,41 @@ def evaluation_context(
             )
             for line, cut in zip(purchase.lines, cuts, strict=False)
         ],
-        occurred_at=purchase.occurred_at,
-        channel=purchase.channel,
         store=purchase.store,
-        member_status=member_status,
         region=purchase.region,
         payment_method=purchase.payment_method,
         coupons=frozenset(purchase.coupons).union(map(normalise_code, purchase.coupon_codes)),
-        member=facts,
-        timezone=zone,
-        program_usage=state.program_usage if state else {},
+        spend=purchase.total,
     )
+
+
+@dataclass
+class Batch:
+    """A batch of purchases on its way through :meth:`PurchaseService.ingest`."""
+
+    purchases: Sequence[PurchaseCreate]
+    outcomes: list[Outcome | None]
+    members: list[MemberHit | None]
+    balances: dict[BalanceKey, Balance]
+    # Stored answers of purchases already recorded (None: look them up).
+    records: dict[str, StoredAnswer] | None = None
+    settlements: dict[int, Settlement] = field(default_factory=dict)
+    # The locked lots that points paying at the till come from.
+    lots: dict[BalanceKey, list[Lot]] = field(default_factory=dict)
 
 
 class PurchaseService:
     def __init__(
         self,
-        events: PurchaseRepository = purchase_repository,
+        repository: PurchaseRepository = purchase_repository,
         ledger: LedgerService = ledger_service,
         members: MemberService = member_service,
+        earning: EarningService = earning_service,
     ) -> None:
-        self.events = events
+        self.repository = repository
         self.ledger = ledger
         self.members = members
+        self.earning = earning
 
     def _validate(self, program: ProgramContext, purchase: PurchaseCreate, now: datetime) -> None:
         if purchase.currency != program.settings.money_currency:
@@ -140,12 +147,13 @@ class PurchaseService:
         program: ProgramContext,
         purchase: PurchaseCreate,
         now: datetime,
-    ) -> PurchaseQuote:
-        """The same evaluation as :meth:`ingest`, with no side effects; also how many points
-        may pay for the basket, and what each coupon code would do."""
+    ) -> dict[str, Any]:
+        """The same evaluation as :meth:`ingest`, with no side effects (a
+        :class:`PurchaseQuote`); also how many points may pay for the basket, and what each
+        coupon code would do."""
         self._validate(program, purchase, now)
         member_id, status = await self.members.resolve(conn, program, purchase.member)
-        balances = await self.ledger.balances(conn, member_id)
+        balances = await self.ledger.balances(conn, program, member_id)
         terms = program.settings.points_payment
         available = (
             balances[terms.currency].available if terms and terms.currency in balances else 0
@@ -153,64 +161,48 @@ class PurchaseService:
         settlement, points_quote = await payment_service.settle(
             conn, program, purchase, member_id, available, now, redeem=False
         )
-        state = await rules_state_loader.load(
-            conn, program, [member_id], purchase.occurred_at, now, lock=False
-        )
-        tiers = await tier_service.track(
+        pipeline = await self.earning.start(
             conn, program, [member_id], purchase.occurred_at, now, single_event=True
         )
-        if tiers is not None:
-            tiers.prime(state.member(member_id), member_id, purchase.occurred_at)
-        context = evaluation_context(
-            purchase, status, state.member(member_id), state, settlement.line_reductions()
-        )
-        evaluation = evaluate(program.compiled, context, explain=True)
+        event = rules_event(purchase, None, settlement.line_reductions())
+        evaluation = pipeline.evaluate(event, member_id, status, explain=True)
         pending_days = program.settings.pending_days
         pending = pending_days > 0 and purchase.occurred_at + timedelta(days=pending_days) > now
         earned = [
-            EarnedOut(
-                rule_id=e.rule_id,
-                currency=e.currency,
-                amount=e.amount,
-                status="pending" if pending else "available",
-            )
+            Earned(e.rule_id, e.currency, e.amount, "pending" if pending else "available")
             for e in evaluation.earned
         ]
         benefits = [
-            BenefitOut(
-                id=None,
-                rule_id=e.rule_id,
-                kind=e.kind,
-                payload=dict(e.payload),
-                expires_at=purchase.occurred_at + timedelta(days=e.valid_days)
-                if e.valid_days
-                else None,
+            Granted(
+                None,
+                e.rule_id,
+                e.kind,
+                dict(e.payload),
+                purchase.occurred_at + timedelta(days=e.valid_days) if e.valid_days else None,
             )
             for e in evaluation.effects
             if isinstance(e, BenefitEffect)
         ]
-        return PurchaseQuote(
-            id=None,
-            external_id=purchase.external_id,
-            member_id=member_id,
-            occurred_at=purchase.occurred_at,
-            total=purchase.total,
-            earned=earned,
-            points_earned=sum(e.amount for e in earned if e.currency == "points"),
-            balances=balances_out(
+        answer = purchase_result_json(
+            None,
+            purchase,
+            member_id,
+            earned,
+            balances_out(
                 {(member_id, c): b for c, b in balances.items()},
                 member_id,
                 program.settings.currency_codes(),
             ),
-            benefits=benefits,
-            trace=trace_out(evaluation),
-            payment=PaymentOut.model_validate(settlement.answer())
-            if pays_otherwise(purchase)
-            else None,
-            points_payment=PointsPaymentQuote.model_validate(points_quote)
-            if points_quote
-            else None,
+            trace_out(evaluation),
+            [b.answer() for b in benefits],
+            None,
+            settlement.answer() if pays_otherwise(purchase) else None,
+            program.settings.points_currency(),
         )
+        answer["points_payment"] = (
+            PointsPaymentQuote.model_validate(points_quote).model_dump() if points_quote else None
+        )
+        return answer
 
     async def ingest(
         self,
@@ -224,70 +216,48 @@ class PurchaseService:
     ) -> list[Outcome]:
         """Record purchases and credit what they earn; one outcome per purchase, in order.
 
-        Bad purchases get an error outcome and change nothing; the good ones are written.
-        ``create_members`` (or the program's ``auto_enrol``) registers unknown members named
-        by external id, phone or e-mail.
+        Bad purchases get an error outcome and change nothing; the good ones are written,
+        with their domain events, in one unit of work. ``create_members`` (or the program's
+        ``auto_enrol``) registers unknown members named by external id, phone or e-mail.
         """
         await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
-        locked = await self._lock_single(conn, program, purchases)
-        if locked is not None:
-            members, balances, records = locked
-        else:
-            members, balances = await self.members.resolve_and_lock(
-                conn, program, [p.member for p in purchases], now
-            )
-            records = None
+        batch = await self._lock(conn, program, purchases, outcomes, now)
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.
-        repeats, hashes = await self._replay_known(conn, program, purchases, outcomes, records)
+        repeats, hashes = await self._replay_known(conn, program, batch, batch.records)
         # Only now, for purchases that will really be recorded, are unknown members enrolled:
         # a retry or a conflicting reuse of an external id registers nobody.
         new_members = await self._enrol_unknown(
             conn,
             program,
-            purchases,
-            outcomes,
-            members,
+            batch,
             set(repeats),
             now,
             create=create_members or program.settings.auto_enrol,
         )
-        balances.update(await self.ledger.lock(conn, program, new_members, now))
+        batch.balances.update(await self.ledger.lock(conn, program, new_members, now))
         todo = {
             index: member
-            for index, member in enumerate(members)
+            for index, member in enumerate(batch.members)
             if outcomes[index] is None and member is not None and index not in repeats
         }
-        state = await rules_state_loader.load(
+        uow = UnitOfWork(now)
+        pipeline = await self.earning.start(
             conn,
             program,
             [member_id for member_id, _ in todo.values()],
             min((purchases[i].occurred_at for i in todo), default=now),
             now,
-        )
-        tiers = await tier_service.track(
-            conn,
-            program,
-            [member_id for member_id, _ in todo.values()],
-            min((purchases[i].occurred_at for i in todo), default=now),
-            now,
+            uow,
             single_event=len(todo) == 1,
         )
-        writer = PurchaseWriter(program, now, state, tiers)
-        await self._settle(conn, program, purchases, todo, balances, outcomes, writer, now)
+        await self._settle(conn, program, batch, todo, uow, now)
         for index, member in todo.items():
-            outcomes[index] = self._process(
-                writer,
-                program,
-                balances,
-                purchases[index],
-                member,
-                hashes[index],
-                explain,
-                writer.settlements.get(index),
+            outcomes[index] = self._record(
+                pipeline, uow, program, batch, index, member, hashes[index], explain
             )
-        await writer.flush(conn, self.events, self.ledger)
+        await uow.flush(conn)
         for index, first in repeats.items():
             original = outcomes[first]
             assert original is not None
@@ -309,28 +279,45 @@ class PurchaseService:
         await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
         members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
-        await self._enrol_unknown(
-            conn, program, purchases, outcomes, members, set(), now, create=True
-        )
+        batch = Batch(purchases, outcomes, members, {})
+        await self._enrol_unknown(conn, program, batch, set(), now, create=True)
 
-    async def _enrol_unknown(
+    async def _lock(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
         purchases: Sequence[PurchaseCreate],
         outcomes: list[Outcome | None],
-        members: list[tuple[UUID, str] | None],
+        now: datetime,
+    ) -> "Batch":
+        """The purchases' members, locked, and their balances."""
+        single = await self._lock_single(conn, program, purchases, outcomes)
+        if single is not None:
+            return single
+        members = await self.members.resolve_and_lock(conn, program, [p.member for p in purchases])
+        balances = await self.ledger.balances_of(
+            conn, program, {m[0] for m in members if m is not None}, now
+        )
+        return Batch(purchases, outcomes, members, balances)
+
+    async def _enrol_unknown(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        batch: "Batch",
         repeats: set[int],
         now: datetime,
         *,
         create: bool,
     ) -> list[UUID]:
         """Register the unknown members of the purchases still to record (or fail those
-        purchases with 404); fills ``members`` in place and returns the new members' ids.
+        purchases with 404); fills ``batch.members`` in place and returns the new members'
+        ids.
 
         Two spellings of one identifier (``Anna@Example.com``, ``anna@example.com``) make
         one member: new members are keyed by the normalised identifier.
         """
+        purchases, outcomes, members = batch.purchases, batch.outcomes, batch.members
         new_rows: dict[tuple[str, str], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         for index, purchase in enumerate(purchases):
             if members[index] is not None or outcomes[index] is not None or index in repeats:
@@ -351,17 +338,20 @@ class PurchaseService:
                 continue
             members[index] = (new_rows[key][0]["id"], "active")
         if new_rows:
-            await self.members.register_many(conn, program, list(new_rows.values()), now)
+            await self.members.register_many(
+                conn, program, list(new_rows.values()), now, channel="purchase"
+            )
         return [row["id"] for row, _ in new_rows.values()]
 
     async def _lock_single(
-        self, conn: AsyncConnection, program: ProgramContext, purchases: Sequence[PurchaseCreate]
-    ) -> (
-        tuple[list[tuple[UUID, str] | None], dict[BalanceKey, Balance], dict[str, StoredAnswer]]
-        | None
-    ):
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        outcomes: list[Outcome | None],
+    ) -> "Batch | None":
         """A single purchase on PostgreSQL by a known member with all their balance rows:
-        member, locked balances and stored answer in one round trip. None: take the
+        member locked, balances and stored answer in one round trip. None: take the
         general path (several purchases, SQLite, an unknown member or identifier)."""
         if len(purchases) != 1 or not is_postgres(conn):
             return None
@@ -373,35 +363,35 @@ class PurchaseService:
             value = normalise_identifier(kind, value)
         except InvalidInput:
             return None
-        rows = await self.events.lock_member_with_answer(
+        found = await self.repository.lock_member_with_answer(
             conn, program.id, kind, value, purchase.external_id
         )
-        if {r[2] for r in rows} != set(program.settings.currency_codes()):
+        if found is None or set(found.balances) != set(program.settings.currency_codes()):
             return None  # unknown, or a balance row still to open: the general path does it
-        member_id, status = rows[0][0], rows[0][1]
-        balances = {(member_id, r[2]): Balance(r[3], r[4], r[5]) for r in rows}
-        first = rows[0]
+        balances = {(found.member_id, c): b for c, b in found.balances.items()}
         records = (
-            {purchase.external_id: StoredAnswer(first[6], 201, first[7])}
-            if first[6] is not None
+            {purchase.external_id: StoredAnswer(found.request_hash, 201, found.answer)}
+            if found.request_hash is not None and found.answer is not None
             else {}
         )
-        return [(member_id, status)], balances, records
+        return Batch(
+            purchases, outcomes, [(found.member_id, found.status)], balances, records=records
+        )
 
     async def _replay_known(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        purchases: Sequence[PurchaseCreate],
-        outcomes: list[Outcome | None],
+        batch: "Batch",
         records: dict[str, StoredAnswer] | None = None,
     ) -> tuple[dict[int, int], dict[int, str]]:
         """Answer retries from their stored answers (``records``, or read here). Returns the
         repeats within the batch ({index: index of the first occurrence}) and each new
         purchase's request hash."""
+        purchases, outcomes = batch.purchases, batch.outcomes
         keys = [p.external_id for p in purchases]
         if records is None:
-            records = await self.events.purchase_answers(conn, program.id, keys)
+            records = await self.repository.purchase_answers(conn, program.id, keys)
         seen: dict[str, tuple[int, str]] = {}
         repeats: dict[int, int] = {}
         hashes: dict[int, str] = {}
@@ -429,11 +419,9 @@ class PurchaseService:
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        purchases: Sequence[PurchaseCreate],
-        todo: dict[int, tuple[UUID, str]],
-        balances: dict[BalanceKey, Balance],
-        outcomes: list[Outcome | None],
-        writer: PurchaseWriter,
+        batch: "Batch",
+        todo: dict[int, MemberHit],
+        uow: UnitOfWork,
         now: datetime,
     ) -> None:
         """Redeem the coupons and check the points of purchases paid partly with them;
@@ -441,9 +429,10 @@ class PurchaseService:
         code's use (see :meth:`CouponService.redeem`)."""
         terms = program.settings.points_payment
         spent: dict[BalanceKey, int] = {}
-        for index in [i for i in todo if pays_otherwise(purchases[i])]:
-            purchase, (member_id, status) = purchases[index], todo[index]
+        for index in [i for i in todo if pays_otherwise(batch.purchases[i])]:
+            purchase, (member_id, status) = batch.purchases[index], todo[index]
             key = (member_id, terms.currency) if terms else None
+            balances = batch.balances
             available = balances[key].available - spent.get(key, 0) if key in balances else 0
             try:
                 if purchase.points_to_spend and status != "active":
@@ -451,92 +440,140 @@ class PurchaseService:
                         "a blocked member cannot spend points", field="points_to_spend"
                     )
                 settlement, _ = await payment_service.settle(
-                    conn, program, purchase, member_id, available, now, redeem=True
+                    conn, program, purchase, member_id, available, now, redeem=True, uow=uow
                 )
             except KopilkaError as exc:
-                outcomes[index] = Outcome(exc.status, error=exc)
+                batch.outcomes[index] = Outcome(exc.status, error=exc)
                 del todo[index]
                 continue
             if settlement.points and key is not None:
-                if key not in writer.lots:
-                    writer.lots[key] = await payment_service.spending_lots(conn, *key)
+                if key not in batch.lots:
+                    batch.lots[key] = await payment_service.spending_lots(conn, *key)
                 spent[key] = spent.get(key, 0) + settlement.points
-            writer.settlements[index] = settlement
+            batch.settlements[index] = settlement
 
-    def _process(
+    def _record(
         self,
-        writer: PurchaseWriter,
+        pipeline: RulesPipeline,
+        uow: UnitOfWork,
         program: ProgramContext,
-        balances: dict[BalanceKey, Balance],
-        purchase: PurchaseCreate,
-        member: tuple[UUID, str],
+        batch: "Batch",
+        index: int,
+        member: MemberHit,
         request_hash_: str,
         explain: bool,
-        settlement: Settlement | None = None,
     ) -> Outcome:
+        """One purchase of the batch: points that pay for it leave first, then the rules."""
         member_id, status = member
-        facts = writer.state.member(member_id)
-        if writer.tiers is not None:
-            writer.tiers.prime(facts, member_id, purchase.occurred_at)
+        purchase = batch.purchases[index]
+        settlement = batch.settlements.get(index)
+        purchase_id = settlement.purchase_id if settlement is not None else new_id()
+        if settlement is not None and settlement.points:
+            lots = batch.lots[(member_id, str(settlement.points_currency))]
+            payment_service.spend(
+                ledger_changes(uow, program.id),
+                batch.balances,
+                lots,
+                settlement,
+                member_id,
+                purchase,
+            )
         reductions = settlement.line_reductions() if settlement else None
-        evaluation = evaluate(
-            program.compiled,
-            evaluation_context(purchase, status, facts, writer.state, reductions),
+        applied = pipeline.apply_rules(
+            rules_event(purchase, purchase_id, reductions),
+            member_id,
+            status,
+            batch.balances,
             explain=explain,
         )
-        purchase_id = new_id()
-        if settlement is not None:
-            purchase_id = settlement.purchase_id
-            if settlement.points:
-                lots = writer.lots[(member_id, str(settlement.points_currency))]
-                payment_service.spend(writer.unit, balances, lots, settlement, member_id, purchase)
-        earned = self.ledger.credit_purchase(
-            writer.unit,
-            program,
-            balances,
-            member_id=member_id,
-            purchase_id=str(purchase_id),
-            effects=[(e.rule_id, e.currency, e.amount) for e in evaluation.earned],
-            occurred_at=purchase.occurred_at,
-        )
-        benefits = writer.state.apply(
-            program.compiled,
-            member_id,
-            evaluation,
-            purchase.occurred_at,
-            ("purchase", str(purchase_id)),
-            purchase.total,
-        )
-        tier = None
-        if writer.tiers is not None:
-            tier = writer.tiers.after_purchase(
-                member_id,
-                str(purchase_id),
-                purchase.occurred_at,
-                purchase.total,
-                sum(e.amount for e in earned if e.currency == writer.tiers.ladder.points_currency),
-            )
         body = purchase_result_json(
             purchase_id,
             purchase,
             member_id,
-            earned,
-            balances_out(balances, member_id, program.settings.currency_codes()),
-            trace_out(evaluation),
-            benefits,
-            tier,
+            applied.earned,
+            balances_out(batch.balances, member_id, program.settings.currency_codes()),
+            trace_out(applied.evaluation),
+            [b.answer() for b in applied.benefits],
+            applied.tier,
             settlement.answer() if settlement else None,
+            program.settings.points_currency(),
         )
-        writer.add(
-            purchase,
-            purchase_id,
-            member_id,
-            earned,
-            body,
-            request_hash_,
-            settlement.record() if settlement else None,
+        payments = settlement.record() if settlement else None
+        earned = earned_by_currency(applied.earned)
+        self.repository.stage_purchase(
+            uow,
+            {
+                "id": purchase_id,
+                "program_id": program.id,
+                "member_id": member_id,
+                "external_id": purchase.external_id,
+                "occurred_at": purchase.occurred_at,
+                "store": purchase.store,
+                "channel": purchase.channel,
+                "currency": purchase.currency,
+                "total": purchase.total,
+                "returned_amount": 0,
+                "payments": payments,
+                "context": purchase_context(purchase),
+                "earned": earned,
+                "reversed": {},
+                "request_hash": request_hash_,
+                "answer": body,
+                "created_at": uow.now,
+            },
+            [
+                {
+                    "purchase_id": purchase_id,
+                    "member_id": member_id,
+                    "line_no": n,
+                    "sku": line.sku,
+                    "name": line.name,
+                    "category": line.category,
+                    "brand": line.brand,
+                    "tags": line.tags or None,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "discount": line.discount,
+                    "amount": line.amount,
+                    "returned_quantity": 0,
+                }
+                for n, line in enumerate(purchase.lines, start=1)
+            ],
+        )
+        uow.emit(
+            _recorded(program, purchase, purchase_id, member_id, earned, applied.tier, settlement)
         )
         return Outcome(201, body)
+
+
+def _recorded(
+    program: ProgramContext,
+    purchase: PurchaseCreate,
+    purchase_id: UUID,
+    member_id: UUID,
+    earned: dict[str, int],
+    tier: dict[str, Any] | None,
+    settlement: Settlement | None,
+) -> events.PurchaseRecorded:
+    return events.PurchaseRecorded(
+        program_id=program.id,
+        member_id=member_id,
+        occurred_at=purchase.occurred_at,
+        purchase_id=purchase_id,
+        external_id=purchase.external_id,
+        total=purchase.total,
+        currency=purchase.currency,
+        store=purchase.store,
+        channel=purchase.channel,
+        lines=len(purchase.lines),
+        categories=sorted({line.category for line in purchase.lines if line.category}),
+        earned=earned,
+        tier=tier["tier"] if tier else None,
+        coupons=[c["code"] for c in settlement.record()["coupons"]] if settlement else [],
+        discount=settlement.discount if settlement else 0,
+        points_spent=settlement.points if settlement else 0,
+        paid=settlement.paid if settlement else purchase.total,
+    )
 
 
 purchase_service = PurchaseService()

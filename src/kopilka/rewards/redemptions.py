@@ -25,6 +25,8 @@ from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.members.repository import member_repository
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards import domain
 from kopilka.rewards.domain import COUPON_KINDS, Reason, RewardUnavailable, Shopper
@@ -180,7 +182,7 @@ class RedemptionService:
         }
         await self.repository.insert_redemption(conn, row)
         view = row | {"reward_key": reward.key, "reward_name": reward.name, "kind": reward.kind}
-        await self._event(conn, program, member_id, "reward.redeemed", view, now)
+        await self._event(conn, program, member_id, events.RewardRedeemed, view, now)
         return redemption_out(view, balance)
 
     # --- after the redemption ----------------------------------------------------------------
@@ -219,7 +221,7 @@ class RedemptionService:
         values = {"status": "fulfilled", "fulfilled_at": now, "updated_at": now, "details": details}
         await self.repository.set_redemption(conn, redemption_id, values)
         view = dict(row._mapping) | values
-        await self._event(conn, program, row.member_id, "reward.fulfilled", view, now)
+        await self._event(conn, program, row.member_id, events.RewardFulfilled, view, now)
         return redemption_out(view)
 
     async def cancel(
@@ -261,7 +263,7 @@ class RedemptionService:
         values = {"status": "cancelled", "cancelled_at": now, "updated_at": now, "details": details}
         await self.repository.set_redemption(conn, redemption_id, values)
         view = dict(row._mapping) | values
-        await self._event(conn, program, row.member_id, "reward.cancelled", view, now)
+        await self._event(conn, program, row.member_id, events.RewardCancelled, view, now)
         return redemption_out(view, balance)
 
     async def cancel_once(
@@ -323,36 +325,26 @@ class RedemptionService:
         conn: AsyncConnection,
         program: ProgramContext,
         member_id: UUID,
-        topic: str,
+        event_type: type[events.RewardEvent],
         view: dict[str, Any],
         now: datetime,
     ) -> None:
-        """An outbox event in the same transaction: messages and journeys (send the code,
-        ship the parcel) start from it after commit. Codes are worth something and stay
-        out of events; a consumer that needs one reads the redemption."""
-        payload = {
-            "redemption_id": str(view["id"]),
-            "reward": view["reward_key"],
-            "kind": view["kind"],
-            "currency": view["currency"],
-            "price": view["price"],
-            "status": view["status"],
-        }
-        await self.repository.insert_outbox(
-            conn,
-            [
-                {
-                    "program_id": program.id,
-                    "member_id": member_id,
-                    "event_id": new_id(),
-                    "topic": topic,
-                    "payload": payload,
-                    "occurred_at": now,
-                    "created_at": now,
-                    "published_at": None,
-                }
-            ],
-        )
+        """The change's domain event, in the same transaction: messages and journeys (send
+        the code, ship the parcel) start from it after commit."""
+        async with unit_of_work(conn, now) as uow:
+            uow.emit(
+                event_type(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    redemption_id=view["id"],
+                    reward=view["reward_key"],
+                    kind=view["kind"],
+                    currency=view["currency"],
+                    price=view["price"],
+                    status=view["status"],
+                )
+            )
 
 
 redemption_service = RedemptionService()

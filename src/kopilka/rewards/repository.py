@@ -236,8 +236,5 @@ class RewardRepository:
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
         return list((await conn.execute(query)).all())
 
-    async def insert_outbox(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-        await insert_rows(conn, outbox_t, rows)
-
 
 reward_repository = RewardRepository()

@@ -323,7 +323,7 @@ class RewardService:
         if member_id not in statuses:
             raise NotFound(f"member {member_id} not found", field="member_id")
         tier = await tier_service.current_tier(conn, program, member_id, now)
-        balances = await ledger_service.balances(conn, member_id)
+        balances = await ledger_service.balances(conn, program, member_id)
         return MemberView(member_id, statuses[member_id], tier, balances)
 
     async def _judged(

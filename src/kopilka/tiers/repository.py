@@ -9,18 +9,17 @@ from uuid import UUID
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.bulk import WriteBatch
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import one_of, pg_fetch
-from kopilka.models import Member, MemberTier, OutboxEvent, Purchase, TierChange
+from kopilka.models import Member, MemberTier, Purchase, TierChange
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 from kopilka.tiers.domain import PurchaseFact, TierState
 
 tiers_t = table(MemberTier)
 changes_t = table(TierChange)
 purchases_t = table(Purchase)
 members_t = table(Member)
-outbox_t = table(OutboxEvent)
 
 # One member's tier row and the sums of their purchases in a window, in one round trip:
 # the till's single purchase needs no more (its metric is judged at its own moment only).
@@ -201,14 +200,15 @@ class TierRepository:
         query = query.order_by(members_t.c.id).limit(limit)
         return [row[0] for row in (await conn.execute(query)).all()]
 
-    def stage(
+    def stage_change(self, uow: UnitOfWork, row: dict[str, Any]) -> None:
+        uow.insert(changes_t, [row])
+
+    def stage_states(
         self,
-        batch: WriteBatch,
+        uow: UnitOfWork,
         program_id: UUID,
         states: dict[UUID, TierState],
         existing: set[UUID],
-        changes: list[dict[str, Any]],
-        outbox: list[dict[str, Any]],
         now: datetime,
     ) -> None:
         inserts: list[dict[str, Any]] = []
@@ -220,10 +220,8 @@ class TierRepository:
                 updates.append(row)
             else:
                 inserts.append(row | {"program_id": program_id})
-        batch.insert(tiers_t, inserts)
-        batch.update(tiers_t, ("member_id",), updates)
-        batch.insert(changes_t, changes)
-        batch.insert(outbox_t, outbox)
+        uow.insert(tiers_t, inserts)
+        uow.update(tiers_t, ("member_id",), updates)
 
 
 tier_repository = TierRepository()

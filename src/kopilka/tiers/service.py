@@ -13,14 +13,14 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput, NotFound
-from kopilka.kit.bulk import WriteBatch
+from kopilka.kit.clock import zone_named
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres
-from kopilka.ledger.repository import ledger_repository
-from kopilka.members.repository import member_repository
+from kopilka.members.service import member_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.context import MemberFacts
-from kopilka.rules.service import zone_named
 from kopilka.tiers import domain
 from kopilka.tiers.domain import PurchaseFact, TierChange, TierState
 from kopilka.tiers.progress import next_tier, review_outlook, window_opening
@@ -47,11 +47,18 @@ class TierTracker:
     joined: dict[UUID, datetime]
     existing: set[UUID] = field(default_factory=set)
     changed: set[UUID] = field(default_factory=set)
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    # Where changes are written; None (a quote, a simulation) keeps them in memory only.
+    uow: UnitOfWork | None = None
 
     def __post_init__(self) -> None:
         self.entry = domain.entry_state(self.ladder)
+
+    def attach(self, uow: UnitOfWork) -> "TierTracker":
+        """Write this tracker's changes into ``uow``: each change as it happens, the members'
+        tier rows as they stand when the unit is flushed."""
+        self.uow = uow
+        uow.on_flush(f"tiers:{self.program_id}", self._stage_states)
+        return self
 
     def state(self, member_id: UUID) -> TierState:
         return self.states.get(member_id) or self.entry
@@ -106,7 +113,10 @@ class TierTracker:
         }
 
     def _change(self, member_id: UUID, change: TierChange) -> None:
-        self.changes.append(
+        if self.uow is None:
+            return
+        tier_repository.stage_change(
+            self.uow,
             {
                 "id": new_id(),
                 "program_id": self.program_id,
@@ -118,29 +128,33 @@ class TierTracker:
                 "program_version": self.version,
                 "at": change.at,
                 "created_at": self.now,
-            }
+            },
         )
         up = domain.rank(self.ladder, change.to_tier) > domain.rank(self.ladder, change.from_tier)
-        self.event(
-            member_id,
-            "tier.upgraded" if up else "tier.downgraded",
-            {"from": change.from_tier, "to": change.to_tier, "reason": change.reason},
-            change.at,
+        event_type = events.TierUpgraded if up else events.TierDowngraded
+        self.uow.emit(
+            event_type(
+                program_id=self.program_id,
+                member_id=member_id,
+                occurred_at=change.at,
+                from_tier=change.from_tier,
+                to_tier=change.to_tier,
+                reason=change.reason,
+                source=change.source,
+            )
         )
 
-    def event(self, member_id: UUID, topic: str, payload: dict[str, Any], at: datetime) -> None:
-        self.outbox.append(
-            {
-                "program_id": self.program_id,
-                "member_id": member_id,
-                "event_id": new_id(),
-                "topic": topic,
-                "payload": payload,
-                "occurred_at": at,
-                "created_at": self.now,
-                "published_at": None,
-            }
-        )
+    def grace_started(self, member_id: UUID, state: TierState, at: datetime) -> None:
+        if self.uow is not None:
+            self.uow.emit(
+                events.TierGraceStarted(
+                    program_id=self.program_id,
+                    member_id=member_id,
+                    occurred_at=at,
+                    tier=state.tier,
+                    grace_until=state.grace_until,
+                )
+            )
 
     def after_purchase(
         self, member_id: UUID, purchase_id: str, occurred_at: datetime, amount: int, points: int
@@ -162,16 +176,12 @@ class TierTracker:
         )
         return self.record(member_id, state, change)
 
-    def stage(self, batch: WriteBatch) -> None:
-        tier_repository.stage(
-            batch,
-            self.program_id,
-            {m: self.states[m] for m in self.changed},
-            self.existing,
-            self.changes,
-            self.outbox,
-            self.now,
+    def _stage_states(self, uow: UnitOfWork) -> None:
+        tier_repository.stage_states(
+            uow, self.program_id, {m: self.states[m] for m in self.changed}, self.existing, self.now
         )
+        self.existing |= self.changed
+        self.changed = set()
 
 
 def manual_ends_by(as_of: date, zone: tzinfo, now: datetime) -> datetime:
@@ -268,24 +278,20 @@ class TierService:
         purchase_id: str,
         at: datetime,
         now: datetime,
+        uow: UnitOfWork | None = None,
     ) -> dict[str, Any] | None:
         """Undo the upgrade a returned purchase brought, if the member no longer qualifies
         (the purchase row already carries the return)."""
         tracker = await self.track(conn, program, [member_id], at, now)
         if tracker is None:
             return None
-        metrics = tracker.metrics(member_id, max(at, now) + TICK)
-        state, change = domain.undo_upgrade(
-            tracker.ladder, tracker.live(member_id, now), purchase_id, metrics, at, tracker.zone
-        )
-        outcome = tracker.record(member_id, state, change)
-        await self._write(conn, tracker)
-        return outcome
-
-    async def _write(self, conn: AsyncConnection, tracker: TierTracker) -> None:
-        batch = WriteBatch()
-        tracker.stage(batch)
-        await batch.write(conn)
+        async with unit_of_work(conn, now, uow) as unit:
+            tracker.attach(unit)
+            metrics = tracker.metrics(member_id, max(at, now) + TICK)
+            state, change = domain.undo_upgrade(
+                tracker.ladder, tracker.live(member_id, now), purchase_id, metrics, at, tracker.zone
+            )
+            return tracker.record(member_id, state, change)
 
     async def _locked_tracker(
         self,
@@ -298,9 +304,7 @@ class TierService:
         ladder = ladder_of(program)
         if ladder is None:
             raise NotFound("the program has no tier ladder", field="tiers")
-        await ledger_repository.lock_balances(
-            conn, program.id, member_ids, program.settings.currency_codes(), now
-        )
+        await member_service.lock(conn, program, member_ids)
         tracker = await self.track(conn, program, member_ids, since, now)
         assert tracker is not None
         return tracker
@@ -308,7 +312,7 @@ class TierService:
     async def _require_member(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
     ) -> None:
-        if not await member_repository.statuses(conn, program.id, [member_id]):
+        if not await member_service.statuses(conn, program, [member_id]):
             raise NotFound(f"member {member_id} not found", field="member_id")
 
     # --- manual tiers ----------------------------------------------------------------------
@@ -356,9 +360,10 @@ class TierService:
         answer with the member's view."""
         await self._require_member(conn, program, member_id)
         tracker = await self._locked_tracker(conn, program, [member_id], now, now)
-        state, change = decide(tracker.ladder, tracker.live(member_id, now))
-        tracker.record(member_id, state, change)
-        await self._write(conn, tracker)
+        async with unit_of_work(conn, now) as unit:
+            tracker.attach(unit)
+            state, change = decide(tracker.ladder, tracker.live(member_id, now))
+            tracker.record(member_id, state, change)
         return await self.member_tier(conn, program, member_id, now)
 
     # --- the member's view -----------------------------------------------------------------
@@ -455,15 +460,21 @@ class TierService:
         ladder = ladder_of(program)
         assert ladder is not None
         zone = zone_of(program)
-        await ledger_repository.lock_balances(
-            conn, program.id, member_ids, program.settings.currency_codes(), now
-        )
+        await member_service.lock(conn, program, member_ids)
         states = await self.repository.states(conn, program.id, member_ids)
         earliest = min((s.review_on for s in states.values() if s.review_on), default=as_of)
         tracker = await self.track(
             conn, program, member_ids, domain.midnight(earliest, zone), now, states
         )
         assert tracker is not None
+        async with unit_of_work(conn, now) as unit:
+            tracker.attach(unit)
+            return self._review(tracker, member_ids, as_of, now)
+
+    def _review(
+        self, tracker: TierTracker, member_ids: list[UUID], as_of: date, now: datetime
+    ) -> Counter[str]:
+        ladder, zone = tracker.ladder, tracker.zone
         counts: Counter[str] = Counter()
         ends_by = manual_ends_by(as_of, zone, now)
         for member_id in member_ids:
@@ -478,12 +489,7 @@ class TierService:
                 counts[outcome] += 1
                 tracker.record(member_id, state, change)
                 if outcome == "grace":
-                    tracker.event(
-                        member_id,
-                        "tier.grace_started",
-                        {"tier": state.tier, "grace_until": str(state.grace_until)},
-                        now,
-                    )
+                    tracker.grace_started(member_id, state, now)
             if state.manual_until is not None and state.manual_until <= ends_by:
                 state, change = domain.end_manual(ladder, state, state.manual_until)
                 tracker.record(member_id, state, change)
@@ -499,7 +505,6 @@ class TierService:
             if change is not None:
                 tracker.record(member_id, state, change)
                 counts["upgraded_since"] += 1
-        await self._write(conn, tracker)
         return counts
 
     async def requalify_members(
@@ -516,6 +521,14 @@ class TierService:
         change), or with ``tenure_only`` only raised (tenure grows with time, not with
         purchases). Returns (member, from, to) of those who move; writes only if asked."""
         tracker = await self._locked_tracker(conn, program, member_ids, now, now)
+        async with unit_of_work(conn, now) as unit:
+            if write:
+                tracker.attach(unit)
+            return self._requalify(tracker, member_ids, now, tenure_only)
+
+    def _requalify(
+        self, tracker: TierTracker, member_ids: list[UUID], now: datetime, tenure_only: bool
+    ) -> list[tuple[UUID, str, str]]:
         moves: list[tuple[UUID, str, str]] = []
         for member_id in member_ids:
             before = tracker.live(member_id, now)
@@ -527,8 +540,6 @@ class TierService:
             tracker.record(member_id, state, change)
             if change is not None:
                 moves.append((member_id, change.from_tier, change.to_tier))
-        if write:
-            await self._write(conn, tracker)
         return moves
 
 
