@@ -245,7 +245,9 @@ def _py_spy_layers(raw: Path) -> list[tuple[str, float]]:
 def profile_with_py_spy(
     py_spy: str, server: Server, key: str, args: argparse.Namespace
 ) -> tuple[list[str], int]:
-    """py-spy (--gil: samples only while a thread holds the GIL) during a closed-loop run."""
+    """py-spy (--gil: samples only while a thread holds the GIL) during a closed-loop run.
+    ``--subprocesses``: with several workers, ``server.pid`` is uvicorn's supervisor, which
+    only watches; the purchases are served by its children."""
     seconds = min(args.seconds, 10)
     raw = Path(tempfile.mkdtemp(prefix="kopilka-bench-")) / "serve.txt"
     command = [
@@ -281,6 +283,7 @@ def profile_with_py_spy(
                 "--rate",
                 "200",
                 "--gil",
+                "--subprocesses",
                 "--format",
                 "raw",
                 "--output",

@@ -26,8 +26,7 @@ from kopilka.earning.state import Source
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, request_hash
-from kopilka.ledger.domain import Balance
-from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.domain import Balance, BalanceKey
 from kopilka.ledger.service import LedgerService, earned_by_currency, ledger_service
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import MemberHit, MemberService, member_service

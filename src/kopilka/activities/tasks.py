@@ -13,7 +13,6 @@ from datetime import date, datetime, time
 from functools import partial
 from uuid import UUID
 
-from sqlalchemy import extract, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.activities.schemas import ActivityCreate
@@ -22,13 +21,11 @@ from kopilka.db import run_in_transaction
 from kopilka.earning.service import has_trigger
 from kopilka.kit.clock import clock, zone_named
 from kopilka.members.schemas import MemberRef
-from kopilka.models import Member
-from kopilka.models.base import table
+from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.rules.domain import UTC_ZONE
 
 CHUNK = 200
-members_t = table(Member)
 
 
 @dataclass
@@ -49,24 +46,7 @@ def birthdays_on(day: date) -> list[tuple[int, int]]:
 async def _chunk(
     conn: AsyncConnection, program: ProgramContext, day: date, after: UUID | None
 ) -> list[UUID]:
-    month, day_of_month = (
-        extract("month", members_t.c.birthday),
-        extract("day", members_t.c.birthday),
-    )
-    matches = [(month == m) & (day_of_month == d) for m, d in birthdays_on(day)]
-    query = (
-        select(members_t.c.id)
-        .where(
-            members_t.c.program_id == program.id,
-            members_t.c.status == "active",
-            or_(*matches),
-        )
-        .order_by(members_t.c.id)
-        .limit(CHUNK)
-    )
-    if after is not None:
-        query = query.where(members_t.c.id > after)
-    return list((await conn.execute(query)).scalars().all())
+    return await member_service.born_on(conn, program, birthdays_on(day), after=after, limit=CHUNK)
 
 
 async def _celebrate_chunk(
@@ -94,7 +74,8 @@ async def _celebrate_chunk(
             conn, program, event, max(clock.now(), moment)
         )
         if not replayed:
-            points += sum(e["amount"] for e in answer["earned"] if e["currency"] == "points")
+            currency = program.settings.points_currency()
+            points += sum(e["amount"] for e in answer["earned"] if e["currency"] == currency)
     return ids, points
 
 

@@ -4,8 +4,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from kopilka.earning.schemas import FailedConditionOut, RuleTraceOut
-from kopilka.ledger.domain import Balance
-from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.domain import Balance, BalanceKey
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.rules.domain import Evaluation
 

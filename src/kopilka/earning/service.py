@@ -20,8 +20,7 @@ from kopilka.coupons.service import CouponService, coupon_service
 from kopilka.earning.repository import EarningRepository, earning_repository
 from kopilka.earning.state import Granted, RulesState, Source
 from kopilka.kit.clock import zone_named
-from kopilka.ledger.domain import Balance
-from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.domain import Balance, BalanceKey
 from kopilka.ledger.service import Earned, LedgerService, ledger_service
 from kopilka.ledger.unit import LedgerChanges, ledger_changes
 from kopilka.outbox.unit import UnitOfWork

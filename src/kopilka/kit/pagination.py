@@ -1,19 +1,54 @@
-"""Opaque keyset cursors: (created_at, id) of the last item a page showed."""
+"""Opaque keyset cursors, one codec for every list: the key of the last item a page showed
+(``created_at`` and id, a sequence number, a key), as URL-safe base64 of its parts."""
 
 import base64
+import binascii
 from datetime import datetime
 from uuid import UUID
 
 from kopilka.errors import InvalidInput
 
+MAX_NUMBER = 2**63 - 1  # a BIGINT: no page ever ended at a larger key
 
-def encode_cursor(created_at: datetime, item_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{item_id}".encode()).decode()
+
+def encode_cursor(*parts: datetime | UUID | int | str) -> str:
+    text = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _parts(cursor: str, count: int) -> list[str]:
+    try:
+        text = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, binascii.Error):
+        raise _foreign() from None
+    parts = text.split("|", count - 1)
+    if len(parts) != count or not all(parts):
+        raise _foreign()
+    return parts
+
+
+def _foreign() -> InvalidInput:
+    return InvalidInput("cursor is not one this API gave out", field="cursor")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """A (created_at, id) cursor."""
+    created, item = _parts(cursor, 2)
     try:
-        created, item = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         return datetime.fromisoformat(created), UUID(item)
     except ValueError as exc:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
+        raise _foreign() from exc
+
+
+def decode_number_cursor(cursor: str) -> int:
+    """A cursor of a sequence or version number."""
+    (value,) = _parts(cursor, 1)
+    if not value.isdigit() or int(value) > MAX_NUMBER:
+        raise _foreign()
+    return int(value)
+
+
+def decode_key_cursor(cursor: str) -> str:
+    """A cursor of a text key (any characters, ``|`` included)."""
+    (key,) = _parts(cursor, 1)
+    return key

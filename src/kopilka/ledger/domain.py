@@ -25,6 +25,8 @@ from uuid import UUID
 
 from kopilka.errors import InsufficientBalance, InvalidInput
 
+BalanceKey = tuple[UUID, str]  # (member, currency)
+
 
 class LedgerInvariantError(RuntimeError):
     """A change would break the books (an unbalanced entry, a lot below zero): a bug, never

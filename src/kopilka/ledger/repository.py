@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.kit.bulk import insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
-from kopilka.ledger.domain import Allocation, Balance, Lot
+from kopilka.ledger.domain import Allocation, Balance, BalanceKey, Lot
 from kopilka.models import (
     JournalEntry,
     MemberBalance,
@@ -32,7 +32,6 @@ postings_t = table(Posting)
 redemptions_t = table(Redemption)
 allocations_t = table(RedemptionAllocation)
 
-BalanceKey = tuple[UUID, str]
 BALANCES_PG = (
     "SELECT member_id, currency, available, pending, held FROM member_balances"
     " WHERE member_id {keys}"

@@ -13,8 +13,8 @@ from kopilka.errors import Conflict, InvalidInput, MemberBlocked, NotFound
 from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
-from kopilka.ledger.domain import Account, Balance, Lot, Posting
-from kopilka.ledger.repository import BalanceKey, LedgerRepository, ledger_repository
+from kopilka.ledger.domain import Account, Balance, BalanceKey, Lot, Posting
+from kopilka.ledger.repository import LedgerRepository, ledger_repository
 from kopilka.ledger.unit import LedgerChanges, balance_view, ledger_changes
 from kopilka.members.service import MemberService, member_service
 from kopilka.outbox import events

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
-from kopilka.ledger.domain import Balance, LedgerInvariantError, Lot, Posting
-from kopilka.ledger.repository import BalanceKey, LedgerRepository, ledger_repository
+from kopilka.ledger.domain import Balance, BalanceKey, LedgerInvariantError, Lot, Posting
+from kopilka.ledger.repository import LedgerRepository, ledger_repository
 from kopilka.outbox.unit import UnitOfWork
 
 

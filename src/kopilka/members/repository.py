@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, extract, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
@@ -127,6 +127,31 @@ class MemberRepository:
             members_t.c.status,
         ).where(members_t.c.program_id == program_id)
         return list((await conn.execute(query)).all())
+
+    async def born_on(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        days: Sequence[tuple[int, int]],
+        *,
+        after: UUID | None,
+        limit: int,
+    ) -> list[UUID]:
+        month = extract("month", members_t.c.birthday)
+        day_of_month = extract("day", members_t.c.birthday)
+        query = (
+            select(members_t.c.id)
+            .where(
+                members_t.c.program_id == program_id,
+                members_t.c.status == "active",
+                or_(*[(month == m) & (day_of_month == d) for m, d in days]),
+            )
+            .order_by(members_t.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(members_t.c.id > after)
+        return list((await conn.execute(query)).scalars().all())
 
     async def statuses(
         self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]

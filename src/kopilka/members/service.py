@@ -224,6 +224,19 @@ class MemberService:
             for r in await self.repository.profiles(conn, program.id)
         }
 
+    async def born_on(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        days: Sequence[tuple[int, int]],
+        *,
+        after: UUID | None,
+        limit: int,
+    ) -> list[UUID]:
+        """Active members whose birthday is one of ``days`` (month, day), in id order after
+        ``after``: a chunk of a birthday job."""
+        return await self.repository.born_on(conn, program.id, days, after=after, limit=limit)
+
     async def statuses(
         self, conn: AsyncConnection, program: ProgramContext, member_ids: Sequence[UUID]
     ) -> dict[UUID, str]:

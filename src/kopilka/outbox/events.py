@@ -52,9 +52,19 @@ class DomainEvent:
         return self.topic
 
     def payload(self) -> dict[str, Any]:
-        return {
-            f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in ENVELOPE
-        }
+        return {name: _plain(getattr(self, name)) for name in _payload_fields(type(self))}
+
+
+_FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {}
+
+
+def _payload_fields(cls: type[DomainEvent]) -> tuple[str, ...]:
+    """The payload's field names of an event class (worked out once per class: events are
+    made on every purchase)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in ENVELOPE)
+    return names
 
 
 TOPICS: dict[str, type[DomainEvent]] = {}

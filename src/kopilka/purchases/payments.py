@@ -28,8 +28,7 @@ from kopilka.coupons.service import CouponService, basket_lines, coupon_service,
 from kopilka.errors import Conflict, InvalidInput
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain as ledger_domain
-from kopilka.ledger.domain import Account, Balance, Lot
-from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.domain import Account, Balance, BalanceKey, Lot
 from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.ledger.unit import LedgerChanges, balance_view
 from kopilka.outbox import events

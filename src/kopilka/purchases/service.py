@@ -27,8 +27,7 @@ from kopilka.kit.idempotency import (
 )
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
-from kopilka.ledger.domain import Balance, Lot
-from kopilka.ledger.repository import BalanceKey
+from kopilka.ledger.domain import Balance, BalanceKey, Lot
 from kopilka.ledger.service import Earned, LedgerService, earned_by_currency, ledger_service
 from kopilka.ledger.unit import ledger_changes
 from kopilka.members.domain import normalise_identifier

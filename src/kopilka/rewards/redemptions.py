@@ -22,7 +22,6 @@ from kopilka.kit.pagination import encode_cursor
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.ledger.service import LedgerService, ledger_service
-from kopilka.members.repository import member_repository
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.outbox import events
@@ -307,7 +306,7 @@ class RedemptionService:
         before: tuple[datetime, UUID] | None,
     ) -> RedemptionPage:
         """The member's reward redemptions, newest first."""
-        if not await member_repository.statuses(conn, program.id, [member_id]):
+        if not await member_service.statuses(conn, program, [member_id]):
             raise NotFound(f"member {member_id} not found", field="member_id")
         rows = await self.repository.history(
             conn, program.id, member_id, limit=limit, before=before

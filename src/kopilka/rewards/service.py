@@ -17,7 +17,7 @@ from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.service import ledger_service
-from kopilka.members.repository import member_repository
+from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards import domain
 from kopilka.rewards.domain import Shopper, Terms, Verdict
@@ -319,7 +319,7 @@ class RewardService:
     ) -> MemberView:
         """What judging rewards needs of a member, read without a lock (a catalog is a
         snapshot; redeeming reads it all again under the member's lock)."""
-        statuses = await member_repository.statuses(conn, program.id, [member_id])
+        statuses = await member_service.statuses(conn, program, [member_id])
         if member_id not in statuses:
             raise NotFound(f"member {member_id} not found", field="member_id")
         tier = await tier_service.current_tier(conn, program, member_id, now)
