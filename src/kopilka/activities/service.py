@@ -24,8 +24,8 @@ from kopilka.earning.service import (
 )
 from kopilka.earning.state import Source
 from kopilka.errors import InvalidInput, NotFound
+from kopilka.idempotency.service import IdempotencyStore, idempotency_store, request_hash
 from kopilka.kit.clock import MAX_CLOCK_SKEW
-from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, request_hash
 from kopilka.ledger.domain import Balance, BalanceKey
 from kopilka.ledger.service import LedgerService, earned_by_currency, ledger_service
 from kopilka.members.schemas import MemberRef

@@ -35,10 +35,10 @@ from kopilka.giftcards.schemas import (
 )
 from kopilka.giftcards.service import gift_card_service
 from kopilka.giftcards.wallets import wallet_service
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit import pagination
 from kopilka.kit.clock import clock
 from kopilka.kit.codes import qr_svg
-from kopilka.kit.idempotency import idempotency_store
 from kopilka.kit.web import (
     Admin,
     Cashier,

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import as_sqlalchemy_error, pg_driver
-from kopilka.models.base import Timestamp
+from kopilka.kit.timestamps import Timestamp
 
 Converter = Callable[[Any], Any]
 COPY_THRESHOLD = 64  # below this, COPY's set-up costs more than it saves

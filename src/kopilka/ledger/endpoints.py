@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.apikeys.service import Principal
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import as_utc, clock
-from kopilka.kit.idempotency import idempotency_store
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import (
     Admin,

@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection
 
 from kopilka.config import get_settings
 from kopilka.db import make_engine
+from kopilka.kit.timestamps import Timestamp
 from kopilka.models import Base
-from kopilka.models.base import Timestamp
 
 target_metadata = Base.metadata
 

@@ -9,9 +9,9 @@ from uuid import UUID
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.idempotency.service import StoredAnswer
 from kopilka.kit.bulk import insert_rows
 from kopilka.kit.clock import as_utc
-from kopilka.kit.idempotency import StoredAnswer
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch, pg_fetch_keyed
 from kopilka.ledger.domain import Balance
 from kopilka.models import Purchase, PurchaseLine, PurchaseReturn

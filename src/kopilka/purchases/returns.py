@@ -20,7 +20,7 @@ from kopilka.earning.service import (
 )
 from kopilka.earning.state import Source
 from kopilka.errors import InvalidInput, NotFound
-from kopilka.kit.idempotency import IdempotencyStore, idempotency_store, replay, request_hash
+from kopilka.idempotency.service import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
 from kopilka.ledger.service import LedgerService, ledger_service

@@ -17,14 +17,14 @@ from kopilka.earning.answers import balances_out, trace_out
 from kopilka.earning.service import EarningService, RulesEvent, RulesPipeline, earning_service
 from kopilka.earning.state import Granted, Source
 from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
-from kopilka.kit.clock import MAX_CLOCK_SKEW
-from kopilka.kit.codes import normalise_code
-from kopilka.kit.idempotency import (
+from kopilka.idempotency.service import (
     StoredAnswer,
     ensure_same_request,
     replay,
     request_hash,
 )
+from kopilka.kit.clock import MAX_CLOCK_SKEW
+from kopilka.kit.codes import normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
 from kopilka.ledger.domain import Balance, BalanceKey, Lot

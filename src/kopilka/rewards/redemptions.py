@@ -15,8 +15,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, NotFound
+from kopilka.idempotency.service import IdempotencyStore, idempotency_store
 from kopilka.kit.clock import as_utc
-from kopilka.kit.idempotency import IdempotencyStore, idempotency_store
 from kopilka.kit.ids import new_id
 from kopilka.kit.pagination import encode_cursor
 from kopilka.ledger.domain import Balance

@@ -13,25 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import IdempotencyConflict
-from kopilka.kit.bulk import insert_rows
+from kopilka.idempotency.repository import IdempotencyRepository, idempotency_repository
 from kopilka.kit.canonical import fingerprint
 from kopilka.kit.clock import clock
-from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
-from kopilka.models import IdempotencyRecord
-from kopilka.models.base import table
 from kopilka.outbox.unit import UnitOfWork
-
-idempotency_t = table(IdempotencyRecord)
-
-
-FIND_PG = (
-    "SELECT key, request_hash, status_code, response FROM idempotency_records"
-    " WHERE program_id = $1 AND key {keys}"
-)
 
 
 @dataclass(frozen=True)
@@ -68,24 +56,16 @@ def replay(record: Any, expected_hash: str, key: str, field: str = "Idempotency-
 
 
 class IdempotencyStore:
+    def __init__(self, repository: IdempotencyRepository = idempotency_repository) -> None:
+        self.repository = repository
+
     async def find_many(
         self, conn: AsyncConnection, program_id: UUID, keys: Sequence[str]
-    ) -> dict[str, Any]:
-        if not keys:
-            return {}
-        if is_postgres(conn):
-            rows = await pg_fetch_keyed(conn, FIND_PG, "varchar", program_id, keys=keys)
-            return {
-                r["key"]: StoredAnswer(r["request_hash"], r["status_code"], r["response"])
-                for r in rows
-            }
-        query = select(idempotency_t).where(
-            idempotency_t.c.program_id == program_id,
-            one_of(conn, idempotency_t.c.key, set(keys)),
-        )
-        return {r.key: r for r in (await conn.execute(query)).all()}
+    ) -> dict[str, StoredAnswer]:
+        found = await self.repository.find_many(conn, program_id, keys)
+        return {key: StoredAnswer(hash_, status, body) for key, hash_, status, body in found}
 
-    async def find(self, conn: AsyncConnection, program_id: UUID, key: str) -> Any:
+    async def find(self, conn: AsyncConnection, program_id: UUID, key: str) -> StoredAnswer | None:
         return (await self.find_many(conn, program_id, [key])).get(key)
 
     def row(
@@ -144,11 +124,10 @@ class IdempotencyStore:
         return status_code, result, False
 
     def stage(self, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
-        uow.insert(idempotency_t, rows)
+        self.repository.stage(uow, rows)
 
     async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await insert_rows(conn, idempotency_t, rows)
+        await self.repository.insert(conn, rows)
 
 
 idempotency_store = IdempotencyStore()

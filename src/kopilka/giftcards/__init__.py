@@ -1,0 +1,1 @@
+"""Gift cards and member wallets: stored value in money, with its own journal."""

@@ -1,0 +1,1 @@
+"""Idempotency of value-moving requests: stored answers, replayed to retries."""

@@ -1,0 +1,1 @@
+"""The rewards shop: a catalog of rewards members redeem with points."""
