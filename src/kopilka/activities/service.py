@@ -31,17 +31,24 @@ from kopilka.tiers.service import tier_service
 
 class ActivityService:
     async def on_signup(
-        self, conn: AsyncConnection, program: ProgramContext, member_id: Any, now: datetime
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: Any,
+        now: datetime,
+        *,
+        occurred_at: datetime | None = None,
     ) -> None:
         """Run the program's sign-up rules for a member who has just registered (once: the
-        event's id is derived from the member's)."""
+        event's id is derived from the member's), as of ``occurred_at`` (default ``now``) for a
+        back-filled registration."""
         if not has_trigger(program, "signup"):
             return
         signup = ActivityCreate(
             member=MemberRef(id=member_id),
             external_id=f"signup:{member_id}",
             type="signup",
-            occurred_at=now,
+            occurred_at=occurred_at or now,
         )
         await self.record(conn, program, signup, now)
 

@@ -1,5 +1,6 @@
 """HTTP routes of members: parse, one service call, schema."""
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -57,17 +58,27 @@ def ref_from_query(
     return MemberRef.model_validate(given)
 
 
+async def register_and_sign_up(
+    conn: AsyncConnection, program: ProgramContext, data: MemberCreate, now: datetime
+) -> Member:
+    """Register a member and run the program's sign-up rules, both as of
+    ``data.registered_at`` when given (a back-filled member), else ``now``. The API and
+    ``kopilka members add`` both register through here."""
+    registered_at = data.registered_at or now
+    member = await member_service.register(conn, program, data, registered_at)
+    await activity_service.on_signup(conn, program, member.id, now, occurred_at=registered_at)
+    return member
+
+
 @router.post("", status_code=201, response_model=Member)
 async def register_member(body: MemberCreate, principal: Cashier, engine: EngineDep) -> Member:
-    """Register a member; the program's sign-up rules run in the same transaction."""
-
-    async def work(conn: AsyncConnection, program: ProgramContext) -> Member:
-        now = clock.now()
-        member = await member_service.register(conn, program, body, now)
-        await activity_service.on_signup(conn, program, member.id, now)
-        return member
-
-    return await in_transaction(engine, principal, work)
+    """Register a member; the program's sign-up rules run in the same transaction, as of
+    `registered_at` when it is given."""
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: register_and_sign_up(conn, program, body, clock.now()),
+    )
 
 
 @router.get("", response_model=MemberList)
