@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -449,3 +450,33 @@ def test_the_demos_curl_hint_pastes_as_one_command(tmp_path: Path) -> None:
         )
         answer = get_when_up(f"http://127.0.0.1:{port}/v1/health", Authorization=f"Bearer {key}")
         assert answer.status_code == 200
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dev_kopilka_runs_the_installed_cli_from_the_callers_folder(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(REPO / "dev", checkout / "dev")
+    fake = checkout / ".venv" / "bin" / "kopilka"
+    fake.write_text('#!/bin/sh\necho "$PWD: $*"\n')
+    fake.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        ["bash", str(checkout / "dev"), "kopilka", "members", "show", "a b"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == f"{elsewhere}: members show a b\n"
+
+
+def test_readme_says_how_to_run_the_cli_after_the_quick_start() -> None:
+    readme = (REPO / "README.md").read_text()
+    quick_start = readme.split("## Quick start")[1].split("## What it does today")[0]
+    assert "./dev demo    # installs" in quick_start and "./dev test    # installs" in quick_start
+    assert "### Running the CLI" in quick_start
+    assert ".venv/bin/kopilka" in quick_start and "./dev kopilka" in quick_start
