@@ -22,7 +22,11 @@ def base_url(host: str, port: int) -> str:
 def where_to_find(host: str, port: int) -> list[str]:
     """What to print when the API starts: where it listens, its docs and its OpenAPI."""
     url = base_url(host, port)
-    listening = url if host not in _ANY_HOST else f"{host or '0.0.0.0'}:{port} (all interfaces)"
+    if host in _ANY_HOST:
+        bound = f"[{host}]" if ":" in host else host or "0.0.0.0"
+        listening = f"{bound}:{port} (all interfaces)"
+    else:
+        listening = url
     return [
         f"Kopilka API listening on {listening}; press Ctrl+C to stop",
         f"  interactive docs: {url}/docs",
