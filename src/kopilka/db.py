@@ -10,9 +10,11 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -27,6 +29,34 @@ READ_ONLY = "kopilka_read_only"
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for an in-memory database or another backend."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri") or database.startswith("file:"):
+        return None  # a URI filename may name a memory database; SQLite resolves it
+    return Path(database)
+
+
+def describe(url: str) -> str:
+    """How to name the database to a person: the SQLite file, or the URL without password."""
+    parsed = make_url(url)
+    if sqlite_file(url) is not None:
+        return str(parsed.database)  # as the user wrote it: ./kopilka.db
+    return parsed.render_as_string(hide_password=True)
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The Alembic revision the database's schema is at; None if it has none (an empty or
+    foreign database). Reads only: it creates no version table."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
 
 
 def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:

@@ -1,13 +1,23 @@
 """The ``kopilka`` command as a user runs it: a real process on a real SQLite file."""
 
+import json
 import os
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
+from kopilka.migrations.runner import upgrade
 from tests.conftest import require_data
 
 SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
@@ -230,3 +240,243 @@ def test_tier_jobs_review_and_requalify(tmp_path: Path) -> None:
     assert "2 members, 0 would move" in dry.stdout  # the purchases are over a year old
     bad = kopilka(tmp_path, "jobs", "tier-review", "--as-of", "soon", check=False)
     assert bad.returncode != 0 and "soon" in bad.stderr
+
+
+WELCOME_PROGRAM = (
+    "money_currency: USD\nexpiry: {policy: days, days: 365}\npending_days: 0\n"
+    "earning: [{id: base, type: per_amount, points: 1, per: 100}]\n"
+    "rules: [{id: welcome, trigger: signup, effects: [{type: points, amount: 100}]}]\n"
+)
+
+
+def available_points(workdir: Path, member: str) -> int:
+    shown = json.loads(kopilka(workdir, "members", "show", member).stdout)
+    return int(shown["balances"]["points"]["available"])
+
+
+def test_members_add_runs_the_sign_up_rules_as_of_the_registration(workdir: Path) -> None:
+    (workdir / "welcome.yaml").write_text(WELCOME_PROGRAM)
+    kopilka(workdir, "program", "publish", "welcome.yaml")
+    kopilka(workdir, "members", "add", "--external-id", "today")
+    back_filled = kopilka(
+        workdir,
+        "members",
+        "add",
+        "--external-id",
+        "old",
+        "--registered-at",
+        "2024-03-01T10:00:00+03:00",
+    )
+    assert json.loads(back_filled.stdout)["created_at"] == "2024-03-01T07:00:00Z"
+    assert available_points(workdir, "today") == 100  # the sign-up rule, as over the API
+    assert available_points(workdir, "old") == 100
+    # The old member's welcome points were earned in March 2024 and expired a year later.
+    kopilka(workdir, "jobs", "expire")
+    assert available_points(workdir, "old") == 0
+    assert available_points(workdir, "today") == 100
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--phone", "abc"], "phone 'abc' is not a phone number"),
+        (["--email", "nope"], "email 'nope' is not valid"),
+        (["--consent", "fax"], "--consent: 'fax' is not one of email, sms, push"),
+        (["--birthday", "1990-13-01"], "--birthday:"),
+        (["--name", "x" * 300], "--name: String should have at most 200 characters"),
+        (["--registered-at", "2024-03-01T10:00:00"], "--registered-at: Input should have timezone"),
+        (["--registered-at", "2999-01-01T00:00:00Z"], "registered_at is in the future"),
+        (["--registered-at", "1900-01-01T00:00:00Z"], "--registered-at: registered_at is before"),
+    ],
+)
+def test_members_add_bad_input_is_one_readable_line(
+    workdir: Path, args: list[str], says: str
+) -> None:
+    result = kopilka(workdir, "members", "add", *args, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_members_show_of_nobody_is_one_readable_line(workdir: Path) -> None:
+    for identifier, says in (("nobody", "no member with external_id 'nobody'"), (" ", "give a")):
+        result = kopilka(workdir, "members", "show", identifier, check=False)
+        assert result.returncode == 1
+        assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
+COMMANDS_ON_THE_DATABASE = [
+    ["members", "show", "x"],
+    ["members", "add", "--name", "A"],
+    ["program", "show"],
+    ["keys", "create", "--scope", "pos"],
+    ["ledger", "verify"],
+    ["jobs", "expire"],
+    ["giftcards", "verify"],
+    ["serve"],
+]
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_THE_DATABASE, ids=lambda c: " ".join(c))
+def test_a_missing_database_is_one_line_and_is_not_created(
+    tmp_path: Path, command: list[str]
+) -> None:
+    said = one_line_error(kopilka(tmp_path, *command, check=False))
+    assert "there is no database at" in said and "kopilka db upgrade" in said
+    assert list(tmp_path.iterdir()) == []  # no k.db, no -wal, no -shm
+
+
+def test_an_unmigrated_or_foreign_database_is_one_line(tmp_path: Path) -> None:
+    sqlite3.connect(tmp_path / "k.db").close()  # an empty SQLite file
+    for command in COMMANDS_ON_THE_DATABASE:
+        said = one_line_error(kopilka(tmp_path, *command, check=False))
+        assert "has no Kopilka schema: run `kopilka db upgrade` first" in said, command
+    (tmp_path / "k.db").write_text("not a database at all")
+    said = one_line_error(kopilka(tmp_path, "members", "show", "x", check=False))
+    assert "cannot open the database at" in said and "file is not a database" in said
+    absent = "postgresql://127.0.0.1:1/absent"
+    refused = kopilka(tmp_path, "ledger", "verify", "--database-url", absent, check=False)
+    assert "cannot open the database at postgresql+asyncpg://127.0.0.1:1/absent" in (
+        one_line_error(refused)
+    )
+
+
+def test_an_out_of_date_or_unknown_schema_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    upgrade(url, "0005_rewards_coupons")
+    said = one_line_error(kopilka(tmp_path, "program", "show", check=False))
+    assert "out-of-date Kopilka schema (revision 0005_rewards_coupons" in said
+    assert "run `kopilka db upgrade` first" in said
+    with sqlite3.connect(tmp_path / "k.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    said = one_line_error(kopilka(tmp_path, "serve", check=False))
+    assert "'9999_from_the_future', which this version of Kopilka does not know" in said
+    kopilka(tmp_path, "db", "upgrade", check=False)  # cannot go back either: one line
+    assert "Traceback" not in kopilka(tmp_path, "db", "upgrade", check=False).stderr
+
+
+def test_db_upgrade_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    result = kopilka(
+        tmp_path, "db", "upgrade", "--database-url", f"sqlite:///{tmp_path}/no/k.db", check=False
+    )
+    assert "there is no folder" in one_line_error(result)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(tmp_path: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A long-running ``kopilka`` process, stopped on leaving (and if it hangs, by a guard
+    that kills it so that a reader of its output never waits for ever)."""
+    env = dict(
+        os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", COLUMNS="40"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kopilka", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    guard = threading.Timer(600, process.kill)
+    guard.start()
+    try:
+        yield process
+    finally:
+        guard.cancel()
+        process.terminate()
+        process.wait()
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()
+
+
+def lines_until(process: subprocess.Popen[str], marker: str) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or marker not in lines[-1]:
+        line = process.stdout.readline()
+        assert line, f"the process ended before printing {marker!r}: {lines}"
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def get_when_up(url: str, **headers: str) -> httpx.Response:
+    """GET ``url`` once the server accepts connections (it prints before it binds)."""
+    for _ in range(600):
+        try:
+            return httpx.get(url, headers=headers)
+        except httpx.ConnectError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+def test_serve_says_where_it_listens_and_where_the_docs_are(workdir: Path) -> None:
+    port = free_port()
+    with running(workdir, "serve", "--port", str(port)) as server:
+        printed = lines_until(server, "openapi.json")
+        base = f"http://127.0.0.1:{port}"
+        assert printed == [
+            f"Kopilka API listening on {base}; press Ctrl+C to stop",
+            f"  interactive docs: {base}/docs",
+            f"  OpenAPI:          {base}/openapi.json",
+        ]
+        assert get_when_up(f"{base}/openapi.json").json()["info"]["title"] == "Kopilka"
+        assert get_when_up(f"{base}/docs").status_code == 200
+
+
+def test_the_demos_curl_hint_pastes_as_one_command(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["demo", "--members", "5", "--days", "3", "--port", str(port)]
+    with running(tmp_path, *args) as demo:
+        printed = lines_until(demo, "curl")  # on a 40-column terminal
+        assert f"  OpenAPI:          http://127.0.0.1:{port}/openapi.json" in printed
+        command = printed[-1].strip()
+        key = command.split("Bearer ")[1].split('"')[0]
+        assert command == (
+            f'curl -H "Authorization: Bearer {key}" http://127.0.0.1:{port}/v1/health'
+        )
+        answer = get_when_up(f"http://127.0.0.1:{port}/v1/health", Authorization=f"Bearer {key}")
+        assert answer.status_code == 200
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_dev_kopilka_runs_the_installed_cli_from_the_callers_folder(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(REPO / "dev", checkout / "dev")
+    fake = checkout / ".venv" / "bin" / "kopilka"
+    fake.write_text('#!/bin/sh\necho "$PWD: $*"\n')
+    fake.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        ["bash", str(checkout / "dev"), "kopilka", "members", "show", "a b"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == f"{elsewhere}: members show a b\n"
+
+
+def test_readme_says_how_to_run_the_cli_after_the_quick_start() -> None:
+    readme = (REPO / "README.md").read_text()
+    quick_start = readme.split("## Quick start")[1].split("## What it does today")[0]
+    assert "./dev demo    # installs" in quick_start and "./dev test    # installs" in quick_start
+    assert "### Running the CLI" in quick_start
+    assert ".venv/bin/kopilka" in quick_start and "./dev kopilka" in quick_start

@@ -1,6 +1,12 @@
 """Members over HTTP, on SQLite and PostgreSQL."""
 
-from tests.conftest import Api
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.kit.clock import clock
+from tests.conftest import Api, make_key, make_program
 from tests.fixtures.factories import member_body, purchase_body, unique
 
 
@@ -91,3 +97,64 @@ async def test_members_are_listed_newest_first_in_pages(api: Api) -> None:
     assert second["next_cursor"] is None
     bad = await api.get("/v1/members", cursor="garbage")
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+WELCOME = {"id": "welcome", "trigger": "signup", "effects": [{"type": "points", "amount": 250}]}
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+async def welcome_api(http: httpx.AsyncClient, engine: AsyncEngine) -> Api:
+    program = await make_program(
+        engine, rules=[WELCOME], expiry={"policy": "days", "days": 365}, pending_days=0
+    )
+    return Api(http, await make_key(engine, program, "admin"))
+
+
+async def test_a_back_filled_member_is_registered_and_signed_up_as_of_then(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    api = await welcome_api(http, engine)
+    with clock.frozen(NOW):
+        created = await api.post(
+            "/v1/members", member_body(registered_at="2026-01-10T10:00:00+03:00")
+        )
+        assert created.status_code == 201, created.text
+        member = created.json()
+        registered = datetime(2026, 1, 10, 7, 0, tzinfo=UTC)
+        assert datetime.fromisoformat(member["created_at"]) == registered
+        history = (await api.get(f"/v1/members/{member['id']}/history")).json()["items"]
+        assert [(e["reference_type"], e["changes"][0]["amount"]) for e in history] == [
+            ("signup", 250)
+        ]
+        assert datetime.fromisoformat(history[0]["occurred_at"]) == registered
+        balance = (await api.get(f"/v1/members/{member['id']}/balance")).json()
+        assert balance["balances"][0]["available"] == 250
+        [expiring] = balance["next_expiring"]
+        assert datetime.fromisoformat(expiring["expires_at"]) == registered + timedelta(days=365)
+        # Without registered_at the member registers, and signs up, now.
+        today = (await api.post("/v1/members", member_body())).json()
+        assert datetime.fromisoformat(today["created_at"]) == NOW
+        history = (await api.get(f"/v1/members/{today['id']}/history")).json()["items"]
+        assert datetime.fromisoformat(history[0]["occurred_at"]) == NOW
+
+
+async def test_registered_at_must_be_aware_not_in_the_future_and_not_absurdly_old(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    api = await welcome_api(http, engine)
+    with clock.frozen(NOW):
+        for bad in (
+            "2026-01-10T10:00:00",  # no time zone
+            (NOW + timedelta(hours=25)).isoformat(),
+            "1969-12-31T23:59:59Z",
+            "0202-01-01T00:00:00Z",
+            "not a time",
+        ):
+            refused = await api.post("/v1/members", member_body(registered_at=bad))
+            assert refused.status_code == 422, bad
+            assert refused.json()["errors"][0]["field"] == "registered_at", bad
+        # A till whose clock runs a little fast is still believed.
+        ahead = (NOW + timedelta(hours=23)).isoformat()
+        assert (await api.post("/v1/members", member_body(registered_at=ahead))).status_code == 201
+        listed = (await api.get("/v1/members")).json()["items"]
+        assert len(listed) == 1  # nothing else was registered

@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.activities.schemas import ActivityCreate, ActivityResult
 from kopilka.activities.service import activity_service
 from kopilka.kit.clock import clock
-from kopilka.kit.web import EngineDep, Till, in_transaction, json_response
+from kopilka.kit.web import Cashier, EngineDep, Till, in_transaction, json_response
+from kopilka.members.schemas import Member, MemberCreate
 from kopilka.programs.service import ProgramContext
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1")
 
 
-@router.post("/events", status_code=201, response_model=ActivityResult)
+@router.post("/events", status_code=201, response_model=ActivityResult, tags=["events"])
 async def record_activity(
     body: ActivityCreate, principal: Till, engine: EngineDep, explain: bool = False
 ) -> JSONResponse:
@@ -27,3 +28,15 @@ async def record_activity(
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)
+
+
+@router.post("/members", status_code=201, response_model=Member, tags=["members"])
+async def register_member(body: MemberCreate, principal: Cashier, engine: EngineDep) -> Member:
+    """Register a member; the program's sign-up rules run in the same transaction, as of
+    `registered_at` when it is given. (Registration is the sign-up activity: its route lives
+    with the activities, which run on the member it creates.)"""
+    return await in_transaction(
+        engine,
+        principal,
+        lambda conn, program: activity_service.sign_up(conn, program, body, clock.now()),
+    )

@@ -28,7 +28,7 @@ from kopilka.idempotency.service import IdempotencyStore, idempotency_store, req
 from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.ledger.domain import Balance, BalanceKey
 from kopilka.ledger.service import LedgerService, earned_by_currency, ledger_service
-from kopilka.members.schemas import MemberRef
+from kopilka.members.schemas import Member, MemberCreate, MemberRef
 from kopilka.members.service import MemberHit, MemberService, member_service
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
@@ -59,20 +59,32 @@ class ActivityService:
         program: ProgramContext,
         member_id: UUID,
         now: datetime,
-        at: datetime | None = None,
+        *,
+        occurred_at: datetime | None = None,
     ) -> None:
         """Run the program's sign-up rules for a member who has just registered (once: the
-        event's id is derived from the member's). ``at``: when the member registered, for a
-        member back-filled with an earlier date (default ``now``)."""
+        event's id is derived from the member's), as of ``occurred_at`` (default ``now``) for a
+        back-filled registration."""
         if not has_trigger(program, "signup"):
             return
         signup = ActivityCreate(
             member=MemberRef(id=member_id),
             external_id=f"signup:{member_id}",
             type="signup",
-            occurred_at=at or now,
+            occurred_at=occurred_at or now,
         )
         await self.record(conn, program, signup, now)
+
+    async def sign_up(
+        self, conn: AsyncConnection, program: ProgramContext, data: MemberCreate, now: datetime
+    ) -> Member:
+        """Register a member and run the program's sign-up rules, both as of
+        ``data.registered_at`` when given (a back-filled member), else ``now``: the API's
+        and the CLI's registration."""
+        registered_at = data.registered_at or now
+        member = await self.members.register(conn, program, data, registered_at)
+        await self.on_signup(conn, program, member.id, now, occurred_at=registered_at)
+        return member
 
     async def record(
         self,

@@ -4,17 +4,21 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime, time
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 import typer
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.config import get_settings, with_async_driver
-from kopilka.db import make_engine, reading
+from kopilka.db import describe, make_engine, reading, schema_revision, sqlite_file
 from kopilka.errors import KopilkaError
+from kopilka.migrations.runner import MIGRATIONS
 from kopilka.programs.service import ProgramContext, program_service
 
 T = TypeVar("T")
@@ -35,25 +39,83 @@ def _fast_event_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` as one line however long (scripts and people read an error
+    as one line) and exit with code 1."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def first_error(exc: ValidationError, options: dict[str, str] | None = None) -> str:
+    """A validation error as one line naming the field (or the command-line option that gave
+    it, from ``options``: field → option)."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    top = str(error["loc"][0]) if error["loc"] else ""
+    return f"{(options or {}).get(top, field)}: {message}"
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a domain error becomes one readable line and exit code 1."""
+    """Run a command's coroutine; a domain error or invalid input becomes one readable line
+    and exit code 1."""
     _fast_event_loop()
     try:
         return asyncio.run(coroutine)
     except KopilkaError as exc:
-        # One line however long: scripts and people read the error as one line.
-        err_console.print(
-            f"[red]error:[/red] {escape(exc.detail)}", highlight=False, soft_wrap=True
-        )
-        sys.exit(1)
+        fail(exc.detail)
+    except ValidationError as exc:
+        fail(first_error(exc))
+
+
+class DatabaseNotReady(KopilkaError):
+    """The database is missing, unreadable, or its schema is not this version's."""
 
 
 async def with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``work`` on an engine for ``url`` once the database is known to carry this
+    version's schema; a missing SQLite file is reported, never created."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise DatabaseNotReady(
+            f"there is no database at {describe(url)}: run `kopilka db upgrade` first to create it "
+            "(or point KOPILKA_DATABASE_URL or --database-url at yours)"
+        )
     engine = make_engine(url)
     try:
+        await ensure_current_schema(engine, describe(url))
         return await work(engine)
     finally:
         await engine.dispose()
+
+
+async def ensure_current_schema(engine: AsyncEngine, where: str) -> None:
+    """Raise :class:`DatabaseNotReady`, with what to do, unless the database's Alembic
+    revision is this version's head: an unmigrated database would otherwise fail deep inside
+    a command with "no such table"."""
+    try:
+        revision = await schema_revision(engine)
+    except (DBAPIError, OSError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        lines = str(reason).strip().splitlines() or [type(reason).__name__]
+        raise DatabaseNotReady(f"cannot open the database at {where}: {lines[0]}") from exc
+    if revision is None:
+        raise DatabaseNotReady(
+            f"the database at {where} has no Kopilka schema: run `kopilka db upgrade` first"
+        )
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads = script.get_heads()
+    if revision in heads:
+        return
+    if revision in {s.revision for s in script.walk_revisions()}:
+        raise DatabaseNotReady(
+            f"the database at {where} has an out-of-date Kopilka schema (revision {revision}, "
+            f"this version needs {', '.join(heads)}): run `kopilka db upgrade` first"
+        )
+    raise DatabaseNotReady(
+        f"the database at {where} has schema revision {revision!r}, which this version of "
+        "Kopilka does not know: it was upgraded by a newer Kopilka"
+    )
 
 
 async def load_program(engine: AsyncEngine, slug: str | None) -> ProgramContext:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kopilka.apikeys.service import api_key_service
 from kopilka.app import create_app
 from kopilka.cli.common import console, err_console, run, with_engine
+from kopilka.cli.serve import base_url, say, where_to_find
 from kopilka.config import Settings
 from kopilka.db import reading, transaction
 from kopilka.demo.domain import SimulationConfig
@@ -70,6 +71,16 @@ def _print_summary(summary: DemoSummary) -> None:
         )
 
 
+def serving_hints(host: str, port: int, key: str) -> list[str]:
+    """Where the demo's API is and a first request to paste: the command on a line of its
+    own, never wrapped, so that it pastes as one command."""
+    return [
+        *where_to_find(host, port),
+        "try it:",
+        f'  curl -H "Authorization: Bearer {key}" {base_url(host, port)}/v1/health',
+    ]
+
+
 def demo(
     database: Path = typer.Option(Path("kopilka-demo.db"), help="SQLite file (recreated)."),
     members: int = typer.Option(500, min=1, max=1_000_000),
@@ -119,9 +130,9 @@ def demo(
         err_console.print(f"[red]ledger verification failed:[/red] {', '.join(failed)}")
         sys.exit(1)
     console.print("[green]ledger and gift cards verified[/green]: every invariant holds")
-    console.print(f"API key (admin): {key}")
+    say(f"API key (admin): {key}")
     if not serve:
         return
-    console.print(f"serving on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-    console.print(f'try: curl -H "Authorization: Bearer {key}" http://{host}:{port}/v1/health')
+    for line in serving_hints(host, port, key):
+        say(line)
     uvicorn.run(create_app(Settings(database_url=url)), host=host, port=port, log_level="warning")

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.activities.service import activity_service
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
@@ -15,7 +14,6 @@ from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, r
 from kopilka.members import domain
 from kopilka.members.schemas import (
     Member,
-    MemberCreate,
     MemberRef,
     MemberStatusChange,
     MemberUpdate,
@@ -55,19 +53,6 @@ def ref_from_query(
             "give exactly one of identifier, card, phone, email, external_id", field="identifier"
         )
     return MemberRef.model_validate(given)
-
-
-@router.post("", status_code=201, response_model=Member)
-async def register_member(body: MemberCreate, principal: Cashier, engine: EngineDep) -> Member:
-    """Register a member; the program's sign-up rules run in the same transaction."""
-
-    async def work(conn: AsyncConnection, program: ProgramContext) -> Member:
-        now = clock.now()
-        member = await member_service.register(conn, program, body, now)
-        await activity_service.on_signup(conn, program, member.id, now)
-        return member
-
-    return await in_transaction(engine, principal, work)
 
 
 @router.get("", response_model=MemberList)

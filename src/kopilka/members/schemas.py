@@ -1,12 +1,16 @@
 """API shapes of members."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kopilka.kit.clock import MAX_CLOCK_SKEW, clock
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
+# A back-filled registration older than this is a typo (a year 0202 for 2020), not history.
+EARLIEST_REGISTRATION = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Consents(BaseModel):
@@ -74,6 +78,24 @@ class MemberCreate(BaseModel):
     )
     tags: Tags = Field(default_factory=list)
     attributes: Attributes = Field(default_factory=dict)
+    registered_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the member registered, for members brought over from another system: "
+        "the member's `created_at`, and the sign-up rules run as of then (their points are dated "
+        "then and expire accordingly). Default: now. With a time zone; at most 24 hours ahead "
+        "of the server's clock and not before 1970.",
+    )
+
+    @field_validator("registered_at")
+    @classmethod
+    def _registered_at_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value < EARLIEST_REGISTRATION:
+            raise ValueError("registered_at is before 1970-01-01")
+        if value > clock.now() + MAX_CLOCK_SKEW:
+            raise ValueError("registered_at is in the future")
+        return value.astimezone(UTC)
 
 
 class MemberUpdate(BaseModel):
