@@ -33,8 +33,16 @@ CACHED_ROWS = 16  # statement texts kept for up to this many rows
 _SIZE = re.compile(r"\(\d+(?:,\s*\d+)?\)")
 
 
+def _json_default(value: Any) -> Any:
+    # The driver hands back ids as its own UUID subclass, which orjson does not take as a
+    # UUID; they are written as every other id is.
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
 def json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=_json_default).decode()
 
 
 def _identity(value: Any) -> Any:

@@ -52,7 +52,13 @@ class DomainEvent:
         return self.topic
 
     def payload(self) -> dict[str, Any]:
+        """The payload as plain JSON values (ids and times as strings)."""
         return {name: _plain(getattr(self, name)) for name in _payload_fields(type(self))}
+
+    def stored_payload(self) -> dict[str, Any]:
+        """The payload for the outbox's JSON column, whose encoder writes ids, times and
+        dates as :meth:`payload` spells them: no conversion on the purchase path."""
+        return {name: getattr(self, name) for name in _payload_fields(type(self))}
 
 
 _FIELDS: dict[type[DomainEvent], tuple[str, ...]] = {}

@@ -39,7 +39,7 @@ def outbox_row(event: DomainEvent, now: datetime) -> dict[str, Any]:
         "member_id": event.member_id,
         "topic": event.type,
         "version": event.version,
-        "payload": event.payload(),
+        "payload": event.stored_payload(),
         "occurred_at": event.occurred_at,
         "created_at": now,
         "published_at": None,
