@@ -116,9 +116,7 @@ def _fields_of(cls: type[DomainEvent]) -> Decoders:
     if known is not None:
         return known
     hints = get_type_hints(cls)
-    found = tuple(
-        (f.name, _decoder(hints[f.name])) for f in fields(cls) if f.name not in ENVELOPE
-    )
+    found = tuple((f.name, _decoder(hints[f.name])) for f in fields(cls) if f.name not in ENVELOPE)
     _FIELDS[cls.__qualname__ + cls.topic] = found
     return found
 
