@@ -109,7 +109,9 @@ async def test_a_failing_event_is_retried_with_back_off_and_holds_its_member_bac
     with clock.frozen(T0):
         await runner.prepare()
         for n in range(4):
-            await emit(engine, update_event(program.id, slow, n), update_event(program.id, other, n))
+            await emit(
+                engine, update_event(program.id, slow, n), update_event(program.id, other, n)
+            )
         first = await runner.drain()
         assert first.failed == 1
         rows = by_member(await applied_rows(engine, consumer.name))

@@ -29,6 +29,7 @@ retries_t = table(ConsumerRetry)
 
 # pg_advisory_xact_lock keys: arbitrary constants, one per serialized step.
 STAMP_LOCK = 7_286_150_001
+PUBLISH_LOCK = 7_286_150_002
 
 RETRYING, WAITING, PARKED = "retrying", "waiting", "parked"
 
@@ -450,6 +451,11 @@ class OutboxRepository:
         """``published_at`` for every stamped event each of ``consumers`` has handled: its
         checkpoint passed it and it waits in no retry (or park) row."""
         if not consumers:
+            return 0
+        # One worker at a time: two marking the same rows could lock them in other orders.
+        if is_postgres(conn) and not await conn.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK}
+        ):
             return 0
         c = checkpoints_t
         positions = await conn.execute(
