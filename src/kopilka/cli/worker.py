@@ -36,13 +36,14 @@ def _settings(database: str | None) -> Settings:
 
 
 def _print_plan(plan: WorkerPlan) -> None:
-    console.print(f"reading events from {plan.database}", highlight=False)
+    console.print(f"reading events from {plan.database}", highlight=False, soft_wrap=True)
     console.print(
         "delivering to: " + (", ".join(plan.consumers) if plan.consumers else "no consumers"),
         highlight=False,
+        soft_wrap=True,
     )
     if plan.nats:
-        console.print(f"NATS JetStream: {plan.nats}", highlight=False)
+        console.print(f"NATS JetStream: {plan.nats}", highlight=False, soft_wrap=True)
     console.print(
         "scheduled jobs: " + (", ".join(plan.jobs) if plan.jobs else "none"), highlight=False
     )
@@ -53,9 +54,14 @@ def _print_report(report: RoundReport) -> None:
         f"stamped {report.stamped}, handled {report.handled}, failed {report.failed}, "
         f"parked {report.parked}, published {report.published}, webhooks sent {report.sent}",
         highlight=False,
+        soft_wrap=True,
     )
     for job in report.jobs:
-        console.print(f"job {job.job} ({job.program_id}): {job.outcome} {job.detail}")
+        console.print(
+            f"job {job.job} ({job.program_id}): {job.outcome} {job.detail}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.callback()
@@ -105,6 +111,7 @@ def status(database: str | None = DatabaseOption) -> None:
         f"outbox: {found.last_seq} events stamped, {found.unstamped} not yet stamped, "
         f"{found.undelivered} not delivered to every consumer",
         highlight=False,
+        soft_wrap=True,
     )
     for lag in found.consumers:
         line = (
@@ -113,7 +120,7 @@ def status(database: str | None = DatabaseOption) -> None:
         )
         if lag.halted_until:
             line += f"; halted until {lag.halted_until.isoformat()}: {lag.last_error}"
-        console.print(escape(line), highlight=False)
+        console.print(escape(line), highlight=False, soft_wrap=True)
     for job in found.jobs:
         finished = job.finished_at.isoformat() if job.finished_at else "-"
         console.print(
@@ -122,6 +129,7 @@ def status(database: str | None = DatabaseOption) -> None:
                 f"started {job.started_at.isoformat()}, finished {finished}: {job.detail or ''}"
             ),
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -160,7 +168,9 @@ def replay(
 ) -> None:
     """Deliver parked events again (the worker takes them on its next round)."""
     if (event_id is None) == (not all_parked):
-        console.print("[red]error:[/red] give an event id or --all", highlight=False)
+        console.print(
+            "[red]error:[/red] give an event id or --all", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     try:
         parsed = UUID(event_id) if event_id else None

@@ -221,13 +221,14 @@ class ConsumerRegistry:
         self, *topics: str, name: str, start: str = "earliest"
     ) -> Callable[[Handler], Handler]:
         """Register ``handler(event, conn)`` for events of ``topics``."""
+        checked = _topics(topics)
 
         def register(handler: Handler) -> Handler:
             async def each(events: Sequence[DomainEvent], conn: AsyncConnection) -> None:
                 for event in events:
                     await handler(event, conn)
 
-            self.add(Consumer(name, _topics(topics), each, start=start))
+            self.add(Consumer(name, checked, each, start=start))
             return handler
 
         return register
@@ -237,9 +238,10 @@ class ConsumerRegistry:
     ) -> Callable[[BatchHandler], BatchHandler]:
         """Register ``handler(events, conn)`` that takes a partition's batch at once, in
         order (fewer round trips for a consumer that writes a row per event)."""
+        checked = _topics(topics)
 
         def register(handler: BatchHandler) -> BatchHandler:
-            self.add(Consumer(name, _topics(topics), handler, start=start))
+            self.add(Consumer(name, checked, handler, start=start))
             return handler
 
         return register

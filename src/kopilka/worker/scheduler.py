@@ -71,6 +71,9 @@ async def _birthdays(engine: AsyncEngine, program: UUID, _: datetime, local: dat
 
 
 async def _tier_review(engine: AsyncEngine, program: UUID, _: datetime, local: datetime) -> str:
+    async with reading(engine) as conn:
+        if (await program_service.get(conn, program)).settings.tiers is None:
+            return "no tier ladder"
     report = await review_tiers(engine, program, local.date())
     outcomes = ", ".join(f"{n} {what}" for what, n in sorted(report.outcomes.items()))
     return f"{report.members} members" + (f" ({outcomes})" if outcomes else "")
