@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # Webhooks: the time a receiver gets per request, requests in flight per worker, and how
     # long an endpoint may fail without one success before it is disabled.
     webhook_timeout_seconds: float = 10.0
-    webhook_concurrency: int = 16
+    webhook_concurrency: int = 8
     webhook_disable_after_hours: float = 120.0
 
     @field_validator("database_url")

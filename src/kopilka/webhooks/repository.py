@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
 from kopilka.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -269,6 +270,20 @@ class WebhookRepository:
             update(deliveries_t).where(deliveries_t.c.id == delivery_id).values(**values)
         )
 
+    async def update_deliveries(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Several deliveries' new state (dicts with ``id`` and the same columns)."""
+        batch = WriteBatch()
+        batch.update(deliveries_t, ("id",), rows)
+        await batch.write(conn)
+
+    async def clear_failing(self, conn: AsyncConnection, endpoint_id: UUID) -> None:
+        """A success: the endpoint is no longer failing (no write if it was not)."""
+        await conn.execute(
+            update(endpoints_t)
+            .where(endpoints_t.c.id == endpoint_id, endpoints_t.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+
     async def lease_due(
         self, conn: AsyncConnection, now: datetime, until: datetime, limit: int
     ) -> list[Leased]:
@@ -294,8 +309,7 @@ class WebhookRepository:
         return [Leased(_delivery(r), r.url, r.secret) for r in rows]
 
     async def add_attempts(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await conn.execute(attempts_t.insert(), rows)
+        await insert_rows(conn, attempts_t, rows)
 
     async def counts(self, conn: AsyncConnection, program_id: UUID | None) -> dict[str, int]:
         query = select(deliveries_t.c.status, func.count()).group_by(deliveries_t.c.status)

@@ -9,7 +9,9 @@ receiver deduplicates by ``webhook-id``.
 import asyncio
 import logging
 import time
+from collections import deque
 from datetime import timedelta
+from uuid import UUID
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,41 +27,46 @@ RESPONSE_SNIPPET = 1000
 
 
 class WebhookSender:
+    """Sends in ``concurrency`` lanes, each one request at a time on its own HTTP client:
+    httpx's connection pool costs more per request the more requests wait in it, so lanes
+    keep that queue at one (about twice the requests per second of one shared pool)."""
+
     def __init__(
         self,
         engine: AsyncEngine,
         *,
         timeout: float = 10.0,
-        concurrency: int = 16,
+        concurrency: int = 8,
         disable_after: timedelta = timedelta(days=5),
         batch: int = 200,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.engine = engine
         self.timeout = timeout
         self.disable_after = disable_after
         self.batch = batch
-        self._limit = asyncio.Semaphore(max(1, concurrency))
-        self._client = client
-        self._own_client = client is None
-        self._concurrency = concurrency
+        self.concurrency = max(1, concurrency)
+        self._clients: list[httpx.AsyncClient] = []
 
     async def __aenter__(self) -> "WebhookSender":
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+        self._clients = [
+            httpx.AsyncClient(
                 timeout=self.timeout,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=max(1, self._concurrency)),
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
             )
+            for _ in range(self.concurrency)
+        ]
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients = []
 
     async def send_due(self) -> int:
         """One round: send what is due now; returns how many attempts were made."""
+        if not self._clients:
+            raise RuntimeError("use the sender as an async context manager")
         now = clock.now()
         lease = timedelta(seconds=self.timeout * 3 + 30)
 
@@ -69,20 +76,24 @@ class WebhookSender:
         leased = await run_in_transaction(self.engine, take)
         if not leased:
             return 0
-        results = await asyncio.gather(*(self._send(item) for item in leased))
+        waiting = deque(leased)
+        results: list[AttemptResult] = []
 
-        async def record(conn: AsyncConnection) -> list[object]:
-            return list(
-                await webhook_service.record(conn, results, clock.now(), self.disable_after)
-            )
+        async def lane(client: httpx.AsyncClient) -> None:
+            while waiting:
+                results.append(await self._send(client, waiting.popleft()))
+
+        await asyncio.gather(*(lane(c) for c in self._clients[: len(leased)]))
+
+        async def record(conn: AsyncConnection) -> list[UUID]:
+            return await webhook_service.record(conn, results, clock.now(), self.disable_after)
 
         disabled = await run_in_transaction(self.engine, record)
         for endpoint_id in disabled:
             logger.warning("webhook %s disabled after persistent failure", endpoint_id)
         return len(results)
 
-    async def _send(self, item: Leased) -> AttemptResult:
-        assert self._client is not None, "use the sender as an async context manager"
+    async def _send(self, client: httpx.AsyncClient, item: Leased) -> AttemptResult:
         delivery = item.delivery
         attempted_at = clock.now()
         sent = domain.headers(
@@ -92,17 +103,16 @@ class WebhookSender:
         status: int | None = None
         snippet: str | None = None
         error: str | None = None
-        async with self._limit:
-            try:
-                response = await self._client.post(
-                    item.url, content=delivery.body.encode(), headers=sent, timeout=self.timeout
-                )
-                status = response.status_code
-                snippet = response.text[:RESPONSE_SNIPPET]
-            except httpx.TimeoutException:
-                error = f"no answer within {self.timeout:g} s"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            response = await client.post(
+                item.url, content=delivery.body.encode(), headers=sent, timeout=self.timeout
+            )
+            status = response.status_code
+            snippet = response.text[:RESPONSE_SNIPPET]
+        except httpx.TimeoutException:
+            error = f"no answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
         duration = int((time.perf_counter() - started) * 1000)
         if error is None and status is not None and not 200 <= status < 300:
             error = f"HTTP {status}"

@@ -283,37 +283,35 @@ class WebhookService:
         )
         failing: dict[UUID, datetime] = {}
         succeeded: set[UUID] = set()
+        changes = []
         for r in results:
             delivery = r.leased.delivery
             attempts = delivery.attempts + 1
             if r.succeeded:
                 succeeded.add(delivery.endpoint_id)
-                await self.repository.update_delivery(
-                    conn,
-                    delivery.id,
-                    status=DELIVERED,
-                    attempts=attempts,
-                    next_attempt_at=None,
-                    last_status_code=r.status_code,
-                    last_error=None,
-                    delivered_at=r.attempted_at,
-                )
-                continue
-            retry_at = domain.next_attempt(attempts, now)
-            await self.repository.update_delivery(
-                conn,
-                delivery.id,
-                status=PENDING if retry_at is not None else FAILED,
-                attempts=attempts,
-                next_attempt_at=retry_at,
-                last_status_code=r.status_code,
-                last_error=r.error or f"HTTP {r.status_code}",
+                retry_at, status, error, delivered_at = None, DELIVERED, None, r.attempted_at
+            else:
+                retry_at = domain.next_attempt(attempts, now)
+                status = PENDING if retry_at is not None else FAILED
+                error, delivered_at = r.error or f"HTTP {r.status_code}", None
+                first = failing.get(delivery.endpoint_id)
+                failing[delivery.endpoint_id] = min(first or r.attempted_at, r.attempted_at)
+            changes.append(
+                {
+                    "id": delivery.id,
+                    "status": status,
+                    "attempts": attempts,
+                    "next_attempt_at": retry_at,
+                    "last_status_code": r.status_code,
+                    "last_error": error,
+                    "delivered_at": delivered_at,
+                }
             )
-            first = failing.get(delivery.endpoint_id)
-            failing[delivery.endpoint_id] = min(first, r.attempted_at) if first else r.attempted_at
+        await self.repository.update_deliveries(conn, changes)
         disabled = []
         for endpoint_id in succeeded:
-            await self.repository.update_endpoint(conn, endpoint_id, failing_since=None)
+            if endpoint_id not in failing:
+                await self.repository.clear_failing(conn, endpoint_id)
         for endpoint_id, first_failure in failing.items():
             if endpoint_id in succeeded:
                 continue

@@ -20,13 +20,15 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("event_id", sa.Uuid(), nullable=True))
-        batch_op.add_column(
-            sa.Column("version", sa.Integer(), nullable=False, server_default="1")
-        )
+        batch_op.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     # Events written before this revision get ids of their own.
     bind = op.get_bind()
-    outbox = sa.table("outbox_events", sa.column("id", sa.BigInteger), sa.column("event_id", sa.Uuid))
-    ids = [row[0] for row in bind.execute(sa.select(outbox.c.id).where(outbox.c.event_id.is_(None)))]
+    outbox = sa.table(
+        "outbox_events", sa.column("id", sa.BigInteger), sa.column("event_id", sa.Uuid)
+    )
+    ids = [
+        row[0] for row in bind.execute(sa.select(outbox.c.id).where(outbox.c.event_id.is_(None)))
+    ]
     for start in range(0, len(ids), 1000):
         bind.execute(
             outbox.update().where(outbox.c.id == sa.bindparam("row_id")),
