@@ -44,3 +44,20 @@ def test_bad_input_is_one_line(workdir: Path) -> None:
         text = (result.stderr + result.stdout).strip()
         assert expected in text, text
         assert len(result.stderr.strip().splitlines()) <= 1, result.stderr
+
+
+def test_demo_leaves_no_event_undelivered(tmp_path: Path) -> None:
+    result = kopilka(
+        tmp_path,
+        "demo",
+        "--no-serve",
+        "--members",
+        "30",
+        "--days",
+        "20",
+        "--database",
+        str(tmp_path / "demo.db"),
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("worker:"))
+    assert "domain events delivered to webhooks" in line
+    assert line.endswith("; 0 left undelivered"), line
