@@ -190,3 +190,41 @@ async def test_events_of_other_types_only_move_the_checkpoint(
     report = await runner.drain()
     assert report.handled == 1
     assert await applied_rows(engine, consumer.name) == [(member, 5)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_failures_never_reorder_or_repeat_a_members_events(
+    engine: AsyncEngine, program: ProgramContext, seed: int
+) -> None:
+    """Property: whatever events fail, how often (below the parking limit) and how the
+    members interleave, each member's events are applied once each, in order."""
+    import random
+
+    rng = random.Random(seed)
+    members = [uuid4() for _ in range(rng.randint(2, 6))]
+    plan = [(rng.choice(members), n) for n in range(rng.randint(10, 40))]
+    failures = {n: rng.choice([0, 0, 0, 1, 2]) for _, n in plan}
+
+    def flaky(event: DomainEvent) -> bool:
+        n = getattr(event, "values", {}).get("n")
+        if failures.get(n, 0) > 0:
+            failures[n] -= 1
+            return True
+        return False
+
+    consumer = recorder(program.id, fail=flaky)
+    runner = worker(engine, consumer, attempts=10)
+    with clock.frozen(T0):
+        await runner.prepare()
+        for start in range(0, len(plan), 5):
+            await emit(
+                engine, *(update_event(program.id, m, n) for m, n in plan[start : start + 5])
+            )
+    for minute in range(200):
+        with clock.frozen(T0 + timedelta(minutes=minute)):
+            await runner.drain()
+        if await applied_count(engine, consumer.name) == len(plan):
+            break
+    seen = by_member(await applied_rows(engine, consumer.name))
+    for member in members:
+        assert seen.get(member, []) == [n for m, n in plan if m == member]
