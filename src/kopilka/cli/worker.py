@@ -45,7 +45,9 @@ def _print_plan(plan: WorkerPlan) -> None:
     if plan.nats:
         console.print(f"NATS JetStream: {plan.nats}", highlight=False, soft_wrap=True)
     console.print(
-        "scheduled jobs: " + (", ".join(plan.jobs) if plan.jobs else "none"), highlight=False
+        "scheduled jobs: " + (", ".join(plan.jobs) if plan.jobs else "none"),
+        highlight=False,
+        soft_wrap=True,
     )
 
 
