@@ -3,7 +3,8 @@ that record what they handled in a table of their own (so a rolled-back attempt 
 trace, as the consumer's real writes would)."""
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -47,6 +48,21 @@ T0 = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 async def ensure_table(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+
+
+async def drop_table(engine: AsyncEngine) -> None:
+    """The table is the tests' own: gone before the schema is compared with the models."""
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+
+
+@asynccontextmanager
+async def applied_table(engine: AsyncEngine) -> AsyncIterator[None]:
+    await ensure_table(engine)
+    try:
+        yield
+    finally:
+        await drop_table(engine)
 
 
 def update_event(program_id: UUID, member_id: UUID | None, n: int) -> MemberUpdated:

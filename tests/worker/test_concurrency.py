@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -25,9 +26,9 @@ from tests.conftest import make_program
 from tests.worker.support import (
     applied_count,
     applied_rows,
+    applied_table,
     by_member,
     emit,
-    ensure_table,
     recorder,
     update_event,
 )
@@ -37,9 +38,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def pg_program(pg_engine: AsyncEngine) -> ProgramContext:
-    await ensure_table(pg_engine)
-    return await make_program(pg_engine)
+async def pg_program(pg_engine: AsyncEngine) -> AsyncIterator[ProgramContext]:
+    async with applied_table(pg_engine):
+        yield await make_program(pg_engine)
 
 
 async def _emit_many(

@@ -1,6 +1,7 @@
 """Delivery through the real worker on both databases: order per member, retries with
 back-off on the test clock, parking and replay, published_at."""
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from uuid import uuid4
 
@@ -22,9 +23,9 @@ from tests.worker.support import (
     T0,
     applied_count,
     applied_rows,
+    applied_table,
     by_member,
     emit,
-    ensure_table,
     recorder,
     update_event,
 )
@@ -33,8 +34,9 @@ outbox_t = table(OutboxEvent)
 
 
 @pytest.fixture(autouse=True)
-async def _table(engine: AsyncEngine) -> None:
-    await ensure_table(engine)
+async def _table(engine: AsyncEngine) -> AsyncIterator[None]:
+    async with applied_table(engine):
+        yield
 
 
 def worker(engine: AsyncEngine, *consumers: Consumer, attempts: int = 5) -> Worker:

@@ -9,13 +9,19 @@ from kopilka.programs.service import ProgramContext
 from kopilka.worker.delivery import RetryPolicy
 from kopilka.worker.runner import Worker
 from tests.conftest import Api, make_key, make_program
-from tests.worker.support import applied_rows, emit, ensure_table, recorder, update_event
+from tests.worker.support import applied_rows, applied_table, emit, recorder, update_event
 
 
 async def test_parked_events_listed_and_replayed(
     engine: AsyncEngine, api: Api, http: httpx.AsyncClient, program: ProgramContext
 ) -> None:
-    await ensure_table(engine)
+    async with applied_table(engine):
+        await _parked_events_listed_and_replayed(engine, api, http, program)
+
+
+async def _parked_events_listed_and_replayed(
+    engine: AsyncEngine, api: Api, http: httpx.AsyncClient, program: ProgramContext
+) -> None:
     broken = {"on": True}
     consumer = recorder(program.id, fail=lambda _: broken["on"])
     worker = Worker(engine, [consumer], policy=RetryPolicy(max_attempts=1))
