@@ -2,12 +2,18 @@
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_cli import kopilka, workdir
 
 __all__ = ["workdir"]
 
 
-def test_worker_once_delivers_everything_and_reports(workdir: Path) -> None:
+def test_worker_once_delivers_everything_and_reports(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Daily jobs are due from midnight, whatever the hour the test runs at.
+    monkeypatch.setenv("KOPILKA_JOBS_DAILY_AT", "00:00")
     (workdir / "p.csv").write_text(
         "external_id,member,occurred_at,store,channel,currency,sku,name,category,quantity,"
         "unit_price,discount\n"
