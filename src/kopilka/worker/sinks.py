@@ -67,8 +67,14 @@ class NatsSink:
             await self._js.update_stream(config)
 
     async def close(self) -> None:
-        if self._nc is not None:
+        if self._nc is None:
+            return
+        try:
             await self._nc.drain()
+        except Exception:  # the server is gone: nothing is left to flush
+            logger.warning("NATS connection closed without draining")
+            await self._nc.close()
+        finally:
             self._nc = self._js = None
 
     async def publish(self, events: Sequence[DomainEvent], _: AsyncConnection) -> None:
