@@ -12,6 +12,8 @@ from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.system.endpoints import router as system_router
 from kopilka.tiers.endpoints import router as tiers_router
+from kopilka.webhooks.endpoints import router as webhooks_router
+from kopilka.worker.endpoints import router as events_router
 
 routers: list[APIRouter] = [
     system_router,
@@ -24,4 +26,6 @@ routers: list[APIRouter] = [
     rewards_router,
     coupons_router,
     giftcards_router,
+    webhooks_router,
+    events_router,
 ]

@@ -39,6 +39,33 @@ class Settings(BaseSettings):
     # FastAPI's native OpenTelemetry tracing, metrics and logs, for a configured SDK.
     opentelemetry: bool = False
 
+    # --- kopilka worker (docs/worker.md) ---
+    # Events a worker takes from one partition per transaction.
+    worker_batch_size: int = 500
+    # How long an idle worker waits before it looks for new events again.
+    worker_poll_seconds: float = 0.5
+    # A consumer's failing event is tried this many times, waiting base × 2^(n-1) seconds
+    # (at most the maximum) between tries, then parked until replayed.
+    worker_max_attempts: int = 10
+    worker_retry_base_seconds: float = 1.0
+    worker_retry_max_seconds: float = 3600.0
+    # Delivered outbox rows older than this many days are deleted daily; 0 keeps them.
+    outbox_retention_days: int = 0
+    # NATS JetStream sink: off unless a URL is given (nats://127.0.0.1:4222).
+    events_url: str | None = None
+    events_stream: str = "KOPILKA"
+    events_subject_prefix: str = "kopilka"
+    # Scheduled jobs: the frequent ones every so many seconds, the daily ones at this local
+    # time of each program's time zone; names in ``jobs_disabled`` (comma-separated) never run.
+    jobs_frequent_seconds: int = 300
+    jobs_daily_at: str = "03:00"
+    jobs_disabled: str = ""
+    # Webhooks: the time a receiver gets per request, requests in flight per worker, and how
+    # long an endpoint may fail without one success before it is disabled.
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 8
+    webhook_disable_after_hours: float = 120.0
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

@@ -7,6 +7,8 @@ from kopilka.cli.demo import demo
 from kopilka.cli.giftcards import app as giftcards_app
 from kopilka.cli.imports import app as imports_app
 from kopilka.cli.rewards import app as rewards_app
+from kopilka.cli.webhooks import app as webhooks_app
+from kopilka.cli.worker import app as worker_app
 
 app = typer.Typer(
     name="kopilka",
@@ -26,3 +28,5 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(coupons.app, name="coupons")
 app.add_typer(rewards_app, name="rewards")
 app.add_typer(giftcards_app, name="giftcards")
+app.add_typer(worker_app, name="worker")
+app.add_typer(webhooks_app, name="webhooks")

@@ -1,6 +1,8 @@
 """``kopilka demo``: a working program with a year of data, verified, then served."""
 
+import asyncio
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from kopilka.app import create_app
 from kopilka.cli.common import console, err_console, run, with_engine
 from kopilka.cli.serve import base_url, say, where_to_find
 from kopilka.config import Settings
-from kopilka.db import reading, transaction
+from kopilka.db import make_engine, reading, transaction
 from kopilka.demo.domain import SimulationConfig
 from kopilka.demo.service import DemoSummary, demo_service
 from kopilka.giftcards.audit import verify as verify_gift_cards
@@ -23,6 +25,8 @@ from kopilka.kit.clock import clock
 from kopilka.kit.memory import few_collections
 from kopilka.ledger.audit import verify
 from kopilka.migrations.runner import upgrade
+from kopilka.worker.service import worker_service
+from kopilka.worker.setup import open_worker
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -131,8 +135,49 @@ def demo(
         sys.exit(1)
     console.print("[green]ledger and gift cards verified[/green]: every invariant holds")
     say(f"API key (admin): {key}")
+    settings = Settings(database_url=url)
+    delivered, left = run(with_engine(url, lambda engine: _deliver(engine, settings)))
+    say(
+        f"worker: {delivered.stamped:,} domain events delivered to "
+        f"{', '.join(delivered.consumers)}; {left:,} left undelivered"
+    )
     if not serve:
         return
     for line in serving_hints(host, port, key):
         say(line)
-    uvicorn.run(create_app(Settings(database_url=url)), host=host, port=port, log_level="warning")
+    say("the worker runs next to the API: events, webhooks and scheduled jobs")
+    run(_serve_with_worker(settings, host, port))
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    stamped: int
+    consumers: list[str]
+
+
+async def _deliver(engine: AsyncEngine, settings: Settings) -> tuple[_Delivered, int]:
+    """Deliver the year's events before serving, so the demo starts with none pending."""
+    async with open_worker(engine, settings, jobs=False) as (worker, plan):
+        report = await worker.drain()
+    async with reading(engine) as conn:
+        status = await worker_service.status(conn)
+    return _Delivered(report.stamped, plan.consumers), status.undelivered
+
+
+async def _serve_with_worker(settings: Settings, host: str, port: int) -> None:
+    """The API and the worker in one process and one event loop, sharing the engine: one
+    command, one SQLite writer, and Ctrl-C stops both (the worker finishes its batch)."""
+    engine = make_engine(settings.database_url)
+    try:
+        app = create_app(settings, engine=engine)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        async with open_worker(engine, settings) as (worker, _):
+            stop = asyncio.Event()
+            delivering = asyncio.create_task(worker.run(stop))
+            try:
+                await server.serve()
+            finally:
+                stop.set()
+                await delivering
+    finally:
+        await engine.dispose()

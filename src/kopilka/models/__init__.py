@@ -8,6 +8,8 @@ several rows per purchase.
 
 from kopilka.models.api_key import ApiKey
 from kopilka.models.base import Base
+from kopilka.models.consumer_checkpoint import ConsumerCheckpoint
+from kopilka.models.consumer_retry import ConsumerRetry
 from kopilka.models.coupon_campaign import CouponCampaign
 from kopilka.models.coupon_code import CouponCode
 from kopilka.models.coupon_redemption import CouponRedemption
@@ -15,6 +17,7 @@ from kopilka.models.experiment_assignment import ExperimentAssignment
 from kopilka.models.gift_card import GiftCard
 from kopilka.models.gift_card_transaction import GiftCardTransaction
 from kopilka.models.idempotency_record import IdempotencyRecord
+from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
 from kopilka.models.lot import Lot
 from kopilka.models.member import Member
@@ -36,10 +39,15 @@ from kopilka.models.reward_code import RewardCode
 from kopilka.models.reward_redemption import RewardRedemption
 from kopilka.models.rule_usage import RuleUsage
 from kopilka.models.tier_change import TierChange
+from kopilka.models.webhook_attempt import WebhookAttempt
+from kopilka.models.webhook_delivery import WebhookDelivery
+from kopilka.models.webhook_endpoint import WebhookEndpoint
 
 __all__ = [
     "ApiKey",
     "Base",
+    "ConsumerCheckpoint",
+    "ConsumerRetry",
     "CouponCampaign",
     "CouponCode",
     "CouponRedemption",
@@ -47,6 +55,7 @@ __all__ = [
     "GiftCard",
     "GiftCardTransaction",
     "IdempotencyRecord",
+    "JobRun",
     "JournalEntry",
     "Lot",
     "Member",
@@ -68,4 +77,7 @@ __all__ = [
     "RewardRedemption",
     "RuleUsage",
     "TierChange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

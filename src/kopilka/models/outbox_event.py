@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Index, Integer, String, text
+from sqlalchemy import BigInteger, Index, Integer, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, BigIntPK, JSONType
@@ -14,6 +14,15 @@ class OutboxEvent(Base):
 
     __tablename__ = "outbox_events"
     __table_args__ = (
+        # The stamper's work: committed rows not yet given a delivery sequence.
+        Index(
+            "ix_outbox_unstamped",
+            "id",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
+        # A consumer reads one partition at a time in delivery order.
+        Index("ix_outbox_partition_seq", "partition", "seq"),
         Index(
             "ix_outbox_unpublished",
             "id",
@@ -32,4 +41,11 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
+    # When every consumer of the worker had the event (``docs/worker.md``).
     published_at: Mapped[datetime | None]
+    # Given after commit by the worker's stamper, serialized: a gap-free delivery order in
+    # which no row can appear behind a position a consumer has already passed.
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    # crc32 of member_id (or program_id) modulo the worker's partitions: a member's events
+    # share one partition, delivered in ``seq`` order.
+    partition: Mapped[int | None] = mapped_column(SmallInteger)

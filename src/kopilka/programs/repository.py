@@ -40,6 +40,10 @@ class ProgramRepository:
     async def insert(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         await conn.execute(programs_t.insert().values(**row))
 
+    async def ids(self, conn: AsyncConnection) -> list[UUID]:
+        found = await conn.execute(select(programs_t.c.id).order_by(programs_t.c.id))
+        return list(found.scalars())
+
     async def get(self, conn: AsyncConnection, program_id: UUID, *, lock: bool = False) -> Any:
         """The program row; ``lock`` takes it ``FOR UPDATE``, which serialises every change of
         the program's document (draft edits, publishing) on PostgreSQL. SQLite has one writer

@@ -103,6 +103,10 @@ class ProgramService:
             )
         )
 
+    async def ids(self, conn: AsyncConnection) -> list[UUID]:
+        """Every program's id (scheduled jobs run for each)."""
+        return await self.repository.ids(conn)
+
     async def get(self, conn: AsyncConnection, program_id: UUID) -> ProgramContext:
         cached = self._cache.get(program_id)
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:

@@ -1,0 +1,1 @@
+"""Webhooks: a program's domain events POSTed to its URLs, signed (Standard Webhooks)."""
