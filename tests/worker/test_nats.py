@@ -108,6 +108,11 @@ async def test_events_reach_jetstream_once_each(
             ]
         await sink.publish([from_row(e) for e in stored], None)  # type: ignore[arg-type]
     got = await _stream_messages(f"KTEST_{tag}", f"ktest{tag}.{program.id}.>")
+    # The program's creation published its version 1: that event went out too.
+    assert [s for s, _, _ in got if not s.endswith(".member.updated")] == [
+        f"ktest{tag}.{program.id}.program.published"
+    ]
+    got = [(s, i, b) for s, i, b in got if s.endswith(".member.updated")]
     ids = [message_id for _, message_id, _ in got]
     assert sorted(ids) == sorted(str(e.event_id) for e in events)
     for subject, message_id, body in got:
