@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import reading
 from kopilka.outbox.consumers import from_row
-from kopilka.outbox.repository import outbox_repository
 from kopilka.programs.service import ProgramContext
+from kopilka.worker.delivery_repository import outbox_repository
 from kopilka.worker.runner import Worker
 from kopilka.worker.sinks import NatsSink
 from tests.worker.support import emit, update_event

@@ -20,7 +20,7 @@ from kopilka.cli.common import (
 from kopilka.db import reading, transaction
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
-from kopilka.webhooks.repository import EndpointRow
+from kopilka.webhooks.domain import EndpointRow
 from kopilka.webhooks.schemas import WebhookCreate
 from kopilka.webhooks.service import webhook_service
 

@@ -11,9 +11,11 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from kopilka.kit.bulk import json_dumps
 from kopilka.outbox.consumers import matches
@@ -108,3 +110,59 @@ def event_type_problem(pattern: str) -> str | None:
     if "*" in pattern.removesuffix(".*") or pattern.startswith("."):
         return "'*' may only stand alone or end a prefix ('points.*')"
     return None
+
+
+# --- what the repository hands back ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    id: UUID
+    program_id: UUID
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    secret: str
+    disabled_reason: str | None
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: UUID
+    endpoint_id: UUID
+    program_id: UUID
+    event_id: UUID
+    event_type: str
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    id: int
+    delivery_id: UUID
+    attempted_at: datetime
+    status_code: int | None
+    response: str | None
+    duration_ms: int
+    error: str | None
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A delivery in a sender's hands, with what it needs to send it."""
+
+    delivery: DeliveryRow
+    url: str
+    secret: str

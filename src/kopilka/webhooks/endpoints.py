@@ -11,7 +11,7 @@ from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.kit.web import Admin, EngineDep, in_transaction, read_only
 from kopilka.programs.service import ProgramContext
-from kopilka.webhooks.repository import DeliveryRow, EndpointRow
+from kopilka.webhooks.domain import DeliveryRow, EndpointRow
 from kopilka.webhooks.schemas import (
     Attempt,
     Delivery,

@@ -8,7 +8,6 @@ while a receiver answers).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,27 +21,13 @@ from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
 from kopilka.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from kopilka.models.base import table
+from kopilka.webhooks.domain import AttemptRow, DeliveryRow, EndpointRow, Leased
 
 endpoints_t = table(WebhookEndpoint)
 deliveries_t = table(WebhookDelivery)
 attempts_t = table(WebhookAttempt)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-
-
-@dataclass(frozen=True)
-class EndpointRow:
-    id: UUID
-    program_id: UUID
-    url: str
-    description: str | None
-    event_types: list[str]
-    enabled: bool
-    secret: str
-    disabled_reason: str | None
-    failing_since: datetime | None
-    created_at: datetime
-    updated_at: datetime
 
 
 def _endpoint(row: Any) -> EndpointRow:
@@ -59,23 +44,6 @@ def _endpoint(row: Any) -> EndpointRow:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
     )
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    id: UUID
-    endpoint_id: UUID
-    program_id: UUID
-    event_id: UUID
-    event_type: str
-    body: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
 
 
 def _delivery(row: Any) -> DeliveryRow:
@@ -96,18 +64,6 @@ def _delivery(row: Any) -> DeliveryRow:
     )
 
 
-@dataclass(frozen=True)
-class AttemptRow:
-    id: int
-    delivery_id: UUID
-    attempted_at: datetime
-    status_code: int | None
-    response: str | None
-    duration_ms: int
-    error: str | None
-    succeeded: bool
-
-
 def _attempt(row: Any) -> AttemptRow:
     return AttemptRow(
         id=row.id,
@@ -119,15 +75,6 @@ def _attempt(row: Any) -> AttemptRow:
         error=row.error,
         succeeded=row.succeeded,
     )
-
-
-@dataclass(frozen=True)
-class Leased:
-    """A delivery in a sender's hands, with what it needs to send it."""
-
-    delivery: DeliveryRow
-    url: str
-    secret: str
 
 
 class WebhookRepository:

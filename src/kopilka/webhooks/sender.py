@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import run_in_transaction
 from kopilka.kit.clock import clock
 from kopilka.webhooks import domain
-from kopilka.webhooks.repository import Leased
+from kopilka.webhooks.domain import Leased
 from kopilka.webhooks.service import AttemptResult, webhook_service
 
 logger = logging.getLogger("kopilka.webhooks")

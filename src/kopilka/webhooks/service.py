@@ -15,14 +15,11 @@ from kopilka.outbox.consumers import event_data
 from kopilka.outbox.events import DomainEvent
 from kopilka.programs.service import ProgramContext
 from kopilka.webhooks import domain
+from kopilka.webhooks.domain import AttemptRow, DeliveryRow, EndpointRow, Leased
 from kopilka.webhooks.repository import (
     DELIVERED,
     FAILED,
     PENDING,
-    AttemptRow,
-    DeliveryRow,
-    EndpointRow,
-    Leased,
     WebhookRepository,
     webhook_repository,
 )

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.outbox.consumers import Consumer, StoredEvent, from_row
-from kopilka.outbox.repository import PARKED, RETRYING, WAITING, OutboxRepository
+from kopilka.worker.delivery_repository import PARKED, RETRYING, WAITING, OutboxRepository
 
 logger = logging.getLogger("kopilka.worker")
 MAX_ERROR = 2000

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import reading, run_in_transaction
 from kopilka.kit.clock import clock
 from kopilka.outbox.consumers import Consumer
-from kopilka.outbox.repository import OutboxRepository, outbox_repository
 from kopilka.worker.delivery import Delivery, RetryPolicy, StepResult
+from kopilka.worker.delivery_repository import OutboxRepository, outbox_repository
 from kopilka.worker.scheduler import JobOutcome, Scheduler
 
 logger = logging.getLogger("kopilka.worker")

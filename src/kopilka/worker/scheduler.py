@@ -26,9 +26,9 @@ from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks as ledger_tasks
-from kopilka.outbox.repository import outbox_repository
 from kopilka.programs.service import program_service
 from kopilka.tiers.tasks import review_tiers
+from kopilka.worker.delivery_repository import outbox_repository
 from kopilka.worker.repository import JobRunRow, job_run_repository
 
 logger = logging.getLogger("kopilka.worker")

@@ -8,7 +8,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import NotFound
-from kopilka.outbox.repository import ConsumerLag, OutboxRepository, ParkedEvent, outbox_repository
+from kopilka.worker.delivery_repository import (
+    ConsumerLag,
+    OutboxRepository,
+    ParkedEvent,
+    outbox_repository,
+)
 from kopilka.worker.repository import JobRunRepository, JobRunRow, job_run_repository
 
 
