@@ -4,7 +4,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from kopilka.kit.types import TIME_ZONES, Day, Flag, field_error, known_zone
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
 
@@ -12,9 +14,9 @@ IdentifierKind = Literal["card", "phone", "email", "external_id"]
 class Consents(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: bool = False
-    sms: bool = False
-    push: bool = False
+    email: Flag = False
+    sms: Flag = False
+    push: Flag = False
 
 
 class MemberRef(BaseModel):
@@ -46,12 +48,28 @@ MemberTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeValue = Annotated[str, Field(max_length=500)] | int | float | bool
 Tags = Annotated[list[MemberTag], Field(max_length=100, description="Rules read tags.")]
+
+
+def _zone_attribute(attributes: dict[str, Any]) -> dict[str, Any]:
+    zone = attributes.get("timezone")
+    if zone is not None:
+        if not isinstance(zone, str):
+            raise field_error("timezone", "the time zone is an IANA name such as Europe/Moscow")
+        try:
+            known_zone(zone)
+        except ValueError as exc:
+            raise field_error("timezone", str(exc)) from None
+    return attributes
+
+
 Attributes = Annotated[
     dict[AttributeName, AttributeValue],
+    AfterValidator(_zone_attribute),
     Field(
         max_length=100,
         description="Custom attributes rules can read; `timezone` (an IANA name) sets the "
         "member's local time for calendar conditions.",
+        json_schema_extra={"properties": {"timezone": {"type": "string", "enum": TIME_ZONES}}},
     ),
 ]
 
@@ -62,7 +80,7 @@ class MemberCreate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = None
     email: str | None = None
-    birthday: date | None = None
+    birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     card: str | None = Field(
@@ -82,7 +100,7 @@ class MemberUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = None
     email: str | None = None
-    birthday: date | None = None
+    birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
     consents: Consents | None = None
     tags: Tags | None = Field(default=None, description="Replaces the member's tags.")

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
+from kopilka.kit.types import error_location
 from kopilka.kit.web import (
     EngineDep,
     Till,
@@ -90,7 +91,7 @@ def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItem
             parsed.append(PurchaseCreate.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
+            field = ".".join(str(p) for p in error_location(first))
             error = InvalidInput(
                 f"{field}: {first['msg']}" if field else first["msg"], field=field or None
             )
