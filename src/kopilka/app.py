@@ -52,7 +52,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_of(error_location(e)), "message": e["msg"]} for e in exc.errors()
+            {
+                # A body that is not JSON at all: the error is the body's, not a position's.
+                "field": "body" if e["type"] == "json_invalid" else _field_of(error_location(e)),
+                "message": e["msg"],
+                "code": e["type"],
+            }
+            for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return _problem(422, "Invalid input", detail, request.url.path, errors=errors)

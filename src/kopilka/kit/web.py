@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.apikeys.service import Principal, api_key_service
 from kopilka.db import reading, run_in_transaction
 from kopilka.errors import Forbidden, Unauthorized
-from kopilka.kit.types import error_location
 from kopilka.programs.service import ProgramContext, program_service
 
 T = TypeVar("T")
@@ -115,7 +114,7 @@ async def hot_body(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error_location(error))} for error in exc.errors()]
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from None
 
 

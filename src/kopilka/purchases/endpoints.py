@@ -99,7 +99,28 @@ def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItem
     return parsed, errors
 
 
-@router.post("/purchases/batch", response_model=BatchResult)
+BATCH_BODY = {
+    "type": "object",
+    "required": ["purchases"],
+    "properties": {
+        "purchases": {
+            "type": "array",
+            "maxItems": MAX_BATCH,
+            "items": {"$ref": "#/components/schemas/PurchaseCreate"},
+            "description": "Each is checked on its own: an invalid one gets its 422 in the "
+            "results and the others are recorded.",
+        }
+    },
+}
+
+
+@router.post(
+    "/purchases/batch",
+    response_model=BatchResult,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_BODY}}}
+    },
+)
 async def create_purchases_batch(
     principal: Till,
     engine: EngineDep,

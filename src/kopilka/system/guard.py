@@ -89,6 +89,17 @@ class RequestGuard:
         if api and body and content_type is None:
             await _unsupported(scope, receive, send)
             return
+        if api and body and not _utf8(body):
+            await _refuse(
+                scope,
+                receive,
+                send,
+                422,
+                "Invalid input",
+                "body: the body is not UTF-8 text",
+                errors=[{"field": "body", "message": "the body is not UTF-8 text"}],
+            )
+            return
         if api and b"\\u0000" in body:
             field = _nul_in_json(body)
             if field is not None:
@@ -131,6 +142,14 @@ class RequestGuard:
             "Content too large",
             f"the request body may not exceed {self.max_body_bytes} bytes",
         )
+
+
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _content_length(headers: Headers) -> int | None:

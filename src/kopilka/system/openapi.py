@@ -14,6 +14,11 @@ from kopilka.system.guard import PUBLIC_PATHS
 class ProblemField(BaseModel):
     field: str = Field(description="Dotted path of the field at fault (`lines.0.quantity`).")
     message: str
+    code: str | None = Field(
+        default=None,
+        description="What kind of error (`int_type`, `missing`, `string_too_long` …) when the "
+        "request's own validation found it.",
+    )
 
 
 class Problem(BaseModel):
@@ -72,6 +77,7 @@ def document(app: FastAPI) -> dict[str, Any]:
         "description": "An API key of the program: `Authorization: Bearer kp_…`.",
     }
     _close_pattern_objects(spec)
+    _no_nul(spec)
     for path, item in spec.get("paths", {}).items():
         for method, operation in item.items():
             if method not in (*BODY_METHODS, "get"):
@@ -97,6 +103,26 @@ def _close_pattern_objects(node: Any) -> None:
     elif isinstance(node, list):
         for item in node:
             _close_pattern_objects(item)
+
+
+NO_NUL = "^[^\\u0000]*$"
+FREE_TEXT_KEYS = ("pattern", "format", "enum", "const")
+
+
+def _no_nul(node: Any) -> None:
+    """Text never holds the NUL character (the request guard refuses it): free text says so
+    with a pattern, and so do the keys of free-form objects."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not any(key in node for key in FREE_TEXT_KEYS):
+            node["pattern"] = NO_NUL
+        if node.get("type") == "object" and "additionalProperties" in node:
+            if node["additionalProperties"] is not False and "propertyNames" not in node:
+                node["propertyNames"] = {"pattern": NO_NUL}
+        for value in node.values():
+            _no_nul(value)
+    elif isinstance(node, list):
+        for item in node:
+            _no_nul(item)
 
 
 def install_openapi(app: FastAPI) -> None:
