@@ -115,9 +115,9 @@ def _no_nul(node: Any) -> None:
     if isinstance(node, dict):
         if node.get("type") == "string" and not any(key in node for key in FREE_TEXT_KEYS):
             node["pattern"] = NO_NUL
-        if node.get("type") == "object" and "additionalProperties" in node:
-            if node["additionalProperties"] is not False and "propertyNames" not in node:
-                node["propertyNames"] = {"pattern": NO_NUL}
+        free_form = node.get("additionalProperties", False) is not False
+        if node.get("type") == "object" and free_form and "propertyNames" not in node:
+            node["propertyNames"] = {"pattern": NO_NUL}
         for value in node.values():
             _no_nul(value)
     elif isinstance(node, list):
