@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kopilka import __version__
 from kopilka.api import routers
+from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
@@ -80,6 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    api_key_service.cache_seconds = settings.api_key_cache_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

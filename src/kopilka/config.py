@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
-    # API keys are checked against the database at most this often per key and process;
-    # a revoked key stops working within this many seconds.
+    # A key's principal is cached this long per process, sparing the look-up of its hash;
+    # every request still checks in its own transaction that the key was not revoked.
     api_key_cache_seconds: float = 30.0
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
