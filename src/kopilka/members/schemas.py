@@ -4,9 +4,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
-from kopilka.kit.types import TIME_ZONES, Day, Flag, field_error, known_zone
+from kopilka.kit.types import TIME_ZONES, Day, Flag, Int, field_error, known_zone
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
 
@@ -46,7 +46,7 @@ class MemberRef(BaseModel):
 
 MemberTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-AttributeValue = Annotated[str, Field(max_length=500)] | int | float | bool
+AttributeValue = Annotated[str, Field(max_length=500)] | Int | Annotated[float, Strict()] | Flag
 Tags = Annotated[list[MemberTag], Field(max_length=100, description="Rules read tags.")]
 
 

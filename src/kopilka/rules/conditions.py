@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kopilka.kit.types import INT32_MAX, MONEY_MAX, Day, Int
+from kopilka.kit.types import INT32_MAX, MONEY_MAX, Day, Flag, Int
 from kopilka.rules.condition_kit import (
     CONDITIONS,
     WEEKDAYS,
@@ -124,7 +124,7 @@ class NthPurchase(ConditionModel):
 
     type: Literal["nth_purchase"] = "nth_purchase"
     n: Int = Field(ge=1, le=INT32_MAX)
-    every: bool = False
+    every: Flag = False
 
     def compile(self) -> CompiledCondition:
         n, every = self.n, self.every

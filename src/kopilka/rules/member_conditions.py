@@ -156,7 +156,7 @@ class MemberTag(ConditionModel):
 
     type: Literal["member_tag"] = "member_tag"
     tags: list[str] = Field(min_length=1)
-    all: bool = False
+    all: Flag = False
 
     def compile(self) -> CompiledCondition:
         wanted, every = frozenset(self.tags), self.all
