@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from kopilka.activities.endpoints import router as activities_router
+from kopilka.apikeys.endpoints import router as apikeys_router
 from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
@@ -28,4 +29,5 @@ routers: list[APIRouter] = [
     giftcards_router,
     webhooks_router,
     events_router,
+    apikeys_router,
 ]

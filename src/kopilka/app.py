@@ -15,34 +15,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kopilka import __version__
 from kopilka.api import routers
+from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
 from kopilka.kit.memory import freeze_startup_objects
+from kopilka.kit.types import error_location
+from kopilka.kit.web import PROBLEM
+from kopilka.kit.web import problem as _problem
 from kopilka.system.docs import install_docs
+from kopilka.system.guard import RequestGuard
 from kopilka.system.metrics import MetricsMiddleware
+from kopilka.system.openapi import install_openapi
 
-PROBLEM = "application/problem+json"
 logger = logging.getLogger("kopilka")
 
 
-def _problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
-    body = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
 def _field_of(location: tuple[Any, ...]) -> str:
+    """``body.lines.0.sku`` → ``lines.0.sku``; parameters keep their place (``query.limit``)."""
     parts = [str(p) for p in location]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:] if parts[0] == "body" else parts
-    return ".".join(parts)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 def _telemetry(enabled: bool) -> TelemetryConfig:
@@ -58,31 +52,36 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_of(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {
+                # A body that is not JSON at all: the error is the body's, not a position's.
+                "field": "body" if e["type"] == "json_invalid" else _field_of(error_location(e)),
+                "message": e["msg"],
+                "code": e["type"],
+            }
+            for e in exc.errors()
+        ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return _problem(422, "Invalid input", detail, request.url.path, errors=errors)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        # PostgreSQL stores no NUL character in text: input carrying one is bad input, not a
-        # server fault (SQLite would have taken it).
-        if "0x00" in str(exc.orig) or "\\u0000" in str(exc.orig):
-            return _problem(
-                422,
-                "Invalid input",
-                "text may not contain the NUL character (\\u0000)",
-                request.url.path,
-            )
+        # Input PostgreSQL cannot store (the NUL character) is refused by the request guard,
+        # naming the field, before it gets here.
         logger.exception("database error on %s", request.url.path, exc_info=exc)
         return _problem(500, "Internal error", "the database failed", request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _problem(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
+        response = _problem(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
+        # 405 carries ``Allow``; keep every header the exception was raised with.
+        response.headers.update(exc.headers or {})
+        return response
 
 
 def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    api_key_service.cache_seconds = settings.api_key_cache_seconds
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,5 +113,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     install_docs(app)
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
+    # The last added runs first: metrics see every answer, the guard's refusals included.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./kopilka.db"
@@ -30,12 +30,16 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
-    # API keys are checked against the database at most this often per key and process;
-    # a revoked key stops working within this many seconds.
+    # A key's principal is cached this long per process, sparing the look-up of its hash;
+    # every request still checks in its own transaction that the key was not revoked.
     api_key_cache_seconds: float = 30.0
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
     db_pool_size: int = 20
+    # The largest request body accepted (413 beyond it): a batch of 1,000 purchases with a
+    # few lines each is about 1 MB. The body is buffered (up to this size) only after the
+    # API key was checked.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # FastAPI's native OpenTelemetry tracing, metrics and logs, for a configured SDK.
     opentelemetry: bool = False
 

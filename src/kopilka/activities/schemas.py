@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.earning.schemas import BenefitOut, EarnedOut, RuleTraceOut
-from kopilka.kit.types import ExternalId
+from kopilka.kit.types import ExternalId, Instant
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 
@@ -23,7 +23,7 @@ class ActivityCreate(BaseModel):
     name: str | None = Field(
         default=None, max_length=100, description="For type `event`: the custom event's name."
     )
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     channel: str = Field(default="api", min_length=1, max_length=32)
     attributes: dict[str, Any] = Field(default_factory=dict)
 

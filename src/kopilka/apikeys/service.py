@@ -1,26 +1,31 @@
-"""API keys: create (the secret is shown once), authenticate, revoke. Never commits."""
+"""API keys: create (the secret is shown once), authenticate, list, revoke. Never commits.
+
+Revocation takes effect at once: every request checks, in its own transaction, that its key
+is still active (one look-up by primary key on the connection the request uses anyway), so
+no process — on SQLite or PostgreSQL — serves a request with a key revoked before that
+transaction began. The per-process cache only spares the look-up of the key's hash; a
+revoked key is dropped from the revoking process's cache at once, and from any other
+process's cache on its first request after the revocation.
+"""
 
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import InvalidInput, Unauthorized
+from kopilka.apikeys.repository import ApiKeyRepository
+from kopilka.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from kopilka.kit.ids import new_id
-from kopilka.models import ApiKey
-from kopilka.models.base import table
 
 Scope = Literal["admin", "pos", "partner", "analyst"]
 SCOPES: tuple[Scope, ...] = ("admin", "pos", "partner", "analyst")
 KEY_PREFIX = "kp_"
-
-keys_t = table(ApiKey)
+PREFIX_LENGTH = 10
 
 
 @dataclass(frozen=True)
@@ -35,14 +40,38 @@ class Principal:
         return "admin" in self.scopes or any(scope in self.scopes for scope in scopes)
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown of a key: never its secret nor its hash."""
+
+    id: UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 def hash_key(secret: str) -> str:
     # The secret has 256 random bits, so a plain SHA-256 is enough (no password stretching).
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _info(row: Any) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scopes=sorted(row.scopes.split(",")),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
 class ApiKeyService:
     def __init__(self, cache_seconds: float = 30.0) -> None:
         self.cache_seconds = cache_seconds
+        self.repository = ApiKeyRepository()
         self._cache: dict[str, tuple[float, Principal]] = {}
 
     async def create(
@@ -62,17 +91,15 @@ class ApiKeyService:
             )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = new_id()
-        await conn.execute(
-            keys_t.insert().values(
-                id=key_id,
-                program_id=program_id,
-                name=name,
-                prefix=secret[:10],
-                key_hash=hash_key(secret),
-                scopes=",".join(sorted(set(scopes))),
-                created_at=now,
-                revoked_at=None,
-            )
+        await self.repository.insert(
+            conn,
+            key_id=key_id,
+            program_id=program_id,
+            name=name,
+            prefix=secret[:PREFIX_LENGTH],
+            key_hash=hash_key(secret),
+            scopes=",".join(sorted(set(scopes))),
+            now=now,
         )
         return secret, key_id
 
@@ -85,18 +112,60 @@ class ApiKeyService:
 
     async def authenticate(self, conn: AsyncConnection, secret: str) -> Principal:
         digest = hash_key(secret)
-        row = (
-            await conn.execute(
-                select(keys_t.c.id, keys_t.c.program_id, keys_t.c.scopes).where(
-                    keys_t.c.key_hash == digest, keys_t.c.revoked_at.is_(None)
-                )
-            )
-        ).first()
+        row = await self.repository.active_by_hash(conn, digest)
         if row is None:
             raise Unauthorized("unknown or revoked API key")
         principal = Principal(row.id, row.program_id, frozenset(row.scopes.split(",")))
         self._cache[digest] = (time.monotonic(), principal)
         return principal
+
+    async def ensure_active(self, conn: AsyncConnection, principal: Principal) -> None:
+        """Unauthorized if the key of ``principal`` was revoked since it was cached."""
+        if not await self.repository.is_active(conn, principal.key_id):
+            self._forget(principal.key_id)
+            raise Unauthorized("unknown or revoked API key")
+
+    async def page(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        include_revoked: bool = False,
+    ) -> list[KeyInfo]:
+        rows = await self.repository.page(
+            conn, program_id, limit=limit, after=after, include_revoked=include_revoked
+        )
+        return [_info(row) for row in rows]
+
+    async def revoke(
+        self, conn: AsyncConnection, program_id: UUID, key: UUID | str, now: datetime
+    ) -> KeyInfo:
+        """Revoke the key with this id (or prefix); revoking a revoked key changes nothing."""
+        found = await self.repository.find(conn, program_id, key)
+        if not found:
+            raise NotFound(f"no API key {key}", field="key")
+        if len(found) > 1:
+            raise Conflict(f"several keys have the prefix {key}: give the id", field="key")
+        row = found[0]
+        if row.revoked_at is None:
+            await self.repository.revoke(conn, row.id, now)
+        self._forget(row.id)
+        info = _info(row)
+        return KeyInfo(
+            id=info.id,
+            name=info.name,
+            prefix=info.prefix,
+            scopes=info.scopes,
+            created_at=info.created_at,
+            revoked_at=row.revoked_at or now,
+        )
+
+    def _forget(self, key_id: UUID) -> None:
+        for digest, (_, principal) in list(self._cache.items()):
+            if principal.key_id == key_id:
+                del self._cache[digest]
 
 
 api_key_service = ApiKeyService()

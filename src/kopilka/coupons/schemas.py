@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kopilka.kit.codes import UNAMBIGUOUS
-from kopilka.kit.types import Money
+from kopilka.kit.types import INT32_MAX, Flag, Instant, Int, Money, field_error
 from kopilka.members.schemas import MemberRef
 from kopilka.rules.basket import PurchaseLineIn
 
@@ -38,7 +38,7 @@ class Discount(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["percent", "fixed", "free_product", "free_delivery"]
-    value: int = Field(default=0, ge=0, le=10**13)
+    value: Int = Field(default=0, ge=0, le=10**13)
     max_discount: Money | None = None
     free_sku: str | None = Field(default=None, min_length=1, max_length=100)
 
@@ -68,17 +68,17 @@ class CampaignFields(BaseModel):
         default=None, max_length=200, description="Lines of these categories (or SKUs) only."
     )
     skus: list[Annotated[str, Field(max_length=100)]] | None = Field(default=None, max_length=5000)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
-    uses_per_code: int | None = Field(
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
+    uses_per_code: Int | None = Field(
         default=1, ge=1, le=10**9, description="1: single-use codes; null: unlimited uses."
     )
-    per_member_limit: int | None = Field(default=None, ge=1, le=10**6)
-    total_limit: int | None = Field(default=None, ge=1, le=10**12)
-    stackable: bool = False
-    give_back_on_return: bool = True
+    per_member_limit: Int | None = Field(default=None, ge=1, le=10**6)
+    total_limit: Int | None = Field(default=None, ge=1, le=INT32_MAX)
+    stackable: Flag = False
+    give_back_on_return: Flag = True
     code_pattern: str = Field(default=DEFAULT_PATTERN, min_length=4, max_length=100)
-    valid_days: int | None = Field(
+    valid_days: Int | None = Field(
         default=None, ge=1, le=3660, description="Personal codes issued later expire after this."
     )
     status: Literal["active", "paused", "archived"] = "active"
@@ -103,13 +103,13 @@ class CampaignUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
-    per_member_limit: int | None = Field(default=None, ge=1, le=10**6)
-    total_limit: int | None = Field(default=None, ge=1, le=10**12)
-    stackable: bool | None = None
-    give_back_on_return: bool | None = None
-    valid_days: int | None = Field(default=None, ge=1, le=3660)
+    valid_from: Instant | None = None
+    valid_until: Instant | None = None
+    per_member_limit: Int | None = Field(default=None, ge=1, le=10**6)
+    total_limit: Int | None = Field(default=None, ge=1, le=INT32_MAX)
+    stackable: Flag | None = None
+    give_back_on_return: Flag | None = None
+    valid_days: Int | None = Field(default=None, ge=1, le=3660)
     status: Literal["active", "paused", "archived"] | None = None
 
     @field_validator("name", "stackable", "give_back_on_return", "status")
@@ -136,15 +136,15 @@ class CodesCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    count: int | None = Field(default=None, ge=1, le=1_000_000)
+    count: Int | None = Field(default=None, ge=1, le=1_000_000)
     pattern: str | None = Field(default=None, min_length=4, max_length=100)
     charset: str = Field(default=UNAMBIGUOUS, min_length=2, max_length=100)
     codes: list[CodeText] | None = Field(default=None, min_length=1, max_length=1_000_000)
     members: list[MemberRef] | None = Field(default=None, min_length=1, max_length=100_000)
-    max_uses: int | None = Field(
+    max_uses: Int | None = Field(
         default=None, ge=1, le=10**9, description="Uses per code; default the campaign's."
     )
-    valid_until: AwareDatetime | None = None
+    valid_until: Instant | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "CodesCreate":
@@ -197,12 +197,12 @@ class ValidateRequest(BaseModel):
     member: MemberRef | None = None
     total: Money
     lines: list[PurchaseLineIn] = Field(default_factory=list, max_length=1000)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
 
     @model_validator(mode="after")
     def _lines_add_up(self) -> "ValidateRequest":
         if self.lines and sum(line.amount for line in self.lines) != self.total:
-            raise ValueError("total differs from the sum of lines")
+            raise field_error("total", "total differs from the sum of lines")
         return self
 
 

@@ -5,12 +5,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kopilka.giftcards.domain import CARD_PATTERN, MAX_BALANCE, MAX_BATCH, MAX_VALID_DAYS
+from kopilka.kit.types import Flag, Instant, Int
 
 Amount = Annotated[
-    int,
+    Int,
     Field(ge=1, le=MAX_BALANCE, description="Minor units of the money currency (kopecks)."),
 ]
 MoneyCurrency = Annotated[
@@ -35,16 +36,16 @@ Reference = Annotated[
     str | None,
     Field(default=None, max_length=200, description="Free text: the purchase or order id."),
 ]
-ValidDays = Annotated[int | None, Field(default=None, ge=1, le=MAX_VALID_DAYS)]
+ValidDays = Annotated[Int | None, Field(default=None, ge=1, le=MAX_VALID_DAYS)]
 CardStatus = Literal["active", "disabled", "expired"]
 
 
 class Expiry(BaseModel):
     """At most one of the three; none: the default validity (365 days)."""
 
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     valid_days: ValidDays = None
-    never_expires: bool = False
+    never_expires: Flag = False
 
 
 class GiftCardCreate(Expiry):
@@ -65,7 +66,7 @@ class GiftCardCreate(Expiry):
 class GiftCardBatchCreate(Expiry):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=1, le=MAX_BATCH)
+    count: Int = Field(ge=1, le=MAX_BATCH)
     amount: Amount
     pattern: str = Field(
         default=CARD_PATTERN,
@@ -78,8 +79,8 @@ class GiftCardUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["active", "disabled"] | None = None
-    expires_at: AwareDatetime | None = None
-    never_expires: bool = False
+    expires_at: Instant | None = None
+    never_expires: Flag = False
 
 
 class TopUpCreate(BaseModel):
@@ -95,7 +96,7 @@ class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: Amount
-    allow_partial: bool = Field(
+    allow_partial: Flag = Field(
         default=False,
         description="Take what the card holds up to amount instead of refusing the payment.",
     )
@@ -111,7 +112,7 @@ class RefundCreate(BaseModel):
     payment_external_id: str | None = Field(
         default=None, min_length=1, max_length=200, description="Or the payment's external_id."
     )
-    amount: int | None = Field(
+    amount: Int | None = Field(
         default=None, ge=1, le=MAX_BALANCE, description="Default: all that is left to refund."
     )
     external_id: ExternalId = None

@@ -4,9 +4,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +20,28 @@ from kopilka.programs.service import ProgramContext, program_service
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 CONFLICT_RETRIES = 3
+PROBLEM = "application/problem+json"
+# Where the request guard (kopilka.system.guard) leaves the caller it authenticated.
+PRINCIPAL_SCOPE_KEY = "kopilka.principal"
+SECURITY_SCHEME = "ApiKey"
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=SECURITY_SCHEME,
+    description="An API key of the program: `Authorization: Bearer kp_…`.",
+)
+
+
+def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem document."""
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 async def get_engine(request: Request) -> AsyncEngine:
@@ -31,12 +54,20 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 
 
 async def authenticate(
-    engine: EngineDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    engine: EngineDep,
+    # Declared for the OpenAPI document (the bearer scheme); the header is read below.
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return await _principal(engine, authorization)
+    """The caller, as the request guard authenticated it before the body was read."""
+    known: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if known is not None:
+        return known
+    return await principal_of(engine, request.headers.get("authorization"))
 
 
-async def _principal(engine: AsyncEngine, authorization: str | None) -> Principal:
+async def principal_of(engine: AsyncEngine, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization`` header; ``Unauthorized`` without a valid key."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send 'Authorization: Bearer <api key>'")
     secret = authorization[7:].strip()
@@ -71,8 +102,10 @@ def _admitted(principal: Principal, scopes: tuple[str, ...]) -> Principal:
 
 async def hot_principal(request: Request, *scopes: str) -> Principal:
     """The caller of ``request``, admitted only with one of ``scopes`` (as ``scoped``)."""
-    engine: AsyncEngine = request.app.state.engine
-    principal = await _principal(engine, request.headers.get("authorization"))
+    principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None:
+        engine: AsyncEngine = request.app.state.engine
+        principal = await principal_of(engine, request.headers.get("authorization"))
     return _admitted(principal, scopes)
 
 
@@ -86,12 +119,10 @@ async def hot_body(request: Request, model: type[M]) -> M:
 
 
 def hot_route_openapi(model: type[BaseModel], *query: tuple[str, str]) -> dict[str, Any]:
-    """OpenAPI of a hot route: ``model`` as the JSON body, the bearer header, ``query``
-    as (name, description) boolean parameters."""
+    """OpenAPI of a hot route: ``model`` as the JSON body, the bearer scheme, ``query``
+    as (name, description) boolean parameters. The errors every route answers are added
+    with the others' (``kopilka.system.openapi``)."""
     parameters: list[dict[str, Any]] = [
-        {"name": "authorization", "in": "header", "required": False, "schema": {"type": "string"}}
-    ]
-    parameters += [
         {
             "name": name,
             "in": "query",
@@ -105,6 +136,7 @@ def hot_route_openapi(model: type[BaseModel], *query: tuple[str, str]) -> dict[s
     return {
         "parameters": parameters,
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "security": [{SECURITY_SCHEME: []}],
     }
 
 
@@ -146,6 +178,7 @@ async def in_transaction(
     """
 
     async def attempt(conn: AsyncConnection) -> T:
+        await api_key_service.ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         return await work(conn, program)
 
@@ -164,6 +197,7 @@ async def read_only(
     work: Callable[[AsyncConnection, ProgramContext], Awaitable[T]],
 ) -> T:
     async with reading(engine) as conn:
+        await api_key_service.ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         return await work(conn, program)
 
@@ -172,7 +206,8 @@ class FastJSONResponse(JSONResponse):
     """JSON rendered by orjson: several times faster than the standard library's encoder."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        # Instants are answered in UTC with a ``Z``, as Pydantic renders them elsewhere.
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z)
 
 
 def json_response(body: Any, status_code: int, *, replayed: bool = False) -> JSONResponse:

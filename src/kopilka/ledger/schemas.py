@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kopilka.kit.types import Int
 from kopilka.members.schemas import MemberRef
 from kopilka.tiers.schemas import MemberTierOut
 
@@ -60,7 +61,7 @@ class RedemptionCreate(BaseModel):
 
     member: MemberRef
     currency: str = "points"
-    amount: int = Field(ge=1, le=10**12)
+    amount: Int = Field(ge=1, le=10**12)
     mode: Literal["one_step", "hold"] = "one_step"
     reason: str | None = Field(default=None, max_length=500)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
@@ -69,7 +70,7 @@ class RedemptionCreate(BaseModel):
 class CaptureRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount: int | None = Field(
+    amount: Int | None = Field(
         default=None, ge=1, le=10**12, description="Capture part of the hold; the rest is released."
     )
 
@@ -94,7 +95,7 @@ class AdjustmentCreate(BaseModel):
 
     member: MemberRef
     currency: str = "points"
-    amount: int = Field(description="Positive credits, negative debits.", ge=-(10**12), le=10**12)
+    amount: Int = Field(description="Positive credits, negative debits.", ge=-(10**12), le=10**12)
     reason: str = Field(min_length=1, max_length=500)
 
 

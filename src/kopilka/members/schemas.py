@@ -1,24 +1,23 @@
 """API shapes of members."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from kopilka.kit.clock import MAX_CLOCK_SKEW, clock
+from kopilka.kit.types import TIME_ZONES, Day, Flag, Instant, Int, field_error, known_zone
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
-# A back-filled registration older than this is a typo (a year 0202 for 2020), not history.
-EARLIEST_REGISTRATION = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Consents(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: bool = False
-    sms: bool = False
-    push: bool = False
+    email: Flag = False
+    sms: Flag = False
+    push: Flag = False
 
 
 class MemberRef(BaseModel):
@@ -48,14 +47,30 @@ class MemberRef(BaseModel):
 
 MemberTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-AttributeValue = Annotated[str, Field(max_length=500)] | int | float | bool
+AttributeValue = Annotated[str, Field(max_length=500)] | Int | Annotated[float, Strict()] | Flag
 Tags = Annotated[list[MemberTag], Field(max_length=100, description="Rules read tags.")]
+
+
+def _zone_attribute(attributes: dict[str, Any]) -> dict[str, Any]:
+    zone = attributes.get("timezone")
+    if zone is not None:
+        if not isinstance(zone, str):
+            raise field_error("timezone", "the time zone is an IANA name such as Europe/Moscow")
+        try:
+            known_zone(zone)
+        except ValueError as exc:
+            raise field_error("timezone", str(exc)) from None
+    return attributes
+
+
 Attributes = Annotated[
     dict[AttributeName, AttributeValue],
+    AfterValidator(_zone_attribute),
     Field(
         max_length=100,
         description="Custom attributes rules can read; `timezone` (an IANA name) sets the "
         "member's local time for calendar conditions.",
+        json_schema_extra={"properties": {"timezone": {"type": "string", "enum": TIME_ZONES}}},
     ),
 ]
 
@@ -66,7 +81,7 @@ class MemberCreate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = None
     email: str | None = None
-    birthday: date | None = None
+    birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     card: str | None = Field(
@@ -78,7 +93,7 @@ class MemberCreate(BaseModel):
     )
     tags: Tags = Field(default_factory=list)
     attributes: Attributes = Field(default_factory=dict)
-    registered_at: AwareDatetime | None = Field(
+    registered_at: Instant | None = Field(
         default=None,
         description="When the member registered, for members brought over from another system: "
         "the member's `created_at`, and the sign-up rules run as of then (their points are dated "
@@ -86,16 +101,11 @@ class MemberCreate(BaseModel):
         "of the server's clock and not before 1970.",
     )
 
-    @field_validator("registered_at")
-    @classmethod
-    def _registered_at_in_range(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value < EARLIEST_REGISTRATION:
-            raise ValueError("registered_at is before 1970-01-01")
-        if value > clock.now() + MAX_CLOCK_SKEW:
-            raise ValueError("registered_at is in the future")
-        return value.astimezone(UTC)
+    @model_validator(mode="after")
+    def _registered_at_not_ahead(self) -> "MemberCreate":
+        if self.registered_at is not None and self.registered_at > clock.now() + MAX_CLOCK_SKEW:
+            raise field_error("registered_at", "registered_at is in the future")
+        return self
 
 
 class MemberUpdate(BaseModel):
@@ -104,7 +114,7 @@ class MemberUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = None
     email: str | None = None
-    birthday: date | None = None
+    birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
     consents: Consents | None = None
     tags: Tags | None = Field(default=None, description="Replaces the member's tags.")

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.apikeys.service import api_key_service
 from kopilka.db import reading
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
+from kopilka.kit.types import INT32_MAX
 from kopilka.kit.web import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.programs.version_schemas import (
@@ -36,7 +38,7 @@ DocumentBody = Annotated[
         openapi_examples={"one point per rouble": {"value": DOCUMENT_EXAMPLE}},
     ),
 ]
-VersionNumber = Annotated[int, Path(ge=1)]
+VersionNumber = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 @router.get("", response_model=ProgramInForce)
@@ -136,6 +138,7 @@ async def simulate_program(
     request = body or SimulateRequest()
     # One snapshot for the whole replay: purchases arriving meanwhile are not half-counted.
     async with reading(engine, snapshot=True) as conn:
+        await api_key_service.ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         report = await simulate_draft(
             conn, program, request.document, request.since, request.days, clock.now()
@@ -147,6 +150,6 @@ def _version_cursor(cursor: str | None) -> int | None:
     """The page cursor is the number of the last version shown."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > INT32_MAX:
         raise InvalidInput("cursor is not one this API gave out", field="cursor")
     return int(cursor)

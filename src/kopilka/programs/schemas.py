@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.kit.types import Flag, Int, TimeZone
 from kopilka.ledger.domain import ClawbackPolicy
 from kopilka.rules.schemas import EarningRule, Experiment, Rule
 from kopilka.tiers.schemas import TierLadder
@@ -42,9 +43,9 @@ class ExpiryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Literal["never", "days", "end_of_month", "end_of_year"] = "never"
-    days: int = Field(default=365, ge=1, le=36500)
-    months: int = Field(default=12, ge=0, le=1200)
-    years: int = Field(default=1, ge=0, le=100)
+    days: Int = Field(default=365, ge=1, le=36500)
+    months: Int = Field(default=12, ge=0, le=1200)
+    years: Int = Field(default=1, ge=0, le=100)
 
 
 class PointsPayment(BaseModel):
@@ -59,10 +60,10 @@ class PointsPayment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     currency: CurrencyCode = "points"
-    points: int = Field(default=1, ge=1, le=10**6)
-    money: int = Field(default=100, ge=1, le=10**9)
-    min_points: int = Field(default=0, ge=0, le=10**12)
-    max_share_percent: int = Field(default=100, ge=1, le=100)
+    points: Int = Field(default=1, ge=1, le=10**6)
+    money: Int = Field(default=100, ge=1, le=10**9)
+    min_points: Int = Field(default=0, ge=0, le=10**12)
+    max_share_percent: Int = Field(default=100, ge=1, le=100)
     excluded_categories: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list, max_length=200
     )
@@ -72,7 +73,7 @@ class ProgramSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     money_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "RUB"
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     currencies: list[Currency] = Field(default_factory=lambda: [Currency(code="points")])
     earning: list[EarningRule] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
@@ -80,10 +81,10 @@ class ProgramSettings(BaseModel):
     groups: dict[str, Literal["best", "priority"]] = Field(default_factory=dict)
     experiments: list[Experiment] = Field(default_factory=list)
     expiry: ExpiryPolicy = Field(default_factory=ExpiryPolicy)
-    pending_days: int = Field(default=0, ge=0, le=365)
-    hold_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+    pending_days: Int = Field(default=0, ge=0, le=365)
+    hold_minutes: Int = Field(default=30, ge=1, le=60 * 24 * 30)
     clawback: ClawbackPolicy = "allow_negative"
-    auto_enrol: bool = False
+    auto_enrol: Flag = False
     tiers: TierLadder | None = None
     points_payment: PointsPayment | None = None
     # What rules earn on when coupons or points paid part of a basket: the money paid

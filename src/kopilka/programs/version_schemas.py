@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from kopilka.kit.types import Instant, Int
 from kopilka.models.program_version import NOTE_LENGTH
 
 Document = dict[str, Any]
@@ -69,8 +70,8 @@ class SimulateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     document: dict[str, Any] | None = None
-    since: AwareDatetime | None = None
-    days: int = Field(default=90, ge=1, le=3660)
+    since: Instant | None = None
+    days: Int = Field(default=90, ge=1, le=3660)
 
 
 class SimulatedRule(BaseModel):

@@ -2,13 +2,14 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
+from kopilka.kit.types import error_location
 from kopilka.kit.web import (
     EngineDep,
     Till,
@@ -91,7 +92,7 @@ def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItem
             parsed.append(PurchaseCreate.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
+            field = ".".join(str(p) for p in error_location(first))
             error = InvalidInput(
                 f"{field}: {first['msg']}" if field else first["msg"], field=field or None
             )
@@ -99,14 +100,24 @@ def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItem
     return parsed, errors
 
 
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purchases: list[dict[str, Any]] = Field(
+        max_length=MAX_BATCH,
+        description="Each is checked on its own: an invalid one gets its 422 in the results "
+        "and the others are recorded.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/PurchaseCreate"}},
+    )
+
+
 @router.post("/purchases/batch", response_model=BatchResult)
 async def create_purchases_batch(
-    principal: Till,
-    engine: EngineDep,
-    purchases: list[dict[str, Any]] = Body(embed=True, max_length=MAX_BATCH),
+    body: BatchCreate, principal: Till, engine: EngineDep
 ) -> BatchResult:
     """Up to 1,000 purchases in one call, each with its own result. Valid ones are recorded
     even if others fail."""
+    purchases = body.purchases
     parsed, errors = _parse_batch(purchases)
     failed_indexes = {e.index for e in errors}
     indexes = [i for i in range(len(purchases)) if i not in failed_indexes]

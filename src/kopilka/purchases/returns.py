@@ -104,6 +104,8 @@ class ReturnService:
             raise NotFound(
                 f"no purchase {request.purchase_external_id!r}", field="purchase_external_id"
             )
+        if request.occurred_at < found.occurred_at:
+            raise InvalidInput("a return cannot precede its purchase", field="occurred_at")
         balances = await self.ledger.lock(conn, program, [found.member_id], now)
         key, hash_ = return_key(request.external_id), request_hash(request.model_dump(mode="json"))
         record = await self.idempotency.find(conn, program.id, key)

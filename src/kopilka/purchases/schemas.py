@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.coupons.schemas import CouponOut
 from kopilka.earning.schemas import BenefitOut, EarnedOut, RuleTraceOut
-from kopilka.kit.types import ExternalId, Money
+from kopilka.kit.types import ExternalId, Instant, Int, Money, field_error
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 from kopilka.rules.basket import PurchaseLineIn
@@ -20,7 +20,7 @@ class PurchaseCreate(BaseModel):
 
     member: MemberRef
     external_id: ExternalId
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     store: str | None = Field(default=None, max_length=100)
     channel: str = Field(default="pos", min_length=1, max_length=32)
     region: str | None = Field(default=None, max_length=100)
@@ -34,7 +34,7 @@ class PurchaseCreate(BaseModel):
         description="Codes of the program's coupon campaigns to redeem on this purchase, in "
         "the order they apply. A code that cannot be used refuses the whole purchase.",
     )
-    points_to_spend: int = Field(
+    points_to_spend: Int = Field(
         default=0,
         ge=0,
         le=10**13,
@@ -49,7 +49,9 @@ class PurchaseCreate(BaseModel):
         if self.lines:
             lines_sum = sum(line.amount for line in self.lines)
             if lines_sum != self.total:
-                raise ValueError(f"total {self.total} differs from the sum of lines {lines_sum}")
+                raise field_error(
+                    "total", f"total {self.total} differs from the sum of lines {lines_sum}"
+                )
         return self
 
 
@@ -125,7 +127,7 @@ class ReturnLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Annotated[str, Field(min_length=1, max_length=100)]
-    quantity: int = Field(ge=1, le=1_000_000)
+    quantity: Int = Field(ge=1, le=1_000_000)
 
 
 class ReturnCreate(BaseModel):
@@ -135,14 +137,14 @@ class ReturnCreate(BaseModel):
 
     external_id: ExternalId
     purchase_external_id: ExternalId
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     lines: list[ReturnLineIn] | None = Field(default=None, min_length=1)
-    amount: int | None = Field(default=None, ge=1, le=10**13)
+    amount: Int | None = Field(default=None, ge=1, le=10**13)
 
     @model_validator(mode="after")
     def _lines_or_amount(self) -> "ReturnCreate":
         if self.lines is not None and self.amount is not None:
-            raise ValueError("give lines or amount, not both")
+            raise field_error("amount", "give lines or amount, not both")
         return self
 
 

@@ -4,15 +4,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from kopilka.kit.types import Instant, Int
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 from kopilka.rewards.domain import Kind
 from kopilka.tiers.schemas import TierId
 
 RewardKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
-Amount = Annotated[int, Field(ge=0, le=10**12)]
+Amount = Annotated[Int, Field(ge=0, le=10**12)]
 RewardStatus = Literal["active", "archived"]
 CodeSource = Literal["pool", "generated"]
 RedemptionStatus = Literal["issued", "fulfilled", "cancelled"]
@@ -36,10 +37,10 @@ class RewardCreate(BaseModel):
     price: Amount
     tier_prices: dict[TierId, Amount] | None = None
     stock: Amount | None = Field(default=None, description="Omit for unlimited.")
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Instant | None = None
+    available_until: Instant | None = None
     min_tier: TierId | None = None
-    per_member_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
     coupon_campaign: str | None = Field(
         default=None,
         min_length=1,
@@ -47,7 +48,7 @@ class RewardCreate(BaseModel):
         description="discount_coupon, free_product, free_delivery: the campaign whose "
         "personal code the member gets.",
     )
-    gift_amount: int | None = Field(
+    gift_amount: Int | None = Field(
         default=None, ge=1, le=10**12, description="gift_certificate: its value, minor units."
     )
     code_source: CodeSource | None = Field(
@@ -78,12 +79,12 @@ class RewardUpdate(BaseModel):
     price: Amount | None = None
     tier_prices: dict[TierId, Amount] | None = None
     stock: Amount | None = None
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Instant | None = None
+    available_until: Instant | None = None
     min_tier: TierId | None = None
-    per_member_limit: int | None = Field(default=None, ge=1, le=1_000_000)
+    per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
     coupon_campaign: str | None = Field(default=None, min_length=1, max_length=100)
-    gift_amount: int | None = Field(default=None, ge=1, le=10**12)
+    gift_amount: Int | None = Field(default=None, ge=1, le=10**12)
     code_source: CodeSource | None = None
     code_pattern: str | None = Field(default=None, max_length=100)
     status: RewardStatus | None = None

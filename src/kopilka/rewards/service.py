@@ -4,6 +4,7 @@ pools. Redeeming is in :mod:`kopilka.rewards.redemptions`. Never commits."""
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,6 +84,24 @@ def invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     first = exc.errors()[0]
     where = prefix + ".".join(str(part) for part in first["loc"])
     return InvalidInput(f"{where}: {first['msg']}" if where else first["msg"], field=where or None)
+
+
+CATALOG_NUMBERS = ("price", "stock", "per_member_limit", "gift_amount")
+
+
+def catalog_numbers(raw: dict[str, Any]) -> dict[str, Any]:
+    """A catalog row with its numbers read from text: a CSV cell is text, and the API's
+    schemas take numbers strictly. Anything but digits is left for the schema to refuse."""
+
+    def number(value: Any) -> Any:
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value.strip()):
+            return int(value)
+        return value
+
+    fields = {k: number(v) if k in CATALOG_NUMBERS else v for k, v in raw.items()}
+    if isinstance(fields.get("tier_prices"), dict):
+        fields["tier_prices"] = {k: number(v) for k, v in fields["tier_prices"].items()}
+    return fields
 
 
 def encode_key_cursor(key: str) -> str:
@@ -260,7 +279,8 @@ class RewardService:
         seen: dict[str, int] = {}
         inserts: list[dict[str, Any]] = []
         updates: list[tuple[Any, dict[str, Any]]] = []
-        for line, raw in rows:
+        for line, cells in rows:
+            raw = catalog_numbers(cells)
             try:
                 key = raw.get("key")
                 if isinstance(key, str) and key in seen:

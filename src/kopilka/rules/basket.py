@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kopilka.kit.types import Money
+from kopilka.kit.types import Int, Money
 
 
 class PurchaseLineIn(BaseModel):
@@ -15,7 +15,7 @@ class PurchaseLineIn(BaseModel):
     category: str | None = Field(default=None, max_length=100)
     brand: str | None = Field(default=None, max_length=100)
     tags: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
-    quantity: int = Field(ge=1, le=1_000_000)
+    quantity: Int = Field(ge=1, le=1_000_000)
     unit_price: Money
     discount: Money = 0
 

@@ -6,6 +6,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.kit.types import Int
 from kopilka.rules.domain import CompiledCondition, EvaluationContext
 
 C = TypeVar("C", bound="ConditionModel")
@@ -30,8 +31,8 @@ class ConditionModel(BaseModel):
 class Range(ConditionModel):
     """A value between ``min`` and ``max`` (both inclusive, either optional)."""
 
-    min: int | None = None
-    max: int | None = None
+    min: Int | None = None
+    max: Int | None = None
 
     @model_validator(mode="after")
     def _bounded(self) -> "Range":

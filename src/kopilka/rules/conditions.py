@@ -9,11 +9,12 @@ attributes), ``tier``, ``segments``, ``experiments``.
 """
 
 from collections.abc import Callable
-from datetime import date, time
+from datetime import time
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from kopilka.kit.types import INT32_MAX, MONEY_MAX, Day, Flag, Int
 from kopilka.rules.condition_kit import (
     CONDITIONS,
     WEEKDAYS,
@@ -73,8 +74,8 @@ class LineMatch(ConditionModel):
 
     type: Literal["line_match"] = "line_match"
     lines: LineFilter
-    min_quantity: int = Field(default=1, ge=0)
-    min_amount: int = Field(default=0, ge=0)
+    min_quantity: Int = Field(default=1, ge=0, le=1_000_000)
+    min_amount: Int = Field(default=0, ge=0, le=MONEY_MAX)
 
     def compile(self) -> CompiledCondition:
         lines, quantity, amount = LineCounter(self.lines), self.min_quantity, self.min_amount
@@ -122,8 +123,8 @@ class NthPurchase(ConditionModel):
     """This is the member's ``n``-th purchase (with ``every``: the n-th, 2n-th, …)."""
 
     type: Literal["nth_purchase"] = "nth_purchase"
-    n: int = Field(ge=1)
-    every: bool = False
+    n: Int = Field(ge=1, le=INT32_MAX)
+    every: Flag = False
 
     def compile(self) -> CompiledCondition:
         n, every = self.n, self.every
@@ -240,8 +241,8 @@ class DateRange(ConditionModel):
     """Local date from ``start`` to ``end``, both inclusive."""
 
     type: Literal["date_range"] = "date_range"
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
     def compile(self) -> CompiledCondition:
         start, end = self.start, self.end

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kopilka.kit.types import MONEY_MAX, POINTS_MAX, Flag, Int
 from kopilka.rules.conditions import LineCounter, LineFilter
 from kopilka.rules.domain import (
     BenefitEffect,
@@ -91,7 +92,7 @@ class Points(EffectModel):
     """A fixed number of points (or units of another currency)."""
 
     type: Literal["points"] = "points"
-    amount: int = Field(ge=1, le=10**9)
+    amount: Int = Field(ge=1, le=10**9)
     currency: CurrencyCode = "points"
 
     def earns_in(self) -> str | None:
@@ -111,8 +112,8 @@ class PointsPerAmount(_Earning):
     """``points`` for every ``per`` minor units of the (matching) amount."""
 
     type: Literal["points_per_amount"] = "points_per_amount"
-    points: int = Field(default=1, ge=1)
-    per: int = Field(default=100, ge=1)
+    points: Int = Field(default=1, ge=1, le=POINTS_MAX)
+    per: Int = Field(default=100, ge=1, le=MONEY_MAX)
     rounding: Rounding = "floor"
 
     def compile(self, rule_id: str) -> CompiledEffect:
@@ -137,7 +138,7 @@ class Percent(_Earning):
     money-like currency."""
 
     type: Literal["percent"] = "percent"
-    basis_points: int = Field(ge=1, le=10_000)
+    basis_points: Int = Field(ge=1, le=10_000)
     rounding: Rounding = "floor"
 
     def compile(self, rule_id: str) -> CompiledEffect:
@@ -165,9 +166,9 @@ class PointsPerLine(EffectModel):
     """``points`` for each matching line, or for each unit on it with ``per_unit``."""
 
     type: Literal["points_per_line"] = "points_per_line"
-    points: int = Field(ge=1)
+    points: Int = Field(ge=1, le=POINTS_MAX)
     lines: LineFilter = Field(default_factory=LineFilter)
-    per_unit: bool = False
+    per_unit: Flag = False
     currency: CurrencyCode = "points"
 
     def earns_in(self) -> str | None:
@@ -296,11 +297,11 @@ class IssueCoupon(EffectModel):
 
     type: Literal["coupon"] = "coupon"
     campaign: str = Field(min_length=1, max_length=100)
-    valid_days: int | None = Field(default=None, ge=1, le=3660)
+    valid_days: Int | None = Field(default=None, ge=1, le=3660)
     # Before coupon campaigns existed the effect carried its own value; documents written
     # then still load, and the campaign's terms apply.
-    discount_percent: int | None = Field(default=None, ge=1, le=100, deprecated=True)
-    discount_amount: int | None = Field(default=None, ge=1, deprecated=True)
+    discount_percent: Int | None = Field(default=None, ge=1, le=100, deprecated=True)
+    discount_amount: Int | None = Field(default=None, ge=1, le=MONEY_MAX, deprecated=True)
 
     def compile(self, rule_id: str) -> CompiledEffect:
         return _benefit(rule_id, "coupon", {"campaign": self.campaign}, self.valid_days)
@@ -312,7 +313,7 @@ class IssueReward(EffectModel):
 
     type: Literal["reward"] = "reward"
     reward: str = Field(min_length=1, max_length=100)
-    valid_days: int | None = Field(default=None, ge=1, le=3660)
+    valid_days: Int | None = Field(default=None, ge=1, le=3660)
 
     def compile(self, rule_id: str) -> CompiledEffect:
         return _benefit(rule_id, "reward", {"reward": self.reward}, self.valid_days)
@@ -334,7 +335,7 @@ class FreeSample(EffectModel):
 
     type: Literal["free_sample"] = "free_sample"
     sku: str = Field(min_length=1, max_length=100)
-    quantity: int = Field(default=1, ge=1, le=100)
+    quantity: Int = Field(default=1, ge=1, le=100)
 
     def compile(self, rule_id: str) -> CompiledEffect:
         return _benefit(rule_id, "free_sample", {"sku": self.sku, "quantity": self.quantity}, None)
@@ -347,7 +348,7 @@ class Boost(EffectModel):
 
     type: Literal["boost"] = "boost"
     factor: Decimal = Field(gt=1, le=10)
-    valid_days: int = Field(default=14, ge=1, le=3660)
+    valid_days: Int = Field(default=14, ge=1, le=3660)
 
     def compile(self, rule_id: str) -> CompiledEffect:
         percent = int(self.factor * 100)

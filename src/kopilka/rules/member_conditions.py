@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from kopilka.kit.types import Flag, Int
 from kopilka.rules.condition_kit import ConditionModel, Range, condition, one_of_values
 from kopilka.rules.domain import CompiledCondition, EvaluationContext
 
@@ -88,7 +89,7 @@ class DaysSinceLastPurchase(Range):
 
 
 class Window(Range):
-    days: int = Field(ge=1, le=3660)
+    days: Int = Field(ge=1, le=3660)
 
     def _in_window(self, context: EvaluationContext) -> tuple[int, int]:
         """Purchases and spend in the window, once per basket and window length."""
@@ -155,7 +156,7 @@ class MemberTag(ConditionModel):
 
     type: Literal["member_tag"] = "member_tag"
     tags: list[str] = Field(min_length=1)
-    all: bool = False
+    all: Flag = False
 
     def compile(self) -> CompiledCondition:
         wanted, every = frozenset(self.tags), self.all
@@ -180,10 +181,10 @@ class Attribute(ConditionModel):
 
     type: Literal["attribute"] = "attribute"
     name: str = Field(min_length=1, max_length=100)
-    equals: str | int | bool | None = None
-    one_of: list[str | int] | None = None
-    min: int | None = None
-    max: int | None = None
+    equals: str | Int | Flag | None = None
+    one_of: list[str | Int] | None = None
+    min: Int | None = None
+    max: Int | None = None
 
     def compile(self) -> CompiledCondition:
         name, equals, one_of, low, high = self.name, self.equals, self.one_of, self.min, self.max

@@ -8,8 +8,9 @@ on every purchase with a single earning effect.
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.kit.types import INT32_MAX, MONEY_MAX, POINTS_MAX, Flag, Int, LocalInstant
 from kopilka.rules.conditions import Condition
 from kopilka.rules.effects import EffectSpec
 
@@ -32,15 +33,15 @@ class PerAmountRule(_BaseEarning):
     """``points`` for every full ``per`` minor money units of the eligible amount (floor)."""
 
     type: Literal["per_amount"]
-    points: int = Field(default=1, ge=1)
-    per: int = Field(default=100, ge=1)
+    points: Int = Field(default=1, ge=1, le=POINTS_MAX)
+    per: Int = Field(default=100, ge=1, le=MONEY_MAX)
 
 
 class PercentRule(_BaseEarning):
     """``basis_points``/10,000 of the eligible amount, floored (e.g. 300 = 3 % cashback)."""
 
     type: Literal["percent"]
-    basis_points: int = Field(ge=1, le=10_000)
+    basis_points: Int = Field(ge=1, le=10_000)
 
 
 EarningRule = Annotated[PerAmountRule | PercentRule, Field(discriminator="type")]
@@ -55,8 +56,8 @@ class PeriodLimit(BaseModel):
 
     per: Literal["member", "program"] = "member"
     period: Literal["day", "week", "month", "year", "ever"]
-    times: int | None = Field(default=None, ge=1)
-    amount: int | None = Field(default=None, ge=1)
+    times: Int | None = Field(default=None, ge=1, le=INT32_MAX)
+    amount: Int | None = Field(default=None, ge=1, le=POINTS_MAX)
 
     @model_validator(mode="after")
     def _something_limited(self) -> "PeriodLimit":
@@ -68,18 +69,18 @@ class PeriodLimit(BaseModel):
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_per_event: int | None = Field(default=None, ge=1)
+    max_per_event: Int | None = Field(default=None, ge=1, le=POINTS_MAX)
     periods: list[PeriodLimit] = Field(default_factory=list)
     # A campaign budget in the rule's currency, across the program, for ever; the rule stops
     # when it is spent (checked under a lock, so concurrent purchases cannot overspend it).
-    budget: int | None = Field(default=None, ge=1)
+    budget: Int | None = Field(default=None, ge=1, le=POINTS_MAX)
 
 
 class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    valid_from: AwareDatetime | None = None
-    valid_to: AwareDatetime | None = None
+    valid_from: LocalInstant | None = None
+    valid_to: LocalInstant | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "Schedule":
@@ -103,14 +104,14 @@ class Rule(BaseModel):
     id: RuleId
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    enabled: bool = True
+    enabled: Flag = True
     trigger: Trigger = "purchase"
     event: str | None = Field(default=None, description="the custom event's name")
     conditions: list[Condition] = Field(default_factory=list)
     effects: list[EffectSpec] = Field(min_length=1)
     limits: Limits = Field(default_factory=Limits)
     schedule: Schedule = Field(default_factory=Schedule)
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: Int = Field(default=0, ge=-1000, le=1000)
     group: str | None = Field(default=None, max_length=100)
     experiment: ExperimentRef | None = None
 
@@ -131,7 +132,7 @@ class Arm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    percent: int = Field(ge=0, le=100)
+    percent: Int = Field(ge=0, le=100)
 
 
 class Experiment(BaseModel):

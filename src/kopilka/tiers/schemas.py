@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kopilka.kit.types import Flag, Instant, Int
+
 Metric = Literal["points", "spend", "visits", "tenure_months"]
 TierId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
@@ -18,11 +20,11 @@ class TierBenefits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    earn_rate_percent: int = Field(default=100, ge=100, le=1000, description="150 = ×1.5")
-    discount_percent: int = Field(default=0, ge=0, le=100)
-    free_delivery: bool = False
-    priority_service: bool = False
-    early_access: bool = False
+    earn_rate_percent: Int = Field(default=100, ge=100, le=1000, description="150 = ×1.5")
+    discount_percent: Int = Field(default=0, ge=0, le=100)
+    free_delivery: Flag = False
+    priority_service: Flag = False
+    early_access: Flag = False
     exclusive_rewards: list[str] = Field(default_factory=list, description="Reward tags.")
     events: list[str] = Field(default_factory=list, description="Events members are invited to.")
 
@@ -37,9 +39,9 @@ class TierLevel(BaseModel):
 
     id: TierId
     name: str = Field(min_length=1, max_length=100)
-    qualify: dict[Metric, Annotated[int, Field(ge=1, le=10**15)]] = Field(default_factory=dict)
+    qualify: dict[Metric, Annotated[Int, Field(ge=1, le=10**15)]] = Field(default_factory=dict)
     match: Literal["any", "all"] = "any"
-    invitation_only: bool = False
+    invitation_only: Flag = False
     benefits: TierBenefits = Field(default_factory=TierBenefits)
 
 
@@ -51,7 +53,7 @@ class QualificationWindow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["rolling", "calendar_year", "lifetime"] = "rolling"
-    months: int = Field(default=12, ge=1, le=120)
+    months: Int = Field(default=12, ge=1, le=120)
 
 
 class ReviewPolicy(BaseModel):
@@ -78,7 +80,7 @@ class DowngradePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["requalify", "one_step", "grace"] = "requalify"
-    grace_days: int = Field(default=90, ge=1, le=3660)
+    grace_days: Int = Field(default=90, ge=1, le=3660)
 
 
 class TierLadder(BaseModel):
@@ -89,7 +91,7 @@ class TierLadder(BaseModel):
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     downgrade: DowngradePolicy = Field(default_factory=DowngradePolicy)
     points_currency: str = Field(default="points", description="What the points metric counts.")
-    returns_undo_upgrade: bool = Field(
+    returns_undo_upgrade: Flag = Field(
         default=True,
         description="A return of the purchase that brought an upgrade undoes the upgrade if "
         "the member no longer qualifies.",
@@ -193,4 +195,4 @@ class ManualTierCreate(BaseModel):
 
     tier: TierId
     reason: str = Field(min_length=1, max_length=500)
-    until: datetime | None = Field(default=None, description="Open-ended if omitted.")
+    until: Instant | None = Field(default=None, description="Open-ended if omitted.")
