@@ -19,10 +19,10 @@ from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
+from kopilka.http import PROBLEM
+from kopilka.http import problem as _problem
 from kopilka.kit.memory import freeze_startup_objects
 from kopilka.kit.types import error_location
-from kopilka.kit.web import PROBLEM
-from kopilka.kit.web import problem as _problem
 from kopilka.system.docs import install_docs
 from kopilka.system.guard import RequestGuard
 from kopilka.system.metrics import MetricsMiddleware

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from kopilka.programs.ladder import TierLadder
 from kopilka.tiers import domain
 from kopilka.tiers.domain import PurchaseFact, TierState
 from kopilka.tiers.progress import money, next_tier, review_outlook
-from kopilka.tiers.schemas import TierLadder
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

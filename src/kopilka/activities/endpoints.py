@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.activities.schemas import ActivityCreate, ActivityResult
 from kopilka.activities.service import activity_service
+from kopilka.http import Cashier, EngineDep, Till, in_transaction, json_response
 from kopilka.kit.clock import clock
-from kopilka.kit.web import Cashier, EngineDep, Till, in_transaction, json_response
 from kopilka.members.schemas import Member, MemberCreate
 from kopilka.programs.service import ProgramContext
 

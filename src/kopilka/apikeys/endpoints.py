@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.apikeys.schemas import ApiKeyOut, ApiKeyPage
 from kopilka.apikeys.service import api_key_service
+from kopilka.http import Admin, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.kit.web import Admin, EngineDep, in_transaction, read_only
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])

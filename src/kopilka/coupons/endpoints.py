@@ -19,10 +19,10 @@ from kopilka.coupons.schemas import (
     ValidateResult,
 )
 from kopilka.coupons.service import coupon_service
+from kopilka.http import Admin, EngineDep, Reader, Till, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.codes import qr_svg
 from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.kit.web import Admin, EngineDep, Reader, Till, in_transaction, read_only
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 

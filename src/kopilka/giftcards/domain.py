@@ -12,8 +12,6 @@ A card is expired from its ``expires_at`` on (the instant itself included): paym
 top-ups are refused from then, before the expiry job has emptied it. Wallets never expire.
 """
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -277,19 +275,3 @@ def change(
 
 
 # --- pages ------------------------------------------------------------------------------------
-
-
-def encode_cursor(seq: int) -> str:
-    """The cursor after a page of a card's journal that ended at ``seq``."""
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        kind, value = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        # A sequence number fits a BIGINT; a longer one was never given out.
-        if kind == "seq" and value.isdigit() and len(value) <= 18:
-            return int(value)
-    except (ValueError, binascii.Error):
-        pass
-    raise InvalidInput("cursor is not one this API gave out", field="cursor")

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.apikeys.service import Principal
-from kopilka.giftcards.domain import decode_cursor, encode_cursor
 from kopilka.giftcards.movements import Operation
 from kopilka.giftcards.schemas import (
     GiftCardBatchCreate,
@@ -35,11 +34,7 @@ from kopilka.giftcards.schemas import (
 )
 from kopilka.giftcards.service import gift_card_service
 from kopilka.giftcards.wallets import wallet_service
-from kopilka.idempotency.service import idempotency_store
-from kopilka.kit import pagination
-from kopilka.kit.clock import clock
-from kopilka.kit.codes import qr_svg
-from kopilka.kit.web import (
+from kopilka.http import (
     Admin,
     Cashier,
     EngineDep,
@@ -48,6 +43,10 @@ from kopilka.kit.web import (
     json_response,
     read_only,
 )
+from kopilka.idempotency.service import idempotency_store
+from kopilka.kit import pagination
+from kopilka.kit.clock import clock
+from kopilka.kit.codes import qr_svg
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1", tags=["gift cards"])
@@ -152,7 +151,7 @@ async def _no_lock(conn: AsyncConnection, program: ProgramContext) -> None:
 
 
 def _page(items: list[dict[str, Any]], limit: int) -> TransactionPage:
-    cursor = encode_cursor(items[-1]["seq"]) if len(items) == limit else None
+    cursor = pagination.encode_cursor(items[-1]["seq"]) if len(items) == limit else None
     return TransactionPage(
         items=[TransactionOut.model_validate(i) for i in items], next_cursor=cursor
     )
@@ -282,7 +281,7 @@ async def gift_card_transactions(
     cursor: str | None = None,
 ) -> TransactionPage:
     """The card's movements, newest first."""
-    before = decode_cursor(cursor) if cursor else None
+    before = pagination.decode_number_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> TransactionPage:
         items = await gift_card_service.transactions(
@@ -396,7 +395,7 @@ async def wallet_transactions(
     cursor: str | None = None,
 ) -> TransactionPage:
     """The wallet's movements, newest first."""
-    before = decode_cursor(cursor) if cursor else None
+    before = pagination.decode_number_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> TransactionPage:
         items = await wallet_service.transactions(

@@ -24,6 +24,7 @@ from typing import Literal
 from uuid import UUID
 
 from kopilka.errors import InsufficientBalance, InvalidInput
+from kopilka.programs.schemas import ClawbackPolicy
 
 BalanceKey = tuple[UUID, str]  # (member, currency)
 
@@ -46,8 +47,6 @@ class Account(StrEnum):
 
 
 MEMBER_ACCOUNTS = (Account.AVAILABLE, Account.PENDING, Account.HELD)
-
-ClawbackPolicy = Literal["allow_negative", "cap_at_available"]
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.apikeys.service import Principal
-from kopilka.idempotency.service import idempotency_store
-from kopilka.kit.clock import as_utc, clock
-from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.kit.web import (
+from kopilka.http import (
     Admin,
     Cashier,
     EngineDep,
@@ -21,6 +18,9 @@ from kopilka.kit.web import (
     json_response,
     read_only,
 )
+from kopilka.idempotency.service import idempotency_store
+from kopilka.kit.clock import as_utc, clock
+from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.ledger.domain import MEMBER_ACCOUNTS, Balance
 from kopilka.ledger.schemas import (
     AdjustmentCreate,

@@ -8,9 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
+from kopilka.http import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.kit.web import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
 from kopilka.members import domain
 from kopilka.members.schemas import (
     Member,

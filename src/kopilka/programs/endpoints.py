@@ -6,23 +6,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.apikeys.service import api_key_service
-from kopilka.db import reading
 from kopilka.errors import InvalidInput
+from kopilka.http import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_number_cursor, encode_cursor
 from kopilka.kit.types import INT32_MAX
-from kopilka.kit.web import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.programs.version_schemas import (
     Draft,
     ProgramInForce,
     PublishRequest,
-    SimulateRequest,
-    SimulationReport,
     Version,
     VersionPage,
 )
-from kopilka.purchases.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1/program", tags=["program"])
 
@@ -93,7 +89,9 @@ async def list_versions(
     async def page(conn: AsyncConnection, program: ProgramContext) -> VersionPage:
         items = await program_service.versions(conn, program.id, limit=limit, before=before)
         more = len(items) == limit
-        return VersionPage(items=items, next_cursor=str(items[-1].version) if more else None)
+        return VersionPage(
+            items=items, next_cursor=encode_cursor(items[-1].version) if more else None
+        )
 
     return await read_only(engine, principal, page)
 
@@ -127,29 +125,11 @@ async def roll_back(
     )
 
 
-@router.post("/simulate", response_model=SimulationReport)
-async def simulate_program(
-    principal: Admin, engine: EngineDep, body: Annotated[SimulateRequest | None, Body()] = None
-) -> SimulationReport:
-    """Replay stored purchases of the last ``days`` (or since ``since``) under a draft — the
-    stored one, or ``document`` — next to the version in force; writes nothing. Per rule:
-    what each would have issued, how often it fired, for how many members; per currency:
-    totals and the change in liability."""
-    request = body or SimulateRequest()
-    # One snapshot for the whole replay: purchases arriving meanwhile are not half-counted.
-    async with reading(engine, snapshot=True) as conn:
-        await api_key_service.ensure_active(conn, principal)
-        program = await program_service.get(conn, principal.program_id)
-        report = await simulate_draft(
-            conn, program, request.document, request.since, request.days, clock.now()
-        )
-    return SimulationReport.model_validate(report)
-
-
 def _version_cursor(cursor: str | None) -> int | None:
     """The page cursor is the number of the last version shown."""
     if cursor is None:
         return None
-    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > INT32_MAX:
+    number = decode_number_cursor(cursor)
+    if number > INT32_MAX:
         raise InvalidInput("cursor is not one this API gave out", field="cursor")
-    return int(cursor)
+    return number

@@ -13,11 +13,15 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.kit.types import Flag, Int, TimeZone
-from kopilka.ledger.domain import ClawbackPolicy
+from kopilka.programs.ladder import TierLadder
 from kopilka.rules.schemas import EarningRule, Experiment, Rule
-from kopilka.tiers.schemas import TierLadder
 
 CurrencyCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+# What a return does to points the member has already spent: the balance may go negative,
+# or only what is still available is taken back.
+ClawbackPolicy = Literal["allow_negative", "cap_at_available"]
 
 
 class Currency(BaseModel):

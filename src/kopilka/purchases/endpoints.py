@@ -1,16 +1,15 @@
 """HTTP routes of purchases and returns."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import InvalidInput
-from kopilka.kit.clock import clock
-from kopilka.kit.types import error_location
-from kopilka.kit.web import (
+from kopilka.http import (
+    Admin,
     EngineDep,
     Till,
     hot_body,
@@ -21,7 +20,10 @@ from kopilka.kit.web import (
     query_flag,
     read_only,
 )
+from kopilka.kit.clock import clock
+from kopilka.kit.types import error_location
 from kopilka.programs.service import ProgramContext
+from kopilka.programs.version_schemas import SimulateRequest, SimulationReport
 from kopilka.purchases.returns import return_service
 from kopilka.purchases.schemas import (
     BatchItemResult,
@@ -33,6 +35,7 @@ from kopilka.purchases.schemas import (
     ReturnResult,
 )
 from kopilka.purchases.service import Outcome, purchase_service
+from kopilka.purchases.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1", tags=["purchases"])
 MAX_BATCH = 1000
@@ -57,7 +60,7 @@ async def create_purchase(request: Request) -> JSONResponse:
     """Record a purchase and credit what it earns. Idempotent by ``external_id``.
 
     Scopes ``pos`` or ``partner``. Every till calls this on every sale, so it reads its
-    request directly (see ``kopilka.kit.web``)."""
+    request directly (see ``kopilka.http``)."""
     principal = await hot_principal(request, "pos", "partner")
     body = await hot_body(request, PurchaseCreate)
     explain = query_flag(request, "explain")
@@ -150,3 +153,24 @@ async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) 
             lambda conn, program: return_service.record(conn, program, body, clock.now()),
         )
     )
+
+
+@router.post("/program/simulate", response_model=SimulationReport, tags=["program"])
+async def simulate_program(
+    principal: Admin, engine: EngineDep, body: Annotated[SimulateRequest | None, Body()] = None
+) -> SimulationReport:
+    """Replay stored purchases of the last ``days`` (or since ``since``) under a draft — the
+    stored one, or ``document`` — next to the version in force; writes nothing. Per rule:
+    what each would have issued, how often it fired, for how many members; per currency:
+    totals and the change in liability."""
+    request = body or SimulateRequest()
+    # One snapshot for the whole replay: purchases arriving meanwhile are not half-counted.
+    report = await read_only(
+        engine,
+        principal,
+        lambda conn, program: simulate_draft(
+            conn, program, request.document, request.since, request.days, clock.now()
+        ),
+        snapshot=True,
+    )
+    return SimulationReport.model_validate(report)

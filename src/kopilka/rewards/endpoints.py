@@ -7,9 +7,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.clock import clock
-from kopilka.kit.pagination import decode_cursor
-from kopilka.kit.web import (
+from kopilka.http import (
     Admin,
     Cashier,
     EngineDep,
@@ -19,6 +17,8 @@ from kopilka.kit.web import (
     json_response,
     read_only,
 )
+from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards.redemptions import redemption_service
 from kopilka.rewards.schemas import (

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from kopilka.kit.types import Instant, Int
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
+from kopilka.programs.ladder import TierId
 from kopilka.rewards.domain import Kind
-from kopilka.tiers.schemas import TierId
 
 RewardKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 Amount = Annotated[Int, Field(ge=0, le=10**12)]

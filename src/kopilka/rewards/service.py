@@ -2,8 +2,6 @@
 member: what they can see, at their price, and whether they can take it now), fill code
 pools. Redeeming is in :mod:`kopilka.rewards.redemptions`. Never commits."""
 
-import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
 from kopilka.kit.ids import new_id
+from kopilka.kit.pagination import decode_key_cursor, encode_cursor
 from kopilka.ledger.domain import Balance
 from kopilka.ledger.service import ledger_service
 from kopilka.members.service import member_service
@@ -102,20 +101,6 @@ def catalog_numbers(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(fields.get("tier_prices"), dict):
         fields["tier_prices"] = {k: number(v) for k, v in fields["tier_prices"].items()}
     return fields
-
-
-def encode_key_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode()
-
-
-def decode_key_cursor(cursor: str) -> str:
-    try:
-        key = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-    except (ValueError, binascii.Error):
-        key = ""
-    if not key:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor")
-    return key
 
 
 @dataclass(frozen=True)
@@ -431,7 +416,7 @@ class RewardService:
 
     @staticmethod
     def _next(items: Sequence[Reward], more: bool) -> str | None:
-        return encode_key_cursor(items[-1].key) if more and items else None
+        return encode_cursor(items[-1].key) if more and items else None
 
     # --- code pools --------------------------------------------------------------------------
 

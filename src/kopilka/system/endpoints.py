@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from kopilka import __version__
 from kopilka.db import reading
-from kopilka.kit.web import EngineDep
+from kopilka.http import EngineDep
+from kopilka.system.repository import ping
 
 router = APIRouter(tags=["system"])
 
@@ -21,7 +21,7 @@ class Health(BaseModel):
 @router.get("/v1/health", response_model=Health)
 async def health(engine: EngineDep) -> Health:
     async with reading(engine) as conn:
-        await conn.execute(text("SELECT 1"))
+        await ping(conn)
     return Health(status="ok", version=__version__, database=engine.dialect.name)
 
 

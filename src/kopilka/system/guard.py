@@ -3,7 +3,7 @@
 In this order, so that nobody without a key can make the server read (or buffer) a body:
 
 1. ``/v1`` requests (but the public ones) must carry a valid API key: 401 otherwise. The
-   principal is left in the scope for the routes (``kopilka.kit.web.authenticate``).
+   principal is left in the scope for the routes (``kopilka.http.authenticate``).
 2. A request body must be JSON (``application/json`` or ``…+json``): 415 otherwise.
 3. A body larger than ``KOPILKA_MAX_BODY_BYTES`` is refused with 413 — at once from its
    ``Content-Length``, or as soon as the streamed bytes pass the limit.
@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kopilka.errors import KopilkaError
-from kopilka.kit.web import PRINCIPAL_SCOPE_KEY, principal_of, problem
+from kopilka.http import PRINCIPAL_SCOPE_KEY, principal_of, problem
 
 PUBLIC_PATHS = frozenset({"/v1/health"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

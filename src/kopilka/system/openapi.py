@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
-from kopilka.kit.web import PROBLEM, SECURITY_SCHEME
+from kopilka.http import PROBLEM, SECURITY_SCHEME
 from kopilka.system.guard import PUBLIC_PATHS
 
 

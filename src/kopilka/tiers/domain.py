@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import NamedTuple
 
-from kopilka.tiers.schemas import TierLadder, TierLevel
+from kopilka.programs.ladder import TierLadder, TierLevel
 
 
 class PurchaseFact(NamedTuple):

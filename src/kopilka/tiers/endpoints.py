@@ -5,8 +5,8 @@ from uuid import UUID
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.http import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.kit.clock import clock
-from kopilka.kit.web import Admin, EngineDep, Reader, in_transaction, read_only
 from kopilka.programs.service import ProgramContext
 from kopilka.tiers.schemas import ManualTierCreate, MemberTierOut
 from kopilka.tiers.service import tier_service

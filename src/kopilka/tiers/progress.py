@@ -4,6 +4,7 @@ by when, and what the next review would do with what counts today."""
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from kopilka.programs.ladder import TierLadder, TierLevel
 from kopilka.tiers.domain import (
     TierState,
     higher,
@@ -14,7 +15,6 @@ from kopilka.tiers.domain import (
     review,
     window_start,
 )
-from kopilka.tiers.schemas import TierLadder, TierLevel
 
 
 def money(amount: int, currency: str) -> str:

@@ -19,13 +19,13 @@ from kopilka.kit.sql import is_postgres
 from kopilka.members.service import member_service
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork, unit_of_work
+from kopilka.programs.ladder import TierLadder
 from kopilka.programs.service import ProgramContext
 from kopilka.rules.context import MemberFacts
 from kopilka.tiers import domain
 from kopilka.tiers.domain import PurchaseFact, TierChange, TierState
 from kopilka.tiers.progress import next_tier, review_outlook, window_opening
 from kopilka.tiers.repository import TierRepository, tier_repository
-from kopilka.tiers.schemas import TierLadder
 
 TICK = timedelta(microseconds=1)  # windows end just after the event they include
 MAX_REVIEWS_AT_ONCE = 100  # a job years late still ends

@@ -7,9 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.http import Admin, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.kit.web import Admin, EngineDep, in_transaction, read_only
 from kopilka.programs.service import ProgramContext
 from kopilka.webhooks.domain import DeliveryRow, EndpointRow
 from kopilka.webhooks.schemas import (

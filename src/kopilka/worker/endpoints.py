@@ -6,8 +6,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.http import Admin, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
-from kopilka.kit.web import Admin, EngineDep, in_transaction, read_only
 from kopilka.programs.service import ProgramContext
 from kopilka.worker.schemas import ParkedOut, ParkedPage, Replayed
 from kopilka.worker.service import worker_service

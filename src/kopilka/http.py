@@ -195,8 +195,12 @@ async def read_only(
     engine: AsyncEngine,
     principal: Principal,
     work: Callable[[AsyncConnection, ProgramContext], Awaitable[T]],
+    *,
+    snapshot: bool = False,
 ) -> T:
-    async with reading(engine) as conn:
+    """Run ``work`` with the caller's program on a reading connection; ``snapshot``: every
+    statement sees one instant (a long report is not half-counted)."""
+    async with reading(engine, snapshot=snapshot) as conn:
         await api_key_service.ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         return await work(conn, program)
