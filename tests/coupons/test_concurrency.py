@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.coupons.test_endpoints import basket, new_campaign, new_codes, new_member
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import unique
 from tests.ledger.test_concurrency import _api
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 pytestmark = pytest.mark.postgres
 

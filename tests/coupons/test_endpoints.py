@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body, unique
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 
 def campaign_body(**overrides: Any) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from kopilka.giftcards.tasks import expire_gift_cards
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import new_member
 from tests.giftcards.test_service import assert_cards_sound
+from tests.purchases.test_endpoints import new_member
 
 pytestmark = pytest.mark.postgres
 

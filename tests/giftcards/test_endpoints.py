@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key
-from tests.purchases.test_endpoints import new_member
 from tests.giftcards.test_service import assert_cards_sound
+from tests.purchases.test_endpoints import new_member
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from kopilka.ledger.service import ledger_service
 from kopilka.models import Purchase
 from kopilka.models.base import table
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 pytestmark = pytest.mark.postgres
 

@@ -37,8 +37,8 @@ from kopilka.ledger.domain import (
 from kopilka.ledger.service import ledger_service
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -16,8 +16,8 @@ from kopilka.models import MemberBalance
 from kopilka.models.base import table
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
-from tests.purchases.test_endpoints import assert_ledger_sound, new_member
 from tests.fixtures.factories import purchase_body
+from tests.purchases.test_endpoints import assert_ledger_sound, new_member
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from kopilka.programs.simulation import simulate
 from kopilka.purchases.domain import PointsTerms
 from tests.conftest import BASE_SETTINGS, Api, make_key, make_program
 from tests.coupons.test_endpoints import new_campaign, new_codes
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body, unique
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.rules.test_simulation import live_earned
 
 PAY = {

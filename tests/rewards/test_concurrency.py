@@ -17,9 +17,9 @@ from kopilka.db import reading
 from kopilka.models import RewardRedemption
 from kopilka.models.base import table
 from tests.conftest import Api
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
 from tests.ledger.test_concurrency import _api
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.rewards.conftest import available, new_member, new_reward, stock_of
 from tests.tiers.test_service import LADDER
 

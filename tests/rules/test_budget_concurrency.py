@@ -6,9 +6,9 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
 from tests.ledger.test_concurrency import _api
+from tests.purchases.test_endpoints import assert_ledger_sound
 
 pytestmark = pytest.mark.postgres
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import reading
 from kopilka.tiers.tasks import review_tiers
-from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.fixtures.factories import member_body, purchase_body
 from tests.ledger.test_concurrency import _api
+from tests.purchases.test_endpoints import assert_ledger_sound
 from tests.tiers.test_service import LADDER, TIER_RATE_RULE
 
 pytestmark = pytest.mark.postgres
