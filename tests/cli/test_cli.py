@@ -1,33 +1,15 @@
-"""The ``kopilka`` command as a user runs it: a real process on a real SQLite file."""
+"""The ``kopilka`` command as a user runs it, on a real SQLite file: the commands in this
+process, and the console script itself as a real process."""
 
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_data
+from tests.fixtures.cli import kopilka, kopilka_process
 
 SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
-
-
-def kopilka(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", COLUMNS="200"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "kopilka", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kopilka {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture
@@ -230,3 +212,35 @@ def test_tier_jobs_review_and_requalify(tmp_path: Path) -> None:
     assert "2 members, 0 would move" in dry.stdout  # the purchases are over a year old
     bad = kopilka(tmp_path, "jobs", "tier-review", "--as-of", "soon", check=False)
     assert bad.returncode != 0 and "soon" in bad.stderr
+
+
+def test_the_console_script_runs_commands_and_reports_by_exit_code(tmp_path: Path) -> None:
+    """The installed script, as a separate process (the one test that pays for starting
+    one): it runs a command against the database of its environment, and exits 0 on
+    success, 1 with one readable line on a refused command, 2 on a usage error."""
+    upgraded = kopilka_process(tmp_path, "db", "upgrade")
+    assert str(tmp_path / "k.db") in upgraded.stdout
+    assert (tmp_path / "k.db").stat().st_size > 0
+    refused = kopilka_process(tmp_path, "members", "show", "A-1", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.startswith("error:") and refused.stderr.strip().count("\n") == 0
+    usage = kopilka_process(tmp_path, "members", "show", "--no-such-option", check=False)
+    assert usage.returncode == 2 and "--no-such-option" in usage.stderr
+
+
+def test_in_process_commands_read_their_own_database(tmp_path: Path) -> None:
+    """Settings are cached per process; each in-process command must still see the
+    database of its own environment, not the one a command before it saw."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    for where in (first, second):
+        kopilka(where, "db", "upgrade")
+    (first / "usd.yaml").write_text("money_currency: USD\n")
+    kopilka(first, "program", "create", "--slug", "one", "--name", "One", "--settings", "usd.yaml")
+    kopilka(first, "members", "add", "--external-id", "A-1")
+    # The second database has no program: a command on it must say so, not use the first.
+    missing = kopilka(second, "members", "show", "A-1", check=False)
+    assert missing.returncode == 1, missing.stdout
+    assert '"external_id"' not in missing.stdout
+    assert "A-1" in kopilka(first, "members", "show", "A-1").stdout
