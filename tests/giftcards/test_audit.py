@@ -4,7 +4,8 @@ For each of its six checks, the database is tampered with so that exactly that i
 breaks: the check fails by name, and the checks the tampering does not concern still pass.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -90,47 +91,55 @@ async def _break_the_journal_in_the_middle(conn: AsyncConnection, cards: Cards) 
     return f"transaction {cards.payment} (card {cards.spent}, #2): balance_after 401 != 400"
 
 
-async def _allow_negative_balances(conn: AsyncConnection) -> None:
-    """Lift the schema's own guards against negative balances for this transaction (it is
-    rolled back): the verifier must catch what slips past them, say in a restored backup."""
+@asynccontextmanager
+async def _negative_balances_allowed(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Lift the schema's own guards against negative balances for the writes inside: the
+    verifier must catch what slips past them (say, in a restored backup). On PostgreSQL the
+    constraints are dropped in the test's transaction, which is rolled back; SQLite's switch
+    belongs to the connection, which goes back to the pool, so it is turned off again."""
     if conn.dialect.name == "sqlite":
         await conn.exec_driver_sql("PRAGMA ignore_check_constraints = ON")
+        try:
+            yield
+        finally:
+            await conn.exec_driver_sql("PRAGMA ignore_check_constraints = OFF")
     else:
         for table_name, constraint in (
             ("gift_card_transactions", "ck_gift_card_transactions_balance_after_not_negative"),
             ("gift_cards", "ck_gift_cards_balance_not_negative"),
         ):
             await conn.exec_driver_sql(f"ALTER TABLE {table_name} DROP CONSTRAINT {constraint}")
+        yield
 
 
 async def _overdraw_and_refund_back_above_zero(conn: AsyncConnection, cards: Cards) -> str:
-    await _allow_negative_balances(conn)
     # A payment of 1,100 from 1,000 then the refund of 300: every sum agrees (1,000, -100,
     # 200), the refund fits in the payment, but the card went below zero in between.
-    await _set_tx(conn, cards.payment, amount=-1_100, balance_after=-100)
-    await _set_tx(conn, cards.refund, balance_after=200)
-    await _set_card(conn, cards.spent, balance=200)
+    async with _negative_balances_allowed(conn):
+        await _set_tx(conn, cards.payment, amount=-1_100, balance_after=-100)
+        await _set_tx(conn, cards.refund, balance_after=200)
+        await _set_card(conn, cards.spent, balance=200)
     return f"transaction {cards.payment} left balance -100"
 
 
 async def _overdraw_a_card(conn: AsyncConnection, cards: Cards) -> str:
     # The fresh card's 500 issued and a payment of 600 from it: the journal agrees with the
     # card's -100, and a payment is a debit; only the sign of the balance is wrong.
-    await _allow_negative_balances(conn)
     program_id = await conn.scalar(select(cards_t.c.program_id).where(cards_t.c.id == cards.fresh))
-    await conn.execute(
-        insert(transactions_t).values(
-            id=new_id(),
-            program_id=program_id,
-            card_id=cards.fresh,
-            seq=2,
-            kind="payment",
-            amount=-600,
-            balance_after=-100,
-            created_at=clock.now(),
+    async with _negative_balances_allowed(conn):
+        await conn.execute(
+            insert(transactions_t).values(
+                id=new_id(),
+                program_id=program_id,
+                card_id=cards.fresh,
+                seq=2,
+                kind="payment",
+                amount=-600,
+                balance_after=-100,
+                created_at=clock.now(),
+            )
         )
-    )
-    await _set_card(conn, cards.fresh, balance=-100, last_seq=2)
+        await _set_card(conn, cards.fresh, balance=-100, last_seq=2)
     return f"card {cards.fresh} has balance -100"
 
 
