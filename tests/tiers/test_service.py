@@ -295,16 +295,20 @@ async def test_an_ended_manual_tier_ends_at_the_next_purchase_without_the_job(
     tapi: Api, engine: AsyncEngine
 ) -> None:
     member = await new_member(tapi)
-    soon = datetime.now(UTC) + timedelta(seconds=1)
-    await tapi.post(
-        f"/v1/members/{member['id']}/tier/manual",
-        {"tier": "gold", "reason": "trial", "until": soon.isoformat()},
-    )
-    later = (soon + timedelta(minutes=5)).isoformat()
-    result = await buy(tapi, member, 1_000, occurred_at=later)
-    assert result["tier"]["tier"] == "base"
-    assert result["points_earned"] == 10  # no gold rate once the trial is over
-    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    start = clock.now()
+    soon = start + timedelta(hours=1)
+    with clock.frozen(start):
+        given = await tapi.post(
+            f"/v1/members/{member['id']}/tier/manual",
+            {"tier": "gold", "reason": "trial", "until": soon.isoformat()},
+        )
+    assert given.status_code == 200, given.text
+    later = soon + timedelta(minutes=5)
+    with clock.frozen(later):
+        result = await buy(tapi, member, 1_000, occurred_at=later.isoformat())
+        assert result["tier"]["tier"] == "base"
+        assert result["points_earned"] == 10  # no gold rate once the trial is over
+        view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
     assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
 
 
