@@ -137,6 +137,9 @@ class Api:
     async def put(self, path: str, json: Any) -> httpx.Response:
         return await self.client.put(path, json=json, headers=self.headers)
 
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.client.delete(path, headers=self.headers)
+
 
 @pytest.fixture
 async def http(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:

@@ -1,4 +1,5 @@
-"""The ``kopilka`` command as a user runs it: a real process on a real SQLite file."""
+"""The ``kopilka`` command as a user runs it, on a real SQLite file: the commands in this
+process, and the console script itself as a real process."""
 
 import json
 import os
@@ -19,25 +20,9 @@ import pytest
 
 from kopilka.migrations.runner import upgrade
 from tests.conftest import require_data
+from tests.fixtures.cli import kopilka, kopilka_process
 
 SHARED_CDNOW = Path(__file__).resolve().parents[3] / "shared" / "data" / "cdnow"
-
-
-def kopilka(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, KOPILKA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'k.db'}", COLUMNS="200"
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "kopilka", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kopilka {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture
@@ -286,7 +271,7 @@ def test_members_add_runs_the_sign_up_rules_as_of_the_registration(workdir: Path
         (["--name", "x" * 300], "--name: String should have at most 200 characters"),
         (["--registered-at", "2024-03-01T10:00:00"], "--registered-at: Input should have timezone"),
         (["--registered-at", "2999-01-01T00:00:00Z"], "registered_at is in the future"),
-        (["--registered-at", "1900-01-01T00:00:00Z"], "--registered-at: registered_at is before"),
+        (["--registered-at", "1900-01-01T00:00:00Z"], "--registered-at: Input should be between"),
     ],
 )
 def test_members_add_bad_input_is_one_readable_line(
@@ -480,3 +465,35 @@ def test_readme_says_how_to_run_the_cli_after_the_quick_start() -> None:
     assert "./dev demo    # installs" in quick_start and "./dev test    # installs" in quick_start
     assert "### Running the CLI" in quick_start
     assert ".venv/bin/kopilka" in quick_start and "./dev kopilka" in quick_start
+
+
+def test_the_console_script_runs_commands_and_reports_by_exit_code(tmp_path: Path) -> None:
+    """The installed script, as a separate process (the one test that pays for starting
+    one): it runs a command against the database of its environment, and exits 0 on
+    success, 1 with one readable line on a refused command, 2 on a usage error."""
+    upgraded = kopilka_process(tmp_path, "db", "upgrade")
+    assert str(tmp_path / "k.db") in upgraded.stdout
+    assert (tmp_path / "k.db").stat().st_size > 0
+    refused = kopilka_process(tmp_path, "members", "show", "A-1", check=False)
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stderr.startswith("error:") and refused.stderr.strip().count("\n") == 0
+    usage = kopilka_process(tmp_path, "members", "show", "--no-such-option", check=False)
+    assert usage.returncode == 2 and "--no-such-option" in usage.stderr
+
+
+def test_in_process_commands_read_their_own_database(tmp_path: Path) -> None:
+    """Settings are cached per process; each in-process command must still see the
+    database of its own environment, not the one a command before it saw."""
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    for where in (first, second):
+        kopilka(where, "db", "upgrade")
+    (first / "usd.yaml").write_text("money_currency: USD\n")
+    kopilka(first, "program", "create", "--slug", "one", "--name", "One", "--settings", "usd.yaml")
+    kopilka(first, "members", "add", "--external-id", "A-1")
+    # The second database has no program: a command on it must say so, not use the first.
+    missing = kopilka(second, "members", "show", "A-1", check=False)
+    assert missing.returncode == 1, missing.stdout
+    assert '"external_id"' not in missing.stdout
+    assert "A-1" in kopilka(first, "members", "show", "A-1").stdout

@@ -3,7 +3,8 @@
 import csv
 from pathlib import Path
 
-from tests.cli.test_cli import kopilka, workdir
+from tests.cli.test_cli import workdir
+from tests.fixtures.cli import kopilka
 
 __all__ = ["workdir"]
 

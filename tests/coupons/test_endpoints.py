@@ -308,6 +308,69 @@ async def test_a_return_in_full_gives_the_code_back_when_the_campaign_says_so(ap
     assert again.status_code == 201
 
 
+async def _return_in_full(api: Api, purchase: dict[str, Any]) -> dict[str, Any]:
+    response = await api.post(
+        "/v1/returns",
+        {
+            "external_id": unique("r"),
+            "purchase_external_id": purchase["external_id"],
+            "occurred_at": purchase["occurred_at"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_return_gives_a_limited_campaign_its_use_back(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    """Under a total and a per-member limit, a use given back by a full return counts no
+    more: the member and the campaign may use it again, up to the limits and no further."""
+    public = await new_campaign(api, uses_per_code=None, per_member_limit=1, total_limit=2)
+    [code] = await new_codes(api, public["key"], codes=["SPRING"])
+    anna, boris, vera = await new_member(api), await new_member(api), await new_member(api)
+    annas = basket(anna, coupon_codes=[code])
+    assert (await api.post("/v1/purchases", annas)).status_code == 201
+    again = await api.post("/v1/purchases", basket(anna, coupon_codes=[code]))
+    assert (again.status_code, again.json()["reason"]) == (409, "member_limit")
+    assert (await api.post("/v1/purchases", basket(boris, coupon_codes=[code]))).status_code == 201
+    full = await api.post("/v1/purchases", basket(vera, coupon_codes=[code]))
+    assert (full.status_code, full.json()["reason"]) == (409, "campaign_limit")
+    campaign = f"/v1/coupon-campaigns/{public['key']}"
+    assert (await api.get(campaign)).json()["redeemed"] == 2
+
+    assert (await _return_in_full(api, annas))["coupons_given_back"] == [code]
+    assert (await api.get(campaign)).json()["redeemed"] == 1
+    assert (await api.get(f"/v1/coupons/{code}")).json()["uses"] == 1
+    # The campaign has room for one more use again, and Anna her one use back.
+    annas_again = await api.post("/v1/purchases", basket(anna, coupon_codes=[code]))
+    assert annas_again.status_code == 201, annas_again.text
+    assert annas_again.json()["payment"]["coupons"][0]["code"] == code
+    # ... and that was the one: the limits hold as before.
+    full = await api.post("/v1/purchases", basket(vera, coupon_codes=[code]))
+    assert (full.status_code, full.json()["reason"]) == (409, "campaign_limit")
+    assert (await api.get(campaign)).json()["redeemed"] == 2
+    assert (await api.get(f"/v1/coupons/{code}")).json()["uses"] == 2
+    await assert_ledger_sound(engine, program)
+
+
+async def test_a_return_gives_a_single_use_code_of_a_limited_campaign_back(api: Api) -> None:
+    campaign = await new_campaign(api, total_limit=1)
+    first, second = await new_codes(api, campaign["key"], count=2)
+    member = await new_member(api)
+    bought = basket(member, coupon_codes=[first])
+    assert (await api.post("/v1/purchases", bought)).status_code == 201
+    used_up = await api.post("/v1/purchases", basket(member, coupon_codes=[second]))
+    assert (used_up.status_code, used_up.json()["reason"]) == (409, "campaign_limit")
+    assert (await _return_in_full(api, bought))["coupons_given_back"] == [first]
+    # Either code may take the campaign's one use now; the second then finds it used.
+    assert (
+        await api.post("/v1/purchases", basket(member, coupon_codes=[second]))
+    ).status_code == 201
+    used_up = await api.post("/v1/purchases", basket(member, coupon_codes=[first]))
+    assert (used_up.status_code, used_up.json()["reason"]) == (409, "campaign_limit")
+
+
 async def test_a_disabled_code_is_refused(api: Api) -> None:
     campaign = await new_campaign(api)
     [code] = await new_codes(api, campaign["key"])

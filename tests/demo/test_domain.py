@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -271,22 +270,20 @@ def test_catalog_is_a_small_grocery_range() -> None:
     assert catalog(), "callers get a copy"
 
 
-# -- speed and streaming ------------------------------------------------------------------------
+# -- size and streaming -------------------------------------------------------------------------
+# How fast the simulation runs is for benchmarks/, not for tests.
 
 
-def test_default_run_is_fast() -> None:
-    started = time.perf_counter()
-    count = sum(1 for _ in simulate(SimulationConfig()))
-    assert count > 10_000
-    # The target is well under a second; the margin absorbs slow CI machines.
-    assert time.perf_counter() - started < 3
+def test_the_default_run_simulates_a_year_of_a_busy_program() -> None:
+    assert sum(1 for _ in simulate(SimulationConfig())) > 10_000
 
 
 def test_large_population_streams() -> None:
-    started = time.perf_counter()
+    """A hundred thousand members' year is a stream: its first events come one by one, in
+    time order, without the rest of the year being built."""
     first = list(itertools.islice(simulate(SimulationConfig(members=100_000)), 500))
     assert len(first) == 500
-    assert time.perf_counter() - started < 2
+    assert [e.occurred_at for e in first] == sorted(e.occurred_at for e in first)
 
 
 def test_zero_members_is_an_empty_stream() -> None:

@@ -12,7 +12,7 @@ from kopilka.db import make_engine, reading, transaction
 from kopilka.giftcards.repository import cards_t
 from kopilka.giftcards.service import gift_card_service
 from kopilka.programs.service import program_service
-from tests.cli.test_cli import kopilka
+from tests.fixtures.cli import kopilka
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

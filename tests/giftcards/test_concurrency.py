@@ -6,6 +6,7 @@ expiry job, first top-ups of one wallet racing each other.
 """
 
 import asyncio
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,21 +133,47 @@ async def test_retries_of_one_payment_move_money_once(pg_engine: AsyncEngine) ->
 async def test_payments_racing_the_expiry_job(pg_engine: AsyncEngine) -> None:
     t0 = datetime(2026, 1, 5, 12, tzinfo=UTC)
     api, program, client = await _api(pg_engine)
-    async with client:
-        with clock.frozen(t0):
-            cards = [await _card(api, 1_000, valid_days=10) for _ in range(10)]
-        # The tills still see the card valid; the job runs for a date past its expiry.
+    async with client, AsyncExitStack() as frame:
+        # One frozen frame for the whole race: the tills pay a day after issue, while the
+        # cards are valid; the job closes what is due eleven days after issue, which is every
+        # card. Each card ends as one of the two serial orders would leave it.
+        frame.enter_context(clock.frozen(t0))
+        cards = [await _card(api, 1_000, valid_days=10) for _ in range(20)]
+        frame.enter_context(clock.frozen(t0 + timedelta(days=1)))
+        assert {(await api.get(f"/v1/gift-cards/{c['code']}")).json()["status"] for c in cards} == {
+            "active"
+        }
         expire = expire_gift_cards(pg_engine, program.id, t0 + timedelta(days=11), chunk=3)
-        pay = [api.post(f"/v1/gift-cards/{c['code']}/payments", {"amount": 600}) for c in cards]
-        report, responses = await asyncio.gather(expire, asyncio.gather(*pay))
-        assert all(r.status_code in (201, 409) for r in responses)
-        paid = sum(600 for r in responses if r.status_code == 201)
+
+        async def pay(card: dict[str, Any], after: int) -> httpx.Response:
+            # Tills arrive one after another, the last-issued card first, while the job
+            # works from the first-issued one: the two meet somewhere in between.
+            for _ in range(after):
+                await asyncio.sleep(0)
+            return await api.post(f"/v1/gift-cards/{card['code']}/payments", {"amount": 600})
+
+        tills = [pay(card, 20 * (len(cards) - n)) for n, card in enumerate(cards)]
+        report, responses = await asyncio.gather(expire, asyncio.gather(*tills))
+        assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+        paid = [r.status_code == 201 for r in responses]
+        # The race was real: some tills got in before the job closed their card.
+        assert any(paid), "every payment came after the job: nothing raced"
+        assert report.cards == 20
         # Every kopeck was either paid before its card expired or taken by the expiry.
-        assert paid + report.amount == 10 * 1_000
-        assert report.cards == 10
-        for card in cards:
+        assert 600 * sum(paid) + report.amount == 20 * 1_000
+        for card, was_paid, response in zip(cards, paid, responses, strict=True):
+            journal = await _journal(pg_engine, card["id"])
+            if was_paid:  # paid, then the job took the rest
+                assert journal == [("issue", 1_000), ("payment", -600), ("expiry", -400)]
+            else:  # closed first, so the till was refused: the card had expired
+                assert journal == [("issue", 1_000), ("expiry", -1_000)]
+                assert response.json()["type"].endswith("gift-card-expired"), response.text
             read = (await api.get(f"/v1/gift-cards/{card['code']}")).json()
             assert (read["status"], read["balance"]) == ("expired", 0)
+            assert sum(amount for _, amount in journal) == read["balance"]
+            # Closed for good: its date is still in the future here, yet it cannot be paid.
+            late = await api.post(f"/v1/gift-cards/{card['code']}/payments", {"amount": 1})
+            assert late.status_code == 409, late.text
     await assert_cards_sound(pg_engine, program)
 
 

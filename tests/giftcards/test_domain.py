@@ -168,6 +168,83 @@ def test_imported_codes_are_normalised_and_checked() -> None:
 
 # --- invariants -------------------------------------------------------------------------------
 
+
+class Refused(Exception):
+    """What the reference model expects of an operation it would refuse: this error type."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+
+
+class CardModel:
+    """A gift card as the documented contract describes it, written without the domain
+    module: balance, stored status (``closed`` once the expiry job took it), expiry, and
+    what each payment took and had given back."""
+
+    def __init__(self, initial: int, expires_at: datetime | None) -> None:
+        self.balance = initial
+        self.disabled = False
+        self.closed = False
+        self.expires_at = expires_at
+        self.payments: list[list[int]] = []  # [paid, refunded]
+
+    def expired(self, now: datetime) -> bool:
+        return self.closed or (self.expires_at is not None and now >= self.expires_at)
+
+    def status(self) -> str:
+        return "expired" if self.closed else "disabled" if self.disabled else "active"
+
+    def status_at(self, now: datetime) -> str:
+        return "expired" if self.expired(now) else self.status()
+
+    def _usable(self, now: datetime) -> None:
+        if self.expired(now):
+            raise Refused(GiftCardExpired)
+        if self.disabled:
+            raise Refused(GiftCardDisabled)
+
+    def top_up(self, amount: int, now: datetime) -> int:
+        self._usable(now)
+        if self.balance + amount > 10**12:
+            raise Refused(InvalidInput)
+        self.balance += amount
+        return amount
+
+    def pay(self, amount: int, now: datetime, partial: bool) -> int:
+        self._usable(now)
+        take = min(amount, self.balance) if partial else amount
+        if take == 0 or take > self.balance:
+            raise Refused(InsufficientBalance)
+        self.balance -= take
+        self.payments.append([take, 0])
+        return -take
+
+    def refund(self, index: int, amount: int | None, now: datetime) -> int:
+        if self.expired(now):  # a disabled card takes refunds, an expired one does not
+            raise Refused(GiftCardExpired)
+        paid, refunded = self.payments[index]
+        if refunded >= paid:
+            raise Refused(Conflict)
+        if amount is not None and amount > paid - refunded:
+            raise Refused(InvalidInput)
+        give = paid - refunded if amount is None else amount
+        self.payments[index][1] += give
+        self.balance += give
+        return give
+
+    def expire(self, as_of: datetime) -> int | None:
+        """The amount the expiry job takes (0 from an empty card); None if not due."""
+        if self.closed or self.expires_at is None or self.expires_at > as_of:
+            return None
+        taken, self.balance, self.closed = -self.balance, 0, True
+        return taken
+
+    def change(self, now: datetime, disabled: bool) -> None:
+        if self.expired(now):
+            raise Refused(GiftCardExpired)
+        self.disabled = disabled
+
+
 OPERATIONS = st.lists(
     st.tuples(
         st.sampled_from(["top_up", "pay", "pay_partial", "refund", "expire", "disable", "enable"]),
@@ -179,19 +256,49 @@ OPERATIONS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=1, max_value=10_000), OPERATIONS)
-def test_no_sequence_of_operations_breaks_the_invariants(
-    initial: int, operations: list[tuple[str, int, int]]
+@given(
+    st.integers(min_value=1, max_value=10_000),
+    st.none() | st.integers(min_value=1, max_value=72),
+    OPERATIONS,
+)
+def test_every_operation_does_what_a_reference_model_does(
+    initial: int, expires_in_hours: int | None, operations: list[tuple[str, int, int]]
 ) -> None:
-    """Random issue / top-up / pay / refund / expire sequences: the balance never goes
-    negative, always equals the sum of the journal, every movement's balance_after is the
-    running sum, refunds never exceed their payment, and an expired card stays empty."""
+    """Random issue / top-up / pay / refund / expire / disable sequences, an hour apart,
+    run side by side on the domain and on :class:`CardModel`: after each step both agree
+    on balance, status and expiry; an operation the model refuses is refused with the
+    model's error, one it allows is done with the model's amount, so the two count the same
+    successes. The journal stays a running sum that never goes below zero."""
     now = T0
-    state, first = domain.issue(GIFT_CARD, initial, T0 + timedelta(hours=12))
+    expires_at = None if expires_in_hours is None else T0 + timedelta(hours=expires_in_hours)
+    state, first = domain.issue(GIFT_CARD, initial, expires_at)
+    model = CardModel(initial, expires_at)
     journal = [first]
-    payments: list[tuple[int, int]] = []  # (paid, refunded) per payment
+    payments: list[list[int]] = []  # [paid, refunded] per payment, from the journal
+    succeeded = expected_successes = 0
     for name, amount, pick in operations:
         now += timedelta(hours=1)
+        index = pick % len(model.payments) if model.payments else None
+        refund_amount = amount if pick % 2 else None
+        try:
+            if name == "top_up":
+                wanted: int | None = model.top_up(amount, now)
+            elif name in ("pay", "pay_partial"):
+                wanted = model.pay(amount, now, partial=name == "pay_partial")
+            elif name == "refund":
+                if index is None:
+                    continue
+                wanted = model.refund(index, refund_amount, now)
+            elif name == "expire":
+                wanted = model.expire(now)
+            else:
+                model.change(now, disabled=name == "disable")
+                wanted = None
+            expected: type[Exception] | None = None
+        except Refused as refusal:
+            expected, wanted = refusal.error, None
+        before = state
+        movement: Movement | None = None
         try:
             if name == "top_up":
                 state, movement = domain.top_up(state, amount, now)
@@ -199,40 +306,44 @@ def test_no_sequence_of_operations_breaks_the_invariants(
                 state, movement = domain.pay(
                     state, amount, now, allow_partial=name == "pay_partial"
                 )
-                payments.append((-movement.amount, 0))
-            elif name == "refund" and payments:
-                index = pick % len(payments)
+            elif name == "refund":
+                assert index is not None
                 paid, refunded = payments[index]
                 state, movement = domain.refund(
-                    state,
-                    paid=paid,
-                    refunded=refunded,
-                    amount=amount if pick % 2 else None,
-                    now=now,
+                    state, paid=paid, refunded=refunded, amount=refund_amount, now=now
                 )
-                payments[index] = (paid, refunded + movement.amount)
             elif name == "expire":
                 decided = domain.expire(state, now)
-                if decided is None:
-                    continue
-                state, maybe = decided
-                if maybe is None:
-                    continue
-                movement = maybe
-            elif name in ("disable", "enable"):
-                state = domain.change(state, now, status=DISABLED if name == "disable" else ACTIVE)
-                continue
+                if decided is not None:
+                    state, movement = decided
             else:
-                continue
-        except (InvalidInput, InsufficientBalance, Conflict):
-            continue
-        journal.append(movement)
-        assert state.balance >= 0
-        assert state.balance == sum(m.amount for m in journal)
-        assert movement.balance_after == state.balance and movement.seq == len(journal)
-        assert all(refunded <= paid for paid, refunded in payments)
-        if state.status == EXPIRED:
-            assert state.balance == 0
+                state = domain.change(state, now, status=DISABLED if name == "disable" else ACTIVE)
+        except (InvalidInput, InsufficientBalance, Conflict) as error:
+            assert type(error) is expected, f"{name}: refused with {error!r}, model: {expected}"
+            assert state is before
+        else:
+            assert expected is None, f"{name} was done; the model refuses it with {expected}"
+            succeeded += not (name == "expire" and state is before)
+            expected_successes += not (name == "expire" and wanted is None)
+            if movement is not None:
+                assert movement.amount == wanted
+                journal.append(movement)
+                if movement.kind == "payment":
+                    payments.append([-movement.amount, 0])
+                elif movement.kind == "refund":
+                    assert index is not None
+                    payments[index][1] += movement.amount
+            else:
+                assert wanted in (None, 0)
+        assert payments == model.payments
+        assert (state.balance, state.status, state.expires_at) == (
+            model.balance,
+            model.status(),
+            model.expires_at,
+        )
+        assert state.status_at(now) == model.status_at(now)
+        assert state.available_at(now) == (model.balance if model.status_at(now) == ACTIVE else 0)
+    assert succeeded == expected_successes
     running = 0
     for seq, movement in enumerate(journal, start=1):
         running += movement.amount

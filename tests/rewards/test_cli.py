@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import kopilka
+from tests.fixtures.cli import kopilka
 
 SETTINGS = """\
 money_currency: RUB

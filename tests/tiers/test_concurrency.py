@@ -2,8 +2,10 @@
 assignment racing a purchase, the review job racing a purchase."""
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,6 +55,53 @@ async def test_purchases_crossing_the_threshold_at_once_upgrade_once(
         rated = sorted(len(r.json()["earned"]) for r in responses)
         assert rated == [1] + [2] * 9
         assert await changes(pg_engine, member["id"]) == [("base", "silver", "upgrade")]
+    await assert_ledger_sound(pg_engine, program)
+
+
+async def test_a_manual_tier_racing_a_purchase_ends_as_one_order_or_the_other(
+    pg_engine: AsyncEngine,
+) -> None:
+    """For each of twenty members, a purchase that crosses the silver threshold and an
+    administrator's manual gold, at once. Whichever goes first, nothing is lost: the member
+    ends on gold by hand over silver earned, and the purchase earned at the rate of the tier
+    it saw: gold's 150 % if the manual tier came first, else base's (the purchase that
+    reaches silver earns at the rate before it)."""
+    api, program, client = await _api(pg_engine, tiers=LADDER, rules=[TIER_RATE_RULE])
+    manual_first = [("base", "gold", "manual")]
+    purchase_first = [("base", "silver", "upgrade"), ("silver", "gold", "manual")]
+    async with client:
+        members = []
+        for _ in range(20):
+            body = member_body()
+            member = (await api.post("/v1/members", body)).json()
+            await api.post("/v1/purchases", purchase_body(body["external_id"], 90_000))
+            members.append((member["id"], body["external_id"]))
+
+        def race(n: int, member_id: str, external_id: str) -> list[Awaitable[httpx.Response]]:
+            buy = api.post("/v1/purchases", purchase_body(external_id, 20_000))
+            give = api.post(
+                f"/v1/members/{member_id}/tier/manual", {"tier": "gold", "reason": "goodwill"}
+            )
+            return [buy, give] if n % 2 else [give, buy]  # each gets to start first
+
+        racing = [race(n, *member) for n, member in enumerate(members)]
+        results = await asyncio.gather(*(call for pair in racing for call in pair))
+        # Back in (purchase, manual) order per member.
+        pairs = [results[2 * n : 2 * n + 2][:: 1 if n % 2 else -1] for n in range(len(members))]
+        responses = [r for pair in pairs for r in pair]
+        for (member_id, _), bought in zip(members, responses[::2], strict=True):
+            history = await changes(pg_engine, member_id)
+            earned = bought.json()["points_earned"]
+            seen = bought.json()["tier"]["tier"]
+            if history == manual_first:
+                assert (seen, earned) == ("gold", 300)
+            else:
+                assert history == purchase_first
+                assert (seen, earned) == ("silver", 200)
+            view = (await api.get(f"/v1/members/{member_id}/tier")).json()
+            assert (view["tier"]["id"], view["earned_tier"]) == ("gold", "silver")
+            assert view["manual"]["tier"] == "gold"
+            assert view["metrics"]["spend"] == 110_000
     await assert_ledger_sound(pg_engine, program)
 
 

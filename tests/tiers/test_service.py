@@ -182,6 +182,43 @@ async def test_manual_vip_is_a_floor_until_it_ends(
     assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
 
 
+async def test_ending_a_manual_tier_by_hand_gives_back_the_earned_one(
+    tapi: Api, engine: AsyncEngine, tiered: ProgramContext
+) -> None:
+    member = await new_member(tapi)
+    assert (await buy(tapi, member, 100_000))["tier"]["tier"] == "silver"
+    manual = f"/v1/members/{member['id']}/tier/manual"
+    pos = Api(tapi.client, await make_key(engine, tiered, "pos"))
+    assert (await pos.delete(manual)).status_code == 403
+    nothing = await tapi.delete(manual)
+    assert nothing.status_code == 404, nothing.text
+    assert nothing.json()["errors"][0]["field"] == "member_id"
+    given = await tapi.post(manual, {"tier": "gold", "reason": "goodwill"})
+    assert given.status_code == 200, given.text
+    assert (given.json()["tier"]["id"], given.json()["manual"]["tier"]) == ("gold", "gold")
+    # Gold's rate while the manual tier lasts: 1,000 points and half as much again.
+    assert (await buy(tapi, member, 100_000))["points_earned"] == 1_500
+    ended = await tapi.delete(manual)
+    assert ended.status_code == 200, ended.text
+    view = ended.json()
+    assert (view["tier"]["id"], view["earned_tier"], view["manual"]) == ("silver", "silver", None)
+    assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual", "upgrade"]
+    assert view["history"][0]["from_tier"] == "gold" and view["history"][0]["to_tier"] == "silver"
+    # From now on the member earns at the tier they earned: silver's 125 %.
+    assert (await buy(tapi, member, 100_000))["points_earned"] == 1_250
+    assert (await tapi.get(f"/v1/members/{member['id']}/tier")).json()["manual"] is None
+    again = await tapi.delete(manual)
+    assert again.status_code == 404
+    assert await outbox_topics(engine, member["id"]) == [
+        "tier.upgraded",
+        "tier.upgraded",
+        "tier.downgraded",
+    ]
+    async with reading(engine, snapshot=True) as conn:
+        problems = await verify(conn, tiered.id)
+    assert problems == {name: [] for name in problems}
+
+
 async def test_manual_tier_must_be_on_the_ladder(tapi: Api) -> None:
     member = await new_member(tapi)
     response = await tapi.post(
@@ -258,16 +295,20 @@ async def test_an_ended_manual_tier_ends_at_the_next_purchase_without_the_job(
     tapi: Api, engine: AsyncEngine
 ) -> None:
     member = await new_member(tapi)
-    soon = datetime.now(UTC) + timedelta(seconds=1)
-    await tapi.post(
-        f"/v1/members/{member['id']}/tier/manual",
-        {"tier": "gold", "reason": "trial", "until": soon.isoformat()},
-    )
-    later = (soon + timedelta(minutes=5)).isoformat()
-    result = await buy(tapi, member, 1_000, occurred_at=later)
-    assert result["tier"]["tier"] == "base"
-    assert result["points_earned"] == 10  # no gold rate once the trial is over
-    view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
+    start = clock.now()
+    soon = start + timedelta(hours=1)
+    with clock.frozen(start):
+        given = await tapi.post(
+            f"/v1/members/{member['id']}/tier/manual",
+            {"tier": "gold", "reason": "trial", "until": soon.isoformat()},
+        )
+    assert given.status_code == 200, given.text
+    later = soon + timedelta(minutes=5)
+    with clock.frozen(later):
+        result = await buy(tapi, member, 1_000, occurred_at=later.isoformat())
+        assert result["tier"]["tier"] == "base"
+        assert result["points_earned"] == 10  # no gold rate once the trial is over
+        view = (await tapi.get(f"/v1/members/{member['id']}/tier")).json()
     assert [h["reason"] for h in view["history"]] == ["manual_ended", "manual"]
 
 
