@@ -13,7 +13,7 @@ from collections import deque
 from datetime import timedelta
 from uuid import UUID
 
-import httpx
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import run_in_transaction
@@ -27,9 +27,9 @@ RESPONSE_SNIPPET = 1000
 
 
 class WebhookSender:
-    """Sends in ``concurrency`` lanes, each one request at a time on its own HTTP client:
-    httpx's connection pool costs more per request the more requests wait in it, so lanes
-    keep that queue at one (about twice the requests per second of one shared pool)."""
+    """Sends in ``concurrency`` lanes, each one request at a time, on one HTTP client whose
+    pool keeps a connection per lane and receiver alive (aiohttp: a request costs a fraction
+    of the CPU other clients take, which is what bounds a worker's webhooks per second)."""
 
     def __init__(
         self,
@@ -45,27 +45,26 @@ class WebhookSender:
         self.disable_after = disable_after
         self.batch = batch
         self.concurrency = max(1, concurrency)
-        self._clients: list[httpx.AsyncClient] = []
+        self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "WebhookSender":
-        self._clients = [
-            httpx.AsyncClient(
-                timeout=self.timeout,
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-            )
-            for _ in range(self.concurrency)
-        ]
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0),
+            # Receivers are the program's own systems: no cookies kept between them.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        for client in self._clients:
-            await client.aclose()
-        self._clients = []
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
 
     async def send_due(self) -> int:
         """One round: send what is due now; returns how many attempts were made."""
-        if not self._clients:
+        session = self._session
+        if session is None:
             raise RuntimeError("use the sender as an async context manager")
         now = clock.now()
         lease = timedelta(seconds=self.timeout * 3 + 30)
@@ -79,11 +78,11 @@ class WebhookSender:
         waiting = deque(leased)
         results: list[AttemptResult] = []
 
-        async def lane(client: httpx.AsyncClient) -> None:
+        async def lane() -> None:
             while waiting:
-                results.append(await self._send(client, waiting.popleft()))
+                results.append(await self._send(session, waiting.popleft()))
 
-        await asyncio.gather(*(lane(c) for c in self._clients[: len(leased)]))
+        await asyncio.gather(*(lane() for _ in range(min(self.concurrency, len(leased)))))
 
         async def record(conn: AsyncConnection) -> list[UUID]:
             return await webhook_service.record(conn, results, clock.now(), self.disable_after)
@@ -93,7 +92,7 @@ class WebhookSender:
             logger.warning("webhook %s disabled after persistent failure", endpoint_id)
         return len(results)
 
-    async def _send(self, client: httpx.AsyncClient, item: Leased) -> AttemptResult:
+    async def _send(self, session: aiohttp.ClientSession, item: Leased) -> AttemptResult:
         delivery = item.delivery
         attempted_at = clock.now()
         sent = domain.headers(
@@ -104,14 +103,17 @@ class WebhookSender:
         snippet: str | None = None
         error: str | None = None
         try:
-            response = await client.post(
-                item.url, content=delivery.body.encode(), headers=sent, timeout=self.timeout
-            )
-            status = response.status_code
-            snippet = response.text[:RESPONSE_SNIPPET]
-        except httpx.TimeoutException:
+            async with session.post(
+                item.url,
+                data=delivery.body.encode(),
+                headers=sent,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                snippet = (await response.text(errors="replace"))[:RESPONSE_SNIPPET]
+        except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
         duration = int((time.perf_counter() - started) * 1000)
         if error is None and status is not None and not 200 <= status < 300:
