@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kopilka.kit.types import Flag
 from kopilka.webhooks.domain import event_type_problem, url_problem
 
 EventType = Annotated[str, Field(min_length=1, max_length=100)]
@@ -36,7 +37,7 @@ class WebhookCreate(BaseModel):
         description="Event types to send: '*', a type ('tier.upgraded') or a prefix ('points.*').",
     )
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool = True
+    enabled: Flag = True
 
     _url = field_validator("url")(_valid_url)
     _types = field_validator("event_types")(_valid_types)
@@ -50,7 +51,7 @@ class WebhookUpdate(BaseModel):
     url: str | None = Field(default=None, max_length=2000)
     event_types: EventTypes | None = None
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
     @field_validator("url")
     @classmethod

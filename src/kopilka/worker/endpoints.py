@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.http import Admin, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_number_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.worker.schemas import ParkedOut, ParkedPage, Replayed
 from kopilka.worker.service import worker_service
@@ -20,10 +21,11 @@ async def parked(
     principal: Admin,
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     consumer: Annotated[str | None, Query(max_length=100)] = None,
 ) -> ParkedPage:
     """Events a consumer gave up on after its last attempt, oldest first."""
+    after = decode_number_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> ParkedPage:
         found = await worker_service.parked(
@@ -31,7 +33,7 @@ async def parked(
             program_id=program.id,
             consumer=consumer,
             limit=limit,
-            after_seq=int(cursor) if cursor else None,
+            after_seq=after,
         )
         items = [
             ParkedOut(
@@ -46,7 +48,7 @@ async def parked(
             )
             for p in found
         ]
-        next_cursor = str(items[-1].seq) if len(items) == limit else None
+        next_cursor = encode_cursor(items[-1].seq) if len(items) == limit else None
         return ParkedPage(items=items, next_cursor=next_cursor)
 
     return await read_only(engine, principal, work)
