@@ -86,7 +86,7 @@ class RulesState:
 
     def __post_init__(self) -> None:
         if self.uow is not None:
-            self.uow.on_flush(f"rule-usage:{self.program_id}", self._stage_usage)
+            self.uow.on_flush(f"rule-usage:{id(self)}", self._stage_usage)
 
     def member(self, member_id: UUID) -> MemberFacts:
         return self.facts.setdefault(member_id, MemberFacts())

@@ -187,6 +187,9 @@ class ReturnService:
                 "created_at": now,
             },
         )
+        # What the return's rules changed (a tier they found ended, too) is written first:
+        # the tier decision below reads the member's tier afresh.
+        await uow.flush(conn)
         tier = await tier_service.after_return(
             conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now, uow
         )

@@ -57,7 +57,7 @@ class TierTracker:
         """Write this tracker's changes into ``uow``: each change as it happens, the members'
         tier rows as they stand when the unit is flushed."""
         self.uow = uow
-        uow.on_flush(f"tiers:{self.program_id}", self._stage_states)
+        uow.on_flush(f"tiers:{id(self)}", self._stage_states)
         return self
 
     def state(self, member_id: UUID) -> TierState:
