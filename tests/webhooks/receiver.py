@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,18 +23,32 @@ class Receiver:
         self.received: list[Received] = []
         self.answers: deque[int] = deque()  # statuses to give first; then ``default``
         self.default = 200
+        self.delay = 0.0  # seconds each answer waits
+        self.huge = 0  # bytes of body to answer with (a receiver that never stops talking)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 receiver.received.append(
                     Received({k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 status = receiver.answers.popleft() if receiver.answers else receiver.default
                 answer = b'{"ok": true}' if status < 300 else b"receiver is down"
                 self.send_response(status)
+                if receiver.huge:
+                    self.send_header("content-length", str(receiver.huge))
+                    self.end_headers()
+                    chunk = b"x" * 65536
+                    try:
+                        for _ in range(receiver.huge // len(chunk)):
+                            self.wfile.write(chunk)
+                    except OSError:
+                        pass  # the sender stopped reading, as it should
+                    return
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)

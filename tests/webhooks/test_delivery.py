@@ -168,3 +168,50 @@ async def test_endpoint_disabled_after_persistent_failure(
         assert len(receiver.received) == sent
         enabled = (await api.patch(f"/v1/webhooks/{hook['id']}", {"enabled": True})).json()
     assert enabled["enabled"] is True and enabled["disabled_reason"] is None
+
+
+async def test_a_slow_receiver_does_not_hold_the_others_back(
+    engine: AsyncEngine, api: Api, program: ProgramContext, sender: WebhookSender
+) -> None:
+    """A receiver that takes its time gets a couple of lanes; the others' deliveries go on
+    round after round while its requests are still running."""
+    with Receiver() as slow, Receiver() as quick:
+        slow.delay = 1.5
+        runner = make_worker(engine, sender)
+        await create(api, slow.url, event_types=["member.updated"])
+        await create(api, quick.url, event_types=["member.updated"])
+        await emit(engine, *(update_event(program.id, uuid4(), n) for n in range(12)))
+        await runner.delivery_round()  # the deliveries: 12 for each receiver
+        rounds = 0
+        while len(quick.received) < 12:
+            await sender.send_due()
+            rounds += 1
+            assert rounds < 200
+        # Every quick delivery arrived while the slow receiver had answered only its first
+        # few: its requests ran on into later rounds instead of holding each round.
+        assert len(slow.received) < 12
+        await sender.drain_running()
+        while len(slow.received) < 12:
+            await runner.drain()
+            await sender.drain_running()
+
+    def sent(receiver: Receiver) -> list[str]:
+        return sorted(json.loads(r.body)["data"]["values"]["n"] for r in receiver.received)
+
+    assert sent(quick) == sent(slow) == list(range(12))
+
+
+async def test_only_the_start_of_an_answer_is_read(
+    engine: AsyncEngine, api: Api, program: ProgramContext, sender: WebhookSender
+) -> None:
+    """A receiver answering with an endless body cannot fill the worker's memory: the
+    sender keeps the first kilobyte and the delivery is logged."""
+    with Receiver() as talkative:
+        talkative.huge = 50 * 1024**3  # more than the 5 s timeout could ever read
+        runner = make_worker(engine, sender)
+        hook = await create(api, talkative.url, event_types=["member.updated"])
+        await emit(engine, update_event(program.id, uuid4(), 1))
+        await runner.drain()
+        await sender.drain_running()
+    log = (await api.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+    assert [d["status"] for d in log] == ["delivered"]

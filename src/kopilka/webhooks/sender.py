@@ -1,15 +1,19 @@
 """The sender: POSTs due deliveries, signed, and records what each attempt gave.
 
 Each round leases due deliveries (a short transaction), sends them concurrently outside any
-transaction, then records every attempt (another short transaction). A sender that dies
-between the two leaves its deliveries due again when the lease ends: at least once, and the
-receiver deduplicates by ``webhook-id``.
+transaction, then records the attempts that finished (another short transaction). A sender
+that dies between the two leaves its deliveries due again when the lease ends: at least
+once, and the receiver deduplicates by ``webhook-id``.
+
+A slow or dead receiver does not hold the others back: it gets at most ``PER_ENDPOINT`` of
+the lanes at a time, and a round records what finished within ``round_seconds`` and goes on
+leasing while that receiver's requests run on into later rounds. Only the first
+``RESPONSE_SNIPPET`` bytes of an answer are read.
 """
 
 import asyncio
 import logging
 import time
-from collections import deque
 from datetime import timedelta
 from uuid import UUID
 
@@ -24,6 +28,7 @@ from kopilka.webhooks.service import AttemptResult, webhook_service
 
 logger = logging.getLogger("kopilka.webhooks")
 RESPONSE_SNIPPET = 1000
+PER_ENDPOINT = 2  # lanes one receiver may hold at once
 
 
 class WebhookSender:
@@ -39,13 +44,18 @@ class WebhookSender:
         concurrency: int = 8,
         disable_after: timedelta = timedelta(days=5),
         batch: int = 200,
+        round_seconds: float = 0.5,
     ) -> None:
         self.engine = engine
         self.timeout = timeout
         self.disable_after = disable_after
         self.batch = batch
         self.concurrency = max(1, concurrency)
+        self.round_seconds = round_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._lanes = asyncio.Semaphore(self.concurrency)
+        self._per_endpoint: dict[UUID, asyncio.Semaphore] = {}
+        self._running: set[asyncio.Task[AttemptResult]] = set()
 
     async def __aenter__(self) -> "WebhookSender":
         self._session = aiohttp.ClientSession(
@@ -58,31 +68,52 @@ class WebhookSender:
 
     async def __aexit__(self, *_: object) -> None:
         if self._session is not None:
+            await self.drain_running()
             await self._session.close()
         self._session = None
 
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
     async def send_due(self) -> int:
-        """One round: send what is due now; returns how many attempts were made."""
+        """One round: start what is due now (while fewer than ``batch`` requests run), wait
+        for the requests to finish, at most ``round_seconds``, and record those that did;
+        returns how many attempts were recorded."""
         session = self._session
         if session is None:
             raise RuntimeError("use the sender as an async context manager")
-        now = clock.now()
-        lease = timedelta(seconds=self.timeout * 3 + 30)
+        room = self.batch - len(self._running)
+        if room > 0:
+            now = clock.now()
+            # Long enough for every leased request to wait for a lane and then time out: a
+            # lease only ends early when the sender died.
+            waves = -(-self.batch // self.concurrency)
+            lease = timedelta(seconds=self.timeout * (waves + 1) + 30)
 
-        async def take(conn: AsyncConnection) -> list[Leased]:
-            return await webhook_service.lease(conn, now, lease, self.batch)
+            async def take(conn: AsyncConnection) -> list[Leased]:
+                return await webhook_service.lease(conn, now, lease, room)
 
-        leased = await run_in_transaction(self.engine, take)
-        if not leased:
+            for item in await run_in_transaction(self.engine, take):
+                self._running.add(asyncio.create_task(self._in_lane(session, item)))
+        if not self._running:
             return 0
-        waiting = deque(leased)
-        results: list[AttemptResult] = []
+        done, _ = await asyncio.wait(self._running, timeout=self.round_seconds)
+        return await self._record(done)
 
-        async def lane() -> None:
-            while waiting:
-                results.append(await self._send(session, waiting.popleft()))
+    async def drain_running(self) -> int:
+        """Wait for every request still running and record them (a sender stopping)."""
+        recorded = 0
+        while self._running:
+            done, _ = await asyncio.wait(self._running)
+            recorded += await self._record(done)
+        return recorded
 
-        await asyncio.gather(*(lane() for _ in range(min(self.concurrency, len(leased)))))
+    async def _record(self, done: set[asyncio.Task[AttemptResult]]) -> int:
+        if not done:
+            return 0
+        self._running -= done
+        results = [task.result() for task in done]
 
         async def record(conn: AsyncConnection) -> list[UUID]:
             return await webhook_service.record(conn, results, clock.now(), self.disable_after)
@@ -91,6 +122,14 @@ class WebhookSender:
         for endpoint_id in disabled:
             logger.warning("webhook %s disabled after persistent failure", endpoint_id)
         return len(results)
+
+    async def _in_lane(self, session: aiohttp.ClientSession, item: Leased) -> AttemptResult:
+        """Send ``item`` once its receiver has a free place (at most ``PER_ENDPOINT``) and
+        a lane is free: a receiver that hangs keeps its own places, not the others'."""
+        endpoint = item.delivery.endpoint_id
+        own = self._per_endpoint.setdefault(endpoint, asyncio.Semaphore(PER_ENDPOINT))
+        async with own, self._lanes:
+            return await self._send(session, item)
 
     async def _send(self, session: aiohttp.ClientSession, item: Leased) -> AttemptResult:
         delivery = item.delivery
@@ -110,7 +149,10 @@ class WebhookSender:
                 allow_redirects=False,
             ) as response:
                 status = response.status
-                snippet = (await response.text(errors="replace"))[:RESPONSE_SNIPPET]
+                # Only the start of an answer is kept: a receiver streaming gigabytes must
+                # not fill the worker's memory.
+                head = await response.content.read(RESPONSE_SNIPPET)
+                snippet = head.decode(errors="replace")
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
         except aiohttp.ClientError as exc:

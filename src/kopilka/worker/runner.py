@@ -31,6 +31,11 @@ class Sender(Protocol):
 
     async def send_due(self) -> int: ...
 
+    @property
+    def running(self) -> int:
+        """Requests started in an earlier round and not yet recorded."""
+        ...
+
 
 @dataclass
 class RoundReport:
@@ -173,7 +178,7 @@ class Worker:
             report = await self.delivery_round()
             report.sent = await self.send_round()
             total.add(report)
-            if not report.progressed:
+            if not report.progressed and not (self.sender is not None and self.sender.running):
                 break
         return total
 
