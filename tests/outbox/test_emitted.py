@@ -72,11 +72,19 @@ async def test_members_and_purchases_emit_their_events(
     assert len({r.event_id for r in rows}) == 2
     mark = rows[-1].id
     await api.patch(f"/v1/members/{member_id}", {"tags": ["vip"], "language": "en"})
+    await api.patch(f"/v1/members/{member_id}", {"tags": ["vip"]})  # the same: no event
+    await api.patch(f"/v1/members/{member_id}", {})  # nothing: no event
     await api.post(f"/v1/members/{member_id}/block", {"reason": "review"})
-    await api.post(f"/v1/members/{member_id}/block", {"reason": "again"})  # no change: no event
+    await api.post(f"/v1/members/{member_id}/block", {"reason": "review"})  # the same: none
+    await api.post(f"/v1/members/{member_id}/block", {"reason": "fraud"})  # a new reason
     await api.post(f"/v1/members/{member_id}/unblock", {"reason": "cleared"})
     rows = await emitted(engine, program, mark)
-    assert [r.topic for r in rows] == ["member.updated", "member.blocked", "member.unblocked"]
+    assert [r.topic for r in rows] == [
+        "member.updated",
+        "member.blocked",
+        "member.blocked",
+        "member.unblocked",
+    ]
     assert rows[0].payload["changed"] == ["language", "tags"]
     assert rows[0].payload["values"] == {"language": "en", "tags": ["vip"]}
 
@@ -177,3 +185,44 @@ async def test_a_unit_of_work_writes_parents_first_and_nothing_before_its_flush(
     assert found.name == "Ada" and [i.kind for i in found.identifiers] == ["card"]
     rows = await emitted(engine, program)
     assert [(r.topic, r.event_id) for r in rows][-1] == ("member.blocked", event.event_id)
+
+
+async def test_a_refused_purchase_registers_nobody_and_emits_nothing(
+    engine: AsyncEngine, http: Any
+) -> None:
+    """Auto-enrolment happens only for a purchase that is recorded: one refused at the till
+    (points it cannot pay with, a code that does not exist) leaves no member and no event."""
+    program = await make_program(
+        engine,
+        auto_enrol=True,
+        points_payment={"currency": "points", "points": 1, "money": 100},
+    )
+    api = Api(http, await make_key(engine, program, "admin"))
+    mark = await last_id(engine, program)
+    for extra in ({"points_to_spend": 5}, {"coupon_codes": ["NO-SUCH-CODE"]}):
+        refused = await api.post("/v1/purchases", purchase_body("walk-in", 1_000, **extra))
+        assert refused.status_code == 422, refused.text
+    assert await emitted(engine, program, mark) == []
+    nobody = await api.get("/v1/members", external_id="walk-in")
+    assert nobody.json()["items"] == []
+
+
+async def test_points_already_expired_when_recorded_expire_at_once(
+    engine: AsyncEngine, http: Any
+) -> None:
+    """A back-filled purchase whose points' expiry has passed: they are earned and expired
+    in the same transaction, never spendable."""
+    program = await make_program(engine, expiry={"policy": "days", "days": 30})
+    api = Api(http, await make_key(engine, program, "admin"))
+    body = member_body()
+    await api.post("/v1/members", body)
+    with clock.frozen(T0 + timedelta(days=60)):
+        old = purchase_body(body["external_id"], 5_000, occurred_at=T0.isoformat())
+        assert (await api.post("/v1/purchases", old)).status_code == 201
+        spend = await api.post(
+            "/v1/redemptions", {"member": {"external_id": body["external_id"]}, "amount": 1}
+        )
+    assert spend.status_code == 422
+    rows = await emitted(engine, program, 0)
+    assert [r.topic for r in rows][-3:] == ["points.earned", "points.expired", "purchase.recorded"]
+    assert rows[-2].payload["balance"] == {"available": 0, "pending": 0, "held": 0}

@@ -56,6 +56,8 @@ async def test_create_list_get_update_delete(api: Api) -> None:
         ({"url": "not a url"}, "url"),
         ({"url": "https://"}, "url"),
         ({"url": "https://example.com:99999/"}, "url"),
+        ({"url": "http://example.com:0/"}, "url"),
+        ({"url": "https://user:secret@example.com/"}, "url"),
         ({"url": 42}, "url"),
         ({"url": "https://example.com", "event_types": []}, "event_types"),
         ({"url": "https://example.com", "event_types": ["po*nts"]}, "event_types"),

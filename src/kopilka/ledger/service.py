@@ -148,7 +148,47 @@ class LedgerService:
         for currency, lot in lots:
             unit.add_lot(member_id, currency, lot, entry_id)
         self._earned_events(unit, program, member_id, balances, lots, earned, entry_id)
+        self._expire_at_once(unit, program, member_id, balances, lots)
         return earned
+
+    def _expire_at_once(
+        self,
+        unit: LedgerChanges,
+        program: ProgramContext,
+        member_id: UUID,
+        balances: dict[BalanceKey, Balance],
+        lots: list[tuple[str, Lot]],
+    ) -> None:
+        """Points of a back-filled event that had already expired by now expire at once, as
+        the job would have expired them: never spendable, not even until its next run."""
+        for currency, lot in lots:
+            if lot.expires_at is None or lot.expires_at > unit.now:
+                continue
+            balance = balances[(member_id, currency)]
+            postings = domain.expire(balance, [lot], unit.now)
+            if not postings:
+                continue
+            unit.track((member_id, currency), balance, [lot])
+            entry_id = unit.add_entry(
+                member_id,
+                "expire",
+                [(currency, postings)],
+                occurred_at=unit.now,
+                reason="expired before it was recorded",
+            )
+            unit.uow.emit(
+                events.PointsExpired(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=unit.now,
+                    currency=currency,
+                    amount=postings[-1].amount,
+                    balance=balance_view(balance),
+                    entry_id=entry_id,
+                    reference_type="expiry",
+                    reference_id=lot.source_id,
+                )
+            )
 
     def _earned_events(
         self,

@@ -286,7 +286,7 @@ class MemberService:
         data: MemberUpdate,
         now: datetime,
     ) -> Member:
-        await self.get(conn, program, member_id)
+        before = (await self.get(conn, program, member_id)).model_dump(mode="json")
         changes = data.model_dump(exclude_unset=True)
         values: dict[str, Any] = {"updated_at": now}
         for kind in ("phone", "email"):
@@ -309,7 +309,11 @@ class MemberService:
                 changes["tags"] = sorted(set(changes["tags"]))
         values.update({k: v for k, v in changes.items() if k != "consents"})
         await self.repository.update(conn, member_id, values)
-        changed = sorted(k for k in values if k != "updated_at")
+        after = (await self.get(conn, program, member_id)).model_dump(mode="json")
+        # Only what really changed: a PATCH repeating the member's values is no event.
+        changed = sorted(k for k in values if k != "updated_at" and before.get(k) != after.get(k))
+        if not changed:
+            return await self.get(conn, program, member_id)
         async with unit_of_work(conn, now) as unit:
             unit.emit(
                 events.MemberUpdated(
@@ -331,13 +335,14 @@ class MemberService:
         reason: str,
         now: datetime,
     ) -> Member:
-        await self.get(conn, program, member_id)
         # Under the member lock, so a block and a redemption never interleave.
-        before = (await self.lock(conn, program, [member_id]))[member_id]
+        await self.lock(conn, program, [member_id])
+        before = await self.get(conn, program, member_id)
         await self.repository.update(
             conn, member_id, {"status": status, "status_reason": reason, "updated_at": now}
         )
-        if before != status:
+        # Blocked again for another reason is a change of state too (the reason is shown).
+        if (before.status, before.status_reason) != (status, reason):
             event_type = events.MemberBlocked if status == "blocked" else events.MemberUnblocked
             async with unit_of_work(conn, now) as unit:
                 unit.emit(

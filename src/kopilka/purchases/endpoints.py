@@ -70,6 +70,10 @@ async def create_purchase(request: Request) -> JSONResponse:
         outcomes = await purchase_service.ingest(
             conn, program, [body], clock.now(), explain=explain
         )
+        if outcomes[0].error is not None:
+            # Refused: raised inside the transaction, so it rolls back and a member enrolled
+            # for this purchase alone is not registered either.
+            raise outcomes[0].error
         return outcomes[0]
 
     return _answer(await in_transaction(engine, principal, work))

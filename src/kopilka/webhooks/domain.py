@@ -95,9 +95,14 @@ def url_problem(url: str) -> str | None:
     if any(c.isspace() for c in url):
         return "a URL may not contain spaces"
     try:
-        parts.port  # noqa: B018  (raises on a bad port)
+        port = parts.port
     except ValueError:
-        return "the URL's port is not a number from 0 to 65535"
+        return "the URL's port is not a number from 1 to 65535"
+    if port == 0:
+        return "the URL's port is not a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        # They would be stored and shown back in every answer: the signature authenticates.
+        return "a URL may not carry a user name or password"
     return None
 
 
