@@ -19,6 +19,17 @@ def balances_out(
     ]
 
 
+def balances_json(
+    balances: dict[BalanceKey, Balance], member_id: UUID, currencies: Sequence[str]
+) -> list[dict[str, int | str]]:
+    """``balances_out`` as JSON, built directly (the purchase path's answers)."""
+    return [
+        {"currency": c, "available": b.available, "pending": b.pending, "held": b.held}
+        for c in currencies
+        if (b := balances.get((member_id, c))) is not None
+    ]
+
+
 def trace_out(evaluation: Evaluation) -> list[RuleTraceOut] | None:
     if evaluation.trace is None:
         return None

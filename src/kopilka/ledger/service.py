@@ -147,7 +147,7 @@ class LedgerService:
         )
         for currency, lot in lots:
             unit.add_lot(member_id, currency, lot, entry_id)
-        self._earned_events(unit, program, member_id, balances, lots, earned, entry_id)
+        self._earned_events(unit, program, member_id, balances, lots, earned, entry_id, source_type)
         self._expire_at_once(unit, program, member_id, balances, lots)
         return earned
 
@@ -199,25 +199,29 @@ class LedgerService:
         lots: list[tuple[str, Lot]],
         earned: list[Earned],
         entry_id: UUID,
+        source_type: str,
     ) -> None:
         """One ``points.earned`` per currency: what each rule gave, the balance after."""
-        for currency in dict.fromkeys(c for c, _ in lots):
-            mine = [lot for c, lot in lots if c == currency]
-            rules: dict[str, int] = {}
-            for e in earned:
-                if e.currency == currency:
-                    rules[e.rule_id] = rules.get(e.rule_id, 0) + e.amount
-            first = mine[0]
+        by_currency: dict[str, tuple[Lot, int, dict[str, int]]] = {}
+        for (currency, lot), e in zip(lots, earned, strict=True):
+            found = by_currency.get(currency)
+            if found is None:
+                by_currency[currency] = (lot, lot.amount, {e.rule_id: e.amount})
+            else:
+                first, total, rules = found
+                rules[e.rule_id] = rules.get(e.rule_id, 0) + e.amount
+                by_currency[currency] = (first, total + lot.amount, rules)
+        for currency, (first, total, rules) in by_currency.items():
             unit.uow.emit(
                 events.PointsEarned(
                     program_id=program.id,
                     member_id=member_id,
                     occurred_at=first.earned_at,
                     currency=currency,
-                    amount=sum(lot.amount for lot in mine),
+                    amount=total,
                     balance=balance_view(balances[(member_id, currency)]),
                     entry_id=entry_id,
-                    reference_type=None,
+                    reference_type=source_type,
                     reference_id=first.source_id,
                     status=first.status,
                     rules=rules,

@@ -21,8 +21,22 @@ class OutboxEvent(Base):
             postgresql_where=text("seq IS NULL"),
             sqlite_where=text("seq IS NULL"),
         ),
-        # A consumer reads one partition at a time in delivery order.
-        Index("ix_outbox_partition_seq", "partition", "seq"),
+        # A consumer reads one partition at a time in delivery order. Both indexes cover
+        # stamped rows only: a row written at the till touches neither.
+        Index(
+            "ix_outbox_partition_seq",
+            "partition",
+            "seq",
+            postgresql_where=text("seq IS NOT NULL"),
+            sqlite_where=text("seq IS NOT NULL"),
+        ),
+        Index(
+            "ix_outbox_seq",
+            "seq",
+            unique=True,
+            postgresql_where=text("seq IS NOT NULL"),
+            sqlite_where=text("seq IS NOT NULL"),
+        ),
         Index(
             "ix_outbox_unpublished",
             "id",
@@ -45,7 +59,7 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None]
     # Given after commit by the worker's stamper, serialized: a gap-free delivery order in
     # which no row can appear behind a position a consumer has already passed.
-    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     # crc32 of member_id (or program_id) modulo the worker's partitions: a member's events
     # share one partition, delivered in ``seq`` order.
     partition: Mapped[int | None] = mapped_column(SmallInteger)

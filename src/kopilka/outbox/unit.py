@@ -112,9 +112,10 @@ class UnitOfWork:
 
 
 def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by their keys: one multi-row statement takes one set of columns."""
-    first = tuple(rows[0])
-    if all(len(r) == len(first) and tuple(r) == first for r in rows):
+    """Rows grouped by their keys: one multi-row statement takes one set of columns (the
+    values are read by name, so the keys' order does not matter)."""
+    first = rows[0].keys()
+    if all(r.keys() == first for r in rows):
         return [rows]
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:

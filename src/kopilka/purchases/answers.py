@@ -9,7 +9,6 @@ from uuid import UUID
 
 from kopilka.earning.schemas import RuleTraceOut
 from kopilka.kit.codes import normalise_code
-from kopilka.ledger.schemas import BalanceOut
 from kopilka.ledger.service import Earned
 from kopilka.purchases.schemas import PurchaseCreate
 
@@ -36,7 +35,7 @@ def purchase_result_json(
     purchase: PurchaseCreate,
     member_id: UUID,
     earned: Sequence[Earned],
-    balances: Sequence[BalanceOut],
+    balances: Sequence[dict[str, int | str]],
     trace: Sequence[RuleTraceOut] | None,
     benefits: Sequence[dict[str, Any]] = (),
     tier: dict[str, Any] | None = None,
@@ -57,7 +56,7 @@ def purchase_result_json(
             for e in earned
         ],
         "points_earned": sum(e.amount for e in earned if e.currency == points_currency),
-        "balances": [b.model_dump() for b in balances],
+        "balances": list(balances),
         "benefits": list(benefits),
         "tier": tier,
         "payment": payment,

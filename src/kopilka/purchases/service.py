@@ -13,7 +13,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.earning.answers import balances_out, trace_out
+from kopilka.earning.answers import balances_json, trace_out
 from kopilka.earning.service import EarningService, RulesEvent, RulesPipeline, earning_service
 from kopilka.earning.state import Granted, Source
 from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
@@ -85,9 +85,19 @@ def rules_event(
         store=purchase.store,
         region=purchase.region,
         payment_method=purchase.payment_method,
-        coupons=frozenset(purchase.coupons).union(map(normalise_code, purchase.coupon_codes)),
+        coupons=_presented(purchase),
         spend=purchase.total,
     )
+
+
+NO_CODES: frozenset[str] = frozenset()
+
+
+def _presented(purchase: PurchaseCreate) -> frozenset[str]:
+    """The codes a purchase presents, as the rules see them (most present none)."""
+    if not purchase.coupons and not purchase.coupon_codes:
+        return NO_CODES
+    return frozenset(purchase.coupons).union(map(normalise_code, purchase.coupon_codes))
 
 
 @dataclass
@@ -187,7 +197,7 @@ class PurchaseService:
             purchase,
             member_id,
             earned,
-            balances_out(
+            balances_json(
                 {(member_id, c): b for c, b in balances.items()},
                 member_id,
                 program.settings.currency_codes(),
@@ -490,7 +500,7 @@ class PurchaseService:
             purchase,
             member_id,
             applied.earned,
-            balances_out(batch.balances, member_id, program.settings.currency_codes()),
+            balances_json(batch.balances, member_id, program.settings.currency_codes()),
             trace_out(applied.evaluation),
             [b.answer() for b in applied.benefits],
             applied.tier,

@@ -156,7 +156,21 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("seq", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("partition", sa.SmallInteger(), nullable=True))
-        batch_op.create_index("ix_outbox_partition_seq", ["partition", "seq"], unique=False)
+        # Stamped rows only: a row written at the till touches neither of these two.
+        batch_op.create_index(
+            "ix_outbox_partition_seq",
+            ["partition", "seq"],
+            unique=False,
+            postgresql_where=sa.text("seq IS NOT NULL"),
+            sqlite_where=sa.text("seq IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_outbox_seq",
+            ["seq"],
+            unique=True,
+            postgresql_where=sa.text("seq IS NOT NULL"),
+            sqlite_where=sa.text("seq IS NOT NULL"),
+        )
         batch_op.create_index(
             "ix_outbox_unstamped",
             ["id"],
@@ -164,18 +178,25 @@ def upgrade() -> None:
             postgresql_where=sa.text("seq IS NULL"),
             sqlite_where=sa.text("seq IS NULL"),
         )
-        batch_op.create_unique_constraint(batch_op.f("uq_outbox_events_seq"), ["seq"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_outbox_events_seq"), type_="unique")
+        batch_op.drop_index(
+            "ix_outbox_seq",
+            postgresql_where=sa.text("seq IS NOT NULL"),
+            sqlite_where=sa.text("seq IS NOT NULL"),
+        )
         batch_op.drop_index(
             "ix_outbox_unstamped",
             postgresql_where=sa.text("seq IS NULL"),
             sqlite_where=sa.text("seq IS NULL"),
         )
-        batch_op.drop_index("ix_outbox_partition_seq")
+        batch_op.drop_index(
+            "ix_outbox_partition_seq",
+            postgresql_where=sa.text("seq IS NOT NULL"),
+            sqlite_where=sa.text("seq IS NOT NULL"),
+        )
         batch_op.drop_column("partition")
         batch_op.drop_column("seq")
 
