@@ -51,8 +51,12 @@ class UnitOfWork:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self._inserts: dict[Table, list[dict[str, Any]]] = {}
-        self._updates: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
+        # Rows by table and set of columns (one multi-row statement takes one set): the rows
+        # of one call share their keys, so the set is read off the first row only.
+        self._inserts: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+        self._updates: dict[
+            tuple[Table, tuple[str, ...], frozenset[str]], list[dict[str, Any]]
+        ] = {}
         self.events: list[DomainEvent] = []
         self._hooks: dict[str, Hook] = {}
         self._parts: dict[str, Any] = {}
@@ -68,12 +72,12 @@ class UnitOfWork:
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """New rows of ``table``; a row dict may still change until the flush."""
         if rows:
-            self._inserts.setdefault(table, []).extend(rows)
+            self._inserts.setdefault((table, frozenset(rows[0])), []).extend(rows)
 
     def update(self, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
         """Changes of existing rows matched on ``keys``; for one key the last change wins."""
         if rows:
-            self._updates.setdefault((table, keys), []).extend(rows)
+            self._updates.setdefault((table, keys, frozenset(rows[0])), []).extend(rows)
 
     def emit(self, *events: DomainEvent) -> None:
         self.events.extend(events)
@@ -83,10 +87,6 @@ class UnitOfWork:
         (a second hook of one name replaces the first)."""
         self._hooks[name] = hook
 
-    def inserted(self, table: Table) -> list[dict[str, Any]]:
-        """The rows of ``table`` added so far (the live list)."""
-        return self._inserts.get(table, [])
-
     def batch(self) -> WriteBatch:
         """Everything added, as one batch: tables parents first, updates after inserts."""
         for hook in list(self._hooks.values()):
@@ -95,32 +95,20 @@ class UnitOfWork:
             self.insert(outbox_t, [outbox_row(e, self.now) for e in self.events])
             self.events = []
         batch = WriteBatch()
-        for table_, rows in sorted(self._inserts.items(), key=lambda i: _TABLE_ORDER[i[0].name]):
-            for same_columns in _by_columns(rows):
-                batch.insert(table_, same_columns)
-        for (table_, keys), rows in sorted(
+        for (table_, _), rows in sorted(
+            self._inserts.items(), key=lambda i: _TABLE_ORDER[i[0][0].name]
+        ):
+            batch.insert(table_, rows)
+        for (table_, keys, _), rows in sorted(
             self._updates.items(), key=lambda i: _TABLE_ORDER[i[0][0].name]
         ):
-            for same_columns in _by_columns(rows):
-                batch.update(table_, keys, same_columns)
+            batch.update(table_, keys, rows)
         self._inserts, self._updates = {}, {}
         return batch
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Write everything added so far; the unit may then be used again."""
         await self.batch().write(conn)
-
-
-def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by their keys: one multi-row statement takes one set of columns (the
-    values are read by name, so the keys' order does not matter)."""
-    first = rows[0].keys()
-    if all(r.keys() == first for r in rows):
-        return [rows]
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
-    return list(groups.values())
 
 
 @asynccontextmanager
