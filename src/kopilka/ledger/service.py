@@ -15,7 +15,7 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
 from kopilka.ledger.domain import Account, Balance, BalanceKey, Lot, Posting
 from kopilka.ledger.repository import LedgerRepository, ledger_repository
-from kopilka.ledger.unit import LedgerChanges, balance_view, ledger_changes
+from kopilka.ledger.unit import LedgerChanges, ledger_changes
 from kopilka.members.service import MemberService, member_service
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork, unit_of_work
@@ -176,18 +176,15 @@ class LedgerService:
                 occurred_at=unit.now,
                 reason="expired before it was recorded",
             )
-            unit.uow.emit(
-                events.PointsExpired(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=unit.now,
-                    currency=currency,
-                    amount=postings[-1].amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="expiry",
-                    reference_id=lot.source_id,
-                )
+            unit.moved(
+                events.PointsExpired,
+                member_id,
+                unit.now,
+                currency,
+                postings[-1].amount,
+                balance,
+                entry_id,
+                ("expiry", lot.source_id),
             )
 
     def _earned_events(
@@ -212,22 +209,19 @@ class LedgerService:
                 rules[e.rule_id] = rules.get(e.rule_id, 0) + e.amount
                 by_currency[currency] = (first, total + lot.amount, rules)
         for currency, (first, total, rules) in by_currency.items():
-            unit.uow.emit(
-                events.PointsEarned(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=first.earned_at,
-                    currency=currency,
-                    amount=total,
-                    balance=balance_view(balances[(member_id, currency)]),
-                    entry_id=entry_id,
-                    reference_type=source_type,
-                    reference_id=first.source_id,
-                    status=first.status,
-                    rules=rules,
-                    expires_at=first.expires_at,
-                    available_at=first.available_at,
-                )
+            unit.moved(
+                events.PointsEarned,
+                member_id,
+                first.earned_at,
+                currency,
+                total,
+                balances[(member_id, currency)],
+                entry_id,
+                (source_type, first.source_id),
+                status=first.status,
+                rules=rules,
+                expires_at=first.expires_at,
+                available_at=first.available_at,
             )
 
     # --- returns -------------------------------------------------------------------------
@@ -272,19 +266,16 @@ class LedgerService:
             )
             for currency, reversal in results.items():
                 if reversal.reversed or reversal.not_clawed_back:
-                    unit.uow.emit(
-                        events.PointsReversed(
-                            program_id=program.id,
-                            member_id=member_id,
-                            occurred_at=occurred_at,
-                            currency=currency,
-                            amount=reversal.reversed,
-                            balance=balance_view(balances[(member_id, currency)]),
-                            entry_id=entry_id,
-                            reference_type="return",
-                            reference_id=return_id,
-                            not_clawed_back=reversal.not_clawed_back,
-                        )
+                    unit.moved(
+                        events.PointsReversed,
+                        member_id,
+                        occurred_at,
+                        currency,
+                        reversal.reversed,
+                        balances[(member_id, currency)],
+                        entry_id,
+                        ("return", return_id),
+                        not_clawed_back=reversal.not_clawed_back,
                     )
         return results
 
@@ -358,34 +349,30 @@ class LedgerService:
                 reference_type="redemption",
                 reference_id=str(redemption_id),
             )
-            spent: events.PointsMoved
             if mode == "hold":
-                spent = events.PointsHeld(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="redemption",
-                    reference_id=str(redemption_id),
+                changes.moved(
+                    events.PointsHeld,
+                    member_id,
+                    now,
+                    currency,
+                    amount,
+                    balance,
+                    entry_id,
+                    ("redemption", str(redemption_id)),
                     hold_expires_at=hold_until,
                 )
             else:
-                spent = events.PointsRedeemed(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="redemption",
-                    reference_id=str(redemption_id),
+                changes.moved(
+                    events.PointsRedeemed,
+                    member_id,
+                    now,
+                    currency,
+                    amount,
+                    balance,
+                    entry_id,
+                    ("redemption", str(redemption_id)),
                     reason=reason,
                 )
-            unit.emit(spent)
         return RedemptionView(row, balance)
 
     async def lock_redemption_member(
@@ -464,34 +451,30 @@ class LedgerService:
                 reference_id=str(redemption_id),
                 reason=f"hold {outcome}",
             )
-            captured_or_voided: events.PointsMoved
             if outcome == "captured":
-                captured_or_voided = events.PointsCaptured(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=captured,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="redemption",
-                    reference_id=str(redemption_id),
+                changes.moved(
+                    events.PointsCaptured,
+                    member_id,
+                    now,
+                    currency,
+                    captured,
+                    balance,
+                    entry_id,
+                    ("redemption", str(redemption_id)),
                     released=row.amount - captured,
                 )
             else:
-                captured_or_voided = events.PointsVoided(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=row.amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="redemption",
-                    reference_id=str(redemption_id),
+                changes.moved(
+                    events.PointsVoided,
+                    member_id,
+                    now,
+                    currency,
+                    row.amount,
+                    balance,
+                    entry_id,
+                    ("redemption", str(redemption_id)),
                     outcome=outcome,
                 )
-            unit.emit(captured_or_voided)
         view = dict(row._mapping) | {
             "status": outcome,
             "captured_amount": captured,
@@ -552,19 +535,16 @@ class LedgerService:
             )
             if amount > 0:
                 changes.add_lot(member_id, currency, lots[0], entry_id)
-            unit.emit(
-                events.PointsAdjusted(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="adjustment",
-                    reference_id=reference_id,
-                    reason=reason,
-                )
+            changes.moved(
+                events.PointsAdjusted,
+                member_id,
+                now,
+                currency,
+                amount,
+                balance,
+                entry_id,
+                ("adjustment", reference_id),
+                reason=reason,
             )
         return balance
 
@@ -642,18 +622,15 @@ class LedgerService:
                 for currency, postings in legs:
                     amount = sum(p.amount for p in postings if p.amount > 0)
                     moved += amount
-                    unit.emit(
-                        event(
-                            program_id=program.id,
-                            member_id=member_id,
-                            occurred_at=now,
-                            currency=currency,
-                            amount=amount,
-                            balance=balance_view(balances[(member_id, currency)]),
-                            entry_id=entry_id,
-                            reference_type="job",
-                            reference_id=kind,
-                        )
+                    changes.moved(
+                        event,
+                        member_id,
+                        now,
+                        currency,
+                        amount,
+                        balances[(member_id, currency)],
+                        entry_id,
+                        ("job", kind),
                     )
         return moved
 
@@ -729,18 +706,15 @@ class LedgerService:
                 reference_type="redemption",
                 reference_id=str(redemption_id),
             )
-            unit.emit(
-                events.PointsRefunded(
-                    program_id=program.id,
-                    member_id=member_id,
-                    occurred_at=now,
-                    currency=currency,
-                    amount=row.amount,
-                    balance=balance_view(balance),
-                    entry_id=entry_id,
-                    reference_type="redemption",
-                    reference_id=str(redemption_id),
-                )
+            changes.moved(
+                events.PointsRefunded,
+                member_id,
+                now,
+                currency,
+                row.amount,
+                balance,
+                entry_id,
+                ("redemption", str(redemption_id)),
             )
         view = dict(row._mapping) | {"status": "refunded", "updated_at": now}
         return RedemptionView(view, balance)

@@ -3,13 +3,17 @@ lots that moved staged once when the unit is written."""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 from uuid import UUID
 
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
 from kopilka.ledger.domain import Balance, BalanceKey, LedgerInvariantError, Lot, Posting
 from kopilka.ledger.repository import LedgerRepository, ledger_repository
+from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
+
+Moved = TypeVar("Moved", bound=events.PointsMoved)
 
 
 class LedgerChanges:
@@ -101,6 +105,35 @@ class LedgerChanges:
                 "expires_at": lot.expires_at,
             },
         )
+
+    def moved(
+        self,
+        event_type: type[Moved],
+        member_id: UUID,
+        occurred_at: datetime,
+        currency: str,
+        amount: int,
+        balance: Balance,
+        entry_id: UUID,
+        reference: tuple[str | None, str | None],
+        **details: Any,
+    ) -> Moved:
+        """Emit the ``points.*`` event of a movement just entered: ``balance`` as it stands
+        after it, ``reference`` (type, id) of what caused it, ``details`` of its kind."""
+        event = event_type(
+            program_id=self.program_id,
+            member_id=member_id,
+            occurred_at=occurred_at,
+            currency=currency,
+            amount=amount,
+            balance=balance_view(balance),
+            entry_id=entry_id,
+            reference_type=reference[0],
+            reference_id=reference[1],
+            **details,
+        )
+        self.uow.emit(event)
+        return event
 
     def track(self, key: BalanceKey, balance: Balance, lots: Iterable[Lot] = ()) -> None:
         """A balance (and lots) this transaction moves: written as they stand at the end."""

@@ -30,7 +30,7 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger import domain as ledger_domain
 from kopilka.ledger.domain import Account, Balance, BalanceKey, Lot
 from kopilka.ledger.service import LedgerService, ledger_service
-from kopilka.ledger.unit import LedgerChanges, balance_view
+from kopilka.ledger.unit import LedgerChanges
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.domain import expires_at
@@ -240,19 +240,16 @@ class PaymentService:
             reference_type="purchase",
             reference_id=str(settlement.purchase_id),
         )
-        unit.uow.emit(
-            events.PointsRedeemed(
-                program_id=unit.program_id,
-                member_id=member_id,
-                occurred_at=purchase.occurred_at,
-                currency=settlement.points_currency,
-                amount=settlement.points,
-                balance=balance_view(balances[key]),
-                entry_id=entry_id,
-                reference_type="purchase",
-                reference_id=str(settlement.purchase_id),
-                reason=reason,
-            )
+        unit.moved(
+            events.PointsRedeemed,
+            member_id,
+            purchase.occurred_at,
+            settlement.points_currency,
+            settlement.points,
+            balances[key],
+            entry_id,
+            ("purchase", str(settlement.purchase_id)),
+            reason=reason,
         )
 
     def refund_points(
@@ -291,18 +288,15 @@ class PaymentService:
             reference_id=return_id,
         )
         unit.add_lot(purchase.member_id, currency, lot, entry_id)
-        unit.uow.emit(
-            events.PointsRefunded(
-                program_id=program.id,
-                member_id=purchase.member_id,
-                occurred_at=now,
-                currency=currency,
-                amount=points,
-                balance=balance_view(balances[key]),
-                entry_id=entry_id,
-                reference_type="return",
-                reference_id=return_id,
-            )
+        unit.moved(
+            events.PointsRefunded,
+            purchase.member_id,
+            now,
+            currency,
+            points,
+            balances[key],
+            entry_id,
+            ("return", return_id),
         )
 
     async def give_back_codes(
