@@ -226,3 +226,27 @@ async def test_points_already_expired_when_recorded_expire_at_once(
     rows = await emitted(engine, program, 0)
     assert [r.topic for r in rows][-3:] == ["points.earned", "points.expired", "purchase.recorded"]
     assert rows[-2].payload["balance"] == {"available": 0, "pending": 0, "held": 0}
+
+
+async def test_gift_card_and_code_status_changes_emit_their_events(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    from tests.coupons.test_endpoints import new_campaign, new_codes
+    from tests.giftcards.test_endpoints import new_card
+
+    card = await new_card(api)
+    campaign = await new_campaign(api)
+    (code,) = await new_codes(api, campaign["key"])
+    mark = await last_id(engine, program)
+    await api.patch(f"/v1/gift-cards/{card['code']}", {"status": "disabled"})
+    await api.patch(f"/v1/gift-cards/{card['code']}", {"status": "disabled"})  # no change
+    await api.patch(f"/v1/gift-cards/{card['code']}", {"status": "active"})
+    disabled = await api.patch(f"/v1/coupons/{code}", {"status": "disabled"})
+    assert disabled.status_code == 200, disabled.text
+    rows = await emitted(engine, program, mark)
+    assert [(r.topic, r.payload["status"], r.payload["previous_status"]) for r in rows] == [
+        ("giftcard.changed", "disabled", "active"),
+        ("giftcard.changed", "active", "disabled"),
+        ("coupon.code_changed", "disabled", "active"),
+    ]
+    assert rows[-1].payload["code"] == code and rows[-1].payload["campaign"] == campaign["key"]

@@ -25,7 +25,7 @@ from kopilka.coupons.schemas import (
     ValidateRequest,
 )
 from kopilka.errors import Conflict, InvalidInput, NotFound
-from kopilka.kit.clock import as_utc
+from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.codes import check_pattern, generate_codes, is_code, normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.members.service import MemberService, member_service
@@ -294,11 +294,31 @@ class CouponService:
         return code_out(row, campaigns[0].key)
 
     async def set_code_status(
-        self, conn: AsyncConnection, program: ProgramContext, text: str, status: str
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        text: str,
+        status: str,
+        now: datetime | None = None,
     ) -> dict[str, Any]:
         row = await self.code(conn, program, text)
         await self.repository.set_code_status(conn, row.id, status)
-        return await self.code_out(conn, program, text)
+        answer = await self.code_out(conn, program, text)
+        if row.status != status:
+            at = now or clock.now()
+            async with unit_of_work(conn, at) as uow:
+                uow.emit(
+                    events.CouponCodeChanged(
+                        program_id=program.id,
+                        member_id=row.member_id,
+                        occurred_at=at,
+                        campaign=str(answer["campaign"]),
+                        code=row.code,
+                        status=status,
+                        previous_status=row.status,
+                    )
+                )
+        return answer
 
     async def codes_page(
         self,

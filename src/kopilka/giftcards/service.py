@@ -33,6 +33,7 @@ from kopilka.kit.codes import capacity, check_pattern, generate_codes, normalise
 from kopilka.kit.ids import new_id
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
+from kopilka.outbox import events
 from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 
@@ -244,6 +245,22 @@ class GiftCardService:
         )
         values = {"status": changed.status, "expires_at": changed.expires_at, "updated_at": now}
         await self.repository.update_card(conn, row.id, values)
+        before = card_state(row._mapping)
+        if (before.status, before.expires_at) != (changed.status, changed.expires_at):
+            async with unit_of_work(conn, now) as uow:
+                uow.emit(
+                    events.GiftCardChanged(
+                        program_id=program.id,
+                        member_id=row.member_id,
+                        occurred_at=now,
+                        card_id=row.id,
+                        card_kind=row.kind,
+                        status=changed.status,
+                        previous_status=before.status,
+                        expires_at=changed.expires_at,
+                        previous_expires_at=before.expires_at,
+                    )
+                )
         return card_dict({**row._mapping, **values}, now)
 
     async def member_cards(

@@ -322,6 +322,17 @@ class CouponRedeemed(DomainEvent):
     purchase_id: UUID
 
 
+@topic("coupon.code_changed")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CouponCodeChanged(DomainEvent):
+    """A code was disabled (lost, leaked) or enabled again."""
+
+    campaign: str
+    code: str
+    status: str
+    previous_status: str
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RewardEvent(DomainEvent):
     """A reward redemption changed. Codes are worth something and stay out of events: a
@@ -399,6 +410,19 @@ class GiftCardRefunded(GiftCardMoved):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GiftCardExpired(GiftCardMoved):
     """What was left on the card when it expired."""
+
+
+@topic("giftcard.changed")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GiftCardChanged(DomainEvent):
+    """A card was disabled or enabled, or given another expiry."""
+
+    card_id: UUID
+    card_kind: str
+    status: str
+    previous_status: str
+    expires_at: datetime | None
+    previous_expires_at: datetime | None
 
 
 # --- programs -------------------------------------------------------------------------------
