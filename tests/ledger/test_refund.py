@@ -34,6 +34,7 @@ from kopilka.ledger.domain import (
     refund,
     reverse,
 )
+from kopilka.ledger.redemptions import points_redemption_service
 from kopilka.ledger.service import ledger_service
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
@@ -263,7 +264,7 @@ async def test_refund_restores_the_balance_and_the_ledger_stays_sound(
 ) -> None:
     member_id, redemption_id = await _spend(api, 600)
     async with transaction(engine) as conn:
-        view = await ledger_service.refund_redemption(
+        view = await points_redemption_service.refund_redemption(
             conn, program, UUID(redemption_id), clock.now(), "reward cancelled"
         )
     assert view.row["status"] == "refunded"
@@ -282,13 +283,15 @@ async def test_refund_restores_the_balance_and_the_ledger_stays_sound(
     # Once only: a second refund, or a refund of a hold, is a conflict and moves nothing.
     with pytest.raises(Conflict, match="refunded"):
         async with transaction(engine) as conn:
-            await ledger_service.refund_redemption(
+            await points_redemption_service.refund_redemption(
                 conn, program, UUID(redemption_id), clock.now(), None
             )
     _, hold_id = await _spend(api, 100, mode="hold")
     with pytest.raises(Conflict, match="held"):
         async with transaction(engine) as conn:
-            await ledger_service.refund_redemption(conn, program, UUID(hold_id), clock.now(), None)
+            await points_redemption_service.refund_redemption(
+                conn, program, UUID(hold_id), clock.now(), None
+            )
     async with reading(engine) as conn:
         balances = await ledger_service.balances(conn, program, UUID(member_id))
     assert balances["points"].available == 1_000
@@ -307,7 +310,7 @@ async def test_refund_after_the_points_expired_gives_them_back_to_expire_again(
     assert report.amount == 600  # what was not spent
     with clock.frozen(t0 + 12 * DAY):
         async with transaction(engine) as conn:
-            view = await ledger_service.refund_redemption(
+            view = await points_redemption_service.refund_redemption(
                 conn, program, UUID(redemption_id), clock.now(), "late refund"
             )
     assert view.balance.available == 400

@@ -2,6 +2,7 @@
 id, on ``<prefix>.<program>.<type>``, even when a batch is published twice."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,10 @@ def nats_server() -> str:
     """The local NATS server, started as the tests start PostgreSQL if it is down."""
     if not _nats_up():
         if not shutil.which("start-stop-daemon") or not shutil.which("nats-server"):
-            pytest.skip("nats-server is not installed")
+            # The machines this project runs on have NATS; CI must not pass without it.
+            if os.environ.get("CI"):
+                pytest.fail("nats-server is not installed: CI runs the NATS sink's tests")
+            pytest.skip("nats-server is not installed on this machine")
         subprocess.run(
             [
                 "start-stop-daemon",

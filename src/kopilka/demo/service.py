@@ -23,6 +23,7 @@ from kopilka.demo.till import Till, create_campaigns
 from kopilka.errors import KopilkaError
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks
+from kopilka.ledger.redemptions import points_redemption_service
 from kopilka.ledger.service import ledger_service
 from kopilka.members.schemas import MemberCreate, MemberRef
 from kopilka.members.service import member_service
@@ -271,7 +272,7 @@ class DemoService:
         ):
             return
         amount = min(balance.available, rng.choice((300, 500, 1000))) // 50 * 50
-        view = await ledger_service.redeem(
+        view = await points_redemption_service.redeem(
             conn,
             program,
             member_id=member_id,
@@ -284,7 +285,7 @@ class DemoService:
             external_id=None,
         )
         if mode == "hold":
-            await ledger_service.settle_hold(
+            await points_redemption_service.settle_hold(
                 conn, program, view.row["id"], capture_amount=None, now=now, outcome=settle
             )
 

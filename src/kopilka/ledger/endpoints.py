@@ -22,6 +22,7 @@ from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.ledger.domain import MEMBER_ACCOUNTS, Balance
+from kopilka.ledger.redemptions import points_redemption_service, redemption_dict
 from kopilka.ledger.schemas import (
     AdjustmentCreate,
     AdjustmentOut,
@@ -35,7 +36,7 @@ from kopilka.ledger.schemas import (
     RedemptionCreate,
     RedemptionOut,
 )
-from kopilka.ledger.service import ledger_service, redemption_dict
+from kopilka.ledger.service import ledger_service
 from kopilka.members.schemas import MemberRef
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
@@ -144,7 +145,7 @@ async def create_redemption(
             await lock()
             # Read under the lock: a block that committed first is seen.
             _, status = await member_service.resolve(conn, program, MemberRef(id=member_id))
-            view = await ledger_service.redeem(
+            view = await points_redemption_service.redeem(
                 conn,
                 program,
                 member_id=member_id,
@@ -177,11 +178,11 @@ async def _settle(
 ) -> JSONResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
         async def operation() -> dict[str, Any]:
-            member_id = await ledger_service.lock_redemption_member(
+            member_id = await points_redemption_service.lock_redemption_member(
                 conn, program, redemption_id, clock.now()
             )
             _, status = await member_service.resolve(conn, program, MemberRef(id=member_id))
-            view = await ledger_service.settle_hold(
+            view = await points_redemption_service.settle_hold(
                 conn,
                 program,
                 redemption_id,
@@ -193,7 +194,9 @@ async def _settle(
             return _redemption_out(view.row, view.balance)
 
         async def lock() -> None:
-            await ledger_service.lock_redemption_member(conn, program, redemption_id, clock.now())
+            await points_redemption_service.lock_redemption_member(
+                conn, program, redemption_id, clock.now()
+            )
 
         scoped_key = f"{outcome}:{redemption_id}:{key}" if key else None
         return await idempotency_store.run_once(

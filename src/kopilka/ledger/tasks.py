@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import run_in_transaction
 from kopilka.errors import Conflict
 from kopilka.kit.clock import clock
+from kopilka.ledger.redemptions import points_redemption_service
 from kopilka.ledger.service import ledger_service
 from kopilka.programs.service import ProgramContext, program_service
 
@@ -101,7 +102,7 @@ async def _drop_holds(
     released = 0
     for redemption_id in redemption_ids:
         try:
-            view = await ledger_service.settle_hold(
+            view = await points_redemption_service.settle_hold(
                 conn,
                 program,
                 redemption_id,

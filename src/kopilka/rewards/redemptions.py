@@ -20,6 +20,7 @@ from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
 from kopilka.kit.pagination import encode_cursor
 from kopilka.ledger.domain import Balance
+from kopilka.ledger.redemptions import PointsRedemptionService, points_redemption_service
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.ledger.service import LedgerService, ledger_service
 from kopilka.members.schemas import MemberRef
@@ -72,10 +73,12 @@ class RedemptionService:
         self,
         repository: RewardRepository = reward_repository,
         ledger: LedgerService = ledger_service,
+        points: PointsRedemptionService = points_redemption_service,
         idempotency: IdempotencyStore = idempotency_store,
     ) -> None:
         self.repository = repository
         self.ledger = ledger
+        self.points = points
         self.idempotency = idempotency
 
     # --- redeeming ---------------------------------------------------------------------------
@@ -142,7 +145,7 @@ class RedemptionService:
         redemption_id = new_id()
         ledger_redemption_id = None
         if verdict.price > 0:
-            spent = await self.ledger.redeem(
+            spent = await self.points.redeem(
                 conn,
                 program,
                 member_id=member_id,
@@ -246,7 +249,7 @@ class RedemptionService:
                 redemption_status=row.status,
             )
         if row.ledger_redemption_id is not None:
-            refunded = await self.ledger.refund_redemption(
+            refunded = await self.points.refund_redemption(
                 conn,
                 program,
                 row.ledger_redemption_id,
