@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kopilka import __version__
 from kopilka.api import routers
+from kopilka.apikeys.revocations import RevocationWatch
 from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
@@ -90,9 +91,14 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             settings.database_url, pool_size=settings.db_pool_size
         )
         freeze_startup_objects()
+        # On PostgreSQL, revocations arrive by notification: no key look-up per request.
+        revocations = RevocationWatch(app.state.engine)
+        revocations.start()
+        app.state.revocations = revocations
         try:
             yield
         finally:
+            await revocations.stop()
             if own_engine:
                 await app.state.engine.dispose()
 

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, make_url
 from sqlalchemy.exc import DBAPIError
@@ -147,3 +148,51 @@ async def reading(engine: AsyncEngine, *, snapshot: bool = False) -> AsyncIterat
         await conn.execution_options(**options)
         async with conn.begin():
             yield conn
+
+
+class Listener:
+    """A connection of its own that receives PostgreSQL notifications on one channel.
+
+    ``lost`` is set when the connection ends (the server restarted, the network failed, a
+    ping went unanswered): whoever relies on the notifications must stop doing so then.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.lost = asyncio.Event()
+        connection.add_termination_listener(lambda _conn: self.lost.set())
+
+    async def ping(self, *, within: float) -> bool:
+        """Whether the server still answers on this connection; a silent one is closed."""
+        try:
+            await self._connection.execute("SELECT 1", timeout=within)
+            return True
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            self.lost.set()
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        self.lost.set()
+        if not self._connection.is_closed():
+            self._connection.terminate()
+
+
+async def listen(engine: AsyncEngine, channel: str, on_notice: Callable[[str], None]) -> Listener:
+    """Open a connection to ``engine``'s PostgreSQL database, with the engine's own connect
+    arguments, and call ``on_notice(payload)`` for every notification on ``channel``; once
+    this returns, the LISTEN is in force."""
+    _, options = engine.dialect.create_connect_args(engine.url)
+    options.pop("async_creator_fn", None)
+    options.pop("prepared_statement_cache_size", None)
+    options.pop("prepared_statement_name_func", None)
+    connection = await asyncpg.connect(**options)
+    listener = Listener(connection)
+    try:
+        await connection.add_listener(
+            channel, lambda _conn, _pid, _channel, payload: on_notice(payload)
+        )
+    except BaseException:
+        await listener.close()
+        raise
+    return listener

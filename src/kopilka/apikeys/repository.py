@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import is_postgres, pg_fetch
@@ -13,6 +13,8 @@ from kopilka.models.base import table
 
 keys_t = table(ApiKey)
 IS_ACTIVE_PG = "SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL"
+# Every server process listens here; the payload is the revoked key's id.
+REVOCATIONS_CHANNEL = "kopilka_api_keys"
 
 # What may be shown of a key: never its hash (nor, since it is not stored, its secret).
 _SHOWN = (
@@ -91,8 +93,11 @@ class ApiKeyRepository:
         return list((await conn.execute(query)).all())
 
     async def revoke(self, conn: AsyncConnection, key_id: UUID, now: datetime) -> None:
+        """Revoke, and on PostgreSQL tell every listening process when this commits."""
         await conn.execute(
             update(keys_t)
             .where(keys_t.c.id == key_id, keys_t.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if is_postgres(conn):
+            await conn.execute(select(func.pg_notify(REVOCATIONS_CHANNEL, str(key_id))))

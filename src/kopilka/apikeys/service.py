@@ -1,22 +1,25 @@
 """API keys: create (the secret is shown once), authenticate, list, revoke. Never commits.
 
-Revocation takes effect at once: every request checks, in its own transaction, that its key
-is still active (one look-up by primary key on the connection the request uses anyway), so
-no process — on SQLite or PostgreSQL — serves a request with a key revoked before that
-transaction began. The per-process cache only spares the look-up of the key's hash; a
-revoked key is dropped from the revoking process's cache at once, and from any other
-process's cache on its first request after the revocation.
+Each process caches the keys it has seen. A revoked key is dropped from the revoking
+process's cache at once. Any other process learns of it in one of two ways:
+
+- on PostgreSQL, a process listening for revocations (``kopilka.apikeys.revocations``) is
+  notified when the revoking transaction commits, and drops the key then;
+- otherwise (SQLite, the listener still connecting or its connection lost) every request
+  checks, in its own transaction, that its key is still active.
 """
 
 import hashlib
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.apikeys.repository import ApiKeyRepository
 from kopilka.errors import Conflict, InvalidInput, NotFound, Unauthorized
@@ -73,6 +76,10 @@ class ApiKeyService:
         self.cache_seconds = cache_seconds
         self.repository = ApiKeyRepository()
         self._cache: dict[str, tuple[float, Principal]] = {}
+        # Engines whose database notifies this process of every revocation.
+        self._watched: weakref.WeakSet[Engine] = weakref.WeakSet()
+        # Counts revocations seen; a key read before one is not cached after it.
+        self._revocations = 0
 
     async def create(
         self,
@@ -112,18 +119,44 @@ class ApiKeyService:
 
     async def authenticate(self, conn: AsyncConnection, secret: str) -> Principal:
         digest = hash_key(secret)
+        seen = self._revocations
         row = await self.repository.active_by_hash(conn, digest)
         if row is None:
             raise Unauthorized("unknown or revoked API key")
         principal = Principal(row.id, row.program_id, frozenset(row.scopes.split(",")))
-        self._cache[digest] = (time.monotonic(), principal)
+        # A revocation noticed while the key was read may be this key's: do not keep it.
+        if seen == self._revocations:
+            self._cache[digest] = (time.monotonic(), principal)
         return principal
 
     async def ensure_active(self, conn: AsyncConnection, principal: Principal) -> None:
-        """Unauthorized if the key of ``principal`` was revoked since it was cached."""
+        """Unauthorized if the key of ``principal`` was revoked since it was cached. Free
+        while this process is told of revocations in ``conn``'s database; otherwise a
+        look-up in the request's own transaction."""
+        if conn.sync_engine in self._watched:
+            return
         if not await self.repository.is_active(conn, principal.key_id):
             self._forget(principal.key_id)
             raise Unauthorized("unknown or revoked API key")
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """From now on every revocation in ``engine``'s database is noticed (``revoked``):
+        what was cached before may have been revoked unseen, so it goes."""
+        self.forget_all()
+        self._watched.add(engine.sync_engine)
+
+    def unwatch(self, engine: AsyncEngine) -> None:
+        """Revocations are no longer noticed: every request checks its key again."""
+        self._watched.discard(engine.sync_engine)
+
+    def revoked(self, key_id: UUID) -> None:
+        """Another process revoked ``key_id``."""
+        self._revocations += 1
+        self._forget(key_id)
+
+    def forget_all(self) -> None:
+        self._revocations += 1
+        self._cache.clear()
 
     async def page(
         self,
@@ -151,7 +184,7 @@ class ApiKeyService:
         row = found[0]
         if row.revoked_at is None:
             await self.repository.revoke(conn, row.id, now)
-        self._forget(row.id)
+        self.revoked(row.id)
         info = _info(row)
         return KeyInfo(
             id=info.id,
