@@ -21,8 +21,8 @@ class OutboxEvent(Base):
             postgresql_where=text("seq IS NULL"),
             sqlite_where=text("seq IS NULL"),
         ),
-        # A consumer reads one partition at a time in delivery order. Both indexes cover
-        # stamped rows only: a row written at the till touches neither.
+        # A consumer reads one partition at a time in delivery order. These indexes cover
+        # stamped rows only: a row written at the till touches none of them.
         Index(
             "ix_outbox_partition_seq",
             "partition",
@@ -37,11 +37,14 @@ class OutboxEvent(Base):
             postgresql_where=text("seq IS NOT NULL"),
             sqlite_where=text("seq IS NOT NULL"),
         ),
+        # Stamped events some consumer has not had yet (``published_at`` is set when all
+        # have): the worker marks them by partition and sequence.
         Index(
-            "ix_outbox_unpublished",
-            "id",
-            postgresql_where=text("published_at IS NULL"),
-            sqlite_where=text("published_at IS NULL"),
+            "ix_outbox_undelivered",
+            "partition",
+            "seq",
+            postgresql_where=text("seq IS NOT NULL AND published_at IS NULL"),
+            sqlite_where=text("seq IS NOT NULL AND published_at IS NULL"),
         ),
     )
 

@@ -495,10 +495,17 @@ class OutboxRepository:
         return int(result.rowcount or 0)
 
     async def undelivered(self, conn: AsyncConnection) -> int:
-        found = await conn.scalar(
-            select(func.count()).select_from(outbox_t).where(outbox_t.c.published_at.is_(None))
+        """Events without ``published_at``: not yet stamped, or stamped and not yet had by
+        every consumer (each count served by its own partial index)."""
+        unstamped = select(func.count()).where(outbox_t.c.seq.is_(None))
+        waiting = select(func.count()).where(
+            outbox_t.c.seq.is_not(None), outbox_t.c.published_at.is_(None)
         )
-        return int(found or 0)
+        found = await conn.execute(
+            select(unstamped.scalar_subquery(), waiting.scalar_subquery())
+        )
+        first, second = found.one()
+        return int(first) + int(second)
 
     # --- status --------------------------------------------------------------------------
 
