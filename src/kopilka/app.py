@@ -20,7 +20,7 @@ from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
-from kopilka.http import PROBLEM
+from kopilka.http import HOT_ROUTES, PROBLEM
 from kopilka.http import problem as _problem
 from kopilka.kit.memory import freeze_startup_objects
 from kopilka.kit.types import error_location
@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     install_docs(app)
     for router in routers:
         app.include_router(router)
+    # The till's calls first, served without FastAPI's per-request machinery.
+    app.router.routes[0:0] = HOT_ROUTES
     install_openapi(app)
     # The last added runs first: metrics see every answer, the guard's refusals included.
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)

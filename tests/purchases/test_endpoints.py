@@ -229,11 +229,18 @@ async def test_scopes_are_enforced(http: Any, engine: AsyncEngine, program: Prog
     assert wrong.status_code == 401
 
 
-async def test_health_and_metrics(http: Any) -> None:
+async def test_health_and_metrics(http: Any, api: Api) -> None:
     health = await http.get("/v1/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    member = await new_member(api)
+    assert (
+        await api.post("/v1/purchases", purchase_body(member["external_id"]))
+    ).status_code == 201
+    assert (await api.client.get("/v1/purchases", headers=api.headers)).status_code == 405
     metrics = await http.get("/metrics")
-    assert "kopilka_http_requests_total" in metrics.text
+    # The till's route, served directly, is labelled by its path like every other.
+    assert 'method="POST",route="/v1/purchases",status="201"' in metrics.text
+    assert 'method="GET",route="/v1/health",status="200"' in metrics.text
 
 
 async def test_a_local_time_is_stored_as_the_same_instant(api: Api) -> None:

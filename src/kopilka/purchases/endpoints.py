@@ -14,7 +14,7 @@ from kopilka.http import (
     Till,
     hot_body,
     hot_principal,
-    hot_route_openapi,
+    hot_route,
     in_transaction,
     json_response,
     query_flag,
@@ -50,11 +50,13 @@ def _answer(outcome: Outcome) -> JSONResponse:
 EXPLAIN = "also return the trace of every rule: which matched, why, and what it earned"
 
 
-@router.post(
+@hot_route(
+    router,
     "/purchases",
+    PurchaseCreate,
+    ("explain", EXPLAIN),
     status_code=201,
     response_model=PurchaseResult,
-    openapi_extra=hot_route_openapi(PurchaseCreate, ("explain", EXPLAIN)),
 )
 async def create_purchase(request: Request) -> JSONResponse:
     """Record a purchase and credit what it earns. Idempotent by ``external_id``.

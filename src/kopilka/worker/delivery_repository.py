@@ -501,9 +501,7 @@ class OutboxRepository:
         waiting = select(func.count()).where(
             outbox_t.c.seq.is_not(None), outbox_t.c.published_at.is_(None)
         )
-        found = await conn.execute(
-            select(unstamped.scalar_subquery(), waiting.scalar_subquery())
-        )
+        found = await conn.execute(select(unstamped.scalar_subquery(), waiting.scalar_subquery()))
         first, second = found.one()
         return int(first) + int(second)
 
