@@ -203,14 +203,22 @@ class EarningService:
         uow: UnitOfWork | None = None,
         *,
         single_event: bool = False,
+        tier_read: Any = None,
     ) -> RulesPipeline:
         """The pipeline for events of ``member_ids`` dated from ``earliest`` on: their facts
         and tiers as of before them. With ``uow`` (the members locked) everything the rules
         give is written with it, and program-wide counters are locked; without it (a quote)
-        nothing is written."""
+        nothing is written. ``tier_read``: the single event's tier window, already read
+        (``TierService.window_for``)."""
         state = await self.load_state(conn, program, member_ids, earliest, now, uow)
         tiers = await self.tiers.track(
-            conn, program, list(member_ids), earliest, now, single_event=single_event
+            conn,
+            program,
+            list(member_ids),
+            earliest,
+            now,
+            single_event=single_event,
+            read=tier_read,
         )
         if tiers is not None and uow is not None:
             tiers.attach(uow)

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from kopilka.models import Purchase, PurchaseLine, PurchaseReturn
 from kopilka.models.base import table
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.rules.context import BasketLine
+from kopilka.tiers.domain import TierWindow
 
 purchases_t = table(Purchase)
 lines_t = table(PurchaseLine)
@@ -45,16 +46,25 @@ LOCK_MEMBER_WITH_ANSWER_PG = (
 )
 
 
+# The same read for a program with tiers, with the member's tier and tier window, read
+# after the locks (migration 0010_till_member_read): $5–$7 the window's start, its end
+# and the points currency.
+TILL_MEMBER_PG = "SELECT * FROM kopilka_till_member($1, $2, $3, $4, $5, $6, $7)"
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class LockedMember:
     """A member found by identifier and locked, their balances by currency, and the stored
-    answer of the purchase being recorded if it was recorded before."""
+    answer of the purchase being recorded if it was recorded before; with a tier window
+    asked for, the record holding their tier and window (for the tiers' service)."""
 
     member_id: UUID
     status: str
     balances: dict[str, Balance]
     request_hash: str | None
     answer: dict[str, Any] | None
+    tier_record: Any = None
 
 
 FIND_ANSWERS_PG = (
@@ -101,12 +111,32 @@ class PurchaseRepository:
         return {r[0]: StoredAnswer(r[1], 201, r[2]) for r in rows}
 
     async def lock_member_with_answer(
-        self, conn: AsyncConnection, program_id: UUID, kind: str, value: str, external_id: str
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        kind: str,
+        value: str,
+        external_id: str,
+        window: TierWindow | None = None,
     ) -> LockedMember | None:
-        """PostgreSQL only: see ``LOCK_MEMBER_WITH_ANSWER_PG``. None: no such member."""
-        rows = await pg_fetch(
-            conn, LOCK_MEMBER_WITH_ANSWER_PG, program_id, kind, value, external_id
-        )
+        """PostgreSQL only: see ``LOCK_MEMBER_WITH_ANSWER_PG`` (and ``TILL_MEMBER_PG`` with
+        a ``window``). None: no such member, or one without a balance row yet."""
+        if window is None:
+            rows = await pg_fetch(
+                conn, LOCK_MEMBER_WITH_ANSWER_PG, program_id, kind, value, external_id
+            )
+        else:
+            rows = await pg_fetch(
+                conn,
+                TILL_MEMBER_PG,
+                program_id,
+                kind,
+                value,
+                external_id,
+                window.start or EARLIEST,
+                window.end,
+                window.points_currency,
+            )
         if not rows:
             return None
         first = rows[0]
@@ -118,6 +148,7 @@ class PurchaseRepository:
             },
             request_hash=first["request_hash"],
             answer=first["answer"],
+            tier_record=first if window is not None else None,
         )
 
     def stage_purchase(

@@ -113,6 +113,8 @@ class Batch:
     settlements: dict[int, Settlement] = field(default_factory=dict)
     # The locked lots that points paying at the till come from.
     lots: dict[BalanceKey, list[Lot]] = field(default_factory=dict)
+    # A single purchase's tier window, read with its member's lock.
+    tier_read: Any = None
 
 
 class PurchaseService:
@@ -260,6 +262,7 @@ class PurchaseService:
             now,
             uow,
             single_event=len(todo) == 1,
+            tier_read=batch.tier_read if len(todo) == 1 else None,
         )
         await self._settle(conn, program, batch, todo, uow, now)
         for index, member in todo.items():
@@ -373,7 +376,12 @@ class PurchaseService:
         except InvalidInput:
             return None
         found = await self.repository.lock_member_with_answer(
-            conn, program.id, kind, value, purchase.external_id
+            conn,
+            program.id,
+            kind,
+            value,
+            purchase.external_id,
+            self.earning.tiers.window_for(program, purchase.occurred_at),
         )
         if found is None or set(found.balances) != set(program.settings.currency_codes()):
             return None  # unknown, or a balance row still to open: the general path does it
@@ -384,7 +392,12 @@ class PurchaseService:
             else {}
         )
         return Batch(
-            purchases, outcomes, [(found.member_id, found.status)], balances, records=records
+            purchases,
+            outcomes,
+            [(found.member_id, found.status)],
+            balances,
+            records=records,
+            tier_read=found.tier_record,
         )
 
     async def _replay_known(

@@ -114,6 +114,16 @@ def local_date(moment: datetime, zone: tzinfo) -> date:
     return moment.astimezone(zone).date()
 
 
+@dataclass(frozen=True)
+class TierWindow:
+    """The purchases that count for a member's tier at ``end``: from ``start`` (inclusive;
+    None for a lifetime window) to ``end`` (inclusive), points of ``points_currency``."""
+
+    start: datetime | None
+    end: datetime
+    points_currency: str
+
+
 def window_start(ladder: TierLadder, end: datetime, zone: tzinfo) -> datetime | None:
     """Start of the window that ends (exclusive) at ``end``; None for lifetime."""
     window = ladder.window

@@ -86,6 +86,16 @@ def state_from_row(row: Any) -> TierState:
     )
 
 
+def one_member_of(
+    row: Any, start: datetime, end: datetime
+) -> tuple[TierState | None, PurchaseFact, datetime | None] | None:
+    if row["latest"] is not None and row["latest"] > end:
+        return None
+    state = state_from_row(_Row(row)) if row["tier"] is not None else None
+    fact = PurchaseFact(start, int(row["spend"]), int(row["points"]), int(row["visits"]))
+    return state, fact, row["created_at"]
+
+
 class TierRepository:
     async def states(
         self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
@@ -144,12 +154,14 @@ class TierRepository:
         window: the caller reads the purchases one by one)."""
         start = start or EARLIEST
         rows = await pg_fetch(conn, ONE_MEMBER_PG, member_id, start, end, points_currency)
-        row = rows[0]
-        if row["latest"] is not None and row["latest"] > end:
-            return None
-        state = state_from_row(_Row(row)) if row["tier"] is not None else None
-        fact = PurchaseFact(start, int(row["spend"]), int(row["points"]), int(row["visits"]))
-        return state, fact, row["created_at"]
+        return one_member_of(rows[0], start, end)
+
+    def one_member_of(
+        self, record: Any, start: datetime | None, end: datetime
+    ) -> tuple[TierState | None, PurchaseFact, datetime | None] | None:
+        """As ``one_member_pg``, from a record with the same columns read by another
+        statement (the till's, which reads them with the member's lock)."""
+        return one_member_of(record, start or EARLIEST, end)
 
     async def joined(
         self, conn: AsyncConnection, member_ids: Sequence[UUID]

@@ -214,18 +214,20 @@ class TierService:
         states: dict[UUID, TierState] | None = None,
         *,
         single_event: bool = False,
+        read: Any = None,
     ) -> TierTracker | None:
         """Tier states (unless given) and the purchases that count for ``member_ids``, from
         the window of ``since`` on (all purchases for lifetime windows); None without a
         ladder. ``single_event``: one member's one event at ``since``, judged at that moment
-        only, so the window's purchases may come summed up (one round trip)."""
+        only, so the window's purchases may come summed up (one round trip; none if the
+        caller already ``read`` them, in the window ``window_for`` gave)."""
         ladder = ladder_of(program)
         if ladder is None:
             return None
         zone = zone_of(program)
         ids = sorted(set(member_ids))
         if single_event and len(ids) == 1 and since is not None and is_postgres(conn):
-            one = await self._track_one(conn, program, ladder, zone, ids[0], since, now)
+            one = await self._track_one(conn, program, ladder, zone, ids[0], since, now, read)
             if one is not None:
                 return one
         if states is None:
@@ -249,11 +251,15 @@ class TierService:
         member_id: UUID,
         at: datetime,
         now: datetime,
+        read: Any = None,
     ) -> TierTracker | None:
         start = domain.window_start(ladder, at + TICK, zone)
-        found = await self.repository.one_member_pg(
-            conn, member_id, start, at, ladder.points_currency
-        )
+        if read is not None:
+            found = self.repository.one_member_of(read, start, at)
+        else:
+            found = await self.repository.one_member_pg(
+                conn, member_id, start, at, ladder.points_currency
+            )
         if found is None:
             return None
         state, fact, joined = found
@@ -269,6 +275,15 @@ class TierService:
             {member_id: joined} if joined is not None else {},
             set(states),
         )
+
+    def window_for(self, program: ProgramContext, at: datetime) -> domain.TierWindow | None:
+        """The window a single event at ``at`` is judged in (None: the program has no
+        tiers), for a caller that reads it with its own statement (``track``'s ``read``)."""
+        ladder = ladder_of(program)
+        if ladder is None:
+            return None
+        start = domain.window_start(ladder, at + TICK, zone_of(program))
+        return domain.TierWindow(start, at, ladder.points_currency)
 
     async def after_return(
         self,
