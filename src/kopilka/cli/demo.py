@@ -7,13 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-import uvicorn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.apikeys.service import api_key_service
-from kopilka.app import create_app
 from kopilka.cli.common import console, err_console, run, with_engine
 from kopilka.cli.serve import base_url, say, where_to_find
 from kopilka.config import Settings
@@ -25,8 +23,6 @@ from kopilka.kit.clock import clock
 from kopilka.kit.memory import few_collections
 from kopilka.ledger.audit import verify
 from kopilka.migrations.runner import upgrade
-from kopilka.worker.service import worker_service
-from kopilka.worker.setup import open_worker
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -157,6 +153,9 @@ class _Delivered:
 
 async def _deliver(engine: AsyncEngine, settings: Settings) -> tuple[_Delivered, int]:
     """Deliver the year's events before serving, so the demo starts with none pending."""
+    from kopilka.worker.service import worker_service
+    from kopilka.worker.setup import open_worker
+
     async with open_worker(engine, settings, jobs=False) as (worker, plan):
         report = await worker.drain()
     async with reading(engine) as conn:
@@ -167,6 +166,13 @@ async def _deliver(engine: AsyncEngine, settings: Settings) -> tuple[_Delivered,
 async def _serve_with_worker(settings: Settings, host: str, port: int) -> None:
     """The API and the worker in one process and one event loop, sharing the engine: one
     command, one SQLite writer, and Ctrl-C stops both (the worker finishes its batch)."""
+    # The web application and the worker load only for the commands that run them: every
+    # other command (an import of a year of history, a ledger check) starts faster.
+    import uvicorn
+
+    from kopilka.app import create_app
+    from kopilka.worker.setup import open_worker
+
     engine = make_engine(settings.database_url)
     try:
         app = create_app(settings, engine=engine)

@@ -3,7 +3,6 @@
 import sys
 
 import typer
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.cli.common import console, run, with_engine
@@ -58,6 +57,8 @@ def serve(
     port = port or settings.port
     for line in where_to_find(host, port):
         say(line)
+    import uvicorn  # only here: the other commands start without the web server
+
     uvicorn.run(
         "kopilka.app:create_app",
         factory=True,

@@ -3,6 +3,7 @@
 import asyncio
 import signal
 import sys
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import typer
@@ -13,9 +14,11 @@ from kopilka.cli.common import DatabaseOption, console, database_url, run, with_
 from kopilka.config import Settings, get_settings
 from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
-from kopilka.worker.runner import RoundReport
 from kopilka.worker.service import DeliveryStatus, worker_service
-from kopilka.worker.setup import WorkerPlan, open_worker
+
+if TYPE_CHECKING:
+    from kopilka.worker.runner import RoundReport
+    from kopilka.worker.setup import WorkerPlan
 
 app = typer.Typer(
     help="Deliver domain events (consumers, webhooks, NATS) and run the scheduled jobs.",
@@ -35,7 +38,7 @@ def _settings(database: str | None) -> Settings:
     return settings.model_copy(update={"database_url": database_url(database)})
 
 
-def _print_plan(plan: WorkerPlan) -> None:
+def _print_plan(plan: "WorkerPlan") -> None:
     console.print(f"reading events from {plan.database}", highlight=False, soft_wrap=True)
     console.print(
         "delivering to: " + (", ".join(plan.consumers) if plan.consumers else "no consumers"),
@@ -51,7 +54,7 @@ def _print_plan(plan: WorkerPlan) -> None:
     )
 
 
-def _print_report(report: RoundReport) -> None:
+def _print_report(report: "RoundReport") -> None:
     console.print(
         f"stamped {report.stamped}, handled {report.handled}, failed {report.failed}, "
         f"parked {report.parked}, published {report.published}, webhooks sent {report.sent}",
@@ -79,6 +82,8 @@ def worker(
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings(database)
+    # Only the running worker loads its sinks (the webhook client among them).
+    from kopilka.worker.setup import open_worker
 
     async def work(engine: AsyncEngine) -> None:
         async with open_worker(engine, settings, modules=module, only=consumer, jobs=jobs) as (
