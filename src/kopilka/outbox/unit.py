@@ -51,11 +51,12 @@ class UnitOfWork:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
-        # Rows by table and set of columns (one multi-row statement takes one set): the rows
-        # of one call share their keys, so the set is read off the first row only.
-        self._inserts: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+        # Rows by table and columns (one multi-row statement takes one set of columns): the
+        # rows of one call share their keys, so the columns are read off the first row only,
+        # in its order (rows built by one piece of code list them in one order).
+        self._inserts: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         self._updates: dict[
-            tuple[Table, tuple[str, ...], frozenset[str]], list[dict[str, Any]]
+            tuple[Table, tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]
         ] = {}
         self.events: list[DomainEvent] = []
         self._hooks: dict[str, Hook] = {}
@@ -72,12 +73,12 @@ class UnitOfWork:
     def insert(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """New rows of ``table``; a row dict may still change until the flush."""
         if rows:
-            self._inserts.setdefault((table, frozenset(rows[0])), []).extend(rows)
+            self._inserts.setdefault((table, tuple(rows[0])), []).extend(rows)
 
     def update(self, table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> None:
         """Changes of existing rows matched on ``keys``; for one key the last change wins."""
         if rows:
-            self._updates.setdefault((table, keys, frozenset(rows[0])), []).extend(rows)
+            self._updates.setdefault((table, keys, tuple(rows[0])), []).extend(rows)
 
     def emit(self, *events: DomainEvent) -> None:
         self.events.extend(events)

@@ -64,7 +64,7 @@ def rules_event(
     """The rules' view of a purchase. ``reductions`` (coupons and points, per line) come off
     the lines and the total, so the rules earn on the money paid; the whole basket still
     counts as the member's spend."""
-    cuts = reductions or [0] * max(len(purchase.lines), 1)
+    cuts = reductions or NO_CUTS
     return RulesEvent(
         trigger="purchase",
         source=Source("purchase", str(purchase_id) if purchase_id else purchase.external_id),
@@ -76,11 +76,11 @@ def rules_event(
                 line.sku,
                 line.category,
                 line.quantity,
-                line.amount - cut,
+                line.amount - (cuts[n] if cuts else 0),
                 line.brand,
-                frozenset(line.tags),
+                frozenset(line.tags) if line.tags else NO_TAGS,
             )
-            for line, cut in zip(purchase.lines, cuts, strict=False)
+            for n, line in enumerate(purchase.lines)
         ],
         store=purchase.store,
         region=purchase.region,
@@ -91,6 +91,8 @@ def rules_event(
 
 
 NO_CODES: frozenset[str] = frozenset()
+NO_TAGS: frozenset[str] = frozenset()
+NO_CUTS: list[int] = []
 
 
 def _presented(purchase: PurchaseCreate) -> frozenset[str]:
