@@ -41,7 +41,7 @@ def test_worker_once_delivers_everything_and_reports(
 
 def test_bad_input_is_one_line(workdir: Path) -> None:
     for args, expected in [
-        (("webhooks", "add", "ftp://example.com"), "url: Value error, the URL must start"),
+        (("webhooks", "add", "ftp://example.com"), "url: the URL must start"),
         (("webhooks", "remove", "nope"), "'nope' is not a webhook id"),
         (("worker", "--once", "--module", "no.such.module"), "cannot import consumer module"),
     ]:

@@ -12,7 +12,8 @@ from kopilka.cli.common import (
     ProgramOption,
     console,
     database_url,
-    err_console,
+    fail,
+    first_error,
     load_program,
     run,
     with_engine,
@@ -64,10 +65,7 @@ def add(
     try:
         body = WebhookCreate(url=url, event_types=event_type, description=description)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        err_console.print(f"[red]error:[/red] {field}: {escape(first['msg'])}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(first_error(exc))
 
     async def work(engine: AsyncEngine) -> EndpointRow:
         context = await load_program(engine, program)
