@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.bulk import insert_rows
@@ -36,11 +35,6 @@ BALANCES_PG = (
     "SELECT member_id, currency, available, pending, held FROM member_balances"
     " WHERE member_id {keys}"
 )
-
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def lot_from_row(row: Any) -> Lot:
@@ -75,8 +69,12 @@ class LedgerRepository:
         found = await self._select_balances(conn, ids)
         missing = [(m, c) for m in ids for c in currencies if (m, c) not in found]
         if missing:
-            await conn.execute(
-                _insert(conn, balances_t).on_conflict_do_nothing(),
+            # In one driver call (COPY for an import's thousands of new members): under the
+            # member lock no one else opens them. Were one opened anyway, the unique key
+            # fails the transaction, which then runs again and finds it.
+            await insert_rows(
+                conn,
+                balances_t,
                 [
                     {
                         "member_id": m,
