@@ -89,7 +89,11 @@ class RulesState:
             self.uow.on_flush(f"rule-usage:{id(self)}", self._stage_usage)
 
     def member(self, member_id: UUID) -> MemberFacts:
-        return self.facts.setdefault(member_id, MemberFacts())
+        facts = self.facts.get(member_id)
+        if facts is None:
+            # Not ``setdefault``: it would build (and drop) new facts on every call.
+            facts = self.facts[member_id] = MemberFacts()
+        return facts
 
     # --- after each evaluation -----------------------------------------------------------
 
