@@ -1,8 +1,9 @@
 """Settings from the environment (prefix ``KOPILKA_``) with working defaults."""
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./kopilka.db"
@@ -30,8 +31,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = 8000
-    # A key's principal is cached this long per process, sparing the look-up of its hash;
-    # every request still checks in its own transaction that the key was not revoked.
+    # A key's principal is cached this long per process, sparing the look-up of its hash.
+    # Revocation still takes effect at once: a process told of revocations by PostgreSQL
+    # drops the key when notified; any other checks the key in every request's transaction.
     api_key_cache_seconds: float = 30.0
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
@@ -69,6 +71,16 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 8
     webhook_disable_after_hours: float = 120.0
+
+    # --- messages: e-mail over SMTP (docs/messaging.md); no host, no e-mail ---
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls (submission, port 587), tls (implicit TLS, port 465) or none (a local relay).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Kopilka <noreply@localhost>"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,242 @@
+"""What a message says, worked out without I/O: templates rendered in a sandbox, in the
+member's language, and the length of an SMS.
+
+Templates are Jinja2 documents that marketers write, so they run in Jinja2's immutable
+sandbox (no attribute of Python's internals, no changing the data they are given) with
+every undefined name an error rather than an empty string. Numbers, money, dates and plural
+forms follow the language's rules through Babel: ``{{ 5|points }}`` is "5 баллов" in
+Russian and "5 points" in English, ``{{ 123450|money('RUB') }}`` is "1 234,50 ₽".
+"""
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+LANGUAGES = ("ru", "en")
+DEFAULT_LANGUAGE = "ru"
+
+# The word for points by plural form (CLDR categories: Russian has one/few/many/other,
+# English one/other). A program that names its points otherwise passes its own words.
+POINT_WORDS: dict[str, dict[str, str]] = {
+    "ru": {"one": "балл", "few": "балла", "many": "баллов", "other": "балла"},
+    "en": {"one": "point", "other": "points"},
+}
+
+
+class Part(StrEnum):
+    """The variants one message kind has; each is a template of its own."""
+
+    SUBJECT = "subject"
+    HTML = "html"
+    TEXT = "text"
+    SMS = "sms"
+    PUSH_TITLE = "push_title"
+    PUSH_BODY = "push_body"
+
+
+# Parts shown as HTML are escaped; the others are plain text (an SMS must not say "&amp;").
+HTML_PARTS = frozenset({Part.HTML})
+
+
+@dataclass(frozen=True)
+class TemplateProblem(Exception):
+    """A template that cannot be rendered: which part, which line (None: not known), why."""
+
+    part: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.part}, line {self.line}" if self.line else self.part
+        return f"{where}: {self.message}"
+
+
+def language_of(wanted: str | None, available: Iterable[str], fallback: str) -> str:
+    """The language to write in: the member's if a version exists in it, else the program's
+    (``fallback``), else any available one."""
+    choices = list(available)
+    for language in (wanted, fallback, DEFAULT_LANGUAGE):
+        if language and language in choices:
+            return language
+    if not choices:
+        raise ValueError("no language available")
+    return choices[0]
+
+
+# --- formatting, per language -------------------------------------------------------------
+
+
+def plural_form(count: int | Decimal, language: str) -> str:
+    """The CLDR plural category of ``count`` in ``language`` (one, few, many, other)."""
+    return str(Locale.parse(language).plural_form(count))
+
+
+def plural(count: int, language: str, *forms: str) -> str:
+    """``forms`` in the order one, few, many (Russian) or one, other (English): the one for
+    ``count``."""
+    category = plural_form(count, language)
+    order = ("one", "few", "many", "other") if len(forms) >= 3 else ("one", "other")
+    by_category = dict(zip(order, forms, strict=False))
+    return by_category.get(category) or by_category.get("other") or forms[-1]
+
+
+def points_text(count: int, language: str, words: Mapping[str, str] | None = None) -> str:
+    """``count`` points in words: "1 балл", "2 балла", "5 баллов", "1 234 балла"."""
+    names = words or POINT_WORDS.get(language) or POINT_WORDS["en"]
+    word = names.get(plural_form(count, language)) or names.get("other") or ""
+    return f"{format_decimal(count, locale=language)}\u00a0{word}"
+
+
+def money_text(minor_units: int, currency: str, language: str) -> str:
+    """An amount in minor units as the language writes money: "1 234,50 ₽", "$1,234.50"."""
+    digits = get_currency_precision(currency)
+    amount = Decimal(minor_units).scaleb(-digits)
+    return str(format_currency(amount, currency, locale=language))
+
+
+def date_text(value: date | datetime, language: str, style: str = "long") -> str:
+    """A date ("5 декабря 2026 г.", "December 5, 2026") or, for a datetime, date and time."""
+    if isinstance(value, datetime):
+        return str(format_datetime(value, format=style, locale=language))
+    return str(format_date(value, format=style, locale=language))
+
+
+def local(value: datetime, zone: tzinfo) -> datetime:
+    """An instant as the member's clock shows it."""
+    return value.astimezone(zone)
+
+
+# --- the sandbox ----------------------------------------------------------------------------
+
+
+def _filters(language: str) -> dict[str, Callable[..., Any]]:
+    return {
+        "points": lambda count, words=None: points_text(int(count), language, words),
+        "money": lambda minor, currency: money_text(int(minor), str(currency), language),
+        "date": lambda value, style="long": date_text(value, language, style),
+        "number": lambda value: str(format_decimal(value, locale=language)),
+        "plural": lambda count, *forms: plural(int(count), language, *forms),
+    }
+
+
+@cache
+def environment(language: str, html: bool) -> ImmutableSandboxedEnvironment:
+    """The sandbox templates of ``language`` render in; ``html``: values are escaped."""
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(_filters(language))
+    return env
+
+
+def _compile(source: str, part: str, language: str) -> Any:
+    try:
+        return environment(language, part in HTML_PARTS).from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
+
+
+def names_used(source: str, part: str = "template") -> dict[str, int]:
+    """Every variable ``source`` reads from what it is given, with the first line it is
+    read on (names it sets itself, with ``set`` or ``for``, are not counted)."""
+    try:
+        tree = environment(DEFAULT_LANGUAGE, False).parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
+    stored = {node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")}
+    used: dict[str, int] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name not in stored:
+            used.setdefault(node.name, node.lineno)
+    return used
+
+
+def check(source: str, part: str, allowed: Iterable[str]) -> None:
+    """Refuse a template that does not compile or reads a variable its kind does not give,
+    naming the line."""
+    _compile(source, part, DEFAULT_LANGUAGE)
+    known = set(allowed)
+    for name, line in sorted(names_used(source, part).items(), key=lambda item: item[1]):
+        if name not in known:
+            raise TemplateProblem(part, line, f"unknown template variable {name!r}")
+
+
+def render(source: str, part: str, language: str, variables: Mapping[str, Any]) -> str:
+    """``source`` rendered with ``variables`` in ``language``; a ``TemplateProblem`` (with
+    its line where Jinja2 knows it) if it cannot be."""
+    template = _compile(source, part, language)
+    try:
+        return str(template.render(**variables)).strip()
+    except UndefinedError as exc:
+        raise TemplateProblem(part, _line_of(exc), exc.message or "undefined value") from None
+    except SecurityError as exc:
+        raise TemplateProblem(part, _line_of(exc), f"not allowed: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateProblem(part, _line_of(exc), str(exc)) from None
+
+
+def _line_of(exc: BaseException) -> int | None:
+    """The template line an error was raised on (Jinja2 rewrites the traceback so that the
+    template's frames carry its line numbers)."""
+    traceback = exc.__traceback__
+    line = None
+    while traceback is not None:
+        if traceback.tb_frame.f_code.co_filename == "<template>":
+            line = traceback.tb_lineno
+        traceback = traceback.tb_next
+    return line
+
+
+# --- SMS length -----------------------------------------------------------------------------
+
+# GSM 03.38: the basic character set (one septet each) and its extension table (two septets:
+# the escape and the character).
+GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+class Encoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+
+
+@dataclass(frozen=True)
+class SmsLength:
+    """How an SMS text goes out: its encoding, its length in that encoding's units
+    (septets or UTF-16 code units) and the number of segments a provider bills."""
+
+    encoding: Encoding
+    units: int
+    segments: int
+
+
+def sms_length(text: str) -> SmsLength:
+    """GSM-7 when every character has a septet (160 in one message, 153 per part of a longer
+    one), UCS-2 otherwise, as for any Cyrillic (70, and 67 per part)."""
+    if all(ch in GSM_BASIC or ch in GSM_EXTENDED for ch in text):
+        units = sum(2 if ch in GSM_EXTENDED else 1 for ch in text)
+        single, part, encoding = 160, 153, Encoding.GSM7
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, part, encoding = 70, 67, Encoding.UCS2
+    segments = 1 if units <= single else math.ceil(units / part)
+    return SmsLength(encoding, units, segments)

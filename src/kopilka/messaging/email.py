@@ -1,0 +1,137 @@
+"""E-mail over SMTP: the message with its text and HTML parts and, on marketing mail, the
+one-click unsubscribe headers (RFC 2369 ``List-Unsubscribe``, RFC 8058
+``List-Unsubscribe-Post``), sent through the configured server."""
+
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Literal
+
+import aiosmtplib
+
+from kopilka.config import Settings
+
+Security = Literal["starttls", "tls", "none"]
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security
+    username: str | None
+    password: str | None
+    sender: str
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SmtpConfig | None":
+        """The configured server; None when no ``KOPILKA_SMTP_HOST`` is set."""
+        if not settings.smtp_host:
+            return None
+        password = settings.smtp_password
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            sender=settings.smtp_from,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+    def shown(self) -> str:
+        """The configuration as it may be printed: never the password."""
+        login = f"{self.username}@" if self.username else ""
+        return f"smtp://{login}{self.host}:{self.port} ({self.security}), from {self.sender}"
+
+
+@dataclass(frozen=True)
+class Email:
+    """One e-mail to one member. ``unsubscribe_url`` marks marketing mail: the link that
+    unsubscribes in one click (a POST, as RFC 8058 asks) goes into its headers."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    unsubscribe_url: str | None = None
+    message_id: str | None = None
+
+
+class SendFailed(Exception):
+    """The server did not take the message. ``permanent``: it refused it (a 5xx reply:
+    an unknown mailbox, a rejected sender), so trying again will not help; otherwise (a 4xx
+    reply, no connection, a timeout) a later try may succeed."""
+
+    def __init__(self, detail: str, *, permanent: bool, code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.permanent = permanent
+        self.code = code
+
+
+def mime(email: Email, sender: str) -> EmailMessage:
+    """The message as it goes on the wire: plain text, and HTML as the alternative."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    message["Message-ID"] = email.message_id or make_msgid(domain=domain)
+    if email.unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(email.text)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
+    return message
+
+
+class SmtpChannel:
+    """Sends e-mail through one SMTP server, one connection per message."""
+
+    def __init__(self, config: SmtpConfig, tls: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.tls = tls
+
+    async def send(self, email: Email) -> str:
+        """Send ``email``; its Message-ID. ``SendFailed`` if the server did not take it."""
+        message = mime(email, self.config.sender)
+        config = self.config
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=config.host,
+                port=config.port,
+                username=config.username,
+                password=config.password,
+                use_tls=config.security == "tls",
+                start_tls=config.security == "starttls",
+                tls_context=self.tls,
+                timeout=config.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0] if exc.recipients else None
+            code = refusal.code if refusal is not None else None
+            detail = refusal.message if refusal is not None else str(exc)
+            raise SendFailed(
+                f"recipient refused: {detail}", permanent=_permanent(code), code=code
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SendFailed(
+                f"the server answered {exc.code}: {exc.message}",
+                permanent=_permanent(exc.code),
+                code=exc.code,
+            ) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise SendFailed(
+                f"cannot reach {config.host}:{config.port}: {exc}", permanent=False
+            ) from exc
+        return str(message["Message-ID"])
+
+
+def _permanent(code: int | None) -> bool:
+    return code is not None and 500 <= code < 600

@@ -1,0 +1,158 @@
+"""E-mail through a real SMTP server process (aiosmtpd) that delivers into a Maildir."""
+
+import mailbox
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from kopilka.config import Settings
+from kopilka.messaging.email import Email, SendFailed, SmtpChannel, SmtpConfig, mime
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(self, port: int, maildir: Path) -> None:
+        self.port = port
+        self.maildir = maildir
+
+    def received(self) -> list[EmailMessage]:
+        box = mailbox.Maildir(self.maildir, create=False)
+        found = [
+            message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box.iterkeys()
+        ]
+        return [m for m in found if isinstance(m, EmailMessage)]
+
+
+@pytest.fixture(scope="module")
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    # Not made here: the server makes it, with the Maildir's three folders.
+    maildir = tmp_path_factory.mktemp("smtp") / "maildir"
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "tests.messaging.smtp_server.Maildir",
+            str(maildir),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    said = process.stderr.read() if process.stderr else b""
+                    raise RuntimeError(f"the SMTP server did not start: {said!r}") from None
+                time.sleep(0.05)
+        yield SmtpServer(port, maildir)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def channel(port: int) -> SmtpChannel:
+    config = SmtpConfig("127.0.0.1", port, "none", None, None, "Kopilka <club@shop.example>", 10)
+    return SmtpChannel(config)
+
+
+def by_id(server: SmtpServer, message_id: str) -> EmailMessage:
+    found = [m for m in server.received() if m["Message-ID"] == message_id]
+    assert len(found) == 1, f"{len(found)} messages with {message_id}"
+    return found[0]
+
+
+async def test_a_service_message_arrives_with_both_parts(smtp_server: SmtpServer) -> None:
+    email = Email(
+        to="anna@example.com",
+        subject="Вам начислено 5 баллов",
+        text="Анна, вам начислено 5 баллов.",
+        html="<p>Анна, вам начислено <b>5 баллов</b>.</p>",
+    )
+    message_id = await channel(smtp_server.port).send(email)
+    received = by_id(smtp_server, message_id)
+    assert received["To"] == "anna@example.com"
+    assert received["From"] == "Kopilka <club@shop.example>"
+    assert received["Subject"] == "Вам начислено 5 баллов"
+    assert received["List-Unsubscribe"] is None  # a service message
+    text = received.get_body(preferencelist=("plain",))
+    html = received.get_body(preferencelist=("html",))
+    assert text is not None and "вам начислено 5 баллов" in text.get_content()
+    assert html is not None and "<b>5 баллов</b>" in html.get_content()
+    assert message_id.endswith("@shop.example>")
+
+
+async def test_marketing_mail_unsubscribes_in_one_click(smtp_server: SmtpServer) -> None:
+    url = "https://club.example/u/abc123"
+    email = Email(to="boris@example.com", subject="Sale", text="Sale!", unsubscribe_url=url)
+    received = by_id(smtp_server, await channel(smtp_server.port).send(email))
+    assert received["List-Unsubscribe"] == f"<{url}>"
+    assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert received.get_body(preferencelist=("html",)) is None or not received.is_multipart()
+
+
+async def test_a_refused_mailbox_is_a_permanent_failure(smtp_server: SmtpServer) -> None:
+    before = len(smtp_server.received())
+    with pytest.raises(SendFailed) as refused:
+        await channel(smtp_server.port).send(Email("bounce@example.com", "Hi", "Hi"))
+    assert refused.value.permanent and refused.value.code == 550
+    assert "No such mailbox" in refused.value.detail
+    with pytest.raises(SendFailed) as later:
+        await channel(smtp_server.port).send(Email("later@example.com", "Hi", "Hi"))
+    assert not later.value.permanent and later.value.code == 451
+    assert len(smtp_server.received()) == before
+
+
+async def test_no_server_is_a_failure_to_try_again() -> None:
+    with pytest.raises(SendFailed) as failed:
+        await channel(_free_port()).send(Email("anna@example.com", "Hi", "Hi"))
+    assert not failed.value.permanent and "cannot reach 127.0.0.1" in failed.value.detail
+
+
+def test_the_configuration_comes_from_settings_and_never_shows_the_password() -> None:
+    assert SmtpConfig.from_settings(Settings(smtp_host=None)) is None
+    settings = Settings(
+        smtp_host="smtp.example.com",
+        smtp_port=465,
+        smtp_security="tls",
+        smtp_username="club",
+        smtp_password=SecretStr("s3cret"),
+        smtp_from="Club <club@example.com>",
+    )
+    config = SmtpConfig.from_settings(settings)
+    assert config is not None and config.password == "s3cret" and config.security == "tls"
+    assert "s3cret" not in config.shown() and "s3cret" not in repr(settings)
+    assert config.shown() == "smtp://club@smtp.example.com:465 (tls), from Club <club@example.com>"
+
+
+def test_a_message_without_html_is_plain_text() -> None:
+    message = mime(Email("a@example.com", "Subject", "Body"), "Club <club@example.com>")
+    assert message.get_content_type() == "text/plain"
+    assert message["Date"] and message["Message-ID"].endswith("@example.com>")
