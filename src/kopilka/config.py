@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     smtp_from: str = "Kopilka <noreply@localhost>"
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # --- messages: SMS through a provider's HTTP API; no provider, no SMS ---
+    sms_provider: Literal["generic", "smsru"] | None = None
+    # The gateway's URL (SMS.ru's own by default for ``smsru``).
+    sms_url: str | None = None
+    sms_token: SecretStr | None = None  # a bearer token (generic), the api_id (smsru)
+    sms_from: str | None = None
+    # The generic gateway: a JSON or form body, its field names (to, text, from, reference)
+    # where they differ, and the key of the message id in its JSON answer.
+    sms_format: Literal["json", "form"] = "json"
+    sms_fields: dict[str, str] = Field(default_factory=dict)
+    sms_answer_id: str = "id"
+    sms_timeout_seconds: float = Field(default=10.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
