@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     sms_answer_id: str = "id"
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- messages: web push (``kopilka messaging vapid-keys`` makes the pair) ---
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str | None = None
+    # How push services reach whoever runs the program (RFC 8292): mailto: or https:.
+    vapid_subject: str = "mailto:admin@localhost"
+    push_timeout_seconds: float = Field(default=10.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

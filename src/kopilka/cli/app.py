@@ -2,7 +2,7 @@
 
 import typer
 
-from kopilka.cli import coupons, db, jobs, keys, ledger, members, program, serve
+from kopilka.cli import coupons, db, jobs, keys, ledger, members, messaging, program, serve
 from kopilka.cli.demo import demo
 from kopilka.cli.giftcards import app as giftcards_app
 from kopilka.cli.imports import app as imports_app
@@ -30,3 +30,4 @@ app.add_typer(rewards_app, name="rewards")
 app.add_typer(giftcards_app, name="giftcards")
 app.add_typer(worker_app, name="worker")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(messaging.app, name="messaging")
