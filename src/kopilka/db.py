@@ -100,6 +100,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def _is_retryable(exc: DBAPIError) -> bool:
+    # A pooled connection whose server session had ended (a restart, a terminated backend):
+    # it is invalidated and the work runs again on a new one. Nothing of it was committed —
+    # or, if the commit itself was cut off, the work is idempotent and answers as before.
+    if exc.connection_invalidated:
+        return True
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate is None and orig is not None:
@@ -123,6 +128,21 @@ async def run_in_transaction(
             if attempt == MAX_ATTEMPTS or not _is_retryable(exc):
                 raise
             await asyncio.sleep(random.uniform(0, 0.01 * attempt))
+    raise AssertionError("unreachable")
+
+
+async def read_with_retry(
+    engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, snapshot: bool = False
+) -> T:
+    """Run ``work`` on a reading connection; once more on a new one if the first was found
+    dead (its server session ended)."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with reading(engine, snapshot=snapshot) as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            if attempt == MAX_ATTEMPTS or not exc.connection_invalidated:
+                raise
     raise AssertionError("unreachable")
 
 

@@ -16,7 +16,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from kopilka.apikeys.service import Principal, api_key_service
-from kopilka.db import reading, run_in_transaction
+from kopilka.db import read_with_retry, run_in_transaction
 from kopilka.errors import Forbidden, Unauthorized
 from kopilka.programs.service import ProgramContext, program_service
 
@@ -78,8 +78,7 @@ async def principal_of(engine: AsyncEngine, authorization: str | None) -> Princi
     known = api_key_service.cached(secret)
     if known is not None:
         return known
-    async with reading(engine) as conn:
-        return await api_key_service.authenticate(conn, secret)
+    return await read_with_retry(engine, lambda conn: api_key_service.authenticate(conn, secret))
 
 
 def scoped(*scopes: str) -> Callable[..., Awaitable[Principal]]:
@@ -240,10 +239,13 @@ async def read_only(
 ) -> T:
     """Run ``work`` with the caller's program on a reading connection; ``snapshot``: every
     statement sees one instant (a long report is not half-counted)."""
-    async with reading(engine, snapshot=snapshot) as conn:
+
+    async def attempt(conn: AsyncConnection) -> T:
         await api_key_service.ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         return await work(conn, program)
+
+    return await read_with_retry(engine, attempt, snapshot=snapshot)
 
 
 class FastJSONResponse(JSONResponse):

@@ -17,13 +17,12 @@ from operator import itemgetter
 from typing import Any, cast
 from uuid import UUID
 
-import asyncpg
 import orjson
 from sqlalchemy import JSON, Date, Table, Uuid, and_, bindparam, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.kit.sql import as_sqlalchemy_error, pg_driver
+from kopilka.kit.sql import DRIVER_ERRORS, driver_error, pg_driver
 from kopilka.kit.timestamps import Timestamp
 
 Converter = Callable[[Any], Any]
@@ -131,8 +130,8 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
         else:
             await driver.executemany(statement, records)
-    except asyncpg.PostgresError as exc:
-        raise as_sqlalchemy_error(exc, statement) from exc
+    except DRIVER_ERRORS as exc:
+        raise await driver_error(conn, exc, statement) from exc
 
 
 # --- several tables in one round trip ---------------------------------------------------------
@@ -196,8 +195,8 @@ class WriteBatch:
         driver = await pg_driver(conn)
         try:
             await driver.execute(statement, *params)
-        except asyncpg.PostgresError as exc:
-            raise as_sqlalchemy_error(exc, statement) from exc
+        except DRIVER_ERRORS as exc:
+            raise await driver_error(conn, exc, statement) from exc
 
 
 _PG_DIALECT = cast(Any, postgresql.dialect)()
@@ -294,5 +293,5 @@ async def _update_rows_pg(conn: AsyncConnection, change: _Update) -> None:
         statement = _update_sql(part, params)
         try:
             await driver.execute(statement, *params)
-        except asyncpg.PostgresError as exc:
-            raise as_sqlalchemy_error(exc, statement) from exc
+        except DRIVER_ERRORS as exc:
+            raise await driver_error(conn, exc, statement) from exc

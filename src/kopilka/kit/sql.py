@@ -41,8 +41,28 @@ async def pg_driver(conn: AsyncConnection) -> Any:
     raw = await conn.get_raw_connection()
     adapted: Any = raw.dbapi_connection
     if conn.in_transaction() and getattr(adapted, "_transaction", False) is None:
-        await adapted._start_transaction()
+        try:
+            await adapted._start_transaction()
+        except Exception as exc:  # whatever the adapter raised: the connection is unusable
+            raise await driver_error(conn, exc, "BEGIN", broken=True) from exc
     return raw.driver_connection
+
+
+# What a statement sent straight to the driver may raise: the server's errors, and the
+# driver's own when the connection is gone or left mid-operation.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+# Server errors that end the session: a terminated backend, a server shutting down or
+# crashing, a broken connection (class 08). A cancelled query (57014) is not one of them.
+_SESSION_ENDED = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
 
 
 def as_sqlalchemy_error(exc: Exception, statement: str) -> DBAPIError:
@@ -51,6 +71,20 @@ def as_sqlalchemy_error(exc: Exception, statement: str) -> DBAPIError:
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return IntegrityError(statement, None, exc)
     return DBAPIError(statement, None, exc)
+
+
+async def driver_error(
+    conn: AsyncConnection, exc: Exception, statement: str, *, broken: bool = False
+) -> DBAPIError:
+    """The SQLAlchemy error for a driver error on ``conn``. When the connection is gone (the
+    backend was terminated, the server restarted, the socket broke) or left mid-operation,
+    it is invalidated, so the pool opens a new one instead of lending this one again, and the
+    error says so (``connection_invalidated``): the transaction may run again on a new one."""
+    ended = isinstance(exc, _SESSION_ENDED) or not isinstance(exc, asyncpg.PostgresError)
+    if not broken and not ended:
+        return as_sqlalchemy_error(exc, statement)
+    await conn.invalidate()
+    return DBAPIError(statement, None, exc, connection_invalidated=True)
 
 
 async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[Any]:
@@ -62,8 +96,8 @@ async def pg_fetch(conn: AsyncConnection, statement: str, *args: Any) -> list[An
     driver = await pg_driver(conn)
     try:
         return list(await driver.fetch(statement, *args))
-    except asyncpg.PostgresError as exc:
-        raise as_sqlalchemy_error(exc, statement) from exc
+    except DRIVER_ERRORS as exc:
+        raise await driver_error(conn, exc, statement) from exc
 
 
 async def pg_fetch_keyed(
