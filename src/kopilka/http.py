@@ -1,5 +1,6 @@
 """FastAPI glue shared by every feature's endpoints: the engine, auth, transactions."""
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -150,11 +151,38 @@ async def hot_principal(request: Request, *scopes: str) -> Principal:
 
 async def hot_body(request: Request, model: type[M]) -> M:
     """The JSON body as ``model``; invalid input fails as a declared body would."""
+    raw = await request.body()
     try:
-        return model.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
+        return model.model_validate_json(raw)
+    except ValidationError as fast:
+        # Bad input is rare: read it again the way FastAPI reads a declared body, so that
+        # this route names the same errors as every other route for the same body.
+        return _as_declared(raw, model, fast)
+
+
+def _as_declared(raw: bytes, model: type[M], fast: ValidationError) -> M:
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        error = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([error]) from None
+    except (RecursionError, ValueError):
+        errors = fast.errors()  # nested past what the parser takes: the fast reader's word
+    else:
+        try:
+            return model.model_validate(data, from_attributes=True)  # as FastAPI validates
+        except ValidationError as exc:
+            errors = exc.errors()
+    raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 def hot_route_openapi(model: type[BaseModel], *query: tuple[str, str]) -> dict[str, Any]:
