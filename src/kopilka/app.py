@@ -20,7 +20,7 @@ from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
 from kopilka.errors import KopilkaError
-from kopilka.http import HOT_ROUTES, PROBLEM
+from kopilka.http import CHALLENGE, HOT_ROUTES, PROBLEM
 from kopilka.http import problem as _problem
 from kopilka.kit.memory import freeze_startup_objects
 from kopilka.kit.types import error_location
@@ -48,7 +48,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KopilkaError)
     async def _domain_error(request: Request, exc: KopilkaError) -> JSONResponse:
         return JSONResponse(
-            exc.problem(request.url.path), status_code=exc.status, media_type=PROBLEM
+            exc.problem(request.url.path),
+            status_code=exc.status,
+            media_type=PROBLEM,
+            headers=CHALLENGE if exc.status == 401 else None,
         )
 
     @app.exception_handler(RequestValidationError)

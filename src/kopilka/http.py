@@ -25,6 +25,8 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 CONFLICT_RETRIES = 3
 PROBLEM = "application/problem+json"
+# What a 401 answers with (RFC 6750): the scheme to authenticate with.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="kopilka"'}
 # Where the request guard (kopilka.system.guard) leaves the caller it authenticated.
 PRINCIPAL_SCOPE_KEY = "kopilka.principal"
 SECURITY_SCHEME = "ApiKey"
@@ -36,7 +38,7 @@ bearer = HTTPBearer(
 
 
 def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document (a 401 with its ``WWW-Authenticate`` challenge)."""
     body = {
         "type": "about:blank",
         "title": title,
@@ -45,7 +47,8 @@ def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -
         "instance": instance,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    headers = CHALLENGE if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 async def get_engine(request: Request) -> AsyncEngine:

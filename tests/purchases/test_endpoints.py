@@ -223,6 +223,7 @@ async def test_scopes_are_enforced(http: Any, engine: AsyncEngine, program: Prog
     assert adjust.status_code == 403
     anonymous = await http.get(f"/v1/members/{member['id']}")
     assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="kopilka"'
     wrong = await http.get(
         f"/v1/members/{member['id']}", headers={"Authorization": "Bearer kp_nope"}
     )
