@@ -4,7 +4,6 @@ the subscription's own keys, and checks the VAPID token against the program's pu
 import base64
 import json
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from kopilka.messaging.push import (
     new_vapid_keys,
 )
 from tests.fixtures.cli import kopilka
+from tests.fixtures.local_http import serving
 
 
 def b64url(data: bytes) -> str:
@@ -46,10 +46,7 @@ class PushService:
 
 @pytest.fixture
 async def push_service() -> AsyncIterator[PushService]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    state = PushService(f"http://127.0.0.1:{port}")
+    state = PushService("")
     answers = {"ok": 201, "gone": 410, "expired": 404, "busy": 429, "bad": 400, "down": 503}
 
     async def push(request: web.Request) -> web.Response:
@@ -59,13 +56,9 @@ async def push_service() -> AsyncIterator[PushService]:
 
     app = web.Application()
     app.router.add_post("/push/{kind}", push)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving(app) as base:
+        state.base = base
         yield state
-    finally:
-        await runner.cleanup()
 
 
 @dataclass

@@ -2,7 +2,6 @@
 records what it was sent and answers as the provider would."""
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import SecretStr
 from kopilka.config import Settings
 from kopilka.messaging.domain import Encoding
 from kopilka.messaging.sms import Sms, SmsConfig, SmsFailed, gateway
+from tests.fixtures.local_http import free_port, serving
 
 
 @dataclass
@@ -27,35 +27,23 @@ class Gateway:
 
 @pytest.fixture
 async def local_gateway() -> AsyncIterator[Gateway]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    state = Gateway(f"http://127.0.0.1:{port}/send")
+    state = Gateway("")
 
     async def send(request: web.Request) -> web.Response:
         if request.content_type == "application/json":
             body = await request.json()
         else:
             body = dict(await request.post())
-        state.received.append(
-            {
-                "body": body,
-                "type": request.content_type,
-                "auth": request.headers.get("Authorization"),
-            }
-        )
+        auth = request.headers.get("Authorization")
+        state.received.append({"body": body, "type": request.content_type, "auth": auth})
         status, text = state.answer
         return web.Response(status=status, text=text, content_type="application/json")
 
     app = web.Application()
     app.router.add_post("/send", send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving(app) as base:
+        state.url = f"{base}/send"
         yield state
-    finally:
-        await runner.cleanup()
 
 
 def generic(url: str, **extra: Any) -> SmsConfig:
@@ -114,12 +102,9 @@ async def test_a_gateways_refusal_says_whether_to_try_again(
 
 
 async def test_no_gateway_is_a_failure_to_try_again() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     async with aiohttp.ClientSession() as session:
         with pytest.raises(SmsFailed) as failed:
-            await gateway(generic(f"http://127.0.0.1:{port}/send"), session).send(
+            await gateway(generic(f"http://127.0.0.1:{free_port()}/send"), session).send(
                 Sms("+7916", "x", "m")
             )
     assert not failed.value.permanent

@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -47,103 +48,106 @@ async def other_engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@dataclass
+class Listening:
+    """Another server process: its own key cache, and its listener connected."""
+
+    service: ApiKeyService
+    watch: RevocationWatch
+
+
+@pytest.fixture
+async def listening(other_engine: AsyncEngine) -> AsyncIterator[Listening]:
+    service = ApiKeyService(cache_seconds=3600)
+    watch = RevocationWatch(other_engine, service)
+    watch.start()
+    try:
+        await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
+        yield Listening(service, watch)
+    finally:
+        await watch.stop()
+
+
 async def key_id_of(engine: AsyncEngine, secret: str) -> Any:
     async with reading(engine) as conn:
         return (await ApiKeyService().authenticate(conn, secret)).key_id
 
 
 async def test_a_listening_process_drops_a_key_revoked_elsewhere(
-    pg_engine: AsyncEngine, other_engine: AsyncEngine
+    pg_engine: AsyncEngine, other_engine: AsyncEngine, listening: Listening
 ) -> None:
     program = await make_program(pg_engine)
     secret = await make_key(pg_engine, program, "pos")
-    listening = ApiKeyService(cache_seconds=3600)
-    watch = RevocationWatch(other_engine, listening)
-    watch.start()
-    try:
-        await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
-        async with reading(other_engine) as conn:
-            principal = await listening.authenticate(conn, secret)
-            # While it listens, a request's check costs no statement: nothing to look up.
-            await listening.ensure_active(conn, principal)
-        assert listening.cached(secret) == principal
+    service = listening.service
+    async with reading(other_engine) as conn:
+        principal = await service.authenticate(conn, secret)
+        # While it listens, a request's check costs no statement: nothing to look up.
+        await service.ensure_active(conn, principal)
+    assert service.cached(secret) == principal
 
-        async with transaction(pg_engine) as conn:
-            await ApiKeyService().revoke(conn, program.id, principal.key_id, clock.now())
-        waited = await until(lambda: listening.cached(secret) is None, "the key is dropped")
-        print(f"revocation noticed {waited * 1000:.1f} ms after the commit")
-        with pytest.raises(Unauthorized):
-            async with reading(other_engine) as conn:
-                await listening.authenticate(conn, secret)
-    finally:
-        await watch.stop()
-    assert not watch.connected.is_set()
+    async with transaction(pg_engine) as conn:
+        await ApiKeyService().revoke(conn, program.id, principal.key_id, clock.now())
+    waited = await until(lambda: service.cached(secret) is None, "the key is dropped")
+    print(f"revocation noticed {waited * 1000:.1f} ms after the commit")
+    with pytest.raises(Unauthorized):
+        async with reading(other_engine) as conn:
+            await service.authenticate(conn, secret)
+    await listening.watch.stop()
+    assert not listening.watch.connected.is_set()
 
 
 async def test_a_revocation_that_rolls_back_drops_nothing_elsewhere(
-    pg_engine: AsyncEngine, other_engine: AsyncEngine
+    pg_engine: AsyncEngine, other_engine: AsyncEngine, listening: Listening
 ) -> None:
     """PostgreSQL delivers a notice only when its transaction commits."""
     program = await make_program(pg_engine)
     secret = await make_key(pg_engine, program, "pos")
     kept = await make_key(pg_engine, program, "pos")
-    listening = ApiKeyService(cache_seconds=3600)
-    watch = RevocationWatch(other_engine, listening)
-    watch.start()
-    try:
-        await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
-        async with reading(other_engine) as conn:
-            await listening.authenticate(conn, secret)
-            await listening.authenticate(conn, kept)
-        revoking = ApiKeyService()
-        async with pg_engine.connect() as conn:
-            await revoking.revoke(conn, program.id, await key_id_of(pg_engine, secret), clock.now())
-            await conn.rollback()
-        # A committed revocation of another key, noticed after the rolled-back one would be.
-        async with transaction(pg_engine) as conn:
-            await revoking.revoke(conn, program.id, await key_id_of(pg_engine, kept), clock.now())
-        await until(lambda: listening.cached(kept) is None, "the committed revocation")
-        assert listening.cached(secret) is not None
-    finally:
-        await watch.stop()
+    service = listening.service
+    async with reading(other_engine) as conn:
+        await service.authenticate(conn, secret)
+        await service.authenticate(conn, kept)
+    revoking = ApiKeyService()
+    async with pg_engine.connect() as conn:
+        await revoking.revoke(conn, program.id, await key_id_of(pg_engine, secret), clock.now())
+        await conn.rollback()
+    # A committed revocation of another key, noticed after the rolled-back one would be.
+    async with transaction(pg_engine) as conn:
+        await revoking.revoke(conn, program.id, await key_id_of(pg_engine, kept), clock.now())
+    await until(lambda: service.cached(kept) is None, "the committed revocation")
+    assert service.cached(secret) is not None
 
 
 async def test_without_its_listener_a_process_checks_every_request(
-    pg_url: str, pg_engine: AsyncEngine, other_engine: AsyncEngine
+    pg_url: str, pg_engine: AsyncEngine, other_engine: AsyncEngine, listening: Listening
 ) -> None:
     """The listener's connection killed: requests look their key up again, and once it is
     back the cache starts empty (a notice sent meanwhile was lost)."""
     program = await make_program(pg_engine)
     secret = await make_key(pg_engine, program, "pos")
-    listening = ApiKeyService(cache_seconds=3600)
-    watch = RevocationWatch(other_engine, listening)
-    watch.start()
+    service, watch = listening.service, listening.watch
+    async with reading(other_engine) as conn:
+        principal = await service.authenticate(conn, secret)
+    database = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
     try:
-        await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
-        async with reading(other_engine) as conn:
-            principal = await listening.authenticate(conn, secret)
-        database = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
-        try:
-            # The listener is the only session of this database that ran a LISTEN.
-            killed = await database.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            )
-            assert killed == 1
-            await until(lambda: not watch.connected.is_set(), "the listener is seen lost")
-            # Revoked with no notice at all, as if sent while nobody listened.
-            await database.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE id = $1", principal.key_id
-            )
-        finally:
-            await database.close()
-        with pytest.raises(Unauthorized):
-            async with reading(other_engine) as conn:
-                await listening.ensure_active(conn, principal)
-        await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
-        assert listening.cached(secret) is None
+        # The listener is the only session of this database that ran a LISTEN.
+        killed = await database.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        assert killed == 1
+        await until(lambda: not watch.connected.is_set(), "the listener is seen lost")
+        # Revoked with no notice at all, as if sent while nobody listened.
+        await database.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE id = $1", principal.key_id
+        )
     finally:
-        await watch.stop()
+        await database.close()
+    with pytest.raises(Unauthorized):
+        async with reading(other_engine) as conn:
+            await service.ensure_active(conn, principal)
+    await asyncio.wait_for(watch.connected.wait(), NOTICE_WAIT)
+    assert service.cached(secret) is None
 
 
 class _RevokedWhileRead(ApiKeyRepository):

@@ -75,6 +75,17 @@ def language_of(wanted: str | None, available: Iterable[str], fallback: str) -> 
     return choices[0]
 
 
+class DeliveryFailed(Exception):
+    """A channel did not take a message. ``permanent``: it refused it (an unknown mailbox, a
+    number the provider will not serve), so trying again will not help; otherwise (no
+    connection, a timeout, a busy or failing service) a later try may succeed."""
+
+    def __init__(self, detail: str, *, permanent: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.permanent = permanent
+
+
 # --- formatting, per language -------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 import aiosmtplib
 
 from kopilka.config import Settings
+from kopilka.messaging.domain import DeliveryFailed
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -60,15 +61,13 @@ class Email:
     message_id: str | None = None
 
 
-class SendFailed(Exception):
-    """The server did not take the message. ``permanent``: it refused it (a 5xx reply:
-    an unknown mailbox, a rejected sender), so trying again will not help; otherwise (a 4xx
-    reply, no connection, a timeout) a later try may succeed."""
+class SendFailed(DeliveryFailed):
+    """The SMTP server did not take the message: permanent on a 5xx reply (an unknown
+    mailbox, a rejected sender), not on a 4xx reply, no connection or a timeout. ``code``:
+    the server's reply code, if it gave one."""
 
     def __init__(self, detail: str, *, permanent: bool, code: int | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.permanent = permanent
+        super().__init__(detail, permanent=permanent)
         self.code = code
 
 

@@ -18,6 +18,7 @@ from py_vapid import Vapid02, b64urlencode
 from pywebpush import WebPusher, WebPushException
 
 from kopilka.config import Settings
+from kopilka.messaging.domain import DeliveryFailed
 
 # A push service keeps an undelivered message this long (seconds) for a browser that is
 # offline; a points notice a day late is still worth reading.
@@ -71,15 +72,12 @@ class PushMessage:
         return json.dumps({k: v for k, v in data.items() if v is not None}).encode()
 
 
-class PushFailed(Exception):
+class PushFailed(DeliveryFailed):
     """The push service did not take the message. ``gone``: the subscription has ended (the
-    member unsubscribed or cleared the browser) and must be forgotten; ``permanent``: trying
-    again will not help."""
+    member unsubscribed or cleared the browser) and must be forgotten."""
 
     def __init__(self, detail: str, *, permanent: bool, gone: bool = False) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.permanent = permanent
+        super().__init__(detail, permanent=permanent)
         self.gone = gone
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from kopilka.config import Settings
-from kopilka.messaging.domain import SmsLength, sms_length
+from kopilka.messaging.domain import DeliveryFailed, SmsLength, sms_length
 
 Provider = Literal["generic", "smsru"]
 BodyFormat = Literal["json", "form"]
@@ -43,11 +43,9 @@ class Sent:
     length: SmsLength
 
 
-class SmsFailed(Exception):
-    def __init__(self, detail: str, *, permanent: bool) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.permanent = permanent
+class SmsFailed(DeliveryFailed):
+    """The gateway did not take the message (see the module's notes on which refusals are
+    permanent)."""
 
 
 @dataclass(frozen=True)
