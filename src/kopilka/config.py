@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./kopilka.db"
@@ -110,4 +110,14 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; ``SettingsError`` naming the variable if one is invalid."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "KOPILKA_" + "_".join(str(part) for part in first["loc"][:1]).upper()
+        raise SettingsError(f"{name}: {first['msg']}") from None
+
+
+class SettingsError(ValueError):
+    """An environment variable (or ``.env`` entry) that Kopilka cannot use."""

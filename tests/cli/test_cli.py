@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kopilka.config import get_settings
 from kopilka.migrations.runner import upgrade
 from tests.conftest import require_data
 from tests.fixtures.cli import kopilka, kopilka_process
@@ -500,3 +501,24 @@ def test_in_process_commands_read_their_own_database(tmp_path: Path) -> None:
     assert missing.returncode == 1, missing.stdout
     assert '"external_id"' not in missing.stdout
     assert "A-1" in kopilka(first, "members", "show", "A-1").stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("KOPILKA_SMTP_PORT", "0", "error: KOPILKA_SMTP_PORT: Input should be greater than"),
+        ("KOPILKA_SMS_PROVIDER", "bogus", "error: KOPILKA_SMS_PROVIDER: Input should be 'generic'"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        result = kopilka(tmp_path, "ledger", "verify", check=False)
+    finally:
+        monkeypatch.delenv(variable)
+        get_settings.cache_clear()
+    assert result.returncode == 1
+    assert one_line_error(result).startswith(said)

@@ -3,12 +3,14 @@
 import typer
 
 from kopilka.cli import coupons, db, jobs, keys, ledger, members, messaging, program, serve
+from kopilka.cli.common import fail
 from kopilka.cli.demo import demo
 from kopilka.cli.giftcards import app as giftcards_app
 from kopilka.cli.imports import app as imports_app
 from kopilka.cli.rewards import app as rewards_app
 from kopilka.cli.webhooks import app as webhooks_app
 from kopilka.cli.worker import app as worker_app
+from kopilka.config import SettingsError, get_settings
 
 app = typer.Typer(
     name="kopilka",
@@ -16,6 +18,18 @@ app = typer.Typer(
     add_completion=False,
     help="Kopilka loyalty-program engine.",
 )
+
+
+@app.callback()
+def settings_first() -> None:
+    """Kopilka loyalty-program engine."""
+    # A bad KOPILKA_* variable is one readable line before any command runs, not a traceback.
+    try:
+        get_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
 app.command("serve")(serve.serve)
 app.command("demo")(demo)
 app.add_typer(db.app, name="db")

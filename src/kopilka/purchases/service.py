@@ -14,8 +14,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.earning.answers import balances_json, trace_out
-from kopilka.earning.service import EarningService, RulesEvent, RulesPipeline, earning_service
-from kopilka.earning.state import Granted, Source
+from kopilka.earning.service import EarningService, RulesPipeline, earning_service
+from kopilka.earning.state import Granted
 from kopilka.errors import InvalidInput, KopilkaError, MemberBlocked, NotFound
 from kopilka.idempotency.service import (
     StoredAnswer,
@@ -24,7 +24,6 @@ from kopilka.idempotency.service import (
     request_hash,
 )
 from kopilka.kit.clock import MAX_CLOCK_SKEW
-from kopilka.kit.codes import normalise_code
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
 from kopilka.ledger.domain import Balance, BalanceKey, Lot
@@ -33,7 +32,6 @@ from kopilka.ledger.unit import ledger_changes
 from kopilka.members.domain import normalise_identifier
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberHit, MemberService, member_service
-from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
 from kopilka.purchases.answers import purchase_context, purchase_result_json
@@ -43,7 +41,7 @@ from kopilka.purchases.schemas import (
     PointsPaymentQuote,
     PurchaseCreate,
 )
-from kopilka.rules.context import BasketLine
+from kopilka.purchases.views import recorded_event, rules_event
 from kopilka.rules.domain import BenefitEffect
 
 
@@ -56,50 +54,6 @@ class Outcome:
     result: dict[str, Any] | None = None
     error: KopilkaError | None = None
     replayed: bool = False
-
-
-def rules_event(
-    purchase: PurchaseCreate, purchase_id: UUID | None, reductions: list[int] | None = None
-) -> RulesEvent:
-    """The rules' view of a purchase. ``reductions`` (coupons and points, per line) come off
-    the lines and the total, so the rules earn on the money paid; the whole basket still
-    counts as the member's spend."""
-    cuts = reductions or NO_CUTS
-    return RulesEvent(
-        trigger="purchase",
-        source=Source("purchase", str(purchase_id) if purchase_id else purchase.external_id),
-        occurred_at=purchase.occurred_at,
-        channel=purchase.channel,
-        total=purchase.total - sum(cuts),
-        lines=[
-            BasketLine(
-                line.sku,
-                line.category,
-                line.quantity,
-                line.amount - (cuts[n] if cuts else 0),
-                line.brand,
-                frozenset(line.tags) if line.tags else NO_TAGS,
-            )
-            for n, line in enumerate(purchase.lines)
-        ],
-        store=purchase.store,
-        region=purchase.region,
-        payment_method=purchase.payment_method,
-        coupons=_presented(purchase),
-        spend=purchase.total,
-    )
-
-
-NO_CODES: frozenset[str] = frozenset()
-NO_TAGS: frozenset[str] = frozenset()
-NO_CUTS: list[int] = []
-
-
-def _presented(purchase: PurchaseCreate) -> frozenset[str]:
-    """The codes a purchase presents, as the rules see them (most present none)."""
-    if not purchase.coupons and not purchase.coupon_codes:
-        return NO_CODES
-    return frozenset(purchase.coupons).union(map(normalise_code, purchase.coupon_codes))
 
 
 @dataclass
@@ -565,39 +519,11 @@ class PurchaseService:
             ],
         )
         uow.emit(
-            _recorded(program, purchase, purchase_id, member_id, earned, applied.tier, settlement)
+            recorded_event(
+                program, purchase, purchase_id, member_id, earned, applied.tier, settlement
+            )
         )
         return Outcome(201, body)
-
-
-def _recorded(
-    program: ProgramContext,
-    purchase: PurchaseCreate,
-    purchase_id: UUID,
-    member_id: UUID,
-    earned: dict[str, int],
-    tier: dict[str, Any] | None,
-    settlement: Settlement | None,
-) -> events.PurchaseRecorded:
-    return events.PurchaseRecorded(
-        program_id=program.id,
-        member_id=member_id,
-        occurred_at=purchase.occurred_at,
-        purchase_id=purchase_id,
-        external_id=purchase.external_id,
-        total=purchase.total,
-        currency=purchase.currency,
-        store=purchase.store,
-        channel=purchase.channel,
-        lines=len(purchase.lines),
-        categories=sorted({line.category for line in purchase.lines if line.category}),
-        earned=earned,
-        tier=tier["tier"] if tier else None,
-        coupons=[c["code"] for c in settlement.record()["coupons"]] if settlement else [],
-        discount=settlement.discount if settlement else 0,
-        points_spent=settlement.points if settlement else 0,
-        paid=settlement.paid if settlement else purchase.total,
-    )
 
 
 purchase_service = PurchaseService()
