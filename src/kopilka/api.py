@@ -8,6 +8,8 @@ from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
+from kopilka.messaging.endpoints import router as messaging_router
+from kopilka.messaging.pages import router as messaging_pages_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
@@ -30,6 +32,8 @@ routers: list[APIRouter] = [
     coupons_router,
     giftcards_router,
     webhooks_router,
+    messaging_router,
+    messaging_pages_router,
     events_router,
     apikeys_router,
 ]

@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     )
     if engine is not None:
         app.state.engine = engine
+    app.state.settings = settings
     install_error_handlers(app)
     install_docs(app)
     for router in routers:

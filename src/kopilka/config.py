@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     vapid_subject: str = "mailto:admin@localhost"
     push_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- messages: sending ---
+    # E-mail goes to files here (one .eml per message) when no SMTP server is configured.
+    mail_outbox_dir: str | None = None
+    message_concurrency: int = Field(default=8, ge=1, le=256)
+    # Throttling per provider, messages per second (0: as fast as the provider answers).
+    email_per_second: float = Field(default=0, ge=0)
+    sms_per_second: float = Field(default=0, ge=0)
+    push_per_second: float = Field(default=0, ge=0)
+    # Members a broadcast turns into messages per round of the sender.
+    broadcast_chunk: int = Field(default=500, ge=1, le=10_000)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

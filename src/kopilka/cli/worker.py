@@ -47,6 +47,8 @@ def _print_plan(plan: "WorkerPlan") -> None:
     )
     if plan.nats:
         console.print(f"NATS JetStream: {plan.nats}", highlight=False, soft_wrap=True)
+    for line in plan.channels:
+        console.print(f"messages {line}", highlight=False, soft_wrap=True)
     console.print(
         "scheduled jobs: " + (", ".join(plan.jobs) if plan.jobs else "none"),
         highlight=False,

@@ -111,6 +111,39 @@ class LedgerRepository:
         result = (await conn.execute(query)).all()
         return {(r.member_id, r.currency): Balance(r.available, r.pending, r.held) for r in result}
 
+    async def available_of(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID], currency: str
+    ) -> dict[UUID, int]:
+        """Members' available balance in ``currency`` (no lock; missing rows are absent)."""
+        if not member_ids:
+            return {}
+        found = await self._select_balances(conn, sorted(set(member_ids)))
+        return {m: b.available for (m, c), b in found.items() if c == currency}
+
+    async def expiring(
+        self, conn: AsyncConnection, program_id: UUID, start: datetime, end: datetime
+    ) -> list[tuple[UUID, str, datetime, int]]:
+        """(member, currency, expires_at, remaining) of available lots that expire in
+        [start, end), summed per member, currency and instant."""
+        query = (
+            select(
+                lots_t.c.member_id,
+                lots_t.c.currency,
+                lots_t.c.expires_at,
+                func.sum(lots_t.c.remaining),
+            )
+            .where(
+                lots_t.c.program_id == program_id,
+                lots_t.c.remaining > 0,
+                lots_t.c.status == "available",
+                lots_t.c.expires_at >= start,
+                lots_t.c.expires_at < end,
+            )
+            .group_by(lots_t.c.member_id, lots_t.c.currency, lots_t.c.expires_at)
+            .order_by(lots_t.c.member_id, lots_t.c.expires_at)
+        )
+        return [(r[0], r[1], as_utc(r[2]), int(r[3])) for r in await conn.execute(query)]
+
     async def balances(self, conn: AsyncConnection, member_id: UUID) -> dict[str, Balance]:
         found = await self._select_balances(conn, [member_id])
         return {currency: balance for (_, currency), balance in found.items()}

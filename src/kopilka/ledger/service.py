@@ -445,6 +445,20 @@ class LedgerService:
         """A page of the member's journal entries, newest first, with their postings."""
         return await self.repository.history(conn, member_id, limit=limit, before=before)
 
+    async def available_of(
+        self, conn: AsyncConnection, program: ProgramContext, member_ids: Sequence[UUID]
+    ) -> dict[UUID, int]:
+        """Members' available points in the program's main currency (no lock)."""
+        return await self.repository.available_of(
+            conn, member_ids, program.settings.points_currency()
+        )
+
+    async def expiring(
+        self, conn: AsyncConnection, program: ProgramContext, start: datetime, end: datetime
+    ) -> list[tuple[UUID, str, datetime, int]]:
+        """Available points that expire in [start, end): (member, currency, when, amount)."""
+        return await self.repository.expiring(conn, program.id, start, end)
+
     async def next_expiring(
         self, conn: AsyncConnection, member_id: UUID
     ) -> list[tuple[str, int, datetime]]:

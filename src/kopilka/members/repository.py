@@ -128,6 +128,20 @@ class MemberRepository:
         ).where(members_t.c.program_id == program_id)
         return list((await conn.execute(query)).all())
 
+    async def active_ids(
+        self, conn: AsyncConnection, program_id: UUID, joined_before: datetime
+    ) -> list[UUID]:
+        query = (
+            select(members_t.c.id)
+            .where(
+                members_t.c.program_id == program_id,
+                members_t.c.status == "active",
+                members_t.c.created_at <= joined_before,
+            )
+            .order_by(members_t.c.id)
+        )
+        return [r[0] for r in await conn.execute(query)]
+
     async def born_on(
         self,
         conn: AsyncConnection,

@@ -224,6 +224,13 @@ class MemberService:
             for r in await self.repository.profiles(conn, program.id)
         }
 
+    async def active_ids(
+        self, conn: AsyncConnection, program: ProgramContext, joined_before: datetime
+    ) -> list[UUID]:
+        """Every active member of the program who joined before ``joined_before``, in id
+        order (the list of a notice to all)."""
+        return await self.repository.active_ids(conn, program.id, joined_before)
+
     async def born_on(
         self,
         conn: AsyncConnection,

@@ -16,6 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
@@ -44,6 +45,15 @@ class Part(StrEnum):
     SMS = "sms"
     PUSH_TITLE = "push_title"
     PUSH_BODY = "push_body"
+
+
+class Channel(StrEnum):
+    """Where a message goes: a mailbox, a phone, a browser, or the member app's inbox."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    INBOX = "inbox"
 
 
 # Parts shown as HTML are escaped; the others are plain text (an SMS must not say "&amp;").
@@ -117,8 +127,16 @@ def money_text(minor_units: int, currency: str, language: str) -> str:
     return str(format_currency(amount, currency, locale=language))
 
 
-def date_text(value: date | datetime, language: str, style: str = "long") -> str:
-    """A date ("5 декабря 2026 г.", "December 5, 2026") or, for a datetime, date and time."""
+def date_text(value: date | datetime | str, language: str, style: str = "long") -> str:
+    """A date ("5 декабря 2026 г.", "December 5, 2026") or, for a datetime, date and time.
+    An ISO string (a date kept in JSON: a broadcast's variables) is read first."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date") from None
+    if not isinstance(value, date):
+        raise ValueError(f"{value!r} is not a date")
     if isinstance(value, datetime):
         return str(format_datetime(value, format=style, locale=language))
     return str(format_date(value, format=style, locale=language))
@@ -198,8 +216,10 @@ def render(source: str, part: str, language: str, variables: Mapping[str, Any]) 
         raise TemplateProblem(part, _line_of(exc), exc.message or "undefined value") from None
     except SecurityError as exc:
         raise TemplateProblem(part, _line_of(exc), f"not allowed: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateProblem(part, _line_of(exc), str(exc)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AssertionError) as exc:
+        # A marketer's template meets data it did not expect: the message fails with the
+        # reason; the worker goes on.
+        raise TemplateProblem(part, _line_of(exc), str(exc) or type(exc).__name__) from None
 
 
 def _line_of(exc: BaseException) -> int | None:
@@ -251,3 +271,111 @@ def sms_length(text: str) -> SmsLength:
         single, part, encoding = 70, 67, Encoding.UCS2
     segments = 1 if units <= single else math.ceil(units / part)
     return SmsLength(encoding, units, segments)
+
+
+# --- what the store holds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: UUID
+    program_id: UUID
+    member_id: UUID | None
+    kind: str
+    purpose: str
+    channel: str
+    dedupe_key: str
+    language: str
+    to_address: str | None
+    subject: str | None
+    body: str
+    html: str | None
+    link: str | None
+    extra: dict[str, str]
+    status: str
+    error: str | None
+    attempts: int
+    due_at: datetime | None
+    broadcast_id: UUID | None
+    provider_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    read_at: datetime | None
+    clicked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    status: str
+    detail: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    channel: str
+    purpose: str
+    status: str  # granted | pending | withdrawn
+    source: str
+    text_version: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsentRecordRow:
+    channel: str
+    purpose: str
+    status: str
+    source: str
+    text_version: str | None
+    detail: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    kind: str
+    language: str
+    version: int
+    parts: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    id: UUID
+    member_id: UUID
+    endpoint: str
+    p256dh: str
+    auth: str
+    user_agent: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BroadcastRow:
+    id: UUID
+    program_id: UUID
+    name: str
+    kind: str
+    variables: dict[str, Any]
+    channels: list[str]
+    status: str
+    scheduled_at: datetime
+    total: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What composing a message needs of a member."""
+
+    id: UUID
+    program_id: UUID
+    name: str | None
+    email: str | None
+    phone: str | None
+    language: str | None
+    timezone: str | None
+    status: str

@@ -117,7 +117,7 @@ class SmtpChannel:
             code = refusal.code if refusal is not None else None
             detail = refusal.message if refusal is not None else str(exc)
             raise SendFailed(
-                f"recipient refused: {detail}", permanent=_permanent(code), code=code
+                f"recipient refused ({code}): {detail}", permanent=_permanent(code), code=code
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise SendFailed(

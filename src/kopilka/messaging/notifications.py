@@ -341,6 +341,28 @@ KINDS: dict[str, NotificationKind] = {
             {"summary": "Gold earns 2×.", "effective_at": date(2027, 1, 1)},
         ),
         _kind(
+            "consent_confirm",
+            Purpose.SERVICE,
+            {"confirm_url"},
+            {
+                S: "Подтвердите подписку на новости «{{ program.name }}»",
+                T: "{{ member.name }}, чтобы получать наши новости и предложения, подтвердите "
+                "адрес: {{ confirm_url }}\nЕсли вы не подписывались, просто не отвечайте.",
+                SMS: "Подтвердите подписку: {{ confirm_url }}",
+                PT: "Подтвердите подписку",
+                PB: "Откройте письмо, чтобы подтвердить адрес",
+            },
+            {
+                S: "Confirm your subscription to {{ program.name }}",
+                T: "{{ member.name }}, to get our news and offers, confirm your address: "
+                "{{ confirm_url }}\nIf you did not subscribe, ignore this message.",
+                SMS: "Confirm your subscription: {{ confirm_url }}",
+                PT: "Confirm your subscription",
+                PB: "Open the e-mail to confirm your address",
+            },
+            {"confirm_url": "https://club.example/m/confirm/token"},
+        ),
+        _kind(
             "broadcast",
             Purpose.MARKETING,
             {"title", "body"},
@@ -362,3 +384,25 @@ KINDS: dict[str, NotificationKind] = {
         ),
     )
 }
+
+
+def benefit_lines(benefits: dict[str, Any], language: str) -> list[str]:
+    """A tier's benefits (``TierBenefits`` as a dict) as short lines a message lists."""
+    ru = language == "ru"
+    lines: list[str] = []
+    rate = benefits.get("earn_rate_percent", 100)
+    if rate != 100:
+        factor = f"{rate / 100:g}".replace(".", "," if ru else ".")
+        lines.append(f"баллы ×{factor}" if ru else f"points ×{factor}")
+    if discount := benefits.get("discount_percent", 0):
+        lines.append(f"скидка {discount} %" if ru else f"{discount}% off")
+    for flag, ru_text, en_text in (
+        ("free_delivery", "бесплатная доставка", "free delivery"),
+        ("priority_service", "обслуживание без очереди", "priority service"),
+        ("early_access", "ранний доступ к распродажам", "early access to sales"),
+    ):
+        if benefits.get(flag):
+            lines.append(ru_text if ru else en_text)
+    if benefits.get("exclusive_rewards"):
+        lines.append("особые награды" if ru else "exclusive rewards")
+    return lines

@@ -8,6 +8,9 @@ several rows per purchase.
 
 from kopilka.models.api_key import ApiKey
 from kopilka.models.base import Base
+from kopilka.models.broadcast import Broadcast
+from kopilka.models.broadcast_recipient import BroadcastRecipient
+from kopilka.models.consent_record import ConsentRecord
 from kopilka.models.consumer_checkpoint import ConsumerCheckpoint
 from kopilka.models.consumer_retry import ConsumerRetry
 from kopilka.models.coupon_campaign import CouponCampaign
@@ -23,8 +26,13 @@ from kopilka.models.lot import Lot
 from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
 from kopilka.models.member_benefit import MemberBenefit
+from kopilka.models.member_consent import MemberConsent
 from kopilka.models.member_identifier import MemberIdentifier
 from kopilka.models.member_tier import MemberTier
+from kopilka.models.message import Message
+from kopilka.models.message_status import MessageStatus
+from kopilka.models.message_template import MessageTemplate
+from kopilka.models.messaging_setting import MessagingSetting
 from kopilka.models.outbox_event import OutboxEvent
 from kopilka.models.posting import Posting
 from kopilka.models.program import Program
@@ -32,12 +40,14 @@ from kopilka.models.program_version import ProgramVersion
 from kopilka.models.purchase import Purchase
 from kopilka.models.purchase_line import PurchaseLine
 from kopilka.models.purchase_return import PurchaseReturn
+from kopilka.models.push_subscription import PushSubscriptionRow
 from kopilka.models.redemption import Redemption
 from kopilka.models.redemption_allocation import RedemptionAllocation
 from kopilka.models.reward import Reward
 from kopilka.models.reward_code import RewardCode
 from kopilka.models.reward_redemption import RewardRedemption
 from kopilka.models.rule_usage import RuleUsage
+from kopilka.models.suppression import Suppression
 from kopilka.models.tier_change import TierChange
 from kopilka.models.webhook_attempt import WebhookAttempt
 from kopilka.models.webhook_delivery import WebhookDelivery
@@ -46,6 +56,9 @@ from kopilka.models.webhook_endpoint import WebhookEndpoint
 __all__ = [
     "ApiKey",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
+    "ConsentRecord",
     "ConsumerCheckpoint",
     "ConsumerRetry",
     "CouponCampaign",
@@ -61,8 +74,13 @@ __all__ = [
     "Member",
     "MemberBalance",
     "MemberBenefit",
+    "MemberConsent",
     "MemberIdentifier",
     "MemberTier",
+    "Message",
+    "MessageStatus",
+    "MessageTemplate",
+    "MessagingSetting",
     "OutboxEvent",
     "Posting",
     "Program",
@@ -70,12 +88,14 @@ __all__ = [
     "Purchase",
     "PurchaseLine",
     "PurchaseReturn",
+    "PushSubscriptionRow",
     "Redemption",
     "RedemptionAllocation",
     "Reward",
     "RewardCode",
     "RewardRedemption",
     "RuleUsage",
+    "Suppression",
     "TierChange",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -435,6 +435,8 @@ class ProgramPublished(DomainEvent):
     previous: int | None
     changes: dict[str, list[str]]  # rules added / removed / changed, tiers changed …
     summary: str
+    # What the marketer told members of the change at publish time ("" : members not told).
+    member_notice: str = ""
 
 
 def event_class(topic_name: str) -> type[DomainEvent] | None:

@@ -69,10 +69,13 @@ async def publish_draft(
 ) -> Version:
     """Publish the draft as the next version and put it in force; 409 without a draft."""
     note = body.note if body else None
+    notice = body.member_notice if body else None
     return await in_transaction(
         engine,
         principal,
-        lambda conn, program: program_service.publish(conn, program.id, clock.now(), note),
+        lambda conn, program: program_service.publish(
+            conn, program.id, clock.now(), note, notice=notice
+        ),
     )
 
 

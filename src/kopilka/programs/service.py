@@ -155,10 +155,17 @@ class ProgramService:
     # --- publishing ---------------------------------------------------------------------------
 
     async def publish(
-        self, conn: AsyncConnection, program_id: UUID, now: datetime, note: str | None = None
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        now: datetime,
+        note: str | None = None,
+        *,
+        notice: str | None = None,
     ) -> Version:
         """Publish the stored draft as the next version and put it in force; the draft is
-        consumed. Without a stored draft there is nothing to publish: a ``Conflict``."""
+        consumed. Without a stored draft there is nothing to publish: a ``Conflict``.
+        ``notice``: what the marketer tells members of the change (carried by the event)."""
         await self._row(conn, program_id, lock=True)
         stored = await self.repository.draft(conn, program_id)
         if stored is None:
@@ -166,7 +173,7 @@ class ProgramService:
         # Validated again: the schema may have changed since the draft was saved.
         settings = parse_document(stored.document)
         await self.repository.delete_draft(conn, stored.id)
-        return await self._publish(conn, program_id, settings, note, now)
+        return await self._publish(conn, program_id, settings, note, now, notice=notice)
 
     async def rollback(
         self,
@@ -194,6 +201,8 @@ class ProgramService:
         settings: ProgramSettings,
         note: str | None,
         now: datetime,
+        *,
+        notice: str | None = None,
     ) -> Version:
         """Add ``settings`` as the next version and put it in force. The caller holds the
         program's lock, so two publications never compete for a number."""
@@ -208,7 +217,9 @@ class ProgramService:
             conn, program_id, version=number, document=document, now=now
         )
         self._forget(program_id, number)
-        await _announce(conn, program_id, number, current.version, current.settings, settings, now)
+        await _announce(
+            conn, program_id, number, current.version, current.settings, settings, now, notice
+        )
         return Version.model_validate(row)
 
     # --- history ------------------------------------------------------------------------------
@@ -281,6 +292,7 @@ async def _announce(
     previous_document: dict[str, Any] | None,
     settings: ProgramSettings,
     now: datetime,
+    notice: str | None = None,
 ) -> None:
     """The ``program.published`` event of a new version, saying what changed for members."""
     try:
@@ -298,6 +310,7 @@ async def _announce(
                 previous=previous,
                 changes=changes,
                 summary=summarise_changes(changes),
+                member_notice=notice or "",
             )
         )
 

@@ -61,6 +61,13 @@ class PublishRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(default=None, max_length=NOTE_LENGTH)
+    member_notice: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="What changes for members, in their words: every active member is told "
+        "(the program_changed message). Without it members are not told.",
+    )
 
 
 class SimulateRequest(BaseModel):

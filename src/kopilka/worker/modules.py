@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 CONSUMER_MODULES: list[str] = [
     "kopilka.webhooks.consumers",
+    "kopilka.messaging.consumers",
 ]
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -80,6 +81,7 @@ class Worker:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         sender: Sender | None = None,
+        senders: Sequence[Sender] = (),
         scheduler: Scheduler | None = None,
         repository: OutboxRepository = outbox_repository,
     ) -> None:
@@ -91,7 +93,8 @@ class Worker:
         self.repository = repository
         self.delivery = Delivery(repository, policy or RetryPolicy(), batch_size)
         self.poll_seconds = poll_seconds
-        self.sender = sender
+        # The webhook sender and the message sender, each in its own loop.
+        self.senders: list[Sender] = [*([sender] if sender is not None else []), *senders]
         self.scheduler = scheduler
         self._prepared = False
 
@@ -165,7 +168,15 @@ class Worker:
         return report
 
     async def send_round(self) -> int:
-        return await self.sender.send_due() if self.sender is not None else 0
+        sent = 0
+        for sender in self.senders:
+            sent += await sender.send_due()
+        return sent
+
+    @property
+    def sending(self) -> bool:
+        """Whether a sender has requests from an earlier round still running."""
+        return any(s.running for s in self.senders)
 
     # --- running -------------------------------------------------------------------------
 
@@ -178,7 +189,7 @@ class Worker:
             report = await self.delivery_round()
             report.sent = await self.send_round()
             total.add(report)
-            if not report.progressed and not (self.sender is not None and self.sender.running):
+            if not report.progressed and not self.sending:
                 break
         return total
 
@@ -186,8 +197,8 @@ class Worker:
         """Run until ``stop`` is set; each loop finishes the step in hand."""
         await self.prepare()
         loops = [self._loop(stop, "delivery", self._delivery_step)]
-        if self.sender is not None:
-            loops.append(self._loop(stop, "webhooks", self._send_step))
+        for index, sender in enumerate(self.senders):
+            loops.append(self._loop(stop, f"sender-{index}", partial(self._send_step, sender)))
         if self.scheduler is not None:
             loops.append(self._loop(stop, "jobs", self._jobs_step, idle=30.0))
         await asyncio.gather(*loops)
@@ -195,8 +206,8 @@ class Worker:
     async def _delivery_step(self) -> bool:
         return (await self.delivery_round()).progressed
 
-    async def _send_step(self) -> bool:
-        return await self.send_round() > 0
+    async def _send_step(self, sender: Sender) -> bool:
+        return await sender.send_due() > 0
 
     async def _jobs_step(self) -> bool:
         assert self.scheduler is not None

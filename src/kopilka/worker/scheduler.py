@@ -26,6 +26,7 @@ from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks as ledger_tasks
+from kopilka.messaging.tasks import remind_expiring
 from kopilka.programs.service import program_service
 from kopilka.tiers.tasks import review_tiers
 from kopilka.worker.delivery_repository import outbox_repository
@@ -84,6 +85,15 @@ async def _giftcard_expiry(engine: AsyncEngine, program: UUID, now: datetime, _:
     return f"{report.cards} cards, {report.amount} taken"
 
 
+async def _points_expiring(
+    engine: AsyncEngine, program: UUID, now: datetime, local: datetime
+) -> str:
+    report = await remind_expiring(engine, program, local.date(), now)
+    if not report.ran:
+        return "reminder off"
+    return f"{report.members} members, {report.messages} messages"
+
+
 def _retention(days: int) -> JobFunction:
     async def run(engine: AsyncEngine, _: UUID, now: datetime, __: datetime) -> str:
         if days <= 0:
@@ -111,6 +121,7 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         JobSpec("birthdays", True, _birthdays),
         JobSpec("tier-review", True, _tier_review),
         JobSpec("giftcard-expiry", True, _giftcard_expiry),
+        JobSpec("points-expiring", True, _points_expiring),
         JobSpec("outbox-retention", True, _retention(retention_days), per_program=False),
     ]
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.config import Settings
 from kopilka.errors import InvalidInput
+from kopilka.messaging.sender import MessageChannels, MessageSender, describe
 from kopilka.outbox.consumers import Consumer, registry
 from kopilka.webhooks.sender import WebhookSender
 from kopilka.worker.delivery import RetryPolicy
@@ -28,6 +29,7 @@ class WorkerPlan:
     consumers: list[str]
     nats: str | None
     jobs: list[str]
+    channels: list[str]
 
 
 def disabled_jobs(settings: Settings) -> frozenset[str]:
@@ -92,6 +94,18 @@ async def open_worker(
                     disable_after=timedelta(hours=settings.webhook_disable_after_hours),
                 )
             )
+        routes = await stack.enter_async_context(MessageChannels(settings))
+        senders = []
+        if any(c.name == "messaging" for c in consumers):
+            senders.append(
+                MessageSender(
+                    engine,
+                    routes,
+                    concurrency=settings.message_concurrency,
+                    broadcast_chunk=settings.broadcast_chunk,
+                    timeout=max(settings.smtp_timeout_seconds, settings.sms_timeout_seconds),
+                )
+            )
         worker = Worker(
             engine,
             consumers,
@@ -103,6 +117,7 @@ async def open_worker(
             batch_size=settings.worker_batch_size,
             poll_seconds=settings.worker_poll_seconds,
             sender=sender,
+            senders=senders,
             scheduler=scheduler,
         )
         plan = WorkerPlan(
@@ -115,5 +130,6 @@ async def open_worker(
                 else None
             ),
             jobs=[j.name for j in scheduler.jobs] if scheduler else [],
+            channels=list(describe(routes, settings)) if senders else [],
         )
         yield worker, plan

@@ -1,0 +1,218 @@
+"""Broadcasts: one message of a kind to a list of members, turned into messages a chunk at
+a time by the worker, throttled by the sender like every message.
+
+Each chunk is one transaction: the recipients are locked (a second worker skips them), their
+messages are made and they are marked done together. A worker killed mid-broadcast leaves
+the rest of the list not done; the next round goes on from there. The dedupe key
+``broadcast:<id>`` makes a member of the list get one message per channel even if a chunk
+were done twice.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, InvalidInput, NotFound
+from kopilka.kit.ids import new_id
+from kopilka.members.service import member_service
+from kopilka.messaging.domain import BroadcastRow, Channel
+from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.messaging.service import Outgoing, known_kind, messaging_service
+from kopilka.programs.service import ProgramContext, program_service
+
+SCHEDULED, RUNNING, PAUSED, DONE, CANCELLED = "scheduled", "running", "paused", "done", "cancelled"
+
+
+@dataclass(frozen=True)
+class BroadcastView:
+    row: BroadcastRow
+    done: int
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    broadcast_id: UUID
+    members: int
+    messages: int
+    finished: bool
+
+
+class BroadcastService:
+    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+        self.repository = repository
+
+    async def create(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        name: str,
+        kind: str,
+        variables: dict[str, Any],
+        channels: Sequence[Channel] | None,
+        members: Sequence[UUID],
+        send_at: datetime | None,
+        now: datetime,
+    ) -> BroadcastView:
+        spec = known_kind(kind)
+        for key in variables:
+            if key not in spec.variables:
+                raise InvalidInput(
+                    f"unknown template variable {key!r} for {kind}", field=f"variables.{key}"
+                )
+        wanted = list(dict.fromkeys(members))
+        found = await self.repository.recipients(conn, program.id, wanted)
+        missing = [m for m in wanted if m not in found]
+        if missing:
+            raise InvalidInput(
+                f"{len(missing)} of the members are not in this program (first: {missing[0]})",
+                field="members",
+            )
+        setup = await messaging_service.ensure_setup(conn, program, now)
+        broadcast_id = new_id()
+        await self.repository.add_broadcast(
+            conn,
+            {
+                "id": broadcast_id,
+                "program_id": program.id,
+                "name": name,
+                "kind": kind,
+                "variables": variables,
+                "channels": [str(c) for c in (channels or setup.settings.channels_of(kind))],
+                "status": SCHEDULED,
+                "scheduled_at": max(send_at or now, now),
+                "total": len(wanted),
+                "created_at": now,
+                "updated_at": now,
+                "finished_at": None,
+            },
+            wanted,
+        )
+        return await self.get(conn, program, broadcast_id)
+
+    async def to_everyone(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        name: str,
+        kind: str,
+        variables: dict[str, Any],
+        joined_before: datetime,
+        now: datetime,
+    ) -> BroadcastView | None:
+        """A broadcast to every active member who joined before ``joined_before`` (a notice
+        of program changes goes to those who were members when it was published)."""
+        members = await member_service.active_ids(conn, program, joined_before)
+        if not members:
+            return None
+        return await self.create(
+            conn,
+            program,
+            name=name,
+            kind=kind,
+            variables=variables,
+            channels=None,
+            members=members,
+            send_at=None,
+            now=now,
+        )
+
+    async def get(
+        self, conn: AsyncConnection, program: ProgramContext, broadcast_id: UUID
+    ) -> BroadcastView:
+        found = await self.repository.broadcast(conn, program.id, broadcast_id)
+        if found is None:
+            raise NotFound(f"no broadcast {broadcast_id}", field="broadcast_id")
+        return await self._view(conn, found)
+
+    async def _view(self, conn: AsyncConnection, row: BroadcastRow) -> BroadcastView:
+        return BroadcastView(
+            row,
+            await self.repository.done_count(conn, row.id),
+            await self.repository.counts(conn, row.program_id, row.id),
+        )
+
+    async def page(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[BroadcastView]:
+        rows = await self.repository.broadcasts_page(conn, program.id, limit, before)
+        return [await self._view(conn, r) for r in rows]
+
+    async def set_status(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        broadcast_id: UUID,
+        action: str,
+        now: datetime,
+    ) -> BroadcastView:
+        """pause, resume or cancel. Cancelling also withdraws its messages still queued."""
+        found = await self.repository.broadcast(conn, program.id, broadcast_id, lock=True)
+        if found is None:
+            raise NotFound(f"no broadcast {broadcast_id}", field="broadcast_id")
+        moves = {
+            "pause": ({SCHEDULED, RUNNING}, PAUSED),
+            "resume": ({PAUSED}, RUNNING),
+            "cancel": ({SCHEDULED, RUNNING, PAUSED}, CANCELLED),
+        }
+        allowed, target = moves[action]
+        if found.status not in allowed:
+            raise Conflict(
+                f"broadcast {broadcast_id} is {found.status}: cannot {action} it",
+                field="broadcast_id",
+            )
+        values: dict[str, Any] = {"status": target, "updated_at": now}
+        if target == CANCELLED:
+            values["finished_at"] = now
+            await self.repository.cancel_queued(conn, broadcast_id, now)
+        await self.repository.update_broadcast(conn, broadcast_id, **values)
+        return await self.get(conn, program, broadcast_id)
+
+    async def due(self, conn: AsyncConnection, now: datetime) -> list[BroadcastRow]:
+        return await self.repository.due_broadcasts(conn, now)
+
+    async def run_chunk(
+        self, conn: AsyncConnection, broadcast_id: UUID, limit: int, now: datetime
+    ) -> ChunkReport | None:
+        """Make the messages of the next ``limit`` members of a due broadcast."""
+        found = await self.repository.broadcast(conn, None, broadcast_id, lock=True)
+        if found is None or found.status not in (SCHEDULED, RUNNING) or found.scheduled_at > now:
+            return None
+        program = await program_service.get(conn, found.program_id)
+        members = await self.repository.take_recipients(conn, broadcast_id, limit)
+        made = await messaging_service.compose(
+            conn,
+            program,
+            [
+                Outgoing(
+                    found.kind,
+                    member_id,
+                    f"broadcast:{broadcast_id}",
+                    found.variables,
+                    channels=[Channel(c) for c in found.channels],
+                    broadcast_id=broadcast_id,
+                )
+                for member_id in members
+            ],
+            now,
+        )
+        await self.repository.mark_done(conn, broadcast_id, members)
+        finished = len(members) < limit
+        values: dict[str, Any] = {"status": DONE if finished else RUNNING, "updated_at": now}
+        if finished:
+            values["finished_at"] = now
+        await self.repository.update_broadcast(conn, broadcast_id, **values)
+        return ChunkReport(broadcast_id, len(members), len(made), finished)
+
+
+broadcast_service = BroadcastService()

@@ -1,0 +1,289 @@
+"""Consent per channel and purpose, with its history.
+
+A member's marketing consent per channel is ``granted``, ``pending`` (double opt-in: the
+member asked for marketing e-mail and has not yet confirmed the address) or ``withdrawn``;
+no record means no consent. Service messages (a member's own points, tier, rewards) need
+none and go unless the member withdrew them on that channel. Every change is kept with its
+time, source and the version of the consent text.
+
+The member profile's ``consents`` flags (``email``, ``sms``, ``push``) stay the short
+answer to "may we send marketing here": a flag is on while the consent is granted or
+pending. A change made here sets the flags; a change of the flags through the member API
+(or at registration) reaches here through the ``member.*`` events, as a change from that
+source.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import NotFound
+from kopilka.members.schemas import Consents as MemberFlags
+from kopilka.members.schemas import MemberUpdate
+from kopilka.members.service import member_service
+from kopilka.messaging import links
+from kopilka.messaging.domain import Channel, ConsentRecordRow, ConsentRow
+from kopilka.messaging.notifications import Purpose
+from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.messaging.schemas import ConsentChange
+from kopilka.messaging.service import Outgoing, consent_allows, messaging_service
+from kopilka.programs.service import ProgramContext
+
+CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
+GRANTED, PENDING, WITHDRAWN = "granted", "pending", "withdrawn"
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    channel: str
+    purpose: str
+    status: str  # granted | pending | withdrawn | none
+    allowed: bool
+    source: str | None
+    text_version: str | None
+    updated_at: datetime | None
+
+
+class ConsentService:
+    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+        self.repository = repository
+
+    async def of(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> tuple[list[ConsentView], list[ConsentRecordRow]]:
+        """Every channel and purpose with its state now, and the history, newest first."""
+        await member_service.get(conn, program, member_id)
+        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        views = []
+        for channel in CHANNELS:
+            for purpose in (Purpose.SERVICE, Purpose.MARKETING):
+                found = _find(rows, channel, purpose)
+                views.append(
+                    ConsentView(
+                        channel=str(channel),
+                        purpose=str(purpose),
+                        status=found.status if found else "none",
+                        allowed=consent_allows(rows, str(channel), str(purpose)),
+                        source=found.source if found else None,
+                        text_version=found.text_version if found else None,
+                        updated_at=found.updated_at if found else None,
+                    )
+                )
+        return views, await self.repository.consent_history(conn, member_id)
+
+    async def change(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        changes: Sequence[ConsentChange],
+        now: datetime,
+        *,
+        sync_profile: bool = True,
+    ) -> int:
+        """Apply ``changes``; how many changed anything (repeating a state is no change).
+        Marketing e-mail granted without ``confirmed`` waits for the member to confirm,
+        when the program asks for double opt-in, and a confirmation message goes out."""
+        member = await member_service.get(conn, program, member_id)
+        await self.repository.lock_consents(conn, member_id)
+        setup = await messaging_service.ensure_setup(conn, program, now)
+        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        changed = 0
+        confirm = False
+        for change in changes:
+            status = WITHDRAWN
+            if change.granted:
+                double = (
+                    change.purpose is Purpose.MARKETING
+                    and change.channel == "email"
+                    and setup.settings.double_opt_in
+                    and not change.confirmed
+                )
+                status = PENDING if double else GRANTED
+            current = _find(rows, change.channel, change.purpose)
+            if not _differs(current, status, change.granted, change.purpose):
+                continue
+            await self._set(
+                conn,
+                program,
+                member_id,
+                change.channel,
+                change.purpose,
+                status,
+                change.source,
+                change.text_version or setup.settings.consent_text_version,
+                None,
+                now,
+            )
+            confirm = confirm or status == PENDING
+            changed += 1
+        if confirm and member.email:
+            link = setup.link(
+                "confirm",
+                links.LinkData("confirm", program.id, member_id, channel=str(Channel.EMAIL)),
+            )
+            await messaging_service.compose(
+                conn,
+                program,
+                [
+                    Outgoing(
+                        "consent_confirm",
+                        member_id,
+                        f"consent_confirm:{member_id}:{now.isoformat()}",
+                        {"confirm_url": link},
+                        channels=[Channel.EMAIL],
+                    )
+                ],
+                now,
+            )
+        if changed and sync_profile:
+            await self._sync_profile(conn, program, member_id, member.consents, now)
+        return changed
+
+    async def confirm(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> bool:
+        """The member followed the confirmation link: pending marketing e-mail is granted.
+        False if there was nothing pending (already confirmed, or withdrawn since)."""
+        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        current = _find(rows, Channel.EMAIL, Purpose.MARKETING)
+        if current is None or current.status != PENDING:
+            return current is not None and current.status == GRANTED
+        await self._set(
+            conn,
+            program,
+            member_id,
+            "email",
+            "marketing",
+            GRANTED,
+            "confirmation",
+            current.text_version,
+            "address confirmed",
+            now,
+        )
+        return True
+
+    async def withdraw(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        channel: str,
+        source: str,
+        now: datetime,
+    ) -> bool:
+        """Marketing on ``channel`` withdrawn (one-click unsubscribe)."""
+        change = ConsentChange.model_validate(
+            {"channel": channel, "purpose": Purpose.MARKETING, "granted": False, "source": source}
+        )
+        return await self.change(conn, program, member_id, [change], now) > 0
+
+    async def from_profile(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        flags: Mapping[str, Any],
+        source: str,
+        now: datetime,
+    ) -> int:
+        """The profile's marketing flags changed (registration, the member API): record
+        what differs, as a change from ``source``."""
+        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        changes = []
+        for channel in CHANNELS:
+            wanted = flags.get(str(channel))
+            if not isinstance(wanted, bool):
+                continue
+            current = _find(rows, channel, Purpose.MARKETING)
+            if _differs(current, GRANTED if wanted else WITHDRAWN, wanted, Purpose.MARKETING):
+                changes.append(
+                    ConsentChange(
+                        channel=channel,
+                        purpose=Purpose.MARKETING,
+                        granted=wanted,
+                        source=source,
+                    )
+                )
+        if not changes:
+            return 0
+        try:
+            return await self.change(conn, program, member_id, changes, now, sync_profile=False)
+        except NotFound:
+            return 0
+
+    async def _set(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        channel: str,
+        purpose: str,
+        status: str,
+        source: str,
+        text_version: str | None,
+        detail: str | None,
+        now: datetime,
+    ) -> None:
+        state = {
+            "member_id": member_id,
+            "channel": str(channel),
+            "purpose": str(purpose),
+            "program_id": program.id,
+            "status": status,
+            "source": source,
+            "text_version": text_version,
+            "updated_at": now,
+        }
+        record = {
+            "program_id": program.id,
+            "member_id": member_id,
+            "channel": str(channel),
+            "purpose": str(purpose),
+            "status": status,
+            "source": source,
+            "text_version": text_version,
+            "detail": detail,
+            "recorded_at": now,
+        }
+        await self.repository.set_consent(conn, state, record)
+
+    async def _sync_profile(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        before: MemberFlags,
+        now: datetime,
+    ) -> None:
+        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        flags = {
+            str(channel): (found := _find(rows, channel, Purpose.MARKETING)) is not None
+            and found.status in (GRANTED, PENDING)
+            for channel in CHANNELS
+        }
+        if flags != before.model_dump():
+            await member_service.update(
+                conn, program, member_id, MemberUpdate(consents=MemberFlags(**flags)), now
+            )
+
+
+def _find(rows: Sequence[ConsentRow], channel: str, purpose: str) -> ConsentRow | None:
+    return next((r for r in rows if r.channel == channel and r.purpose == purpose), None)
+
+
+def _differs(current: ConsentRow | None, status: str, granted: bool, purpose: str) -> bool:
+    """Whether moving to ``status`` changes anything: a grant over a granted or pending
+    consent, or a withdrawal of a marketing consent never given, is no change."""
+    if current is None:
+        return granted or purpose == Purpose.SERVICE
+    if granted:
+        return current.status == WITHDRAWN or (current.status == PENDING and status == GRANTED)
+    return current.status != WITHDRAWN
+
+
+consent_service = ConsentService()

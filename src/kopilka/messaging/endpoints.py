@@ -1,0 +1,582 @@
+"""HTTP routes of messaging: settings, templates, messages, broadcasts (admin keys); a
+member's consents, inbox and push subscriptions (till or admin keys); provider callbacks
+(signed URLs)."""
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.db import run_in_transaction
+from kopilka.errors import NotFound
+from kopilka.http import Admin, Cashier, EngineDep, in_transaction, read_only
+from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_cursor, encode_cursor
+from kopilka.messaging import links
+from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
+from kopilka.messaging.consents import consent_service
+from kopilka.messaging.domain import LANGUAGES, Channel, MessageRow, sms_length
+from kopilka.messaging.notifications import KINDS
+from kopilka.messaging.push import PushConfig
+from kopilka.messaging.reports import parse_report
+from kopilka.messaging.schemas import (
+    Broadcast,
+    BroadcastCreate,
+    BroadcastPage,
+    ConsentChanges,
+    ConsentRecordOut,
+    Consents,
+    ConsentState,
+    InboxItem,
+    InboxPage,
+    Message,
+    MessageDetail,
+    MessagePage,
+    Messages,
+    MessageSend,
+    MessagingSettings,
+    Preview,
+    PreviewRequest,
+    PushSubscriptionIn,
+    PushSubscriptionOut,
+    PushSubscriptions,
+    StatusStep,
+    TemplateList,
+    TemplateSave,
+    TemplateSummary,
+    TemplateVersion,
+    TestSend,
+)
+from kopilka.messaging.service import Outgoing, messaging_service
+from kopilka.messaging.subscriptions import subscription_service
+from kopilka.programs.service import ProgramContext
+
+router = APIRouter(prefix="/v1", tags=["messaging"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+StatusFilter = Literal["queued", "sent", "delivered", "failed", "bounced", "skipped", "clicked"]
+
+
+def message_out(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        member_id=row.member_id,
+        kind=row.kind,
+        purpose=row.purpose,
+        channel=row.channel,
+        status=row.status,
+        error=row.error,
+        to=row.to_address if row.channel != Channel.PUSH else "push subscription",
+        subject=row.subject,
+        body=row.body,
+        link=row.link,
+        attempts=row.attempts,
+        due_at=row.due_at,
+        broadcast_id=row.broadcast_id,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        read_at=row.read_at,
+        clicked_at=row.clicked_at,
+    )
+
+
+def _page_cursor(rows: list[Any], limit: int) -> str | None:
+    last = rows[-1] if len(rows) == limit else None
+    return encode_cursor(last.created_at, last.id) if last else None
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@router.get("/messaging/settings", response_model=MessagingSettings)
+async def get_settings(principal: Admin, engine: EngineDep) -> MessagingSettings:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> MessagingSettings:
+        return (await messaging_service.setup(conn, program)).settings
+
+    return await read_only(engine, principal, work)
+
+
+@router.put("/messaging/settings", response_model=MessagingSettings)
+async def put_settings(
+    body: MessagingSettings, principal: Admin, engine: EngineDep
+) -> MessagingSettings:
+    """Replace the program's messaging settings (fields left out take their defaults)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> MessagingSettings:
+        return await messaging_service.save_settings(conn, program, body, clock.now())
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.get("/messaging/callbacks")
+async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
+    """The signed URLs to give providers for their delivery reports."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, str]:
+        setup = await messaging_service.ensure_setup(conn, program, clock.now())
+        data = links.LinkData("report", program.id, channel="sms")
+        return {
+            "sms": f"{setup.settings.links_url}/v1/messaging/reports/"
+            + links.sign(setup.secret, data)
+        }
+
+    return await in_transaction(engine, principal, work)
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+@router.get("/templates", response_model=TemplateList)
+async def list_templates(principal: Admin, engine: EngineDep) -> TemplateList:
+    """Every message kind: on or off, its channels, its variables and the version in use
+    per language (0: the shipped texts)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateList:
+        settings = (await messaging_service.setup(conn, program)).settings
+        saved = await messaging_service.saved_templates(conn, program)
+        return TemplateList(
+            items=[
+                TemplateSummary(
+                    kind=key,
+                    purpose=spec.purpose,
+                    enabled=settings.enabled(key),
+                    channels=settings.channels_of(key),
+                    variables=sorted(spec.allowed()),
+                    versions={
+                        lang: saved[(key, lang)].version if (key, lang) in saved else 0
+                        for lang in LANGUAGES
+                    },
+                )
+                for key, spec in sorted(KINDS.items())
+            ]
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.get("/templates/{kind}/{language}", response_model=TemplateVersion)
+async def get_template(
+    kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
+) -> TemplateVersion:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateVersion:
+        version, parts, at = await messaging_service.template(conn, program, kind, language)
+        return TemplateVersion(
+            kind=kind, language=language, version=version, parts=parts, created_at=at
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.put("/templates/{kind}/{language}", response_model=TemplateVersion)
+async def save_template(
+    kind: str,
+    language: Literal["ru", "en"],
+    body: TemplateSave,
+    principal: Admin,
+    engine: EngineDep,
+) -> TemplateVersion:
+    """A new version of the program's texts; refused, naming the part and the line, if a
+    part does not compile, reads a variable the kind does not have, or does not render."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateVersion:
+        await messaging_service.save_template(
+            conn, program, kind, language, body.parts, clock.now()
+        )
+        version, parts, at = await messaging_service.template(conn, program, kind, language)
+        return TemplateVersion(
+            kind=kind, language=language, version=version, parts=parts, created_at=at
+        )
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.get("/templates/{kind}/{language}/versions", response_model=list[TemplateVersion])
+async def template_versions(
+    kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
+) -> list[TemplateVersion]:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> list[TemplateVersion]:
+        rows = await messaging_service.template_versions(conn, program, kind, language)
+        return [
+            TemplateVersion(
+                kind=r.kind,
+                language=r.language,
+                version=r.version,
+                parts=r.parts,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/templates/{kind}/preview", response_model=Preview)
+async def preview(kind: str, body: PreviewRequest, principal: Admin, engine: EngineDep) -> Preview:
+    """Every part rendered with a member's real data (or sample data); nothing is sent."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Preview:
+        language, parts = await messaging_service.preview(
+            conn,
+            program,
+            kind,
+            member_id=body.member_id,
+            language=body.language,
+            variables=body.variables,
+            parts=body.parts,
+        )
+        length = sms_length(parts.get("sms", ""))
+        return Preview(
+            kind=kind,
+            language=language,
+            parts=parts,
+            sms_segments=length.segments,
+            sms_encoding=str(length.encoding),
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/templates/{kind}/test", status_code=202, response_model=Message)
+async def test_send(kind: str, body: TestSend, principal: Admin, engine: EngineDep) -> Message:
+    """Queue the kind's message on one channel to a test address or a member (whatever
+    their consent: a test is asked for by staff)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Message:
+        made = await messaging_service.test(
+            conn,
+            program,
+            kind,
+            channel=body.channel,
+            to=body.to,
+            member_id=body.member_id,
+            language=body.language,
+            variables=body.variables,
+            now=clock.now(),
+        )
+        return message_out(made)
+
+    return await in_transaction(engine, principal, work)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+@router.post("/messages", status_code=202, response_model=Messages)
+async def send_message(body: MessageSend, principal: Admin, engine: EngineDep) -> Messages:
+    """One message of a kind to one member, on its channels (or those given). The answer
+    lists a message per channel: queued, or skipped with the reason (no consent, no
+    address …). The same ``dedupe_key`` again makes nothing new."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Messages:
+        item = Outgoing(
+            body.kind,
+            body.member_id,
+            f"api:{body.dedupe_key}",
+            body.variables,
+            channels=body.channels,
+            send_at=body.send_at,
+        )
+        made = await messaging_service.compose(conn, program, [item], clock.now(), strict=True)
+        if not made:
+            made = await messaging_service.by_dedupe(conn, program, f"api:{body.dedupe_key}")
+        return Messages(items=[message_out(m) for m in made])
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.get("/messages", response_model=MessagePage)
+async def list_messages(
+    principal: Admin,
+    engine: EngineDep,
+    limit: Limit = 100,
+    cursor: str | None = None,
+    member_id: UUID | None = None,
+    channel: Channel | None = None,
+    status: StatusFilter | None = None,
+    kind: str | None = None,
+) -> MessagePage:
+    """Messages, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> MessagePage:
+        rows = await messaging_service.page(
+            conn,
+            program,
+            limit=limit,
+            before=before,
+            member_id=member_id,
+            channel=channel,
+            status=status,
+            kind=kind,
+        )
+        return MessagePage(
+            items=[message_out(r) for r in rows], next_cursor=_page_cursor(rows, limit)
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.get("/messages/counts")
+async def message_counts(principal: Admin, engine: EngineDep) -> dict[str, int]:
+    """Messages by status."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, int]:
+        return await messaging_service.counts(conn, program)
+
+    return await read_only(engine, principal, work)
+
+
+@router.get("/messages/{message_id}", response_model=MessageDetail)
+async def get_message(message_id: UUID, principal: Admin, engine: EngineDep) -> MessageDetail:
+    """One message with its HTML and every status it took."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> MessageDetail:
+        row, history = await messaging_service.get(conn, program, message_id)
+        return MessageDetail(
+            **message_out(row).model_dump(),
+            html=row.html,
+            history=[StatusStep(status=h.status, detail=h.detail, at=h.at) for h in history],
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/messages/{message_id}/retry", status_code=202, response_model=Message)
+async def retry_message(message_id: UUID, principal: Admin, engine: EngineDep) -> Message:
+    """Send a failed message again now, with fresh attempts."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Message:
+        return message_out(await messaging_service.retry(conn, program, message_id, clock.now()))
+
+    return await in_transaction(engine, principal, work)
+
+
+# --- broadcasts ------------------------------------------------------------------------------
+
+
+def broadcast_out(view: BroadcastView) -> Broadcast:
+    row = view.row
+    return Broadcast(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        channels=row.channels,
+        status=row.status,
+        scheduled_at=row.scheduled_at,
+        total=row.total,
+        done=view.done,
+        counts=view.counts,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+@router.post("/broadcasts", status_code=201, response_model=Broadcast)
+async def create_broadcast(body: BroadcastCreate, principal: Admin, engine: EngineDep) -> Broadcast:
+    """A one-off message to a list of members; the worker makes and sends the messages,
+    throttled, from ``send_at`` (default: now)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:
+        view = await broadcast_service.create(
+            conn,
+            program,
+            name=body.name,
+            kind=body.kind,
+            variables=body.variables,
+            channels=body.channels,
+            members=body.members,
+            send_at=body.send_at,
+            now=clock.now(),
+        )
+        return broadcast_out(view)
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.get("/broadcasts", response_model=BroadcastPage)
+async def list_broadcasts(
+    principal: Admin, engine: EngineDep, limit: Limit = 100, cursor: str | None = None
+) -> BroadcastPage:
+    before = decode_cursor(cursor) if cursor else None
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> BroadcastPage:
+        views = await broadcast_service.page(conn, program, limit, before)
+        rows = [v.row for v in views]
+        return BroadcastPage(
+            items=[broadcast_out(v) for v in views], next_cursor=_page_cursor(rows, limit)
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.get("/broadcasts/{broadcast_id}", response_model=Broadcast)
+async def get_broadcast(broadcast_id: UUID, principal: Admin, engine: EngineDep) -> Broadcast:
+    """The broadcast with its progress and its messages counted by status."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:
+        return broadcast_out(await broadcast_service.get(conn, program, broadcast_id))
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/broadcasts/{broadcast_id}/{action}", response_model=Broadcast)
+async def change_broadcast(
+    broadcast_id: UUID,
+    action: Literal["pause", "resume", "cancel"],
+    principal: Admin,
+    engine: EngineDep,
+) -> Broadcast:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:
+        view = await broadcast_service.set_status(conn, program, broadcast_id, action, clock.now())
+        return broadcast_out(view)
+
+    return await in_transaction(engine, principal, work)
+
+
+# --- a member's consents, inbox and push subscriptions ----------------------------------------
+
+
+def _consents_out(views: list[Any], history: list[Any]) -> Consents:
+    return Consents(
+        items=[ConsentState.model_validate(v, from_attributes=True) for v in views],
+        history=[ConsentRecordOut.model_validate(h, from_attributes=True) for h in history],
+    )
+
+
+@router.get("/members/{member_id}/consents", response_model=Consents)
+async def get_consents(member_id: UUID, principal: Cashier, engine: EngineDep) -> Consents:
+    """The member's consent per channel and purpose, and every change of it."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Consents:
+        return _consents_out(*await consent_service.of(conn, program, member_id))
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/members/{member_id}/consents", response_model=Consents)
+async def change_consents(
+    member_id: UUID, body: ConsentChanges, principal: Cashier, engine: EngineDep
+) -> Consents:
+    """Grant or withdraw consents, with their source and the version of the consent text.
+    Marketing e-mail waits for the member to confirm the address (double opt-in) unless
+    ``confirmed``."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Consents:
+        await consent_service.change(conn, program, member_id, body.changes, clock.now())
+        return _consents_out(*await consent_service.of(conn, program, member_id))
+
+    return await in_transaction(engine, principal, work)
+
+
+def _inbox_item(row: MessageRow) -> InboxItem:
+    return InboxItem(
+        id=row.id,
+        kind=row.kind,
+        title=row.subject,
+        body=row.body,
+        link=row.link,
+        created_at=row.created_at,
+        read_at=row.read_at,
+    )
+
+
+@router.get("/members/{member_id}/messages", response_model=InboxPage)
+async def inbox(
+    member_id: UUID,
+    principal: Cashier,
+    engine: EngineDep,
+    limit: Limit = 50,
+    cursor: str | None = None,
+    unread: bool = False,
+) -> InboxPage:
+    """The member's in-app inbox, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> InboxPage:
+        rows = await messaging_service.inbox(
+            conn, program, member_id, limit=limit, before=before, unread=unread
+        )
+        return InboxPage(
+            items=[_inbox_item(r) for r in rows],
+            unread=await messaging_service.unread(conn, program, member_id),
+            next_cursor=_page_cursor(rows, limit),
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/members/{member_id}/messages/{message_id}/read", response_model=InboxItem)
+async def mark_read(
+    member_id: UUID, message_id: UUID, principal: Cashier, engine: EngineDep
+) -> InboxItem:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> InboxItem:
+        row = await messaging_service.mark_read(conn, program, member_id, message_id, clock.now())
+        return _inbox_item(row)
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.get("/members/{member_id}/push-subscriptions", response_model=PushSubscriptions)
+async def list_subscriptions(
+    member_id: UUID, request: Request, principal: Cashier, engine: EngineDep
+) -> PushSubscriptions:
+    """The member's browsers, and the public key a new one subscribes with."""
+    push = PushConfig.from_settings(request.app.state.settings)
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> PushSubscriptions:
+        rows = await subscription_service.of(conn, program, member_id)
+        return PushSubscriptions(
+            items=[PushSubscriptionOut.model_validate(r, from_attributes=True) for r in rows],
+            public_key=push.public_key if push else None,
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.post(
+    "/members/{member_id}/push-subscriptions", status_code=201, response_model=PushSubscriptionOut
+)
+async def add_subscription(
+    member_id: UUID, body: PushSubscriptionIn, principal: Cashier, engine: EngineDep
+) -> PushSubscriptionOut:
+    """A browser's subscription (``PushSubscription.toJSON()``); the same endpoint again
+    replaces its keys."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> PushSubscriptionOut:
+        row = await subscription_service.add(conn, program, member_id, body, clock.now())
+        return PushSubscriptionOut.model_validate(row, from_attributes=True)
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.delete(
+    "/members/{member_id}/push-subscriptions/{subscription_id}",
+    status_code=204,
+    response_class=Response,
+)
+async def remove_subscription(
+    member_id: UUID, subscription_id: UUID, principal: Cashier, engine: EngineDep
+) -> Response:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> None:
+        await subscription_service.remove(conn, program, member_id, subscription_id)
+
+    await in_transaction(engine, principal, work)
+    return Response(status_code=204)
+
+
+# --- provider callbacks ----------------------------------------------------------------------
+
+
+@router.post("/messaging/reports/{token}", include_in_schema=True)
+async def delivery_report(token: str, request: Request, engine: EngineDep) -> Response:
+    """Delivery reports of the SMS provider, at the signed URL ``/v1/messaging/callbacks``
+    gives (the generic JSON shape, or SMS.ru's form). Answers ``100`` as SMS.ru expects."""
+    raw = await request.body()
+    reports = parse_report(request.headers.get("content-type", ""), raw)
+
+    async def work(conn: AsyncConnection) -> int | None:
+        return await messaging_service.accept_reports(conn, token, reports, clock.now())
+
+    if await run_in_transaction(engine, work) is None:
+        raise NotFound("no such callback", field="token")
+    return Response("100", media_type="text/plain")

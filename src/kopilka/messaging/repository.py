@@ -1,0 +1,707 @@
+"""Every query of messaging.
+
+Locking: the sender leases due messages by moving their ``due_at`` past the time a send
+may take, in a short transaction that locks them ``FOR UPDATE SKIP LOCKED`` (as the webhook
+sender does): two senders never take one message, and a sender that dies leaves it due
+again when the lease ends. The send itself runs outside any transaction.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.kit.bulk import WriteBatch, insert_rows
+from kopilka.kit.clock import as_utc
+from kopilka.kit.sql import is_postgres, one_of
+from kopilka.messaging.domain import (
+    BroadcastRow,
+    ConsentRecordRow,
+    ConsentRow,
+    MessageRow,
+    Recipient,
+    StatusRow,
+    SubscriptionRow,
+    TemplateRow,
+)
+from kopilka.models import (
+    Broadcast,
+    BroadcastRecipient,
+    ConsentRecord,
+    Member,
+    MemberConsent,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    MessagingSetting,
+    PushSubscriptionRow,
+    Suppression,
+)
+from kopilka.models.base import table
+
+settings_t = table(MessagingSetting)
+templates_t = table(MessageTemplate)
+consents_t = table(MemberConsent)
+records_t = table(ConsentRecord)
+messages_t = table(Message)
+statuses_t = table(MessageStatus)
+subscriptions_t = table(PushSubscriptionRow)
+suppressions_t = table(Suppression)
+broadcasts_t = table(Broadcast)
+recipients_t = table(BroadcastRecipient)
+members_t = table(Member)
+
+QUEUED = "queued"
+
+
+def _at(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _message(r: Any) -> MessageRow:
+    return MessageRow(
+        id=r.id,
+        program_id=r.program_id,
+        member_id=r.member_id,
+        kind=r.kind,
+        purpose=r.purpose,
+        channel=r.channel,
+        dedupe_key=r.dedupe_key,
+        language=r.language,
+        to_address=r.to_address,
+        subject=r.subject,
+        body=r.body,
+        html=r.html,
+        link=r.link,
+        extra=dict(r.extra or {}),
+        status=r.status,
+        error=r.error,
+        attempts=r.attempts,
+        due_at=_at(r.due_at),
+        broadcast_id=r.broadcast_id,
+        provider_id=r.provider_id,
+        created_at=as_utc(r.created_at),
+        sent_at=_at(r.sent_at),
+        read_at=_at(r.read_at),
+        clicked_at=_at(r.clicked_at),
+    )
+
+
+def _broadcast(r: Any) -> BroadcastRow:
+    return BroadcastRow(
+        id=r.id,
+        program_id=r.program_id,
+        name=r.name,
+        kind=r.kind,
+        variables=dict(r.variables or {}),
+        channels=list(r.channels or []),
+        status=r.status,
+        scheduled_at=as_utc(r.scheduled_at),
+        total=r.total,
+        created_at=as_utc(r.created_at),
+        finished_at=_at(r.finished_at),
+    )
+
+
+def _insert_ignoring(conn: AsyncConnection, t: Any) -> Any:
+    dialect = postgresql if is_postgres(conn) else sqlite
+    return dialect.insert(t).on_conflict_do_nothing()
+
+
+def _newest_first(query: Any, t: Any, before: tuple[datetime, UUID] | None) -> Any:
+    query = query.order_by(t.c.created_at.desc(), t.c.id.desc())
+    if before is not None:
+        query = query.where(
+            or_(t.c.created_at < before[0], and_(t.c.created_at == before[0], t.c.id < before[1]))
+        )
+    return query
+
+
+class MessagingRepository:
+    # --- settings ------------------------------------------------------------------------
+
+    async def settings(
+        self, conn: AsyncConnection, program_id: UUID
+    ) -> tuple[dict[str, Any], str] | None:
+        row = (
+            await conn.execute(
+                select(settings_t.c.document, settings_t.c.link_secret).where(
+                    settings_t.c.program_id == program_id
+                )
+            )
+        ).first()
+        return (dict(row.document), row.link_secret) if row is not None else None
+
+    async def create_settings(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        document: dict[str, Any],
+        secret: str,
+        now: datetime,
+    ) -> None:
+        """The program's settings row, unless another transaction made it first."""
+        await conn.execute(
+            _insert_ignoring(conn, settings_t).values(
+                program_id=program_id, document=document, link_secret=secret, updated_at=now
+            )
+        )
+
+    async def save_settings(
+        self, conn: AsyncConnection, program_id: UUID, document: dict[str, Any], now: datetime
+    ) -> None:
+        await conn.execute(
+            update(settings_t)
+            .where(settings_t.c.program_id == program_id)
+            .values(document=document, updated_at=now)
+        )
+
+    # --- templates -----------------------------------------------------------------------
+
+    async def templates(
+        self, conn: AsyncConnection, program_id: UUID, kind: str | None = None
+    ) -> list[TemplateRow]:
+        """The newest version of each (kind, language) the program saved."""
+        t = templates_t
+        newest = (
+            select(t.c.kind, t.c.language, func.max(t.c.version).label("version"))
+            .where(t.c.program_id == program_id)
+            .group_by(t.c.kind, t.c.language)
+        )
+        if kind is not None:
+            newest = newest.where(t.c.kind == kind)
+        sub = newest.subquery()
+        rows = await conn.execute(
+            select(t)
+            .join(
+                sub,
+                and_(
+                    t.c.kind == sub.c.kind,
+                    t.c.language == sub.c.language,
+                    t.c.version == sub.c.version,
+                ),
+            )
+            .where(t.c.program_id == program_id)
+        )
+        return [
+            TemplateRow(r.kind, r.language, r.version, dict(r.parts), as_utc(r.created_at))
+            for r in rows
+        ]
+
+    async def template_versions(
+        self, conn: AsyncConnection, program_id: UUID, kind: str, language: str
+    ) -> list[TemplateRow]:
+        t = templates_t
+        rows = await conn.execute(
+            select(t)
+            .where(t.c.program_id == program_id, t.c.kind == kind, t.c.language == language)
+            .order_by(t.c.version.desc())
+        )
+        return [
+            TemplateRow(r.kind, r.language, r.version, dict(r.parts), as_utc(r.created_at))
+            for r in rows
+        ]
+
+    async def add_template(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        await conn.execute(templates_t.insert().values(**row))
+
+    # --- members as recipients -----------------------------------------------------------
+
+    async def recipients(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> dict[UUID, Recipient]:
+        if not member_ids:
+            return {}
+        m = members_t
+        rows = await conn.execute(
+            select(
+                m.c.id,
+                m.c.program_id,
+                m.c.name,
+                m.c.email,
+                m.c.phone,
+                m.c.language,
+                m.c.attributes,
+                m.c.status,
+            ).where(m.c.program_id == program_id, one_of(conn, m.c.id, member_ids))
+        )
+        found = {}
+        for r in rows:
+            zone = (r.attributes or {}).get("timezone")
+            found[r.id] = Recipient(
+                r.id,
+                r.program_id,
+                r.name,
+                r.email,
+                r.phone,
+                r.language,
+                zone if isinstance(zone, str) else None,
+                r.status,
+            )
+        return found
+
+    # --- consents ------------------------------------------------------------------------
+
+    async def consents(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID]
+    ) -> dict[UUID, list[ConsentRow]]:
+        if not member_ids:
+            return {}
+        c = consents_t
+        found: dict[UUID, list[ConsentRow]] = {m: [] for m in member_ids}
+        for r in await conn.execute(select(c).where(one_of(conn, c.c.member_id, member_ids))):
+            found.setdefault(r.member_id, []).append(
+                ConsentRow(
+                    r.channel,
+                    r.purpose,
+                    r.status,
+                    r.source,
+                    r.text_version,
+                    as_utc(r.updated_at),
+                )
+            )
+        return found
+
+    async def lock_consents(self, conn: AsyncConnection, member_id: UUID) -> None:
+        """Hold the member's consents while one change is decided (PostgreSQL; SQLite has
+        one writer)."""
+        if is_postgres(conn):
+            await conn.execute(
+                select(members_t.c.id).where(members_t.c.id == member_id).with_for_update()
+            )
+
+    async def set_consent(
+        self, conn: AsyncConnection, row: dict[str, Any], record: dict[str, Any]
+    ) -> None:
+        """The consent's new state and its history line."""
+        c = consents_t
+        await conn.execute(
+            delete(c).where(
+                c.c.member_id == row["member_id"],
+                c.c.channel == row["channel"],
+                c.c.purpose == row["purpose"],
+            )
+        )
+        await conn.execute(c.insert().values(**row))
+        await conn.execute(records_t.insert().values(**record))
+
+    async def consent_history(
+        self, conn: AsyncConnection, member_id: UUID, limit: int = 200
+    ) -> list[ConsentRecordRow]:
+        r = records_t
+        rows = await conn.execute(
+            select(r).where(r.c.member_id == member_id).order_by(r.c.id.desc()).limit(limit)
+        )
+        return [
+            ConsentRecordRow(
+                x.channel,
+                x.purpose,
+                x.status,
+                x.source,
+                x.text_version,
+                x.detail,
+                as_utc(x.recorded_at),
+            )
+            for x in rows
+        ]
+
+    # --- suppressions --------------------------------------------------------------------
+
+    async def suppressed(
+        self, conn: AsyncConnection, program_id: UUID, addresses: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """(channel, address) → reason, for those of ``addresses`` nothing goes to."""
+        if not addresses:
+            return {}
+        s = suppressions_t
+        rows = await conn.execute(
+            select(s.c.channel, s.c.address, s.c.reason, s.c.detail).where(
+                s.c.program_id == program_id,
+                one_of(conn, s.c.address, sorted({a for _, a in addresses})),
+            )
+        )
+        wanted = set(addresses)
+        return {
+            (r.channel, r.address): f"{r.reason}: {r.detail}" if r.detail else r.reason
+            for r in rows
+            if (r.channel, r.address) in wanted
+        }
+
+    async def suppress(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        await conn.execute(_insert_ignoring(conn, suppressions_t).values(**row))
+
+    async def unsuppress(
+        self, conn: AsyncConnection, program_id: UUID, channel: str, address: str
+    ) -> int:
+        s = suppressions_t
+        result = await conn.execute(
+            delete(s).where(
+                s.c.program_id == program_id, s.c.channel == channel, s.c.address == address
+            )
+        )
+        return int(result.rowcount or 0)
+
+    async def suppressions(
+        self, conn: AsyncConnection, program_id: UUID, limit: int
+    ) -> list[dict[str, Any]]:
+        s = suppressions_t
+        rows = await conn.execute(
+            select(s)
+            .where(s.c.program_id == program_id)
+            .order_by(s.c.created_at.desc())
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    # --- push subscriptions --------------------------------------------------------------
+
+    async def subscriptions(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID]
+    ) -> dict[UUID, list[SubscriptionRow]]:
+        if not member_ids:
+            return {}
+        s = subscriptions_t
+        found: dict[UUID, list[SubscriptionRow]] = {}
+        rows = await conn.execute(
+            select(s).where(one_of(conn, s.c.member_id, member_ids)).order_by(s.c.created_at)
+        )
+        for r in rows:
+            found.setdefault(r.member_id, []).append(
+                SubscriptionRow(
+                    r.id,
+                    r.member_id,
+                    r.endpoint,
+                    r.p256dh,
+                    r.auth,
+                    r.user_agent,
+                    as_utc(r.created_at),
+                )
+            )
+        return found
+
+    async def add_subscription(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """A new subscription; the same endpoint again gets the new keys."""
+        s = subscriptions_t
+        await conn.execute(
+            delete(s).where(s.c.member_id == row["member_id"], s.c.endpoint == row["endpoint"])
+        )
+        await conn.execute(s.insert().values(**row))
+
+    async def remove_subscription(
+        self, conn: AsyncConnection, member_id: UUID, subscription_id: UUID
+    ) -> int:
+        s = subscriptions_t
+        result = await conn.execute(
+            delete(s).where(s.c.member_id == member_id, s.c.id == subscription_id)
+        )
+        return int(result.rowcount or 0)
+
+    async def remove_endpoint(self, conn: AsyncConnection, endpoint: str) -> None:
+        await conn.execute(delete(subscriptions_t).where(subscriptions_t.c.endpoint == endpoint))
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def add_messages(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
+        """Insert ``rows``; one whose (program, channel, dedupe key) exists is left out.
+        The ids of those inserted."""
+        if not rows:
+            return set()
+        await conn.execute(_insert_ignoring(conn, messages_t), rows)
+        ids = [r["id"] for r in rows]
+        found = await conn.execute(
+            select(messages_t.c.id).where(one_of(conn, messages_t.c.id, ids))
+        )
+        return {r[0] for r in found}
+
+    async def add_statuses(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await insert_rows(conn, statuses_t, rows)
+
+    async def message(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID | None,
+        message_id: UUID,
+        *,
+        lock: bool = False,
+    ) -> MessageRow | None:
+        query = select(messages_t).where(messages_t.c.id == message_id)
+        if program_id is not None:
+            query = query.where(messages_t.c.program_id == program_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return _message(row) if row is not None else None
+
+    async def by_dedupe(
+        self, conn: AsyncConnection, program_id: UUID, dedupe_key: str
+    ) -> list[MessageRow]:
+        m = messages_t
+        rows = await conn.execute(
+            select(m)
+            .where(
+                m.c.program_id == program_id,
+                or_(m.c.dedupe_key == dedupe_key, m.c.dedupe_key.startswith(dedupe_key + "#")),
+            )
+            .order_by(m.c.channel, m.c.id)
+        )
+        return [_message(r) for r in rows]
+
+    async def by_provider_id(
+        self, conn: AsyncConnection, channel: str, provider_id: str
+    ) -> MessageRow | None:
+        row = (
+            await conn.execute(
+                select(messages_t).where(
+                    messages_t.c.channel == channel, messages_t.c.provider_id == provider_id
+                )
+            )
+        ).first()
+        return _message(row) if row is not None else None
+
+    async def history(self, conn: AsyncConnection, message_id: UUID) -> list[StatusRow]:
+        s = statuses_t
+        rows = await conn.execute(
+            select(s.c.status, s.c.detail, s.c.at)
+            .where(s.c.message_id == message_id)
+            .order_by(s.c.id)
+        )
+        return [StatusRow(r.status, r.detail, as_utc(r.at)) for r in rows]
+
+    async def messages_page(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+        member_id: UUID | None = None,
+        channel: str | None = None,
+        status: str | None = None,
+        kind: str | None = None,
+        unread: bool = False,
+    ) -> list[MessageRow]:
+        m = messages_t
+        query = select(m).where(m.c.program_id == program_id).limit(limit)
+        if member_id is not None:
+            query = query.where(m.c.member_id == member_id)
+        if channel is not None:
+            query = query.where(m.c.channel == channel)
+        if status is not None:
+            query = query.where(m.c.status == status)
+        if kind is not None:
+            query = query.where(m.c.kind == kind)
+        if unread:
+            query = query.where(m.c.read_at.is_(None))
+        return [_message(r) for r in await conn.execute(_newest_first(query, m, before))]
+
+    async def unread(self, conn: AsyncConnection, program_id: UUID, member_id: UUID) -> int:
+        m = messages_t
+        return int(
+            (
+                await conn.execute(
+                    select(func.count()).where(
+                        m.c.program_id == program_id,
+                        m.c.member_id == member_id,
+                        m.c.channel == "inbox",
+                        m.c.status != "skipped",
+                        m.c.read_at.is_(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+    async def marketing_sent(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID], channel: str, since: datetime
+    ) -> dict[UUID, list[datetime]]:
+        """When each member's marketing messages on ``channel`` since ``since`` went (or
+        are due to go): what the caps count."""
+        if not member_ids:
+            return {}
+        m = messages_t
+        rows = await conn.execute(
+            select(m.c.member_id, func.coalesce(m.c.sent_at, m.c.due_at, m.c.created_at)).where(
+                one_of(conn, m.c.member_id, member_ids),
+                m.c.channel == channel,
+                m.c.purpose == "marketing",
+                m.c.status.in_(("queued", "sent", "delivered", "clicked")),
+                m.c.created_at >= since,
+            )
+        )
+        found: dict[UUID, list[datetime]] = {}
+        for member_id, at in rows:
+            found.setdefault(member_id, []).append(as_utc(at))
+        return found
+
+    async def update_message(self, conn: AsyncConnection, message_id: UUID, **values: Any) -> None:
+        await conn.execute(update(messages_t).where(messages_t.c.id == message_id).values(**values))
+
+    async def update_messages(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Several messages' new state (dicts with ``id`` and the same columns)."""
+        if not rows:
+            return
+        batch = WriteBatch()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        for group in by_columns.values():
+            batch.update(messages_t, ("id",), group)
+        await batch.write(conn)
+
+    async def lease_due(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        channels: Sequence[str],
+    ) -> list[MessageRow]:
+        """Take up to ``limit`` due queued messages of ``channels`` until ``until``."""
+        m = messages_t
+        rows = (
+            await conn.execute(
+                select(m)
+                .where(m.c.status == QUEUED, m.c.due_at <= now, m.c.channel.in_(channels))
+                .order_by(m.c.due_at, m.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if rows:
+            await conn.execute(
+                update(m).where(one_of(conn, m.c.id, [r.id for r in rows])).values(due_at=until)
+            )
+        return [_message(r) for r in rows]
+
+    async def counts(
+        self, conn: AsyncConnection, program_id: UUID, broadcast_id: UUID | None = None
+    ) -> dict[str, int]:
+        m = messages_t
+        query = select(m.c.status, func.count()).group_by(m.c.status)
+        if broadcast_id is not None:
+            query = query.where(m.c.broadcast_id == broadcast_id)
+        else:
+            query = query.where(m.c.program_id == program_id)
+        return {r[0]: int(r[1]) for r in await conn.execute(query)}
+
+    # --- broadcasts ----------------------------------------------------------------------
+
+    async def add_broadcast(
+        self, conn: AsyncConnection, row: dict[str, Any], members: Sequence[UUID]
+    ) -> None:
+        await conn.execute(broadcasts_t.insert().values(**row))
+        await insert_rows(
+            conn,
+            recipients_t,
+            [{"broadcast_id": row["id"], "member_id": m, "done": False} for m in members],
+        )
+
+    async def broadcast(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID | None,
+        broadcast_id: UUID,
+        *,
+        lock: bool = False,
+    ) -> BroadcastRow | None:
+        query = select(broadcasts_t).where(broadcasts_t.c.id == broadcast_id)
+        if program_id is not None:
+            query = query.where(broadcasts_t.c.program_id == program_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return _broadcast(row) if row is not None else None
+
+    async def broadcasts_page(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+    ) -> list[BroadcastRow]:
+        b = broadcasts_t
+        query = select(b).where(b.c.program_id == program_id).limit(limit)
+        return [_broadcast(r) for r in await conn.execute(_newest_first(query, b, before))]
+
+    async def due_broadcasts(self, conn: AsyncConnection, now: datetime) -> list[BroadcastRow]:
+        b = broadcasts_t
+        rows = await conn.execute(
+            select(b)
+            .where(b.c.status.in_(("scheduled", "running")), b.c.scheduled_at <= now)
+            .order_by(b.c.scheduled_at, b.c.id)
+        )
+        return [_broadcast(r) for r in rows]
+
+    async def take_recipients(
+        self, conn: AsyncConnection, broadcast_id: UUID, limit: int
+    ) -> list[UUID]:
+        """The next ``limit`` members not yet done, locked (a second worker skips them)."""
+        r = recipients_t
+        rows = await conn.execute(
+            select(r.c.member_id)
+            .where(r.c.broadcast_id == broadcast_id, r.c.done.is_(False))
+            .order_by(r.c.member_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [row[0] for row in rows]
+
+    async def mark_done(
+        self, conn: AsyncConnection, broadcast_id: UUID, member_ids: Sequence[UUID]
+    ) -> None:
+        r = recipients_t
+        await conn.execute(
+            update(r)
+            .where(r.c.broadcast_id == broadcast_id, one_of(conn, r.c.member_id, member_ids))
+            .values(done=True)
+        )
+
+    async def done_count(self, conn: AsyncConnection, broadcast_id: UUID) -> int:
+        r = recipients_t
+        return int(
+            (
+                await conn.execute(
+                    select(func.count()).where(r.c.broadcast_id == broadcast_id, r.c.done)
+                )
+            ).scalar_one()
+        )
+
+    async def cancel_queued(self, conn: AsyncConnection, broadcast_id: UUID, now: datetime) -> None:
+        """A cancelled broadcast's messages not yet sent: skipped, with the reason."""
+        m = messages_t
+        ids = [
+            r[0]
+            for r in await conn.execute(
+                select(m.c.id).where(m.c.broadcast_id == broadcast_id, m.c.status == QUEUED)
+            )
+        ]
+        if not ids:
+            return
+        await conn.execute(
+            update(m)
+            .where(one_of(conn, m.c.id, ids))
+            .values(
+                status="skipped", error="not sent: broadcast cancelled", due_at=None, updated_at=now
+            )
+        )
+        await self.add_statuses(
+            conn,
+            [
+                {"message_id": i, "status": "skipped", "detail": "broadcast cancelled", "at": now}
+                for i in ids
+            ],
+        )
+
+    async def update_broadcast(
+        self, conn: AsyncConnection, broadcast_id: UUID, **values: Any
+    ) -> None:
+        await conn.execute(
+            update(broadcasts_t).where(broadcasts_t.c.id == broadcast_id).values(**values)
+        )
+
+
+messaging_repository = MessagingRepository()

@@ -1,0 +1,292 @@
+"""The message sender: turns due broadcasts into messages, then sends due messages through
+their channels and records what each send gave.
+
+Each round leases due messages (a short transaction), sends them concurrently outside any
+transaction, and records the results (another short transaction). A sender that dies in
+between leaves its messages due again when the lease ends: at least once, with the
+message id as the e-mail's Message-ID, the SMS reference and the push tag, so a receiver
+can tell a repeat.
+
+Only channels that are configured are leased: an e-mail waits, queued, until an SMTP
+server (or a mail outbox directory) is set up, rather than failing.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kopilka.config import Settings
+from kopilka.db import run_in_transaction
+from kopilka.kit.clock import clock
+from kopilka.messaging.broadcasts import broadcast_service
+from kopilka.messaging.domain import Channel, DeliveryFailed, MessageRow
+from kopilka.messaging.email import Email, SendFailed, SmtpChannel, SmtpConfig, mime
+from kopilka.messaging.push import (
+    PushChannel,
+    PushConfig,
+    PushFailed,
+    PushMessage,
+    PushSubscription,
+)
+from kopilka.messaging.service import SendResult, messaging_service
+from kopilka.messaging.sms import Sms, SmsConfig, SmsGateway, gateway
+
+logger = logging.getLogger("kopilka.messaging")
+
+
+class Deliverer(Protocol):
+    async def deliver(self, message: MessageRow) -> str | None:
+        """Send ``message``; the provider's id of it. ``DeliveryFailed`` if refused."""
+        ...
+
+
+def _email(message: MessageRow, domain: str) -> Email:
+    return Email(
+        to=message.to_address or "",
+        subject=message.subject or "",
+        text=message.body,
+        html=message.html,
+        unsubscribe_url=message.extra.get("unsubscribe_url"),
+        message_id=f"<{message.id}@{domain}>",
+    )
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+
+
+class SmtpDeliverer:
+    def __init__(self, config: SmtpConfig) -> None:
+        self.channel = SmtpChannel(config)
+        self.domain = _domain(config.sender)
+
+    async def deliver(self, message: MessageRow) -> str | None:
+        return await self.channel.send(_email(message, self.domain))
+
+
+class FileMailDeliverer:
+    """E-mail written as ``<message id>.eml`` files into a directory: for a demo or a
+    machine without a mail server."""
+
+    def __init__(self, directory: Path, sender: str) -> None:
+        self.directory = directory
+        self.sender = sender
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def deliver(self, message: MessageRow) -> str | None:
+        built = mime(_email(message, _domain(self.sender)), self.sender)
+        path = self.directory / f"{message.id}.eml"
+        await asyncio.to_thread(path.write_bytes, bytes(built))
+        return str(built["Message-ID"])
+
+
+class SmsDeliverer:
+    def __init__(self, sms: SmsGateway) -> None:
+        self.gateway = sms
+
+    async def deliver(self, message: MessageRow) -> str | None:
+        sent = await self.gateway.send(Sms(message.to_address or "", message.body, str(message.id)))
+        return sent.provider_id
+
+
+class PushDeliverer:
+    def __init__(self, channel: PushChannel) -> None:
+        self.channel = channel
+
+    async def deliver(self, message: MessageRow) -> str | None:
+        subscription = PushSubscription(
+            message.to_address or "", message.extra.get("p256dh", ""), message.extra.get("auth", "")
+        )
+        await self.channel.send(
+            subscription,
+            PushMessage(message.subject or "", message.body, url=message.link, tag=message.kind),
+        )
+        return None
+
+
+class Throttle:
+    """At most ``per_second`` starts per second (0: no limit), spread evenly."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+@dataclass(frozen=True)
+class Route:
+    deliverer: Deliverer
+    throttle: Throttle
+
+
+class MessageSender:
+    """Sends in ``concurrency`` lanes through the configured channels."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        routes: dict[Channel, Route],
+        *,
+        concurrency: int = 8,
+        batch: int = 200,
+        broadcast_chunk: int = 500,
+        timeout: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.routes = routes
+        self.concurrency = max(1, concurrency)
+        self.batch = batch
+        self.broadcast_chunk = broadcast_chunk
+        self.timeout = timeout
+        self._lanes = asyncio.Semaphore(self.concurrency)
+
+    @property
+    def running(self) -> int:
+        return 0  # a round waits for its sends
+
+    @property
+    def channels(self) -> list[str]:
+        return [str(c) for c in self.routes]
+
+    async def send_due(self) -> int:
+        """One round: a chunk of each due broadcast, then the due messages; how many
+        messages were made or sent."""
+        done = await self.expand_broadcasts()
+        if not self.routes:
+            return done
+        now = clock.now()
+        waves = -(-self.batch // self.concurrency)
+        lease = timedelta(seconds=self.timeout * (waves + 1) + 30)
+
+        async def take(conn: AsyncConnection) -> list[MessageRow]:
+            return await messaging_service.lease(conn, now, lease, self.batch, self.channels)
+
+        leased = await run_in_transaction(self.engine, take)
+        if not leased:
+            return done
+        results = await asyncio.gather(*(self._send(m) for m in leased))
+
+        async def record(conn: AsyncConnection) -> None:
+            await messaging_service.record(conn, results)
+
+        await run_in_transaction(self.engine, record)
+        return done + len(results)
+
+    async def expand_broadcasts(self) -> int:
+        now = clock.now()
+
+        async def due(conn: AsyncConnection) -> list[UUID]:
+            return [b.id for b in await broadcast_service.due(conn, now)]
+
+        made = 0
+        for broadcast_id in await run_in_transaction(self.engine, due):
+
+            async def chunk(conn: AsyncConnection, broadcast_id: UUID = broadcast_id) -> int:
+                report = await broadcast_service.run_chunk(
+                    conn, broadcast_id, self.broadcast_chunk, now
+                )
+                return report.members if report is not None else 0
+
+            made += await run_in_transaction(self.engine, chunk)
+        return made
+
+    async def _send(self, message: MessageRow) -> SendResult:
+        route = self.routes[Channel(message.channel)]
+        async with self._lanes:
+            await route.throttle.wait()
+            try:
+                provider_id = await asyncio.wait_for(
+                    route.deliverer.deliver(message), timeout=self.timeout
+                )
+            except DeliveryFailed as exc:
+                return SendResult(
+                    message,
+                    clock.now(),
+                    error=exc.detail,
+                    permanent=exc.permanent,
+                    bounced=isinstance(exc, SendFailed) and exc.permanent,
+                    gone=isinstance(exc, PushFailed) and exc.gone,
+                )
+            except TimeoutError:
+                return SendResult(message, clock.now(), error=f"no answer in {self.timeout:g} s")
+            except Exception as exc:  # a bug or an odd provider: the message retries
+                logger.exception("sending message %s failed", message.id)
+                return SendResult(message, clock.now(), error=f"{type(exc).__name__}: {exc}")
+        return SendResult(message, clock.now(), provider_id=provider_id)
+
+
+class MessageChannels:
+    """The sender's channels from settings, with the HTTP session SMS and push share."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> dict[Channel, Route]:
+        settings = self.settings
+        routes: dict[Channel, Route] = {}
+        smtp = SmtpConfig.from_settings(settings)
+        if smtp is not None:
+            routes[Channel.EMAIL] = Route(SmtpDeliverer(smtp), Throttle(settings.email_per_second))
+        elif settings.mail_outbox_dir:
+            routes[Channel.EMAIL] = Route(
+                FileMailDeliverer(Path(settings.mail_outbox_dir), settings.smtp_from),
+                Throttle(settings.email_per_second),
+            )
+        sms = SmsConfig.from_settings(settings)
+        push = PushConfig.from_settings(settings)
+        if sms is not None or push is not None:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        if sms is not None and self._session is not None:
+            routes[Channel.SMS] = Route(
+                SmsDeliverer(gateway(sms, self._session)), Throttle(settings.sms_per_second)
+            )
+        if push is not None and self._session is not None:
+            routes[Channel.PUSH] = Route(
+                PushDeliverer(PushChannel(push, self._session)), Throttle(settings.push_per_second)
+            )
+        return routes
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+
+
+def describe(routes: dict[Channel, Route], settings: Settings) -> Sequence[str]:
+    """One line per channel for the worker's start-up lines (no secrets)."""
+    lines = []
+    for channel in (Channel.EMAIL, Channel.SMS, Channel.PUSH):
+        if channel not in routes:
+            lines.append(f"{channel}: not configured (messages wait, queued)")
+            continue
+        deliverer = routes[channel].deliverer
+        if isinstance(deliverer, SmtpDeliverer):
+            lines.append(f"email: SMTP {deliverer.channel.config.shown()}")
+        elif isinstance(deliverer, FileMailDeliverer):
+            lines.append(f"email: files in {deliverer.directory}")
+        elif isinstance(deliverer, SmsDeliverer):
+            lines.append(f"sms: {settings.sms_provider} gateway")
+        else:
+            lines.append("push: web push (VAPID)")
+    return lines

@@ -1,0 +1,65 @@
+"""A member's web-push subscriptions: one per browser, replaced when the browser
+subscribes again, removed when the push service says it has ended."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import NotFound
+from kopilka.kit.ids import new_id
+from kopilka.members.service import member_service
+from kopilka.messaging.domain import SubscriptionRow
+from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.messaging.schemas import PushSubscriptionIn
+from kopilka.programs.service import ProgramContext
+
+MAX_PER_MEMBER = 20  # browsers and devices; the oldest goes when a new one passes it
+
+
+class SubscriptionService:
+    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+        self.repository = repository
+
+    async def of(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> list[SubscriptionRow]:
+        await member_service.get(conn, program, member_id)
+        return (await self.repository.subscriptions(conn, [member_id])).get(member_id, [])
+
+    async def add(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        body: PushSubscriptionIn,
+        now: datetime,
+    ) -> SubscriptionRow:
+        await member_service.get(conn, program, member_id)
+        await self.repository.add_subscription(
+            conn,
+            {
+                "id": new_id(),
+                "program_id": program.id,
+                "member_id": member_id,
+                "endpoint": body.endpoint,
+                "p256dh": body.keys.p256dh,
+                "auth": body.keys.auth,
+                "user_agent": body.user_agent,
+                "created_at": now,
+            },
+        )
+        found = (await self.repository.subscriptions(conn, [member_id])).get(member_id, [])
+        for old in found[:-MAX_PER_MEMBER]:
+            await self.repository.remove_subscription(conn, member_id, old.id)
+        return next(s for s in found if s.endpoint == body.endpoint)
+
+    async def remove(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, subscription_id: UUID
+    ) -> None:
+        await member_service.get(conn, program, member_id)
+        if not await self.repository.remove_subscription(conn, member_id, subscription_id):
+            raise NotFound(f"no push subscription {subscription_id}", field="subscription_id")
+
+
+subscription_service = SubscriptionService()
