@@ -41,8 +41,8 @@ def smtp_config(server: SmtpServer) -> SmtpConfig:
 def worker(engine: AsyncEngine, smtp_server: SmtpServer) -> Worker:
     consumer = registry.get(CONSUMER)
     assert consumer is not None
-    routes = {Channel.EMAIL: Route(SmtpDeliverer(smtp_config(smtp_server)), Throttle(0))}
-    return Worker(engine, [consumer], senders=[MessageSender(engine, routes, timeout=10)])
+    routes = {Channel.EMAIL: Route(SmtpDeliverer(smtp_config(smtp_server)), Throttle(0), 10)}
+    return Worker(engine, [consumer], senders=[MessageSender(engine, routes)])
 
 
 async def settle(api: Api, **settings: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from tests.conftest import make_program
 
 T0 = datetime(2032, 6, 1, 12, 0, tzinfo=UTC)
 FREQUENT = {"release-pending", "expire", "release-holds"}
-DAILY = {"birthdays", "tier-review", "giftcard-expiry"}
+DAILY = {"birthdays", "tier-review", "giftcard-expiry", "points-expiring"}
 
 
 def ours(outcomes: list[JobOutcome], program: ProgramContext) -> dict[str, str]:
@@ -54,7 +54,7 @@ async def test_disabled_jobs_do_not_run(engine: AsyncEngine, program: ProgramCon
     scheduler = Scheduler(engine, disabled=frozenset(FREQUENT | {"tier-review"}))
     with clock.frozen(T0 + timedelta(days=30)):
         ran = ours(await scheduler.run_due(), program)
-    assert set(ran) == {"birthdays", "giftcard-expiry"}
+    assert set(ran) == {"birthdays", "giftcard-expiry", "points-expiring"}
     with pytest.raises(ValueError, match="unknown job"):
         Scheduler(engine, disabled=frozenset({"birthday"}))
 

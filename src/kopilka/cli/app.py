@@ -2,7 +2,18 @@
 
 import typer
 
-from kopilka.cli import coupons, db, jobs, keys, ledger, members, messaging, program, serve
+from kopilka.cli import (
+    coupons,
+    db,
+    jobs,
+    keys,
+    ledger,
+    members,
+    messages,
+    messaging,
+    program,
+    serve,
+)
 from kopilka.cli.common import fail
 from kopilka.cli.demo import demo
 from kopilka.cli.giftcards import app as giftcards_app
@@ -45,3 +56,4 @@ app.add_typer(giftcards_app, name="giftcards")
 app.add_typer(worker_app, name="worker")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(messaging.app, name="messaging")
+app.add_typer(messages.app, name="messages")

@@ -18,7 +18,9 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
+from kopilka.kit.clock import clock, zone_named
 from kopilka.ledger import tasks
+from kopilka.messaging.tasks import ExpiringReport, remind_expiring
 from kopilka.tiers.tasks import RequalifyReport, ReviewReport, requalify_tiers, review_tiers
 
 app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
@@ -92,6 +94,30 @@ def birthdays(
         console.print("birthdays: the program has no rules on the birthday trigger")
         return
     console.print(f"birthdays: {report.members} members, {report.points} points earned")
+
+
+@app.command("points-expiring")
+def points_expiring(
+    day: datetime | None = typer.Option(
+        None, "--date", formats=["%Y-%m-%d"], help="Local date; default today in the program."
+    ),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Remind members of points that expire within the program's expiring_days."""
+
+    async def work(engine: AsyncEngine) -> ExpiringReport:
+        context = await load_program(engine, program)
+        now = clock.now()
+        zone = zone_named(context.settings.timezone) or UTC
+        today = day.date() if day else now.astimezone(zone).date()
+        return await remind_expiring(engine, context.id, today, now)
+
+    report = run(with_engine(database_url(database), work))
+    if not report.ran:
+        console.print("points-expiring: the reminder is off in the program's messaging settings")
+        return
+    console.print(f"points-expiring: {report.members} members, {report.messages} messages")
 
 
 @app.command("tier-review")

@@ -82,14 +82,17 @@ async def _consents(
     if isinstance(event, events.MemberUpdated):
         if "consents" not in event.changed:
             return
-        flags = event.values.get("consents") or {}
+        # The profile keeps the flags given; one left out reads as off.
+        flags = {"email": False, "sms": False, "push": False} | dict(
+            event.values.get("consents") or {}
+        )
         source = "profile"
     else:
         try:
-            flags = (await member_service.get(conn, program, event.member_id)).consents
+            profile = await member_service.get(conn, program, event.member_id)
         except NotFound:
             return
-        flags = flags.model_dump()
+        flags = profile.consents.model_dump()
         source = "registration"
     await consent_service.from_profile(
         conn, program, event.member_id, flags, source, event.occurred_at

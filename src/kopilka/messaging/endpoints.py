@@ -278,7 +278,9 @@ async def send_message(body: MessageSend, principal: Admin, engine: EngineDep) -
         )
         made = await messaging_service.compose(conn, program, [item], clock.now(), strict=True)
         if not made:
-            made = await messaging_service.by_dedupe(conn, program, f"api:{body.dedupe_key}")
+            made = await messaging_service.by_dedupe(
+                conn, program, body.member_id, f"api:{body.dedupe_key}"
+            )
         return Messages(items=[message_out(m) for m in made])
 
     return await in_transaction(engine, principal, work)
@@ -335,6 +337,7 @@ async def get_message(message_id: UUID, principal: Admin, engine: EngineDep) -> 
         return MessageDetail(
             **message_out(row).model_dump(),
             html=row.html,
+            unsubscribe_url=row.extra.get("unsubscribe_url"),
             history=[StatusStep(status=h.status, detail=h.detail, at=h.at) for h in history],
         )
 

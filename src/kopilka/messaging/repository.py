@@ -406,7 +406,8 @@ class MessagingRepository:
     # --- messages ------------------------------------------------------------------------
 
     async def add_messages(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
-        """Insert ``rows``; one whose (program, channel, dedupe key) exists is left out.
+        """Insert ``rows``; one whose (program, member, channel, dedupe key) exists is left
+        out.
         The ids of those inserted."""
         if not rows:
             return set()
@@ -438,13 +439,14 @@ class MessagingRepository:
         return _message(row) if row is not None else None
 
     async def by_dedupe(
-        self, conn: AsyncConnection, program_id: UUID, dedupe_key: str
+        self, conn: AsyncConnection, program_id: UUID, member_id: UUID, dedupe_key: str
     ) -> list[MessageRow]:
         m = messages_t
         rows = await conn.execute(
             select(m)
             .where(
                 m.c.program_id == program_id,
+                m.c.member_id == member_id,
                 or_(m.c.dedupe_key == dedupe_key, m.c.dedupe_key.startswith(dedupe_key + "#")),
             )
             .order_by(m.c.channel, m.c.id)

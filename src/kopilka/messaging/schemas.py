@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from kopilka.kit.types import Flag, Instant, Int, field_error
 from kopilka.messaging.domain import Channel, Part
 from kopilka.messaging.notifications import KINDS, Purpose
+from kopilka.messaging.policy import QuietHours
 
 Language = Literal["ru", "en"]
 KindKey = Annotated[str, Field(min_length=1, max_length=40)]
@@ -26,11 +27,17 @@ def _distinct(channels: list[Channel]) -> list[Channel]:
     return list(dict.fromkeys(channels))
 
 
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
 class QuietHoursIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: time = Field(description="Local time the quiet hours begin, HH:MM.")
-    end: time = Field(description="Local time they end (may be the next morning).")
+    start: ClockTime = Field(description="Local time the quiet hours begin, HH:MM.")
+    end: ClockTime = Field(description="Local time they end, HH:MM (may be the next morning).")
+
+    def window(self) -> QuietHours:
+        return QuietHours(time.fromisoformat(self.start), time.fromisoformat(self.end))
 
 
 class CapsIn(BaseModel):
@@ -74,7 +81,7 @@ class MessagingSettings(BaseModel):
         "default: the program's.",
     )
     quiet_hours: QuietHoursIn | None = Field(
-        default_factory=lambda: QuietHoursIn(start=time(21), end=time(9)),
+        default_factory=lambda: QuietHoursIn(start="21:00", end="09:00"),
         description="No message goes out inside them (it waits); null: none.",
     )
     caps: dict[Channel, CapsIn] = Field(
@@ -266,6 +273,9 @@ class Message(BaseModel):
 
 class MessageDetail(Message):
     html: str | None
+    unsubscribe_url: str | None = Field(
+        description="The member's unsubscribe link (marketing) or preference page (service)."
+    )
     history: list[StatusStep]
 
 

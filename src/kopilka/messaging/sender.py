@@ -56,7 +56,9 @@ def _email(message: MessageRow, domain: str) -> Email:
         subject=message.subject or "",
         text=message.body,
         html=message.html,
-        unsubscribe_url=message.extra.get("unsubscribe_url"),
+        unsubscribe_url=(
+            message.extra.get("unsubscribe_url") if message.purpose == "marketing" else None
+        ),
         message_id=f"<{message.id}@{domain}>",
     )
 
@@ -137,6 +139,7 @@ class Throttle:
 class Route:
     deliverer: Deliverer
     throttle: Throttle
+    timeout: float = 30.0  # the longest one send may take
 
 
 class MessageSender:
@@ -148,16 +151,16 @@ class MessageSender:
         routes: dict[Channel, Route],
         *,
         concurrency: int = 8,
-        batch: int = 200,
+        batch: int | None = None,
         broadcast_chunk: int = 500,
-        timeout: float = 30.0,
     ) -> None:
         self.engine = engine
         self.routes = routes
         self.concurrency = max(1, concurrency)
-        self.batch = batch
+        # A few waves per round: a sender that dies holds few messages, for a short lease.
+        self.batch = batch or self.concurrency * 4
         self.broadcast_chunk = broadcast_chunk
-        self.timeout = timeout
+        self.timeout = max((r.timeout for r in routes.values()), default=30.0)
         self._lanes = asyncio.Semaphore(self.concurrency)
 
     @property
@@ -175,8 +178,10 @@ class MessageSender:
         if not self.routes:
             return done
         now = clock.now()
+        # Long enough for every leased send to wait for a lane and then time out: a lease
+        # only ends early when the sender died.
         waves = -(-self.batch // self.concurrency)
-        lease = timedelta(seconds=self.timeout * (waves + 1) + 30)
+        lease = timedelta(seconds=self.timeout * (waves + 1) + 5)
 
         async def take(conn: AsyncConnection) -> list[MessageRow]:
             return await messaging_service.lease(conn, now, lease, self.batch, self.channels)
@@ -216,7 +221,7 @@ class MessageSender:
             await route.throttle.wait()
             try:
                 provider_id = await asyncio.wait_for(
-                    route.deliverer.deliver(message), timeout=self.timeout
+                    route.deliverer.deliver(message), timeout=route.timeout
                 )
             except DeliveryFailed as exc:
                 return SendResult(
@@ -228,7 +233,7 @@ class MessageSender:
                     gone=isinstance(exc, PushFailed) and exc.gone,
                 )
             except TimeoutError:
-                return SendResult(message, clock.now(), error=f"no answer in {self.timeout:g} s")
+                return SendResult(message, clock.now(), error=f"no answer in {route.timeout:g} s")
             except Exception as exc:  # a bug or an odd provider: the message retries
                 logger.exception("sending message %s failed", message.id)
                 return SendResult(message, clock.now(), error=f"{type(exc).__name__}: {exc}")
@@ -247,11 +252,14 @@ class MessageChannels:
         routes: dict[Channel, Route] = {}
         smtp = SmtpConfig.from_settings(settings)
         if smtp is not None:
-            routes[Channel.EMAIL] = Route(SmtpDeliverer(smtp), Throttle(settings.email_per_second))
+            routes[Channel.EMAIL] = Route(
+                SmtpDeliverer(smtp), Throttle(settings.email_per_second), smtp.timeout
+            )
         elif settings.mail_outbox_dir:
             routes[Channel.EMAIL] = Route(
                 FileMailDeliverer(Path(settings.mail_outbox_dir), settings.smtp_from),
                 Throttle(settings.email_per_second),
+                5.0,
             )
         sms = SmsConfig.from_settings(settings)
         push = PushConfig.from_settings(settings)
@@ -259,11 +267,15 @@ class MessageChannels:
             self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         if sms is not None and self._session is not None:
             routes[Channel.SMS] = Route(
-                SmsDeliverer(gateway(sms, self._session)), Throttle(settings.sms_per_second)
+                SmsDeliverer(gateway(sms, self._session)),
+                Throttle(settings.sms_per_second),
+                sms.timeout,
             )
         if push is not None and self._session is not None:
             routes[Channel.PUSH] = Route(
-                PushDeliverer(PushChannel(push, self._session)), Throttle(settings.push_per_second)
+                PushDeliverer(PushChannel(push, self._session)),
+                Throttle(settings.push_per_second),
+                push.timeout,
             )
         return routes
 

@@ -42,7 +42,7 @@ from kopilka.messaging.domain import (
     render,
 )
 from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
-from kopilka.messaging.policy import Caps, QuietHours, Verdict, decide
+from kopilka.messaging.policy import Caps, Verdict, decide
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import MessagingSettings
 from kopilka.programs.service import ProgramContext
@@ -502,8 +502,9 @@ class MessagingService:
                 for k, v in item.variables.items()
             },
         }
-        if spec.purpose is Purpose.MARKETING:
-            row["extra"]["unsubscribe_url"] = values["unsubscribe_url"]
+        # The marketing one goes into List-Unsubscribe; the preference page's is kept too,
+        # for support to hand on.
+        row["extra"]["unsubscribe_url"] = values["unsubscribe_url"]
         sources = template_sources(spec, language, batch.saved.get((spec.key, language)))
         try:
             rendered = _render_channel(channel, sources, language, values)
@@ -561,11 +562,7 @@ class MessagingService:
     ) -> dict[str, Any]:
         settings = batch.setup.settings
         zone = ZoneInfo(recipient.timezone or settings.timezone or batch.program.settings.timezone)
-        quiet = (
-            QuietHours(settings.quiet_hours.start, settings.quiet_hours.end)
-            if settings.quiet_hours is not None
-            else None
-        )
+        quiet = settings.quiet_hours.window() if settings.quiet_hours is not None else None
         limits = settings.caps.get(channel)
         caps = Caps(limits.per_day, limits.per_week) if limits is not None else None
         sent = batch.marketing_sent.setdefault((recipient.id, str(channel)), [])
@@ -613,11 +610,11 @@ class MessagingService:
         )
 
     async def by_dedupe(
-        self, conn: AsyncConnection, program: ProgramContext, dedupe_key: str
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, dedupe_key: str
     ) -> list[MessageRow]:
-        """The messages an earlier call with this dedupe key made (push ones carry a
-        suffix per subscription)."""
-        return await self.repository.by_dedupe(conn, program.id, dedupe_key)
+        """The messages an earlier call with this dedupe key made for the member (push
+        ones carry a suffix per subscription)."""
+        return await self.repository.by_dedupe(conn, program.id, member_id, dedupe_key)
 
     async def inbox(
         self,

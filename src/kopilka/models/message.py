@@ -10,8 +10,8 @@ from kopilka.models.base import Base, JSONType
 class Message(Base):
     """One message to one member on one channel, rendered when it was made.
 
-    Unique per (program, channel, dedupe key): an event seen twice, a broadcast resumed,
-    an API call repeated make one message. ``status``: queued → sent → delivered | read |
+    Unique per (program, member, channel, dedupe key): an event seen twice, a broadcast
+    resumed, an API call repeated make one message. ``status``: queued → sent → delivered | read |
     clicked, or failed, bounced, skipped (not sent, ``error`` says why). ``due_at`` is when
     the sender takes a queued message next (quiet hours, back-off, and its lease while a
     sender has it in hand).
@@ -19,7 +19,7 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("program_id", "channel", "dedupe_key"),
+        UniqueConstraint("program_id", "member_id", "channel", "dedupe_key"),
         Index("ix_messages_member", "member_id", "created_at", "id"),
         Index("ix_messages_program", "program_id", "created_at", "id"),
         Index("ix_messages_broadcast", "broadcast_id", "status"),

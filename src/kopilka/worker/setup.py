@@ -103,7 +103,6 @@ async def open_worker(
                     routes,
                     concurrency=settings.message_concurrency,
                     broadcast_chunk=settings.broadcast_chunk,
-                    timeout=max(settings.smtp_timeout_seconds, settings.sms_timeout_seconds),
                 )
             )
         worker = Worker(

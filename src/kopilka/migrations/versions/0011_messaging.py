@@ -140,9 +140,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint(
             "program_id",
+            "member_id",
             "channel",
             "dedupe_key",
-            name=op.f("uq_messages_program_id_channel_dedupe_key"),
+            name=op.f("uq_messages_program_id_member_id_channel_dedupe_key"),
         ),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
