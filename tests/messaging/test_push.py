@@ -1,19 +1,14 @@
 """Web push to a local push service: the test plays the browser, decrypting what arrived with
 the subscription's own keys, and checks the VAPID token against the program's public key."""
 
-import base64
 import json
-import os
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import http_ece
 import pytest
-from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -27,63 +22,7 @@ from kopilka.messaging.push import (
     new_vapid_keys,
 )
 from tests.fixtures.cli import kopilka
-from tests.fixtures.local_http import serving
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass
-class PushService:
-    base: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-
-@pytest.fixture
-async def push_service() -> AsyncIterator[PushService]:
-    state = PushService("")
-    answers = {"ok": 201, "gone": 410, "expired": 404, "busy": 429, "bad": 400, "down": 503}
-
-    async def push(request: web.Request) -> web.Response:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        state.received.append({"headers": headers, "body": await request.read()})
-        return web.Response(status=answers[request.match_info["kind"]])
-
-    app = web.Application()
-    app.router.add_post("/push/{kind}", push)
-    async with serving(app) as base:
-        state.base = base
-        yield state
-
-
-@dataclass
-class Browser:
-    """A subscribed browser: its key pair and auth secret, as PushManager makes them."""
-
-    private_key: ec.EllipticCurvePrivateKey
-    auth: bytes
-
-    @classmethod
-    def new(cls) -> "Browser":
-        return cls(ec.generate_private_key(ec.SECP256R1()), os.urandom(16))
-
-    def subscription(self, endpoint: str) -> PushSubscription:
-        public = self.private_key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        return PushSubscription(endpoint, b64url(public), b64url(self.auth))
-
-    def read(self, body: bytes) -> dict[str, Any]:
-        plain = http_ece.decrypt(
-            body, private_key=self.private_key, auth_secret=self.auth, version="aes128gcm"
-        )
-        found: dict[str, Any] = json.loads(plain)
-        return found
+from tests.messaging.conftest import Browser, PushService, b64url, unb64url
 
 
 def verify_vapid(authorization: str, public_key: str, audience: str) -> dict[str, Any]:

@@ -2,48 +2,17 @@
 records what it was sent and answers as the provider would."""
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from kopilka.config import Settings
 from kopilka.messaging.domain import Encoding
 from kopilka.messaging.sms import Sms, SmsConfig, SmsFailed, gateway
-from tests.fixtures.local_http import free_port, serving
-
-
-@dataclass
-class Gateway:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    # What the next request is answered with: (status, body).
-    answer: tuple[int, str] = (200, '{"id": "gw-1"}')
-
-
-@pytest.fixture
-async def local_gateway() -> AsyncIterator[Gateway]:
-    state = Gateway("")
-
-    async def send(request: web.Request) -> web.Response:
-        if request.content_type == "application/json":
-            body = await request.json()
-        else:
-            body = dict(await request.post())
-        auth = request.headers.get("Authorization")
-        state.received.append({"body": body, "type": request.content_type, "auth": auth})
-        status, text = state.answer
-        return web.Response(status=status, text=text, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/send", send)
-    async with serving(app) as base:
-        state.url = f"{base}/send"
-        yield state
+from tests.fixtures.local_http import free_port
+from tests.messaging.conftest import Gateway
 
 
 def generic(url: str, **extra: Any) -> SmsConfig:

@@ -59,7 +59,8 @@ def _print_plan(plan: "WorkerPlan") -> None:
 def _print_report(report: "RoundReport") -> None:
     console.print(
         f"stamped {report.stamped}, handled {report.handled}, failed {report.failed}, "
-        f"parked {report.parked}, published {report.published}, webhooks and messages sent {report.sent}",
+        f"parked {report.parked}, published {report.published}, "
+        f"webhooks and messages sent {report.sent}",
         highlight=False,
         soft_wrap=True,
     )

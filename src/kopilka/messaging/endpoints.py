@@ -8,8 +8,6 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.db import run_in_transaction
-from kopilka.errors import NotFound
 from kopilka.http import Admin, Cashier, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
@@ -19,7 +17,6 @@ from kopilka.messaging.consents import consent_service
 from kopilka.messaging.domain import LANGUAGES, Channel, MessageRow, sms_length
 from kopilka.messaging.notifications import KINDS
 from kopilka.messaging.push import PushConfig
-from kopilka.messaging.reports import parse_report
 from kopilka.messaging.schemas import (
     Broadcast,
     BroadcastCreate,
@@ -115,10 +112,7 @@ async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, str]:
         setup = await messaging_service.ensure_setup(conn, program, clock.now())
         data = links.LinkData("report", program.id, channel="sms")
-        return {
-            "sms": f"{setup.settings.links_url}/v1/messaging/reports/"
-            + links.sign(setup.secret, data)
-        }
+        return {"sms": f"{setup.settings.links_url}/m/reports/" + links.sign(setup.secret, data)}
 
     return await in_transaction(engine, principal, work)
 
@@ -565,21 +559,3 @@ async def remove_subscription(
 
     await in_transaction(engine, principal, work)
     return Response(status_code=204)
-
-
-# --- provider callbacks ----------------------------------------------------------------------
-
-
-@router.post("/messaging/reports/{token}", include_in_schema=True)
-async def delivery_report(token: str, request: Request, engine: EngineDep) -> Response:
-    """Delivery reports of the SMS provider, at the signed URL ``/v1/messaging/callbacks``
-    gives (the generic JSON shape, or SMS.ru's form). Answers ``100`` as SMS.ru expects."""
-    raw = await request.body()
-    reports = parse_report(request.headers.get("content-type", ""), raw)
-
-    async def work(conn: AsyncConnection) -> int | None:
-        return await messaging_service.accept_reports(conn, token, reports, clock.now())
-
-    if await run_in_transaction(engine, work) is None:
-        raise NotFound("no such callback", field="token")
-    return Response("100", media_type="text/plain")

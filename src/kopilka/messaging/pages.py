@@ -7,6 +7,8 @@
 - ``/m/confirm/<token>``: confirm the address for marketing e-mail (double opt-in), by a
   button for the same reason.
 - ``/m/c/<token>``: a tracked link: the click is recorded and the browser redirected.
+- ``/m/reports/<token>``: SMS delivery reports, POSTed by the provider to the URL
+  ``GET /v1/messaging/callbacks`` gives (JSON, or SMS.ru's form).
 
 A token that does not verify gets a 404 page that says so, and changes nothing.
 """
@@ -30,6 +32,7 @@ from kopilka.messaging import links
 from kopilka.messaging.consents import CHANNELS, consent_service
 from kopilka.messaging.domain import LANGUAGES, language_of
 from kopilka.messaging.notifications import Purpose
+from kopilka.messaging.reports import parse_report
 from kopilka.messaging.repository import messaging_repository
 from kopilka.messaging.schemas import ConsentChange
 from kopilka.messaging.service import messaging_service
@@ -290,3 +293,17 @@ async def click(token: str, engine: EngineDep) -> Response:
         return RedirectResponse(data.url, status_code=302, headers={"Cache-Control": "no-store"})
 
     return await _run(engine, work)
+
+
+@router.post("/reports/{token}")
+async def delivery_report(token: str, request: Request, engine: EngineDep) -> Response:
+    """Delivery reports of the SMS provider; answers ``100``, as SMS.ru expects."""
+    raw = (await request.body())[:1_000_000]
+    reports = parse_report(request.headers.get("content-type", ""), raw)
+
+    async def work(conn: AsyncConnection) -> int | None:
+        return await messaging_service.accept_reports(conn, token, reports, clock.now())
+
+    if await run_in_transaction(engine, work) is None:
+        raise NotFound("no such callback", field="token")
+    return Response("100", media_type="text/plain")

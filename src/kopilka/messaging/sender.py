@@ -259,7 +259,7 @@ class MessageChannels:
             routes[Channel.EMAIL] = Route(
                 FileMailDeliverer(Path(settings.mail_outbox_dir), settings.smtp_from),
                 Throttle(settings.email_per_second),
-                5.0,
+                2.0,  # a local file
             )
         sms = SmsConfig.from_settings(settings)
         push = PushConfig.from_settings(settings)
