@@ -19,8 +19,10 @@ from kopilka.cli.common import (
 )
 from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
+from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import Channel, MessageRow, StatusRow
 from kopilka.messaging.service import messaging_service
+from kopilka.messaging.templates import template_service
 
 app = typer.Typer(help="Messages to members.", no_args_is_help=True)
 STATUSES = ("queued", "sent", "delivered", "failed", "bounced", "skipped", "clicked")
@@ -96,7 +98,7 @@ def retry(
     async def work(engine: AsyncEngine) -> MessageRow:
         context = await load_program(engine, program)
         async with transaction(engine) as conn:
-            return await messaging_service.retry(conn, context, message_id, clock.now())
+            return await delivery_service.retry(conn, context, message_id, clock.now())
 
     console.print(escape(_line(run(with_engine(database_url(database), work)))), highlight=False)
 
@@ -120,7 +122,7 @@ def test(
     async def work(engine: AsyncEngine) -> MessageRow:
         context = await load_program(engine, program)
         async with transaction(engine) as conn:
-            return await messaging_service.test(
+            return await template_service.test(
                 conn,
                 context,
                 kind,

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
+from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
+from kopilka.messaging.composition import Outgoing, known_kind
 from kopilka.messaging.domain import BroadcastRow, Channel
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
-from kopilka.messaging.service import Outgoing, known_kind, messaging_service
+from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
 
 SCHEDULED, RUNNING, PAUSED, DONE, CANCELLED = "scheduled", "running", "paused", "done", "cancelled"
@@ -43,8 +45,13 @@ class ChunkReport:
 
 
 class BroadcastService:
-    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+    def __init__(
+        self,
+        repository: MessagingRepository = messaging_repository,
+        audience: AudienceRepository = audience_repository,
+    ) -> None:
         self.repository = repository
+        self.audience = audience
 
     async def create(
         self,
@@ -66,7 +73,7 @@ class BroadcastService:
                     f"unknown template variable {key!r} for {kind}", field=f"variables.{key}"
                 )
         wanted = list(dict.fromkeys(members))
-        found = await self.repository.recipients(conn, program.id, wanted)
+        found = await self.audience.recipients(conn, program.id, wanted)
         missing = [m for m in wanted if m not in found]
         if missing:
             raise InvalidInput(

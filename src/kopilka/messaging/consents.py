@@ -26,11 +26,13 @@ from kopilka.members.schemas import Consents as MemberFlags
 from kopilka.members.schemas import MemberUpdate
 from kopilka.members.service import member_service
 from kopilka.messaging import links
+from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
+from kopilka.messaging.composition import Outgoing, consent_allows
 from kopilka.messaging.domain import Channel, ConsentRecordRow, ConsentRow
 from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import ConsentChange
-from kopilka.messaging.service import Outgoing, consent_allows, messaging_service
+from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext
 
 CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
@@ -49,15 +51,20 @@ class ConsentView:
 
 
 class ConsentService:
-    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+    def __init__(
+        self,
+        repository: MessagingRepository = messaging_repository,
+        audience: AudienceRepository = audience_repository,
+    ) -> None:
         self.repository = repository
+        self.audience = audience
 
     async def of(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
     ) -> tuple[list[ConsentView], list[ConsentRecordRow]]:
         """Every channel and purpose with its state now, and the history, newest first."""
         await member_service.get(conn, program, member_id)
-        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         views = []
         for channel in CHANNELS:
             for purpose in (Purpose.SERVICE, Purpose.MARKETING):
@@ -73,7 +80,7 @@ class ConsentService:
                         updated_at=found.updated_at if found else None,
                     )
                 )
-        return views, await self.repository.consent_history(conn, member_id)
+        return views, await self.audience.consent_history(conn, member_id)
 
     async def change(
         self,
@@ -89,9 +96,9 @@ class ConsentService:
         Marketing e-mail granted without ``confirmed`` waits for the member to confirm,
         when the program asks for double opt-in, and a confirmation message goes out."""
         member = await member_service.get(conn, program, member_id)
-        await self.repository.lock_consents(conn, member_id)
+        await self.audience.lock_consents(conn, member_id)
         setup = await messaging_service.ensure_setup(conn, program, now)
-        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         changed = 0
         confirm = False
         for change in changes:
@@ -149,7 +156,7 @@ class ConsentService:
     ) -> bool:
         """The member followed the confirmation link: pending marketing e-mail is granted.
         False if there was nothing pending (already confirmed, or withdrawn since)."""
-        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         current = _find(rows, Channel.EMAIL, Purpose.MARKETING)
         if current is None or current.status != PENDING:
             return current is not None and current.status == GRANTED
@@ -193,7 +200,7 @@ class ConsentService:
     ) -> int:
         """The profile's marketing flags changed (registration, the member API): record
         what differs, as a change from ``source``."""
-        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         changes = []
         for channel in CHANNELS:
             wanted = flags.get(str(channel))
@@ -250,7 +257,7 @@ class ConsentService:
             "detail": detail,
             "recorded_at": now,
         }
-        await self.repository.set_consent(conn, state, record)
+        await self.audience.set_consent(conn, state, record)
 
     async def _sync_profile(
         self,
@@ -260,7 +267,7 @@ class ConsentService:
         before: MemberFlags,
         now: datetime,
     ) -> None:
-        rows = (await self.repository.consents(conn, [member_id])).get(member_id, [])
+        rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         flags = {
             str(channel): (found := _find(rows, channel, Purpose.MARKETING)) is not None
             and found.status in (GRANTED, PENDING)

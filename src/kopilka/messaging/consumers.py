@@ -8,6 +8,7 @@ transaction, together with its checkpoint; the sender sends them afterwards.
 """
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,9 +19,10 @@ from kopilka.errors import NotFound
 from kopilka.kit.clock import clock
 from kopilka.members.service import member_service
 from kopilka.messaging.broadcasts import broadcast_service
+from kopilka.messaging.composition import Localized, Outgoing
 from kopilka.messaging.consents import consent_service
 from kopilka.messaging.notifications import benefit_lines
-from kopilka.messaging.service import Localized, Outgoing, messaging_service
+from kopilka.messaging.service import messaging_service
 from kopilka.outbox import events
 from kopilka.outbox.consumers import batch_consumer
 from kopilka.outbox.events import DomainEvent
@@ -48,7 +50,7 @@ TOPICS = (
 async def make_messages(batch: Sequence[DomainEvent], conn: AsyncConnection) -> None:
     now = clock.now()
     programs: dict[UUID, ProgramContext] = {}
-    outgoing: dict[UUID, list[Outgoing]] = {}
+    outgoing: dict[UUID, list[tuple[Outgoing, datetime]]] = {}
     for event in batch:
         program = programs.get(event.program_id)
         if program is None:
@@ -65,11 +67,12 @@ async def make_messages(batch: Sequence[DomainEvent], conn: AsyncConnection) -> 
             continue
         item = await _notification(conn, program, event)
         if item is not None:
-            outgoing.setdefault(program.id, []).append(item)
+            outgoing.setdefault(program.id, []).append((item, event.occurred_at))
     for program_id, items in outgoing.items():
         program = programs[program_id]
         setup = await messaging_service.ensure_setup(conn, program, now)
-        wanted = [i for i in items if setup.settings.enabled(i.kind)]
+        fresh = now - timedelta(hours=setup.settings.fresh_hours)
+        wanted = [item for item, at in items if setup.settings.enabled(item.kind) and at >= fresh]
         await messaging_service.compose(conn, program, wanted, now)
 
 
@@ -107,7 +110,8 @@ async def _program_changed(
     if not event.member_notice.strip():
         return
     setup = await messaging_service.ensure_setup(conn, program, clock.now())
-    if not setup.settings.enabled("program_changed"):
+    stale = clock.now() - event.occurred_at > timedelta(hours=setup.settings.fresh_hours)
+    if stale or not setup.settings.enabled("program_changed"):
         return
     await broadcast_service.to_everyone(
         conn,

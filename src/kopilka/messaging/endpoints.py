@@ -13,7 +13,9 @@ from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.messaging import links
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
+from kopilka.messaging.composition import Outgoing
 from kopilka.messaging.consents import consent_service
+from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import LANGUAGES, Channel, MessageRow, sms_length
 from kopilka.messaging.notifications import KINDS
 from kopilka.messaging.push import PushConfig
@@ -45,8 +47,9 @@ from kopilka.messaging.schemas import (
     TemplateVersion,
     TestSend,
 )
-from kopilka.messaging.service import Outgoing, messaging_service
+from kopilka.messaging.service import messaging_service
 from kopilka.messaging.subscriptions import subscription_service
+from kopilka.messaging.templates import template_service
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1", tags=["messaging"])
@@ -153,7 +156,7 @@ async def get_template(
     kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
 ) -> TemplateVersion:
     async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateVersion:
-        version, parts, at = await messaging_service.template(conn, program, kind, language)
+        version, parts, at = await template_service.template(conn, program, kind, language)
         return TemplateVersion(
             kind=kind, language=language, version=version, parts=parts, created_at=at
         )
@@ -173,10 +176,8 @@ async def save_template(
     part does not compile, reads a variable the kind does not have, or does not render."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateVersion:
-        await messaging_service.save_template(
-            conn, program, kind, language, body.parts, clock.now()
-        )
-        version, parts, at = await messaging_service.template(conn, program, kind, language)
+        await template_service.save_template(conn, program, kind, language, body.parts, clock.now())
+        version, parts, at = await template_service.template(conn, program, kind, language)
         return TemplateVersion(
             kind=kind, language=language, version=version, parts=parts, created_at=at
         )
@@ -189,7 +190,7 @@ async def template_versions(
     kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
 ) -> list[TemplateVersion]:
     async def work(conn: AsyncConnection, program: ProgramContext) -> list[TemplateVersion]:
-        rows = await messaging_service.template_versions(conn, program, kind, language)
+        rows = await template_service.template_versions(conn, program, kind, language)
         return [
             TemplateVersion(
                 kind=r.kind,
@@ -209,7 +210,7 @@ async def preview(kind: str, body: PreviewRequest, principal: Admin, engine: Eng
     """Every part rendered with a member's real data (or sample data); nothing is sent."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Preview:
-        language, parts = await messaging_service.preview(
+        language, parts = await template_service.preview(
             conn,
             program,
             kind,
@@ -236,7 +237,7 @@ async def test_send(kind: str, body: TestSend, principal: Admin, engine: EngineD
     their consent: a test is asked for by staff)."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Message:
-        made = await messaging_service.test(
+        made = await template_service.test(
             conn,
             program,
             kind,
@@ -343,7 +344,7 @@ async def retry_message(message_id: UUID, principal: Admin, engine: EngineDep) -
     """Send a failed message again now, with fresh attempts."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Message:
-        return message_out(await messaging_service.retry(conn, program, message_id, clock.now()))
+        return message_out(await delivery_service.retry(conn, program, message_id, clock.now()))
 
     return await in_transaction(engine, principal, work)
 

@@ -30,6 +30,7 @@ from kopilka.kit.clock import clock
 from kopilka.members.service import member_service
 from kopilka.messaging import links
 from kopilka.messaging.consents import CHANNELS, consent_service
+from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import LANGUAGES, language_of
 from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.reports import parse_report
@@ -289,7 +290,7 @@ async def click(token: str, engine: EngineDep) -> Response:
         program, data, _ = await _verified(conn, token, "click")
         if data.message_id is None or not data.url:
             raise _Bad
-        await messaging_service.clicked(conn, program.id, data.message_id, data.url, clock.now())
+        await delivery_service.clicked(conn, program.id, data.message_id, data.url, clock.now())
         return RedirectResponse(data.url, status_code=302, headers={"Cache-Control": "no-store"})
 
     return await _run(engine, work)
@@ -302,7 +303,7 @@ async def delivery_report(token: str, request: Request, engine: EngineDep) -> Re
     reports = parse_report(request.headers.get("content-type", ""), raw)
 
     async def work(conn: AsyncConnection) -> int | None:
-        return await messaging_service.accept_reports(conn, token, reports, clock.now())
+        return await delivery_service.accept_reports(conn, token, reports, clock.now())
 
     if await run_in_transaction(engine, work) is None:
         raise NotFound("no such callback", field="token")

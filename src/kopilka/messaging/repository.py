@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,12 +20,8 @@ from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
 from kopilka.messaging.domain import (
     BroadcastRow,
-    ConsentRecordRow,
-    ConsentRow,
     MessageRow,
-    Recipient,
     StatusRow,
-    SubscriptionRow,
     TemplateRow,
 )
 from kopilka.models import (
@@ -107,7 +103,7 @@ def _broadcast(r: Any) -> BroadcastRow:
     )
 
 
-def _insert_ignoring(conn: AsyncConnection, t: Any) -> Any:
+def insert_ignoring(conn: AsyncConnection, t: Any) -> Any:
     dialect = postgresql if is_postgres(conn) else sqlite
     return dialect.insert(t).on_conflict_do_nothing()
 
@@ -146,7 +142,7 @@ class MessagingRepository:
     ) -> None:
         """The program's settings row, unless another transaction made it first."""
         await conn.execute(
-            _insert_ignoring(conn, settings_t).values(
+            insert_ignoring(conn, settings_t).values(
                 program_id=program_id, document=document, link_secret=secret, updated_at=now
             )
         )
@@ -209,200 +205,6 @@ class MessagingRepository:
     async def add_template(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         await conn.execute(templates_t.insert().values(**row))
 
-    # --- members as recipients -----------------------------------------------------------
-
-    async def recipients(
-        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
-    ) -> dict[UUID, Recipient]:
-        if not member_ids:
-            return {}
-        m = members_t
-        rows = await conn.execute(
-            select(
-                m.c.id,
-                m.c.program_id,
-                m.c.name,
-                m.c.email,
-                m.c.phone,
-                m.c.language,
-                m.c.attributes,
-                m.c.status,
-            ).where(m.c.program_id == program_id, one_of(conn, m.c.id, member_ids))
-        )
-        found = {}
-        for r in rows:
-            zone = (r.attributes or {}).get("timezone")
-            found[r.id] = Recipient(
-                r.id,
-                r.program_id,
-                r.name,
-                r.email,
-                r.phone,
-                r.language,
-                zone if isinstance(zone, str) else None,
-                r.status,
-            )
-        return found
-
-    # --- consents ------------------------------------------------------------------------
-
-    async def consents(
-        self, conn: AsyncConnection, member_ids: Sequence[UUID]
-    ) -> dict[UUID, list[ConsentRow]]:
-        if not member_ids:
-            return {}
-        c = consents_t
-        found: dict[UUID, list[ConsentRow]] = {m: [] for m in member_ids}
-        for r in await conn.execute(select(c).where(one_of(conn, c.c.member_id, member_ids))):
-            found.setdefault(r.member_id, []).append(
-                ConsentRow(
-                    r.channel,
-                    r.purpose,
-                    r.status,
-                    r.source,
-                    r.text_version,
-                    as_utc(r.updated_at),
-                )
-            )
-        return found
-
-    async def lock_consents(self, conn: AsyncConnection, member_id: UUID) -> None:
-        """Hold the member's consents while one change is decided (PostgreSQL; SQLite has
-        one writer)."""
-        if is_postgres(conn):
-            await conn.execute(
-                select(members_t.c.id).where(members_t.c.id == member_id).with_for_update()
-            )
-
-    async def set_consent(
-        self, conn: AsyncConnection, row: dict[str, Any], record: dict[str, Any]
-    ) -> None:
-        """The consent's new state and its history line."""
-        c = consents_t
-        await conn.execute(
-            delete(c).where(
-                c.c.member_id == row["member_id"],
-                c.c.channel == row["channel"],
-                c.c.purpose == row["purpose"],
-            )
-        )
-        await conn.execute(c.insert().values(**row))
-        await conn.execute(records_t.insert().values(**record))
-
-    async def consent_history(
-        self, conn: AsyncConnection, member_id: UUID, limit: int = 200
-    ) -> list[ConsentRecordRow]:
-        r = records_t
-        rows = await conn.execute(
-            select(r).where(r.c.member_id == member_id).order_by(r.c.id.desc()).limit(limit)
-        )
-        return [
-            ConsentRecordRow(
-                x.channel,
-                x.purpose,
-                x.status,
-                x.source,
-                x.text_version,
-                x.detail,
-                as_utc(x.recorded_at),
-            )
-            for x in rows
-        ]
-
-    # --- suppressions --------------------------------------------------------------------
-
-    async def suppressed(
-        self, conn: AsyncConnection, program_id: UUID, addresses: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        """(channel, address) → reason, for those of ``addresses`` nothing goes to."""
-        if not addresses:
-            return {}
-        s = suppressions_t
-        rows = await conn.execute(
-            select(s.c.channel, s.c.address, s.c.reason, s.c.detail).where(
-                s.c.program_id == program_id,
-                one_of(conn, s.c.address, sorted({a for _, a in addresses})),
-            )
-        )
-        wanted = set(addresses)
-        return {
-            (r.channel, r.address): f"{r.reason}: {r.detail}" if r.detail else r.reason
-            for r in rows
-            if (r.channel, r.address) in wanted
-        }
-
-    async def suppress(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
-        await conn.execute(_insert_ignoring(conn, suppressions_t).values(**row))
-
-    async def unsuppress(
-        self, conn: AsyncConnection, program_id: UUID, channel: str, address: str
-    ) -> int:
-        s = suppressions_t
-        result = await conn.execute(
-            delete(s).where(
-                s.c.program_id == program_id, s.c.channel == channel, s.c.address == address
-            )
-        )
-        return int(result.rowcount or 0)
-
-    async def suppressions(
-        self, conn: AsyncConnection, program_id: UUID, limit: int
-    ) -> list[dict[str, Any]]:
-        s = suppressions_t
-        rows = await conn.execute(
-            select(s)
-            .where(s.c.program_id == program_id)
-            .order_by(s.c.created_at.desc())
-            .limit(limit)
-        )
-        return [dict(r._mapping) for r in rows]
-
-    # --- push subscriptions --------------------------------------------------------------
-
-    async def subscriptions(
-        self, conn: AsyncConnection, member_ids: Sequence[UUID]
-    ) -> dict[UUID, list[SubscriptionRow]]:
-        if not member_ids:
-            return {}
-        s = subscriptions_t
-        found: dict[UUID, list[SubscriptionRow]] = {}
-        rows = await conn.execute(
-            select(s).where(one_of(conn, s.c.member_id, member_ids)).order_by(s.c.created_at)
-        )
-        for r in rows:
-            found.setdefault(r.member_id, []).append(
-                SubscriptionRow(
-                    r.id,
-                    r.member_id,
-                    r.endpoint,
-                    r.p256dh,
-                    r.auth,
-                    r.user_agent,
-                    as_utc(r.created_at),
-                )
-            )
-        return found
-
-    async def add_subscription(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
-        """A new subscription; the same endpoint again gets the new keys."""
-        s = subscriptions_t
-        await conn.execute(
-            delete(s).where(s.c.member_id == row["member_id"], s.c.endpoint == row["endpoint"])
-        )
-        await conn.execute(s.insert().values(**row))
-
-    async def remove_subscription(
-        self, conn: AsyncConnection, member_id: UUID, subscription_id: UUID
-    ) -> int:
-        s = subscriptions_t
-        result = await conn.execute(
-            delete(s).where(s.c.member_id == member_id, s.c.id == subscription_id)
-        )
-        return int(result.rowcount or 0)
-
-    async def remove_endpoint(self, conn: AsyncConnection, endpoint: str) -> None:
-        await conn.execute(delete(subscriptions_t).where(subscriptions_t.c.endpoint == endpoint))
-
     # --- messages ------------------------------------------------------------------------
 
     async def add_messages(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[UUID]:
@@ -411,7 +213,7 @@ class MessagingRepository:
         The ids of those inserted."""
         if not rows:
             return set()
-        await conn.execute(_insert_ignoring(conn, messages_t), rows)
+        await conn.execute(insert_ignoring(conn, messages_t), rows)
         ids = [r["id"] for r in rows]
         found = await conn.execute(
             select(messages_t.c.id).where(one_of(conn, messages_t.c.id, ids))
@@ -589,6 +391,18 @@ class MessagingRepository:
         else:
             query = query.where(m.c.program_id == program_id)
         return {r[0]: int(r[1]) for r in await conn.execute(query)}
+
+    async def counts_by_kind(
+        self, conn: AsyncConnection, program_id: UUID
+    ) -> dict[tuple[str, str, str], int]:
+        """(kind, channel, status) → messages."""
+        m = messages_t
+        rows = await conn.execute(
+            select(m.c.kind, m.c.channel, m.c.status, func.count())
+            .where(m.c.program_id == program_id)
+            .group_by(m.c.kind, m.c.channel, m.c.status)
+        )
+        return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
     # --- broadcasts ----------------------------------------------------------------------
 

@@ -94,6 +94,14 @@ class MessagingSettings(BaseModel):
         default_factory=dict, description="Per kind: on or off, and its channels."
     )
     expiring_days: Int = Field(default=7, ge=1, le=365)
+    fresh_hours: Int = Field(
+        default=48,
+        ge=1,
+        le=24 * 365,
+        description="An event older than this when the worker reaches it (history imported, "
+        "a worker that was down for days) makes no notification: news of last year's "
+        "purchase is noise.",
+    )
     double_opt_in: Flag = Field(
         default=True, description="Marketing e-mail waits for the member to confirm the address."
     )

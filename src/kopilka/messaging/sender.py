@@ -29,6 +29,8 @@ from kopilka.config import Settings
 from kopilka.db import run_in_transaction
 from kopilka.kit.clock import clock
 from kopilka.messaging.broadcasts import broadcast_service
+from kopilka.messaging.composition import SendResult
+from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import Channel, DeliveryFailed, MessageRow
 from kopilka.messaging.email import Email, SendFailed, SmtpChannel, SmtpConfig, mime
 from kopilka.messaging.push import (
@@ -38,7 +40,6 @@ from kopilka.messaging.push import (
     PushMessage,
     PushSubscription,
 )
-from kopilka.messaging.service import SendResult, messaging_service
 from kopilka.messaging.sms import Sms, SmsConfig, SmsGateway, gateway
 
 logger = logging.getLogger("kopilka.messaging")
@@ -184,7 +185,7 @@ class MessageSender:
         lease = timedelta(seconds=self.timeout * (waves + 1) + 5)
 
         async def take(conn: AsyncConnection) -> list[MessageRow]:
-            return await messaging_service.lease(conn, now, lease, self.batch, self.channels)
+            return await delivery_service.lease(conn, now, lease, self.batch, self.channels)
 
         leased = await run_in_transaction(self.engine, take)
         if not leased:
@@ -192,7 +193,7 @@ class MessageSender:
         results = await asyncio.gather(*(self._send(m) for m in leased))
 
         async def record(conn: AsyncConnection) -> None:
-            await messaging_service.record(conn, results)
+            await delivery_service.record(conn, results)
 
         await run_in_transaction(self.engine, record)
         return done + len(results)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import NotFound
 from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
+from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.domain import SubscriptionRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import PushSubscriptionIn
@@ -18,14 +19,19 @@ MAX_PER_MEMBER = 20  # browsers and devices; the oldest goes when a new one pass
 
 
 class SubscriptionService:
-    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+    def __init__(
+        self,
+        repository: MessagingRepository = messaging_repository,
+        audience: AudienceRepository = audience_repository,
+    ) -> None:
         self.repository = repository
+        self.audience = audience
 
     async def of(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
     ) -> list[SubscriptionRow]:
         await member_service.get(conn, program, member_id)
-        return (await self.repository.subscriptions(conn, [member_id])).get(member_id, [])
+        return (await self.audience.subscriptions(conn, [member_id])).get(member_id, [])
 
     async def add(
         self,
@@ -36,7 +42,7 @@ class SubscriptionService:
         now: datetime,
     ) -> SubscriptionRow:
         await member_service.get(conn, program, member_id)
-        await self.repository.add_subscription(
+        await self.audience.add_subscription(
             conn,
             {
                 "id": new_id(),
@@ -49,16 +55,16 @@ class SubscriptionService:
                 "created_at": now,
             },
         )
-        found = (await self.repository.subscriptions(conn, [member_id])).get(member_id, [])
+        found = (await self.audience.subscriptions(conn, [member_id])).get(member_id, [])
         for old in found[:-MAX_PER_MEMBER]:
-            await self.repository.remove_subscription(conn, member_id, old.id)
+            await self.audience.remove_subscription(conn, member_id, old.id)
         return next(s for s in found if s.endpoint == body.endpoint)
 
     async def remove(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, subscription_id: UUID
     ) -> None:
         await member_service.get(conn, program, member_id)
-        if not await self.repository.remove_subscription(conn, member_id, subscription_id):
+        if not await self.audience.remove_subscription(conn, member_id, subscription_id):
             raise NotFound(f"no push subscription {subscription_id}", field="subscription_id")
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kopilka.db import run_in_transaction
 from kopilka.kit.clock import zone_named
 from kopilka.ledger.service import ledger_service
-from kopilka.messaging.service import Outgoing, messaging_service
+from kopilka.messaging.composition import Outgoing
+from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import program_service
 from kopilka.rules.domain import UTC_ZONE
 

@@ -1,0 +1,221 @@
+"""What composing and sending a message needs, without I/O: the message to make
+(``Outgoing``), the program's settings and link secret (``Setup``), which texts a kind uses,
+how a channel's parts render, consent, back-off, and the statuses a message takes."""
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from kopilka.errors import InvalidInput, NotFound
+from kopilka.messaging import links
+from kopilka.messaging.domain import (
+    Channel,
+    ConsentRow,
+    MessageRow,
+    Part,
+    TemplateProblem,
+    render,
+)
+from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
+from kopilka.messaging.schemas import MessagingSettings
+
+QUEUED, SENT, DELIVERED, FAILED, BOUNCED = "queued", "sent", "delivered", "failed", "bounced"
+SKIPPED, CLICKED, READ = "skipped", "clicked", "read"
+MAX_ATTEMPTS = 8
+SENT_LIKE = frozenset({SENT, DELIVERED, CLICKED})
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after the ``attempts``-th failed try: 1, 2, 4 … minutes, at most 6 hours."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A variable whose value depends on the member's language (a tier's benefits)."""
+
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to make: of ``kind``, to a member, once per ``dedupe_key`` and channel."""
+
+    kind: str
+    member_id: UUID
+    dedupe_key: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    channels: Sequence[Channel] | None = None
+    send_at: datetime | None = None
+    broadcast_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A program's messaging settings and its link secret."""
+
+    settings: MessagingSettings
+    secret: str
+
+    def link(self, path: str, data: links.LinkData) -> str:
+        return f"{self.settings.links_url}/m/{path}/{links.sign(self.secret, data)}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str | None
+    body: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one try of a leased message gave."""
+
+    message: MessageRow
+    at: datetime
+    provider_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+    bounced: bool = False  # the address itself is refused for good: suppress it
+    gone: bool = False  # the push subscription has ended: remove it
+
+
+def consent_allows(consents: Sequence[ConsentRow], channel: str, purpose: str) -> bool:
+    """Marketing needs a granted consent; service messages go unless withdrawn."""
+    found = next((c for c in consents if c.channel == channel and c.purpose == purpose), None)
+    if purpose == Purpose.MARKETING:
+        return found is not None and found.status == "granted"
+    return found is None or found.status != "withdrawn"
+
+
+def template_sources(
+    kind: NotificationKind, language: str, saved: Mapping[str, str] | None
+) -> dict[Part, str]:
+    """The shipped texts of ``kind`` in ``language`` with the program's saved parts over."""
+    sources = dict(kind.defaults.get(language) or kind.defaults["ru"])
+    for part, source in (saved or {}).items():
+        sources[Part(part)] = source
+    return sources
+
+
+def known_kind(kind: str) -> NotificationKind:
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise NotFound(
+            f"no message kind {kind!r} (one of {', '.join(sorted(KINDS))})", field="kind"
+        )
+    return spec
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+
+def checked_address(channel: Channel, address: str) -> str:
+    """A test address as the channel needs it, or a clear refusal."""
+    if channel is Channel.EMAIL and not _EMAIL.match(address):
+        raise InvalidInput(f"{address!r} is not an e-mail address", field="to")
+    if channel is Channel.SMS and not _PHONE.match(address):
+        raise InvalidInput(
+            f"{address!r} is not a phone number in international form (+79161234567)",
+            field="to",
+        )
+    return address
+
+
+def check_variables(spec: NotificationKind, variables: Mapping[str, Any]) -> None:
+    for name in variables:
+        if name not in spec.variables:
+            raise InvalidInput(
+                f"unknown template variable {name!r} for {spec.key} (it has: "
+                f"{', '.join(sorted(spec.variables)) or 'none'})",
+                field=f"variables.{name}",
+            )
+
+
+def try_render(spec: NotificationKind, language: str, parts: Mapping[str, str]) -> None:
+    """A saved template must render with the kind's sample data."""
+    sources = template_sources(spec, language, parts)
+    for part, source in sources.items():
+        try:
+            render(source, str(part), language, spec.sample)
+        except TemplateProblem as exc:
+            raise InvalidInput(str(exc), field=f"parts.{part}") from None
+
+
+def render_channel(
+    channel: Channel, sources: Mapping[Part, str], language: str, values: Mapping[str, Any]
+) -> Rendered:
+    def part(name: Part) -> str:
+        return render(sources.get(name, ""), str(name), language, values)
+
+    if channel is Channel.EMAIL:
+        html = part(Part.HTML) if sources.get(Part.HTML) else None
+        return Rendered(part(Part.SUBJECT), part(Part.TEXT), html)
+    if channel is Channel.SMS:
+        return Rendered(None, part(Part.SMS), None)
+    if channel is Channel.PUSH:
+        return Rendered(part(Part.PUSH_TITLE), part(Part.PUSH_BODY), None)
+    return Rendered(part(Part.SUBJECT), part(Part.TEXT), None)
+
+
+def tracked(setup: Setup, program_id: UUID, message_id: UUID, html: str | None) -> str | None:
+    """Links of an HTML part through the signed click redirect (``/m/c/…``)."""
+    if html is None or not setup.secret:
+        return html
+
+    def wrap(match: re.Match[str]) -> str:
+        url = match.group(1)
+        if url.startswith(f"{setup.settings.links_url}/m/"):
+            return match.group(0)  # unsubscribe and preference links stay as they are
+        target = setup.link(
+            "c", links.LinkData("click", program_id, message_id=message_id, url=url)
+        )
+        return f'href="{target}"'
+
+    return _HREF.sub(wrap, html)
+
+
+def deferred_note(row: Mapping[str, Any], now: datetime) -> str | None:
+    due = row.get("due_at")
+    if row["status"] == QUEUED and due is not None and due > now:
+        return f"waits until {due:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
+def status_step(message_id: UUID, status: str, detail: str | None, at: datetime) -> dict[str, Any]:
+    return {"message_id": message_id, "status": status, "detail": detail, "at": at}
+
+
+def message_row(r: Mapping[str, Any]) -> MessageRow:
+    return MessageRow(
+        id=r["id"],
+        program_id=r["program_id"],
+        member_id=r["member_id"],
+        kind=r["kind"],
+        purpose=r["purpose"],
+        channel=r["channel"],
+        dedupe_key=r["dedupe_key"],
+        language=r["language"],
+        to_address=r["to_address"],
+        subject=r["subject"],
+        body=r["body"],
+        html=r["html"],
+        link=r["link"],
+        extra=dict(r["extra"]),
+        status=r["status"],
+        error=r["error"],
+        attempts=r["attempts"],
+        due_at=r["due_at"],
+        broadcast_id=r["broadcast_id"],
+        provider_id=r["provider_id"],
+        created_at=r["created_at"],
+        sent_at=r["sent_at"],
+        read_at=r["read_at"],
+        clicked_at=r["clicked_at"],
+    )

@@ -1,0 +1,223 @@
+"""What the sender and providers report about messages: leasing due ones, recording what
+each send gave (sent, a retry later with back-off, failed or bounced for good), delivery
+reports, clicks, and sending a failed message again. Never commits."""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, NotFound
+from kopilka.messaging import links
+from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
+from kopilka.messaging.composition import (
+    BOUNCED,
+    CLICKED,
+    DELIVERED,
+    FAILED,
+    MAX_ATTEMPTS,
+    QUEUED,
+    SENT,
+    SENT_LIKE,
+    SendResult,
+    retry_delay,
+    status_step,
+)
+from kopilka.messaging.domain import MessageRow
+from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.programs.service import ProgramContext
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        repository: MessagingRepository = messaging_repository,
+        audience: AudienceRepository = audience_repository,
+    ) -> None:
+        self.repository = repository
+        self.audience = audience
+
+    async def lease(
+        self,
+        conn: AsyncConnection,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        channels: Sequence[str],
+    ) -> list[MessageRow]:
+        return await self.repository.lease_due(conn, now, now + lease, limit, channels)
+
+    async def record(self, conn: AsyncConnection, results: Sequence[SendResult]) -> None:
+        """What the sends gave: sent, a retry later, or failed for good (a hard bounce
+        also stops the address; an ended push subscription is removed)."""
+        updates: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for result in results:
+            message, at = result.message, result.at
+            attempts = message.attempts + 1
+            if result.error is None:
+                updates.append(
+                    {
+                        "id": message.id,
+                        "status": SENT,
+                        "attempts": attempts,
+                        "sent_at": at,
+                        "due_at": None,
+                        "error": None,
+                        "provider_id": result.provider_id,
+                        "updated_at": at,
+                    }
+                )
+                history.append(status_step(message.id, SENT, result.provider_id, at))
+                continue
+            if result.permanent or attempts >= MAX_ATTEMPTS:
+                status = BOUNCED if result.bounced else FAILED
+                updates.append(
+                    {
+                        "id": message.id,
+                        "status": status,
+                        "attempts": attempts,
+                        "sent_at": None,
+                        "due_at": None,
+                        "error": result.error,
+                        "provider_id": message.provider_id,
+                        "updated_at": at,
+                    }
+                )
+                history.append(status_step(message.id, status, result.error, at))
+                if result.bounced and message.to_address:
+                    await self.audience.suppress(
+                        conn,
+                        {
+                            "program_id": message.program_id,
+                            "channel": message.channel,
+                            "address": message.to_address,
+                            "reason": "bounce",
+                            "detail": result.error[:500],
+                            "message_id": message.id,
+                            "created_at": at,
+                        },
+                    )
+                if result.gone and message.to_address:
+                    await self.audience.remove_endpoint(conn, message.to_address)
+                continue
+            later = at + retry_delay(attempts)
+            updates.append(
+                {
+                    "id": message.id,
+                    "status": QUEUED,
+                    "attempts": attempts,
+                    "sent_at": None,
+                    "due_at": later,
+                    "error": result.error,
+                    "provider_id": message.provider_id,
+                    "updated_at": at,
+                }
+            )
+            history.append(
+                status_step(
+                    message.id, "retry", f"{result.error}; next try {later:%H:%M:%S} UTC", at
+                )
+            )
+        await self.repository.update_messages(conn, updates)
+        await self.repository.add_statuses(conn, history)
+
+    async def report(
+        self,
+        conn: AsyncConnection,
+        channel: str,
+        provider_id: str,
+        delivered: bool,
+        detail: str | None,
+        now: datetime,
+    ) -> MessageRow | None:
+        """A provider's delivery report; None if no message has that provider id."""
+        found = await self.repository.by_provider_id(conn, channel, provider_id)
+        if found is None:
+            return None
+        status = DELIVERED if delivered else FAILED
+        if found.status in (SENT, QUEUED) or (found.status == DELIVERED and not delivered):
+            await self.repository.update_message(
+                conn,
+                found.id,
+                status=status,
+                updated_at=now,
+                error=None if delivered else (detail or "the provider could not deliver it"),
+            )
+        await self._history(conn, found.id, status, detail, now)
+        return found
+
+    async def accept_reports(
+        self,
+        conn: AsyncConnection,
+        token: str,
+        reports: Sequence[tuple[str, bool, str | None]],
+        now: datetime,
+    ) -> int | None:
+        """A provider's delivery reports at a signed callback URL: (provider id,
+        delivered, detail). None if the URL is not one a program signed."""
+        try:
+            program_id = links.program_of(token)
+            found = await self.repository.settings(conn, program_id)
+            if found is None:
+                return None
+            data = links.verify(found[1], token, "report")
+        except links.BadLink:
+            return None
+        matched = 0
+        for provider_id, delivered, detail in reports:
+            row = await self.report(
+                conn, data.channel or "sms", provider_id, delivered, detail, now
+            )
+            if row is not None and row.program_id == program_id:
+                matched += 1
+        return matched
+
+    async def clicked(
+        self, conn: AsyncConnection, program_id: UUID, message_id: UUID, url: str, now: datetime
+    ) -> None:
+        found = await self.repository.message(conn, program_id, message_id)
+        if found is None:
+            return
+        values: dict[str, Any] = {"updated_at": now}
+        if found.clicked_at is None:
+            values["clicked_at"] = now
+        if found.status in SENT_LIKE:
+            values["status"] = CLICKED
+        await self.repository.update_message(conn, message_id, **values)
+        await self._history(conn, message_id, CLICKED, url[:500], now)
+
+    async def retry(
+        self, conn: AsyncConnection, program: ProgramContext, message_id: UUID, now: datetime
+    ) -> MessageRow:
+        """Send a failed message again as soon as the sender can, with fresh attempts."""
+        found = await self.repository.message(conn, program.id, message_id, lock=True)
+        if found is None:
+            raise NotFound(f"no message {message_id}", field="message_id")
+        if found.status not in (FAILED, QUEUED):
+            raise Conflict(
+                f"message {message_id} is {found.status}: only a failed one is sent again",
+                field="message_id",
+            )
+        await self.repository.update_message(
+            conn, message_id, status=QUEUED, attempts=0, due_at=now, error=None, updated_at=now
+        )
+        await self._history(conn, message_id, QUEUED, "sent again on request", now)
+        refreshed = await self.repository.message(conn, program.id, message_id)
+        assert refreshed is not None
+        return refreshed
+
+    async def _history(
+        self,
+        conn: AsyncConnection,
+        message_id: UUID,
+        status: str,
+        detail: str | None,
+        now: datetime,
+    ) -> None:
+        await self.repository.add_statuses(conn, [status_step(message_id, status, detail, now)])
+
+
+delivery_service = DeliveryService()
