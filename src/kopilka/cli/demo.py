@@ -1,10 +1,12 @@
 """``kopilka demo``: a working program with a year of data, verified, then served."""
 
 import asyncio
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -99,7 +101,7 @@ def demo(
     start = (datetime.now(UTC) - timedelta(days=days)).date()
     config = SimulationConfig(members=members, days=days, start=start, seed=seed)
 
-    async def work(engine: AsyncEngine) -> tuple[DemoSummary, dict[str, list[str]], str]:
+    async def work(engine: AsyncEngine) -> tuple[DemoSummary, dict[str, list[str]], str, UUID]:
         program = await demo_service.create_program(engine)
         with Progress(
             TextColumn("simulating {task.fields[day]}"),
@@ -120,10 +122,10 @@ def demo(
             key, _ = await api_key_service.create(
                 conn, program.id, name="demo admin", scopes=["admin"], now=clock.now()
             )
-        return summary, problems, key
+        return summary, problems, key, program.id
 
     with few_collections():
-        summary, problems, key = run(with_engine(url, work))
+        summary, problems, key, program_id = run(with_engine(url, work))
     _print_summary(summary)
     failed = [name for name, found in problems.items() if found]
     if failed:
@@ -131,12 +133,13 @@ def demo(
         sys.exit(1)
     console.print("[green]ledger and gift cards verified[/green]: every invariant holds")
     say(f"API key (admin): {key}")
-    settings = Settings(database_url=url)
-    delivered, left = run(with_engine(url, lambda engine: _deliver(engine, settings)))
+    settings = _demo_settings(url, database)
+    delivered, left = run(with_engine(url, lambda engine: _deliver(engine, settings, program_id)))
     say(
         f"worker: {delivered.stamped:,} domain events delivered to "
         f"{', '.join(delivered.consumers)}; {left:,} left undelivered"
     )
+    _print_messages(delivered.messages, settings)
     if not serve:
         return
     for line in serving_hints(host, port, key):
@@ -145,14 +148,49 @@ def demo(
     run(_serve_with_worker(settings, host, port))
 
 
+def _demo_settings(url: str, database: Path) -> Settings:
+    """The demo's settings: e-mail to the SMTP server in KOPILKA_SMTP_HOST if one is set,
+    else into a mail folder next to the database file (one .eml per message)."""
+    settings = Settings(database_url=url)
+    if settings.smtp_host is None and settings.mail_outbox_dir is None:
+        outbox = database.parent / f"{database.stem}-mail"
+        shutil.rmtree(outbox, ignore_errors=True)
+        settings = settings.model_copy(update={"mail_outbox_dir": str(outbox)})
+    return settings
+
+
+def _print_messages(counts: dict[tuple[str, str, str], int], settings: Settings) -> None:
+    """The messages the year's last days made, by kind, and where the e-mail went."""
+    if not counts:
+        say("messages: none (notifications come from the last days' events)")
+        return
+    table = Table(title="Messages to members (the last days' events)")
+    for column in ("kind", "channel", "status", "messages"):
+        table.add_column(column, justify="right" if column == "messages" else "left")
+    for (kind, channel, status), count in sorted(counts.items()):
+        table.add_row(kind, channel, status, f"{count:,}")
+    console.print(table)
+    where = (
+        f"the SMTP server at {settings.smtp_host}:{settings.smtp_port}"
+        if settings.smtp_host
+        else f"{settings.mail_outbox_dir} (one .eml file per message)"
+    )
+    say(f"e-mail went to {where}")
+
+
 @dataclass(frozen=True)
 class _Delivered:
     stamped: int
     consumers: list[str]
+    messages: dict[tuple[str, str, str], int]
 
 
-async def _deliver(engine: AsyncEngine, settings: Settings) -> tuple[_Delivered, int]:
+async def _deliver(
+    engine: AsyncEngine, settings: Settings, program_id: UUID
+) -> tuple[_Delivered, int]:
     """Deliver the year's events before serving, so the demo starts with none pending."""
+    from kopilka.messaging.service import messaging_service
+    from kopilka.programs.service import program_service
     from kopilka.worker.service import worker_service
     from kopilka.worker.setup import open_worker
 
@@ -160,7 +198,9 @@ async def _deliver(engine: AsyncEngine, settings: Settings) -> tuple[_Delivered,
         report = await worker.drain()
     async with reading(engine) as conn:
         status = await worker_service.status(conn)
-    return _Delivered(report.stamped, plan.consumers), status.undelivered
+        program = await program_service.get(conn, program_id)
+        messages = await messaging_service.counts_by_kind(conn, program)
+    return _Delivered(report.stamped, plan.consumers, messages), status.undelivered
 
 
 async def _serve_with_worker(settings: Settings, host: str, port: int) -> None:

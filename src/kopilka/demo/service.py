@@ -27,6 +27,8 @@ from kopilka.ledger.redemptions import points_redemption_service
 from kopilka.ledger.service import ledger_service
 from kopilka.members.schemas import MemberCreate, MemberRef
 from kopilka.members.service import member_service
+from kopilka.messaging.schemas import MessagingSettings
+from kopilka.messaging.service import messaging_service
 from kopilka.models import (
     Member,
     Purchase,
@@ -171,6 +173,10 @@ class DemoService:
             )
             await create_campaigns(conn, program, clock.now())
             await open_shop(conn, program, clock.now())
+            # The demo sends at once, whatever the hour it is run at: no quiet hours.
+            await messaging_service.save_settings(
+                conn, program, MessagingSettings(quiet_hours=None), clock.now()
+            )
             return program
 
     async def run(

@@ -91,10 +91,12 @@ class ConsentService:
         now: datetime,
         *,
         sync_profile: bool = True,
+        confirm_at: datetime | None = None,
     ) -> int:
-        """Apply ``changes``; how many changed anything (repeating a state is no change).
-        Marketing e-mail granted without ``confirmed`` waits for the member to confirm,
-        when the program asks for double opt-in, and a confirmation message goes out."""
+        """Apply ``changes`` as of ``now``; how many changed anything (repeating a state is
+        no change). Marketing e-mail granted without ``confirmed`` waits for the member to
+        confirm, when the program asks for double opt-in; the confirmation message goes out
+        at ``confirm_at`` (None: none, as for an old registration replayed)."""
         member = await member_service.get(conn, program, member_id)
         await self.audience.lock_consents(conn, member_id)
         setup = await messaging_service.ensure_setup(conn, program, now)
@@ -128,7 +130,7 @@ class ConsentService:
             )
             confirm = confirm or status == PENDING
             changed += 1
-        if confirm and member.email:
+        if confirm and member.email and confirm_at is not None:
             link = setup.link(
                 "confirm",
                 links.LinkData("confirm", program.id, member_id, channel=str(Channel.EMAIL)),
@@ -145,7 +147,7 @@ class ConsentService:
                         channels=[Channel.EMAIL],
                     )
                 ],
-                now,
+                confirm_at,
             )
         if changed and sync_profile:
             await self._sync_profile(conn, program, member_id, member.consents, now)
@@ -197,9 +199,12 @@ class ConsentService:
         flags: Mapping[str, Any],
         source: str,
         now: datetime,
+        *,
+        confirm_at: datetime | None,
     ) -> int:
-        """The profile's marketing flags changed (registration, the member API): record
-        what differs, as a change from ``source``."""
+        """The profile's marketing flags changed at ``now`` (registration, the member API):
+        record what differs, as a change from ``source``; a confirmation of the address, if
+        one is asked for, goes out at ``confirm_at`` (None: none, the change is history)."""
         rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
         changes = []
         for channel in CHANNELS:
@@ -219,7 +224,9 @@ class ConsentService:
         if not changes:
             return 0
         try:
-            return await self.change(conn, program, member_id, changes, now, sync_profile=False)
+            return await self.change(
+                conn, program, member_id, changes, now, sync_profile=False, confirm_at=confirm_at
+            )
         except NotFound:
             return 0
 

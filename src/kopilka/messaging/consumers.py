@@ -97,8 +97,17 @@ async def _consents(
             return
         flags = profile.consents.model_dump()
         source = "registration"
+    now = clock.now()
+    setup = await messaging_service.ensure_setup(conn, program, now)
+    fresh = now - event.occurred_at <= timedelta(hours=setup.settings.fresh_hours)
     await consent_service.from_profile(
-        conn, program, event.member_id, flags, source, event.occurred_at
+        conn,
+        program,
+        event.member_id,
+        flags,
+        source,
+        event.occurred_at,
+        confirm_at=now if fresh else None,
     )
 
 

@@ -460,7 +460,8 @@ async def change_consents(
     ``confirmed``."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Consents:
-        await consent_service.change(conn, program, member_id, body.changes, clock.now())
+        now = clock.now()
+        await consent_service.change(conn, program, member_id, body.changes, now, confirm_at=now)
         return _consents_out(*await consent_service.of(conn, program, member_id))
 
     return await in_transaction(engine, principal, work)

@@ -222,7 +222,8 @@ async def _preferences(conn: AsyncConnection, token: str, form: dict[str, str] |
             for purpose in (Purpose.MARKETING, Purpose.SERVICE)
             for channel in CHANNELS
         ]
-        await consent_service.change(conn, program, data.member_id, changes, clock.now())
+        now = clock.now()
+        await consent_service.change(conn, program, data.member_id, changes, now, confirm_at=now)
     views, _ = await consent_service.of(conn, program, data.member_id)
     allowed = {(v.channel, v.purpose): v.allowed or v.status == "pending" for v in views}
     return _page(
