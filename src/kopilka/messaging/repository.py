@@ -364,17 +364,28 @@ class MessagingRepository:
         limit: int,
         channels: Sequence[str],
     ) -> list[MessageRow]:
-        """Take up to ``limit`` due queued messages of ``channels`` until ``until``."""
+        """Take up to ``limit`` due queued messages of ``channels`` until ``until``: service
+        messages first (a member's points go before a broadcast's backlog), then the rest,
+        each oldest due first."""
         m = messages_t
-        rows = (
-            await conn.execute(
-                select(m)
-                .where(m.c.status == QUEUED, m.c.due_at <= now, m.c.channel.in_(channels))
-                .order_by(m.c.due_at, m.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        rows: list[Any] = []
+        for purpose in ("service", "marketing"):
+            if len(rows) >= limit:
+                break
+            rows += (
+                await conn.execute(
+                    select(m)
+                    .where(
+                        m.c.status == QUEUED,
+                        m.c.due_at <= now,
+                        m.c.purpose == purpose,
+                        m.c.channel.in_(channels),
+                    )
+                    .order_by(m.c.due_at, m.c.id)
+                    .limit(limit - len(rows))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
         if rows:
             await conn.execute(
                 update(m).where(one_of(conn, m.c.id, [r.id for r in rows])).values(due_at=until)
