@@ -28,6 +28,16 @@ app = typer.Typer(help="Messages to members.", no_args_is_help=True)
 STATUSES = ("queued", "sent", "delivered", "failed", "bounced", "skipped", "clicked")
 
 
+def _id(value: str | None, what: str) -> UUID | None:
+    """An id given on the command line, or one line saying it is not one."""
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        fail(f"{value!r} is not a {what} id")
+
+
 def _line(message: MessageRow) -> str:
     to = message.to_address if message.channel != Channel.PUSH else "push"
     why = f" ({message.error})" if message.error else ""
@@ -39,7 +49,7 @@ def _line(message: MessageRow) -> str:
 
 @app.command("list")
 def list_messages(
-    member: UUID | None = typer.Option(None, help="Only this member's."),
+    member: str | None = typer.Option(None, help="Only this member's (id)."),
     status: str | None = typer.Option(None, help=f"One of {', '.join(STATUSES)}."),
     limit: int = typer.Option(50, min=1, max=1000),
     program: str | None = ProgramOption,
@@ -48,12 +58,13 @@ def list_messages(
     """The newest messages."""
     if status is not None and status not in STATUSES:
         fail(f"--status: {status!r} is not one of {', '.join(STATUSES)}")
+    member_id = _id(member, "member")
 
     async def work(engine: AsyncEngine) -> list[MessageRow]:
         context = await load_program(engine, program)
         async with reading(engine) as conn:
             return await messaging_service.page(
-                conn, context, limit=limit, before=None, member_id=member, status=status
+                conn, context, limit=limit, before=None, member_id=member_id, status=status
             )
 
     found = run(with_engine(database_url(database), work))
@@ -65,21 +76,23 @@ def list_messages(
 
 @app.command()
 def status(
-    message_id: UUID = typer.Argument(..., help="The message's id."),
+    message: str = typer.Argument(..., help="The message's id."),
     program: str | None = ProgramOption,
     database: str | None = DatabaseOption,
 ) -> None:
     """One message and every status it took."""
+    message_id = _id(message, "message")
+    assert message_id is not None
 
     async def work(engine: AsyncEngine) -> tuple[MessageRow, list[StatusRow]]:
         context = await load_program(engine, program)
         async with reading(engine) as conn:
             return await messaging_service.get(conn, context, message_id)
 
-    message, history = run(with_engine(database_url(database), work))
-    console.print(escape(_line(message)), highlight=False)
-    if message.subject:
-        console.print(escape(f"subject: {message.subject}"), highlight=False)
+    found, history = run(with_engine(database_url(database), work))
+    console.print(escape(_line(found)), highlight=False)
+    if found.subject:
+        console.print(escape(f"subject: {found.subject}"), highlight=False)
     for step in history:
         detail = f": {step.detail}" if step.detail else ""
         console.print(
@@ -89,11 +102,13 @@ def status(
 
 @app.command()
 def retry(
-    message_id: UUID = typer.Argument(..., help="A failed message's id."),
+    message: str = typer.Argument(..., help="A failed message's id."),
     program: str | None = ProgramOption,
     database: str | None = DatabaseOption,
 ) -> None:
     """Send a failed message again (the worker sends it)."""
+    message_id = _id(message, "message")
+    assert message_id is not None
 
     async def work(engine: AsyncEngine) -> MessageRow:
         context = await load_program(engine, program)
@@ -108,7 +123,7 @@ def test(
     kind: str = typer.Argument(..., help="The message kind (points_earned, birthday …)."),
     channel: Channel = typer.Option(Channel.EMAIL, help="email, sms, push or inbox."),
     to: str | None = typer.Option(None, help="An e-mail address or a phone (+79161234567)."),
-    member: UUID | None = typer.Option(None, help="Or a member, with their data."),
+    member: str | None = typer.Option(None, help="Or a member (id), with their data."),
     language: str | None = typer.Option(None, help="ru or en; default the member's."),
     program: str | None = ProgramOption,
     database: str | None = DatabaseOption,
@@ -118,6 +133,7 @@ def test(
         fail("give either --to or --member")
     if language is not None and language not in ("ru", "en"):
         fail(f"--language: {language!r} is not ru or en")
+    member_id = _id(member, "member")
 
     async def work(engine: AsyncEngine) -> MessageRow:
         context = await load_program(engine, program)
@@ -128,7 +144,7 @@ def test(
                 kind,
                 channel=channel,
                 to=to,
-                member_id=member,
+                member_id=member_id,
                 language=language,
                 variables={},
                 now=clock.now(),

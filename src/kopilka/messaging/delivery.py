@@ -196,7 +196,7 @@ class DeliveryService:
         found = await self.repository.message(conn, program.id, message_id, lock=True)
         if found is None:
             raise NotFound(f"no message {message_id}", field="message_id")
-        if found.status not in (FAILED, QUEUED):
+        if found.status != FAILED:
             raise Conflict(
                 f"message {message_id} is {found.status}: only a failed one is sent again",
                 field="message_id",
