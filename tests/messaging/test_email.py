@@ -88,3 +88,19 @@ def test_a_message_without_html_is_plain_text() -> None:
     message = mime(Email("a@example.com", "Subject", "Body"), "Club <club@example.com>")
     assert message.get_content_type() == "text/plain"
     assert message["Date"] and message["Message-ID"].endswith("@example.com>")
+
+
+async def test_connections_are_kept_and_a_dead_one_is_replaced(smtp_server: SmtpServer) -> None:
+    config = SmtpConfig("127.0.0.1", smtp_server.port, "none", None, None, "Shop <s@x.example>", 10)
+    sender = SmtpChannel(config, keep=2)
+    first = await sender.send(Email("keep-1@example.com", "One", "One"))
+    second = await sender.send(Email("keep-2@example.com", "Two", "Two"))
+    assert len(sender._idle) == 1  # the second message went over the first's connection
+    # The server drops the idle connection (a restart, an idle timeout): the next message
+    # still goes, over a new connection.
+    sender._idle[0][0].close()
+    third = await sender.send(Email("keep-3@example.com", "Three", "Three"))
+    await sender.close()
+    got = {m["Message-ID"] for m in smtp_server.received()}
+    assert {first, second, third} <= got
+    assert sender._idle == []

@@ -243,3 +243,35 @@ async def test_inbox_lists_and_marks_read(
     other = await member(api, email="inbox-other@shop.example")
     wrong = await till.post(f"/v1/members/{other}/messages/{first['id']}/read")
     assert wrong.status_code == 404
+
+
+async def test_service_messages_go_before_a_marketing_backlog(
+    api: Api, engine: AsyncEngine, smtp_server: SmtpServer
+) -> None:
+    routes = {Channel.EMAIL: Route(SmtpDeliverer(smtp_config(smtp_server)), Throttle(0), 10)}
+    one_at_a_time = MessageSender(engine, routes, batch=1)
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None, double_opt_in=False, caps={})
+        address = mailbox("first")
+        anna = await member(api, email=address)
+        granted = await api.post(
+            f"/v1/members/{anna}/consents",
+            {"changes": [{"channel": "email", "purpose": "marketing", "granted": True}]},
+        )
+        assert granted.status_code == 200
+        news = await api.post(
+            "/v1/broadcasts",
+            {
+                "name": "news",
+                "members": [anna],
+                "channels": ["email"],
+                "variables": {"title": "Новости", "body": "Много новостей"},
+            },
+        )
+        assert news.status_code == 201
+        await MessageSender(engine, {}).expand_broadcasts()  # the marketing message, queued
+    with clock.frozen(T0 + timedelta(seconds=1)):
+        await send(api, anna, "urgent", channels=["email"])  # queued after it
+        await one_at_a_time.send_due()
+    [got] = to(smtp_server, address)
+    assert plain(got["Subject"]) == "Списано 300 баллов"

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html import unescape
 from typing import Any
 from uuid import UUID
 
@@ -170,7 +171,7 @@ def tracked(setup: Setup, program_id: UUID, message_id: UUID, html: str | None) 
         return html
 
     def wrap(match: re.Match[str]) -> str:
-        url = match.group(1)
+        url = unescape(match.group(1))  # the address as the browser reads it (&amp; → &)
         if url.startswith(f"{setup.settings.links_url}/m/"):
             return match.group(0)  # unsubscribe and preference links stay as they are
         target = setup.link(

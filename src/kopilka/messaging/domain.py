@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -176,9 +176,16 @@ def environment(language: str, html: bool) -> ImmutableSandboxedEnvironment:
 
 def _compile(source: str, part: str, language: str) -> Any:
     try:
-        return environment(language, part in HTML_PARTS).from_string(source)
+        return _compiled(source, language, part in HTML_PARTS)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
+
+
+@lru_cache(maxsize=2048)
+def _compiled(source: str, language: str, html: bool) -> Any:
+    """A template compiled once per process: a broadcast renders the same few sources for
+    every member (compiling costs more than rendering)."""
+    return environment(language, html).from_string(source)
 
 
 def names_used(source: str, part: str = "template") -> dict[str, int]:

@@ -90,28 +90,30 @@ def mime(email: Email, sender: str) -> EmailMessage:
 
 
 class SmtpChannel:
-    """Sends e-mail through one SMTP server, one connection per message."""
+    """Sends e-mail through one SMTP server, keeping up to ``keep`` connections open between
+    messages (a connection and its handshake cost more than a message): each send takes an
+    idle connection or opens one; a connection that saw any refusal or error is closed, not
+    reused; one the server closed while idle is replaced and the message sent once more."""
 
-    def __init__(self, config: SmtpConfig, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        tls: ssl.SSLContext | None = None,
+        *,
+        keep: int = 8,
+        per_connection: int = 100,
+    ) -> None:
         self.config = config
         self.tls = tls
+        self.keep = keep
+        self.per_connection = per_connection
+        self._idle: list[tuple[aiosmtplib.SMTP, int]] = []
 
     async def send(self, email: Email) -> str:
         """Send ``email``; its Message-ID. ``SendFailed`` if the server did not take it."""
         message = mime(email, self.config.sender)
-        config = self.config
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=config.host,
-                port=config.port,
-                username=config.username,
-                password=config.password,
-                use_tls=config.security == "tls",
-                start_tls=config.security == "starttls",
-                tls_context=self.tls,
-                timeout=config.timeout,
-            )
+            await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0] if exc.recipients else None
             code = refusal.code if refusal is not None else None
@@ -127,9 +129,61 @@ class SmtpChannel:
             ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise SendFailed(
-                f"cannot reach {config.host}:{config.port}: {exc}", permanent=False
+                f"cannot reach {self.config.host}:{self.config.port}: {exc}", permanent=False
             ) from exc
         return str(message["Message-ID"])
+
+    async def _send(self, message: EmailMessage) -> None:
+        if self._idle:
+            client, sent = self._idle.pop()
+            try:
+                await client.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                # The server closed the idle connection: a fresh one gets the message.
+                client.close()
+            except BaseException:
+                client.close()
+                raise
+            else:
+                self._keep(client, sent + 1)
+                return
+        client = await self._connect()
+        try:
+            await client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        self._keep(client, 1)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        config = self.config
+        client = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            username=config.username,
+            password=config.password,
+            use_tls=config.security == "tls",
+            start_tls=config.security == "starttls",
+            tls_context=self.tls,
+            timeout=config.timeout,
+        )
+        await client.connect()
+        return client
+
+    def _keep(self, client: aiosmtplib.SMTP, sent: int) -> None:
+        if sent < self.per_connection and len(self._idle) < self.keep:
+            self._idle.append((client, sent))
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
 
 
 def _permanent(code: int | None) -> bool:

@@ -69,12 +69,15 @@ def _domain(sender: str) -> str:
 
 
 class SmtpDeliverer:
-    def __init__(self, config: SmtpConfig) -> None:
-        self.channel = SmtpChannel(config)
+    def __init__(self, config: SmtpConfig, keep: int = 8) -> None:
+        self.channel = SmtpChannel(config, keep=keep)
         self.domain = _domain(config.sender)
 
     async def deliver(self, message: MessageRow) -> str | None:
         return await self.channel.send(_email(message, self.domain))
+
+    async def close(self) -> None:
+        await self.channel.close()
 
 
 class FileMailDeliverer:
@@ -247,14 +250,16 @@ class MessageChannels:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._smtp: SmtpDeliverer | None = None
 
     async def __aenter__(self) -> dict[Channel, Route]:
         settings = self.settings
         routes: dict[Channel, Route] = {}
         smtp = SmtpConfig.from_settings(settings)
         if smtp is not None:
+            self._smtp = SmtpDeliverer(smtp, keep=settings.message_concurrency)
             routes[Channel.EMAIL] = Route(
-                SmtpDeliverer(smtp), Throttle(settings.email_per_second), smtp.timeout
+                self._smtp, Throttle(settings.email_per_second), smtp.timeout
             )
         elif settings.mail_outbox_dir:
             routes[Channel.EMAIL] = Route(
@@ -281,6 +286,8 @@ class MessageChannels:
         return routes
 
     async def __aexit__(self, *_: object) -> None:
+        if self._smtp is not None:
+            await self._smtp.close()
         if self._session is not None:
             await self._session.close()
         self._session = None
