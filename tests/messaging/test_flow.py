@@ -275,3 +275,41 @@ async def test_service_messages_go_before_a_marketing_backlog(
         await one_at_a_time.send_due()
     [got] = to(smtp_server, address)
     assert plain(got["Subject"]) == "Списано 300 баллов"
+
+
+async def test_complaints_and_manual_suppressions(api: Api, engine: AsyncEngine) -> None:
+    with clock.frozen(T0):
+        await settle(api, **QUIET_OFF)
+        address = mailbox("spam-report")
+        anna = await member(api, email=address)
+        added = await api.post(
+            "/v1/messaging/suppressions",
+            {
+                "channel": "email",
+                "address": address.upper(),
+                "reason": "complaint",
+                "detail": "marked as spam",
+            },
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["address"] == address  # stored as members' addresses are
+        made = by_channel(await send(api, anna, "after-complaint"))
+        listed = (await api.get("/v1/messaging/suppressions", channel="email")).json()["items"]
+    assert made["email"]["error"] == "not sent: address suppressed (complaint: marked as spam)"
+    assert [s["reason"] for s in listed if s["address"] == address] == ["complaint"]
+    for body, field in [
+        ({"channel": "fax", "address": address, "reason": "manual"}, "channel"),
+        ({"channel": "email", "address": "not-an-address", "reason": "manual"}, "address"),
+        ({"channel": "sms", "address": "123456", "reason": "manual"}, "address"),
+        ({"channel": "email", "address": address, "reason": "bounce"}, "reason"),
+    ]:
+        response = await api.post("/v1/messaging/suppressions", body)
+        assert response.status_code == 422, (body, response.text)
+        fields = [e["field"].removeprefix("body.") for e in response.json()["errors"]]
+        assert field in fields, (body, fields)
+    removed = await api.delete(f"/v1/messaging/suppressions/email/{address}")
+    assert removed.status_code == 204
+    assert (await api.delete(f"/v1/messaging/suppressions/email/{address}")).status_code == 404
+    with clock.frozen(T0 + timedelta(minutes=1)):
+        again = by_channel(await send(api, anna, "after-removal"))
+    assert again["email"]["status"] == "queued"

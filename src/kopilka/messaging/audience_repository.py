@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
-from kopilka.messaging.domain import ConsentRecordRow, ConsentRow, Recipient, SubscriptionRow
+from kopilka.messaging.domain import (
+    ConsentRecordRow,
+    ConsentRow,
+    Recipient,
+    SubscriptionRow,
+    SuppressionRow,
+)
 from kopilka.messaging.repository import insert_ignoring
 from kopilka.models import ConsentRecord, Member, MemberConsent, PushSubscriptionRow, Suppression
 from kopilka.models.base import table
@@ -160,16 +166,31 @@ class AudienceRepository:
         return int(result.rowcount or 0)
 
     async def suppressions(
-        self, conn: AsyncConnection, program_id: UUID, limit: int
-    ) -> list[dict[str, Any]]:
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        channel: str | None,
+        limit: int,
+        address: str | None = None,
+    ) -> list[SuppressionRow]:
+        """Newest first (of one address, if given)."""
         s = suppressions_t
-        rows = await conn.execute(
+        query = (
             select(s)
             .where(s.c.program_id == program_id)
-            .order_by(s.c.created_at.desc())
+            .order_by(s.c.created_at.desc(), s.c.address)
             .limit(limit)
         )
-        return [dict(r._mapping) for r in rows]
+        if channel is not None:
+            query = query.where(s.c.channel == channel)
+        if address is not None:
+            query = query.where(s.c.address == address)
+        return [
+            SuppressionRow(
+                r.channel, r.address, r.reason, r.detail, r.message_id, as_utc(r.created_at)
+            )
+            for r in await conn.execute(query)
+        ]
 
     # --- push subscriptions --------------------------------------------------------------
 

@@ -386,3 +386,13 @@ class Recipient:
     language: str | None
     timezone: str | None
     status: str
+
+
+@dataclass(frozen=True)
+class SuppressionRow:
+    channel: str
+    address: str
+    reason: str  # bounce, complaint, manual
+    detail: str | None
+    message_id: UUID | None
+    created_at: datetime

@@ -41,6 +41,9 @@ from kopilka.messaging.schemas import (
     PushSubscriptionOut,
     PushSubscriptions,
     StatusStep,
+    Suppression,
+    SuppressionCreate,
+    Suppressions,
     TemplateList,
     TemplateSave,
     TemplateSummary,
@@ -49,6 +52,7 @@ from kopilka.messaging.schemas import (
 )
 from kopilka.messaging.service import messaging_service
 from kopilka.messaging.subscriptions import subscription_service
+from kopilka.messaging.suppressions import suppression_service
 from kopilka.messaging.templates import template_service
 from kopilka.programs.service import ProgramContext
 
@@ -118,6 +122,54 @@ async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
         return {"sms": f"{setup.settings.links_url}/m/reports/" + links.sign(setup.secret, data)}
 
     return await in_transaction(engine, principal, work)
+
+
+@router.get("/messaging/suppressions", response_model=Suppressions)
+async def list_suppressions(
+    principal: Admin,
+    engine: EngineDep,
+    channel: Literal["email", "sms"] | None = None,
+    limit: Limit = 100,
+) -> Suppressions:
+    """Addresses nothing is sent to, newest first, with the reason."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Suppressions:
+        rows = await suppression_service.page(conn, program, channel, limit)
+        return Suppressions(
+            items=[Suppression.model_validate(r, from_attributes=True) for r in rows]
+        )
+
+    return await read_only(engine, principal, work)
+
+
+@router.post("/messaging/suppressions", status_code=201, response_model=Suppression)
+async def add_suppression(
+    body: SuppressionCreate, principal: Admin, engine: EngineDep
+) -> Suppression:
+    """Stop sending to an address: a complaint, or an operator's decision."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> Suppression:
+        row = await suppression_service.add(
+            conn, program, body.channel, body.address, body.reason, body.detail, clock.now()
+        )
+        return Suppression.model_validate(row, from_attributes=True)
+
+    return await in_transaction(engine, principal, work)
+
+
+@router.delete(
+    "/messaging/suppressions/{channel}/{address}", status_code=204, response_class=Response
+)
+async def remove_suppression(
+    channel: Literal["email", "sms"], address: str, principal: Admin, engine: EngineDep
+) -> Response:
+    """Send to the address again (it works again, or was suppressed by mistake)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> None:
+        await suppression_service.remove(conn, program, channel, address)
+
+    await in_transaction(engine, principal, work)
+    return Response(status_code=204)
 
 
 # --- templates -------------------------------------------------------------------------------

@@ -425,3 +425,30 @@ class Broadcast(BaseModel):
 class BroadcastPage(BaseModel):
     items: list[Broadcast]
     next_cursor: str | None
+
+
+# --- suppressions ----------------------------------------------------------------------------
+
+
+class SuppressionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["email", "sms"]
+    address: str = Field(min_length=3, max_length=320)
+    reason: Literal["complaint", "manual"] = Field(
+        description="complaint: the member (or the provider's feedback loop) reported spam."
+    )
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class Suppression(BaseModel):
+    channel: str
+    address: str
+    reason: str
+    detail: str | None
+    message_id: UUID | None
+    created_at: datetime
+
+
+class Suppressions(BaseModel):
+    items: list[Suppression]
