@@ -22,7 +22,7 @@ from kopilka.messaging.sender import (
 )
 from kopilka.messaging.sms import SmsConfig, gateway
 from kopilka.programs.service import ProgramContext
-from tests.conftest import Api, make_key
+from tests.conftest import Api, make_key, make_program
 from tests.messaging.conftest import Browser, Gateway, PushService
 from tests.messaging.test_flow import member, settle
 
@@ -139,6 +139,15 @@ async def test_sms_is_sent_and_its_delivery_reported(
     assert detail["status"] == "delivered"
     assert [h["status"] for h in detail["history"]] == ["queued", "sent", "delivered"]
 
+    replayed = await api.client.post(path, json={"id": "gw-1", "status": "delivered"})
+    assert replayed.status_code == 200
+    assert len((await api.get(f"/v1/messages/{made['id']}")).json()["history"]) == 3
+    other = Api(api.client, await make_key(engine, await make_program(engine), "admin"))
+    theirs = (await other.get("/v1/messaging/callbacks")).json()["sms"]
+    foreign = await api.client.post(
+        theirs.removeprefix("http://127.0.0.1:8000"), json={"id": "gw-1", "status": "failed"}
+    )
+    assert foreign.status_code == 200  # a report of theirs: nothing of ours changes
     forged = await api.client.post(path[:-4] + "AAAA", json={"id": "gw-1", "status": "failed"})
     assert forged.status_code == 404
     bad = await api.client.post(

@@ -127,17 +127,22 @@ class DeliveryService:
     async def report(
         self,
         conn: AsyncConnection,
+        program_id: UUID,
         channel: str,
         provider_id: str,
         delivered: bool,
         detail: str | None,
         now: datetime,
     ) -> MessageRow | None:
-        """A provider's delivery report; None if no message has that provider id."""
-        found = await self.repository.by_provider_id(conn, channel, provider_id)
+        """A provider's delivery report on one of the program's messages; None if none has
+        that provider id. A report repeated (providers retry their callbacks) changes
+        nothing and adds nothing to the history."""
+        found = await self.repository.by_provider_id(conn, program_id, channel, provider_id)
         if found is None:
             return None
         status = DELIVERED if delivered else FAILED
+        if found.status == status:
+            return found
         if found.status in (SENT, QUEUED) or (found.status == DELIVERED and not delivered):
             await self.repository.update_message(
                 conn,
@@ -146,7 +151,7 @@ class DeliveryService:
                 updated_at=now,
                 error=None if delivered else (detail or "the provider could not deliver it"),
             )
-        await self._history(conn, found.id, status, detail, now)
+            await self._history(conn, found.id, status, detail, now)
         return found
 
     async def accept_reports(
@@ -169,10 +174,9 @@ class DeliveryService:
         matched = 0
         for provider_id, delivered, detail in reports:
             row = await self.report(
-                conn, data.channel or "sms", provider_id, delivered, detail, now
+                conn, program_id, data.channel or "sms", provider_id, delivered, detail, now
             )
-            if row is not None and row.program_id == program_id:
-                matched += 1
+            matched += row is not None
         return matched
 
     async def clicked(

@@ -256,12 +256,15 @@ class MessagingRepository:
         return [_message(r) for r in rows]
 
     async def by_provider_id(
-        self, conn: AsyncConnection, channel: str, provider_id: str
+        self, conn: AsyncConnection, program_id: UUID, channel: str, provider_id: str
     ) -> MessageRow | None:
+        m = messages_t
         row = (
             await conn.execute(
-                select(messages_t).where(
-                    messages_t.c.channel == channel, messages_t.c.provider_id == provider_id
+                select(m).where(
+                    m.c.channel == channel,
+                    m.c.provider_id == provider_id,
+                    m.c.program_id == program_id,
                 )
             )
         ).first()
