@@ -250,7 +250,11 @@ async def test_service_messages_go_before_a_marketing_backlog(
 ) -> None:
     routes = {Channel.EMAIL: Route(SmtpDeliverer(smtp_config(smtp_server)), Throttle(0), 10)}
     one_at_a_time = MessageSender(engine, routes, batch=1)
-    with clock.frozen(T0):
+    far = T0 + timedelta(days=400)
+    with clock.frozen(far):
+        # The queue is shared by every program of the database: other tests' e-mail first.
+        while await MessageSender(engine, routes).send_due():
+            pass
         await settle(api, quiet_hours=None, double_opt_in=False, caps={})
         address = mailbox("first")
         anna = await member(api, email=address)
@@ -270,7 +274,7 @@ async def test_service_messages_go_before_a_marketing_backlog(
         )
         assert news.status_code == 201
         await MessageSender(engine, {}).expand_broadcasts()  # the marketing message, queued
-    with clock.frozen(T0 + timedelta(seconds=1)):
+    with clock.frozen(far + timedelta(seconds=1)):
         await send(api, anna, "urgent", channels=["email"])  # queued after it
         await one_at_a_time.send_due()
     [got] = to(smtp_server, address)

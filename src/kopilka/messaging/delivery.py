@@ -151,7 +151,7 @@ class DeliveryService:
                 updated_at=now,
                 error=None if delivered else (detail or "the provider could not deliver it"),
             )
-            await self._history(conn, found.id, status, detail, now)
+            await self.repository.add_status(conn, found.id, status, detail, now)
         return found
 
     async def accept_reports(
@@ -191,7 +191,7 @@ class DeliveryService:
         if found.status in SENT_LIKE:
             values["status"] = CLICKED
         await self.repository.update_message(conn, message_id, **values)
-        await self._history(conn, message_id, CLICKED, url[:500], now)
+        await self.repository.add_status(conn, message_id, CLICKED, url[:500], now)
 
     async def retry(
         self, conn: AsyncConnection, program: ProgramContext, message_id: UUID, now: datetime
@@ -208,20 +208,10 @@ class DeliveryService:
         await self.repository.update_message(
             conn, message_id, status=QUEUED, attempts=0, due_at=now, error=None, updated_at=now
         )
-        await self._history(conn, message_id, QUEUED, "sent again on request", now)
+        await self.repository.add_status(conn, message_id, QUEUED, "sent again on request", now)
         refreshed = await self.repository.message(conn, program.id, message_id)
         assert refreshed is not None
         return refreshed
-
-    async def _history(
-        self,
-        conn: AsyncConnection,
-        message_id: UUID,
-        status: str,
-        detail: str | None,
-        now: datetime,
-    ) -> None:
-        await self.repository.add_statuses(conn, [status_step(message_id, status, detail, now)])
 
 
 delivery_service = DeliveryService()

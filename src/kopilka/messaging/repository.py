@@ -220,6 +220,19 @@ class MessagingRepository:
         )
         return {r[0] for r in found}
 
+    async def add_status(
+        self,
+        conn: AsyncConnection,
+        message_id: UUID,
+        status: str,
+        detail: str | None,
+        at: datetime,
+    ) -> None:
+        """One line of a message's history."""
+        await conn.execute(
+            statuses_t.insert().values(message_id=message_id, status=status, detail=detail, at=at)
+        )
+
     async def add_statuses(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:
             await insert_rows(conn, statuses_t, rows)

@@ -505,22 +505,10 @@ class MessagingService:
             raise NotFound(f"no inbox message {message_id} of this member", field="message_id")
         if found.read_at is None:
             await self.repository.update_message(conn, message_id, read_at=now, updated_at=now)
-            await self._history(conn, message_id, READ, None, now)
+            await self.repository.add_status(conn, message_id, READ, None, now)
         refreshed = await self.repository.message(conn, program.id, message_id)
         assert refreshed is not None
         return refreshed
-
-    async def _history(
-        self,
-        conn: AsyncConnection,
-        message_id: UUID,
-        status: str,
-        detail: str | None,
-        now: datetime,
-    ) -> None:
-        await self.repository.add_statuses(
-            conn, [{"message_id": message_id, "status": status, "detail": detail, "at": now}]
-        )
 
 
 messaging_service = MessagingService()
