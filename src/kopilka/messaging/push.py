@@ -9,16 +9,14 @@ what we send; the push service only passes it on.
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
-from cryptography.hazmat.primitives import serialization
-from py_vapid import Vapid02, b64urlencode
-from pywebpush import WebPusher, WebPushException
 
 from kopilka.config import Settings
 from kopilka.messaging.domain import DeliveryFailed
+
+if TYPE_CHECKING:
+    import aiohttp
 
 # A push service keeps an undelivered message this long (seconds) for a browser that is
 # offline; a points notice a day late is still worth reading.
@@ -36,6 +34,9 @@ class VapidKeys:
 
 
 def new_vapid_keys() -> VapidKeys:
+    from cryptography.hazmat.primitives import serialization
+    from py_vapid import Vapid02, b64urlencode
+
     vapid = Vapid02()
     vapid.generate_keys()
     private_value = vapid.private_key.private_numbers().private_value
@@ -101,7 +102,12 @@ class PushConfig:
 
 
 class PushChannel:
-    def __init__(self, config: PushConfig, session: aiohttp.ClientSession) -> None:
+    """Sends web push. The push libraries (and the HTTP stack they bring, ~40 MB) load only
+    in a process that sends: the API serves subscriptions without them."""
+
+    def __init__(self, config: PushConfig, session: "aiohttp.ClientSession") -> None:
+        from py_vapid import Vapid02
+
         self.config = config
         self.session = session
         self._vapid = Vapid02.from_raw(config.private_key.encode())
@@ -119,6 +125,9 @@ class PushChannel:
     async def send(
         self, subscription: PushSubscription, message: PushMessage, ttl: int = DEFAULT_TTL
     ) -> None:
+        import aiohttp
+        from pywebpush import WebPusher, WebPushException
+
         try:
             pusher = WebPusher(subscription.info(), aiohttp_session=self.session)
             answer = await pusher.send_async(
