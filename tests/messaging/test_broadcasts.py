@@ -36,14 +36,28 @@ messages_t = table(Message)
 
 
 async def members(api: Api, count: int) -> list[str]:
-    return [await member(api, email=mailbox(f"b{n}")) for n in range(count)]
+    """Members with a confirmed consent to marketing e-mail."""
+    made = []
+    for n in range(count):
+        member_id = await member(api, email=mailbox(f"b{n}"))
+        granted = await api.post(
+            f"/v1/members/{member_id}/consents",
+            {
+                "changes": [
+                    {"channel": "email", "purpose": "marketing", "granted": True, "confirmed": True}
+                ]
+            },
+        )
+        assert granted.status_code == 200, granted.text
+        made.append(member_id)
+    return made
 
 
 async def create(api: Api, people: list[str], **fields: Any) -> dict[str, Any]:
     body = {
         "name": "Spring news",
-        "kind": "points_spent",
-        "variables": {"amount": 7},
+        "kind": "broadcast",
+        "variables": {"title": "Весна", "body": "Двойные баллы"},
         "members": people,
         "channels": ["email", "inbox"],
     }
@@ -122,10 +136,13 @@ async def test_bad_broadcasts_are_refused(api: Api) -> None:
         ({"members": ["00000000-0000-0000-0000-000000000009"]}, "members"),
         ({"kind": "nope"}, "kind"),
         ({"variables": {"colour": 1}}, "variables.colour"),
+        ({"variables": {"title": "no body"}}, "variables"),
+        ({"kind": "points_spent", "variables": {"amount": 1}}, "kind"),
+        ({"variables": {"title": "t", "body": "x" * 2001}}, "variables.body"),
         ({"name": ""}, "name"),
     ]:
-        payload = {"name": "x", "members": [anna], "variables": {"amount": 1}}
-        payload["kind"] = "points_spent"
+        payload = {"name": "x", "members": [anna], "variables": {"title": "t", "body": "b"}}
+        payload["kind"] = "broadcast"
         response = await api.post("/v1/broadcasts", {**payload, **body})
         assert response.status_code == 422, (body, response.text)
         fields = [e["field"].removeprefix("body.") for e in response.json()["errors"]]

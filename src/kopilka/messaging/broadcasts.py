@@ -22,10 +22,12 @@ from kopilka.members.service import member_service
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.composition import Outgoing, known_kind
 from kopilka.messaging.domain import BroadcastRow, Channel
+from kopilka.messaging.notifications import KINDS, Purpose
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
 
+MARKETING = sorted(k for k, spec in KINDS.items() if spec.purpose is Purpose.MARKETING)
 SCHEDULED, RUNNING, PAUSED, DONE, CANCELLED = "scheduled", "running", "paused", "done", "cancelled"
 
 
@@ -65,13 +67,18 @@ class BroadcastService:
         members: Sequence[UUID],
         send_at: datetime | None,
         now: datetime,
+        internal: bool = False,
     ) -> BroadcastView:
         spec = known_kind(kind)
-        for key in variables:
-            if key not in spec.variables:
-                raise InvalidInput(
-                    f"unknown template variable {key!r} for {kind}", field=f"variables.{key}"
-                )
+        if not internal and spec.purpose is not Purpose.MARKETING:
+            raise InvalidInput(
+                f"{kind} is not a broadcast: broadcasts are marketing ({', '.join(MARKETING)}); "
+                "the program's own notices go out from their events",
+                field="kind",
+            )
+        setup = await messaging_service.ensure_setup(conn, program, now)
+        chosen = list(channels or setup.settings.channels_of(kind))
+        await messaging_service.check_renders(conn, program, kind, variables, chosen)
         wanted = list(dict.fromkeys(members))
         found = await self.audience.recipients(conn, program.id, wanted)
         missing = [m for m in wanted if m not in found]
@@ -80,7 +87,6 @@ class BroadcastService:
                 f"{len(missing)} of the members are not in this program (first: {missing[0]})",
                 field="members",
             )
-        setup = await messaging_service.ensure_setup(conn, program, now)
         broadcast_id = new_id()
         await self.repository.add_broadcast(
             conn,
@@ -90,7 +96,7 @@ class BroadcastService:
                 "name": name,
                 "kind": kind,
                 "variables": variables,
-                "channels": [str(c) for c in (channels or setup.settings.channels_of(kind))],
+                "channels": [str(c) for c in chosen],
                 "status": SCHEDULED,
                 "scheduled_at": max(send_at or now, now),
                 "total": len(wanted),
@@ -128,6 +134,7 @@ class BroadcastService:
             members=members,
             send_at=None,
             now=now,
+            internal=True,
         )
 
     async def get(

@@ -13,6 +13,7 @@ from uuid import UUID
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.messaging import links
 from kopilka.messaging.domain import (
+    MAX_VALUE,
     Channel,
     ConsentRow,
     MessageRow,
@@ -26,6 +27,9 @@ from kopilka.messaging.schemas import MessagingSettings
 QUEUED, SENT, DELIVERED, FAILED, BOUNCED = "queued", "sent", "delivered", "failed", "bounced"
 SKIPPED, CLICKED, READ = "skipped", "clicked", "read"
 MAX_ATTEMPTS = 8
+TEST_PREFIX = "test:"  # the dedupe key of a test send: staff asked for it, no consent applies
+# Kinds only the program itself sends (a confirmation link must be the program's own).
+SYSTEM_KINDS = frozenset({"consent_confirm"})
 SENT_LIKE = frozenset({SENT, DELIVERED, CLICKED})
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
@@ -130,13 +134,33 @@ def checked_address(channel: Channel, address: str) -> str:
 
 
 def check_variables(spec: NotificationKind, variables: Mapping[str, Any]) -> None:
-    for name in variables:
+    """A caller's variables: only those the kind has, texts of at most ``MAX_VALUE``."""
+    for name, value in variables.items():
         if name not in spec.variables:
             raise InvalidInput(
                 f"unknown template variable {name!r} for {spec.key} (it has: "
                 f"{', '.join(sorted(spec.variables)) or 'none'})",
                 field=f"variables.{name}",
             )
+        if _longest_text(value) > MAX_VALUE:
+            raise InvalidInput(
+                f"{name} has a text longer than {MAX_VALUE:,} characters",
+                field=f"variables.{name}",
+            )
+
+
+def _longest_text(value: Any, depth: int = 0) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if depth > 5:
+        return MAX_VALUE + 1  # deeper than any variable a message needs
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max((_longest_text(v, depth + 1) for v in value), default=0) + (
+            MAX_VALUE + 1 if len(value) > 100 else 0
+        )
+    return 0
 
 
 def try_render(spec: NotificationKind, language: str, parts: Mapping[str, str]) -> None:

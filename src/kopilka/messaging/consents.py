@@ -130,6 +130,11 @@ class ConsentService:
             )
             confirm = confirm or status == PENDING
             changed += 1
+            # The next change of the same request sees this one.
+            rows = [r for r in rows if (r.channel, r.purpose) != (change.channel, change.purpose)]
+            rows.append(
+                ConsentRow(change.channel, str(change.purpose), status, change.source, None, now)
+            )
         if confirm and member.email and confirm_at is not None:
             link = setup.link(
                 "confirm",
@@ -212,6 +217,10 @@ class ConsentService:
             if not isinstance(wanted, bool):
                 continue
             current = _find(rows, channel, Purpose.MARKETING)
+            if current is not None and current.updated_at > now:
+                # Changed since the profile said so (the profile's own flags follow every
+                # change made here, and their event arrives after it): not news.
+                continue
             if _differs(current, GRANTED if wanted else WITHDRAWN, wanted, Purpose.MARKETING):
                 changes.append(
                     ConsentChange(

@@ -21,7 +21,10 @@ from kopilka.messaging.composition import (
     QUEUED,
     SENT,
     SENT_LIKE,
+    SKIPPED,
+    TEST_PREFIX,
     SendResult,
+    consent_allows,
     retry_delay,
     status_step,
 )
@@ -47,7 +50,61 @@ class DeliveryService:
         limit: int,
         channels: Sequence[str],
     ) -> list[MessageRow]:
-        return await self.repository.lease_due(conn, now, now + lease, limit, channels)
+        """Due messages for the sender to send, held until ``now + lease``. A message whose
+        member has withdrawn the consent, or whose address was suppressed, since it was
+        made is skipped here instead (and so is a retry of it); messages of a paused
+        broadcast wait."""
+        leased = await self.repository.lease_due(conn, now, now + lease, limit, channels)
+        refused = await self._no_longer_allowed(conn, leased)
+        if refused:
+            await self.repository.update_messages(
+                conn,
+                [
+                    {
+                        "id": m,
+                        "status": SKIPPED,
+                        "error": f"not sent: {why}",
+                        "due_at": None,
+                        "updated_at": now,
+                    }
+                    for m, why in refused.items()
+                ],
+            )
+            await self.repository.add_statuses(
+                conn, [status_step(m, SKIPPED, why, now) for m, why in refused.items()]
+            )
+        return [m for m in leased if m.id not in refused]
+
+    async def _no_longer_allowed(
+        self, conn: AsyncConnection, messages: Sequence[MessageRow]
+    ) -> dict[UUID, str]:
+        """Messages (by id) that may no longer go, with the reason."""
+        checked = [
+            m
+            for m in messages
+            if m.member_id is not None and not m.dedupe_key.startswith(TEST_PREFIX)
+        ]
+        if not checked:
+            return {}
+        consents = await self.audience.consents(conn, [m.member_id for m in checked if m.member_id])
+        suppressed: dict[tuple[str, str], str] = {}
+        for program_id in {m.program_id for m in checked}:
+            addresses = [
+                (m.channel, m.to_address)
+                for m in checked
+                if m.program_id == program_id and m.to_address and m.channel != "push"
+            ]
+            suppressed |= await self.audience.suppressed(conn, program_id, addresses)
+        refused: dict[UUID, str] = {}
+        for m in checked:
+            assert m.member_id is not None
+            if m.channel == "inbox":
+                continue
+            if not consent_allows(consents.get(m.member_id, []), m.channel, m.purpose):
+                refused[m.id] = "consent withdrawn since the message was made"
+            elif m.to_address and (m.channel, m.to_address) in suppressed:
+                refused[m.id] = f"address suppressed ({suppressed[(m.channel, m.to_address)]})"
+        return refused
 
     async def record(self, conn: AsyncConnection, results: Sequence[SendResult]) -> None:
         """What the sends gave: sent, a retry later, or failed for good (a hard bounce

@@ -160,10 +160,40 @@ def _filters(language: str) -> dict[str, Callable[..., Any]]:
     }
 
 
+# What one render may cost. Templates are written by marketers, run in the API (previews)
+# and the worker (every message): a loop or an operator must not be able to take the
+# process's time or memory.
+MAX_LOOP_DEPTH = 2
+MAX_RANGE = 1000
+MAX_TEXT = 20_000  # characters of one rendered part
+MAX_REPEAT = 1_000  # characters (or items) ``*`` may make: two nested loops over such stay cheap
+MAX_VALUE = 2_000  # characters of a text variable a caller gives
+MAX_EXPONENT = 64
+# Filters that pad or repeat text by a number the template gives.
+UNBOUNDED_FILTERS = ("center", "indent", "wordwrap", "format", "filesizeformat", "xmlattr")
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, with the arithmetic that can make huge values bounded."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("formatting text with % is not allowed: use the filters")
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponents larger than {MAX_EXPONENT} are not allowed")
+        if operator == "*" and isinstance(left, str | list) != isinstance(right, str | list):
+            text, times = (left, right) if isinstance(left, str | list) else (right, left)
+            if isinstance(times, int) and len(text) * times > MAX_REPEAT:
+                raise SecurityError(f"a value longer than {MAX_REPEAT:,} is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
 @cache
-def environment(language: str, html: bool) -> ImmutableSandboxedEnvironment:
+def environment(language: str, html: bool) -> LimitedSandbox:
     """The sandbox templates of ``language`` render in; ``html``: values are escaped."""
-    env = ImmutableSandboxedEnvironment(
+    env = LimitedSandbox(
         undefined=StrictUndefined,
         autoescape=html,
         trim_blocks=True,
@@ -171,7 +201,17 @@ def environment(language: str, html: bool) -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters.update(_filters(language))
+    for name in UNBOUNDED_FILTERS:
+        env.filters.pop(name, None)
+    env.globals["range"] = _range
     return env
+
+
+def _range(*args: int) -> range:
+    found = range(*args)
+    if len(found) > MAX_RANGE:
+        raise SecurityError(f"a range longer than {MAX_RANGE:,} is not allowed")
+    return found
 
 
 def _compile(source: str, part: str, language: str) -> Any:
@@ -179,6 +219,9 @@ def _compile(source: str, part: str, language: str) -> Any:
         return _compiled(source, language, part in HTML_PARTS)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
+    except (ValueError, OverflowError, MemoryError, RecursionError) as exc:
+        # Compiling folds constants: ``{{ (10**5000)|string }}`` fails here.
+        raise TemplateProblem(part, None, str(exc) or type(exc).__name__) from None
 
 
 @lru_cache(maxsize=2048)
@@ -196,6 +239,13 @@ def names_used(source: str, part: str = "template") -> dict[str, int]:
     except TemplateSyntaxError as exc:
         raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
     stored = {node.name for node in tree.find_all(nodes.Name) if node.ctx in ("store", "param")}
+    stored |= {node.name for node in tree.find_all(nodes.Macro)}
+    if any(True for _ in tree.find_all(nodes.For)):
+        stored.add("loop")  # what a for loop gives its body
+    stored.add("range")  # bounded: MAX_RANGE
+    if any(True for _ in tree.find_all(nodes.CallBlock)):
+        stored.add("caller")
+    stored |= {"varargs", "kwargs"} if any(True for _ in tree.find_all(nodes.Macro)) else set()
     used: dict[str, int] = {}
     for node in tree.find_all(nodes.Name):
         if node.ctx == "load" and node.name not in stored:
@@ -203,10 +253,25 @@ def names_used(source: str, part: str = "template") -> dict[str, int]:
     return used
 
 
+def _loop_depth(node: nodes.Node, depth: int = 0) -> tuple[int, int | None]:
+    """The deepest nesting of ``for`` loops under ``node`` and the line it reaches."""
+    deepest, line = depth, None
+    for child in node.iter_child_nodes():
+        inner = depth + 1 if isinstance(child, nodes.For) else depth
+        found, at = _loop_depth(child, inner)
+        if found > deepest:
+            deepest, line = found, at if at is not None else child.lineno
+    return deepest, line
+
+
 def check(source: str, part: str, allowed: Iterable[str]) -> None:
-    """Refuse a template that does not compile or reads a variable its kind does not give,
-    naming the line."""
+    """Refuse a template that does not compile, nests loops deeper than ``MAX_LOOP_DEPTH``
+    or reads a variable its kind does not give, naming the line."""
     _compile(source, part, DEFAULT_LANGUAGE)
+    tree = environment(DEFAULT_LANGUAGE, False).parse(source)
+    depth, line = _loop_depth(tree)
+    if depth > MAX_LOOP_DEPTH:
+        raise TemplateProblem(part, line, f"loops nest at most {MAX_LOOP_DEPTH} deep")
     known = set(allowed)
     for name, line in sorted(names_used(source, part).items(), key=lambda item: item[1]):
         if name not in known:
@@ -218,7 +283,14 @@ def render(source: str, part: str, language: str, variables: Mapping[str, Any]) 
     its line where Jinja2 knows it) if it cannot be."""
     template = _compile(source, part, language)
     try:
-        return str(template.render(**variables)).strip()
+        out: list[str] = []
+        size = 0
+        for chunk in template.generate(**variables):
+            size += len(chunk)
+            if size > MAX_TEXT:
+                raise TemplateProblem(part, None, f"the text is longer than {MAX_TEXT:,}")
+            out.append(chunk)
+        return "".join(out).strip()
     except UndefinedError as exc:
         raise TemplateProblem(part, _line_of(exc), exc.message or "undefined value") from None
     except SecurityError as exc:

@@ -66,8 +66,10 @@ def program_of(token: str) -> UUID:
 def _fields(body: str) -> tuple[dict[str, Any], UUID]:
     try:
         fields = json.loads(_unb64(body))
+        if not isinstance(fields, dict) or not isinstance(fields.get("p"), str):
+            raise BadLink("this link is damaged")
         return fields, UUID(hex=fields["p"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         raise BadLink("this link is damaged") from None
 
 
@@ -83,13 +85,16 @@ def verify(secret: str, token: str, action: str) -> LinkData:
     if fields.get("a") != action:
         raise BadLink("this link is for something else")
     try:
+        channel, url = fields.get("c"), fields.get("u")
+        if not isinstance(channel, str | None) or not isinstance(url, str | None):
+            raise BadLink("this link is damaged")
         return LinkData(
             action=action,
             program_id=program_id,
             member_id=UUID(hex=fields["m"]) if "m" in fields else None,
-            channel=fields.get("c"),
+            channel=channel,
             message_id=UUID(hex=fields["i"]) if "i" in fields else None,
-            url=fields.get("u"),
+            url=url,
         )
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         raise BadLink("this link is damaged") from None

@@ -106,6 +106,14 @@ class _Bad(Exception):
     pass
 
 
+# The channels a link of each action may name.
+CONSENT_CHANNELS: dict[str, frozenset[str]] = {
+    "unsubscribe": frozenset({"email", "sms", "push"}),
+    "confirm": frozenset({"email"}),
+    "report": frozenset({"sms"}),
+}
+
+
 def _page(lang: str, program: str, title: str, status: int = 200, **values: Any) -> HTMLResponse:
     body = _pages.get_template("page.html").render(
         lang=lang, program=program, title=title, **values
@@ -129,6 +137,8 @@ async def _verified(
         if found is None:
             raise _Bad
         data = links.verify(found[1], token, action)
+        if data.channel is not None and data.channel not in CONSENT_CHANNELS.get(action, ()):
+            raise _Bad
         program = await program_service.get(conn, program_id)
     except (links.BadLink, NotFound):
         raise _Bad from None

@@ -3,6 +3,7 @@ templates, messages, consents, push subscriptions and broadcasts."""
 
 from datetime import datetime, time
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +22,21 @@ def _known_kind(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"{kind!r} is not a message kind (one of {', '.join(sorted(KINDS))})")
     return kind
+
+
+def base_url(value: str) -> str:
+    """An http(s) URL with a host and no path parameters, query, fragment, space or quote,
+    without its trailing slash: the start of the links messages carry."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() or c in "\"'<>\\" for c in value)
+    ):
+        raise ValueError("must be an http:// or https:// URL with a host (https://club.example)")
+    return value.rstrip("/")
 
 
 def _distinct(channels: list[Channel]) -> list[Channel]:
@@ -124,9 +140,19 @@ class MessagingSettings(BaseModel):
     @field_validator("links_url", "app_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/") if value else value
+        if value is None:
+            return None
+        return base_url(value)
+
+    @field_validator("caps")
+    @classmethod
+    def _caps(cls, value: dict[Channel, CapsIn]) -> dict[Channel, CapsIn]:
+        for channel, caps in value.items():
+            if channel is Channel.INBOX:
+                raise ValueError("the inbox has no caps: it is read when the member chooses")
+            if caps.per_day and caps.per_week and caps.per_day > caps.per_week:
+                raise ValueError(f"{channel}: per_day is more than per_week")
+        return value
 
     @field_validator("timezone")
     @classmethod

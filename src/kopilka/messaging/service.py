@@ -11,7 +11,7 @@ still recorded, as ``skipped`` with the reason ("no consent", "no e-mail address
 """
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from kopilka.messaging.composition import (
     QUEUED,
     READ,
     SKIPPED,
+    SYSTEM_KINDS,
     Localized,
     Outgoing,
     Setup,
@@ -135,6 +136,30 @@ class MessagingService:
         rows = await self.repository.templates(conn, program.id, kind)
         return {(r.kind, r.language): r for r in rows}
 
+    async def check_renders(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        kind: str,
+        variables: Mapping[str, Any],
+        channels: Sequence[Channel],
+    ) -> None:
+        """Refuse (422, ``variables``) what would fail for every member: each channel's parts
+        of ``kind`` rendered in each language with ``variables`` and sample member data."""
+        spec = known_kind(kind)
+        check_variables(spec, variables)
+        saved = await self.saved_templates(conn, program, kind)
+        common = {k: v for k, v in spec.sample.items() if k not in spec.variables}
+        for language in LANGUAGES:
+            row = saved.get((kind, language))
+            sources = template_sources(spec, language, row.parts if row else None)
+            for channel in channels:
+                try:
+                    render_channel(channel, sources, language, common | dict(variables))
+                except TemplateProblem as exc:
+                    raise InvalidInput(f"{language}: {exc}", field="variables") from None
+
+    # --- composing ---
     # --- composing -----------------------------------------------------------------------
 
     async def compose(
@@ -156,6 +181,12 @@ class MessagingService:
         for item in items:
             spec = known_kind(item.kind)
             if strict:
+                if spec.purpose is not Purpose.SERVICE or spec.key in SYSTEM_KINDS:
+                    raise InvalidInput(
+                        f"{spec.key} is not sent one by one: marketing goes out in "
+                        "broadcasts, and the program sends its own confirmations",
+                        field="kind",
+                    )
                 check_variables(spec, item.variables)
         batch = await self.load_batch(
             conn, program, setup, [i.member_id for i in items], [i.kind for i in items], now
@@ -224,7 +255,9 @@ class MessagingService:
     ) -> dict[str, Any]:
         setup = batch.setup
         fallback = "Уважаемый участник" if language == "ru" else "Dear member"
-        if spec.purpose is Purpose.MARKETING:
+        # Marketing on a channel with a consent of its own gets that channel's unsubscribe
+        # link; the rest (service messages, the inbox) the preference page.
+        if spec.purpose is Purpose.MARKETING and channel is not Channel.INBOX:
             leave = links.LinkData(
                 "unsubscribe", batch.program.id, recipient.id, channel=str(channel)
             )

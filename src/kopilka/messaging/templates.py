@@ -15,6 +15,7 @@ from kopilka.kit.ids import new_id
 from kopilka.messaging.composition import (
     DELIVERED,
     QUEUED,
+    TEST_PREFIX,
     check_variables,
     checked_address,
     known_kind,
@@ -214,7 +215,7 @@ class TemplateService:
             "kind": kind,
             "purpose": str(spec.purpose),
             "channel": str(channel),
-            "dedupe_key": f"test:{message_id}",
+            "dedupe_key": f"{TEST_PREFIX}{message_id}",
             "language": lang,
             "to_address": address,
             "subject": rendered.subject,
