@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # How push services reach whoever runs the program (RFC 8292): mailto: or https:.
     vapid_subject: str = "mailto:admin@localhost"
     push_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Push endpoints must be https on a public address: a subscription is what a till or an
+    # app hands over, and the worker POSTs to it. Tests and closed networks may allow more.
+    push_allow_private_endpoints: bool = False
 
     # --- messages: sending ---
     # E-mail goes to files here (one .eml per message) when no SMTP server is configured.

@@ -40,6 +40,10 @@ class SmtpServer:
         self.port = port
         self.maildir = maildir
 
+    def raw(self) -> list[bytes]:
+        box = mailbox.Maildir(self.maildir, create=False)
+        return [box.get_bytes(key) for key in box.iterkeys()]
+
     def received(self) -> list[EmailMessage]:
         box = mailbox.Maildir(self.maildir, create=False)
         found = [

@@ -1,6 +1,7 @@
 """The SMTP server the e-mail tests send to: aiosmtpd in a process of its own, delivering
 into a Maildir the tests read. Recipients whose address starts with ``bounce`` are refused
-for good (550), ``later`` for now (451), as real servers do.
+for good (550), ``later`` for now (451), as real servers do; a message to an address
+starting with ``datafail`` is refused after its content (554), as a content filter does.
 
 Started as ``python -m aiosmtpd -n -l HOST:PORT -c tests.messaging.smtp_server.Maildir DIR``.
 """
@@ -30,5 +31,7 @@ class Maildir:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(address.startswith("datafail") for address in envelope.rcpt_tos):
+            return "554 5.7.1 Message content rejected"
         self.box.add(envelope.original_content)
         return "250 Message accepted for delivery"

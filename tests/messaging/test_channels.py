@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.app import create_app
+from kopilka.config import Settings
 from kopilka.kit.clock import clock
 from kopilka.messaging.domain import Channel
 from kopilka.messaging.push import PushChannel, PushConfig, new_vapid_keys
@@ -67,7 +70,11 @@ async def test_push_reaches_each_browser_and_an_ended_one_is_dropped(
     config = PushConfig(keys.private_key, keys.public_key, "mailto:ops@shop.example")
     routes = {Channel.PUSH: Route(PushDeliverer(PushChannel(config, session)), Throttle(0), 10)}
     sender = MessageSender(engine, routes)
-    till = Api(api.client, await make_key(engine, program, "pos"))
+    # The local push service is on 127.0.0.1: a server that allows private endpoints.
+    local = create_app(Settings(push_allow_private_endpoints=True), engine=engine)
+    transport = httpx.ASGITransport(app=local)
+    client = httpx.AsyncClient(transport=transport, base_url="http://kopilka.test")
+    till = Api(client, await make_key(engine, program, "pos"))
     phone, laptop = Browser.new(), Browser.new()
     with clock.frozen(T0):
         await settle(api, quiet_hours=None)
@@ -110,6 +117,35 @@ async def test_push_reaches_each_browser_and_an_ended_one_is_dropped(
     assert (
         await till.delete(f"/v1/members/{anna}/push-subscriptions/{left[0]['id']}")
     ).status_code == 404
+    await client.aclose()
+
+
+async def test_push_endpoints_must_be_public_https(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    till = Api(api.client, await make_key(engine, program, "pos"))
+    anna = await member(api, name="Anna")
+    keys = subscription_body(Browser.new(), "https://push.example/x")["keys"]
+    for endpoint, said in [
+        ("http://push.example/x", "https://"),
+        ("https://127.0.0.1:9911/internal-admin", "not a public address"),
+        ("https://169.254.169.254/latest/meta-data/", "not a public address"),
+        ("https://[::1]/x", "not a public address"),
+        ("https://10.0.0.5/x", "not a public address"),
+        ("https://localhost/x", "not a public push service"),
+        ("https://metadata.google.internal/x", "not a public push service"),
+    ]:
+        refused = await till.post(
+            f"/v1/members/{anna}/push-subscriptions", {"endpoint": endpoint, "keys": keys}
+        )
+        assert refused.status_code == 422, (endpoint, refused.text)
+        assert said in refused.json()["detail"], (endpoint, refused.json())
+        assert refused.json()["errors"][0]["field"] == "endpoint"
+    ok = await till.post(
+        f"/v1/members/{anna}/push-subscriptions",
+        {"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "keys": keys},
+    )
+    assert ok.status_code == 201, ok.text
 
 
 async def test_sms_is_sent_and_its_delivery_reported(

@@ -104,3 +104,24 @@ async def test_connections_are_kept_and_a_dead_one_is_replaced(smtp_server: Smtp
     got = {m["Message-ID"] for m in smtp_server.received()}
     assert {first, second, third} <= got
     assert sender._idle == []
+
+
+async def test_a_long_unsubscribe_link_stays_one_link_and_a_subject_one_line(
+    smtp_server: SmtpServer,
+) -> None:
+    link = "https://club.example/m/u/" + "A" * 160 + "." + "B" * 22
+    config = SmtpConfig("127.0.0.1", smtp_server.port, "none", None, None, "Shop <s@x.example>", 10)
+    sender = SmtpChannel(config)
+    sent = await sender.send(
+        Email(
+            "long-link@example.com", "Скидки\r\nBcc: victim@example.com", "Hi", unsubscribe_url=link
+        )
+    )
+    await sender.close()
+    [raw] = [r for r in smtp_server.raw() if sent.encode() in r]
+    assert f"List-Unsubscribe: <{link}>\r\n".encode() in raw.replace(b"\r\n", b"\n").replace(
+        b"\n", b"\r\n"
+    )
+    [got] = [m for m in smtp_server.received() if m["Message-ID"] == sent]
+    assert got["Subject"] == "Скидки Bcc: victim@example.com"
+    assert got["Bcc"] is None

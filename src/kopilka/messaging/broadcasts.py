@@ -170,14 +170,18 @@ class BroadcastService:
         action: str,
         now: datetime,
     ) -> BroadcastView:
-        """pause, resume or cancel. Cancelling also withdraws its messages still queued."""
+        """pause, resume or cancel. A broadcast whose messages are all made can still be
+        paused or cancelled while some wait to be sent; pausing holds those, cancelling
+        withdraws them. Resuming goes on from where it was."""
         found = await self.repository.broadcast(conn, program.id, broadcast_id, lock=True)
         if found is None:
             raise NotFound(f"no broadcast {broadcast_id}", field="broadcast_id")
+        waiting = (await self.repository.counts(conn, program.id, broadcast_id)).get("queued", 0)
+        stoppable = {SCHEDULED, RUNNING, PAUSED} | ({DONE} if waiting else set())
         moves = {
-            "pause": ({SCHEDULED, RUNNING}, PAUSED),
+            "pause": (stoppable - {PAUSED}, PAUSED),
             "resume": ({PAUSED}, RUNNING),
-            "cancel": ({SCHEDULED, RUNNING, PAUSED}, CANCELLED),
+            "cancel": (stoppable, CANCELLED),
         }
         allowed, target = moves[action]
         if found.status not in allowed:
@@ -185,6 +189,9 @@ class BroadcastService:
                 f"broadcast {broadcast_id} is {found.status}: cannot {action} it",
                 field="broadcast_id",
             )
+        if target == RUNNING:
+            done = await self.repository.done_count(conn, broadcast_id)
+            target = DONE if done == found.total else RUNNING
         values: dict[str, Any] = {"status": target, "updated_at": now}
         if target == CANCELLED:
             values["finished_at"] = now

@@ -28,7 +28,7 @@ from kopilka.messaging.composition import (
     retry_delay,
     status_step,
 )
-from kopilka.messaging.domain import MessageRow
+from kopilka.messaging.domain import Channel, MessageRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.programs.service import ProgramContext
 
@@ -111,9 +111,14 @@ class DeliveryService:
         also stops the address; an ended push subscription is removed)."""
         updates: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
+        # A message cancelled while it was being sent (its broadcast cancelled): one that
+        # went is recorded as sent — it did — and one that did not stays as it is now.
+        now_status = await self.repository.statuses_of(conn, [r.message.id for r in results])
         for result in results:
             message, at = result.message, result.at
             attempts = message.attempts + 1
+            if now_status.get(message.id) != QUEUED and result.error is not None:
+                continue
             if result.error is None:
                 updates.append(
                     {
@@ -200,7 +205,9 @@ class DeliveryService:
         status = DELIVERED if delivered else FAILED
         if found.status == status:
             return found
-        if found.status in (SENT, QUEUED) or (found.status == DELIVERED and not delivered):
+        # A report moves a message that went out; a later "failed" does not undo a
+        # "delivered" (providers report a message's parts apart).
+        if found.status in (SENT, QUEUED):
             await self.repository.update_message(
                 conn,
                 found.id,
@@ -210,6 +217,18 @@ class DeliveryService:
             )
             await self.repository.add_status(conn, found.id, status, detail, now)
         return found
+
+    async def callback_valid(self, conn: AsyncConnection, token: str) -> bool:
+        """Whether ``token`` is a delivery-report URL a program signed."""
+        try:
+            program_id = links.program_of(token)
+            found = await self.repository.settings(conn, program_id)
+            if found is None:
+                return False
+            links.verify(found[1], token, "report")
+        except links.BadLink:
+            return False
+        return True
 
     async def accept_reports(
         self,
@@ -257,6 +276,18 @@ class DeliveryService:
         found = await self.repository.message(conn, program.id, message_id, lock=True)
         if found is None:
             raise NotFound(f"no message {message_id}", field="message_id")
+        if found.status == FAILED and (
+            found.channel == Channel.INBOX or (found.error or "").startswith("template:")
+        ):
+            raise Conflict(
+                f"message {message_id} cannot be sent again: "
+                + (
+                    "its template did not render; mend the template and send a new one"
+                    if found.channel != Channel.INBOX
+                    else "an inbox copy is not sent"
+                ),
+                field="message_id",
+            )
         if found.status != FAILED:
             raise Conflict(
                 f"message {message_id} is {found.status}: only a failed one is sent again",

@@ -2,8 +2,11 @@
 one-click unsubscribe headers (RFC 2369 ``List-Unsubscribe``, RFC 8058
 ``List-Unsubscribe-Post``), sent through the configured server."""
 
+import io
 import ssl
 from dataclasses import dataclass
+from email import policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from typing import Literal
@@ -14,6 +17,7 @@ from kopilka.config import Settings
 from kopilka.messaging.domain import DeliveryFailed
 
 Security = Literal["starttls", "tls", "none"]
+WIRE = policy.default.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -64,19 +68,28 @@ class Email:
 class SendFailed(DeliveryFailed):
     """The SMTP server did not take the message: permanent on a 5xx reply (an unknown
     mailbox, a rejected sender), not on a 4xx reply, no connection or a timeout. ``code``:
-    the server's reply code, if it gave one."""
+    the server's reply code, if it gave one; ``recipient``: the refusal was of the address
+    itself (an answer to RCPT TO) — only that is a bounce that stops the address."""
 
-    def __init__(self, detail: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, permanent: bool, code: int | None = None, recipient: bool = False
+    ) -> None:
         super().__init__(detail, permanent=permanent)
         self.code = code
+        self.recipient = recipient
 
 
 def mime(email: Email, sender: str) -> EmailMessage:
-    """The message as it goes on the wire: plain text, and HTML as the alternative."""
-    message = EmailMessage()
+    """The message as it goes on the wire: plain text, and HTML as the alternative.
+
+    Header lines may be up to RFC 5322's 998 characters: a long unsubscribe link must stay
+    one ``<https://…>`` (folded at 78, the library would encode it as RFC 2047 words that
+    no mail client reads as a link). Line breaks in the subject become spaces.
+    """
+    message = EmailMessage(policy=WIRE)
     message["From"] = sender
     message["To"] = email.to
-    message["Subject"] = email.subject
+    message["Subject"] = " ".join(email.subject.split())
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.message_id or make_msgid(domain=domain)
@@ -87,6 +100,13 @@ def mime(email: Email, sender: str) -> EmailMessage:
     if email.html is not None:
         message.add_alternative(email.html, subtype="html")
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """``message`` as SMTP carries it: CRLF line ends, header lines up to 998 characters."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=WIRE.clone(linesep="\r\n")).flatten(message)
+    return out.getvalue()
 
 
 class SmtpChannel:
@@ -113,13 +133,16 @@ class SmtpChannel:
         """Send ``email``; its Message-ID. ``SendFailed`` if the server did not take it."""
         message = mime(email, self.config.sender)
         try:
-            await self._send(message)
+            await self._send(message, email.to)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0] if exc.recipients else None
             code = refusal.code if refusal is not None else None
             detail = refusal.message if refusal is not None else str(exc)
             raise SendFailed(
-                f"recipient refused ({code}): {detail}", permanent=_permanent(code), code=code
+                f"recipient refused ({code}): {detail}",
+                permanent=_permanent(code),
+                code=code,
+                recipient=True,
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise SendFailed(
@@ -133,11 +156,15 @@ class SmtpChannel:
             ) from exc
         return str(message["Message-ID"])
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: EmailMessage, to: str) -> None:
+        # Flattened here, under the wire policy: the client's own flattening would fold
+        # (and so encode) a long List-Unsubscribe link.
+        raw = wire_bytes(message)
+        sender = parseaddr(self.config.sender)[1]
         if self._idle:
             client, sent = self._idle.pop()
             try:
-                await client.send_message(message)
+                await client.sendmail(sender, [to], raw)
             except aiosmtplib.SMTPServerDisconnected:
                 # The server closed the idle connection: a fresh one gets the message.
                 client.close()
@@ -149,7 +176,7 @@ class SmtpChannel:
                 return
         client = await self._connect()
         try:
-            await client.send_message(message)
+            await client.sendmail(sender, [to], raw)
         except BaseException:
             client.close()
             raise

@@ -588,13 +588,20 @@ async def list_subscriptions(
     "/members/{member_id}/push-subscriptions", status_code=201, response_model=PushSubscriptionOut
 )
 async def add_subscription(
-    member_id: UUID, body: PushSubscriptionIn, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    body: PushSubscriptionIn,
+    request: Request,
+    principal: Cashier,
+    engine: EngineDep,
 ) -> PushSubscriptionOut:
     """A browser's subscription (``PushSubscription.toJSON()``); the same endpoint again
-    replaces its keys."""
+    replaces its keys. The endpoint must be an https URL of a public host."""
+    allow_private = request.app.state.settings.push_allow_private_endpoints
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> PushSubscriptionOut:
-        row = await subscription_service.add(conn, program, member_id, body, clock.now())
+        row = await subscription_service.add(
+            conn, program, member_id, body, clock.now(), allow_private=allow_private
+        )
         return PushSubscriptionOut.model_validate(row, from_attributes=True)
 
     return await in_transaction(engine, principal, work)

@@ -311,9 +311,13 @@ async def click(token: str, engine: EngineDep) -> Response:
 async def delivery_report(token: str, request: Request, engine: EngineDep) -> Response:
     """Delivery reports of the SMS provider; answers ``100``, as SMS.ru expects."""
     raw = (await request.body())[:1_000_000]
-    reports = parse_report(request.headers.get("content-type", ""), raw)
+    content_type = request.headers.get("content-type", "")
 
     async def work(conn: AsyncConnection) -> int | None:
+        # The URL is checked before the body is read: a stranger learns nothing of it.
+        if not await delivery_service.callback_valid(conn, token):
+            return None
+        reports = parse_report(content_type, raw)
         return await delivery_service.accept_reports(conn, token, reports, clock.now())
 
     if await run_in_transaction(engine, work) is None:

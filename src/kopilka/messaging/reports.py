@@ -36,7 +36,7 @@ def parse_report(content_type: str, raw: bytes) -> list[Report]:
 def _generic(text: str) -> list[Report]:
     try:
         body: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("the report is not JSON", field="body") from None
     items = body if isinstance(body, list) else [body]
     reports: list[Report] = []

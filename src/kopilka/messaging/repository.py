@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -262,7 +262,10 @@ class MessagingRepository:
             .where(
                 m.c.program_id == program_id,
                 m.c.member_id == member_id,
-                or_(m.c.dedupe_key == dedupe_key, m.c.dedupe_key.startswith(dedupe_key + "#")),
+                or_(
+                    m.c.dedupe_key == dedupe_key,
+                    m.c.dedupe_key.startswith(dedupe_key + "#", autoescape=True),
+                ),
             )
             .order_by(m.c.channel, m.c.id)
         )
@@ -328,7 +331,7 @@ class MessagingRepository:
                         m.c.program_id == program_id,
                         m.c.member_id == member_id,
                         m.c.channel == "inbox",
-                        m.c.status != "skipped",
+                        m.c.status == "delivered",
                         m.c.read_at.is_(None),
                     )
                 )
@@ -357,6 +360,17 @@ class MessagingRepository:
             found.setdefault(member_id, []).append(as_utc(at))
         return found
 
+    async def statuses_of(
+        self, conn: AsyncConnection, message_ids: Sequence[UUID]
+    ) -> dict[UUID, str]:
+        if not message_ids:
+            return {}
+        m = messages_t
+        rows = await conn.execute(
+            select(m.c.id, m.c.status).where(one_of(conn, m.c.id, message_ids))
+        )
+        return {r[0]: r[1] for r in rows}
+
     async def update_message(self, conn: AsyncConnection, message_id: UUID, **values: Any) -> None:
         await conn.execute(update(messages_t).where(messages_t.c.id == message_id).values(**values))
 
@@ -384,6 +398,8 @@ class MessagingRepository:
         messages first (a member's points go before a broadcast's backlog), then the rest,
         each oldest due first."""
         m = messages_t
+        b = broadcasts_t
+        paused = [r[0] for r in await conn.execute(select(b.c.id).where(b.c.status == "paused"))]
         rows: list[Any] = []
         for purpose in ("service", "marketing"):
             if len(rows) >= limit:
@@ -396,6 +412,9 @@ class MessagingRepository:
                         m.c.due_at <= now,
                         m.c.purpose == purpose,
                         m.c.channel.in_(channels),
+                        or_(m.c.broadcast_id.is_(None), m.c.broadcast_id.not_in(paused))
+                        if paused
+                        else true(),
                     )
                     .order_by(m.c.due_at, m.c.id)
                     .limit(limit - len(rows))

@@ -191,15 +191,18 @@ class MessageSender:
             return await delivery_service.lease(conn, now, lease, self.batch, self.channels)
 
         leased = await run_in_transaction(self.engine, take)
-        if not leased:
-            return done
-        results = await asyncio.gather(*(self._send(m) for m in leased))
+        # A wave of ``concurrency`` sends at a time, each recorded as soon as it is done: a
+        # sender killed mid-round sends again at most the wave in flight (at least once;
+        # the Message-ID lets mail systems tell), not the whole round.
+        for start in range(0, len(leased), self.concurrency):
+            wave = leased[start : start + self.concurrency]
+            results = await asyncio.gather(*(self._send(m) for m in wave))
 
-        async def record(conn: AsyncConnection) -> None:
-            await delivery_service.record(conn, results)
+            async def record(conn: AsyncConnection, results: list[SendResult] = results) -> None:
+                await delivery_service.record(conn, results)
 
-        await run_in_transaction(self.engine, record)
-        return done + len(results)
+            await run_in_transaction(self.engine, record)
+        return done + len(leased)
 
     async def expand_broadcasts(self) -> int:
         now = clock.now()
@@ -233,7 +236,7 @@ class MessageSender:
                     clock.now(),
                     error=exc.detail,
                     permanent=exc.permanent,
-                    bounced=isinstance(exc, SendFailed) and exc.permanent,
+                    bounced=isinstance(exc, SendFailed) and exc.permanent and exc.recipient,
                     gone=isinstance(exc, PushFailed) and exc.gone,
                 )
             except TimeoutError:

@@ -534,7 +534,12 @@ class MessagingService:
         now: datetime,
     ) -> MessageRow:
         found = await self.repository.message(conn, program.id, message_id, lock=True)
-        if found is None or found.member_id != member_id or found.channel != Channel.INBOX:
+        if (
+            found is None
+            or found.member_id != member_id
+            or found.channel != Channel.INBOX
+            or found.status != DELIVERED
+        ):
             raise NotFound(f"no inbox message {message_id} of this member", field="message_id")
         if found.read_at is None:
             await self.repository.update_message(conn, message_id, read_at=now, updated_at=now)

@@ -1,12 +1,14 @@
 """A member's web-push subscriptions: one per browser, replaced when the browser
 subscribes again, removed when the push service says it has ended."""
 
+import ipaddress
 from datetime import datetime
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import NotFound
+from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
@@ -16,6 +18,28 @@ from kopilka.messaging.schemas import PushSubscriptionIn
 from kopilka.programs.service import ProgramContext
 
 MAX_PER_MEMBER = 20  # browsers and devices; the oldest goes when a new one passes it
+
+
+def endpoint_problem(endpoint: str, allow_private: bool) -> str | None:
+    """Why the worker must not POST to ``endpoint``, if it must not: push services are
+    public https hosts; a loopback, private or link-local address is someone's network."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if not host:
+        return "the endpoint has no host"
+    if allow_private:
+        return None
+    if parts.scheme != "https":
+        return "the endpoint must be an https:// URL"
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return f"{host} is not a public push service"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not address.is_global:
+        return f"{host} is not a public address"
+    return None
 
 
 class SubscriptionService:
@@ -40,7 +64,12 @@ class SubscriptionService:
         member_id: UUID,
         body: PushSubscriptionIn,
         now: datetime,
+        *,
+        allow_private: bool = False,
     ) -> SubscriptionRow:
+        problem = endpoint_problem(body.endpoint, allow_private)
+        if problem is not None:
+            raise InvalidInput(problem, field="endpoint")
         await member_service.get(conn, program, member_id)
         await self.audience.add_subscription(
             conn,

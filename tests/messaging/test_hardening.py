@@ -1,0 +1,196 @@
+"""What trying to break messaging found, kept from coming back: consent withdrawn after a
+message was made, paused broadcasts, retries that must not go, reports that must not
+undo, counts, dedupe keys with LIKE wildcards, damaged tokens and hostile bodies."""
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.db import transaction
+from kopilka.kit.clock import clock
+from kopilka.messaging.composition import Outgoing
+from kopilka.messaging.domain import Channel, MessageRow
+from kopilka.messaging.sender import MessageSender, Route, SmtpDeliverer, Throttle
+from kopilka.messaging.service import messaging_service
+from kopilka.programs.service import ProgramContext
+from tests.conftest import Api
+from tests.messaging.conftest import SmtpServer
+from tests.messaging.test_broadcasts import members
+from tests.messaging.test_flow import by_channel, mailbox, member, send, settle, smtp_config, to
+
+T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)
+
+
+def sender(engine: AsyncEngine, smtp_server: SmtpServer) -> MessageSender:
+    routes = {Channel.EMAIL: Route(SmtpDeliverer(smtp_config(smtp_server)), Throttle(0), 10)}
+    return MessageSender(engine, routes)
+
+
+async def test_an_unsubscribe_stops_what_was_already_queued(
+    api: Api, engine: AsyncEngine, smtp_server: SmtpServer
+) -> None:
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None)
+        [anna] = await members(api, 1)
+        address = (await api.get(f"/v1/members/{anna}")).json()["email"]
+        later = (T0 + timedelta(hours=1)).isoformat()
+        made = await api.post(
+            "/v1/broadcasts",
+            {
+                "name": "news",
+                "members": [anna],
+                "channels": ["email"],
+                "send_at": later,
+                "variables": {"title": "Новости", "body": "Скидки"},
+            },
+        )
+        assert made.status_code == 201
+    with clock.frozen(T0 + timedelta(hours=1)):
+        await MessageSender(engine, {}).expand_broadcasts()
+        [message] = (await api.get("/v1/messages", member_id=anna, channel="email")).json()["items"]
+        leave = (await api.get(f"/v1/messages/{message['id']}")).json()["unsubscribe_url"]
+        done = await api.client.post(leave.removeprefix("http://127.0.0.1:8000"))
+        assert done.status_code == 200
+        await sender(engine, smtp_server).send_due()
+    assert to(smtp_server, address) == []
+    after = (await api.get(f"/v1/messages/{message['id']}")).json()
+    assert after["status"] == "skipped"
+    assert after["error"] == "not sent: consent withdrawn since the message was made"
+
+
+async def test_a_paused_broadcast_holds_its_queued_messages(
+    api: Api, engine: AsyncEngine, smtp_server: SmtpServer
+) -> None:
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None)
+        people = await members(api, 3)
+        made = await api.post(
+            "/v1/broadcasts",
+            {
+                "name": "news",
+                "members": people,
+                "channels": ["email"],
+                "variables": {"title": "Новости", "body": "Скидки"},
+            },
+        )
+        broadcast = made.json()["id"]
+        await MessageSender(engine, {}).expand_broadcasts()
+        assert (await api.post(f"/v1/broadcasts/{broadcast}/pause")).status_code == 200
+        await sender(engine, smtp_server).send_due()
+        held = (await api.get(f"/v1/broadcasts/{broadcast}")).json()["counts"]
+        assert held == {"queued": 3}
+        await api.post(f"/v1/broadcasts/{broadcast}/resume")
+        await sender(engine, smtp_server).send_due()
+    assert (await api.get(f"/v1/broadcasts/{broadcast}")).json()["counts"] == {"sent": 3}
+
+
+async def compose(
+    engine: AsyncEngine,
+    program: ProgramContext,
+    member_id: str,
+    amount: object,
+    channels: list[str],
+) -> list[MessageRow]:
+    async with transaction(engine) as conn:
+        return await messaging_service.compose(
+            conn,
+            program,
+            [
+                Outgoing(
+                    "points_spent",
+                    UUID(member_id),
+                    f"event:{uuid4()}",
+                    {"amount": amount},
+                    channels=[Channel(c) for c in channels],
+                )
+            ],
+            clock.now(),
+        )
+
+
+async def test_what_may_not_be_sent_again(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None)
+        anna = await member(api, email=mailbox("retry"))
+        saved = await api.put(
+            "/v1/templates/points_spent/ru", {"parts": {"text": "{{ amount|money('RUB') }}"}}
+        )
+        assert saved.status_code == 200
+        # A value the saved template cannot format, from an event: the message fails when
+        # made (the API refuses such a call with a 422 instead).
+        made = {
+            m.channel: {"id": str(m.id), "status": m.status, "error": m.error}
+            for m in await compose(engine, program, anna, "many", ["email"])
+        }
+    assert made["email"]["status"] == "failed" and made["email"]["error"].startswith("template:")
+    refused = await api.post(f"/v1/messages/{made['email']['id']}/retry")
+    assert refused.status_code == 409 and "did not render" in refused.json()["detail"]
+    inbox = by_channel(await send(api, anna, "ok", channels=["inbox"]))["inbox"]
+    assert (await api.post(f"/v1/messages/{inbox['id']}/retry")).status_code == 409
+
+
+async def test_a_dedupe_key_is_not_a_pattern(api: Api) -> None:
+    anna = await member(api, email=mailbox("like"))
+    await send(api, anna, "a#1", channels=["inbox"])
+    first = await send(api, anna, "%", channels=["inbox"])
+    again = await send(api, anna, "%", channels=["inbox"])
+    assert [m["id"] for m in again] == [m["id"] for m in first]
+
+
+async def test_the_inbox_counts_only_what_it_lists(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    anna = await member(api, email=mailbox("unread"))
+    await api.put("/v1/templates/points_spent/ru", {"parts": {"text": "{{ amount|money('RUB') }}"}})
+    [made] = await compose(engine, program, anna, "x", ["inbox"])
+    failed = {"id": str(made.id), "status": made.status}
+    assert failed["status"] == "failed"
+    page = (await api.get(f"/v1/members/{anna}/messages")).json()
+    assert (page["unread"], page["items"]) == (0, [])
+    read = await api.post(f"/v1/members/{anna}/messages/{failed['id']}/read")
+    assert read.status_code == 404
+
+
+async def test_damaged_tokens_and_hostile_bodies_are_refused(api: Api) -> None:
+    def token(body: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=") + ".AAAA"
+
+    for body in (
+        {"a": "unsubscribe", "p": 123},
+        {"a": "unsubscribe", "p": 1.5},
+        [1],
+        "x",
+        {"a": "unsubscribe", "p": {"x": 1}},
+    ):
+        for page in ("u", "p", "confirm", "c"):
+            response = await api.client.get(f"/m/{page}/{token(body)}")
+            assert response.status_code == 404, (page, body)
+        report = await api.client.post(f"/m/reports/{token(body)}", json={"id": "1"})
+        assert report.status_code == 404
+    deep = "[" * 100_000 + "]" * 100_000
+    nested = await api.client.post(
+        f"/m/reports/{token({'a': 'report', 'p': '0' * 32})}",
+        content=deep,
+        headers={"content-type": "application/json"},
+    )
+    assert nested.status_code == 404  # the URL is checked before the body is read
+
+
+async def test_only_a_refused_recipient_is_a_bounce(
+    api: Api, engine: AsyncEngine, smtp_server: SmtpServer
+) -> None:
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None)
+        anna = await member(api, email=mailbox("datafail"))
+        made = by_channel(await send(api, anna, "content", channels=["email"]))["email"]
+        await sender(engine, smtp_server).send_due()
+        again = by_channel(await send(api, anna, "content-2", channels=["email"]))["email"]
+    failed = (await api.get(f"/v1/messages/{made['id']}")).json()
+    assert failed["status"] == "failed" and "554" in failed["error"]
+    assert again["status"] == "queued"  # the address is not suppressed
+    assert (await api.get("/v1/messaging/suppressions")).json()["items"] == []
