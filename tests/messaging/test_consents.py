@@ -238,6 +238,10 @@ async def test_bad_consent_input_is_named(api: Api) -> None:
         ({"channel": "email", "purpose": "spam", "granted": True}, "changes.0.purpose"),
         ({"channel": "email", "purpose": "marketing", "granted": "yes"}, "changes.0.granted"),
         ({"channel": "inbox", "purpose": "marketing", "granted": True}, "changes.0.channel"),
+        (
+            {"channel": "email", "purpose": "marketing", "granted": True, "source": "confirmation"},
+            "changes.0.source",
+        ),
     ]:
         response = await change(api, anna, body)
         assert response.status_code == 422, response.text

@@ -191,9 +191,7 @@ class ConsentService:
         now: datetime,
     ) -> bool:
         """Marketing on ``channel`` withdrawn (one-click unsubscribe)."""
-        change = ConsentChange.model_validate(
-            {"channel": channel, "purpose": Purpose.MARKETING, "granted": False, "source": source}
-        )
+        change = own_change(channel, Purpose.MARKETING, False, source)
         return await self.change(conn, program, member_id, [change], now) > 0
 
     async def from_profile(
@@ -222,14 +220,7 @@ class ConsentService:
                 # change made here, and their event arrives after it): not news.
                 continue
             if _differs(current, GRANTED if wanted else WITHDRAWN, wanted, Purpose.MARKETING):
-                changes.append(
-                    ConsentChange(
-                        channel=channel,
-                        purpose=Purpose.MARKETING,
-                        granted=wanted,
-                        source=source,
-                    )
-                )
+                changes.append(own_change(str(channel), Purpose.MARKETING, wanted, source))
         if not changes:
             return 0
         try:
@@ -293,6 +284,19 @@ class ConsentService:
             await member_service.update(
                 conn, program, member_id, MemberUpdate(consents=MemberFlags(**flags)), now
             )
+
+
+def own_change(channel: str, purpose: Purpose, granted: bool, source: str) -> ConsentChange:
+    """A change Kopilka's own paths make (an unsubscribe link, the preference page, the
+    profile's flags), under a source a caller may not give."""
+    return ConsentChange.model_construct(
+        channel=channel,  # type: ignore[arg-type]  # one of CHANNELS
+        purpose=purpose,
+        granted=granted,
+        source=source,
+        text_version=None,
+        confirmed=False,
+    )
 
 
 def _find(rows: Sequence[ConsentRow], channel: str, purpose: str) -> ConsentRow | None:

@@ -104,6 +104,22 @@ def plural_form(count: int | Decimal, language: str) -> str:
     return str(Locale.parse(language).plural_form(count))
 
 
+def _money_filter(minor: Any, currency: Any, language: str) -> str:
+    if not currency:
+        raise ValueError("money needs a currency: {{ amount|money('RUB') }}")
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise ValueError(f"money takes an integer of minor units, not {minor!r}")
+    return money_text(minor, str(currency), language)
+
+
+def _plural_filter(count: Any, language: str, forms: tuple[str, ...]) -> str:
+    if not forms:
+        raise ValueError("plural needs the word's forms: {{ n|plural('балл', 'балла', 'баллов') }}")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ValueError(f"plural counts an integer, not {count!r}")
+    return plural(count, language, *forms)
+
+
 def plural(count: int, language: str, *forms: str) -> str:
     """``forms`` in the order one, few, many (Russian) or one, other (English): the one for
     ``count``."""
@@ -153,10 +169,10 @@ def local(value: datetime, zone: tzinfo) -> datetime:
 def _filters(language: str) -> dict[str, Callable[..., Any]]:
     return {
         "points": lambda count, words=None: points_text(int(count), language, words),
-        "money": lambda minor, currency: money_text(int(minor), str(currency), language),
+        "money": lambda minor, currency=None: _money_filter(minor, currency, language),
         "date": lambda value, style="long": date_text(value, language, style),
         "number": lambda value: str(format_decimal(value, locale=language)),
-        "plural": lambda count, *forms: plural(int(count), language, *forms),
+        "plural": lambda count, *forms: _plural_filter(count, language, forms),
     }
 
 

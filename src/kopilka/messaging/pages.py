@@ -29,13 +29,12 @@ from kopilka.http import EngineDep
 from kopilka.kit.clock import clock
 from kopilka.members.service import member_service
 from kopilka.messaging import links
-from kopilka.messaging.consents import CHANNELS, consent_service
+from kopilka.messaging.consents import CHANNELS, consent_service, own_change
 from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import LANGUAGES, language_of
 from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.reports import parse_report
 from kopilka.messaging.repository import messaging_repository
-from kopilka.messaging.schemas import ConsentChange
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
 
@@ -221,13 +220,11 @@ async def _preferences(conn: AsyncConnection, token: str, form: dict[str, str] |
     text = TEXT[lang]
     if form is not None:
         changes = [
-            ConsentChange.model_validate(
-                {
-                    "channel": str(channel),
-                    "purpose": purpose,
-                    "granted": form.get(f"{purpose}.{channel}") == "on",
-                    "source": "preferences",
-                }
+            own_change(
+                str(channel),
+                purpose,
+                form.get(f"{purpose}.{channel}") == "on",
+                "preferences",
             )
             for purpose in (Purpose.MARKETING, Purpose.SERVICE)
             for channel in CHANNELS

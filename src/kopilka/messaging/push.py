@@ -142,7 +142,9 @@ class PushChannel:
                 f"cannot encrypt for this subscription: {exc}", permanent=True
             ) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PushFailed(f"cannot reach the push service: {exc!r}", permanent=False) from exc
+            raise PushFailed(
+                f"cannot reach the push service: {type(exc).__name__}", permanent=False
+            ) from exc
         status = answer.status if isinstance(answer, aiohttp.ClientResponse) else 0
         if 200 <= status < 300:
             return

@@ -252,7 +252,7 @@ class TestSend(BaseModel):
         if (self.to is None) == (self.member_id is None):
             raise field_error("to", "give either to or member_id")
         if self.channel in (Channel.PUSH, Channel.INBOX) and self.member_id is None:
-            raise field_error("member_id", f"a {self.channel} test goes to a member")
+            raise field_error("member_id", f"a test by {self.channel} goes to a member")
         return self
 
 
@@ -366,14 +366,33 @@ class Consents(BaseModel):
     history: list[ConsentRecordOut]
 
 
+# Sources only Kopilka's own paths record: a caller cannot pass one off as its own.
+RESERVED_SOURCES = frozenset(
+    {"registration", "profile", "preferences", "unsubscribe", "confirmation"}
+)
+
+
 class ConsentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Literal["email", "sms", "push"]
     purpose: Purpose
     granted: Flag
-    source: str = Field(default="api", min_length=1, max_length=40)
+    source: str = Field(
+        default="api",
+        min_length=1,
+        max_length=40,
+        description="Where the member gave or withdrew it (checkout, app, store …).",
+    )
     text_version: str | None = Field(default=None, max_length=40)
+
+    @field_validator("source")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_SOURCES:
+            raise ValueError(f"{value!r} is a source Kopilka records itself")
+        return value
+
     confirmed: Flag = Field(
         default=False,
         description="The member already confirmed the address (double opt-in done elsewhere).",
