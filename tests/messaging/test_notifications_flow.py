@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.activities.tasks import celebrate_birthdays
 from kopilka.kit.clock import clock
 from kopilka.messaging.consumers import CONSUMER
 from kopilka.messaging.sender import MessageSender
@@ -121,3 +122,52 @@ async def test_one_reminder_per_member_and_expiry_date(
         with clock.frozen(later):
             again = await remind_expiring(engine, tiered.id, later.date(), later)
         assert (again.members, again.messages) == (1, 0)  # the same expiry date: told once
+
+
+BIRTHDAY_RULES = [
+    {
+        "id": f"{tier}-birthday",
+        "trigger": "birthday",
+        "conditions": [{"type": "tier", "tiers": [tier]}],
+        "effects": [{"type": "points", "amount": amount}],
+    }
+    for tier, amount in (("gold", 500), ("silver", 200))
+]
+SPEND_LADDER = {
+    "levels": [
+        {"id": "base", "name": "Base"},
+        {"id": "silver", "name": "Silver", "qualify": {"spend": 100_000}},
+        {"id": "gold", "name": "Gold", "qualify": {"spend": 500_000}},
+    ],
+    "window": {"kind": "rolling", "months": 12},
+}
+
+
+async def test_the_birthday_greeting_says_what_this_member_got(
+    api: Api, engine: AsyncEngine
+) -> None:
+    """The seed's example: Gold gets 500 points on the birthday, Silver 200."""
+    program = await make_program(engine, tiers=SPEND_LADDER, rules=BIRTHDAY_RULES)
+    admin = Api(api.client, await make_key(engine, program, "admin"))
+    day = T0.date()
+    greeted = {}
+    with clock.frozen(T0):
+        await settle(admin, quiet_hours=None)
+        for tier, spend in (("gold", 600_000), ("silver", 150_000), ("base", 1_000)):
+            external = unique("m")
+            created = await admin.post(
+                "/v1/members",
+                {"external_id": external, "birthday": f"1990-{day:%m-%d}", "language": "ru"},
+            )
+            body = purchase_body(external, spend, occurred_at=T0.isoformat())
+            bought = await admin.post("/v1/purchases", body)
+            assert bought.status_code == 201, bought.text
+            assert (bought.json()["tier"] or {}).get("tier", "base") == tier
+            greeted[tier] = created.json()["id"]
+        report = await celebrate_birthdays(engine, program.id, day)
+        assert report.members == 3
+        await worker(engine).drain()
+    said = {tier: (await inbox_of(admin, m))["birthday"]["body"] for tier, m in greeted.items()}
+    assert plain(said["gold"]).endswith("с днём рождения! В подарок — 500 баллов.")
+    assert plain(said["silver"]).endswith("с днём рождения! В подарок — 200 баллов.")
+    assert plain(said["base"]).endswith("с днём рождения!")
