@@ -15,9 +15,10 @@ from kopilka.app import create_app
 from kopilka.config import Settings
 from kopilka.kit.clock import clock
 from kopilka.messaging.domain import Channel
-from kopilka.messaging.push import PushChannel, PushConfig, new_vapid_keys
+from kopilka.messaging.push import PushChannel, PushConfig, PushFailed, PushMessage, new_vapid_keys
 from kopilka.messaging.sender import (
     MessageSender,
+    PublicResolver,
     PushDeliverer,
     Route,
     SmsDeliverer,
@@ -214,3 +215,20 @@ async def test_an_smsru_report_marks_the_message_undelivered(
     assert report.status_code == 200 and report.text == "100"
     detail = (await api.get(f"/v1/messages/{made['id']}")).json()
     assert (detail["status"], detail["error"]) == ("failed", "the phone refused it")
+
+
+async def test_a_push_host_that_resolves_to_a_private_address_is_not_reached(
+    push_service: PushService,
+) -> None:
+    keys = new_vapid_keys()
+    config = PushConfig(keys.private_key, keys.public_key, "mailto:ops@shop.example")
+    connector = aiohttp.TCPConnector(resolver=PublicResolver())
+    async with aiohttp.ClientSession(connector=connector) as guarded:
+        channel = PushChannel(config, guarded)
+        # "localhost" is a name: it passes a check of literal addresses, not the resolver.
+        endpoint = push_service.base.replace("127.0.0.1", "localhost") + "/push/ok"
+        with pytest.raises(PushFailed) as refused:
+            await channel.send(Browser.new().subscription(endpoint), PushMessage("t", "b"))
+    assert refused.value.permanent and refused.value.gone
+    assert "resolves to 127.0.0.1" in refused.value.detail
+    assert push_service.received == []

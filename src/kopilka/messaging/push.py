@@ -101,6 +101,10 @@ class PushConfig:
         )
 
 
+class PrivateAddress(OSError):
+    """A push endpoint's host resolves to a loopback, private or link-local address."""
+
+
 class PushChannel:
     """Sends web push. The push libraries (and the HTTP stack they bring, ~40 MB) load only
     in a process that sends: the API serves subscriptions without them."""
@@ -140,6 +144,12 @@ class PushChannel:
             # Keys that are not base64 or not a point of the curve: the browser's, not ours.
             raise PushFailed(
                 f"cannot encrypt for this subscription: {exc}", permanent=True
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, PrivateAddress):
+                raise PushFailed(str(exc.os_error), permanent=True, gone=True) from exc
+            raise PushFailed(
+                f"cannot reach the push service: {type(exc).__name__}", permanent=False
             ) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PushFailed(

@@ -12,7 +12,9 @@ server (or a mail outbox directory) is set up, rather than failing.
 """
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Protocol
 from uuid import UUID
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.config import Settings
@@ -34,6 +37,7 @@ from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import Channel, DeliveryFailed, MessageRow
 from kopilka.messaging.email import Email, SendFailed, SmtpChannel, SmtpConfig, mime
 from kopilka.messaging.push import (
+    PrivateAddress,
     PushChannel,
     PushConfig,
     PushFailed,
@@ -118,6 +122,27 @@ class PushDeliverer:
             PushMessage(message.subject or "", message.body, url=message.link, tag=message.kind),
         )
         return None
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves names as aiohttp does, refusing any that leads to an address that is not
+    global: a subscription's host (``127.0.0.1.nip.io``) must not reach the worker's own
+    network. Literal addresses are refused when the subscription is stored."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        for entry in found:
+            if not ipaddress.ip_address(entry["host"]).is_global:
+                raise PrivateAddress(f"{host} resolves to {entry['host']}, not a public address")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class Throttle:
@@ -253,6 +278,7 @@ class MessageChannels:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._push_session: aiohttp.ClientSession | None = None
         self._smtp: SmtpDeliverer | None = None
 
     async def __aenter__(self) -> dict[Channel, Route]:
@@ -272,17 +298,25 @@ class MessageChannels:
             )
         sms = SmsConfig.from_settings(settings)
         push = PushConfig.from_settings(settings)
-        if sms is not None or push is not None:
+        if sms is not None:
             self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        if push is not None:
+            # Push endpoints come from members' browsers: names resolving to private
+            # addresses are refused (the operator's own SMS gateway may be on one).
+            resolver = None if settings.push_allow_private_endpoints else PublicResolver()
+            self._push_session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(resolver=resolver),
+            )
         if sms is not None and self._session is not None:
             routes[Channel.SMS] = Route(
                 SmsDeliverer(gateway(sms, self._session)),
                 Throttle(settings.sms_per_second),
                 sms.timeout,
             )
-        if push is not None and self._session is not None:
+        if push is not None and self._push_session is not None:
             routes[Channel.PUSH] = Route(
-                PushDeliverer(PushChannel(push, self._session)),
+                PushDeliverer(PushChannel(push, self._push_session)),
                 Throttle(settings.push_per_second),
                 push.timeout,
             )
@@ -291,9 +325,10 @@ class MessageChannels:
     async def __aexit__(self, *_: object) -> None:
         if self._smtp is not None:
             await self._smtp.close()
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        for session in (self._session, self._push_session):
+            if session is not None:
+                await session.close()
+        self._session = self._push_session = None
 
 
 def describe(routes: dict[Channel, Route], settings: Settings) -> Sequence[str]:
