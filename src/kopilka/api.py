@@ -9,6 +9,7 @@ from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.messaging.endpoints import router as messaging_router
+from kopilka.messaging.member_endpoints import router as member_messaging_router
 from kopilka.messaging.pages import router as messaging_pages_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
@@ -33,6 +34,7 @@ routers: list[APIRouter] = [
     giftcards_router,
     webhooks_router,
     messaging_router,
+    member_messaging_router,
     messaging_pages_router,
     events_router,
     apikeys_router,
