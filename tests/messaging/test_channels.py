@@ -129,10 +129,18 @@ async def test_push_endpoints_must_be_public_https(
     keys = subscription_body(Browser.new(), "https://push.example/x")["keys"]
     for endpoint, said in [
         ("http://push.example/x", "https://"),
-        ("https://127.0.0.1:9911/internal-admin", "not a public address"),
-        ("https://169.254.169.254/latest/meta-data/", "not a public address"),
-        ("https://[::1]/x", "not a public address"),
-        ("https://10.0.0.5/x", "not a public address"),
+        ("https://127.0.0.1:9911/internal-admin", "is an address"),
+        ("https://169.254.169.254/latest/meta-data/", "is an address"),
+        ("https://[::1]/x", "is an address"),
+        ("https://10.0.0.5/x", "is an address"),
+        ("https://１２７.０.０.１:8443/full", "is an address"),
+        ("https://2130706433/", "is an address"),
+        ("https://127.1/", "is an address"),
+        ("https://0177.0.0.1/", "is an address"),
+        ("https://[64:ff9b::7f00:1]/", "is an address"),
+        ("https://8.8.8.8/", "is an address"),
+        ("https://push.example:99999/", "not a URL"),
+        ("https://localhost./x", "not a public push service"),
         ("https://localhost/x", "not a public push service"),
         ("https://metadata.google.internal/x", "not a public push service"),
     ]:

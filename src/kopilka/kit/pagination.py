@@ -3,7 +3,7 @@
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from kopilka.errors import InvalidInput
@@ -35,8 +35,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     """A (created_at, id) cursor."""
     created, item = _parts(cursor, 2)
     try:
-        return datetime.fromisoformat(created), UUID(item)
-    except ValueError as exc:
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise _foreign()
+        # In UTC, as stored: an instant a database cannot hold is no cursor of ours.
+        return at.astimezone(UTC), UUID(item)
+    except (ValueError, OverflowError) as exc:
         raise _foreign() from exc
 
 

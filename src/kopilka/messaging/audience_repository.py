@@ -235,8 +235,9 @@ class AudienceRepository:
         )
         return int(result.rowcount or 0)
 
-    async def remove_endpoint(self, conn: AsyncConnection, endpoint: str) -> None:
-        await conn.execute(delete(subscriptions_t).where(subscriptions_t.c.endpoint == endpoint))
+    async def remove_endpoint(self, conn: AsyncConnection, program_id: UUID, endpoint: str) -> None:
+        s = subscriptions_t
+        await conn.execute(delete(s).where(s.c.program_id == program_id, s.c.endpoint == endpoint))
 
 
 audience_repository = AudienceRepository()

@@ -123,9 +123,9 @@ _PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 def checked_address(channel: Channel, address: str) -> str:
     """A test address as the channel needs it, or a clear refusal."""
-    if channel is Channel.EMAIL and not _EMAIL.match(address):
+    if channel is Channel.EMAIL and not _EMAIL.fullmatch(address):
         raise InvalidInput(f"{address!r} is not an e-mail address", field="to")
-    if channel is Channel.SMS and not _PHONE.match(address):
+    if channel is Channel.SMS and not _PHONE.fullmatch(address):
         raise InvalidInput(
             f"{address!r} is not a phone number in international form (+79161234567)",
             field="to",
@@ -147,6 +147,25 @@ def check_variables(spec: NotificationKind, variables: Mapping[str, Any]) -> Non
                 f"{name} has a text longer than {MAX_VALUE:,} characters",
                 field=f"variables.{name}",
             )
+        if not _encodable(value):
+            raise InvalidInput(
+                f"{name} has text that is not valid Unicode (a lone surrogate)",
+                field=f"variables.{name}",
+            )
+
+
+def _encodable(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
 
 
 def _longest_text(value: Any, depth: int = 0) -> int:

@@ -163,7 +163,9 @@ class DeliveryService:
                         },
                     )
                 if result.gone and message.to_address:
-                    await self.audience.remove_endpoint(conn, message.to_address)
+                    await self.audience.remove_endpoint(
+                        conn, message.program_id, message.to_address
+                    )
                 continue
             later = at + retry_delay(attempts)
             updates.append(

@@ -9,19 +9,22 @@ Russian and "5 points" in English, ``{{ 123450|money('RUB') }}`` is "1 234,50 â‚
 """
 
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache, lru_cache
-from typing import Any
+from functools import cache, lru_cache, wraps
+from typing import Any, cast
 from uuid import UUID
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -186,24 +189,139 @@ MAX_REPEAT = 1_000  # characters (or items) ``*`` may make: two nested loops ove
 MAX_VALUE = 2_000  # characters of a text variable a caller gives
 MAX_EXPONENT = 64
 # Filters that pad or repeat text by a number the template gives.
-UNBOUNDED_FILTERS = ("center", "indent", "wordwrap", "format", "filesizeformat", "xmlattr")
+UNBOUNDED_FILTERS = (
+    "center",
+    "indent",
+    "wordwrap",
+    "format",
+    "filesizeformat",
+    "xmlattr",
+    "batch",
+    "slice",
+    "tojson",
+    "pprint",
+    "urlize",
+)
+
+
+RENDER_SECONDS = 0.25  # one part's render; a message renders a handful
+MAX_INT_BITS = 4096
+# The methods of text a template may call: none that pads, repeats or formats by a number.
+SAFE_TEXT_METHODS = frozenset(
+    {
+        "upper",
+        "lower",
+        "title",
+        "capitalize",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "startswith",
+        "endswith",
+        "split",
+        "isdigit",
+        "isalpha",
+        "isspace",
+        "count",
+        "find",
+    }
+)
+_DEADLINE: ContextVar[float] = ContextVar("template_deadline", default=math.inf)
+
+
+def _tick() -> None:
+    if time.monotonic() > _DEADLINE.get():
+        raise SecurityError(f"the template takes longer than {RENDER_SECONDS:g} s to render")
+
+
+def _bounded(value: Any) -> Any:
+    """What ``~`` and text blocks make, checked: a template may not build a huge text."""
+    _tick()
+    if len(value) > MAX_TEXT:
+        raise SecurityError(f"a text longer than {MAX_TEXT:,} characters is not allowed")
+    return value
+
+
+class BoundedCodeGenerator(CodeGenerator):
+    """Jinja2's code generator with every text concatenation (``~``, ``{% set %}`` blocks,
+    macro bodies) passed through ``environment.bounded``."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded(")
+        super().visit_Concat(node, frame)
+        self.write(")")
 
 
 class LimitedSandbox(ImmutableSandboxedEnvironment):
-    """Jinja2's immutable sandbox, with the arithmetic that can make huge values bounded."""
+    """Jinja2's immutable sandbox, bounded in time (every call, attribute, item and filter
+    checks the render's deadline) and in the size of what arithmetic and text can make."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = BoundedCodeGenerator
+
+    @staticmethod
+    def bounded(value: Any) -> Any:
+        return _bounded(value)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _tick()
+        if isinstance(obj, str) and attribute not in SAFE_TEXT_METHODS and hasattr(str, attribute):
+            # Before Jinja2's own handling, which offers str.format (padding by any width).
+            raise SecurityError(f"text has no {attribute!r} here: use the filters")
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _tick()
+        return super().getitem(obj, argument)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr not in SAFE_TEXT_METHODS:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _tick()
         if operator == "%" and isinstance(left, str):
             raise SecurityError("formatting text with % is not allowed: use the filters")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponents larger than {MAX_EXPONENT} are not allowed")
+        if _too_large(operator, left, right):
+            raise SecurityError("a number that large is not allowed")
         if operator == "*" and isinstance(left, str | list) != isinstance(right, str | list):
             text, times = (left, right) if isinstance(left, str | list) else (right, left)
             if isinstance(times, int) and len(text) * times > MAX_REPEAT:
                 raise SecurityError(f"a value longer than {MAX_REPEAT:,} is not allowed")
+        joined = isinstance(left, str | list) and isinstance(right, str | list)
+        if operator == "+" and joined and len(left) + len(right) > MAX_TEXT:
+            raise SecurityError(f"a value longer than {MAX_TEXT:,} is not allowed")
         return super().call_binop(context, operator, left, right)
+
+
+def _too_large(operator: str, left: Any, right: Any) -> bool:
+    """Whether ``left operator right`` on numbers makes one larger than ``MAX_INT_BITS``."""
+    if not (isinstance(left, int | float) and isinstance(right, int | float)):
+        return False
+    if operator == "**":
+        return abs(right) > MAX_EXPONENT or _bits(left) * abs(right) > MAX_INT_BITS
+    return operator == "*" and _bits(left) + _bits(right) > MAX_INT_BITS
+
+
+def _bits(number: Any) -> int:
+    return abs(int(number)).bit_length() if isinstance(number, int) else 64
+
+
+def _checked(found: object) -> Callable[..., Any]:
+    """A filter or test that keeps the render's clock (its pass_context marks kept)."""
+    function = cast(Callable[..., Any], found)
+
+    @wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return function(*args, **kwargs)
+
+    return checked
 
 
 @cache
@@ -219,6 +337,9 @@ def environment(language: str, html: bool) -> LimitedSandbox:
     env.filters.update(_filters(language))
     for name in UNBOUNDED_FILTERS:
         env.filters.pop(name, None)
+    # Filters are called directly by compiled templates: each is wrapped to keep the clock.
+    env.filters = {name: _checked(f) for name, f in env.filters.items()}
+    env.tests = {name: _checked(f) for name, f in env.tests.items()}
     env.globals["range"] = _range
     return env
 
@@ -235,8 +356,9 @@ def _compile(source: str, part: str, language: str) -> Any:
         return _compiled(source, language, part in HTML_PARTS)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(part, exc.lineno, exc.message or "syntax error") from None
-    except (ValueError, OverflowError, MemoryError, RecursionError) as exc:
-        # Compiling folds constants: ``{{ (10**5000)|string }}`` fails here.
+    except (ValueError, OverflowError, MemoryError, RecursionError, SyntaxError) as exc:
+        # Compiling folds constants (``{{ (10**5000)|string }}``), and Python itself refuses
+        # code nested too deep (120 ``if`` blocks).
         raise TemplateProblem(part, None, str(exc) or type(exc).__name__) from None
 
 
@@ -296,8 +418,10 @@ def check(source: str, part: str, allowed: Iterable[str]) -> None:
 
 def render(source: str, part: str, language: str, variables: Mapping[str, Any]) -> str:
     """``source`` rendered with ``variables`` in ``language``; a ``TemplateProblem`` (with
-    its line where Jinja2 knows it) if it cannot be."""
+    its line where Jinja2 knows it) if it cannot be â€” whatever goes wrong in a marketer's
+    template is that template's problem, never the caller's (a worker, a request)."""
     template = _compile(source, part, language)
+    token = _DEADLINE.set(time.monotonic() + RENDER_SECONDS)
     try:
         out: list[str] = []
         size = 0
@@ -307,14 +431,20 @@ def render(source: str, part: str, language: str, variables: Mapping[str, Any]) 
                 raise TemplateProblem(part, None, f"the text is longer than {MAX_TEXT:,}")
             out.append(chunk)
         return "".join(out).strip()
+    except TemplateProblem:
+        raise
     except UndefinedError as exc:
         raise TemplateProblem(part, _line_of(exc), exc.message or "undefined value") from None
     except SecurityError as exc:
         raise TemplateProblem(part, _line_of(exc), f"not allowed: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, AssertionError) as exc:
-        # A marketer's template meets data it did not expect: the message fails with the
-        # reason; the worker goes on.
+    except RecursionError:
+        raise TemplateProblem(part, None, "calls itself too deeply") from None
+    except MemoryError:
+        raise TemplateProblem(part, None, "makes a value too large") from None
+    except Exception as exc:
         raise TemplateProblem(part, _line_of(exc), str(exc) or type(exc).__name__) from None
+    finally:
+        _DEADLINE.reset(token)
 
 
 def _line_of(exc: BaseException) -> int | None:

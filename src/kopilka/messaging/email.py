@@ -142,7 +142,8 @@ class SmtpChannel:
                 f"recipient refused ({code}): {detail}",
                 permanent=_permanent(code),
                 code=code,
-                recipient=True,
+                # 552 (mailbox full) is permanent for this message, not the address's end.
+                recipient=code in (550, 551, 553),
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             raise SendFailed(

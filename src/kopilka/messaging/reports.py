@@ -26,11 +26,16 @@ DELIVERED_WORDS = {"delivered", "ok", "success"}
 FAILED_WORDS = {"failed", "undelivered", "rejected", "expired", "error"}
 
 
+MAX_REPORTS = 1000  # per request: providers send them in batches of tens
+
+
 def parse_report(content_type: str, raw: bytes) -> list[Report]:
     text = raw.decode(errors="replace")
-    if "json" in content_type:
-        return _generic(text)
-    return _smsru(text)
+    found = _generic(text) if "json" in content_type else _smsru(text)
+    if len(found) > MAX_REPORTS:
+        raise InvalidInput(f"at most {MAX_REPORTS} reports in one request", field="body")
+    # An id that is not valid text (a lone surrogate) matches no message of ours.
+    return [r for r in found if r[0].encode(errors="ignore").decode() == r[0]]
 
 
 def _generic(text: str) -> list[Report]:
@@ -41,7 +46,11 @@ def _generic(text: str) -> list[Report]:
     items = body if isinstance(body, list) else [body]
     reports: list[Report] = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str | int):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str | int)
+            or isinstance(item.get("id"), bool)
+        ):
             raise InvalidInput("a report needs an id", field="id")
         status = str(item.get("status", "")).lower()
         if status in DELIVERED_WORDS:

@@ -25,17 +25,20 @@ def _known_kind(kind: str) -> str:
 
 
 def base_url(value: str) -> str:
-    """An http(s) URL with a host and no path parameters, query, fragment, space or quote,
-    without its trailing slash: the start of the links messages carry."""
+    """An http(s) URL with a host, in plain ASCII (a host of another script in its
+    ``xn--`` form), with no query, fragment, space, quote or control character, without its
+    trailing slash: the start of the links messages carry, which must stay one link in a
+    mail header."""
+    problem = "must be an http:// or https:// URL with a host (https://club.example)"
+    if not value.isascii() or any(not 33 <= ord(c) < 127 or c in "\"'<>\\?#" for c in value):
+        raise ValueError(problem + ", in ASCII (a host like клуб.рф as xn--…)")
     parts = urlsplit(value)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or any(c.isspace() or c in "\"'<>\\" for c in value)
-    ):
-        raise ValueError("must be an http:// or https:// URL with a host (https://club.example)")
+    try:
+        parts.port  # noqa: B018 - a port out of range raises here
+    except ValueError:
+        raise ValueError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(problem)
     return value.rstrip("/")
 
 
@@ -271,7 +274,9 @@ class MessageSend(BaseModel):
     dedupe_key: str = Field(
         min_length=1,
         max_length=150,
-        description="The same key never makes a second message of one channel.",
+        pattern=r"^[A-Za-z0-9._:/@+=-]+$",
+        description="The same key never makes a second message of one channel for this member: "
+        "letters, digits and . _ : / @ + = -.",
     )
     send_at: Instant | None = None
 

@@ -244,7 +244,12 @@ class MessageSender:
                 )
                 return report.members if report is not None else 0
 
-            made += await run_in_transaction(self.engine, chunk)
+            try:
+                made += await run_in_transaction(self.engine, chunk)
+            except Exception:
+                # One broadcast that cannot be made must not hold back every program's
+                # messages: logged, tried again next round, and the sending goes on.
+                logger.exception("broadcast %s: a chunk failed", broadcast_id)
         return made
 
     async def _send(self, message: MessageRow) -> SendResult:

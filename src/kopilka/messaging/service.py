@@ -416,6 +416,8 @@ class MessagingService:
                 Channel.SMS: "no phone number",
                 Channel.PUSH: "no push subscription",
             }[channel]
+        if channel is Channel.EMAIL and not address.isascii():
+            return "an address that is not ASCII needs SMTPUTF8, which is not used yet"
         consents = batch.consents.get(recipient.id, [])
         if not consent_allows(consents, str(channel), str(spec.purpose)):
             return "no consent" if spec.purpose is Purpose.MARKETING else "opted out"

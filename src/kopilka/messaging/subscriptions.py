@@ -2,6 +2,7 @@
 subscribes again, removed when the push service says it has ended."""
 
 import ipaddress
+import socket
 from datetime import datetime
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -21,25 +22,46 @@ MAX_PER_MEMBER = 20  # browsers and devices; the oldest goes when a new one pass
 
 
 def endpoint_problem(endpoint: str, allow_private: bool) -> str | None:
-    """Why the worker must not POST to ``endpoint``, if it must not: push services are
-    public https hosts; a loopback, private or link-local address is someone's network."""
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
+    """Why the worker must not POST to ``endpoint``, if it must not. Push services are
+    public https hosts named by DNS (FCM, Mozilla, Apple): an address written as a number
+    in any of its spellings (``127.1``, ``2130706433``, ``[::1]``, full-width digits) or a
+    local name is someone's own network. Names are checked again when the worker resolves
+    them."""
+    try:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").rstrip(".")
+        parts.port  # noqa: B018 - a port out of range raises here
+    except ValueError:
+        return "the endpoint is not a URL"
     if not host:
         return "the endpoint has no host"
     if allow_private:
         return None
     if parts.scheme != "https":
         return "the endpoint must be an https:// URL"
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return f"{host} is not a public push service"
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not address.is_global:
-        return f"{host} is not a public address"
+        # As the HTTP client will send it: IDNA, which also folds full-width digits.
+        name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return f"{host!r} is not a host name"
+    if _is_address(name):
+        return f"{host} is an address: a push service is named by its host name"
+    if name == "localhost" or name.endswith((".localhost", ".local", ".internal", ".lan")):
+        return f"{host} is not a public push service"
     return None
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(name)  # every spelling C accepts: 127.1, 0177.0.0.1, 2130706433
+        return True
+    except OSError:
+        return False
 
 
 class SubscriptionService:

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.clock import clock
 from kopilka.kit.ids import new_id
+from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.composition import (
     DELIVERED,
     QUEUED,
+    SYSTEM_KINDS,
     TEST_PREFIX,
     check_variables,
     checked_address,
@@ -42,8 +44,13 @@ from kopilka.programs.service import ProgramContext
 
 
 class TemplateService:
-    def __init__(self, repository: MessagingRepository = messaging_repository) -> None:
+    def __init__(
+        self,
+        repository: MessagingRepository = messaging_repository,
+        audience: AudienceRepository = audience_repository,
+    ) -> None:
         self.repository = repository
+        self.audience = audience
 
     async def template(
         self, conn: AsyncConnection, program: ProgramContext, kind: str, language: str
@@ -163,8 +170,12 @@ class TemplateService:
         now: datetime,
     ) -> MessageRow:
         """A test of ``kind`` on ``channel``: to an address with sample data, or to a member
-        with their data; consent and quiet hours do not apply (staff asked for it)."""
+        with their data; consent and quiet hours do not apply (staff asked for it), but a
+        suppressed address is not written to, and a confirmation of an address is the
+        program's own to send."""
         spec = known_kind(kind)
+        if spec.key in SYSTEM_KINDS:
+            raise InvalidInput(f"{spec.key} is sent by the program itself", field="kind")
         check_variables(spec, variables)
         setup = await messaging_service.ensure_setup(conn, program, now)
         message_id = new_id()
@@ -201,6 +212,11 @@ class TemplateService:
                 raise InvalidInput(f"the member has no address for {channel}", field="member_id")
         else:
             address = checked_address(channel, to or "")
+        if address and channel in (Channel.EMAIL, Channel.SMS):
+            blocked = await self.audience.suppressed(conn, program.id, [(str(channel), address)])
+            if blocked:
+                reason = next(iter(blocked.values()))
+                raise InvalidInput(f"{address} is suppressed ({reason})", field="to")
         saved = (await messaging_service.saved_templates(conn, program, kind)).get((kind, lang))
         sources = template_sources(spec, lang, saved.parts if saved else None)
         try:
