@@ -5,19 +5,25 @@ preference page, every change kept with its source; the profile's flags follow b
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.db import reading
 from kopilka.kit.clock import clock
 from kopilka.messaging.consumers import CONSUMER
 from kopilka.messaging.sender import MessageSender
+from kopilka.models import OutboxEvent
+from kopilka.models.base import table
 from kopilka.outbox.consumers import registry
 from kopilka.worker.runner import Worker
 from tests.conftest import Api
 from tests.messaging.test_flow import mailbox, member, settle
 
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)
+outbox = table(OutboxEvent)
 LINK = re.compile(r"http://127\.0\.0\.1:8000(/m/[a-z]+/[A-Za-z0-9_\-.]+)")
 
 
@@ -253,3 +259,23 @@ async def test_bad_consent_input_is_named(api: Api) -> None:
     )
     assert missing.status_code == 404
     assert (await consents(api, anna))["history"] == []
+
+
+async def test_every_change_is_a_consent_changed_event(api: Api, engine: AsyncEngine) -> None:
+    with clock.frozen(T0):
+        anna = await member(api, email=mailbox("event"))
+        await change(
+            api, anna, {"channel": "sms", "purpose": "marketing", "granted": True, "source": "app"}
+        )
+        await change(api, anna, {"channel": "sms", "purpose": "marketing", "granted": False})
+    async with reading(engine) as conn:
+        rows = await conn.execute(
+            select(outbox.c.payload)
+            .where(outbox.c.member_id == UUID(anna), outbox.c.topic == "consent.changed")
+            .order_by(outbox.c.id)
+        )
+        payloads = [dict(r[0]) for r in rows]
+    assert [(p["status"], p["previous_status"], p["source"]) for p in payloads] == [
+        ("granted", None, "app"),
+        ("withdrawn", "granted", "api"),
+    ]

@@ -33,6 +33,8 @@ from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import ConsentChange
 from kopilka.messaging.service import messaging_service
+from kopilka.outbox import events
+from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 
 CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
@@ -127,6 +129,7 @@ class ConsentService:
                 change.text_version or setup.settings.consent_text_version,
                 None,
                 now,
+                current.status if current else None,
             )
             confirm = confirm or status == PENDING
             changed += 1
@@ -178,6 +181,7 @@ class ConsentService:
             current.text_version,
             "address confirmed",
             now,
+            PENDING,
         )
         return True
 
@@ -242,7 +246,9 @@ class ConsentService:
         text_version: str | None,
         detail: str | None,
         now: datetime,
+        previous: str | None,
     ) -> None:
+        """The consent's new state, its history line and its ``consent.changed`` event."""
         state = {
             "member_id": member_id,
             "channel": str(channel),
@@ -265,6 +271,20 @@ class ConsentService:
             "recorded_at": now,
         }
         await self.audience.set_consent(conn, state, record)
+        async with unit_of_work(conn, now) as unit:
+            unit.emit(
+                events.ConsentChanged(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=now,
+                    channel=str(channel),
+                    purpose=str(purpose),
+                    status=status,
+                    previous_status=previous,
+                    source=source,
+                    text_version=text_version,
+                )
+            )
 
     async def _sync_profile(
         self,

@@ -123,6 +123,20 @@ class MemberBlocked(DomainEvent):
     reason: str
 
 
+@topic("consent.changed")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConsentChanged(DomainEvent):
+    """A member's consent on a channel for a purpose changed: ``status`` granted, pending
+    (waiting for the address to be confirmed) or withdrawn; ``source`` where it came from."""
+
+    channel: str  # email, sms, push
+    purpose: str  # service, marketing
+    status: str
+    previous_status: str | None
+    source: str
+    text_version: str | None
+
+
 @topic("member.unblocked")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MemberUnblocked(DomainEvent):
