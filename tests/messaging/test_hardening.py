@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kopilka.db import transaction
 from kopilka.kit.clock import clock
 from kopilka.messaging.composition import Outgoing
-from kopilka.messaging.domain import Channel, MessageRow
+from kopilka.messaging.domain import Channel
+from kopilka.messaging.records import MessageRow
 from kopilka.messaging.sender import MessageSender, Route, SmtpDeliverer, Throttle
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext

@@ -20,7 +20,8 @@ from kopilka.cli.common import (
 from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
 from kopilka.messaging.delivery import delivery_service
-from kopilka.messaging.domain import Channel, MessageRow, StatusRow
+from kopilka.messaging.domain import Channel
+from kopilka.messaging.records import MessageRow, StatusRow
 from kopilka.messaging.service import messaging_service
 from kopilka.messaging.templates import template_service
 

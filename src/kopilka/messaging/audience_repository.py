@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
-from kopilka.messaging.domain import (
+from kopilka.messaging.records import (
     ConsentRecordRow,
     ConsentRow,
     Recipient,

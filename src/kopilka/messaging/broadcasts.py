@@ -21,8 +21,9 @@ from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.composition import Outgoing, known_kind
-from kopilka.messaging.domain import BroadcastRow, Channel
+from kopilka.messaging.domain import Channel
 from kopilka.messaging.notifications import KINDS, Purpose
+from kopilka.messaging.records import BroadcastRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service

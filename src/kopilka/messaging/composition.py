@@ -12,16 +12,9 @@ from uuid import UUID
 
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.messaging import links
-from kopilka.messaging.domain import (
-    MAX_VALUE,
-    Channel,
-    ConsentRow,
-    MessageRow,
-    Part,
-    TemplateProblem,
-    render,
-)
+from kopilka.messaging.domain import MAX_VALUE, Channel, Part, TemplateProblem, render
 from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
+from kopilka.messaging.records import ConsentRow, MessageRow
 from kopilka.messaging.schemas import MessagingSettings
 
 QUEUED, SENT, DELIVERED, FAILED, BOUNCED = "queued", "sent", "delivered", "failed", "bounced"

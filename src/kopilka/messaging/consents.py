@@ -28,8 +28,9 @@ from kopilka.members.service import member_service
 from kopilka.messaging import links
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.composition import Outgoing, consent_allows
-from kopilka.messaging.domain import Channel, ConsentRecordRow, ConsentRow
+from kopilka.messaging.domain import Channel
 from kopilka.messaging.notifications import Purpose
+from kopilka.messaging.records import ConsentRecordRow, ConsentRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import ConsentChange
 from kopilka.messaging.service import messaging_service

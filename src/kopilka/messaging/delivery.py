@@ -28,7 +28,8 @@ from kopilka.messaging.composition import (
     retry_delay,
     status_step,
 )
-from kopilka.messaging.domain import Channel, MessageRow
+from kopilka.messaging.domain import Channel
+from kopilka.messaging.records import MessageRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.programs.service import ProgramContext
 

@@ -15,8 +15,9 @@ from kopilka.messaging import links
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
 from kopilka.messaging.composition import Outgoing
 from kopilka.messaging.delivery import delivery_service
-from kopilka.messaging.domain import LANGUAGES, Channel, MessageRow, sms_length
+from kopilka.messaging.domain import LANGUAGES, Channel, sms_length
 from kopilka.messaging.notifications import KINDS
+from kopilka.messaging.records import MessageRow
 from kopilka.messaging.schemas import (
     Broadcast,
     BroadcastCreate,

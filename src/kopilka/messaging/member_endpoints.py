@@ -11,9 +11,9 @@ from kopilka.http import Cashier, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor
 from kopilka.messaging.consents import consent_service
-from kopilka.messaging.domain import MessageRow
 from kopilka.messaging.endpoints import page_cursor
 from kopilka.messaging.push import PushConfig
+from kopilka.messaging.records import MessageRow
 from kopilka.messaging.schemas import (
     ConsentChanges,
     ConsentRecordOut,

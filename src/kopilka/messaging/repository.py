@@ -18,12 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.kit.bulk import WriteBatch, insert_rows
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
-from kopilka.messaging.domain import (
-    BroadcastRow,
-    MessageRow,
-    StatusRow,
-    TemplateRow,
-)
+from kopilka.messaging.records import BroadcastRow, MessageRow, StatusRow, TemplateRow
 from kopilka.models import (
     Broadcast,
     BroadcastRecipient,

@@ -34,7 +34,7 @@ from kopilka.kit.clock import clock
 from kopilka.messaging.broadcasts import broadcast_service
 from kopilka.messaging.composition import SendResult
 from kopilka.messaging.delivery import delivery_service
-from kopilka.messaging.domain import Channel, DeliveryFailed, MessageRow
+from kopilka.messaging.domain import Channel, DeliveryFailed
 from kopilka.messaging.email import Email, SendFailed, SmtpChannel, SmtpConfig, mime
 from kopilka.messaging.push import (
     PrivateAddress,
@@ -44,6 +44,7 @@ from kopilka.messaging.push import (
     PushMessage,
     PushSubscription,
 )
+from kopilka.messaging.records import MessageRow
 from kopilka.messaging.sms import Sms, SmsConfig, SmsGateway, gateway
 
 logger = logging.getLogger("kopilka.messaging")

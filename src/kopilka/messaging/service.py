@@ -44,20 +44,17 @@ from kopilka.messaging.composition import (
     template_sources,
     tracked,
 )
-from kopilka.messaging.domain import (
-    LANGUAGES,
-    Channel,
+from kopilka.messaging.domain import LANGUAGES, Channel, TemplateProblem, language_of
+from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
+from kopilka.messaging.policy import Caps, Verdict, decide
+from kopilka.messaging.records import (
     ConsentRow,
     MessageRow,
     Recipient,
     StatusRow,
     SubscriptionRow,
-    TemplateProblem,
     TemplateRow,
-    language_of,
 )
-from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
-from kopilka.messaging.policy import Caps, Verdict, decide
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import MessagingSettings
 from kopilka.programs.service import ProgramContext

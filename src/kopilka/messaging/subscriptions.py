@@ -13,7 +13,7 @@ from kopilka.errors import InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
-from kopilka.messaging.domain import SubscriptionRow
+from kopilka.messaging.records import SubscriptionRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import PushSubscriptionIn
 from kopilka.programs.service import ProgramContext

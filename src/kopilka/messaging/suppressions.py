@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.errors import InvalidInput, NotFound
 from kopilka.members.domain import normalise_email, normalise_phone
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
-from kopilka.messaging.domain import SuppressionRow
+from kopilka.messaging.records import SuppressionRow
 from kopilka.programs.service import ProgramContext
 
 

@@ -30,14 +30,13 @@ from kopilka.messaging.composition import (
 from kopilka.messaging.domain import (
     LANGUAGES,
     Channel,
-    MessageRow,
     Part,
     TemplateProblem,
-    TemplateRow,
     check,
     language_of,
     render,
 )
+from kopilka.messaging.records import MessageRow, TemplateRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext
