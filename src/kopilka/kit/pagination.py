@@ -3,7 +3,9 @@
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from kopilka.errors import InvalidInput
@@ -56,3 +58,10 @@ def decode_key_cursor(cursor: str) -> str:
     """A cursor of a text key (any characters, ``|`` included)."""
     (key,) = _parts(cursor, 1)
     return key
+
+
+def next_cursor(rows: Sequence[Any], limit: int) -> str | None:
+    """The cursor after a full page of rows with ``created_at`` and ``id`` (None after the
+    last page)."""
+    last = rows[-1] if len(rows) == limit else None
+    return encode_cursor(last.created_at, last.id) if last else None

@@ -221,39 +221,19 @@ class DeliveryService:
             await self.repository.add_status(conn, found.id, status, detail, now)
         return found
 
-    async def callback_valid(self, conn: AsyncConnection, token: str) -> bool:
-        """Whether ``token`` is a delivery-report URL a program signed."""
-        try:
-            program_id = links.program_of(token)
-            found = await self.repository.settings(conn, program_id)
-            if found is None:
-                return False
-            links.verify(found[1], token, "report")
-        except links.BadLink:
-            return False
-        return True
-
     async def accept_reports(
         self,
         conn: AsyncConnection,
-        token: str,
+        data: links.LinkData,
         reports: Sequence[tuple[str, bool, str | None]],
         now: datetime,
-    ) -> int | None:
-        """A provider's delivery reports at a signed callback URL: (provider id,
-        delivered, detail). None if the URL is not one a program signed."""
-        try:
-            program_id = links.program_of(token)
-            found = await self.repository.settings(conn, program_id)
-            if found is None:
-                return None
-            data = links.verify(found[1], token, "report")
-        except links.BadLink:
-            return None
+    ) -> int:
+        """A provider's delivery reports at the program's verified callback URL (``data``):
+        (provider id, delivered, detail); how many matched a message."""
         matched = 0
         for provider_id, delivered, detail in reports:
             row = await self.report(
-                conn, program_id, data.channel or "sms", provider_id, delivered, detail, now
+                conn, data.program_id, data.channel or "sms", provider_id, delivered, detail, now
             )
             matched += row is not None
         return matched

@@ -2,7 +2,7 @@
 templates, messages and broadcasts. A member's side is in ``member_endpoints.py``, the
 pages links open (and provider callbacks) in ``pages.py``."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.http import Admin, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
-from kopilka.kit.pagination import decode_cursor, encode_cursor
-from kopilka.messaging import links
+from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
 from kopilka.messaging.composition import Outgoing
 from kopilka.messaging.delivery import delivery_service
@@ -73,11 +72,6 @@ def message_out(row: MessageRow) -> Message:
     )
 
 
-def page_cursor(rows: list[Any], limit: int) -> str | None:
-    last = rows[-1] if len(rows) == limit else None
-    return encode_cursor(last.created_at, last.id) if last else None
-
-
 # --- settings --------------------------------------------------------------------------------
 
 
@@ -107,8 +101,7 @@ async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, str]:
         setup = await messaging_service.ensure_setup(conn, program, clock.now())
-        data = links.LinkData("report", program.id, channel="sms")
-        return {"sms": f"{setup.settings.links_url}/m/reports/" + links.sign(setup.secret, data)}
+        return {"sms": messaging_service.callback_url(setup, program)}
 
     return await in_transaction(engine, principal, work)
 
@@ -312,11 +305,7 @@ async def send_message(body: MessageSend, principal: Admin, engine: EngineDep) -
             channels=body.channels,
             send_at=body.send_at,
         )
-        made = await messaging_service.compose(conn, program, [item], clock.now(), strict=True)
-        if not made:
-            made = await messaging_service.by_dedupe(
-                conn, program, body.member_id, f"api:{body.dedupe_key}"
-            )
+        made = await messaging_service.send_one(conn, program, item, clock.now())
         return Messages(items=[message_out(m) for m in made])
 
     return await in_transaction(engine, principal, work)
@@ -348,7 +337,7 @@ async def list_messages(
             kind=kind,
         )
         return MessagePage(
-            items=[message_out(r) for r in rows], next_cursor=page_cursor(rows, limit)
+            items=[message_out(r) for r in rows], next_cursor=next_cursor(rows, limit)
         )
 
     return await read_only(engine, principal, work)
@@ -442,7 +431,7 @@ async def list_broadcasts(
         views = await broadcast_service.page(conn, program, limit, before)
         rows = [v.row for v in views]
         return BroadcastPage(
-            items=[broadcast_out(v) for v in views], next_cursor=page_cursor(rows, limit)
+            items=[broadcast_out(v) for v in views], next_cursor=next_cursor(rows, limit)
         )
 
     return await read_only(engine, principal, work)

@@ -9,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.http import Cashier, EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
-from kopilka.kit.pagination import decode_cursor
+from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.consents import consent_service
-from kopilka.messaging.endpoints import page_cursor
 from kopilka.messaging.push import PushConfig
 from kopilka.messaging.records import MessageRow
 from kopilka.messaging.schemas import (
@@ -100,7 +99,7 @@ async def inbox(
         return InboxPage(
             items=[_inbox_item(r) for r in rows],
             unread=await messaging_service.unread(conn, program, member_id),
-            next_cursor=page_cursor(rows, limit),
+            next_cursor=next_cursor(rows, limit),
         )
 
     return await read_only(engine, principal, work)

@@ -34,7 +34,6 @@ from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import LANGUAGES, language_of
 from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.reports import parse_report
-from kopilka.messaging.repository import messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
 
@@ -130,16 +129,14 @@ async def _verified(
 ) -> tuple[ProgramContext, links.LinkData, str]:
     """The program, the link's data and the language of the page; ``_Bad`` if the link
     does not verify or names a member no longer there."""
+    data = await messaging_service.verified_link(conn, token, action)
+    if data is None or (
+        data.channel is not None and data.channel not in CONSENT_CHANNELS.get(action, ())
+    ):
+        raise _Bad
     try:
-        program_id = links.program_of(token)
-        found = await messaging_repository.settings(conn, program_id)
-        if found is None:
-            raise _Bad
-        data = links.verify(found[1], token, action)
-        if data.channel is not None and data.channel not in CONSENT_CHANNELS.get(action, ()):
-            raise _Bad
-        program = await program_service.get(conn, program_id)
-    except (links.BadLink, NotFound):
+        program = await program_service.get(conn, data.program_id)
+    except NotFound:
         raise _Bad from None
     setup = await messaging_service.setup(conn, program)
     member_language = None
@@ -312,10 +309,11 @@ async def delivery_report(token: str, request: Request, engine: EngineDep) -> Re
 
     async def work(conn: AsyncConnection) -> int | None:
         # The URL is checked before the body is read: a stranger learns nothing of it.
-        if not await delivery_service.callback_valid(conn, token):
+        data = await messaging_service.verified_link(conn, token, "report")
+        if data is None or data.channel not in CONSENT_CHANNELS["report"]:
             return None
         reports = parse_report(content_type, raw)
-        return await delivery_service.accept_reports(conn, token, reports, clock.now())
+        return await delivery_service.accept_reports(conn, data, reports, clock.now())
 
     if await run_in_transaction(engine, work) is None:
         raise NotFound("no such callback", field="token")

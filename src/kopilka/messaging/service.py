@@ -114,6 +114,24 @@ class MessagingService:
             assert found is not None
         return Setup(MessagingSettings.model_validate(found[0], strict=False), found[1])
 
+    async def verified_link(
+        self, conn: AsyncConnection, token: str, action: str
+    ) -> links.LinkData | None:
+        """What a signed link says, if its program signed it for ``action``; None if not."""
+        try:
+            program_id = links.program_of(token)
+            found = await self.repository.settings(conn, program_id)
+            if found is None:
+                return None
+            return links.verify(found[1], token, action)
+        except links.BadLink:
+            return None
+
+    def callback_url(self, setup: Setup, program: ProgramContext) -> str:
+        """The signed URL a provider posts its SMS delivery reports to."""
+        data = links.LinkData("report", program.id, channel="sms")
+        return f"{setup.settings.links_url}/m/reports/{links.sign(setup.secret, data)}"
+
     async def save_settings(
         self,
         conn: AsyncConnection,
@@ -480,12 +498,15 @@ class MessagingService:
             unread=unread,
         )
 
-    async def by_dedupe(
-        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, dedupe_key: str
+    async def send_one(
+        self, conn: AsyncConnection, program: ProgramContext, item: Outgoing, now: datetime
     ) -> list[MessageRow]:
-        """The messages an earlier call with this dedupe key made for the member (push
-        ones carry a suffix per subscription)."""
-        return await self.repository.by_dedupe(conn, program.id, member_id, dedupe_key)
+        """One message asked for by a caller (strict), or, when its dedupe key was used
+        before, the messages that call made (push ones carry a suffix per subscription)."""
+        made = await self.compose(conn, program, [item], now, strict=True)
+        if made:
+            return made
+        return await self.repository.by_dedupe(conn, program.id, item.member_id, item.dedupe_key)
 
     async def inbox(
         self,
