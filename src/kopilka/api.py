@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from kopilka.activities.endpoints import router as activities_router
 from kopilka.apikeys.endpoints import router as apikeys_router
 from kopilka.coupons.endpoints import router as coupons_router
+from kopilka.crm.endpoints import router as crm_router
 from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
@@ -14,6 +15,9 @@ from kopilka.messaging.pages import router as messaging_pages_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
+from kopilka.segments.endpoints import router as segments_router
+from kopilka.stores.endpoints import router as stores_router
+from kopilka.support.endpoints import router as support_router
 from kopilka.system.endpoints import router as system_router
 from kopilka.tiers.endpoints import router as tiers_router
 from kopilka.webhooks.endpoints import router as webhooks_router
@@ -36,6 +40,10 @@ routers: list[APIRouter] = [
     messaging_router,
     member_messaging_router,
     messaging_pages_router,
+    stores_router,
+    crm_router,
+    segments_router,
+    support_router,
     events_router,
     apikeys_router,
 ]

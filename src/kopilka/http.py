@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from kopilka.apikeys.service import Principal, api_key_service
+from kopilka.access.domain import Permission, Principal
+from kopilka.apikeys.service import api_key_service
 from kopilka.db import read_with_retry, run_in_transaction
 from kopilka.errors import Forbidden, Unauthorized
 from kopilka.programs.service import ProgramContext, program_service
@@ -85,18 +86,20 @@ async def principal_of(engine: AsyncEngine, authorization: str | None) -> Princi
     return await read_with_retry(engine, lambda conn: api_key_service.authenticate(conn, secret))
 
 
-def scoped(*scopes: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits keys with any of ``scopes`` (``admin`` is always admitted)."""
+def requires(permission: Permission) -> Any:
+    """``Depends`` admitting only callers that hold ``permission`` (a 403 names it):
+    ``principal: Annotated[Principal, requires(Permission.MEMBERS_READ)]``."""
 
     async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        return _admitted(principal, scopes)
+        return admitted(principal, permission)
 
-    return dependency
+    return Depends(dependency)
 
 
-def _admitted(principal: Principal, scopes: tuple[str, ...]) -> Principal:
-    if not principal.allows(*scopes):
-        raise Forbidden(f"this key needs one of the scopes: {', '.join(scopes)}")
+def admitted(principal: Principal, permission: Permission) -> Principal:
+    if not principal.can(permission):
+        who = "this staff member's role" if principal.is_staff else "this key's scopes"
+        raise Forbidden(f"{who} do not allow {permission} (needed for this operation)")
     return principal
 
 
@@ -143,13 +146,13 @@ def hot_route(
     return register
 
 
-async def hot_principal(request: Request, *scopes: str) -> Principal:
-    """The caller of ``request``, admitted only with one of ``scopes`` (as ``scoped``)."""
+async def hot_principal(request: Request, permission: Permission) -> Principal:
+    """The caller of ``request``, admitted only with ``permission`` (as ``requires``)."""
     principal: Principal | None = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is None:
         engine: AsyncEngine = request.app.state.engine
         principal = await principal_of(engine, request.headers.get("authorization"))
-    return _admitted(principal, scopes)
+    return admitted(principal, permission)
 
 
 async def hot_body(request: Request, model: type[M]) -> M:
@@ -227,12 +230,6 @@ def query_flag(request: Request, name: str) -> bool:
         "msg": "Input should be a valid boolean, unable to interpret input",
     }
     raise RequestValidationError([error])
-
-
-Reader = Annotated[Principal, Depends(scoped("pos", "partner", "analyst"))]
-Till = Annotated[Principal, Depends(scoped("pos", "partner"))]
-Cashier = Annotated[Principal, Depends(scoped("pos"))]
-Admin = Annotated[Principal, Depends(scoped("admin"))]
 
 
 async def in_transaction(

@@ -8,9 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.apikeys.schemas import ApiKeyOut, ApiKeyPage
 from kopilka.apikeys.service import api_key_service
-from kopilka.http import Admin, EngineDep, in_transaction, read_only
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
@@ -20,7 +22,7 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
 @router.get("", response_model=ApiKeyPage)
 async def list_api_keys(
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
@@ -43,7 +45,11 @@ async def list_api_keys(
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKeyOut)
-async def revoke_api_key(key_id: UUID, principal: Admin, engine: EngineDep) -> ApiKeyOut:
+async def revoke_api_key(
+    key_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> ApiKeyOut:
     """Revoke a key: from the moment this answers, no request with it is served (by any
     process). Revoking a revoked key changes nothing; 404 for a key of another program."""
 
@@ -55,6 +61,10 @@ async def revoke_api_key(key_id: UUID, principal: Admin, engine: EngineDep) -> A
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut)
-async def delete_api_key(key_id: UUID, principal: Admin, engine: EngineDep) -> ApiKeyOut:
+async def delete_api_key(
+    key_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> ApiKeyOut:
     """The same as ``POST /v1/api-keys/{id}/revoke``: the key's row stays, revoked."""
     return await revoke_api_key(key_id, principal, engine)

@@ -21,6 +21,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kopilka.access.domain import Principal
 from kopilka.apikeys.repository import ApiKeyRepository
 from kopilka.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from kopilka.kit.ids import new_id
@@ -29,18 +30,6 @@ Scope = Literal["admin", "pos", "partner", "analyst"]
 SCOPES: tuple[Scope, ...] = ("admin", "pos", "partner", "analyst")
 KEY_PREFIX = "kp_"
 PREFIX_LENGTH = 10
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a key of one program with its scopes."""
-
-    key_id: UUID
-    program_id: UUID
-    scopes: frozenset[str]
-
-    def allows(self, *scopes: str) -> bool:
-        return "admin" in self.scopes or any(scope in self.scopes for scope in scopes)
 
 
 @dataclass(frozen=True)
@@ -123,7 +112,7 @@ class ApiKeyService:
         row = await self.repository.active_by_hash(conn, digest)
         if row is None:
             raise Unauthorized("unknown or revoked API key")
-        principal = Principal(row.id, row.program_id, frozenset(row.scopes.split(",")))
+        principal = Principal.of_key(row.id, row.program_id, frozenset(row.scopes.split(",")))
         # A revocation noticed while the key was read may be this key's: do not keep it.
         if seen == self._revocations:
             self._cache[digest] = (time.monotonic(), principal)

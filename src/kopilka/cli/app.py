@@ -4,6 +4,7 @@ import typer
 
 from kopilka.cli import (
     coupons,
+    crm,
     db,
     jobs,
     keys,
@@ -12,7 +13,10 @@ from kopilka.cli import (
     messages,
     messaging,
     program,
+    segments,
     serve,
+    stores,
+    support,
 )
 from kopilka.cli.common import fail
 from kopilka.cli.demo import demo
@@ -57,3 +61,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(messaging.app, name="messaging")
 app.add_typer(messages.app, name="messages")
+app.add_typer(stores.app, name="stores")
+app.add_typer(segments.app, name="segments")
+app.add_typer(crm.app, name="crm")
+app.add_typer(support.app, name="support")

@@ -6,6 +6,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.coupons.schemas import (
     Campaign,
     CampaignCreate,
@@ -19,7 +21,7 @@ from kopilka.coupons.schemas import (
     ValidateResult,
 )
 from kopilka.coupons.service import coupon_service
-from kopilka.http import Admin, EngineDep, Reader, Till, in_transaction, read_only
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.codes import qr_svg
 from kopilka.kit.pagination import decode_cursor, encode_cursor
@@ -31,7 +33,11 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 @router.post("/coupon-campaigns", status_code=201, response_model=Campaign)
-async def create_campaign(body: CampaignCreate, principal: Admin, engine: EngineDep) -> Campaign:
+async def create_campaign(
+    body: CampaignCreate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
+) -> Campaign:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Campaign:
         found = await coupon_service.create_campaign(conn, program, body, clock.now())
         return Campaign.model_validate(found)
@@ -40,7 +46,9 @@ async def create_campaign(body: CampaignCreate, principal: Admin, engine: Engine
 
 
 @router.get("/coupon-campaigns", response_model=list[Campaign])
-async def list_campaigns(principal: Reader, engine: EngineDep) -> list[Campaign]:
+async def list_campaigns(
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
+) -> list[Campaign]:
     async def work(conn: AsyncConnection, program: ProgramContext) -> list[Campaign]:
         found = await coupon_service.campaigns(conn, program)
         return [Campaign.model_validate(c) for c in found]
@@ -49,7 +57,9 @@ async def list_campaigns(principal: Reader, engine: EngineDep) -> list[Campaign]
 
 
 @router.get("/coupon-campaigns/{key}", response_model=Campaign)
-async def get_campaign(key: str, principal: Reader, engine: EngineDep) -> Campaign:
+async def get_campaign(
+    key: str, principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
+) -> Campaign:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Campaign:
         return Campaign.model_validate(await coupon_service.campaign(conn, program, key))
 
@@ -58,7 +68,10 @@ async def get_campaign(key: str, principal: Reader, engine: EngineDep) -> Campai
 
 @router.patch("/coupon-campaigns/{key}", response_model=Campaign)
 async def update_campaign(
-    key: str, body: CampaignUpdate, principal: Admin, engine: EngineDep
+    key: str,
+    body: CampaignUpdate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
 ) -> Campaign:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Campaign:
         found = await coupon_service.update_campaign(conn, program, key, body, clock.now())
@@ -69,7 +82,10 @@ async def update_campaign(
 
 @router.post("/coupon-campaigns/{key}/codes", status_code=201, response_model=CodesCreated)
 async def create_codes(
-    key: str, body: CodesCreate, principal: Admin, engine: EngineDep
+    key: str,
+    body: CodesCreate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
 ) -> CodesCreated:
     """Generate ``count`` unique codes from a pattern, or import ``codes``; optionally one
     member per code (personal codes). All or nothing."""
@@ -83,7 +99,11 @@ async def create_codes(
 
 @router.get("/coupon-campaigns/{key}/codes", response_model=CodePage)
 async def list_codes(
-    key: str, principal: Reader, engine: EngineDep, limit: Limit = 100, cursor: str | None = None
+    key: str,
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)],
+    engine: EngineDep,
+    limit: Limit = 100,
+    cursor: str | None = None,
 ) -> CodePage:
     after = decode_cursor(cursor) if cursor else None
 
@@ -99,7 +119,7 @@ async def list_codes(
 @router.get("/members/{member_id}/coupons", response_model=CodePage)
 async def member_coupons(
     member_id: UUID,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Limit = 100,
     cursor: str | None = None,
@@ -124,7 +144,9 @@ def _page(found: list[dict[str, object]], limit: int) -> CodePage:
 
 
 @router.get("/coupons/{code}", response_model=CodeOut)
-async def get_code(code: str, principal: Reader, engine: EngineDep) -> CodeOut:
+async def get_code(
+    code: str, principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
+) -> CodeOut:
     async def work(conn: AsyncConnection, program: ProgramContext) -> CodeOut:
         return CodeOut.model_validate(await coupon_service.code_out(conn, program, code))
 
@@ -132,7 +154,12 @@ async def get_code(code: str, principal: Reader, engine: EngineDep) -> CodeOut:
 
 
 @router.patch("/coupons/{code}", response_model=CodeOut)
-async def update_code(code: str, body: CodeUpdate, principal: Admin, engine: EngineDep) -> CodeOut:
+async def update_code(
+    code: str,
+    body: CodeUpdate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
+) -> CodeOut:
     """Disable a code (lost, leaked) or enable it again."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> CodeOut:
@@ -147,7 +174,9 @@ async def update_code(code: str, body: CodeUpdate, principal: Admin, engine: Eng
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-async def code_qr(code: str, principal: Reader, engine: EngineDep) -> Response:
+async def code_qr(
+    code: str, principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
+) -> Response:
     """The code as a QR code (SVG) for the member app and the till's scanner."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> str:
@@ -163,7 +192,11 @@ async def code_qr(code: str, principal: Reader, engine: EngineDep) -> Response:
 
 
 @router.post("/coupons/validate", response_model=ValidateResult)
-async def validate(body: ValidateRequest, principal: Till, engine: EngineDep) -> ValidateResult:
+async def validate(
+    body: ValidateRequest,
+    principal: Annotated[Principal, requires(P.SALES_RECORD)],
+    engine: EngineDep,
+) -> ValidateResult:
     """Whether the codes can be used on this basket now and what they take off. Changes
     nothing: the purchase that carries the codes redeems them."""
 

@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kopilka.apikeys.service import Principal
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.giftcards.movements import Operation
 from kopilka.giftcards.schemas import (
     GiftCardBatchCreate,
@@ -35,13 +36,11 @@ from kopilka.giftcards.schemas import (
 from kopilka.giftcards.service import gift_card_service
 from kopilka.giftcards.wallets import wallet_service
 from kopilka.http import (
-    Admin,
-    Cashier,
     EngineDep,
-    Reader,
     in_transaction,
     json_response,
     read_only,
+    requires,
 )
 from kopilka.idempotency.service import idempotency_store
 from kopilka.kit import pagination
@@ -163,7 +162,7 @@ def _page(items: list[dict[str, Any]], limit: int) -> TransactionPage:
 @router.post("/gift-cards", status_code=201, response_model=GiftCardOut)
 async def issue_gift_card(
     body: GiftCardCreate,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -195,7 +194,7 @@ async def issue_gift_card(
 @router.post("/gift-cards/batch", status_code=201, response_model=GiftCardBatchOut)
 async def issue_gift_cards(
     body: GiftCardBatchCreate,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -225,7 +224,9 @@ async def issue_gift_cards(
 
 
 @router.get("/gift-cards/{code}", response_model=GiftCardOut)
-async def get_gift_card(code: str, principal: Reader, engine: EngineDep) -> GiftCardOut:
+async def get_gift_card(
+    code: str, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> GiftCardOut:
     """The card's balance, what a payment can take now, its status and expiry."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> GiftCardOut:
@@ -237,7 +238,10 @@ async def get_gift_card(code: str, principal: Reader, engine: EngineDep) -> Gift
 
 @router.patch("/gift-cards/{code}", response_model=GiftCardOut)
 async def update_gift_card(
-    code: str, body: GiftCardUpdate, principal: Admin, engine: EngineDep
+    code: str,
+    body: GiftCardUpdate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
 ) -> GiftCardOut:
     """Disable a card (lost, stolen) or enable it again; extend or shorten its expiry, or
     take it away with ``never_expires``. An expired card cannot be changed."""
@@ -262,7 +266,9 @@ async def update_gift_card(
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
-async def gift_card_qr(code: str, principal: Reader, engine: EngineDep) -> Response:
+async def gift_card_qr(
+    code: str, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> Response:
     """The card's code as a QR code (SVG), for printing or the member app."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> str:
@@ -275,7 +281,7 @@ async def gift_card_qr(code: str, principal: Reader, engine: EngineDep) -> Respo
 @router.get("/gift-cards/{code}/transactions", response_model=TransactionPage)
 async def gift_card_transactions(
     code: str,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Limit = 50,
     cursor: str | None = None,
@@ -296,7 +302,7 @@ async def gift_card_transactions(
 async def top_up_gift_card(
     code: str,
     body: TopUpCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -314,7 +320,7 @@ async def top_up_gift_card(
 async def pay_with_gift_card(
     code: str,
     body: PaymentCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -333,7 +339,7 @@ async def pay_with_gift_card(
 async def refund_gift_card_payment(
     code: str,
     body: RefundCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -350,7 +356,7 @@ async def refund_gift_card_payment(
 @router.get("/members/{member_id}/gift-cards", response_model=GiftCardPage)
 async def member_gift_cards(
     member_id: UUID,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Limit = 50,
     cursor: str | None = None,
@@ -375,7 +381,9 @@ async def member_gift_cards(
 
 
 @router.get("/members/{member_id}/wallet", response_model=WalletOut)
-async def get_wallet(member_id: UUID, principal: Reader, engine: EngineDep) -> WalletOut:
+async def get_wallet(
+    member_id: UUID, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> WalletOut:
     """The member's wallet: empty, with no id, until the first top-up opens it."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> WalletOut:
@@ -389,7 +397,7 @@ async def get_wallet(member_id: UUID, principal: Reader, engine: EngineDep) -> W
 @router.get("/members/{member_id}/wallet/transactions", response_model=TransactionPage)
 async def wallet_transactions(
     member_id: UUID,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Limit = 50,
     cursor: str | None = None,
@@ -410,7 +418,7 @@ async def wallet_transactions(
 async def top_up_wallet(
     member_id: UUID,
     body: TopUpCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -430,7 +438,7 @@ async def top_up_wallet(
 async def pay_from_wallet(
     member_id: UUID,
     body: PaymentCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -450,7 +458,7 @@ async def pay_from_wallet(
 async def refund_wallet_payment(
     member_id: UUID,
     body: RefundCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:

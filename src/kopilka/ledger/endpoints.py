@@ -8,15 +8,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kopilka.apikeys.service import Principal
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.http import (
-    Admin,
-    Cashier,
     EngineDep,
-    Reader,
     in_transaction,
     json_response,
     read_only,
+    requires,
 )
 from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import as_utc, clock
@@ -54,7 +53,9 @@ def _balance_out(currency: str, balance: Balance) -> BalanceOut:
 
 
 @router.get("/members/{member_id}/balance", response_model=BalanceResponse)
-async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> BalanceResponse:
+async def get_balance(
+    member_id: UUID, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> BalanceResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> BalanceResponse:
         member = await member_service.get(conn, program, member_id)
         balances = await ledger_service.balances(conn, program, member_id)
@@ -81,7 +82,7 @@ async def get_balance(member_id: UUID, principal: Reader, engine: EngineDep) -> 
 @router.get("/members/{member_id}/history", response_model=HistoryPage)
 async def get_history(
     member_id: UUID,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
@@ -127,7 +128,7 @@ def _redemption_out(row: dict[str, Any], balance: Balance) -> dict[str, Any]:
 @router.post("/redemptions", status_code=201, response_model=RedemptionOut)
 async def create_redemption(
     body: RedemptionCreate,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -210,7 +211,7 @@ async def _settle(
 @router.post("/redemptions/{redemption_id}/capture", response_model=RedemptionOut)
 async def capture_redemption(
     redemption_id: UUID,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     body: CaptureRequest | None = None,
     idempotency_key: IdempotencyKey = None,
@@ -224,7 +225,7 @@ async def capture_redemption(
 @router.post("/redemptions/{redemption_id}/void", response_model=RedemptionOut)
 async def void_redemption(
     redemption_id: UUID,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -236,7 +237,7 @@ async def void_redemption(
 @router.post("/adjustments", status_code=201, response_model=AdjustmentOut)
 async def create_adjustment(
     body: AdjustmentCreate,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.POINTS_ADJUST)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:

@@ -1,11 +1,18 @@
 """Pure rules for member identifiers: phone and e-mail normalisation, card numbers."""
 
 import secrets
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from kopilka.errors import InvalidInput
+from kopilka.programs.schemas import AttributeSpec
+
+# Attributes every program may set whatever its schema: the member's time zone.
+BUILT_IN_ATTRIBUTES = frozenset({"timezone"})
 
 CARD_PREFIX = "77"
 CARD_LENGTH = 16  # prefix + random digits + Luhn check digit
@@ -91,3 +98,54 @@ def guess_identifier_kind(value: str) -> str:
     if compact.startswith("+") or (compact.isdigit() and 10 <= len(compact) <= 12):
         return "phone"
     return "external_id"
+
+
+def checked_attributes(
+    attributes: Mapping[str, Any], schema: Mapping[str, AttributeSpec]
+) -> dict[str, Any]:
+    """``attributes`` as stored, checked against the program's declared attributes: with
+    none declared, anything goes; otherwise only declared ones, each of its type (a date as
+    ``YYYY-MM-DD``). 422 naming ``attributes.<name>``."""
+    if not schema:
+        return dict(attributes)
+    checked: dict[str, Any] = {}
+    for name, value in attributes.items():
+        if name in BUILT_IN_ATTRIBUTES:
+            checked[name] = value
+            continue
+        spec = schema.get(name)
+        if spec is None:
+            raise InvalidInput(
+                f"attribute {name!r} is not declared by the program "
+                f"(declared: {', '.join(sorted(schema))})",
+                field=f"attributes.{name}",
+            )
+        checked[name] = _typed(name, value, spec)
+    return checked
+
+
+def _typed(name: str, value: Any, spec: AttributeSpec) -> Any:
+    field = f"attributes.{name}"
+    kind = spec.type
+    ok = (
+        (kind == "string" and isinstance(value, str))
+        or (kind == "integer" and isinstance(value, int) and not isinstance(value, bool))
+        or (kind == "number" and isinstance(value, int | float) and not isinstance(value, bool))
+        or (kind == "boolean" and isinstance(value, bool))
+        or (kind == "choice" and isinstance(value, str) and value in spec.values)
+        or (kind == "date" and isinstance(value, str) and _is_date(value))
+    )
+    if not ok:
+        wanted = f"one of {spec.values}" if kind == "choice" else f"a {kind}"
+        if kind == "date":
+            wanted = "a date as YYYY-MM-DD"
+        raise InvalidInput(f"attribute {name!r} must be {wanted}; got {value!r}", field=field)
+    return value
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10

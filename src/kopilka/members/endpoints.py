@@ -7,8 +7,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput
-from kopilka.http import Admin, Cashier, EngineDep, Reader, in_transaction, read_only
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.members import domain
@@ -57,7 +59,7 @@ def ref_from_query(
 
 @router.get("", response_model=MemberList)
 async def find_members(
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     identifier: Annotated[
         str | None, Query(description="Card, phone, e-mail or external id")
@@ -94,7 +96,9 @@ async def find_members(
 
 
 @router.get("/{member_id}", response_model=Member)
-async def get_member(member_id: UUID, principal: Reader, engine: EngineDep) -> Member:
+async def get_member(
+    member_id: UUID, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> Member:
     return await read_only(
         engine, principal, lambda conn, program: member_service.get(conn, program, member_id)
     )
@@ -102,7 +106,10 @@ async def get_member(member_id: UUID, principal: Reader, engine: EngineDep) -> M
 
 @router.patch("/{member_id}", response_model=Member)
 async def update_member(
-    member_id: UUID, body: MemberUpdate, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    body: MemberUpdate,
+    principal: Annotated[Principal, requires(P.MEMBERS_WRITE)],
+    engine: EngineDep,
 ) -> Member:
     return await in_transaction(
         engine,
@@ -113,7 +120,10 @@ async def update_member(
 
 @router.post("/{member_id}/block", response_model=Member)
 async def block_member(
-    member_id: UUID, body: MemberStatusChange, principal: Admin, engine: EngineDep
+    member_id: UUID,
+    body: MemberStatusChange,
+    principal: Annotated[Principal, requires(P.MEMBERS_BLOCK)],
+    engine: EngineDep,
 ) -> Member:
     return await in_transaction(
         engine,
@@ -126,7 +136,10 @@ async def block_member(
 
 @router.post("/{member_id}/unblock", response_model=Member)
 async def unblock_member(
-    member_id: UUID, body: MemberStatusChange, principal: Admin, engine: EngineDep
+    member_id: UUID,
+    body: MemberStatusChange,
+    principal: Annotated[Principal, requires(P.MEMBERS_BLOCK)],
+    engine: EngineDep,
 ) -> Member:
     return await in_transaction(
         engine,

@@ -10,6 +10,9 @@ from kopilka.kit.clock import MAX_CLOCK_SKEW, clock
 from kopilka.kit.types import TIME_ZONES, Day, Flag, Instant, Int, field_error, known_zone
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
+Gender = Literal["female", "male", "other"]
+PreferredChannel = Literal["email", "sms", "push", "inbox"]
+StoreCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Consents(BaseModel):
@@ -83,6 +86,13 @@ class MemberCreate(BaseModel):
     email: str | None = None
     birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
+    gender: Gender | None = None
+    city: str | None = Field(default=None, max_length=100)
+    address: str | None = Field(default=None, max_length=300)
+    preferred_store: StoreCode | None = Field(
+        default=None, description="The code of a store of the program."
+    )
+    preferred_channel: PreferredChannel | None = None
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     card: str | None = Field(
         default=None, description="An existing card number; one is generated if absent."
@@ -116,6 +126,13 @@ class MemberUpdate(BaseModel):
     email: str | None = None
     birthday: Day | None = None
     language: str | None = Field(default=None, max_length=16)
+    gender: Gender | None = None
+    city: str | None = Field(default=None, max_length=100)
+    address: str | None = Field(default=None, max_length=300)
+    preferred_store: StoreCode | None = Field(
+        default=None, description="The code of a store of the program."
+    )
+    preferred_channel: PreferredChannel | None = None
     consents: Consents | None = None
     tags: Tags | None = Field(default=None, description="Replaces the member's tags.")
     attributes: Attributes | None = Field(
@@ -141,6 +158,11 @@ class Member(BaseModel):
     email: str | None
     birthday: date | None
     language: str | None
+    gender: Gender | None = None
+    city: str | None = None
+    address: str | None = None
+    preferred_store: str | None = None
+    preferred_channel: PreferredChannel | None = None
     consents: Consents
     status: Literal["active", "blocked"]
     status_reason: str | None

@@ -28,6 +28,8 @@ from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
 
 MemberHit = tuple[UUID, str]  # (member id, status)
+# The customer 360's fields, stored as given (validated by the schema).
+PROFILE_FIELDS = ("gender", "city", "address", "preferred_store", "preferred_channel")
 
 
 @dataclass(frozen=True)
@@ -70,12 +72,15 @@ class MemberService:
             "email": values.get("email"),
             "birthday": data.birthday,
             "language": data.language,
+            **{field: getattr(data, field) for field in PROFILE_FIELDS},
             "consents": data.consents.model_dump(),
             "status": "active",
             "status_reason": None,
             "referral_code": data.referral_code,
             "tags": sorted(set(data.tags)),
-            "attributes": data.attributes,
+            "attributes": domain.checked_attributes(
+                data.attributes, program.settings.member_attributes
+            ),
             "created_at": now,
             "updated_at": now,
         }
@@ -147,6 +152,7 @@ class MemberService:
             email=row.email,
             birthday=row.birthday,
             language=row.language,
+            **{field: getattr(row, field) for field in PROFILE_FIELDS},
             consents=Consents.model_validate(row.consents),
             status=row.status,
             status_reason=row.status_reason,
@@ -309,6 +315,10 @@ class MemberService:
         for key in ("tags", "attributes"):  # null means "leave as they are"
             if key in changes and changes[key] is None:
                 del changes[key]
+        if "attributes" in changes:
+            changes["attributes"] = domain.checked_attributes(
+                changes["attributes"], program.settings.member_attributes
+            )
         if "tags" in changes or "attributes" in changes:
             # Rules tag members under the member lock; so does this update.
             await self.lock(conn, program, [member_id])

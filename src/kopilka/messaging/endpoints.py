@@ -8,7 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.http import Admin, EngineDep, in_transaction, read_only
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
@@ -76,7 +78,9 @@ def message_out(row: MessageRow) -> Message:
 
 
 @router.get("/messaging/settings", response_model=MessagingSettings)
-async def get_settings(principal: Admin, engine: EngineDep) -> MessagingSettings:
+async def get_settings(
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)], engine: EngineDep
+) -> MessagingSettings:
     async def work(conn: AsyncConnection, program: ProgramContext) -> MessagingSettings:
         return (await messaging_service.setup(conn, program)).settings
 
@@ -85,7 +89,9 @@ async def get_settings(principal: Admin, engine: EngineDep) -> MessagingSettings
 
 @router.put("/messaging/settings", response_model=MessagingSettings)
 async def put_settings(
-    body: MessagingSettings, principal: Admin, engine: EngineDep
+    body: MessagingSettings,
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)],
+    engine: EngineDep,
 ) -> MessagingSettings:
     """Replace the program's messaging settings (fields left out take their defaults)."""
 
@@ -96,7 +102,9 @@ async def put_settings(
 
 
 @router.get("/messaging/callbacks")
-async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
+async def callbacks(
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)], engine: EngineDep
+) -> dict[str, str]:
     """The signed URLs to give providers for their delivery reports."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, str]:
@@ -108,7 +116,7 @@ async def callbacks(principal: Admin, engine: EngineDep) -> dict[str, str]:
 
 @router.get("/messaging/suppressions", response_model=Suppressions)
 async def list_suppressions(
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)],
     engine: EngineDep,
     channel: Literal["email", "sms"] | None = None,
     limit: Limit = 100,
@@ -126,7 +134,9 @@ async def list_suppressions(
 
 @router.post("/messaging/suppressions", status_code=201, response_model=Suppression)
 async def add_suppression(
-    body: SuppressionCreate, principal: Admin, engine: EngineDep
+    body: SuppressionCreate,
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)],
+    engine: EngineDep,
 ) -> Suppression:
     """Stop sending to an address: a complaint, or an operator's decision."""
 
@@ -143,7 +153,10 @@ async def add_suppression(
     "/messaging/suppressions/{channel}/{address}", status_code=204, response_class=Response
 )
 async def remove_suppression(
-    channel: Literal["email", "sms"], address: str, principal: Admin, engine: EngineDep
+    channel: Literal["email", "sms"],
+    address: str,
+    principal: Annotated[Principal, requires(P.MESSAGING_SETTINGS)],
+    engine: EngineDep,
 ) -> Response:
     """Send to the address again (it works again, or was suppressed by mistake)."""
 
@@ -158,7 +171,9 @@ async def remove_suppression(
 
 
 @router.get("/templates", response_model=TemplateList)
-async def list_templates(principal: Admin, engine: EngineDep) -> TemplateList:
+async def list_templates(
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)], engine: EngineDep
+) -> TemplateList:
     """Every message kind: on or off, its channels, its variables and the version in use
     per language (0: the shipped texts)."""
 
@@ -187,7 +202,10 @@ async def list_templates(principal: Admin, engine: EngineDep) -> TemplateList:
 
 @router.get("/templates/{kind}/{language}", response_model=TemplateVersion)
 async def get_template(
-    kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
+    kind: str,
+    language: Literal["ru", "en"],
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
+    engine: EngineDep,
 ) -> TemplateVersion:
     async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateVersion:
         version, parts, at = await template_service.template(conn, program, kind, language)
@@ -203,7 +221,7 @@ async def save_template(
     kind: str,
     language: Literal["ru", "en"],
     body: TemplateSave,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.MESSAGES_SEND)],
     engine: EngineDep,
 ) -> TemplateVersion:
     """A new version of the program's texts; refused, naming the part and the line, if a
@@ -221,7 +239,10 @@ async def save_template(
 
 @router.get("/templates/{kind}/{language}/versions", response_model=list[TemplateVersion])
 async def template_versions(
-    kind: str, language: Literal["ru", "en"], principal: Admin, engine: EngineDep
+    kind: str,
+    language: Literal["ru", "en"],
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
+    engine: EngineDep,
 ) -> list[TemplateVersion]:
     async def work(conn: AsyncConnection, program: ProgramContext) -> list[TemplateVersion]:
         rows = await template_service.template_versions(conn, program, kind, language)
@@ -240,7 +261,12 @@ async def template_versions(
 
 
 @router.post("/templates/{kind}/preview", response_model=Preview)
-async def preview(kind: str, body: PreviewRequest, principal: Admin, engine: EngineDep) -> Preview:
+async def preview(
+    kind: str,
+    body: PreviewRequest,
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
+    engine: EngineDep,
+) -> Preview:
     """Every part rendered with a member's real data (or sample data); nothing is sent."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Preview:
@@ -266,7 +292,12 @@ async def preview(kind: str, body: PreviewRequest, principal: Admin, engine: Eng
 
 
 @router.post("/templates/{kind}/test", status_code=202, response_model=Message)
-async def test_send(kind: str, body: TestSend, principal: Admin, engine: EngineDep) -> Message:
+async def test_send(
+    kind: str,
+    body: TestSend,
+    principal: Annotated[Principal, requires(P.MESSAGES_SEND)],
+    engine: EngineDep,
+) -> Message:
     """Queue the kind's message on one channel to a test address or a member (whatever
     their consent: a test is asked for by staff)."""
 
@@ -291,7 +322,9 @@ async def test_send(kind: str, body: TestSend, principal: Admin, engine: EngineD
 
 
 @router.post("/messages", status_code=202, response_model=Messages)
-async def send_message(body: MessageSend, principal: Admin, engine: EngineDep) -> Messages:
+async def send_message(
+    body: MessageSend, principal: Annotated[Principal, requires(P.MESSAGES_SEND)], engine: EngineDep
+) -> Messages:
     """One message of a kind to one member, on its channels (or those given). The answer
     lists a message per channel: queued, or skipped with the reason (no consent, no
     address …). The same ``dedupe_key`` again makes nothing new."""
@@ -313,7 +346,7 @@ async def send_message(body: MessageSend, principal: Admin, engine: EngineDep) -
 
 @router.get("/messages", response_model=MessagePage)
 async def list_messages(
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
     engine: EngineDep,
     limit: Limit = 100,
     cursor: str | None = None,
@@ -344,7 +377,9 @@ async def list_messages(
 
 
 @router.get("/messages/counts")
-async def message_counts(principal: Admin, engine: EngineDep) -> dict[str, int]:
+async def message_counts(
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)], engine: EngineDep
+) -> dict[str, int]:
     """Messages by status."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, int]:
@@ -354,7 +389,9 @@ async def message_counts(principal: Admin, engine: EngineDep) -> dict[str, int]:
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetail)
-async def get_message(message_id: UUID, principal: Admin, engine: EngineDep) -> MessageDetail:
+async def get_message(
+    message_id: UUID, principal: Annotated[Principal, requires(P.MESSAGES_READ)], engine: EngineDep
+) -> MessageDetail:
     """One message with its HTML and every status it took."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> MessageDetail:
@@ -370,7 +407,9 @@ async def get_message(message_id: UUID, principal: Admin, engine: EngineDep) -> 
 
 
 @router.post("/messages/{message_id}/retry", status_code=202, response_model=Message)
-async def retry_message(message_id: UUID, principal: Admin, engine: EngineDep) -> Message:
+async def retry_message(
+    message_id: UUID, principal: Annotated[Principal, requires(P.MESSAGES_SEND)], engine: EngineDep
+) -> Message:
     """Send a failed message again now, with fresh attempts."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Message:
@@ -400,7 +439,11 @@ def broadcast_out(view: BroadcastView) -> Broadcast:
 
 
 @router.post("/broadcasts", status_code=201, response_model=Broadcast)
-async def create_broadcast(body: BroadcastCreate, principal: Admin, engine: EngineDep) -> Broadcast:
+async def create_broadcast(
+    body: BroadcastCreate,
+    principal: Annotated[Principal, requires(P.MESSAGES_SEND)],
+    engine: EngineDep,
+) -> Broadcast:
     """A one-off message to a list of members; the worker makes and sends the messages,
     throttled, from ``send_at`` (default: now)."""
 
@@ -423,7 +466,10 @@ async def create_broadcast(body: BroadcastCreate, principal: Admin, engine: Engi
 
 @router.get("/broadcasts", response_model=BroadcastPage)
 async def list_broadcasts(
-    principal: Admin, engine: EngineDep, limit: Limit = 100, cursor: str | None = None
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
+    engine: EngineDep,
+    limit: Limit = 100,
+    cursor: str | None = None,
 ) -> BroadcastPage:
     before = decode_cursor(cursor) if cursor else None
 
@@ -438,7 +484,11 @@ async def list_broadcasts(
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=Broadcast)
-async def get_broadcast(broadcast_id: UUID, principal: Admin, engine: EngineDep) -> Broadcast:
+async def get_broadcast(
+    broadcast_id: UUID,
+    principal: Annotated[Principal, requires(P.MESSAGES_READ)],
+    engine: EngineDep,
+) -> Broadcast:
     """The broadcast with its progress and its messages counted by status."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:
@@ -451,7 +501,7 @@ async def get_broadcast(broadcast_id: UUID, principal: Admin, engine: EngineDep)
 async def change_broadcast(
     broadcast_id: UUID,
     action: Literal["pause", "resume", "cancel"],
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.MESSAGES_SEND)],
     engine: EngineDep,
 ) -> Broadcast:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:

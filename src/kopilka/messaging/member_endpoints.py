@@ -7,7 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.http import Cashier, EngineDep, in_transaction, read_only
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.consents import consent_service
@@ -43,7 +45,9 @@ def _consents_out(views: list[Any], history: list[Any]) -> Consents:
 
 
 @router.get("/members/{member_id}/consents", response_model=Consents)
-async def get_consents(member_id: UUID, principal: Cashier, engine: EngineDep) -> Consents:
+async def get_consents(
+    member_id: UUID, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> Consents:
     """The member's consent per channel and purpose, and every change of it."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Consents:
@@ -54,7 +58,10 @@ async def get_consents(member_id: UUID, principal: Cashier, engine: EngineDep) -
 
 @router.post("/members/{member_id}/consents", response_model=Consents)
 async def change_consents(
-    member_id: UUID, body: ConsentChanges, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    body: ConsentChanges,
+    principal: Annotated[Principal, requires(P.MEMBERS_WRITE)],
+    engine: EngineDep,
 ) -> Consents:
     """Grant or withdraw consents, with their source and the version of the consent text.
     Marketing e-mail waits for the member to confirm the address (double opt-in) unless
@@ -83,7 +90,7 @@ def _inbox_item(row: MessageRow) -> InboxItem:
 @router.get("/members/{member_id}/messages", response_model=InboxPage)
 async def inbox(
     member_id: UUID,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Limit = 50,
     cursor: str | None = None,
@@ -107,7 +114,10 @@ async def inbox(
 
 @router.post("/members/{member_id}/messages/{message_id}/read", response_model=InboxItem)
 async def mark_read(
-    member_id: UUID, message_id: UUID, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    message_id: UUID,
+    principal: Annotated[Principal, requires(P.MEMBERS_WRITE)],
+    engine: EngineDep,
 ) -> InboxItem:
     async def work(conn: AsyncConnection, program: ProgramContext) -> InboxItem:
         row = await messaging_service.mark_read(conn, program, member_id, message_id, clock.now())
@@ -118,7 +128,10 @@ async def mark_read(
 
 @router.get("/members/{member_id}/push-subscriptions", response_model=PushSubscriptions)
 async def list_subscriptions(
-    member_id: UUID, request: Request, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    request: Request,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
+    engine: EngineDep,
 ) -> PushSubscriptions:
     """The member's browsers, and the public key a new one subscribes with."""
     push = PushConfig.from_settings(request.app.state.settings)
@@ -140,7 +153,7 @@ async def add_subscription(
     member_id: UUID,
     body: PushSubscriptionIn,
     request: Request,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.MEMBERS_WRITE)],
     engine: EngineDep,
 ) -> PushSubscriptionOut:
     """A browser's subscription (``PushSubscription.toJSON()``); the same endpoint again
@@ -162,7 +175,10 @@ async def add_subscription(
     response_class=Response,
 )
 async def remove_subscription(
-    member_id: UUID, subscription_id: UUID, principal: Cashier, engine: EngineDep
+    member_id: UUID,
+    subscription_id: UUID,
+    principal: Annotated[Principal, requires(P.MEMBERS_WRITE)],
+    engine: EngineDep,
 ) -> Response:
     async def work(conn: AsyncConnection, program: ProgramContext) -> None:
         await subscription_service.remove(conn, program, member_id, subscription_id)

@@ -21,6 +21,12 @@ class Member(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     birthday: Mapped[date | None]
     language: Mapped[str | None] = mapped_column(String(16))
+    # The customer 360's profile fields (docs/crm.md).
+    gender: Mapped[str | None] = mapped_column(String(8))
+    city: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(300))
+    preferred_store: Mapped[str | None] = mapped_column(String(64))
+    preferred_channel: Mapped[str | None] = mapped_column(String(8))
     consents: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(String(500))

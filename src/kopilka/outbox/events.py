@@ -453,6 +453,11 @@ class ProgramPublished(DomainEvent):
     member_notice: str = ""
 
 
+# The CRM's events live in modules of their own (one per area), registered here so that
+# every topic is known wherever events are read.
+from kopilka.outbox import crm_events, segment_events, support_events  # noqa: E402, F401
+
+
 def event_class(topic_name: str) -> type[DomainEvent] | None:
     """The class of an event type (``rule.*`` types are all :class:`RuleEvent`)."""
     if topic_name.startswith("rule."):

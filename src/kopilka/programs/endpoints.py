@@ -6,8 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput
-from kopilka.http import Admin, EngineDep, Reader, in_transaction, read_only
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_number_cursor, encode_cursor
 from kopilka.kit.types import INT32_MAX
@@ -38,7 +40,9 @@ VersionNumber = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 
 @router.get("", response_model=ProgramInForce)
-async def get_program(principal: Reader, engine: EngineDep) -> ProgramInForce:
+async def get_program(
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
+) -> ProgramInForce:
     """The program and the document of the version in force."""
     return await read_only(
         engine, principal, lambda conn, program: program_service.in_force(conn, program.id)
@@ -46,7 +50,9 @@ async def get_program(principal: Reader, engine: EngineDep) -> ProgramInForce:
 
 
 @router.get("/draft", response_model=Draft)
-async def get_draft(principal: Admin, engine: EngineDep) -> Draft:
+async def get_draft(
+    principal: Annotated[Principal, requires(P.PROGRAM_EDIT)], engine: EngineDep
+) -> Draft:
     """The draft; without a stored one, a copy of the version in force (``stored: false``)."""
     return await read_only(
         engine, principal, lambda conn, program: program_service.draft(conn, program.id)
@@ -54,7 +60,11 @@ async def get_draft(principal: Admin, engine: EngineDep) -> Draft:
 
 
 @router.put("/draft", response_model=Draft)
-async def put_draft(document: DocumentBody, principal: Admin, engine: EngineDep) -> Draft:
+async def put_draft(
+    document: DocumentBody,
+    principal: Annotated[Principal, requires(P.PROGRAM_EDIT)],
+    engine: EngineDep,
+) -> Draft:
     """Save the draft. An invalid document is a 422 naming the field and changes nothing."""
     return await in_transaction(
         engine,
@@ -65,7 +75,9 @@ async def put_draft(document: DocumentBody, principal: Admin, engine: EngineDep)
 
 @router.post("/publish", status_code=201, response_model=Version)
 async def publish_draft(
-    principal: Admin, engine: EngineDep, body: Annotated[PublishRequest | None, Body()] = None
+    principal: Annotated[Principal, requires(P.PROGRAM_PUBLISH)],
+    engine: EngineDep,
+    body: Annotated[PublishRequest | None, Body()] = None,
 ) -> Version:
     """Publish the draft as the next version and put it in force; 409 without a draft."""
     note = body.note if body else None
@@ -81,7 +93,7 @@ async def publish_draft(
 
 @router.get("/versions", response_model=VersionPage)
 async def list_versions(
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)],
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
@@ -100,7 +112,11 @@ async def list_versions(
 
 
 @router.get("/versions/{version}", response_model=Version)
-async def get_version(version: VersionNumber, principal: Reader, engine: EngineDep) -> Version:
+async def get_version(
+    version: VersionNumber,
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)],
+    engine: EngineDep,
+) -> Version:
     """One published version with its document; 404 if the program has no such version."""
     return await read_only(
         engine,
@@ -112,7 +128,7 @@ async def get_version(version: VersionNumber, principal: Reader, engine: EngineD
 @router.post("/versions/{version}/publish", status_code=201, response_model=Version)
 async def roll_back(
     version: VersionNumber,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.PROGRAM_PUBLISH)],
     engine: EngineDep,
     body: Annotated[PublishRequest | None, Body()] = None,
 ) -> Version:

@@ -73,6 +73,31 @@ class PointsPayment(BaseModel):
     )
 
 
+AttributeType = Literal["string", "integer", "number", "boolean", "date", "choice"]
+AttributeKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class AttributeSpec(BaseModel):
+    """One custom member attribute the program declares: its type, whether it is personal
+    data (erased with the person, logged when staff read it), and for ``choice`` the values
+    it may take."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: AttributeType
+    personal: Flag = False
+    values: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=200
+    )
+    description: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _choices(self) -> "AttributeSpec":
+        if (self.type == "choice") != bool(self.values):
+            raise ValueError("values: a choice attribute lists its values, no other type does")
+        return self
+
+
 class ProgramSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +119,14 @@ class ProgramSettings(BaseModel):
     # What rules earn on when coupons or points paid part of a basket: the money paid
     # (``paid``, the default) or the whole basket (``total``).
     earn_on: Literal["paid", "total"] = "paid"
+    # Once the program keeps a list of stores, a purchase must name one of them (422
+    # otherwise) unless free-form store names are allowed.
+    free_form_stores: Flag = False
+    # The custom attributes members may carry. Empty: any attribute, untyped. Otherwise
+    # only these (and ``timezone``), each checked against its type.
+    member_attributes: dict[AttributeKey, AttributeSpec] = Field(
+        default_factory=dict, max_length=100
+    )
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":

@@ -7,11 +7,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput
 from kopilka.http import (
-    Admin,
     EngineDep,
-    Till,
     hot_body,
     hot_principal,
     hot_route,
@@ -19,6 +19,7 @@ from kopilka.http import (
     json_response,
     query_flag,
     read_only,
+    requires,
 )
 from kopilka.kit.clock import clock
 from kopilka.kit.types import error_location
@@ -63,7 +64,7 @@ async def create_purchase(request: Request) -> JSONResponse:
 
     Scopes ``pos`` or ``partner``. Every till calls this on every sale, so it reads its
     request directly (see ``kopilka.http``)."""
-    principal = await hot_principal(request, "pos", "partner")
+    principal = await hot_principal(request, P.SALES_RECORD)
     body = await hot_body(request, PurchaseCreate)
     explain = query_flag(request, "explain")
     engine = request.app.state.engine
@@ -82,7 +83,11 @@ async def create_purchase(request: Request) -> JSONResponse:
 
 
 @router.post("/purchases/quote", response_model=PurchaseQuote)
-async def quote_purchase(body: PurchaseCreate, principal: Till, engine: EngineDep) -> JSONResponse:
+async def quote_purchase(
+    body: PurchaseCreate,
+    principal: Annotated[Principal, requires(P.SALES_RECORD)],
+    engine: EngineDep,
+) -> JSONResponse:
     """What this purchase would earn, with the rule trace; how many points may pay for the
     basket and what each coupon code would take off. Writes nothing."""
     answer = await read_only(
@@ -122,7 +127,7 @@ class BatchCreate(BaseModel):
 
 @router.post("/purchases/batch", response_model=BatchResult)
 async def create_purchases_batch(
-    body: BatchCreate, principal: Till, engine: EngineDep
+    body: BatchCreate, principal: Annotated[Principal, requires(P.SALES_RECORD)], engine: EngineDep
 ) -> BatchResult:
     """Up to 1,000 purchases in one call, each with its own result. Valid ones are recorded
     even if others fail."""
@@ -150,7 +155,9 @@ async def create_purchases_batch(
 
 
 @router.post("/returns", status_code=201, response_model=ReturnResult)
-async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) -> JSONResponse:
+async def create_return(
+    body: ReturnCreate, principal: Annotated[Principal, requires(P.SALES_RECORD)], engine: EngineDep
+) -> JSONResponse:
     """Return all or part of a purchase; idempotent by ``external_id``."""
     return _answer(
         await in_transaction(
@@ -163,7 +170,9 @@ async def create_return(body: ReturnCreate, principal: Till, engine: EngineDep) 
 
 @router.post("/program/simulate", response_model=SimulationReport, tags=["program"])
 async def simulate_program(
-    principal: Admin, engine: EngineDep, body: Annotated[SimulateRequest | None, Body()] = None
+    principal: Annotated[Principal, requires(P.PROGRAM_EDIT)],
+    engine: EngineDep,
+    body: Annotated[SimulateRequest | None, Body()] = None,
 ) -> SimulationReport:
     """Replay stored purchases of the last ``days`` (or since ``since``) under a draft — the
     stored one, or ``document`` — next to the version in force; writes nothing. Per rule:

@@ -7,15 +7,14 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
 from kopilka.http import (
-    Admin,
-    Cashier,
     EngineDep,
-    Reader,
-    Till,
     in_transaction,
     json_response,
     read_only,
+    requires,
 )
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor
@@ -41,7 +40,11 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 
 @router.post("/rewards", status_code=201, response_model=Reward)
-async def create_reward(body: RewardCreate, principal: Admin, engine: EngineDep) -> Reward:
+async def create_reward(
+    body: RewardCreate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
+) -> Reward:
     """Add a reward to the shop."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Reward:
@@ -52,7 +55,7 @@ async def create_reward(body: RewardCreate, principal: Admin, engine: EngineDep)
 
 @router.get("/rewards", response_model=RewardPage)
 async def list_rewards(
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)],
     engine: EngineDep,
     member_id: Annotated[
         UUID | None,
@@ -86,7 +89,10 @@ async def list_rewards(
 
 @router.get("/rewards/{key}", response_model=Reward)
 async def get_reward(
-    key: str, principal: Reader, engine: EngineDep, member_id: UUID | None = None
+    key: str,
+    principal: Annotated[Principal, requires(P.PROGRAM_READ)],
+    engine: EngineDep,
+    member_id: UUID | None = None,
 ) -> Reward:
     """A reward; with ``member_id`` also the member's price and whether they can take it."""
 
@@ -98,7 +104,10 @@ async def get_reward(
 
 @router.patch("/rewards/{key}", response_model=Reward)
 async def update_reward(
-    key: str, body: RewardUpdate, principal: Admin, engine: EngineDep
+    key: str,
+    body: RewardUpdate,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
 ) -> Reward:
     """Change a reward; ``{"status": "archived"}`` takes it off the shop."""
 
@@ -110,7 +119,10 @@ async def update_reward(
 
 @router.post("/rewards/{key}/codes", status_code=201, response_model=CodesAdded)
 async def add_reward_codes(
-    key: str, body: CodesAdd, principal: Admin, engine: EngineDep
+    key: str,
+    body: CodesAdd,
+    principal: Annotated[Principal, requires(P.CATALOG_MANAGE)],
+    engine: EngineDep,
 ) -> CodesAdded:
     """Add codes to a digital reward's pool; codes it already has are skipped."""
 
@@ -124,7 +136,7 @@ async def add_reward_codes(
 async def redeem_reward(
     key: str,
     body: RedemptionCreate,
-    principal: Till,
+    principal: Annotated[Principal, requires(P.SALES_RECORD)],
     engine: EngineDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -143,7 +155,7 @@ async def redeem_reward(
 @router.get("/members/{member_id}/reward-redemptions", response_model=RedemptionPage)
 async def member_reward_redemptions(
     member_id: UUID,
-    principal: Reader,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
@@ -161,7 +173,9 @@ async def member_reward_redemptions(
 
 @router.get("/reward-redemptions/{redemption_id}", response_model=RewardRedemption)
 async def get_reward_redemption(
-    redemption_id: UUID, principal: Reader, engine: EngineDep
+    redemption_id: UUID,
+    principal: Annotated[Principal, requires(P.MEMBERS_READ)],
+    engine: EngineDep,
 ) -> RewardRedemption:
     async def work(conn: AsyncConnection, program: ProgramContext) -> RewardRedemption:
         return await redemption_service.get(conn, program, redemption_id)
@@ -172,7 +186,7 @@ async def get_reward_redemption(
 @router.post("/reward-redemptions/{redemption_id}/fulfil", response_model=RewardRedemption)
 async def fulfil_reward_redemption(
     redemption_id: UUID,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.REWARDS_FULFIL)],
     engine: EngineDep,
     body: FulfilRequest | None = None,
 ) -> RewardRedemption:
@@ -188,7 +202,7 @@ async def fulfil_reward_redemption(
 @router.post("/reward-redemptions/{redemption_id}/cancel", response_model=RewardRedemption)
 async def cancel_reward_redemption(
     redemption_id: UUID,
-    principal: Cashier,
+    principal: Annotated[Principal, requires(P.PAYMENTS_TAKE)],
     engine: EngineDep,
     body: CancelRequest | None = None,
     idempotency_key: IdempotencyKey = None,

@@ -1,11 +1,14 @@
 """HTTP routes of tiers: a member's tier and progress, manual tiers."""
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.http import Admin, EngineDep, Reader, in_transaction, read_only
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.tiers.schemas import ManualTierCreate, MemberTierOut
@@ -15,7 +18,9 @@ router = APIRouter(prefix="/v1", tags=["tiers"])
 
 
 @router.get("/members/{member_id}/tier", response_model=MemberTierOut)
-async def get_member_tier(member_id: UUID, principal: Reader, engine: EngineDep) -> MemberTierOut:
+async def get_member_tier(
+    member_id: UUID, principal: Annotated[Principal, requires(P.MEMBERS_READ)], engine: EngineDep
+) -> MemberTierOut:
     """The member's tier and benefits, what counts toward the next tier and how much more is
     needed, what the next review would do, and the history of changes."""
 
@@ -28,7 +33,10 @@ async def get_member_tier(member_id: UUID, principal: Reader, engine: EngineDep)
 
 @router.post("/members/{member_id}/tier/manual", response_model=MemberTierOut)
 async def assign_manual_tier(
-    member_id: UUID, body: ManualTierCreate, principal: Admin, engine: EngineDep
+    member_id: UUID,
+    body: ManualTierCreate,
+    principal: Annotated[Principal, requires(P.TIERS_MANUAL)],
+    engine: EngineDep,
 ) -> MemberTierOut:
     """Give a member a tier by hand (an invitation-only tier, a goodwill gesture): it is a
     floor until ``until``, then the member has the tier they earned. Assigning again
@@ -44,7 +52,9 @@ async def assign_manual_tier(
 
 
 @router.delete("/members/{member_id}/tier/manual", response_model=MemberTierOut)
-async def end_manual_tier(member_id: UUID, principal: Admin, engine: EngineDep) -> MemberTierOut:
+async def end_manual_tier(
+    member_id: UUID, principal: Annotated[Principal, requires(P.TIERS_MANUAL)], engine: EngineDep
+) -> MemberTierOut:
     """End the member's manual tier now."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> MemberTierOut:

@@ -7,7 +7,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.http import Admin, EngineDep, in_transaction, read_only
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
@@ -35,7 +37,9 @@ def _with_secret(found: EndpointRow) -> WebhookWithSecret:
 
 @router.post("/webhooks", status_code=201, response_model=WebhookWithSecret)
 async def create_webhook(
-    body: WebhookCreate, principal: Admin, engine: EngineDep
+    body: WebhookCreate,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
 ) -> WebhookWithSecret:
     """A new endpoint. The answer carries its signing secret; it is not shown again."""
 
@@ -47,7 +51,10 @@ async def create_webhook(
 
 @router.get("/webhooks", response_model=WebhookPage)
 async def list_webhooks(
-    principal: Admin, engine: EngineDep, limit: Limit = 100, cursor: str | None = None
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+    limit: Limit = 100,
+    cursor: str | None = None,
 ) -> WebhookPage:
     after = decode_cursor(cursor) if cursor else None
 
@@ -63,7 +70,11 @@ async def list_webhooks(
 
 
 @router.get("/webhooks/{webhook_id}", response_model=Webhook)
-async def get_webhook(webhook_id: UUID, principal: Admin, engine: EngineDep) -> Webhook:
+async def get_webhook(
+    webhook_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> Webhook:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Webhook:
         return Webhook.model_validate(await webhook_service.get(conn, program, webhook_id))
 
@@ -72,7 +83,10 @@ async def get_webhook(webhook_id: UUID, principal: Admin, engine: EngineDep) -> 
 
 @router.patch("/webhooks/{webhook_id}", response_model=Webhook)
 async def update_webhook(
-    webhook_id: UUID, body: WebhookUpdate, principal: Admin, engine: EngineDep
+    webhook_id: UUID,
+    body: WebhookUpdate,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
 ) -> Webhook:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Webhook:
         found = await webhook_service.update(conn, program, webhook_id, body, clock.now())
@@ -82,7 +96,11 @@ async def update_webhook(
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response)
-async def delete_webhook(webhook_id: UUID, principal: Admin, engine: EngineDep) -> Response:
+async def delete_webhook(
+    webhook_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> Response:
     """The endpoint and its delivery log."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> None:
@@ -93,7 +111,11 @@ async def delete_webhook(webhook_id: UUID, principal: Admin, engine: EngineDep) 
 
 
 @router.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookWithSecret)
-async def rotate_secret(webhook_id: UUID, principal: Admin, engine: EngineDep) -> WebhookWithSecret:
+async def rotate_secret(
+    webhook_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> WebhookWithSecret:
     """A new signing secret, shown once; every message from now on is signed with it."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> WebhookWithSecret:
@@ -103,7 +125,11 @@ async def rotate_secret(webhook_id: UUID, principal: Admin, engine: EngineDep) -
 
 
 @router.post("/webhooks/{webhook_id}/ping", status_code=202, response_model=Delivery)
-async def ping(webhook_id: UUID, principal: Admin, engine: EngineDep) -> Delivery:
+async def ping(
+    webhook_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
+) -> Delivery:
     """Queue a ``webhook.ping`` message; the worker sends it and its log shows the answer."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Delivery:
@@ -117,7 +143,7 @@ async def ping(webhook_id: UUID, principal: Admin, engine: EngineDep) -> Deliver
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     webhook_id: UUID,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
     limit: Limit = 100,
     cursor: str | None = None,
@@ -145,7 +171,10 @@ def _detail(found: DeliveryRow, log: list[Attempt]) -> DeliveryDetail:
 
 @router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryDetail)
 async def get_delivery(
-    webhook_id: UUID, delivery_id: UUID, principal: Admin, engine: EngineDep
+    webhook_id: UUID,
+    delivery_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
 ) -> DeliveryDetail:
     """One delivery with its body and every attempt."""
 
@@ -162,7 +191,10 @@ async def get_delivery(
     response_model=Delivery,
 )
 async def redeliver(
-    webhook_id: UUID, delivery_id: UUID, principal: Admin, engine: EngineDep
+    webhook_id: UUID,
+    delivery_id: UUID,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
+    engine: EngineDep,
 ) -> Delivery:
     """Send the delivery again as soon as the worker can, with a fresh retry schedule."""
 

@@ -6,7 +6,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.http import Admin, EngineDep, in_transaction, read_only
+from kopilka.access.domain import Permission as P
+from kopilka.access.domain import Principal
+from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_number_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 @router.get("/events/parked", response_model=ParkedPage)
 async def parked(
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -57,7 +59,7 @@ async def parked(
 @router.post("/events/parked/{event_id}/replay", response_model=Replayed)
 async def replay(
     event_id: UUID,
-    principal: Admin,
+    principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
     consumer: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Replayed:
