@@ -4,18 +4,23 @@ from fastapi import APIRouter
 
 from kopilka.activities.endpoints import router as activities_router
 from kopilka.apikeys.endpoints import router as apikeys_router
+from kopilka.audit.endpoints import router as audit_router
 from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.crm.endpoints import router as crm_router
+from kopilka.customers.endpoints import router as customers_router
 from kopilka.giftcards.endpoints import router as giftcards_router
+from kopilka.imports.endpoints import router as imports_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.messaging.endpoints import router as messaging_router
 from kopilka.messaging.member_endpoints import router as member_messaging_router
 from kopilka.messaging.pages import router as messaging_pages_router
+from kopilka.privacy.endpoints import router as privacy_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.segments.endpoints import router as segments_router
+from kopilka.staff.endpoints import router as staff_router
 from kopilka.stores.endpoints import router as stores_router
 from kopilka.support.endpoints import router as support_router
 from kopilka.system.endpoints import router as system_router
@@ -28,7 +33,11 @@ from kopilka.worker.endpoints import router as events_router
 routers: list[APIRouter] = [
     purchases_router,
     system_router,
+    # Before the members' routes: /v1/members/duplicates is not a member's id.
+    customers_router,
     members_router,
+    privacy_router,
+    imports_router,
     activities_router,
     ledger_router,
     program_router,
@@ -46,4 +55,6 @@ routers: list[APIRouter] = [
     support_router,
     events_router,
     apikeys_router,
+    staff_router,
+    audit_router,
 ]

@@ -23,6 +23,7 @@ from kopilka.errors import KopilkaError
 from kopilka.http import CHALLENGE, HOT_ROUTES, PROBLEM
 from kopilka.http import problem as _problem
 from kopilka.kit.memory import freeze_startup_objects
+from kopilka.kit.ratelimit import PerMinute
 from kopilka.kit.types import error_location
 from kopilka.system.docs import install_docs
 from kopilka.system.guard import RequestGuard
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     if engine is not None:
         app.state.engine = engine
     app.state.settings = settings
+    app.state.sign_in_limit = PerMinute(settings.sign_in_per_minute)
     install_error_handlers(app)
     install_docs(app)
     for router in routers:

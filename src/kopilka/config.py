@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Revocation still takes effect at once: a process told of revocations by PostgreSQL
     # drops the key when notified; any other checks the key in every request's transaction.
     api_key_cache_seconds: float = 30.0
+    # Sign-in attempts per client address and minute, per process: each costs an Argon2
+    # hash (about 50 ms of CPU), so they are bounded before any is checked.
+    sign_in_per_minute: int = Field(default=20, ge=1, le=10_000)
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
     db_pool_size: int = 20

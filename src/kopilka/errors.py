@@ -78,3 +78,9 @@ class Forbidden(KopilkaError):
     status = 403
     type_slug = "forbidden"
     title = "Forbidden"
+
+
+class TooManyRequests(KopilkaError):
+    status = 429
+    type_slug = "too-many-requests"
+    title = "Too many requests"

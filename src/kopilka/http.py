@@ -18,9 +18,14 @@ from starlette.types import Scope
 
 from kopilka.access.domain import Permission, Principal
 from kopilka.apikeys.service import api_key_service
+from kopilka.audit.domain import Actor, ActorKind, acting
+from kopilka.audit.service import PERSONAL_READ, audit_service
 from kopilka.db import read_with_retry, run_in_transaction
 from kopilka.errors import Forbidden, Unauthorized
+from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.staff.domain import SESSION_PREFIX
+from kopilka.staff.service import staff_service
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -79,6 +84,10 @@ async def principal_of(engine: AsyncEngine, authorization: str | None) -> Princi
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized("send 'Authorization: Bearer <api key>'")
     secret = authorization[7:].strip()
+    if secret.startswith(SESSION_PREFIX):
+        return await read_with_retry(
+            engine, lambda conn: staff_service.principal(conn, secret, clock.now())
+        )
     # Most requests come with a key seen seconds ago: answer them without a connection.
     known = api_key_service.cached(secret)
     if known is not None:
@@ -90,10 +99,97 @@ def requires(permission: Permission) -> Any:
     """``Depends`` admitting only callers that hold ``permission`` (a 403 names it):
     ``principal: Annotated[Principal, requires(Permission.MEMBERS_READ)]``."""
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        return admitted(principal, permission)
+    async def dependency(
+        request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
+        admitted(principal, permission)
+        acting.set(await _actor(request, principal, permission))
+        return principal
 
+    dependency.permission = permission  # type: ignore[attr-defined]  # read by the docs' table
     return Depends(dependency)
+
+
+async def signed_in_staff(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    """A dependency admitting only a signed-in staff member (their own account's routes)."""
+    if not principal.is_staff:
+        raise Forbidden("only a signed-in staff member can do this (not an API key)")
+    acting.set(await _actor(request, principal, None))
+    return principal
+
+
+StaffCaller = Annotated[Principal, Depends(signed_in_staff)]
+
+
+# What a route does with value or with what the till does is in the ledger and the
+# purchases already; these routes get no generic audit entry.
+TILL_PERMISSIONS = frozenset(
+    {Permission.SALES_RECORD, Permission.PAYMENTS_TAKE, Permission.MEMBERS_REGISTER}
+)
+AUDITED_BODY_BYTES = 65_536
+# What was sent is kept only for changes of configuration (programs, catalog, settings,
+# stores, surveys, integrations, staff); a change about a member keeps its route and subject,
+# not the person's data, which the member's erasure could not reach in a body.
+CONFIGURATION = frozenset(
+    {
+        Permission.PROGRAM_EDIT,
+        Permission.PROGRAM_PUBLISH,
+        Permission.CATALOG_MANAGE,
+        Permission.MESSAGING_SETTINGS,
+        Permission.SEGMENTS_MANAGE,
+        Permission.STORES_MANAGE,
+        Permission.SURVEYS_MANAGE,
+        Permission.INTEGRATIONS_MANAGE,
+        Permission.STAFF_MANAGE,
+    }
+)
+# Reads of people by staff: logged (who looked at whom).
+PERSONAL_PERMISSIONS = frozenset(
+    {
+        Permission.MEMBERS_READ,
+        Permission.MEMBERS_EXPORT,
+        Permission.TICKETS_HANDLE,
+        Permission.MESSAGES_READ,
+        Permission.SURVEYS_READ,
+    }
+)
+
+
+async def _actor(request: Request, principal: Principal, permission: Permission | None) -> Actor:
+    """Who is acting in this request, and what they are doing, for the audit log."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    body: Any = None
+    subject = {k: str(v) for k, v in request.path_params.items()}
+    audited = principal.is_staff or "admin" in principal.scopes
+    if audited and request.method not in ("GET", "HEAD") and permission not in TILL_PERMISSIONS:
+        raw = await request.body()
+        sent: Any = None
+        if raw and len(raw) <= AUDITED_BODY_BYTES:
+            try:
+                sent = json.loads(raw)
+            except ValueError:
+                sent = None
+        # A change about a member names them, whether in the path or in the body.
+        if isinstance(sent, dict) and isinstance(sent.get("member_id"), str):
+            subject.setdefault("member_id", sent["member_id"])
+        keeps_body = permission in CONFIGURATION and not template.endswith("/list")
+        body = sent if keeps_body else {"body_bytes": len(raw)} if raw else None
+    elif request.method == "GET" and principal.is_staff:
+        # What a staff member looked up, to say whose data a read showed.
+        subject.update({f"query.{k}": v for k, v in request.query_params.items()})
+    return Actor(
+        ActorKind.STAFF if principal.is_staff else ActorKind.KEY,
+        principal.staff_id or principal.key_id,
+        principal.name or ("staff" if principal.is_staff else "api key"),
+        route=f"{request.method} {template}",
+        subject=subject,
+        permission=str(permission or ""),
+        body=body,
+        audited=audited,
+    )
 
 
 def admitted(principal: Principal, permission: Permission) -> Principal:
@@ -245,9 +341,11 @@ async def in_transaction(
     """
 
     async def attempt(conn: AsyncConnection) -> T:
-        await api_key_service.ensure_active(conn, principal)
+        await _ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
-        return await work(conn, program)
+        result = await work(conn, program)
+        await _audit_generically(conn, principal)
+        return result
 
     for tries in range(CONFLICT_RETRIES):
         try:
@@ -269,11 +367,62 @@ async def read_only(
     statement sees one instant (a long report is not half-counted)."""
 
     async def attempt(conn: AsyncConnection) -> T:
-        await api_key_service.ensure_active(conn, principal)
+        await _ensure_active(conn, principal)
         program = await program_service.get(conn, principal.program_id)
         return await work(conn, program)
 
-    return await read_with_retry(engine, attempt, snapshot=snapshot)
+    result = await read_with_retry(engine, attempt, snapshot=snapshot)
+    actor = acting.get()
+    personal = actor.permission in PERSONAL_PERMISSIONS or "/members" in actor.route
+    if principal.is_staff and personal:
+        # Staff reading members' personal data is logged (who looked at whom, when).
+        member = actor.subject.get("member_id") or actor.subject.get("query.member_id")
+        await run_in_transaction(
+            engine,
+            lambda conn: audit_service.record(
+                conn,
+                principal.program_id,
+                PERSONAL_READ,
+                subject_type="member",
+                subject_id=member,
+                now=clock.now(),
+                after={"route": actor.route, **actor.subject},
+            ),
+        )
+    return result
+
+
+async def _ensure_active(conn: AsyncConnection, principal: Principal) -> None:
+    # A staff session was read in this request; an API key may be a cached one.
+    if not principal.is_staff:
+        await api_key_service.ensure_active(conn, principal)
+
+
+async def _audit_generically(conn: AsyncConnection, principal: Principal) -> None:
+    """An entry for a change by staff or an administrator's key that its service did not
+    record itself: the route, its subject and what was sent."""
+    actor = acting.get()
+    if not actor.audited or actor.recorded or actor.route.startswith(("GET ", "HEAD ")):
+        return
+    if actor.permission in TILL_PERMISSIONS:
+        return
+    subject_id: str | None
+    if "member_id" in actor.subject:
+        # About a member: erasing them reaches this entry.
+        subject_type, subject_id = "member", actor.subject["member_id"]
+    else:
+        parts = [p for p in actor.route.split(" ", 1)[-1].split("/") if p and p != "v1"]
+        subject_type = parts[0] if parts else "program"
+        subject_id = next(iter(actor.subject.values()), None)
+    await audit_service.record(
+        conn,
+        principal.program_id,
+        actor.route,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        now=clock.now(),
+        after=actor.body,
+    )
 
 
 class FastJSONResponse(JSONResponse):

@@ -138,6 +138,17 @@ async def _allocate_less_than_the_hold(conn: AsyncConnection, books: Books) -> s
     return f"hold {books.hold_id} of 200 has allocations summing to 199"
 
 
+async def _leave_points_in_transfer(conn: AsyncConnection, books: Books) -> str:
+    # Every entry still balances and every member balance agrees: only the program's side
+    # now says points left for the transfers account and never arrived anywhere.
+    await conn.execute(
+        update(postings_t)
+        .where(postings_t.c.member_id == books.member_id, postings_t.c.account == "issued")
+        .values(account="transfers")
+    )
+    return "the transfers account holds"
+
+
 Tampering = Callable[[AsyncConnection, Books], Awaitable[str]]
 
 TAMPERINGS: list[tuple[str, Tampering]] = [
@@ -149,6 +160,7 @@ TAMPERINGS: list[tuple[str, Tampering]] = [
     ("balances equal postings and lots", _cache_a_negative_pending_balance),
     ("lots within bounds", _make_a_lot_hold_more_than_it_was_given),
     ("holds fully allocated", _allocate_less_than_the_hold),
+    ("merges moved every point they took", _leave_points_in_transfer),
 ]
 
 

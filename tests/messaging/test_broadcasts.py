@@ -53,6 +53,9 @@ async def members(api: Api, count: int) -> list[str]:
     return made
 
 
+NEWS = {"title": "Весна", "body": "Двойные баллы"}
+
+
 async def create(api: Api, people: list[str], **fields: Any) -> dict[str, Any]:
     body = {
         "name": "Spring news",
@@ -245,3 +248,36 @@ async def test_a_killed_worker_resumes_the_broadcast(
     assert len(files) == 60 and len(recipients) == 60
     counted = await per_member(engine, made["id"])
     assert len(counted) == 60 and set(counted.values()) == {1}
+
+
+async def test_a_broadcast_goes_to_a_segment_s_members_as_they_are_when_made(
+    api: Api,
+) -> None:
+    ids = [
+        (
+            await api.post("/v1/members", {"name": f"Seg {n}", "external_id": f"seg-{n}-{id(api)}"})
+        ).json()["id"]
+        for n in range(3)
+    ]
+    segment = await api.post(
+        "/v1/segments", {"key": f"vip-{id(api)}", "name": "VIP", "kind": "static"}
+    )
+    assert segment.status_code == 201, segment.text
+    key = segment.json()["key"]
+    listed = await api.put(f"/v1/segments/{key}/list", {"members": ids[:2], "kind": "id"})
+    assert listed.status_code == 200, listed.text
+    made = await api.post(
+        "/v1/broadcasts",
+        {"name": "For the segment", "segment": key, "channels": ["inbox"], "variables": NEWS},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["total"] == 2
+    both = await api.post(
+        "/v1/broadcasts", {"name": "x", "segment": key, "members": ids, "variables": NEWS}
+    )
+    assert both.status_code == 422 and both.json()["errors"][0]["field"] == "members"
+    unknown = await api.post(
+        "/v1/broadcasts",
+        {"name": "x", "segment": "no-such", "channels": ["inbox"], "variables": NEWS},
+    )
+    assert unknown.status_code == 404

@@ -35,7 +35,9 @@ def test_every_kind_ships_every_part_but_html_in_both_languages() -> None:
 def test_what_is_on_and_what_needs_consent() -> None:
     assert not KINDS["points_earned"].on_by_default  # the default: off
     assert all(k.on_by_default for key, k in KINDS.items() if key != "points_earned")
-    assert {k for k, v in KINDS.items() if v.purpose is Purpose.MARKETING} == {"broadcast"}
+    # A survey asks something of the member on the program's initiative: marketing too.
+    marketing = {k for k, v in KINDS.items() if v.purpose is Purpose.MARKETING}
+    assert marketing == {"broadcast", "survey_invitation"}
 
 
 def test_the_texts_speak_russian_grammar() -> None:

@@ -74,7 +74,6 @@ SCOPE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.SEGMENTS_READ,
             P.SURVEYS_READ,
             P.ANALYTICS_READ,
-            P.MESSAGES_READ,
         }
     ),
 }
@@ -159,7 +158,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.SEGMENTS_READ,
             P.SURVEYS_READ,
             P.ANALYTICS_READ,
-            P.MESSAGES_READ,
         }
     ),
     Role.SUPPORT: _SUPPORT,

@@ -1,13 +1,13 @@
 """API shapes of activities: events other than purchases."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kopilka.earning.schemas import BenefitOut, EarnedOut, RuleTraceOut
-from kopilka.kit.types import ExternalId, Instant
+from kopilka.kit.types import ExternalId, Instant, JsonObject
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 
@@ -25,7 +25,7 @@ class ActivityCreate(BaseModel):
     )
     occurred_at: Instant
     channel: str = Field(default="api", min_length=1, max_length=32)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _named_if_custom(self) -> "ActivityCreate":

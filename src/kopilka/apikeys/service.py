@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.access.domain import Principal
 from kopilka.apikeys.repository import ApiKeyRepository
+from kopilka.audit.service import audit_service
 from kopilka.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from kopilka.kit.ids import new_id
 
@@ -96,6 +97,15 @@ class ApiKeyService:
             key_hash=hash_key(secret),
             scopes=",".join(sorted(set(scopes))),
             now=now,
+        )
+        await audit_service.record(
+            conn,
+            program_id,
+            "api_key.created",
+            subject_type="api_key",
+            subject_id=key_id,
+            now=now,
+            after={"name": name, "scopes": sorted(set(scopes))},
         )
         return secret, key_id
 
@@ -173,6 +183,15 @@ class ApiKeyService:
         row = found[0]
         if row.revoked_at is None:
             await self.repository.revoke(conn, row.id, now)
+            await audit_service.record(
+                conn,
+                program_id,
+                "api_key.revoked",
+                subject_type="api_key",
+                subject_id=row.id,
+                now=now,
+                after={"name": row.name, "prefix": row.prefix},
+            )
         self.revoked(row.id)
         info = _info(row)
         return KeyInfo(

@@ -15,6 +15,7 @@ from kopilka.cli import (
     program,
     segments,
     serve,
+    staff,
     stores,
     support,
 )
@@ -61,6 +62,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(messaging.app, name="messaging")
 app.add_typer(messages.app, name="messages")
+app.add_typer(staff.app, name="staff")
 app.add_typer(stores.app, name="stores")
 app.add_typer(segments.app, name="segments")
 app.add_typer(crm.app, name="crm")

@@ -15,6 +15,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kopilka.audit.domain import Actor, acting
 from kopilka.config import get_settings, with_async_driver
 from kopilka.db import describe, make_engine, reading, schema_revision, sqlite_file
 from kopilka.errors import KopilkaError
@@ -60,6 +61,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; a domain error or invalid input becomes one readable line
     and exit code 1."""
     _fast_event_loop()
+    # What a command changes is audited as done at the command line, by this user.
+    acting.set(Actor.command_line())
     try:
         return asyncio.run(coroutine)
     except KopilkaError as exc:

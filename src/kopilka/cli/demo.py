@@ -18,6 +18,7 @@ from kopilka.cli.common import console, err_console, run, with_engine
 from kopilka.cli.serve import base_url, say, where_to_find
 from kopilka.config import Settings
 from kopilka.db import make_engine, reading, transaction
+from kopilka.demo.crm import DEMO_PASSWORD, CrmSummary
 from kopilka.demo.domain import SimulationConfig
 from kopilka.demo.service import DemoSummary, demo_service
 from kopilka.giftcards.audit import verify as verify_gift_cards
@@ -25,6 +26,7 @@ from kopilka.kit.clock import clock
 from kopilka.kit.memory import few_collections
 from kopilka.ledger.audit import verify
 from kopilka.migrations.runner import upgrade
+from kopilka.programs.service import program_service
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -73,6 +75,24 @@ def _print_summary(summary: DemoSummary) -> None:
         )
 
 
+async def _segment_sizes(engine: AsyncEngine, program_id: UUID) -> dict[str, int]:
+    async with reading(engine) as conn:
+        program = await program_service.get(conn, program_id)
+    return await demo_service.finish_crm(engine, program)
+
+
+def _print_crm(crm: CrmSummary) -> None:
+    console.print(
+        f"support desk: {sum(crm.tickets.values())} tickets ("
+        + ", ".join(f"{status} {n}" for status, n in sorted(crm.tickets.items()))
+        + f"), {crm.interactions} calls logged, {crm.answers} survey answers"
+    )
+    console.print(f"staff (password [bold]{DEMO_PASSWORD}[/bold]):")
+    for member in crm.staff:
+        stores = f" at {', '.join(member.stores)}" if member.stores else ""
+        console.print(f"  {member.email} — {member.role}{stores}", highlight=False)
+
+
 def serving_hints(host: str, port: int, key: str) -> list[str]:
     """Where the demo's API is and a first request to paste: the command on a line of its
     own, never wrapped, so that it pastes as one command."""
@@ -101,7 +121,9 @@ def demo(
     start = (datetime.now(UTC) - timedelta(days=days)).date()
     config = SimulationConfig(members=members, days=days, start=start, seed=seed)
 
-    async def work(engine: AsyncEngine) -> tuple[DemoSummary, dict[str, list[str]], str, UUID]:
+    async def work(
+        engine: AsyncEngine,
+    ) -> tuple[DemoSummary, CrmSummary, dict[str, list[str]], str, UUID]:
         program = await demo_service.create_program(engine)
         with Progress(
             TextColumn("simulating {task.fields[day]}"),
@@ -113,6 +135,7 @@ def demo(
             task = bar.add_task("days", total=days, day="")
             await demo_service.run(engine, program, config, progress=lambda _: bar.advance(task, 1))
         summary = await demo_service.summary(engine, program)
+        crm = await demo_service.run_crm(engine, program, seed)
         async with reading(engine, snapshot=True) as conn:
             problems = await verify(conn, program.id)
             # The gift cards the shop issued keep their own journal.
@@ -122,11 +145,12 @@ def demo(
             key, _ = await api_key_service.create(
                 conn, program.id, name="demo admin", scopes=["admin"], now=clock.now()
             )
-        return summary, problems, key, program.id
+        return summary, crm, problems, key, program.id
 
     with few_collections():
-        summary, problems, key, program_id = run(with_engine(url, work))
+        summary, crm, problems, key, program_id = run(with_engine(url, work))
     _print_summary(summary)
+    _print_crm(crm)
     failed = [name for name, found in problems.items() if found]
     if failed:
         err_console.print(f"[red]ledger verification failed:[/red] {', '.join(failed)}")
@@ -140,6 +164,8 @@ def demo(
         f"{', '.join(delivered.consumers)}; {left:,} left undelivered"
     )
     _print_messages(delivered.messages, settings)
+    sizes = run(with_engine(url, lambda engine: _segment_sizes(engine, program_id)))
+    say("segments: " + ", ".join(f"{key} {count:,}" for key, count in sizes.items()))
     if not serve:
         return
     for line in serving_hints(host, port, key):
@@ -190,7 +216,6 @@ async def _deliver(
 ) -> tuple[_Delivered, int]:
     """Deliver the year's events before serving, so the demo starts with none pending."""
     from kopilka.messaging.service import messaging_service
-    from kopilka.programs.service import program_service
     from kopilka.worker.service import worker_service
     from kopilka.worker.setup import open_worker
 

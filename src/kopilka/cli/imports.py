@@ -1,4 +1,5 @@
-"""``kopilka import``: bulk import of purchases (CSV or the CDNOW log format)."""
+"""``kopilka import``: bulk imports of purchases (CSV or the CDNOW log format) and of members
+brought over from another loyalty system (CSV)."""
 
 import sys
 import time
@@ -20,8 +21,13 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
+from kopilka.errors import InvalidInput
 from kopilka.imports.domain import ParsedPurchase, RowError, detect_format, parse_cdnow, parse_csv
+from kopilka.imports.member_rows import HeaderError, MemberCsv
+from kopilka.imports.members import DEFAULT_BATCH as MEMBER_BATCH
+from kopilka.imports.members import MemberImportReport, member_import_service
 from kopilka.imports.service import DEFAULT_BATCH, ImportReport, import_service
+from kopilka.kit.clock import zone_named
 from kopilka.kit.memory import few_collections
 
 app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
@@ -117,3 +123,80 @@ def purchases(
     if report.failed:
         _print_errors(report.failed)
         sys.exit(1 if not skip_bad else 0)
+
+
+@app.command()
+def members(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check every row; write nothing."),
+    batch_size: int = typer.Option(MEMBER_BATCH, min=1, max=5_000),
+    program: str | None = ProgramOption,
+    database: str | None = DatabaseOption,
+) -> None:
+    """Import members brought over from another loyalty system (docs/import-members.md):
+    profile, identifiers, consents with their dates, tags, attributes, opening balances
+    with their original expiry, and tiers; in batches, with a progress bar.
+
+    Bad rows are reported with their line and column and the good rows are imported (the
+    command then exits 1). Running the same file again changes nothing: its members are
+    reported as already imported and no balance is granted twice.
+    """
+    total_rows = max(_count_lines(file) - 1, 0)
+
+    async def work(engine: AsyncEngine) -> tuple[MemberImportReport, float]:
+        context = await load_program(engine, program)
+        layout = MemberCsv(
+            zone=zone_named(context.settings.timezone) or zone_named("UTC"),  # type: ignore[arg-type]
+            attributes=context.settings.member_attributes,
+        )
+        with file.open(encoding="utf-8", newline="") as handle:
+            try:
+                rows = layout.rows(handle)
+            except HeaderError as exc:
+                raise InvalidInput(f"{file}: {exc}", field="header") from None
+            started = time.perf_counter()
+            with Progress(
+                TextColumn("checking" if dry_run else "importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as bar:
+                task = bar.add_task("members", total=total_rows)
+                report = await member_import_service.import_file(
+                    engine,
+                    context,
+                    rows,
+                    batch_size=batch_size,
+                    dry_run=dry_run,
+                    progress=lambda n: bar.advance(task, n),
+                )
+                bar.update(task, completed=total_rows)
+        return report, time.perf_counter() - started
+
+    with few_collections():
+        report, seconds = run(with_engine(database_url(database), work))
+    done = report.created + report.already_imported
+    rate = done / seconds if seconds else 0.0
+    verb = "would import" if dry_run else "imported"
+    console.print(
+        f"{verb} {report.created} members, {report.already_imported} already imported, "
+        f"{len(report.failed)} failed, in {seconds:.1f} s ({rate:,.0f}/s)"
+    )
+    for code, amount in sorted(report.credited.items()):
+        console.print(f"  opening balances: {amount:,} {code}")
+    for code, amount in sorted(report.expired.items()):
+        console.print(f"  left out, already expired: {amount:,} {code}")
+    console.print(f"  consents recorded: {report.consents:,}; tiers kept: {report.tiers:,}")
+    for note in report.notes[:MAX_ERRORS_SHOWN]:
+        console.print(f"  {note}", highlight=False)
+    if len(report.notes) > MAX_ERRORS_SHOWN:
+        console.print(f"  … and {len(report.notes) - MAX_ERRORS_SHOWN} more notes")
+    if report.failed:
+        err_console.print(f"error: {len(report.failed)} bad rows in {file} (not imported):")
+        for error in report.failed[:MAX_ERRORS_SHOWN]:
+            err_console.print(f"  {error.message}", highlight=False)
+        if len(report.failed) > MAX_ERRORS_SHOWN:
+            err_console.print(f"  … and {len(report.failed) - MAX_ERRORS_SHOWN} more")
+        sys.exit(1)

@@ -15,7 +15,9 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
+from kopilka.demo.crm import CrmSummary, open_stores, set_up_team, support_days
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
 from kopilka.demo.repository import demo_repository
 from kopilka.demo.shop import SHOP_CHANCE, buy_something, open_shop
@@ -40,6 +42,8 @@ from kopilka.programs.service import ProgramContext, program_service
 from kopilka.purchases.returns import return_service
 from kopilka.purchases.schemas import PurchaseCreate, ReturnCreate
 from kopilka.purchases.service import purchase_service
+from kopilka.segments.service import segment_service
+from kopilka.segments.tasks import refresh_segments
 from kopilka.tiers.service import tier_service
 
 DEMO_SETTINGS: dict[str, Any] = {
@@ -171,6 +175,8 @@ class DemoService:
                 name="Demo café & grocery",
                 settings=ProgramSettings.model_validate(DEMO_SETTINGS),
             )
+            # Stores first: from then on a purchase names one of them.
+            await open_stores(conn, program, clock.now())
             await create_campaigns(conn, program, clock.now())
             await open_shop(conn, program, clock.now())
             # The demo sends at once, whatever the hour it is run at: no quiet hours.
@@ -303,6 +309,27 @@ class DemoService:
         due = await tier_service.repository.due(conn, program.id, day, day_ends, None, 10_000)
         if due:
             await tier_service.review_members(conn, program, due, day, clock.now())
+
+    async def run_crm(self, engine: AsyncEngine, program: ProgramContext, seed: int) -> CrmSummary:
+        """The CRM after the year: the team, the survey, a few days of the support desk."""
+        rng = random.Random(seed + 2)
+
+        async def work(conn: AsyncConnection) -> CrmSummary:
+            now = clock.now()
+            team = await set_up_team(conn, program, now)
+            members = await member_service.active_ids(conn, program, now)
+            return await support_days(conn, program, team, members, rng, now)
+
+        return await run_in_transaction(engine, work)
+
+    async def finish_crm(self, engine: AsyncEngine, program: ProgramContext) -> dict[str, int]:
+        """After the worker delivered the year's events (member facts are current): the
+        day's RFM scores and a full refresh of the segments, as the daily jobs would; the
+        members per segment."""
+        await daily_facts(engine, program.id, clock.now())
+        await refresh_segments(engine, program.id)
+        async with reading(engine) as conn:
+            return {s.key: s.members for s in await segment_service.listing(conn, program)}
 
     async def summary(self, engine: AsyncEngine, program: ProgramContext) -> DemoSummary:
         async with reading(engine) as conn:

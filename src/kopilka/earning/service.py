@@ -17,6 +17,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.coupons.service import CouponService, coupon_service
+from kopilka.earning import segment_keys
 from kopilka.earning.repository import EarningRepository, earning_repository
 from kopilka.earning.state import Granted, RulesState, Source
 from kopilka.kit.clock import zone_named
@@ -268,6 +269,9 @@ class EarningService:
                 facts.tags, facts.attributes = profile.tags, profile.attributes
         if "history" in needs:
             await self._history(conn, state, ids, earliest - timedelta(days=compiled.window_days))
+        if "segments" in needs:
+            for member_id, keys in (await segment_keys.load(conn, program.id, ids)).items():
+                state.member(member_id).segments = keys
         if "usage" in needs:
             await self._usage(conn, state, program, ids, lock=uow is not None)
         if "boosts" in needs:

@@ -43,10 +43,15 @@ Issued = tuple[dict[str, Any], dict[str, Any]]  # (card row, its issue transacti
 
 
 async def member_status(conn: AsyncConnection, program: ProgramContext, member_id: UUID) -> str:
-    """The status of a member of the program; 404 naming ``member_id`` if there is none."""
+    """The status of a member of the program; 404 naming ``member_id`` if there is none,
+    409 if the profile was merged into another (money goes to the person's profile)."""
     found = (await member_service.resolve_many(conn, program, [MemberRef(id=member_id)]))[0]
     if found is None:
         raise NotFound(f"member {member_id} not found", field="member_id")
+    if found[0] != member_id:
+        raise Conflict(
+            f"member {member_id} was merged into {found[0]}: use that id", field="member_id"
+        )
     return found[1]
 
 

@@ -46,6 +46,26 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise _foreign() from exc
 
 
+def encode_tagged_cursor(at: datetime, tag: str, key: str) -> str:
+    """A cursor of an instant, a tag and a key: the last item of a list merged from several
+    kinds (the tag says which), each ordered by instant and key."""
+    return encode_cursor(at, tag, key)
+
+
+def decode_tagged_cursor(cursor: str) -> tuple[datetime, str, str]:
+    at_text, tag, key = _parts(cursor, 3)
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError:
+        raise _foreign() from None
+    if at.tzinfo is None:
+        raise _foreign()
+    try:
+        return at.astimezone(UTC), tag, key
+    except OverflowError:
+        raise _foreign() from None
+
+
 def decode_number_cursor(cursor: str) -> int:
     """A cursor of a sequence or version number."""
     (value,) = _parts(cursor, 1)

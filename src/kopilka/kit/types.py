@@ -31,6 +31,10 @@ MIN_DAY_YEAR = 1900
 
 Int = Annotated[int, Strict()]
 """A strict integer; bound it where it is used (``Field(ge=…, le=…)``)."""
+# Integers every JSON reader holds exactly (JavaScript's safe integers), for free-form values
+# such as custom attributes: a larger one is a 422, never a number no column can store.
+JSON_INT_LIMIT = 2**53 - 1
+JsonInt = Annotated[int, Strict(), Field(ge=-JSON_INT_LIMIT, le=JSON_INT_LIMIT)]
 Flag = Annotated[bool, Strict()]
 """A strict boolean: ``true``/``false`` only, never ``1`` or ``"yes"``."""
 Money = Annotated[
@@ -168,3 +172,29 @@ def error_location(error: Any) -> tuple[Any, ...]:
     if error.get("type") == "invalid_field" and isinstance(field, str):
         location += tuple(field.split("."))
     return location
+
+
+def json_numbers(value: Any, path: str = "") -> Any:
+    """``value`` unchanged if every number in it is a JSON-safe integer or a finite float."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > JSON_INT_LIMIT:
+            raise ValueError(f"{path or 'a number'}: integers lie within ±{JSON_INT_LIMIT}")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{path or 'a number'}: numbers are finite")
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            json_numbers(item, f"{path}.{key}" if path else str(key))
+        return value
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            json_numbers(item, f"{path}.{index}" if path else str(index))
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(json_numbers)]
+"""A free-form JSON object whose numbers every reader and column can hold."""

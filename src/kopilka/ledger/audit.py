@@ -7,7 +7,8 @@ Each check returns readable violations; an empty list means the ledger is sound:
 3. pending lots sum to the pending balance, available lots to max(available, 0);
 4. no lot's remaining is negative or above its amount;
 5. the held balance equals the open holds, and each hold's allocations equal its amount;
-6. pending and held balances are never negative.
+6. pending and held balances are never negative;
+7. the transfers account (merges) is at zero.
 """
 
 from collections import defaultdict
@@ -16,7 +17,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.ledger.domain import MEMBER_ACCOUNTS
+from kopilka.ledger.domain import MEMBER_ACCOUNTS, Account
 from kopilka.models import Lot, MemberBalance, Posting, Redemption, RedemptionAllocation
 from kopilka.models.base import table
 
@@ -185,8 +186,24 @@ async def bad_holds(conn: AsyncConnection, program_id: UUID) -> list[str]:
     ]
 
 
+async def transfers_in_flight(conn: AsyncConnection, program_id: UUID) -> list[str]:
+    """A merge moves points out of one profile and into another in one transaction: the
+    transfers account is back at zero after each, so it is zero in every currency."""
+    query = (
+        select(postings_t.c.currency, func.sum(postings_t.c.amount))
+        .where(postings_t.c.program_id == program_id, postings_t.c.account == Account.TRANSFERS)
+        .group_by(postings_t.c.currency)
+        .having(func.sum(postings_t.c.amount) != 0)
+    )
+    return [
+        f"the transfers account holds {r[1]} {r[0]}: a merge moved points out but not in"
+        for r in (await conn.execute(query)).all()
+    ]
+
+
 CHECKS = {
     "entries sum to zero": unbalanced_entries,
+    "merges moved every point they took": transfers_in_flight,
     "balances equal postings and lots": balance_mismatches,
     "lots within bounds": bad_lots,
     "holds fully allocated": bad_holds,

@@ -44,6 +44,9 @@ class Account(StrEnum):
     REDEEMED = "redeemed"
     EXPIRED = "expired"
     ADJUSTMENTS = "adjustments"
+    # Points on their way from one member to another (two duplicate profiles merged): each
+    # side's entry balances against it, and together they leave it at zero.
+    TRANSFERS = "transfers"
 
 
 MEMBER_ACCOUNTS = (Account.AVAILABLE, Account.PENDING, Account.HELD)
@@ -425,6 +428,71 @@ def proportional_share(earned: int, already_reversed: int, total: int, returned_
 
 
 # --- checks --------------------------------------------------------------------------------
+
+
+def transfer_out(balance: Balance, lots: Iterable[Lot]) -> tuple[list[Posting], list[Lot]]:
+    """Everything a member holds in one currency leaves for the transfers account (their
+    profile is merged into another): each lot with points is emptied. Returns the postings
+    and copies of the lots as they stood, for the receiving member to get them back with
+    their own expiry and release dates. The caller refuses a member with points on hold or
+    a negative balance (nothing there to move)."""
+    if balance.held or balance.available < 0:
+        raise LedgerInvariantError("only points without holds or debts are transferred")
+    moved: list[Lot] = []
+    for lot in sorted(lots, key=spending_order):
+        if lot.remaining > 0:
+            moved.append(
+                Lot(
+                    lot.id,
+                    lot.remaining,
+                    lot.remaining,
+                    lot.status,
+                    lot.earned_at,
+                    lot.available_at,
+                    lot.expires_at,
+                    lot.source_id,
+                    lot.rule_id,
+                )
+            )
+            lot.take(lot.remaining)
+    available = sum(lot.amount for lot in moved if lot.status == "available")
+    pending = sum(lot.amount for lot in moved if lot.status == "pending")
+    postings = [
+        p
+        for p in (
+            Posting(Account.AVAILABLE, -available),
+            Posting(Account.PENDING, -pending),
+            Posting(Account.TRANSFERS, available + pending),
+        )
+        if p.amount
+    ]
+    balance.apply(postings)
+    return postings, moved
+
+
+def transfer_in(
+    balance: Balance, moved: Iterable[Lot], *, new_ids: Iterable[UUID], now: datetime
+) -> tuple[list[Posting], list[Lot]]:
+    """The lots ``transfer_out`` took from another member, credited to this one from the
+    transfers account: each keeps its expiry, and a pending one its release date (an
+    available credit pays off a negative balance first, as any credit does)."""
+    postings: list[Posting] = []
+    lots: list[Lot] = []
+    for lot, lot_id in zip(moved, new_ids, strict=False):
+        made, new_lot = earn(
+            balance,
+            lot_id=lot_id,
+            amount=lot.amount,
+            now=now,
+            available_at=lot.available_at if lot.status == "pending" else now,
+            expires_at=lot.expires_at,
+            source_id=f"merge:{lot.id}",
+            rule_id=lot.rule_id,
+            source_account=Account.TRANSFERS,
+        )
+        postings.extend(made)
+        lots.append(new_lot)
+    return postings, lots
 
 
 def entry_is_balanced(postings: Iterable[Posting]) -> bool:

@@ -1,7 +1,7 @@
 """Ledger operations: load a member's state under its lock, apply pure domain maths, write
 what changed as journal entries, postings, lots and balances. Never commits."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.audit.service import audit_service
 from kopilka.errors import InvalidInput
 from kopilka.kit.ids import new_id
 from kopilka.ledger import domain
@@ -30,6 +31,18 @@ class Earned:
     currency: str
     amount: int
     status: str  # pending | available
+
+
+@dataclass(frozen=True)
+class OpeningLot:
+    """Points a member held in the system the program moves from: ``amount`` of
+    ``currency`` expiring at ``expires_at`` (None: never), ``key`` naming the lot among the
+    member's (kept as the lot's source)."""
+
+    currency: str
+    amount: int
+    expires_at: datetime | None
+    key: str
 
 
 def earned_by_currency(earned: Iterable[Earned]) -> dict[str, int]:
@@ -293,6 +306,7 @@ class LedgerService:
             raise InvalidInput("amount must not be zero", field="amount")
         balances = await self.lock(conn, program, [member_id], now)
         balance = balances[(member_id, currency)]
+        before = {"currency": currency, "available": balance.available}
         async with unit_of_work(conn, now, uow) as unit:
             changes = ledger_changes(unit, program.id)
             if amount > 0:
@@ -336,7 +350,108 @@ class LedgerService:
                 ("adjustment", reference_id),
                 reason=reason,
             )
+        await audit_service.record(
+            conn,
+            program.id,
+            "points.adjusted",
+            subject_type="member",
+            subject_id=member_id,
+            now=now,
+            before=before,
+            after={
+                "currency": currency,
+                "available": balance.available,
+                "amount": amount,
+                "reason": reason,
+                "reference_id": reference_id,
+            },
+        )
         return balance
+
+    # --- opening balances (members brought over from another system) ---------------------
+
+    async def grant_opening_balances(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        lots: Mapping[UUID, Sequence[OpeningLot]],
+        now: datetime,
+        *,
+        uow: UnitOfWork | None = None,
+        new_members: Iterable[UUID] = (),
+    ) -> int:
+        """What members held in the system the program moves from, credited as of ``now``:
+        per member one ``opening`` entry from the program's ``adjustments`` account (the
+        books the points come from are not Kopilka's) and one available lot per given lot,
+        keeping its own expiry, so they expire with the normal job; a ``points.adjusted``
+        event per member and currency. Takes the member lock, except of ``new_members``
+        (registered by the caller's transaction: no other transaction sees them yet, and a
+        lock would only rewrite their rows). A lot must be positive and not yet expired
+        (422 naming ``expires_at``): the caller leaves expired ones out. Idempotency is the
+        caller's (a key per member and lot). Returns the points credited. Any number of
+        members cost one statement per table.
+        """
+        for member_lots in lots.values():
+            for item in member_lots:
+                require_currency(program, item.currency)
+                if item.amount <= 0:
+                    raise InvalidInput("an opening lot must be positive", field="amount")
+                if item.expires_at is not None and item.expires_at <= now:
+                    raise InvalidInput("the lot has already expired", field="expires_at")
+        if not lots:
+            return 0
+        fresh = set(new_members)
+        await self.members.lock(conn, program, sorted(m for m in lots if m not in fresh))
+        balances = await self.balances_of(conn, program, lots.keys(), now)
+        credited = 0
+        async with unit_of_work(conn, now, uow) as unit:
+            changes = ledger_changes(unit, program.id)
+            for member_id, member_lots in lots.items():
+                legs: dict[str, list[Posting]] = {}
+                made: list[tuple[str, Lot]] = []
+                for item in member_lots:
+                    balance = balances[(member_id, item.currency)]
+                    postings, lot = domain.earn(
+                        balance,
+                        lot_id=new_id(),
+                        amount=item.amount,
+                        now=now,
+                        available_at=now,
+                        expires_at=item.expires_at,
+                        source_id=item.key,
+                        rule_id=None,
+                        source_account=Account.ADJUSTMENTS,
+                    )
+                    changes.track((member_id, item.currency), balance)
+                    legs.setdefault(item.currency, []).extend(postings)
+                    made.append((item.currency, lot))
+                if not made:
+                    continue
+                entry_id = changes.add_entry(
+                    member_id,
+                    "opening",
+                    list(legs.items()),
+                    occurred_at=now,
+                    reason="opening balance brought from another system",
+                    reference_type="import",
+                )
+                for currency, lot in made:
+                    changes.add_lot(member_id, currency, lot, entry_id)
+                for currency in legs:
+                    amount = sum(lot.amount for c, lot in made if c == currency)
+                    credited += amount
+                    changes.moved(
+                        events.PointsAdjusted,
+                        member_id,
+                        now,
+                        currency,
+                        amount,
+                        balances[(member_id, currency)],
+                        entry_id,
+                        ("import", None),
+                        reason="opening balance",
+                    )
+        return credited
 
     # --- scheduled jobs (a chunk of members per call, under their locks) ------------------
 

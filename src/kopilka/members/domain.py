@@ -6,9 +6,9 @@ from datetime import date
 from typing import Any
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
 from kopilka.errors import InvalidInput
+from kopilka.kit.emails import normalise_email as normalise_email
 from kopilka.programs.schemas import AttributeSpec
 
 # Attributes every program may set whatever its schema: the member's time zone.
@@ -27,15 +27,6 @@ def normalise_phone(raw: str, default_region: str = "RU") -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidInput(f"phone {raw!r} is not a valid number", field="phone")
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
-
-
-def normalise_email(raw: str) -> str:
-    """Lower-cased, syntax-checked e-mail; no DNS look-up (the till may be offline)."""
-    try:
-        result = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"email {raw!r} is not valid: {exc}", field="email") from exc
-    return str(result.normalized).lower()
 
 
 def luhn_check_digit(digits: str) -> int:
@@ -149,3 +140,34 @@ def _is_date(value: str) -> bool:
     except ValueError:
         return False
     return len(value) == 10
+
+
+# Mail providers that ignore dots in the local part and everything after a ``+``.
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+PLUS_TAG_DOMAINS = DOTLESS_DOMAINS | frozenset(
+    {"yandex.ru", "ya.ru", "outlook.com", "hotmail.com", "icloud.com", "me.com", "fastmail.com"}
+)
+
+
+def name_key(name: str | None, birthday: date | None) -> str | None:
+    """The key two profiles of one person share: the name folded (case, ``ё``, spaces,
+    word order) with the birthday. None without both."""
+    if not name or birthday is None:
+        return None
+    words = sorted(name.casefold().replace("ё", "е").split())
+    if not words:
+        return None
+    return f"{birthday.isoformat()}|{' '.join(words)}"[:300]
+
+
+def email_key(email: str | None) -> str | None:
+    """The address as the mailbox sees it: ``Anna.P+shop@gmail.com`` → ``annap@gmail.com``."""
+    if not email or "@" not in email:
+        return None
+    local, _, domain = email.lower().rpartition("@")
+    if domain in PLUS_TAG_DOMAINS:
+        local = local.split("+", 1)[0]
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"[:320]

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, extract, or_, select, tuple_, update
+from sqlalchemy import delete, extract, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import is_postgres, one_of, pg_fetch_keyed
@@ -176,6 +176,102 @@ class MemberRepository:
             members_t.c.program_id == program_id, one_of(conn, members_t.c.id, set(member_ids))
         )
         return {r.id: r.status for r in (await conn.execute(query)).all()}
+
+    async def survivors(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[UUID, str]]:
+        """For merged members among ``member_ids``: the profile each was merged into and its
+        status."""
+        if not member_ids:
+            return {}
+        survivor = members_t.alias("survivor")
+        query = (
+            select(members_t.c.id, survivor.c.id.label("into"), survivor.c.status)
+            .join(survivor, survivor.c.id == members_t.c.merged_into)
+            .where(
+                members_t.c.program_id == program_id,
+                one_of(conn, members_t.c.id, set(member_ids)),
+            )
+        )
+        return {r.id: (r.into, r.status) for r in (await conn.execute(query)).all()}
+
+    async def merged_into(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
+    ) -> list[UUID]:
+        """The profiles merged straight into any of ``member_ids``."""
+        if not member_ids:
+            return []
+        query = select(members_t.c.id).where(
+            members_t.c.program_id == program_id,
+            one_of(conn, members_t.c.merged_into, set(member_ids)),
+        )
+        return [r.id for r in (await conn.execute(query)).all()]
+
+    async def move_identifiers(
+        self, conn: AsyncConnection, source: UUID, target: UUID, drop_kinds: Sequence[str]
+    ) -> None:
+        """``source``'s identifiers become ``target``'s, but those of ``drop_kinds``, which
+        are freed."""
+        if drop_kinds:
+            await conn.execute(
+                delete(identifiers_t).where(
+                    identifiers_t.c.member_id == source, identifiers_t.c.kind.in_(drop_kinds)
+                )
+            )
+        await conn.execute(
+            update(identifiers_t)
+            .where(identifiers_t.c.member_id == source)
+            .values(member_id=target)
+        )
+
+    async def delete_identifiers(self, conn: AsyncConnection, member_id: UUID) -> None:
+        await conn.execute(delete(identifiers_t).where(identifiers_t.c.member_id == member_id))
+
+    async def duplicate_keys(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        column: str,
+        *,
+        after: str | None,
+        limit: int,
+    ) -> list[str]:
+        """Values of ``column`` (``match_name`` or ``match_email``) that more than one
+        profile of the program shares, in order after ``after``."""
+        key = members_t.c[column]
+        query = (
+            select(key)
+            .where(members_t.c.program_id == program_id, key.is_not(None))
+            .group_by(key)
+            .having(func.count() > 1)
+            .order_by(key)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(key > after)
+        return [r[0] for r in (await conn.execute(query)).all()]
+
+    async def sharing(
+        self, conn: AsyncConnection, program_id: UUID, column: str, keys: Sequence[str]
+    ) -> list[Any]:
+        """The profiles carrying these keys of ``column``, oldest first."""
+        if not keys:
+            return []
+        key = members_t.c[column]
+        query = (
+            select(
+                members_t.c.id,
+                members_t.c.name,
+                members_t.c.email,
+                members_t.c.phone,
+                members_t.c.birthday,
+                members_t.c.created_at,
+                key.label("key"),
+            )
+            .where(members_t.c.program_id == program_id, key.in_(keys))
+            .order_by(key, members_t.c.created_at, members_t.c.id)
+        )
+        return list((await conn.execute(query)).all())
 
     async def taken_identifiers(
         self,

@@ -4,10 +4,27 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from kopilka.kit.clock import MAX_CLOCK_SKEW, clock
-from kopilka.kit.types import TIME_ZONES, Day, Flag, Instant, Int, field_error, known_zone
+from kopilka.kit.types import (
+    TIME_ZONES,
+    Day,
+    Flag,
+    Instant,
+    JsonInt,
+    field_error,
+    json_numbers,
+    known_zone,
+)
 
 IdentifierKind = Literal["card", "phone", "email", "external_id"]
 Gender = Literal["female", "male", "other"]
@@ -50,7 +67,14 @@ class MemberRef(BaseModel):
 
 MemberTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AttributeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-AttributeValue = Annotated[str, Field(max_length=500)] | Int | Annotated[float, Strict()] | Flag
+AttributeValue = Annotated[
+    Annotated[str, Field(max_length=500)]
+    | JsonInt
+    | Annotated[float, Strict(), Field(allow_inf_nan=False)]
+    | Flag,
+    # An integer too large for JSON readers is refused, not stored as a rounded float.
+    BeforeValidator(json_numbers),
+]
 Tags = Annotated[list[MemberTag], Field(max_length=100, description="Rules read tags.")]
 
 
@@ -164,11 +188,35 @@ class Member(BaseModel):
     preferred_store: str | None = None
     preferred_channel: PreferredChannel | None = None
     consents: Consents
-    status: Literal["active", "blocked"]
+    status: Literal["active", "blocked", "merged", "erased"]
     status_reason: str | None
+    merged_into: UUID | None = Field(
+        default=None,
+        description="A merged profile's survivor: the person's profile now (status `merged`).",
+    )
     referral_code: str | None = None
     tags: list[str] = Field(default_factory=list)
     attributes: dict[str, Any] = Field(default_factory=dict)
     identifiers: list[Identifier]
     created_at: datetime
     updated_at: datetime
+
+
+class DuplicateMember(BaseModel):
+    id: UUID
+    name: str | None
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    created_at: datetime
+
+
+class DuplicateGroup(BaseModel):
+    reason: Literal["name_birthday", "email"]
+    key: str
+    members: list[DuplicateMember]
+
+
+class DuplicatePage(BaseModel):
+    items: list[DuplicateGroup]
+    next_cursor: str | None

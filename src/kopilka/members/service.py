@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.audit.service import audit_service
 from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.clock import as_utc
 from kopilka.kit.ids import new_id
@@ -17,6 +18,8 @@ from kopilka.members import domain
 from kopilka.members.repository import MemberRepository, member_repository
 from kopilka.members.schemas import (
     Consents,
+    DuplicateGroup,
+    DuplicateMember,
     Identifier,
     Member,
     MemberCreate,
@@ -26,10 +29,16 @@ from kopilka.members.schemas import (
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
+from kopilka.stores.service import store_service
 
 MemberHit = tuple[UUID, str]  # (member id, status)
 # The customer 360's fields, stored as given (validated by the schema).
 PROFILE_FIELDS = ("gender", "city", "address", "preferred_store", "preferred_channel")
+# Merged profiles point to their survivor; a chain longer than this is not followed.
+MAX_MERGE_HOPS = 8
+# A survivor keeps its own of these; the merged profile's are freed, not moved.
+SINGLE_IDENTIFIERS = ("phone", "email")
+DUPLICATE_KEYS = {"name_birthday": "match_name", "email": "match_email"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class MemberService:
             "status": "active",
             "status_reason": None,
             "referral_code": data.referral_code,
+            "match_name": domain.name_key(data.name, data.birthday),
+            "match_email": domain.email_key(values.get("email")),
+            "merged_into": None,
             "tags": sorted(set(data.tags)),
             "attributes": domain.checked_attributes(
                 data.attributes, program.settings.member_attributes
@@ -100,6 +112,7 @@ class MemberService:
         channel: str = "api",
     ) -> Member:
         row, identifiers = self.build(program, data, now)
+        await self._ensure_known_store(conn, program, data.preferred_store)
         await self._ensure_free(conn, program.id, [(i["kind"], i["value"]) for i in identifiers])
         try:
             async with conn.begin_nested():
@@ -140,6 +153,39 @@ class MemberService:
             kind, value = taken[0]
             raise Conflict(f"{kind} {value!r} is already registered to another member", field=kind)
 
+    def ensure_writable(self, member: Member) -> None:
+        """A merged profile takes no changes (its survivor does); an erased one takes none
+        at all. A 409 that says which."""
+        if member.status == "merged":
+            raise Conflict(
+                f"member {member.id} was merged into {member.merged_into}: use that id",
+                field="member_id",
+            )
+        if member.status == "erased":
+            raise Conflict(
+                f"member {member.id}'s personal data was erased: it takes no more changes",
+                field="member_id",
+            )
+
+    async def writable(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> Member:
+        """The member, if changes may be made to them (404 if not of the program, 409 if
+        merged or erased)."""
+        member = await self.get(conn, program, member_id)
+        self.ensure_writable(member)
+        return member
+
+    async def _ensure_known_store(
+        self, conn: AsyncConnection, program: ProgramContext, code: str | None
+    ) -> None:
+        """A preferred store is one of the program's stores, once it keeps a list of them
+        (as a purchase's store is)."""
+        if code is not None and await store_service.unknown_stores(conn, program, {code}):
+            raise InvalidInput(
+                f"store {code!r} is not one of the program's stores", field="preferred_store"
+            )
+
     async def get(self, conn: AsyncConnection, program: ProgramContext, member_id: UUID) -> Member:
         row = await self.repository.get(conn, program.id, member_id)
         if row is None:
@@ -156,6 +202,7 @@ class MemberService:
             consents=Consents.model_validate(row.consents),
             status=row.status,
             status_reason=row.status_reason,
+            merged_into=row.merged_into,
             referral_code=row.referral_code,
             tags=list(row.tags or []),
             attributes=dict(row.attributes or {}),
@@ -206,14 +253,57 @@ class MemberService:
         found: dict[tuple[str, str], tuple[UUID, str]] = {}
         for kind, values in by_kind.items():
             if kind == "id":
-                statuses = await self.repository.statuses(
-                    conn, program.id, [UUID(v) for v in values]
+                statuses = await self._follow_merges(
+                    conn,
+                    program,
+                    await self.repository.statuses(conn, program.id, [UUID(v) for v in values]),
                 )
-                found.update({("id", str(k)): (k, s) for k, s in statuses.items()})
+                found.update({("id", str(k)): hit for k, hit in statuses.items()})
             else:
                 hits = await self.repository.find_ids(conn, program.id, kind, values)
                 found.update({(kind, v): hit for v, hit in hits.items()})
-        return [found.get(key) if key else None for key in normalised]
+        # An erased member names no one: nothing finds them, not even by their id.
+        return [
+            hit if (hit := found.get(key) if key else None) and hit[1] != "erased" else None
+            for key in normalised
+        ]
+
+    async def find_stored(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        identifiers: Sequence[tuple[str, str]],
+    ) -> dict[tuple[str, str], MemberHit]:
+        """(kind, value) → (member id, status) for those of ``identifiers`` a member of the
+        program has, one query per kind. The values must already be in their stored form
+        (as :meth:`build` makes them): a bulk caller that normalised them once does not pay
+        for it again, as it would through :meth:`resolve_many`."""
+        by_kind: dict[str, set[str]] = {}
+        for kind, value in identifiers:
+            by_kind.setdefault(kind, set()).add(value)
+        found: dict[tuple[str, str], MemberHit] = {}
+        for kind, values in by_kind.items():
+            hits = await self.repository.find_ids(conn, program.id, kind, sorted(values))
+            found.update({(kind, value): hit for value, hit in hits.items()})
+        return found
+
+    async def _follow_merges(
+        self, conn: AsyncConnection, program: ProgramContext, statuses: dict[UUID, str]
+    ) -> dict[UUID, MemberHit]:
+        """Each id as the member it names now: a merged profile's id names its survivor
+        (followed through later merges), so a till holding an old id still finds the
+        person."""
+        hits = {member_id: (member_id, status) for member_id, status in statuses.items()}
+        for _ in range(MAX_MERGE_HOPS):
+            merged = [k for k, (_, status) in hits.items() if status == "merged"]
+            if not merged:
+                break
+            survivors = await self.repository.survivors(
+                conn, program.id, [hits[k][0] for k in merged]
+            )
+            for k in merged:
+                hits[k] = survivors.get(hits[k][0], hits[k])
+        return hits
 
     async def profiles(
         self, conn: AsyncConnection, program: ProgramContext
@@ -299,8 +389,9 @@ class MemberService:
         data: MemberUpdate,
         now: datetime,
     ) -> Member:
-        before = (await self.get(conn, program, member_id)).model_dump(mode="json")
+        before = (await self.writable(conn, program, member_id)).model_dump(mode="json")
         changes = data.model_dump(exclude_unset=True)
+        await self._ensure_known_store(conn, program, changes.get("preferred_store"))
         values: dict[str, Any] = {"updated_at": now}
         for kind in ("phone", "email"):
             if kind in changes:
@@ -325,12 +416,29 @@ class MemberService:
             if "tags" in changes:
                 changes["tags"] = sorted(set(changes["tags"]))
         values.update({k: v for k, v in changes.items() if k != "consents"})
+        if {"name", "birthday", "email"} & values.keys():
+            current = await self.repository.get(conn, program.id, member_id)
+            name = values.get("name", current.name)
+            birthday = values.get("birthday", current.birthday)
+            values["match_name"] = domain.name_key(name, birthday)
+            values["match_email"] = domain.email_key(values.get("email", current.email))
         await self.repository.update(conn, member_id, values)
         after = (await self.get(conn, program, member_id)).model_dump(mode="json")
         # Only what really changed: a PATCH repeating the member's values is no event.
         changed = sorted(k for k in values if k != "updated_at" and before.get(k) != after.get(k))
         if not changed:
+            audit_service.nothing_changed()
             return await self.get(conn, program, member_id)
+        await audit_service.record(
+            conn,
+            program.id,
+            "member.updated",
+            subject_type="member",
+            subject_id=member_id,
+            now=now,
+            before={k: before.get(k) for k in changed},
+            after={k: after.get(k) for k in changed},
+        )
         async with unit_of_work(conn, now) as unit:
             unit.emit(
                 events.MemberUpdated(
@@ -343,6 +451,141 @@ class MemberService:
             )
         return await self.get(conn, program, member_id)
 
+    async def merge_profile(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        survivor: UUID,
+        merged: UUID,
+        now: datetime,
+    ) -> tuple[Member, Member]:
+        """The profile part of merging ``merged`` into ``survivor`` (the caller holds both
+        members' locks): the survivor takes the merged profile's identifiers (but a phone or
+        e-mail it has of its own: the merged one's are freed), fills its empty fields from
+        it, gains its tags and the attributes it lacks; the merged profile is left empty of
+        identifiers and of the person's data (the survivor holds them now), with status
+        ``merged`` and a pointer to the survivor. Returns both profiles as they were."""
+        keep = await self.get(conn, program, survivor)
+        gone = await self.get(conn, program, merged)
+        own = {i.kind for i in keep.identifiers}
+        dropped = [k for k in SINGLE_IDENTIFIERS if k in own]
+        await self.repository.move_identifiers(conn, merged, survivor, dropped)
+        values: dict[str, Any] = {"updated_at": now}
+        for field in ("name", "birthday", "language", *PROFILE_FIELDS):
+            if getattr(keep, field) is None and getattr(gone, field) is not None:
+                values[field] = getattr(gone, field)
+        for kind in SINGLE_IDENTIFIERS:
+            if kind not in own and getattr(gone, kind) is not None:
+                values[kind] = getattr(gone, kind)
+        values["tags"] = sorted(set(keep.tags) | set(gone.tags))
+        values["attributes"] = {**gone.attributes, **keep.attributes}
+        values["match_name"] = domain.name_key(
+            values.get("name", keep.name), values.get("birthday", keep.birthday)
+        )
+        values["match_email"] = domain.email_key(values.get("email", keep.email))
+        await self.repository.update(conn, survivor, values)
+        await self.repository.update(
+            conn,
+            merged,
+            {
+                **_no_person(),
+                "attributes": {},
+                "status": "merged",
+                "status_reason": f"merged into {survivor}",
+                "merged_into": survivor,
+                "updated_at": now,
+            },
+        )
+        return keep, gone
+
+    async def erase_profile(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        now: datetime,
+    ) -> tuple[Member, bool]:
+        """The person's data removed from the profile (the right to erasure): name,
+        contacts, birthday, address, city, gender, the referral code, custom attributes
+        the program marks personal (every one but ``timezone`` when it declares none), and
+        every identifier — freed, so nothing finds the profile again. What remains (the
+        id, language, tags, preferences) identifies no one. Status ``erased``. Returns the
+        profile as it was, and whether anything was erased (an erased profile is left as
+        it is). The caller holds the member lock."""
+        before = await self.get(conn, program, member_id)
+        if before.status == "erased":
+            return before, False
+        if before.status == "merged":
+            raise Conflict(
+                f"member {member_id} was merged into {before.merged_into}: erase that profile "
+                "(the profiles merged into it go with it)",
+                field="member_id",
+            )
+        schema = program.settings.member_attributes
+        kept = {
+            name: value
+            for name, value in before.attributes.items()
+            if name in domain.BUILT_IN_ATTRIBUTES
+            or (schema and name in schema and not schema[name].personal)
+        }
+        await self.repository.delete_identifiers(conn, member_id)
+        await self.repository.update(
+            conn,
+            member_id,
+            {
+                **_no_person(),
+                "attributes": kept,
+                "status": "erased",
+                "status_reason": "personal data erased",
+                "updated_at": now,
+            },
+        )
+        return before, True
+
+    async def merged_profiles(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> list[UUID]:
+        """Every profile merged into the member, directly or through a chain of merges."""
+        found: list[UUID] = []
+        frontier = [member_id]
+        while frontier:
+            frontier = await self.repository.merged_into(conn, program.id, frontier)
+            found.extend(frontier)
+        return found
+
+    async def duplicates(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        reason: str,
+        *,
+        after: str | None,
+        limit: int,
+    ) -> list[DuplicateGroup]:
+        """Groups of profiles that likely belong to one person, by ``reason``:
+        ``name_birthday`` (the same name, however written, and birthday) or ``email`` (one
+        mailbox under two spellings, such as dots and ``+tags`` at Gmail)."""
+        column = DUPLICATE_KEYS[reason]
+        keys = await self.repository.duplicate_keys(
+            conn, program.id, column, after=after, limit=limit
+        )
+        groups: dict[str, list[DuplicateMember]] = {k: [] for k in keys}
+        for row in await self.repository.sharing(conn, program.id, column, keys):
+            groups[row.key].append(
+                DuplicateMember(
+                    id=row.id,
+                    name=row.name,
+                    email=row.email,
+                    phone=row.phone,
+                    birthday=row.birthday,
+                    created_at=row.created_at,
+                )
+            )
+        return [
+            DuplicateGroup(reason=reason, key=key, members=members)
+            for key, members in groups.items()
+        ]
+
     async def set_status(
         self,
         conn: AsyncConnection,
@@ -354,12 +597,22 @@ class MemberService:
     ) -> Member:
         # Under the member lock, so a block and a redemption never interleave.
         await self.lock(conn, program, [member_id])
-        before = await self.get(conn, program, member_id)
+        before = await self.writable(conn, program, member_id)
         await self.repository.update(
             conn, member_id, {"status": status, "status_reason": reason, "updated_at": now}
         )
         # Blocked again for another reason is a change of state too (the reason is shown).
         if (before.status, before.status_reason) != (status, reason):
+            await audit_service.record(
+                conn,
+                program.id,
+                "member.blocked" if status == "blocked" else "member.unblocked",
+                subject_type="member",
+                subject_id=member_id,
+                now=now,
+                before={"status": before.status, "reason": before.status_reason},
+                after={"status": status, "reason": reason},
+            )
             event_type = events.MemberBlocked if status == "blocked" else events.MemberUnblocked
             async with unit_of_work(conn, now) as unit:
                 unit.emit(
@@ -368,6 +621,23 @@ class MemberService:
                     )
                 )
         return await self.get(conn, program, member_id)
+
+
+def _no_person() -> dict[str, Any]:
+    """A profile's fields with nothing of the person left in them."""
+    return {
+        "name": None,
+        "phone": None,
+        "email": None,
+        "birthday": None,
+        "gender": None,
+        "city": None,
+        "address": None,
+        "referral_code": None,
+        "consents": Consents().model_dump(),
+        "match_name": None,
+        "match_email": None,
+    }
 
 
 def _registered(

@@ -20,6 +20,7 @@ from kopilka.messaging.records import (
 from kopilka.messaging.repository import insert_ignoring
 from kopilka.models import ConsentRecord, Member, MemberConsent, PushSubscriptionRow, Suppression
 from kopilka.models.base import table
+from kopilka.outbox.unit import UnitOfWork
 
 consents_t = table(MemberConsent)
 records_t = table(ConsentRecord)
@@ -108,6 +109,15 @@ class AudienceRepository:
         )
         await conn.execute(c.insert().values(**row))
         await conn.execute(records_t.insert().values(**record))
+
+    def stage_consents(
+        self, uow: UnitOfWork, rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]
+    ) -> None:
+        """Consents of members who have none yet (new members) and their history lines,
+        in the unit of work: inserts only, nothing to replace. History lines keep their
+        order (their ids rise with it: the history reads newest first by id)."""
+        uow.insert(consents_t, rows)
+        uow.insert(records_t, records)
 
     async def consent_history(
         self, conn: AsyncConnection, member_id: UUID, limit: int = 200

@@ -27,7 +27,11 @@ from kopilka.messaging.records import BroadcastRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.segments.service import segment_service
 
+# A segment's members are read a page at a time; a broadcast holds at most so many.
+SEGMENT_PAGE = 5000
+MAX_AUDIENCE = 1_000_000
 MARKETING = sorted(k for k, spec in KINDS.items() if spec.purpose is Purpose.MARKETING)
 SCHEDULED, RUNNING, PAUSED, DONE, CANCELLED = "scheduled", "running", "paused", "done", "cancelled"
 
@@ -65,11 +69,13 @@ class BroadcastService:
         kind: str,
         variables: dict[str, Any],
         channels: Sequence[Channel] | None,
-        members: Sequence[UUID],
+        members: Sequence[UUID] | None = None,
+        segment: str | None = None,
         send_at: datetime | None,
         now: datetime,
         internal: bool = False,
     ) -> BroadcastView:
+        """A broadcast to ``members``, or to a segment's members as they are now."""
         spec = known_kind(kind)
         if not internal and spec.purpose is not Purpose.MARKETING:
             raise InvalidInput(
@@ -80,7 +86,11 @@ class BroadcastService:
         setup = await messaging_service.ensure_setup(conn, program, now)
         chosen = list(channels or setup.settings.channels_of(kind))
         await messaging_service.check_renders(conn, program, kind, variables, chosen)
-        wanted = list(dict.fromkeys(members))
+        if segment is not None:
+            members = await self._segment_members(conn, program, segment, now)
+            if not members:
+                raise InvalidInput(f"segment {segment!r} has no members now", field="segment")
+        wanted = list(dict.fromkeys(members or ()))
         found = await self.audience.recipients(conn, program.id, wanted)
         missing = [m for m in wanted if m not in found]
         if missing:
@@ -108,6 +118,23 @@ class BroadcastService:
             wanted,
         )
         return await self.get(conn, program, broadcast_id)
+
+    async def _segment_members(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, now: datetime
+    ) -> list[UUID]:
+        found: list[UUID] = []
+        after: UUID | None = None
+        while True:
+            page = await segment_service.members(conn, program, key, after, SEGMENT_PAGE, now)
+            found.extend(item.member_id for item in page.items)
+            if len(found) > MAX_AUDIENCE:
+                raise InvalidInput(
+                    f"segment {key!r} has more than {MAX_AUDIENCE} members: narrow it",
+                    field="segment",
+                )
+            if page.next_cursor is None:
+                return found
+            after = page.items[-1].member_id
 
     async def to_everyone(
         self,

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import NotFound
+from kopilka.errors import Conflict, NotFound
 from kopilka.members.schemas import Consents as MemberFlags
 from kopilka.members.schemas import MemberUpdate
 from kopilka.members.service import member_service
@@ -35,11 +35,13 @@ from kopilka.messaging.repository import MessagingRepository, messaging_reposito
 from kopilka.messaging.schemas import ConsentChange
 from kopilka.messaging.service import messaging_service
 from kopilka.outbox import events
-from kopilka.outbox.unit import unit_of_work
+from kopilka.outbox.unit import UnitOfWork, unit_of_work
 from kopilka.programs.service import ProgramContext
 
 CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
 GRANTED, PENDING, WITHDRAWN = "granted", "pending", "withdrawn"
+# Which of two decisions is the stricter (a merge keeps it).
+STRICTNESS = {GRANTED: 0, PENDING: 1, WITHDRAWN: 2}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,16 @@ class ConsentView:
     source: str | None
     text_version: str | None
     updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DatedChange:
+    """A change of a member's consent as of its own date: what a member brought from
+    another system had given or refused, and when."""
+
+    member_id: UUID
+    at: datetime
+    change: ConsentChange
 
 
 class ConsentService:
@@ -100,7 +112,7 @@ class ConsentService:
         no change). Marketing e-mail granted without ``confirmed`` waits for the member to
         confirm, when the program asks for double opt-in; the confirmation message goes out
         at ``confirm_at`` (None: none, as for an old registration replayed)."""
-        member = await member_service.get(conn, program, member_id)
+        member = await member_service.writable(conn, program, member_id)
         await self.audience.lock_consents(conn, member_id)
         setup = await messaging_service.ensure_setup(conn, program, now)
         rows = (await self.audience.consents(conn, [member_id])).get(member_id, [])
@@ -232,8 +244,137 @@ class ConsentService:
             return await self.change(
                 conn, program, member_id, changes, now, sync_profile=False, confirm_at=confirm_at
             )
-        except NotFound:
-            return 0
+        except (NotFound, Conflict):
+            return 0  # gone, merged into another or erased since: nothing to record
+
+    async def merge_into(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        source: UUID,
+        target: UUID,
+        now: datetime,
+    ) -> list[str]:
+        """Two profiles of one person merged: for each channel and purpose the stricter of
+        the two decisions stays with ``target`` (withdrawn over pending over granted; a
+        profile never asked has made no decision and defers to the other). Each change is
+        a history line with source ``merge`` and a ``consent.changed`` event; the profile's
+        flags follow. Returns the ``channel.purpose`` pairs that changed."""
+        before = (await member_service.get(conn, program, target)).consents
+        await self.audience.lock_consents(conn, target)
+        found = await self.audience.consents(conn, [source, target])
+        theirs, ours = found.get(source, []), found.get(target, [])
+        changed = []
+        for channel in CHANNELS:
+            for purpose in (Purpose.SERVICE, Purpose.MARKETING):
+                mine, other = _find(ours, channel, purpose), _find(theirs, channel, purpose)
+                if other is None or (
+                    mine is not None and STRICTNESS[mine.status] >= STRICTNESS[other.status]
+                ):
+                    continue
+                await self._set(
+                    conn,
+                    program,
+                    target,
+                    str(channel),
+                    str(purpose),
+                    other.status,
+                    "merge",
+                    other.text_version,
+                    f"from member {source}",
+                    now,
+                    mine.status if mine else None,
+                )
+                changed.append(f"{channel}.{purpose}")
+        if changed:
+            await self._sync_profile(conn, program, target, before, now)
+        return changed
+
+    async def record_imported(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        items: Sequence[DatedChange],
+        uow: UnitOfWork,
+    ) -> dict[UUID, int]:
+        """The consents of members registered in this transaction (an import brings them
+        from another system), each change as of its own date: the consent's state, its
+        history line and its ``consent.changed`` event, staged in ``uow`` with one
+        statement per table for any number of members.
+
+        The members are new, so nothing is read but the program's messaging settings (the
+        default text version, double opt-in): every member starts with no consent, and
+        each change is judged as :meth:`change` would judge it, in the order of ``items``
+        (give each member's changes oldest first). No message is composed: a marketing
+        e-mail consent not ``confirmed`` under double opt-in stays pending, as
+        :meth:`change` leaves it without ``confirm_at``. The profile's flags are the
+        caller's to set in the member's own row (``Consents``: on where marketing is
+        granted or pending). Returns, per member, how many changes were recorded."""
+        if not items:
+            return {}
+        settings = (await messaging_service.ensure_setup(conn, program, uow.now)).settings
+        current: dict[tuple[UUID, str, str], ConsentRow] = {}
+        states: dict[tuple[UUID, str, str], dict[str, Any]] = {}
+        records: list[dict[str, Any]] = []
+        recorded: dict[UUID, int] = {}
+        for item in items:
+            change, member_id, at = item.change, item.member_id, item.at
+            channel, purpose = str(change.channel), str(change.purpose)
+            status = WITHDRAWN
+            if change.granted:
+                double = (
+                    purpose == Purpose.MARKETING
+                    and channel == Channel.EMAIL
+                    and settings.double_opt_in
+                    and not change.confirmed
+                )
+                status = PENDING if double else GRANTED
+            key = (member_id, channel, purpose)
+            before = current.get(key)
+            if not _differs(before, status, change.granted, purpose):
+                continue
+            text_version = change.text_version or settings.consent_text_version
+            # The last change of a channel and purpose is the state that stands.
+            states[key] = {
+                "member_id": member_id,
+                "channel": channel,
+                "purpose": purpose,
+                "program_id": program.id,
+                "status": status,
+                "source": change.source,
+                "text_version": text_version,
+                "updated_at": at,
+            }
+            records.append(
+                {
+                    "program_id": program.id,
+                    "member_id": member_id,
+                    "channel": channel,
+                    "purpose": purpose,
+                    "status": status,
+                    "source": change.source,
+                    "text_version": text_version,
+                    "detail": None,
+                    "recorded_at": at,
+                }
+            )
+            uow.emit(
+                events.ConsentChanged(
+                    program_id=program.id,
+                    member_id=member_id,
+                    occurred_at=at,
+                    channel=channel,
+                    purpose=purpose,
+                    status=status,
+                    previous_status=before.status if before else None,
+                    source=change.source,
+                    text_version=text_version,
+                )
+            )
+            current[key] = ConsentRow(channel, purpose, status, change.source, None, at)
+            recorded[member_id] = recorded.get(member_id, 0) + 1
+        self.audience.stage_consents(uow, list(states.values()), records)
+        return recorded
 
     async def _set(
         self,

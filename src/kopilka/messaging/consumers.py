@@ -21,11 +21,14 @@ from kopilka.members.service import member_service
 from kopilka.messaging.broadcasts import broadcast_service
 from kopilka.messaging.composition import Localized, Outgoing
 from kopilka.messaging.consents import consent_service
+from kopilka.messaging.domain import Channel
+from kopilka.messaging.inbound import reply_address, reply_settings
 from kopilka.messaging.notifications import benefit_lines
 from kopilka.messaging.service import messaging_service
 from kopilka.outbox import events
 from kopilka.outbox.consumers import batch_consumer
 from kopilka.outbox.events import DomainEvent
+from kopilka.outbox.support_events import SurveyInvited, TicketReplied
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.rewards.redemptions import redemption_service
 
@@ -43,6 +46,8 @@ TOPICS = (
     "reward.fulfilled",
     "giftcard.issued",
     "program.published",
+    "ticket.replied",
+    "survey.invited",
 )
 
 
@@ -204,12 +209,52 @@ async def _notification(
         )
     if isinstance(event, events.RewardRedeemed | events.RewardFulfilled):
         return await _reward_ready(conn, program, event, member)
+    if isinstance(event, TicketReplied):
+        return await _ticket_reply(conn, program, event, member)
+    if isinstance(event, SurveyInvited):
+        # Keyed by the invitation: one invitation is one message per channel.
+        return Outgoing(
+            "survey_invitation",
+            member,
+            f"survey_invitation:{event.invitation_id}",
+            {"survey": event.survey_name, "expires_at": event.expires_at.date()},
+        )
     if isinstance(event, events.GiftCardIssued):
         return out(
             "giftcard_received",
             {"amount": event.amount, "currency": event.currency, "code": event.code},
         )
     return None
+
+
+async def _ticket_reply(
+    conn: AsyncConnection, program: ProgramContext, event: TicketReplied, member: UUID
+) -> Outgoing | None:
+    """A public reply on a ticket: by e-mail when the member has an address (with the
+    address an answer comes back to), else in the app's inbox — unless the program chose
+    the kind's channels itself."""
+    try:
+        profile = await member_service.get(conn, program, member)
+    except NotFound:
+        return None
+    setup = await messaging_service.ensure_setup(conn, program, clock.now())
+    chosen = setup.settings.notifications.get("ticket_reply")
+    channels = None
+    if chosen is None or not chosen.channels:
+        channels = [Channel.EMAIL] if profile.email else [Channel.INBOX]
+    support = await reply_settings(conn, program)
+    return Outgoing(
+        "ticket_reply",
+        member,
+        f"ticket_reply:{event.message_id}",
+        {
+            "subject": event.subject,
+            "reply": event.body,
+            "author": event.author_name,
+            "reply_to": reply_address(setup.secret, support.reply_address, event.message_id),
+        },
+        channels=channels,
+    )
 
 
 async def _reward_ready(

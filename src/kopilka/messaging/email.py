@@ -63,6 +63,7 @@ class Email:
     html: str | None = None
     unsubscribe_url: str | None = None
     message_id: str | None = None
+    reply_to: str | None = None  # where the member's answer goes (a ticket's address)
 
 
 class SendFailed(DeliveryFailed):
@@ -93,6 +94,8 @@ def mime(email: Email, sender: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.message_id or make_msgid(domain=domain)
+    if email.reply_to is not None:
+        message["Reply-To"] = email.reply_to
     if email.unsubscribe_url is not None:
         message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

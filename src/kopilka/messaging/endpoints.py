@@ -444,8 +444,9 @@ async def create_broadcast(
     principal: Annotated[Principal, requires(P.MESSAGES_SEND)],
     engine: EngineDep,
 ) -> Broadcast:
-    """A one-off message to a list of members; the worker makes and sends the messages,
-    throttled, from ``send_at`` (default: now)."""
+    """A one-off message to a list of members or to a segment (its members when the
+    broadcast is made); the worker makes and sends the messages, throttled, from
+    ``send_at`` (default: now)."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> Broadcast:
         view = await broadcast_service.create(
@@ -456,6 +457,7 @@ async def create_broadcast(
             variables=body.variables,
             channels=body.channels,
             members=body.members,
+            segment=body.segment,
             send_at=body.send_at,
             now=clock.now(),
         )

@@ -363,6 +363,60 @@ KINDS: dict[str, NotificationKind] = {
             {"confirm_url": "https://club.example/m/confirm/token"},
         ),
         _kind(
+            "ticket_reply",
+            Purpose.SERVICE,
+            {"subject", "reply", "author", "reply_to"},
+            {
+                S: "Re: {{ subject }}",
+                T: "{{ member.name }}, ответ на ваше обращение «{{ subject }}»:\n\n{{ reply }}"
+                "\n\n— {{ author }}"
+                "{% if reply_to %}\n\nЧтобы ответить, напишите на {{ reply_to }} "
+                "или просто ответьте на это письмо.{% endif %}",
+                SMS: "Ответ по обращению «{{ subject }}» — в приложении",
+                PT: "Ответ по обращению",
+                PB: "{{ subject }}",
+            },
+            {
+                S: "Re: {{ subject }}",
+                T: '{{ member.name }}, a reply to your request "{{ subject }}":\n\n{{ reply }}'
+                "\n\n— {{ author }}"
+                "{% if reply_to %}\n\nTo answer, write to {{ reply_to }} "
+                "or simply reply to this e-mail.{% endif %}",
+                SMS: 'A reply to "{{ subject }}" is in the app',
+                PT: "A reply to your request",
+                PB: "{{ subject }}",
+            },
+            {
+                "subject": "Баллы за покупку",
+                "reply": "Баллы начислены, спасибо за терпение.",
+                "author": "Мария",
+                "reply_to": "support+token@reply.club.example",
+            },
+        ),
+        _kind(
+            "survey_invitation",
+            Purpose.MARKETING,
+            {"survey", "expires_at"},
+            {
+                S: "{{ member.name }}, оцените нас: {{ survey }}",
+                T: "{{ member.name }}, расскажите, как всё прошло: ответьте на пару вопросов "
+                "«{{ survey }}» в приложении: {{ app_url }}. Опрос открыт до "
+                "{{ expires_at|date }}.",
+                SMS: "Оцените нас: {{ survey }}. {{ app_url }}",
+                PT: "Как всё прошло?",
+                PB: "{{ survey }}",
+            },
+            {
+                S: "{{ member.name }}, how did we do? {{ survey }}",
+                T: "{{ member.name }}, tell us how it went: answer a few questions of "
+                '"{{ survey }}" in the app: {{ app_url }}. Open until {{ expires_at|date }}.',
+                SMS: "How did we do? {{ survey }}. {{ app_url }}",
+                PT: "How did we do?",
+                PB: "{{ survey }}",
+            },
+            {"survey": "Покупка в магазине", "expires_at": date(2027, 2, 14)},
+        ),
+        _kind(
             "broadcast",
             Purpose.MARKETING,
             {"title", "body"},

@@ -9,6 +9,9 @@
 - ``/m/c/<token>``: a tracked link: the click is recorded and the browser redirected.
 - ``/m/reports/<token>``: SMS delivery reports, POSTed by the provider to the URL
   ``GET /v1/messaging/callbacks`` gives (JSON, or SMS.ru's form).
+- ``/m/inbound/<token>``: inbound e-mail (a raw RFC 822 message, as mail providers'
+  inbound webhooks post it): an answer to a ticket reply becomes the member's reply
+  (``kopilka.messaging.inbound``).
 
 A token that does not verify gets a 404 page that says so, and changes nothing.
 """
@@ -28,7 +31,7 @@ from kopilka.errors import NotFound
 from kopilka.http import EngineDep
 from kopilka.kit.clock import clock
 from kopilka.members.service import member_service
-from kopilka.messaging import links
+from kopilka.messaging import inbound, links
 from kopilka.messaging.consents import CHANNELS, consent_service, own_change
 from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import LANGUAGES, language_of
@@ -318,3 +321,20 @@ async def delivery_report(token: str, request: Request, engine: EngineDep) -> Re
     if await run_in_transaction(engine, work) is None:
         raise NotFound("no such callback", field="token")
     return Response("100", media_type="text/plain")
+
+
+MAX_INBOUND_BYTES = 10_000_000
+
+
+@router.post("/inbound/{token}")
+async def inbound_mail(token: str, request: Request, engine: EngineDep) -> Response:
+    """A raw e-mail posted by the mail provider; answers what was done with it."""
+    raw = (await request.body())[:MAX_INBOUND_BYTES]
+
+    async def work(conn: AsyncConnection) -> str | None:
+        return await inbound.accept(conn, token, raw, clock.now())
+
+    done = await run_in_transaction(engine, work)
+    if done is None:
+        raise NotFound("no such inbound address", field="token")
+    return Response(done, media_type="text/plain")

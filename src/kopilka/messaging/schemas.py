@@ -373,7 +373,7 @@ class Consents(BaseModel):
 
 # Sources only Kopilka's own paths record: a caller cannot pass one off as its own.
 RESERVED_SOURCES = frozenset(
-    {"registration", "profile", "preferences", "unsubscribe", "confirmation"}
+    {"registration", "profile", "preferences", "unsubscribe", "confirmation", "erasure", "merge"}
 )
 
 
@@ -452,10 +452,23 @@ class BroadcastCreate(BaseModel):
     kind: KindKey = "broadcast"
     variables: dict[str, Any] = Field(default_factory=dict)
     channels: Channels | None = None
-    members: list[UUID] = Field(min_length=1, max_length=100_000)
+    members: list[UUID] | None = Field(default=None, min_length=1, max_length=100_000)
+    segment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="A segment's key: its members when the broadcast is made. Give this or "
+        "`members`.",
+    )
     send_at: Instant | None = None
 
     _kind = field_validator("kind")(_known_kind)
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> "BroadcastCreate":
+        if (self.members is None) == (self.segment is None):
+            raise field_error("members", "give members or a segment, one of them")
+        return self
 
 
 class Broadcast(BaseModel):

@@ -56,7 +56,8 @@ class Deliverer(Protocol):
         ...
 
 
-def _email(message: MessageRow, domain: str) -> Email:
+def email_of(message: MessageRow, domain: str) -> Email:
+    """The e-mail a stored message goes out as."""
     return Email(
         to=message.to_address or "",
         subject=message.subject or "",
@@ -66,6 +67,7 @@ def _email(message: MessageRow, domain: str) -> Email:
             message.extra.get("unsubscribe_url") if message.purpose == "marketing" else None
         ),
         message_id=f"<{message.id}@{domain}>",
+        reply_to=message.extra.get("reply_to"),
     )
 
 
@@ -79,7 +81,7 @@ class SmtpDeliverer:
         self.domain = _domain(config.sender)
 
     async def deliver(self, message: MessageRow) -> str | None:
-        return await self.channel.send(_email(message, self.domain))
+        return await self.channel.send(email_of(message, self.domain))
 
     async def close(self) -> None:
         await self.channel.close()
@@ -95,7 +97,7 @@ class FileMailDeliverer:
         directory.mkdir(parents=True, exist_ok=True)
 
     async def deliver(self, message: MessageRow) -> str | None:
-        built = mime(_email(message, _domain(self.sender)), self.sender)
+        built = mime(email_of(message, _domain(self.sender)), self.sender)
         path = self.directory / f"{message.id}.eml"
         await asyncio.to_thread(path.write_bytes, bytes(built))
         return str(built["Message-ID"])

@@ -392,6 +392,9 @@ class MessagingService:
         # The marketing one goes into List-Unsubscribe; the preference page's is kept too,
         # for support to hand on.
         row["extra"]["unsubscribe_url"] = values["unsubscribe_url"]
+        # A reply to a ticket's message goes back to the ticket (its signed address).
+        if isinstance(values.get("reply_to"), str) and values["reply_to"]:
+            row["extra"]["reply_to"] = values["reply_to"]
         sources = template_sources(spec, language, batch.saved.get((spec.key, language)))
         try:
             rendered = render_channel(channel, sources, language, values)

@@ -7,6 +7,7 @@ several rows per purchase.
 """
 
 from kopilka.models.api_key import ApiKey
+from kopilka.models.audit_entry import AuditEntry
 from kopilka.models.base import Base
 from kopilka.models.broadcast import Broadcast
 from kopilka.models.broadcast_recipient import BroadcastRecipient
@@ -20,6 +21,7 @@ from kopilka.models.experiment_assignment import ExperimentAssignment
 from kopilka.models.gift_card import GiftCard
 from kopilka.models.gift_card_transaction import GiftCardTransaction
 from kopilka.models.idempotency_record import IdempotencyRecord
+from kopilka.models.interaction import Interaction
 from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
 from kopilka.models.lot import Lot
@@ -27,6 +29,8 @@ from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
 from kopilka.models.member_benefit import MemberBenefit
 from kopilka.models.member_consent import MemberConsent
+from kopilka.models.member_day import MemberDay
+from kopilka.models.member_fact import MemberFact
 from kopilka.models.member_identifier import MemberIdentifier
 from kopilka.models.member_tier import MemberTier
 from kopilka.models.message import Message
@@ -47,7 +51,19 @@ from kopilka.models.reward import Reward
 from kopilka.models.reward_code import RewardCode
 from kopilka.models.reward_redemption import RewardRedemption
 from kopilka.models.rule_usage import RuleUsage
+from kopilka.models.segment import Segment
+from kopilka.models.segment_member import SegmentMember
+from kopilka.models.staff_member import StaffMember
+from kopilka.models.staff_session import StaffSession
+from kopilka.models.store import Store
+from kopilka.models.support_setting import SupportSetting
 from kopilka.models.suppression import Suppression
+from kopilka.models.survey import Survey
+from kopilka.models.survey_invitation import SurveyInvitation
+from kopilka.models.survey_response import SurveyResponse
+from kopilka.models.survey_version import SurveyVersion
+from kopilka.models.ticket import Ticket
+from kopilka.models.ticket_message import TicketMessage
 from kopilka.models.tier_change import TierChange
 from kopilka.models.webhook_attempt import WebhookAttempt
 from kopilka.models.webhook_delivery import WebhookDelivery
@@ -55,6 +71,7 @@ from kopilka.models.webhook_endpoint import WebhookEndpoint
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Broadcast",
     "BroadcastRecipient",
@@ -68,6 +85,7 @@ __all__ = [
     "GiftCard",
     "GiftCardTransaction",
     "IdempotencyRecord",
+    "Interaction",
     "JobRun",
     "JournalEntry",
     "Lot",
@@ -75,6 +93,8 @@ __all__ = [
     "MemberBalance",
     "MemberBenefit",
     "MemberConsent",
+    "MemberDay",
+    "MemberFact",
     "MemberIdentifier",
     "MemberTier",
     "Message",
@@ -95,7 +115,19 @@ __all__ = [
     "RewardCode",
     "RewardRedemption",
     "RuleUsage",
+    "Segment",
+    "SegmentMember",
+    "StaffMember",
+    "StaffSession",
+    "Store",
+    "SupportSetting",
     "Suppression",
+    "Survey",
+    "SurveyInvitation",
+    "SurveyResponse",
+    "SurveyVersion",
+    "Ticket",
+    "TicketMessage",
     "TierChange",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -12,7 +12,11 @@ class Member(Base):
     """A member's profile: personal data, kept apart from the ledger tables."""
 
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_program_created", "program_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_members_program_created", "program_id", "created_at"),
+        Index("ix_members_program_match_name", "program_id", "match_name"),
+        Index("ix_members_program_match_email", "program_id", "match_email"),
+    )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     program_id: Mapped[UUID] = mapped_column(ForeignKey("programs.id"))
@@ -35,5 +39,11 @@ class Member(Base):
     # Member state the rules read and write: tags (a list) and custom attributes.
     tags: Mapped[list[str]] = mapped_column(JSONType, server_default=text("'[]'"))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, server_default=text("'{}'"))
+    # Keys that find likely duplicates (docs/crm.md): the name folded with the birthday, and
+    # the e-mail without what mail providers ignore (dots, +tags). Kept on every write.
+    match_name: Mapped[str | None] = mapped_column(String(300))
+    match_email: Mapped[str | None] = mapped_column(String(320))
+    # A profile merged into another: the survivor (its status is ``merged``).
+    merged_into: Mapped[UUID | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

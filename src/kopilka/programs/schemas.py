@@ -98,6 +98,16 @@ class AttributeSpec(BaseModel):
         return self
 
 
+class Retention(BaseModel):
+    """How long members' messages and interactions are kept (None: for good); older ones
+    are deleted by the daily ``privacy-retention`` job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages_days: Int | None = Field(default=None, ge=1, le=36500)
+    interactions_days: Int | None = Field(default=None, ge=1, le=36500)
+
+
 class ProgramSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -127,6 +137,7 @@ class ProgramSettings(BaseModel):
     member_attributes: dict[AttributeKey, AttributeSpec] = Field(
         default_factory=dict, max_length=100
     )
+    retention: Retention = Field(default_factory=Retention)
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":

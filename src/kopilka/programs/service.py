@@ -16,6 +16,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.audit.service import audit_service
 from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.clock import clock
 from kopilka.kit.ids import new_id
@@ -166,14 +167,18 @@ class ProgramService:
         """Publish the stored draft as the next version and put it in force; the draft is
         consumed. Without a stored draft there is nothing to publish: a ``Conflict``.
         ``notice``: what the marketer tells members of the change (carried by the event)."""
-        await self._row(conn, program_id, lock=True)
+        program = await self._row(conn, program_id, lock=True)
         stored = await self.repository.draft(conn, program_id)
         if stored is None:
             raise Conflict("there is no draft to publish: save one first", field="draft")
         # Validated again: the schema may have changed since the draft was saved.
         settings = parse_document(stored.document)
         await self.repository.delete_draft(conn, stored.id)
-        return await self._publish(conn, program_id, settings, note, now, notice=notice)
+        version = await self._publish(conn, program_id, settings, note, now, notice=notice)
+        await self._audit_publication(
+            conn, program_id, "program.published", program.version, version, now
+        )
+        return version
 
     async def rollback(
         self,
@@ -190,8 +195,32 @@ class ProgramService:
             raise Conflict(f"version {version} is already in force", field="version")
         earlier = await self._published(conn, program_id, version)
         settings = parse_document(earlier.document)
-        return await self._publish(
+        published = await self._publish(
             conn, program_id, settings, note or f"rollback to v{version}", now
+        )
+        await self._audit_publication(
+            conn, program_id, "program.rolled_back", program.version, published, now
+        )
+        return published
+
+    async def _audit_publication(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        action: str,
+        before: int,
+        version: Version,
+        now: datetime,
+    ) -> None:
+        await audit_service.record(
+            conn,
+            program_id,
+            action,
+            subject_type="program",
+            subject_id=program_id,
+            now=now,
+            before={"version": before},
+            after={"version": version.version, "note": version.note},
         )
 
     async def _publish(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
-from kopilka.errors import InvalidInput
+from kopilka.errors import Forbidden, InvalidInput
 from kopilka.http import (
     EngineDep,
     hot_body,
@@ -42,6 +42,18 @@ router = APIRouter(prefix="/v1", tags=["purchases"])
 MAX_BATCH = 1000
 
 
+def not_at_store(store: str | None) -> Forbidden:
+    where = f"store {store!r}" if store is not None else "no store (the back office)"
+    return Forbidden(f"this staff member may not record sales at {where}", field="store")
+
+
+def ensure_may_act_at(principal: Principal, store: str | None) -> None:
+    """A staff member limited to some stores records sales only at those (403 naming
+    ``store``)."""
+    if not principal.may_act_at(store):
+        raise not_at_store(store)
+
+
 def _answer(outcome: Outcome) -> JSONResponse:
     if outcome.error is not None:
         raise outcome.error
@@ -66,6 +78,7 @@ async def create_purchase(request: Request) -> JSONResponse:
     request directly (see ``kopilka.http``)."""
     principal = await hot_principal(request, P.SALES_RECORD)
     body = await hot_body(request, PurchaseCreate)
+    ensure_may_act_at(principal, body.store)
     explain = query_flag(request, "explain")
     engine = request.app.state.engine
 
@@ -90,6 +103,7 @@ async def quote_purchase(
 ) -> JSONResponse:
     """What this purchase would earn, with the rule trace; how many points may pay for the
     basket and what each coupon code would take off. Writes nothing."""
+    ensure_may_act_at(principal, body.store)
     answer = await read_only(
         engine,
         principal,
@@ -98,12 +112,19 @@ async def quote_purchase(
     return json_response(answer, 200)
 
 
-def _parse_batch(items: list[Any]) -> tuple[list[PurchaseCreate], list[BatchItemResult]]:
+def _parse_batch(
+    items: list[Any], principal: Principal
+) -> tuple[list[PurchaseCreate], list[BatchItemResult]]:
     parsed: list[PurchaseCreate] = []
     errors: list[BatchItemResult] = []
     for index, item in enumerate(items):
         try:
-            parsed.append(PurchaseCreate.model_validate(item))
+            purchase = PurchaseCreate.model_validate(item)
+            if not principal.may_act_at(purchase.store):
+                refused = not_at_store(purchase.store)
+                errors.append(BatchItemResult(index=index, status=403, error=refused.problem()))
+                continue
+            parsed.append(purchase)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in error_location(first))
@@ -132,7 +153,7 @@ async def create_purchases_batch(
     """Up to 1,000 purchases in one call, each with its own result. Valid ones are recorded
     even if others fail."""
     purchases = body.purchases
-    parsed, errors = _parse_batch(purchases)
+    parsed, errors = _parse_batch(purchases, principal)
     failed_indexes = {e.index for e in errors}
     indexes = [i for i in range(len(purchases)) if i not in failed_indexes]
 
@@ -163,7 +184,9 @@ async def create_return(
         await in_transaction(
             engine,
             principal,
-            lambda conn, program: return_service.record(conn, program, body, clock.now()),
+            lambda conn, program: return_service.record(
+                conn, program, body, clock.now(), may_act_at=principal.may_act_at
+            ),
         )
     )
 

@@ -3,7 +3,7 @@
 Never commits.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from kopilka.earning.service import (
     has_trigger,
 )
 from kopilka.earning.state import Source
-from kopilka.errors import InvalidInput, NotFound
+from kopilka.errors import Forbidden, InvalidInput, NotFound
 from kopilka.idempotency.service import IdempotencyStore, idempotency_store, replay, request_hash
 from kopilka.kit.ids import new_id
 from kopilka.ledger.domain import proportional_share
@@ -95,14 +95,23 @@ class ReturnService:
         program: ProgramContext,
         request: ReturnCreate,
         now: datetime,
+        *,
+        may_act_at: Callable[[str | None], bool] | None = None,
     ) -> Outcome:
-        """Record a return and take back the points it earned, proportionally."""
+        """Record a return and take back the points it earned, proportionally.
+        ``may_act_at``: whether the caller may act at a store (a return is taken at its
+        purchase's store; Forbidden, naming ``store``, elsewhere)."""
         found = await self.repository.purchase_by_external_id(
             conn, program.id, request.purchase_external_id
         )
         if found is None:
             raise NotFound(
                 f"no purchase {request.purchase_external_id!r}", field="purchase_external_id"
+            )
+        if may_act_at is not None and not may_act_at(found.store):
+            where = f"store {found.store!r}" if found.store is not None else "no store"
+            raise Forbidden(
+                f"this staff member may not take returns of purchases at {where}", field="store"
             )
         if request.occurred_at < found.occurred_at:
             raise InvalidInput("a return cannot precede its purchase", field="occurred_at")

@@ -43,6 +43,15 @@ from kopilka.purchases.schemas import (
 )
 from kopilka.purchases.views import recorded_event, rules_event
 from kopilka.rules.domain import BenefitEffect
+from kopilka.stores.service import store_service
+
+
+def unknown_store(store: str) -> InvalidInput:
+    return InvalidInput(
+        f"store {store!r} is not one of the program's stores (add it first, or allow any "
+        "store name with free_form_stores)",
+        field="store",
+    )
 
 
 @dataclass
@@ -108,6 +117,27 @@ class PurchaseService:
                 outcomes[index] = Outcome(exc.status, error=exc)
         return outcomes
 
+    async def _check_stores(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        outcomes: list["Outcome | None"],
+    ) -> None:
+        """An error outcome for each purchase at a store the program does not know. Costs
+        no query while every store named is one this process has seen (see
+        ``StoreService.unknown_stores``)."""
+        named = {
+            p.store for i, p in enumerate(purchases) if p.store is not None and outcomes[i] is None
+        }
+        if not named:
+            return
+        unknown = await store_service.unknown_stores(conn, program, named)
+        for index, purchase in enumerate(purchases):
+            if outcomes[index] is None and purchase.store in unknown:
+                error = unknown_store(purchase.store)
+                outcomes[index] = Outcome(error.status, error=error)
+
     async def quote(
         self,
         conn: AsyncConnection,
@@ -119,6 +149,10 @@ class PurchaseService:
         :class:`PurchaseQuote`); also how many points may pay for the basket, and what each
         coupon code would do."""
         self._validate(program, purchase, now)
+        if purchase.store is not None and await store_service.unknown_stores(
+            conn, program, {purchase.store}
+        ):
+            raise unknown_store(purchase.store)
         member_id, status = await self.members.resolve(conn, program, purchase.member)
         balances = await self.ledger.balances(conn, program, member_id)
         terms = program.settings.points_payment
@@ -189,6 +223,7 @@ class PurchaseService:
         """
         await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
+        await self._check_stores(conn, program, purchases, outcomes)
         batch = await self._lock(conn, program, purchases, outcomes, now)
         # Checked after the member lock: a concurrent retry of the same purchase waits on
         # that lock and then sees the first one's stored answer.
@@ -246,6 +281,7 @@ class PurchaseService:
         in flight never race to register the same new member."""
         await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
+        await self._check_stores(conn, program, purchases, outcomes)
         members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
         batch = Batch(purchases, outcomes, members, {})
         await self._enrol_unknown(conn, program, batch, set(), now, create=True)

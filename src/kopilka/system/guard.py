@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kopilka.audit.domain import SYSTEM, acting
 from kopilka.errors import KopilkaError
 from kopilka.http import PRINCIPAL_SCOPE_KEY, principal_of, problem
 
-PUBLIC_PATHS = frozenset({"/v1/health"})
+# Sign-in is how a staff member gets a token: it cannot ask for one.
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/staff/sessions"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
 
@@ -46,6 +48,15 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Every request starts with no one acting; whoever its route admits acts until its
+        # end (the audit log reads it), and no further.
+        token = acting.set(SYSTEM)
+        try:
+            await self._guard(scope, receive, send)
+        finally:
+            acting.reset(token)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

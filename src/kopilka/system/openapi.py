@@ -36,8 +36,8 @@ class Problem(BaseModel):
 
 
 ERRORS = {
-    "401": "No API key, or an unknown or revoked one.",
-    "403": "The key lacks the scope this route needs, or the member is blocked.",
+    "401": "No API key or session, or an unknown, revoked or ended one; a refused sign-in.",
+    "403": "The caller lacks the permission this route needs, or the member is blocked.",
     "404": "Something the request names does not exist in the key's program.",
     "405": "The route does not take this method (see the `Allow` header).",
     "409": "A conflict: an idempotency key reused with another body, a state that forbids "
@@ -45,6 +45,7 @@ ERRORS = {
     "413": "The request body is larger than the server accepts (KOPILKA_MAX_BODY_BYTES).",
     "415": "The request body is not JSON (`Content-Type: application/json`).",
     "422": "Invalid input, naming the field; or a business rule refused the request.",
+    "429": "Too many attempts from this address: wait a minute.",
 }
 ANY_ROUTE = ("401", "403", "404", "422")
 WITH_BODY = ("409", "413", "415")
@@ -54,6 +55,11 @@ BODY_METHODS = ("post", "put", "patch", "delete")
 def _problem_response(description: str) -> dict[str, Any]:
     schema = {"$ref": "#/components/schemas/Problem"}
     return {"description": description, "content": {PROBLEM: {"schema": schema}}}
+
+
+# Models a route's document names by reference though no route takes them whole (a batch
+# whose items are checked one by one): their schemas join the document's.
+REFERENCED_MODELS: list[type[BaseModel]] = []
 
 
 def document(app: FastAPI) -> dict[str, Any]:
@@ -71,6 +77,10 @@ def document(app: FastAPI) -> dict[str, Any]:
     schemas["ProblemField"] = schemas["Problem"].pop("$defs")["ProblemField"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    for model in REFERENCED_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
         "type": "http",
         "scheme": "bearer",
@@ -83,10 +93,14 @@ def document(app: FastAPI) -> dict[str, Any]:
             if method not in (*BODY_METHODS, "get"):
                 continue
             responses = operation.setdefault("responses", {})
+            body_codes = WITH_BODY if method in BODY_METHODS else ()
             if path in PUBLIC_PATHS:
+                # No key asked for: what a bad request answers, and a refused sign-in.
+                codes = ("401", "422", "429", *body_codes) if body_codes else ("422",)
+                for code in codes:
+                    responses[code] = _problem_response(ERRORS[code])
                 continue
-            codes = [*ANY_ROUTE, *(WITH_BODY if method in BODY_METHODS else ())]
-            for code in codes:
+            for code in (*ANY_ROUTE, *body_codes):
                 responses[code] = _problem_response(ERRORS[code])
             operation["security"] = [{SECURITY_SCHEME: []}]
     return spec

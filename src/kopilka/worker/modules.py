@@ -9,6 +9,9 @@ from collections.abc import Iterable
 CONSUMER_MODULES: list[str] = [
     "kopilka.webhooks.consumers",
     "kopilka.messaging.consumers",
+    "kopilka.crm.consumers",
+    "kopilka.segments.consumers",
+    "kopilka.support.consumers",
 ]
 
 

@@ -1,14 +1,14 @@
 """Scheduled jobs inside the worker: the existing job functions, on a schedule, for every
 program, each run by exactly one worker.
 
-Frequent jobs (release-pending, expire, release-holds) run every
+Frequent jobs (release-pending, expire, release-holds, support-sla) run every
 ``KOPILKA_JOBS_FREQUENT_SECONDS``; daily ones (birthdays, tier-review, giftcard-expiry,
-outbox-retention) once per local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its
-time zone. On PostgreSQL a session-level advisory lock per job admits one worker at a time;
-``job_runs`` records each (job, program)'s last period, start, finish and outcome, so a
-second worker that gets the lock later finds the period done and does not repeat it. A run
-that died half-way (outcome still ``running`` once the lock is free) runs again: every job
-is resumable and idempotent.
+points-expiring, crm-facts, segments-refresh, privacy-retention, outbox-retention) once per
+local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its time zone. On PostgreSQL a
+session-level advisory lock per job admits one worker at a time; ``job_runs`` records each
+(job, program)'s last period, start, finish and outcome, so a second worker that gets the
+lock later finds the period done and does not repeat it. A run that died half-way (outcome
+still ``running`` once the lock is free) runs again: every job is resumable and idempotent.
 """
 
 import logging
@@ -22,12 +22,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.activities.tasks import celebrate_birthdays
+from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks as ledger_tasks
 from kopilka.messaging.tasks import remind_expiring
+from kopilka.privacy.tasks import purge_expired
 from kopilka.programs.service import program_service
+from kopilka.segments.tasks import refresh_segments
 from kopilka.tiers.tasks import review_tiers
 from kopilka.worker.delivery_repository import outbox_repository
 from kopilka.worker.repository import JobRunRow, job_run_repository
@@ -94,6 +97,21 @@ async def _points_expiring(
     return f"{report.members} members, {report.messages} messages"
 
 
+async def _crm_facts(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
+    report = await daily_facts(engine, program, now)
+    return f"{report.windows} windows moved, {report.scored} members scored"
+
+
+async def _segments_refresh(engine: AsyncEngine, program: UUID, _: datetime, __: datetime) -> str:
+    report = await refresh_segments(engine, program)
+    return f"{report.segments} segments, {report.entered} entered, {report.left} left"
+
+
+async def _privacy_retention(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
+    purged = await purge_expired(engine, program, now)
+    return f"{purged.messages} messages, {purged.interactions} interactions deleted"
+
+
 def _retention(days: int) -> JobFunction:
     async def run(engine: AsyncEngine, _: UUID, now: datetime, __: datetime) -> str:
         if days <= 0:
@@ -113,6 +131,13 @@ def _retention(days: int) -> JobFunction:
     return run
 
 
+async def _support_sla(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
+    from kopilka.support.tasks import check_sla  # support's job, kept with its entry here
+
+    report = await check_sla(engine, program, now)
+    return f"{report.tickets} tickets breached their SLA"
+
+
 def all_jobs(retention_days: int) -> list[JobSpec]:
     return [
         JobSpec("release-pending", False, _release_pending),
@@ -122,7 +147,12 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         JobSpec("tier-review", True, _tier_review),
         JobSpec("giftcard-expiry", True, _giftcard_expiry),
         JobSpec("points-expiring", True, _points_expiring),
+        # Facts (RFM) first: segments read them.
+        JobSpec("crm-facts", True, _crm_facts),
+        JobSpec("segments-refresh", True, _segments_refresh),
+        JobSpec("privacy-retention", True, _privacy_retention),
         JobSpec("outbox-retention", True, _retention(retention_days), per_program=False),
+        JobSpec("support-sla", False, _support_sla),
     ]
 
 
