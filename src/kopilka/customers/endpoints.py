@@ -29,8 +29,8 @@ from kopilka.kit.pagination import (
     encode_cursor,
     encode_tagged_cursor,
 )
+from kopilka.members.person import person_service
 from kopilka.members.schemas import DuplicatePage
-from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1/members", tags=["customer 360"])
@@ -110,7 +110,7 @@ async def duplicates(
     after = decode_key_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> DuplicatePage:
-        groups = await member_service.duplicates(conn, program, reason, after=after, limit=limit)
+        groups = await person_service.duplicates(conn, program, reason, after=after, limit=limit)
         last = groups[-1].key if len(groups) == limit else None
         return DuplicatePage(items=groups, next_cursor=encode_cursor(last) if last else None)
 

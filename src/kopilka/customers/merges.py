@@ -24,6 +24,7 @@ from kopilka.earning import merges as benefit_merges
 from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.giftcards import merges as gift_card_merges
 from kopilka.ledger.merges import ledger_merge
+from kopilka.members.person import person_service
 from kopilka.members.schemas import Member
 from kopilka.members.service import member_service
 from kopilka.messaging import merges as subscription_merges
@@ -93,7 +94,7 @@ class MergeService:
         }
         consents = await consent_service.merge_into(conn, program, merged, survivor, now)
         tier = await keep_the_higher(conn, program, merged, survivor, now)
-        keep, gone = await member_service.merge_profile(conn, program, survivor, merged, now)
+        keep, gone = await person_service.merge_profile(conn, program, survivor, merged, now)
         result = MergeResult(
             await member_service.get(conn, program, survivor),
             merged,

@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
+from kopilka.members.person import person_service
 from kopilka.members.service import member_service
 from kopilka.messaging import privacy as messaging_privacy
 from kopilka.outbox.crm_events import MemberErased
@@ -47,10 +48,10 @@ class ErasureService:
         await member_service.lock(conn, program, [member_id])
         # Marketing consent is withdrawn while the profile still takes changes.
         messages = await messaging_privacy.erase_member(conn, program, member_id, now)
-        before, _ = await member_service.erase_profile(conn, program, member_id, now)
+        before, _ = await person_service.erase_profile(conn, program, member_id, now)
         rows = await support.erase_member(conn, program, member_id)
         # The person's earlier profiles, merged into this one: what the log says of them.
-        earlier = await member_service.merged_profiles(conn, program, member_id)
+        earlier = await person_service.merged_profiles(conn, program, member_id)
         for person in earlier:
             messages += await messaging_privacy.blank_messages(conn, program, person)
         for person in [member_id, *earlier]:
