@@ -94,7 +94,7 @@ def open_at(
     now: datetime,
 ) -> bool | None:
     """Whether a store is open at ``now`` by its hours in its own time zone: False once
-    closed for good, None when its hours are not known."""
+    closed, None when its hours are not known."""
     if status != "open":
         return False
     if week is None:

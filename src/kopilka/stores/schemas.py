@@ -191,10 +191,10 @@ class Store(BaseModel):
     tags: list[str]
     phone: str | None
     status: Status
-    closed_at: datetime | None = Field(description="When the store was closed for good.")
+    closed_at: datetime | None = Field(description="When the store closed (None while open).")
     open_now: bool | None = Field(
         description="Open at this moment by its hours in its time zone (None: hours not "
-        "known; false once closed for good)."
+        "known; false while closed)."
     )
     created_at: datetime
     updated_at: datetime
