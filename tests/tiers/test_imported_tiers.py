@@ -1,4 +1,4 @@
-"""TierService.seed_imported on SQLite and PostgreSQL: the tier a member brings from
+"""seed_imported on SQLite and PostgreSQL: the tier a member brings from
 another system, kept until the next regular review."""
 
 from datetime import UTC, date, datetime
@@ -11,6 +11,7 @@ from kopilka.errors import InvalidInput, NotFound
 from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import member_service
 from kopilka.outbox.unit import unit_of_work
+from kopilka.tiers.imports import seed_imported
 from kopilka.tiers.service import tier_service
 from tests.conftest import make_program
 
@@ -32,7 +33,7 @@ async def test_seeded_tiers_wait_for_the_next_regular_review(engine: AsyncEngine
             (await member_service.register(conn, program, MemberCreate(), T0)).id for _ in range(3)
         ]
         async with unit_of_work(conn, T0) as unit:
-            seeded = tier_service.seed_imported(
+            seeded = seed_imported(
                 unit,
                 program,
                 {
@@ -60,7 +61,7 @@ async def test_an_unknown_tier_or_no_ladder_is_refused(engine: AsyncEngine) -> N
         member = (await member_service.register(conn, program, MemberCreate(), T0)).id
         async with unit_of_work(conn, T0) as unit:
             with pytest.raises(InvalidInput) as unknown:
-                tier_service.seed_imported(unit, program, {member: ("platinum", T0)}, T0)
+                seed_imported(unit, program, {member: ("platinum", T0)}, T0)
             with pytest.raises(NotFound) as none:
-                tier_service.seed_imported(unit, plain, {member: ("gold", T0)}, T0)
+                seed_imported(unit, plain, {member: ("gold", T0)}, T0)
     assert (unknown.value.field, none.value.field) == ("tier", "tiers")

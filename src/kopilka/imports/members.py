@@ -47,7 +47,7 @@ from kopilka.members.service import member_service
 from kopilka.messaging.consents import DatedChange, consent_service
 from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
-from kopilka.tiers.service import tier_service
+from kopilka.tiers.imports import seed_imported
 
 DEFAULT_BATCH = 1000
 CONFLICT_RETRIES = 3
@@ -184,7 +184,7 @@ class MemberImportService:
                 uow=unit,
             )
             if tiers:
-                tier_service.seed_imported(unit, program, tiers, now)
+                seed_imported(unit, program, tiers, now)
                 ladder = program.settings.tiers
                 entry = ladder.levels[0].id if ladder is not None else None
                 for item in new:

@@ -28,9 +28,9 @@ from kopilka.programs.service import ProgramContext
 from kopilka.purchases.history import purchase_history
 from kopilka.rewards.redemptions import redemption_service
 from kopilka.segments.service import segment_service
+from kopilka.support.member_tickets import member_tickets
 from kopilka.support.service import support_service
 from kopilka.support.surveys import survey_service
-from kopilka.support.tickets import ticket_service
 from kopilka.tiers.history import tier_history
 from kopilka.tiers.service import tier_service
 
@@ -161,9 +161,7 @@ class ExportService:
             ),
             "tickets": plain(
                 await every_page(
-                    lambda b: ticket_service.member_tickets(
-                        conn, program, member_id, before=b, limit=PAGE
-                    )
+                    lambda b: member_tickets(conn, program, member_id, before=b, limit=PAGE)
                 )
             ),
             "survey_answers": await self._answers(conn, program, member_id),

@@ -15,6 +15,7 @@ from kopilka.kit.pagination import decode_cursor, decode_key_cursor
 from kopilka.kit.types import Instant
 from kopilka.programs.service import ProgramContext
 from kopilka.support.domain import Priority, ScoreGroup, TicketStatus
+from kopilka.support.member_tickets import member_tickets as tickets_of_member
 from kopilka.support.schemas import (
     Interaction,
     InteractionCreate,
@@ -272,7 +273,7 @@ async def member_tickets(
     before = decode_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> MemberTicketPage:
-        return await ticket_service.member_tickets(
+        return await tickets_of_member(
             conn, program, member_id, before=before, limit=limit, principal=principal
         )
 

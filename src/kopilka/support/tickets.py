@@ -34,13 +34,11 @@ from kopilka.support.schemas import (
     MemberReplyCreate,
     MemberTicket,
     MemberTicketCreate,
-    MemberTicketPage,
     NoteCreate,
     ReplyCreate,
     SupportSettings,
     Ticket,
     TicketCreate,
-    TicketMessage,
     TicketPage,
     TicketUpdate,
 )
@@ -298,48 +296,6 @@ class TicketService:
         last = items[-1] if len(items) == limit else None
         return TicketPage(
             items=items, next_cursor=encode_cursor(last.due_at, last.id) if last else None
-        )
-
-    async def member_tickets(
-        self,
-        conn: AsyncConnection,
-        program: ProgramContext,
-        member_id: UUID,
-        *,
-        before: Key | None,
-        limit: int,
-        principal: Principal | None = None,
-    ) -> MemberTicketPage:
-        """The member's own view: their tickets with public messages only (staff limited to
-        stores: those of their stores)."""
-        await member_service.get(conn, program, member_id)
-        rows = await self.repository.member_tickets(
-            conn,
-            program.id,
-            member_id,
-            before=before,
-            limit=limit,
-            stores=principal.stores if principal else None,
-        )
-        messages = await self.repository.messages(conn, [r.id for r in rows], public_only=True)
-        by_ticket: dict[UUID, list[TicketMessage]] = {}
-        for m in messages:
-            by_ticket.setdefault(m.ticket_id, []).append(message_out(m._mapping))
-        items = [
-            MemberTicket(
-                id=r.id,
-                subject=r.subject,
-                category=r.category,
-                status=r.status,
-                created_at=r.created_at,
-                updated_at=r.updated_at,
-                messages=by_ticket.get(r.id, []),
-            )
-            for r in rows
-        ]
-        last = rows[-1] if len(rows) == limit else None
-        return MemberTicketPage(
-            items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
         )
 
     async def _visible_ticket(
