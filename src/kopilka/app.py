@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +29,8 @@ from kopilka.system.docs import install_docs
 from kopilka.system.guard import RequestGuard
 from kopilka.system.metrics import MetricsMiddleware
 from kopilka.system.openapi import install_openapi
+from kopilka.web.errors import error_page, is_page
+from kopilka.web.pages import install_pages
 
 logger = logging.getLogger("kopilka")
 
@@ -47,7 +49,9 @@ def _telemetry(enabled: bool) -> TelemetryConfig:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KopilkaError)
-    async def _domain_error(request: Request, exc: KopilkaError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: KopilkaError) -> Response:
+        if is_page(request):
+            return error_page(request, exc.status, exc.detail)
         return JSONResponse(
             exc.problem(request.url.path),
             status_code=exc.status,
@@ -56,7 +60,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if is_page(request):
+            return error_page(request, 422, "; ".join(str(e["msg"]) for e in exc.errors()[:3]))
         errors = [
             {
                 # A body that is not JSON at all: the error is the body's, not a position's.
@@ -77,7 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem(500, "Internal error", "the database failed", request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_page(request):
+            page = error_page(request, exc.status_code, str(exc.detail))
+            page.headers.update(exc.headers or {})
+            return page
         response = _problem(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
         # 405 carries ``Allow``; keep every header the exception was raised with.
         response.headers.update(exc.headers or {})
@@ -125,6 +135,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     install_docs(app)
     for router in routers:
         app.include_router(router)
+    install_pages(app)
     # The till's calls first, served without FastAPI's per-request machinery.
     app.router.routes[0:0] = HOT_ROUTES
     install_openapi(app)

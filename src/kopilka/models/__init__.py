@@ -30,6 +30,8 @@ from kopilka.models.member_balance import MemberBalance
 from kopilka.models.member_benefit import MemberBenefit
 from kopilka.models.member_consent import MemberConsent
 from kopilka.models.member_day import MemberDay
+from kopilka.models.member_session import MemberSession
+from kopilka.models.member_sign_in_code import MemberSignInCode
 from kopilka.models.member_fact import MemberFact
 from kopilka.models.member_identifier import MemberIdentifier
 from kopilka.models.member_tier import MemberTier
@@ -94,6 +96,8 @@ __all__ = [
     "MemberBenefit",
     "MemberConsent",
     "MemberDay",
+    "MemberSession",
+    "MemberSignInCode",
     "MemberFact",
     "MemberIdentifier",
     "MemberTier",

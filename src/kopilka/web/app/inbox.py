@@ -1,0 +1,5 @@
+"""App pages: inbox."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/app", include_in_schema=False)

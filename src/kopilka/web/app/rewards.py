@@ -1,0 +1,5 @@
+"""App pages: rewards."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/app", include_in_schema=False)

@@ -1,0 +1,5 @@
+"""Console pages: giftcards."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/console", include_in_schema=False)

@@ -1,0 +1,5 @@
+"""Console pages: members."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/console", include_in_schema=False)

@@ -1,0 +1,76 @@
+"""Reading a form once per request, with its CSRF check, and the values pages need from it."""
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+
+from kopilka.errors import InvalidInput
+from kopilka.web.security import CSRF_FIELD, check_csrf
+
+MAX_FIELD = 100_000
+
+
+async def form_of(request: Request) -> FormData:
+    """The request's form (read once, cached on the request), CSRF-checked: a form without
+    this browser's token is refused before any page sees it."""
+    cached: FormData | None = getattr(request.state, "form", None)
+    if cached is not None:
+        return cached
+    form = await request.form(max_files=5, max_fields=2000)
+    check_csrf(request, _text(form.get(CSRF_FIELD)))
+    request.state.form = form
+    return form
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def text(form: FormData, name: str, *, required: bool = False, limit: int = 2000) -> str | None:
+    """A text field, stripped; ``None`` when empty (422 naming it when ``required``)."""
+    raw = _text(form.get(name))
+    value = raw.strip() if raw is not None else ""
+    if len(value) > limit:
+        raise InvalidInput(f"{name}: at most {limit} characters", field=name)
+    if not value:
+        if required:
+            raise InvalidInput(f"{name}: required", field=name)
+        return None
+    return value
+
+
+def integer(
+    form: FormData,
+    name: str,
+    *,
+    required: bool = False,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    """A whole number field (digits with an optional sign; spaces as thousands separators
+    are allowed, as people type them)."""
+    raw = text(form, name, required=required, limit=40)
+    if raw is None:
+        return None
+    cleaned = raw.replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
+    body = cleaned[1:] if cleaned[:1] in "+-" else cleaned
+    if not body.isdigit():
+        raise InvalidInput(f"{name}: a whole number, not {raw!r}", field=name)
+    value = int(cleaned)
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{name}: at least {minimum}", field=name)
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{name}: at most {maximum}", field=name)
+    return value
+
+
+def flag(form: FormData, name: str) -> bool:
+    """A checkbox: present and not "off"/"0"/"false"."""
+    raw = _text(form.get(name))
+    return raw is not None and raw.lower() not in {"", "0", "off", "false", "no"}
+
+
+def choices(form: FormData, name: str) -> list[str]:
+    """Every value of a multi-valued field (checkboxes of one name, a multiple select)."""
+    return [v.strip() for v in form.getlist(name) if isinstance(v, str) and v.strip()]
