@@ -1,14 +1,15 @@
 """Reading a form once per request, with its CSRF check, and the values pages need from it."""
 
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from kopilka.errors import InvalidInput
+from kopilka.errors import InvalidInput, KopilkaError
 from kopilka.web.security import CSRF_FIELD, check_csrf
 
-MAX_FIELD = 100_000
+M = TypeVar("M", bound=BaseModel)
 
 
 async def form_of(request: Request) -> FormData:
@@ -74,3 +75,32 @@ def flag(form: FormData, name: str) -> bool:
 def choices(form: FormData, name: str) -> list[str]:
     """Every value of a multi-valued field (checkboxes of one name, a multiple select)."""
     return [v.strip() for v in form.getlist(name) if isinstance(v, str) and v.strip()]
+
+
+class FormInvalid(InvalidInput):
+    """A form whose fields failed validation: ``errors`` maps each field to its message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        first = next(iter(errors.items()), ("form", "invalid"))
+        super().__init__(f"{first[0]}: {first[1]}", field=first[0])
+        self.errors = errors
+
+
+def validated(model: type[M], data: Any) -> M:
+    """``data`` (built from a form) as ``model``; ``FormInvalid`` naming every bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "form"
+            errors.setdefault(name, error["msg"])
+        raise FormInvalid(errors) from None
+
+
+def field_errors(exc: KopilkaError) -> dict[str, str]:
+    """What a page shows beside its fields for a refusal: every field of a ``FormInvalid``,
+    else the one field the service named (``form`` when it named none)."""
+    if isinstance(exc, FormInvalid):
+        return exc.errors
+    return {exc.field or "form": exc.detail}
