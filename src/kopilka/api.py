@@ -20,11 +20,14 @@ from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
 from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.segments.endpoints import router as segments_router
+from kopilka.shopwidget.endpoints import router as shopwidget_router
 from kopilka.staff.endpoints import router as staff_router
 from kopilka.stores.endpoints import router as stores_router
 from kopilka.support.endpoints import router as support_router
 from kopilka.system.endpoints import router as system_router
 from kopilka.tiers.endpoints import router as tiers_router
+from kopilka.wallet.endpoints import router as wallet_router
+from kopilka.wallet.webservice import router as wallet_webservice_router
 from kopilka.webhooks.endpoints import router as webhooks_router
 from kopilka.worker.endpoints import router as events_router
 
@@ -57,4 +60,7 @@ routers: list[APIRouter] = [
     apikeys_router,
     staff_router,
     audit_router,
+    wallet_router,
+    wallet_webservice_router,
+    shopwidget_router,
 ]

@@ -29,3 +29,18 @@ def test_the_demos_curl_hint_is_one_command_on_a_line_of_its_own() -> None:
     assert (
         hints[-1] == '  curl -H "Authorization: Bearer kp_secret" http://127.0.0.1:8000/v1/health'
     )
+
+
+def test_the_demo_says_where_the_console_and_the_app_are_and_whom_to_sign_in_as() -> None:
+    from kopilka.cli.demo import web_hints
+    from kopilka.config import Settings
+
+    settings = Settings(database_url="sqlite+aiosqlite:///x.db", mail_outbox_dir="/tmp/mail")
+    hints = web_hints("127.0.0.1", 8000, "anna@example.com", settings)
+    assert hints[0] == "staff console: http://127.0.0.1:8000/console/"
+    assert "owner@demo-cafe.example, password kopilka-demo-2026" in hints[1]
+    assert hints[2] == "members' app:  http://127.0.0.1:8000/app/demo/"
+    assert (
+        hints[3]
+        == "  sign in as anna@example.com: the one-time code arrives as an .eml file in /tmp/mail"
+    )

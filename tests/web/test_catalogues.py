@@ -32,9 +32,13 @@ def russian() -> dict[str, object]:
     for path in catalogue_files("ru"):
         with path.open("rb") as handle:
             for item in read_po(handle, locale="ru"):
-                if item.id:
-                    key = item.id[0] if isinstance(item.id, tuple) else item.id
-                    merged[key] = item.string
+                if not item.id:
+                    continue
+                if isinstance(item.id, tuple):  # a plural: each English form has the forms
+                    for form in item.id:
+                        merged[form] = item.string
+                else:
+                    merged[item.id] = item.string
     return merged
 
 
@@ -46,6 +50,22 @@ def test_every_text_of_the_pages_is_translated_into_russian() -> None:
         if not translated.get(text) and text not in translated.values()
     }
     assert not missing, f"{len(missing)} texts lack a Russian translation: {missing}"
+
+
+def test_one_text_has_one_translation_across_the_catalogues() -> None:
+    seen: dict[object, tuple[object, str]] = {}
+    clashes = []
+    for path in catalogue_files("ru"):
+        with path.open("rb") as handle:
+            for item in read_po(handle, locale="ru"):
+                if not item.id or not item.string:
+                    continue
+                known = seen.setdefault(item.id, (item.string, path.name))
+                if known[0] != item.string:
+                    clashes.append(
+                        f"{item.id!r}: {known[1]} {known[0]!r} ≠ {path.name} {item.string!r}"
+                    )
+    assert not clashes, "\n".join(clashes)
 
 
 def test_the_check_finds_the_texts_of_templates_and_code() -> None:

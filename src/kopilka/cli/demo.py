@@ -20,7 +20,7 @@ from kopilka.config import Settings
 from kopilka.db import make_engine, reading, transaction
 from kopilka.demo.crm import DEMO_PASSWORD, CrmSummary
 from kopilka.demo.domain import SimulationConfig
-from kopilka.demo.service import DemoSummary, demo_service
+from kopilka.demo.service import DEMO_SLUG, DemoSummary, demo_service
 from kopilka.giftcards.audit import verify as verify_gift_cards
 from kopilka.kit.clock import clock
 from kopilka.kit.memory import few_collections
@@ -103,6 +103,24 @@ def serving_hints(host: str, port: int, key: str) -> list[str]:
     ]
 
 
+def web_hints(host: str, port: int, member_email: str | None, settings: Settings) -> list[str]:
+    """Where the console and the members' app are, and whom to sign in as."""
+    url = base_url(host, port)
+    mail = (
+        f"the SMTP server at {settings.smtp_host}:{settings.smtp_port}"
+        if settings.smtp_host
+        else f"an .eml file in {settings.mail_outbox_dir}"
+    )
+    lines = [
+        f"staff console: {url}/console/",
+        f"  sign in as owner@demo-cafe.example, password {DEMO_PASSWORD} (other roles above)",
+        f"members' app:  {url}/app/{DEMO_SLUG}/",
+    ]
+    if member_email:
+        lines.append(f"  sign in as {member_email}: the one-time code arrives as {mail}")
+    return lines
+
+
 def demo(
     database: Path = typer.Option(Path("kopilka-demo.db"), help="SQLite file (recreated)."),
     members: int = typer.Option(500, min=1, max=1_000_000),
@@ -123,7 +141,7 @@ def demo(
 
     async def work(
         engine: AsyncEngine,
-    ) -> tuple[DemoSummary, CrmSummary, dict[str, list[str]], str, UUID]:
+    ) -> tuple[DemoSummary, CrmSummary, dict[str, list[str]], str, UUID, str | None]:
         program = await demo_service.create_program(engine)
         with Progress(
             TextColumn("simulating {task.fields[day]}"),
@@ -145,10 +163,11 @@ def demo(
             key, _ = await api_key_service.create(
                 conn, program.id, name="demo admin", scopes=["admin"], now=clock.now()
             )
-        return summary, crm, problems, key, program.id
+        member_email = await demo_service.member_to_sign_in(engine, program)
+        return summary, crm, problems, key, program.id, member_email
 
     with few_collections():
-        summary, crm, problems, key, program_id = run(with_engine(url, work))
+        summary, crm, problems, key, program_id, member_email = run(with_engine(url, work))
     _print_summary(summary)
     _print_crm(crm)
     failed = [name for name, found in problems.items() if found]
@@ -169,6 +188,8 @@ def demo(
     if not serve:
         return
     for line in serving_hints(host, port, key):
+        say(line)
+    for line in web_hints(host, port, member_email, settings):
         say(line)
     say("the worker runs next to the API: events, webhooks and scheduled jobs")
     run(_serve_with_worker(settings, host, port))

@@ -306,3 +306,30 @@ def personal_code_row(
         "source_id": source[1] if source else None,
         "issued_at": now,
     }
+
+
+# --- a member's wallet ---------------------------------------------------------------------------
+
+WalletState = Literal["valid", "upcoming", "used", "expired", "unavailable"]
+
+
+def wallet_state(code: Code, terms: Terms, now: datetime) -> WalletState:
+    """How a member's own code stands, in the words of their wallet: spent (every use
+    taken), expired (the code's or the campaign's end passed), unavailable (disabled, or
+    the campaign paused or archived), upcoming (the campaign has not started) or valid.
+    What a basket must hold is the till's to judge, not the wallet's."""
+    if code.max_uses is not None and code.uses >= code.max_uses:
+        return "used"
+    if _past(terms.valid_until, now) or _past(code.valid_until, now):
+        return "expired"
+    if not code.active or not terms.active:
+        return "unavailable"
+    if terms.valid_from is not None and now < terms.valid_from:
+        return "upcoming"
+    return "valid"
+
+
+def valid_until(code: Code, terms: Terms) -> datetime | None:
+    """The earlier of the code's and the campaign's ends (None: no end)."""
+    ends = [end for end in (code.valid_until, terms.valid_until) if end is not None]
+    return min(ends) if ends else None

@@ -202,6 +202,28 @@ class CouponRepository:
             found[row.code] = (code_from_row(row), terms_from_row(campaign))
         return found
 
+    async def member_codes_with_campaigns(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        member_id: UUID,
+        *,
+        limit: int,
+        code_id: UUID | None = None,
+    ) -> list[tuple[Any, Any]]:
+        """The member's personal codes, newest first, each with its campaign's row (both
+        read in one query); ``code_id``: only that code, if it is the member's."""
+        campaign_columns = [c.label(f"cc_{c.name}") for c in campaigns_t.c]
+        query = (
+            select(codes_t, *campaign_columns)
+            .join(campaigns_t, campaigns_t.c.id == codes_t.c.campaign_id)
+            .where(codes_t.c.program_id == program_id, codes_t.c.member_id == member_id)
+        )
+        if code_id is not None:
+            query = query.where(codes_t.c.id == code_id)
+        query = query.order_by(codes_t.c.issued_at.desc(), codes_t.c.id.desc()).limit(limit)
+        return [(row, _Prefixed(row, "cc_")) for row in await conn.execute(query)]
+
     async def code_page(
         self,
         conn: AsyncConnection,

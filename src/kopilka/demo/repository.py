@@ -54,6 +54,28 @@ class DemoRepository:
         )
         return [(name or "?", int(available)) for name, available in rows.all()]
 
+    async def richest_with_email(
+        self, conn: AsyncConnection, program_id: UUID, currency: str
+    ) -> str | None:
+        """The e-mail of the active member with the most points who has one (the demo's
+        member to sign in to the app as)."""
+        balances, members = table(MemberBalance), table(Member)
+        row = (
+            await conn.execute(
+                select(members.c.email)
+                .join(balances, balances.c.member_id == members.c.id)
+                .where(
+                    balances.c.program_id == program_id,
+                    balances.c.currency == currency,
+                    members.c.email.is_not(None),
+                    members.c.status == "active",
+                )
+                .order_by(balances.c.available.desc(), members.c.id)
+                .limit(1)
+            )
+        ).one_or_none()
+        return None if row is None else str(row.email)
+
     async def earned_by_rule(
         self, conn: AsyncConnection, program_id: UUID, currency: str
     ) -> dict[str, int]:

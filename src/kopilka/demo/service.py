@@ -166,12 +166,15 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
 
 
+DEMO_SLUG = "demo"
+
+
 class DemoService:
     async def create_program(self, engine: AsyncEngine) -> ProgramContext:
         async with transaction(engine) as conn:
             program = await program_service.create(
                 conn,
-                slug="demo",
+                slug=DEMO_SLUG,
                 name="Demo café & grocery",
                 settings=ProgramSettings.model_validate(DEMO_SETTINGS),
             )
@@ -359,6 +362,13 @@ class DemoService:
             paid_with_points=await repo.paid_with_points(conn, program_id, "points"),
             rewards=await repo.rewards_taken(conn, program_id),
         )
+
+    async def member_to_sign_in(self, engine: AsyncEngine, program: ProgramContext) -> str | None:
+        """An e-mail to sign in to the demo's app with: the richest member who has one."""
+        async with reading(engine) as conn:
+            return await demo_repository.richest_with_email(
+                conn, program.id, program.settings.points_currency()
+            )
 
 
 demo_service = DemoService()

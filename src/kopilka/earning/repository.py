@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
@@ -69,6 +69,18 @@ class BoostRow:
 
     def as_boost(self) -> Boost:
         return Boost(str(self.id), self.rule_id, self.factor_percent, self.expires_at)
+
+
+@dataclass(frozen=True)
+class BenefitRow:
+    """A benefit a rule gave a member (``models.MemberBenefit``), as the member sees it."""
+
+    id: UUID
+    rule_id: str
+    kind: str
+    payload: dict[str, Any]
+    issued_at: datetime
+    expires_at: datetime | None
 
 
 class EarningRepository:
@@ -174,6 +186,44 @@ class EarningRepository:
                 r.member_id,
                 r.rule_id,
                 int(r.payload["factor_percent"]),
+                as_utc(r.expires_at) if r.expires_at is not None else None,
+            )
+            for r in (await conn.execute(query)).all()
+        ]
+
+    async def active_benefits(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        member_id: UUID,
+        kinds: Sequence[str],
+        now: datetime,
+    ) -> list[BenefitRow]:
+        """The member's benefits of ``kinds`` still to use: active and not expired, those
+        ending soonest first (open-ended ones last), newest first among equals."""
+        query = (
+            select(benefits_t)
+            .where(
+                benefits_t.c.program_id == program_id,
+                benefits_t.c.member_id == member_id,
+                benefits_t.c.status == "active",
+                benefits_t.c.kind.in_(list(kinds)),
+                or_(benefits_t.c.expires_at.is_(None), benefits_t.c.expires_at > now),
+            )
+            .order_by(
+                benefits_t.c.expires_at.is_(None),
+                benefits_t.c.expires_at,
+                benefits_t.c.issued_at.desc(),
+                benefits_t.c.id,
+            )
+        )
+        return [
+            BenefitRow(
+                r.id,
+                r.rule_id,
+                r.kind,
+                dict(r.payload or {}),
+                as_utc(r.issued_at),
                 as_utc(r.expires_at) if r.expires_at is not None else None,
             )
             for r in (await conn.execute(query)).all()

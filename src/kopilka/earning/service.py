@@ -184,6 +184,26 @@ class RulesPipeline:
         )
 
 
+# Benefits that wait for the member after the event that gave them.
+OFFER_KINDS = ("boost", "reward", "coupon")
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A benefit waiting for the member: ``boost`` (``payload.factor_percent``: 200 is
+    twice the points of their next purchase), ``reward`` (``payload.reward``: a reward of
+    the shop they may take) or ``coupon`` (``payload.campaign`` and ``payload.code``)."""
+
+    id: UUID
+    kind: str
+    rule_id: str
+    title: str | None
+    description: str | None
+    payload: dict[str, Any]
+    issued_at: datetime
+    expires_at: datetime | None
+
+
 class EarningService:
     def __init__(
         self,
@@ -349,6 +369,34 @@ class EarningService:
                     )
         if uow is not None:
             self.repository.stage_arms(uow, new_rows)
+
+    # --- a member's own view -------------------------------------------------------------
+
+    async def member_offers(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> list[Offer]:
+        """What rules gave the member that is still waiting for them now: boosts of their
+        next purchase, access to rewards, coupons for later (each with the rule's name and
+        description, where the program gives them), ending soonest first. Benefits used on
+        the purchase that earned them (free delivery, a free sample) are not offers."""
+        rows = await self.repository.active_benefits(conn, program.id, member_id, OFFER_KINDS, now)
+        rules = {rule.id: rule for rule in program.settings.rules}
+        offers = []
+        for row in rows:
+            rule = rules.get(row.rule_id)
+            offers.append(
+                Offer(
+                    id=row.id,
+                    kind=row.kind,
+                    rule_id=row.rule_id,
+                    title=rule.name if rule is not None else None,
+                    description=rule.description if rule is not None else None,
+                    payload=row.payload,
+                    issued_at=row.issued_at,
+                    expires_at=row.expires_at,
+                )
+            )
+        return offers
 
 
 def has_trigger(program: ProgramContext, trigger: str) -> bool:

@@ -161,6 +161,18 @@ class LedgerRepository:
             query = query.with_for_update()
         return [lot_from_row(r) for r in (await conn.execute(query)).all()]
 
+    async def lots_holding_points(
+        self, conn: AsyncConnection, member_id: UUID
+    ) -> list[tuple[str, Lot]]:
+        """The member's lots of every currency that still hold points (no lock), read
+        through the partial index of open lots (``remaining > 0``): (currency, lot)."""
+        query = (
+            select(lots_t)
+            .where(lots_t.c.member_id == member_id, lots_t.c.remaining > 0)
+            .order_by(lots_t.c.currency, lots_t.c.id)
+        )
+        return [(r.currency, lot_from_row(r)) for r in (await conn.execute(query)).all()]
+
     async def open_lots_of_members(
         self, conn: AsyncConnection, member_ids: Sequence[UUID]
     ) -> dict[BalanceKey, list[Lot]]:

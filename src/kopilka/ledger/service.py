@@ -579,5 +579,29 @@ class LedgerService:
     ) -> list[tuple[str, int, datetime]]:
         return await self.repository.next_expiring(conn, member_id)
 
+    async def lots_holding_points(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> list[tuple[str, Lot]]:
+        """The member's lots that still hold points, available or pending, with their
+        expiry: per currency of the program, in the order they are spent (soonest-expiring
+        first). No lock; one indexed query."""
+        found = await self.repository.lots_holding_points(conn, member_id)
+        order = {code: index for index, code in enumerate(program.settings.currency_codes())}
+        return sorted(
+            ((c, lot) for c, lot in found if c in order),
+            key=lambda item: (order[item[0]], domain.spending_order(item[1])),
+        )
+
+    async def open_lots(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
+    ) -> dict[str, list[Lot]]:
+        """The member's open lots per currency (no lock): points still to spend with their
+        expiry, and pending points with the date they become available (the member's own
+        view of their balance)."""
+        return {
+            currency: await self.repository.open_lots(conn, member_id, currency, lock=False)
+            for currency in program.settings.currency_codes()
+        }
+
 
 ledger_service = LedgerService()

@@ -1,10 +1,16 @@
-"""Pure rules of members' sessions: tokens and how long they last."""
+"""Pure rules of members' sessions and sign-in codes: tokens and codes, their hashes, how
+long they last and how many tries a code takes."""
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from uuid import UUID
+
+from kopilka.errors import InvalidInput
+from kopilka.members.domain import normalise_email, normalise_phone
 
 SESSION_PREFIX = "km_"
 # A phone stays signed in to its loyalty card for a long time, as with any card app; signing
@@ -32,3 +38,125 @@ def token_hash(token: str) -> str:
 
 def session_expiry(now: datetime) -> datetime:
     return now + timedelta(days=SESSION_DAYS)
+
+
+# --- one-time sign-in codes --------------------------------------------------------------
+
+CODE_DIGITS = 6
+CODE_MINUTES = 10
+# Tries a code takes (the right one included): with a million codes and a new code needing
+# a new request (rate-limited per address), guessing is hopeless.
+CODE_TRIES = 5
+
+
+class CodeChannel(StrEnum):
+    """Where a code goes: the address the member typed is an e-mail or a phone number."""
+
+    EMAIL = "email"
+    SMS = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A member's phone or e-mail as stored (so that look-ups match however it was typed)."""
+
+    kind: str  # email | phone (the member identifier's kind)
+    value: str
+
+    @property
+    def channel(self) -> CodeChannel:
+        return CodeChannel.EMAIL if self.kind == "email" else CodeChannel.SMS
+
+
+def parse_address(raw: str) -> Address:
+    """The phone or e-mail a member typed, in its stored form; 422 naming ``address`` if it
+    is neither."""
+    text = raw.strip()
+    try:
+        if "@" in text:
+            return Address("email", normalise_email(text, field="address"))
+        return Address("phone", normalise_phone(text))
+    except InvalidInput:
+        raise InvalidInput(
+            f"{raw!r} is neither a phone number nor an e-mail address", field="address"
+        ) from None
+
+
+def addresses_of(email: str | None, phone: str | None) -> list[Address]:
+    """The e-mail and the phone of a registration in their stored form, the e-mail first
+    (a code is sent there); 422 naming ``email`` or ``phone`` if one is not valid."""
+    typed = []
+    if email:
+        typed.append(Address("email", normalise_email(email)))
+    if phone:
+        typed.append(Address("phone", normalise_phone(phone)))
+    return typed
+
+
+class CodeOutcome(StrEnum):
+    """What a code given to sign in turned out to be."""
+
+    ACCEPTED = "accepted"
+    WRONG = "wrong"  # not the code (the try is counted)
+    NO_CODE = "no_code"  # none live: never asked for, replaced, used or expired
+    EXPIRED = "expired"
+    TOO_MANY = "too_many"  # its tries are used up
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCheck:
+    outcome: CodeOutcome
+    member_id: UUID | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is CodeOutcome.ACCEPTED
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCode:
+    """A sign-in code as kept: its hash only."""
+
+    id: UUID
+    member_id: UUID
+    code_hash: str
+    expires_at: datetime
+    attempts: int
+    used_at: datetime | None
+
+
+def new_code() -> str:
+    """Six random digits (leading zeros kept)."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def clean_code(raw: str) -> str | None:
+    """The code as typed (spaces and dashes allowed, as people copy it), or None if it is
+    not six digits."""
+    digits = "".join(ch for ch in raw if ch not in " -\u00a0")
+    return digits if len(digits) == CODE_DIGITS and digits.isascii() and digits.isdigit() else None
+
+
+def code_hash(code_id: UUID, code: str) -> str:
+    """The code keyed by its own id: the same digits hash differently in every row, so a
+    stored hash says nothing about another code."""
+    return hmac.new(code_id.bytes, code.encode(), hashlib.sha256).hexdigest()
+
+
+def code_matches(stored: StoredCode, code: str) -> bool:
+    return hmac.compare_digest(stored.code_hash, code_hash(stored.id, code))
+
+
+def code_expiry(now: datetime) -> datetime:
+    return now + timedelta(minutes=CODE_MINUTES)
+
+
+def judge(stored: StoredCode | None, now: datetime) -> CodeOutcome | None:
+    """Why ``stored`` cannot take a try now, if it cannot (None: it can)."""
+    if stored is None or stored.used_at is not None:
+        return CodeOutcome.NO_CODE
+    if stored.expires_at <= now:
+        return CodeOutcome.EXPIRED
+    if stored.attempts >= CODE_TRIES:
+        return CodeOutcome.TOO_MANY
+    return None

@@ -4,9 +4,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.kit.clock import as_utc
+from kopilka.memberaccess.domain import CODE_TRIES, StoredCode
 from kopilka.models import Member, MemberSession, MemberSignInCode
 from kopilka.models.base import table
 
@@ -47,6 +49,60 @@ class MemberAccessRepository:
             statement = statement.where(sessions_t.c.id == only)
         result = await conn.execute(statement.values(revoked_at=now))
         return int(result.rowcount or 0)
+
+    # --- sign-in codes -------------------------------------------------------------------
+
+    async def replace_code(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
+        """The member's new code; any earlier one of theirs is gone (one live code each)."""
+        await conn.execute(delete(codes_t).where(codes_t.c.member_id == row["member_id"]))
+        await conn.execute(insert(codes_t), [row])
+
+    async def codes_of(
+        self, conn: AsyncConnection, program_id: UUID, member_ids: list[UUID]
+    ) -> list[StoredCode]:
+        """The members' codes in this program, newest first."""
+        if not member_ids:
+            return []
+        query = (
+            select(codes_t)
+            .where(codes_t.c.program_id == program_id, codes_t.c.member_id.in_(member_ids))
+            .order_by(codes_t.c.created_at.desc())
+        )
+        return [
+            StoredCode(
+                id=r.id,
+                member_id=r.member_id,
+                code_hash=r.code_hash,
+                expires_at=as_utc(r.expires_at),
+                attempts=r.attempts,
+                used_at=as_utc(r.used_at) if r.used_at is not None else None,
+            )
+            for r in (await conn.execute(query)).all()
+        ]
+
+    async def take_try(self, conn: AsyncConnection, code_id: UUID, now: datetime) -> bool:
+        """Count one try of a live code; False if it had none left (or was used, or has
+        expired) — in one conditional statement, so parallel tries never pass the limit."""
+        result = await conn.execute(
+            update(codes_t)
+            .where(
+                codes_t.c.id == code_id,
+                codes_t.c.used_at.is_(None),
+                codes_t.c.expires_at > now,
+                codes_t.c.attempts < CODE_TRIES,
+            )
+            .values(attempts=codes_t.c.attempts + 1)
+        )
+        return bool(result.rowcount)
+
+    async def use_code(self, conn: AsyncConnection, code_id: UUID, now: datetime) -> bool:
+        """Mark the code used; False if another request used it first."""
+        result = await conn.execute(
+            update(codes_t)
+            .where(codes_t.c.id == code_id, codes_t.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        return bool(result.rowcount)
 
 
 member_access_repository = MemberAccessRepository()

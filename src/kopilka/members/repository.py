@@ -273,6 +273,50 @@ class MemberRepository:
         )
         return list((await conn.execute(query)).all())
 
+    async def listing(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None = None,
+        member_ids: Sequence[UUID] | None = None,
+        name_patterns: Sequence[str] | None = None,
+    ) -> list[Any]:
+        """Members as a list shows them (id, name, contacts, first card, status, joined),
+        newest first, keyset-paginated on (created_at, id): all of them, those of
+        ``member_ids``, or those whose name is ``LIKE`` one of ``name_patterns`` (escaped
+        with ``\\``; case-insensitive on PostgreSQL, as SQLite's ``LIKE`` is for ASCII).
+        Walking the (program, created_at) index newest first, a search stops at ``limit``
+        matches instead of reading every profile."""
+        card = (
+            select(func.min(identifiers_t.c.value))
+            .where(identifiers_t.c.member_id == members_t.c.id, identifiers_t.c.kind == "card")
+            .scalar_subquery()
+        )
+        query = select(
+            members_t.c.id,
+            members_t.c.name,
+            members_t.c.phone,
+            members_t.c.email,
+            card.label("card"),
+            members_t.c.status,
+            members_t.c.created_at,
+        ).where(members_t.c.program_id == program_id)
+        if member_ids is not None:
+            query = query.where(one_of(conn, members_t.c.id, set(member_ids)))
+        if name_patterns:
+            name = members_t.c.name
+            likes = [
+                name.ilike(p, escape="\\") if is_postgres(conn) else name.like(p, escape="\\")
+                for p in name_patterns
+            ]
+            query = query.where(or_(*likes))
+        if before is not None:
+            query = query.where(tuple_(members_t.c.created_at, members_t.c.id) < tuple_(*before))
+        query = query.order_by(members_t.c.created_at.desc(), members_t.c.id.desc()).limit(limit)
+        return list((await conn.execute(query)).all())
+
     async def taken_identifiers(
         self,
         conn: AsyncConnection,

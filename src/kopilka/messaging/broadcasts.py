@@ -187,8 +187,13 @@ class BroadcastService:
         limit: int,
         before: tuple[datetime, UUID] | None,
     ) -> list[BroadcastView]:
+        """A page of broadcasts, newest first, each with its progress and counts (three
+        queries for the page, whatever its length)."""
         rows = await self.repository.broadcasts_page(conn, program.id, limit, before)
-        return [await self._view(conn, r) for r in rows]
+        ids = [r.id for r in rows]
+        done = await self.repository.done_counts(conn, ids)
+        counts = await self.repository.counts_of_broadcasts(conn, ids)
+        return [BroadcastView(r, done.get(r.id, 0), counts.get(r.id, {})) for r in rows]
 
     async def set_status(
         self,

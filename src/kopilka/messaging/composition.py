@@ -21,8 +21,15 @@ QUEUED, SENT, DELIVERED, FAILED, BOUNCED = "queued", "sent", "delivered", "faile
 SKIPPED, CLICKED, READ = "skipped", "clicked", "read"
 MAX_ATTEMPTS = 8
 TEST_PREFIX = "test:"  # the dedupe key of a test send: staff asked for it, no consent applies
-# Kinds only the program itself sends (a confirmation link must be the program's own).
-SYSTEM_KINDS = frozenset({"consent_confirm"})
+SIGN_IN_CODE = "sign_in_code"
+# Kinds only the program itself sends (a confirmation link, a sign-in code must be the
+# program's own). The member asked for them: they go even if the member opted out of
+# service messages on the channel, and at once, whatever the quiet hours.
+SYSTEM_KINDS = frozenset({"consent_confirm", SIGN_IN_CODE})
+# Kinds whose text is a secret of the member's (a live sign-in code): once the message has
+# gone (or failed for good), its stored text is blanked, so that no one reads it in the log.
+SECRET_KINDS = frozenset({SIGN_IN_CODE})
+SECRET_REMOVED = "[removed once sent: a one-time code]"
 SENT_LIKE = frozenset({SENT, DELIVERED, CLICKED})
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
@@ -83,8 +90,13 @@ class SendResult:
     gone: bool = False  # the push subscription has ended: remove it
 
 
-def consent_allows(consents: Sequence[ConsentRow], channel: str, purpose: str) -> bool:
-    """Marketing needs a granted consent; service messages go unless withdrawn."""
+def consent_allows(
+    consents: Sequence[ConsentRow], channel: str, purpose: str, kind: str | None = None
+) -> bool:
+    """Marketing needs a granted consent; service messages go unless withdrawn, and a
+    system kind (which the member asked for) always."""
+    if kind in SYSTEM_KINDS and purpose == Purpose.SERVICE:
+        return True
     found = next((c for c in consents if c.channel == channel and c.purpose == purpose), None)
     if purpose == Purpose.MARKETING:
         return found is not None and found.status == "granted"
@@ -216,6 +228,14 @@ def tracked(setup: Setup, program_id: UUID, message_id: UUID, html: str | None) 
         return f'href="{target}"'
 
     return _HREF.sub(wrap, html)
+
+
+def forget_secret(message: MessageRow) -> dict[str, Any]:
+    """What a message's row keeps of its text once it has gone: all of it, but for a secret
+    kind (a sign-in code), whose text is blanked."""
+    if message.kind not in SECRET_KINDS:
+        return {}
+    return {"subject": None, "body": SECRET_REMOVED, "html": None}
 
 
 def deferred_note(row: Mapping[str, Any], now: datetime) -> str | None:

@@ -25,6 +25,7 @@ from kopilka.messaging.composition import (
     TEST_PREFIX,
     SendResult,
     consent_allows,
+    forget_secret,
     retry_delay,
     status_step,
 )
@@ -101,7 +102,7 @@ class DeliveryService:
             assert m.member_id is not None
             if m.channel == "inbox":
                 continue
-            if not consent_allows(consents.get(m.member_id, []), m.channel, m.purpose):
+            if not consent_allows(consents.get(m.member_id, []), m.channel, m.purpose, m.kind):
                 refused[m.id] = "consent withdrawn since the message was made"
             elif m.to_address and (m.channel, m.to_address) in suppressed:
                 refused[m.id] = f"address suppressed ({suppressed[(m.channel, m.to_address)]})"
@@ -131,6 +132,7 @@ class DeliveryService:
                         "error": None,
                         "provider_id": result.provider_id,
                         "updated_at": at,
+                        **forget_secret(message),
                     }
                 )
                 history.append(status_step(message.id, SENT, result.provider_id, at))
@@ -147,6 +149,7 @@ class DeliveryService:
                         "error": result.error,
                         "provider_id": message.provider_id,
                         "updated_at": at,
+                        **forget_secret(message),
                     }
                 )
                 history.append(status_step(message.id, status, result.error, at))

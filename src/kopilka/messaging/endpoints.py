@@ -16,8 +16,7 @@ from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
 from kopilka.messaging.composition import Outgoing
 from kopilka.messaging.delivery import delivery_service
-from kopilka.messaging.domain import LANGUAGES, Channel, sms_length
-from kopilka.messaging.notifications import KINDS
+from kopilka.messaging.domain import Channel, sms_length
 from kopilka.messaging.records import MessageRow
 from kopilka.messaging.schemas import (
     Broadcast,
@@ -37,7 +36,6 @@ from kopilka.messaging.schemas import (
     Suppressions,
     TemplateList,
     TemplateSave,
-    TemplateSummary,
     TemplateVersion,
     TestSend,
 )
@@ -178,24 +176,7 @@ async def list_templates(
     per language (0: the shipped texts)."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> TemplateList:
-        settings = (await messaging_service.setup(conn, program)).settings
-        saved = await messaging_service.saved_templates(conn, program)
-        return TemplateList(
-            items=[
-                TemplateSummary(
-                    kind=key,
-                    purpose=spec.purpose,
-                    enabled=settings.enabled(key),
-                    channels=settings.channels_of(key),
-                    variables=sorted(spec.allowed()),
-                    versions={
-                        lang: saved[(key, lang)].version if (key, lang) in saved else 0
-                        for lang in LANGUAGES
-                    },
-                )
-                for key, spec in sorted(KINDS.items())
-            ]
-        )
+        return TemplateList(items=await template_service.summaries(conn, program))
 
     return await read_only(engine, principal, work)
 

@@ -363,6 +363,34 @@ KINDS: dict[str, NotificationKind] = {
             {"confirm_url": "https://club.example/m/confirm/token"},
         ),
         _kind(
+            # A one-time code the member asked for to sign in to the app: sent at once, even
+            # to a member who opted out of service messages on the channel (they asked).
+            "sign_in_code",
+            Purpose.SERVICE,
+            {"code", "minutes"},
+            {
+                S: "Код для входа: {{ code }}",
+                T: "{{ member.name }}, ваш код для входа в приложение «{{ program.name }}»: "
+                "{{ code }}\nОн действует {{ minutes }} "
+                "{{ minutes|plural('минуту', 'минуты', 'минут') }}. Никому его не сообщайте. "
+                "Если вы не просили код, просто не отвечайте.",
+                SMS: "{{ code }} — код для входа. Никому его не сообщайте",
+                PT: "Код для входа",
+                PB: "{{ code }}",
+            },
+            {
+                S: "Your sign-in code: {{ code }}",
+                T: "{{ member.name }}, your code to sign in to the {{ program.name }} app: "
+                "{{ code }}\nIt is valid for {{ minutes }} "
+                "{{ minutes|plural('minute', 'minutes') }}. Do not share it with anyone. "
+                "If you did not ask for a code, ignore this message.",
+                SMS: "{{ code }} is your sign-in code. Do not share it",
+                PT: "Your sign-in code",
+                PB: "{{ code }}",
+            },
+            {"code": "482913", "minutes": 10},
+        ),
+        _kind(
             "ticket_reply",
             Purpose.SERVICE,
             {"subject", "reply", "author", "reply_to"},

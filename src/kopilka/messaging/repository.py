@@ -527,6 +527,37 @@ class MessagingRepository:
             ).scalar_one()
         )
 
+    async def done_counts(
+        self, conn: AsyncConnection, broadcast_ids: Sequence[UUID]
+    ) -> dict[UUID, int]:
+        """Members done per broadcast, for a page of broadcasts in one query."""
+        if not broadcast_ids:
+            return {}
+        r = recipients_t
+        rows = await conn.execute(
+            select(r.c.broadcast_id, func.count())
+            .where(one_of(conn, r.c.broadcast_id, broadcast_ids), r.c.done)
+            .group_by(r.c.broadcast_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def counts_of_broadcasts(
+        self, conn: AsyncConnection, broadcast_ids: Sequence[UUID]
+    ) -> dict[UUID, dict[str, int]]:
+        """Messages by status per broadcast, for a page of broadcasts in one query."""
+        if not broadcast_ids:
+            return {}
+        m = messages_t
+        rows = await conn.execute(
+            select(m.c.broadcast_id, m.c.status, func.count())
+            .where(one_of(conn, m.c.broadcast_id, broadcast_ids))
+            .group_by(m.c.broadcast_id, m.c.status)
+        )
+        found: dict[UUID, dict[str, int]] = {}
+        for row in rows:
+            found.setdefault(row[0], {})[row[1]] = int(row[2])
+        return found
+
     async def cancel_queued(self, conn: AsyncConnection, broadcast_id: UUID, now: datetime) -> None:
         """A cancelled broadcast's messages not yet sent: skipped, with the reason."""
         m = messages_t

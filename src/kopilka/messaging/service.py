@@ -437,7 +437,7 @@ class MessagingService:
         if channel is Channel.EMAIL and not address.isascii():
             return "an address that is not ASCII needs SMTPUTF8, which is not used yet"
         consents = batch.consents.get(recipient.id, [])
-        if not consent_allows(consents, str(channel), str(spec.purpose)):
+        if not consent_allows(consents, str(channel), str(spec.purpose), spec.key):
             return "no consent" if spec.purpose is Purpose.MARKETING else "opted out"
         suppressed = batch.suppressed.get((str(channel), address))
         if suppressed is not None:
@@ -452,6 +452,8 @@ class MessagingService:
         channel: Channel,
         at: datetime,
     ) -> dict[str, Any]:
+        if spec.key in SYSTEM_KINDS:
+            return {"due_at": at}  # the member is waiting for it: no quiet hours
         settings = batch.setup.settings
         zone = ZoneInfo(recipient.timezone or settings.timezone or batch.program.settings.timezone)
         quiet = settings.quiet_hours.window() if settings.quiet_hours is not None else None

@@ -36,8 +36,10 @@ from kopilka.messaging.domain import (
     language_of,
     render,
 )
+from kopilka.messaging.notifications import KINDS
 from kopilka.messaging.records import MessageRow, TemplateRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.messaging.schemas import TemplateSummary
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext
 
@@ -50,6 +52,28 @@ class TemplateService:
     ) -> None:
         self.repository = repository
         self.audience = audience
+
+    async def summaries(
+        self, conn: AsyncConnection, program: ProgramContext
+    ) -> list[TemplateSummary]:
+        """Every message kind: on or off, its channels, its variables and the version in use
+        per language (0: the shipped texts)."""
+        settings = (await messaging_service.setup(conn, program)).settings
+        saved = await messaging_service.saved_templates(conn, program)
+        return [
+            TemplateSummary(
+                kind=key,
+                purpose=spec.purpose,
+                enabled=settings.enabled(key),
+                channels=settings.channels_of(key),
+                variables=sorted(spec.allowed()),
+                versions={
+                    lang: saved[(key, lang)].version if (key, lang) in saved else 0
+                    for lang in LANGUAGES
+                },
+            )
+            for key, spec in sorted(KINDS.items())
+        ]
 
     async def template(
         self, conn: AsyncConnection, program: ProgramContext, kind: str, language: str

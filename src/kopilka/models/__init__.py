@@ -67,9 +67,13 @@ from kopilka.models.survey_version import SurveyVersion
 from kopilka.models.ticket import Ticket
 from kopilka.models.ticket_message import TicketMessage
 from kopilka.models.tier_change import TierChange
+from kopilka.models.wallet_registration import WalletRegistration
+from kopilka.models.wallet_setting import WalletSetting
 from kopilka.models.webhook_attempt import WebhookAttempt
 from kopilka.models.webhook_delivery import WebhookDelivery
 from kopilka.models.webhook_endpoint import WebhookEndpoint
+from kopilka.models.widget_session import WidgetSession
+from kopilka.models.widget_setting import WidgetSetting
 
 __all__ = [
     "ApiKey",
@@ -133,7 +137,11 @@ __all__ = [
     "Ticket",
     "TicketMessage",
     "TierChange",
+    "WalletRegistration",
+    "WalletSetting",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WidgetSession",
+    "WidgetSetting",
 ]

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
-from kopilka.audit.service import audit_service
 from kopilka.http import EngineDep, FastJSONResponse, in_transaction, requires
 from kopilka.kit.clock import clock
 from kopilka.privacy.erasure import erasure_service
@@ -37,18 +36,7 @@ async def export_member(
     facts and segments. The export is in the audit log."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, Any]:
-        now = clock.now()
-        document = await export_service.export(conn, program, member_id, now)
-        await audit_service.record(
-            conn,
-            program.id,
-            "member.exported",
-            subject_type="member",
-            subject_id=member_id,
-            now=now,
-            after={"sections": sorted(document)},
-        )
-        return document
+        return await export_service.export_recorded(conn, program, member_id, clock.now())
 
     return FastJSONResponse(await in_transaction(engine, principal, work))
 

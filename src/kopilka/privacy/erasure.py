@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
+from kopilka.memberaccess.service import member_access_service
 from kopilka.members.person import person_service
 from kopilka.members.service import member_service
 from kopilka.messaging import privacy as messaging_privacy
@@ -38,8 +39,9 @@ class ErasureService:
         """Erase the member's personal data: the profile's (and every identifier, freed),
         their messages' texts and addresses, their push subscriptions, what support wrote
         of them, the before and after of audit entries about them; marketing consent
-        withdrawn. Points, purchases, tiers and facts stay, under an id that names no one.
-        Erasing again changes nothing. 404 for a member not of the program."""
+        withdrawn; their app sessions ended. Points, purchases, tiers and facts stay, under
+        an id that names no one. Erasing again changes nothing. 404 for a member not of the
+        program."""
         found = await member_service.get(conn, program, member_id)
         if found.status == "erased":
             audit_service.nothing_changed()
@@ -56,6 +58,8 @@ class ErasureService:
             messages += await messaging_privacy.blank_messages(conn, program, person)
         for person in [member_id, *earlier]:
             await audit_service.erase_subject(conn, program.id, "member", person)
+        # Signed out everywhere: no app session outlives the person it stood for.
+        await member_access_service.end_all(conn, member_id, now)
         async with unit_of_work(conn, now) as unit:
             unit.emit(
                 MemberErased(

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.audit.service import audit_service
 from kopilka.coupons.service import coupon_service
 from kopilka.crm.service import crm_service
 from kopilka.giftcards.service import gift_card_service
@@ -168,6 +169,23 @@ class ExportService:
             "facts": plain(await crm_service.facts(conn, program, member_id, now)),
             "segments": plain(await segment_service.of_member(conn, program, member_id)),
         }
+        return document
+
+    async def export_recorded(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> dict[str, Any]:
+        """``export``, with the export in the audit log (by whoever is acting: staff, a key,
+        or the member from the app)."""
+        document = await self.export(conn, program, member_id, now)
+        await audit_service.record(
+            conn,
+            program.id,
+            "member.exported",
+            subject_type="member",
+            subject_id=member_id,
+            now=now,
+            after={"sections": sorted(document)},
+        )
         return document
 
     async def _points(

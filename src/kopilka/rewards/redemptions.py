@@ -320,6 +320,30 @@ class RedemptionService:
             items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
         )
 
+    async def of_reward(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+        status: str | None = None,
+    ) -> RedemptionPage:
+        """A reward's redemptions (of ``status`` if given), newest first: what staff fulfil
+        or cancel."""
+        reward = await self.repository.get_by_key(conn, program.id, key)
+        if reward is None:
+            raise NotFound(f"no reward {key!r}", field="key")
+        rows = await self.repository.of_reward(
+            conn, program.id, reward.id, limit=limit, before=before, status=status
+        )
+        items = [redemption_out(row) for row in rows]
+        last = items[-1] if len(items) == limit else None
+        return RedemptionPage(
+            items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
+        )
+
     # --- events ------------------------------------------------------------------------------
 
     async def _event(

@@ -108,6 +108,13 @@ class RewardRepository:
             .values(stock=rewards_t.c.stock + 1, updated_at=now)
         )
 
+    async def lock(self, conn: AsyncConnection, reward_id: UUID) -> None:
+        """Take the reward row's lock (PostgreSQL; SQLite has one writer): a redemption's
+        stock update waits for it, so stock set from a count of redemptions stays exact."""
+        if is_postgres(conn):
+            query = select(rewards_t.c.id).where(rewards_t.c.id == reward_id).with_for_update()
+            await conn.execute(query)
+
     async def campaign_kinds(
         self, conn: AsyncConnection, program_id: UUID, keys: Sequence[str]
     ) -> dict[str, str]:
@@ -194,6 +201,19 @@ class RewardRepository:
         found = {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
         return {reward_id: found.get(reward_id, 0) for reward_id in reward_ids}
 
+    async def redeemed(self, conn: AsyncConnection, reward_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """Each reward's redemptions that were not cancelled, by every member."""
+        if not reward_ids:
+            return {}
+        c = redemptions_t.c
+        query = (
+            select(c.reward_id, func.count())
+            .where(one_of(conn, c.reward_id, set(reward_ids)), c.status != "cancelled")
+            .group_by(c.reward_id)
+        )
+        found = {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
+        return {reward_id: found.get(reward_id, 0) for reward_id in reward_ids}
+
     async def insert_redemption(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         await insert_rows(conn, redemptions_t, [row])
 
@@ -231,6 +251,31 @@ class RewardRepository:
             .join(rewards_t, rewards_t.c.id == c.reward_id)
             .where(c.member_id == member_id, c.program_id == program_id)
         )
+        if before is not None:
+            query = query.where(tuple_(c.created_at, c.id) < tuple_(*before))
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        return list((await conn.execute(query)).all())
+
+    async def of_reward(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        reward_id: UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, UUID] | None,
+        status: str | None = None,
+    ) -> list[Any]:
+        """The reward's redemptions (of ``status`` if given), newest first, keyset-paginated
+        on (created_at, id)."""
+        c = redemptions_t.c
+        query = (
+            select(*_REDEMPTION_COLUMNS)
+            .join(rewards_t, rewards_t.c.id == c.reward_id)
+            .where(c.reward_id == reward_id, c.program_id == program_id)
+        )
+        if status is not None:
+            query = query.where(c.status == status)
         if before is not None:
             query = query.where(tuple_(c.created_at, c.id) < tuple_(*before))
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit)

@@ -234,6 +234,40 @@ class RewardService:
             await self.repository.update(conn, row.id, changes | {"updated_at": now})
         return await self.get(conn, program, key, None, now)
 
+    async def set_total_stock(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        total: int | None,
+        now: datetime,
+    ) -> Reward:
+        """Restock by the number of items in all (the console's "total"): what is left
+        becomes ``total`` less the redemptions that were not cancelled; ``None`` makes the
+        stock unlimited. A total below what has been redeemed is refused, naming
+        ``stock_total``. The reward's row is locked first, so a redemption racing this
+        either is counted or takes its item from the new stock, never neither."""
+        row = await self._require(conn, program, key)
+        if total is None:
+            return await self.update(conn, program, key, RewardUpdate(stock=None), now)
+        await self.repository.lock(conn, row.id)
+        redeemed = (await self.repository.redeemed(conn, [row.id]))[row.id]
+        if total < redeemed:
+            raise InvalidInput(
+                f"a total stock of {total} is below the {redeemed} already redeemed",
+                field="stock_total",
+                redeemed=redeemed,
+            )
+        await self.repository.update(conn, row.id, {"stock": total - redeemed, "updated_at": now})
+        return await self.get(conn, program, key, None, now)
+
+    async def redeemed(
+        self, conn: AsyncConnection, program: ProgramContext, reward_ids: Sequence[UUID]
+    ) -> dict[UUID, int]:
+        """How many of each reward have been redeemed (redemptions not cancelled): with the
+        stock left, what the console shows as the total."""
+        return await self.repository.redeemed(conn, reward_ids)
+
     async def _require(self, conn: AsyncConnection, program: ProgramContext, key: str) -> Any:
         row = await self.repository.get_by_key(conn, program.id, key)
         if row is None:
@@ -417,6 +451,14 @@ class RewardService:
     @staticmethod
     def _next(items: Sequence[Reward], more: bool) -> str | None:
         return encode_cursor(items[-1].key) if more and items else None
+
+    async def names(
+        self, conn: AsyncConnection, program: ProgramContext, keys: Sequence[str]
+    ) -> dict[str, str]:
+        """The names of the rewards of ``keys`` that exist (in one query): what a member's
+        offer of a reward is called."""
+        found = await self.repository.by_keys(conn, program.id, keys)
+        return {key: row.name for key, row in found.items()}
 
     # --- code pools --------------------------------------------------------------------------
 

@@ -1,7 +1,5 @@
 """HTTP routes of segments: parse, one service call, schema."""
 
-import csv
-import io
 from typing import Annotated
 from uuid import UUID
 
@@ -14,8 +12,8 @@ from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput
 from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
-from kopilka.kit.csvcells import safe_cell
 from kopilka.programs.service import ProgramContext
+from kopilka.segments.export import members_csv
 from kopilka.segments.schemas import (
     CountResult,
     ListResult,
@@ -33,7 +31,6 @@ from kopilka.segments.schemas import (
 from kopilka.segments.service import segment_service
 
 router = APIRouter(prefix="/v1", tags=["segments"])
-EXPORT_PAGE = 5000
 
 
 def _after(cursor: str | None) -> UUID | None:
@@ -205,22 +202,12 @@ async def export_segment(
     """Every member of the segment as CSV (id, name): personal data, hence
     ``members.export``."""
 
-    async def everything(conn: AsyncConnection, program: ProgramContext) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["member_id", "name"])
-        after: UUID | None = None
-        while True:
-            page = await segment_service.members(
-                conn, program, key, after, EXPORT_PAGE, clock.now()
-            )
-            for item in page.items:
-                writer.writerow([str(item.member_id), safe_cell(item.name or "")])
-            if page.next_cursor is None:
-                return out.getvalue()
-            after = page.items[-1].member_id
-
-    body = await read_only(engine, principal, everything, snapshot=True)
+    body = await read_only(
+        engine,
+        principal,
+        lambda conn, program: members_csv(conn, program, key, clock.now()),
+        snapshot=True,
+    )
     return Response(
         body,
         media_type="text/csv",

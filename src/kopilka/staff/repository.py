@@ -52,6 +52,21 @@ class StaffRepository:
         query = query.order_by(staff_t.c.created_at, staff_t.c.id).limit(limit)
         return list((await conn.execute(query)).all())
 
+    async def active_with_roles(
+        self, conn: AsyncConnection, program_id: UUID, roles: list[str]
+    ) -> list[Any]:
+        """(id, name) of the program's active staff of these roles, by name."""
+        query = (
+            select(staff_t.c.id, staff_t.c.name)
+            .where(
+                staff_t.c.program_id == program_id,
+                staff_t.c.status == "active",
+                staff_t.c.role.in_(roles),
+            )
+            .order_by(staff_t.c.name, staff_t.c.id)
+        )
+        return list((await conn.execute(query)).all())
+
     async def active_owners(self, conn: AsyncConnection, program_id: UUID) -> int:
         query = select(func.count()).where(
             staff_t.c.program_id == program_id,

@@ -54,6 +54,13 @@ class StaffOut(BaseModel):
     updated_at: datetime
 
 
+class StaffRef(BaseModel):
+    """A staff member as others see them: to assign a ticket, to name who did something."""
+
+    id: UUID
+    name: str
+
+
 class StaffPage(BaseModel):
     items: list[StaffOut]
     next_cursor: str | None

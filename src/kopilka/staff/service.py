@@ -26,6 +26,7 @@ from kopilka.staff.schemas import (
     SignIn,
     StaffCreate,
     StaffOut,
+    StaffRef,
     StaffUpdate,
     TotpSetup,
 )
@@ -399,6 +400,25 @@ class StaffService:
             and row.status == "active"
             and Permission.TICKETS_HANDLE in ROLE_PERMISSIONS[Role(row.role)]
         )
+
+    async def ticket_handlers(self, conn: AsyncConnection, program_id: UUID) -> list[StaffRef]:
+        """The active staff a ticket may be assigned to (their role handles tickets), by
+        name."""
+        roles = [
+            str(role)
+            for role, granted in ROLE_PERMISSIONS.items()
+            if Permission.TICKETS_HANDLE in granted
+        ]
+        rows = await self.repository.active_with_roles(conn, program_id, roles)
+        return [StaffRef(id=row.id, name=row.name) for row in rows]
+
+    async def pending_totp(self, conn: AsyncConnection, principal: Principal) -> TotpSetup | None:
+        """The authenticator set-up this staff member started and has not confirmed yet (its
+        secret, to show again until a code confirms it); None if there is none."""
+        row = await self._own_row(conn, principal)
+        if row.totp_enabled or row.totp_secret is None:
+            return None
+        return TotpSetup(secret=row.totp_secret, uri=domain.totp_uri(row.totp_secret, row.email))
 
     async def me(self, conn: AsyncConnection, principal: Principal) -> StaffOut:
         return _out(await self._own_row(conn, principal))

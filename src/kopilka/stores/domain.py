@@ -2,6 +2,7 @@
 open at a moment, and the nearest-first search's radii. Pure."""
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -119,3 +120,25 @@ def next_radius(radius: float, found: int, wanted: int, limit_m: float | None) -
         # Stores spread evenly would fill ``wanted`` within radius × √(wanted / found).
         factor = max(MIN_GROWTH, min(GROWTH, math.sqrt(wanted / found) * DENSITY_MARGIN))
     return min(radius * factor, last)
+
+
+# --- finding stores by words (the members' app) -------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+def _folded(text: str) -> str:
+    # Case aside, and ё written as е (as most people type it).
+    return text.casefold().replace("ё", "е")
+
+
+def search_words(text: str) -> list[str]:
+    """The words of what a person typed (a city, a street, a store's name), folded."""
+    return _WORD.findall(_folded(text))
+
+
+def matches_words(words: list[str], *texts: str | None) -> bool:
+    """Whether every word is found in the texts (a store's name, address, region), case and
+    ё/е aside: "москва тверская" finds "ул. Тверская, 1, Москва"."""
+    haystack = _folded(" ".join(t for t in texts if t))
+    return bool(words) and all(w in haystack for w in words)

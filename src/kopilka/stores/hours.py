@@ -180,3 +180,30 @@ def parse_special_text(text: str) -> dict[str, list[str]]:
             raise ValueError(f"{rule!r}: give the day's times or 'off'")
         special[day.isoformat()] = [format_interval(i) for i in day_intervals(_times(times_text))]
     return special
+
+
+_DAY_NAMES = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
+
+
+def week_text(document: Mapping[str, Sequence[str]]) -> str:
+    """A stored week in the text form, consecutive days with the same intervals as one
+    rule: ``{"mon": ["09:00-21:00"], …, "sun": []}`` → ``Mo-Sa 09:00-21:00; Su off``
+    (``24/7`` when every day is the whole day). :func:`parse_week_text` reads it back."""
+    days = [tuple(document.get(key) or ()) for key in DAY_KEYS]
+    if all(day == ("00:00-24:00",) for day in days):
+        return "24/7"
+    rules: list[str] = []
+    start = 0
+    for index in range(1, len(days) + 1):
+        if index < len(days) and days[index] == days[start]:
+            continue
+        span = _DAY_NAMES[start] + (f"-{_DAY_NAMES[index - 1]}" if index - 1 > start else "")
+        rules.append(f"{span} {','.join(days[start]) or 'off'}")
+        start = index
+    return "; ".join(rules)
+
+
+def special_text(document: Mapping[str, Sequence[str]]) -> str:
+    """Special dates in the text form (``2026-12-31 10:00-16:00; 2027-01-01 off``), in date
+    order; :func:`parse_special_text` reads it back."""
+    return "; ".join(f"{day} {','.join(document[day]) or 'off'}" for day in sorted(document))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,6 +41,15 @@ def _has_tag(conn: AsyncConnection, tag: str) -> ColumnElement[bool]:
         return stores_t.c.tags.op("@>")(cast([tag], JSONB))
     each = func.json_each(stores_t.c.tags).table_valued("value")
     return exists(select(1).select_from(each).where(column("value") == tag))
+
+
+# Stores by place: by region (stores without one last), then name, then code.
+_PLACE_ORDER = (
+    stores_t.c.region.is_(None),
+    func.coalesce(stores_t.c.region, ""),
+    stores_t.c.name,
+    stores_t.c.code,
+)
 
 
 def _among(conn: AsyncConnection, codes: frozenset[str]) -> ColumnElement[bool]:
@@ -142,10 +152,11 @@ class StoreRepository:
         tag: str | None,
         open_only: bool,
         only: frozenset[str] | None,
+        trading_only: bool = False,
     ) -> list[Any]:
         """Stores with coordinates in any of ``boxes`` (a range of ``ix_stores_location``
         per box): their code and coordinates; with ``open_only``, open stores only, with their
-        time zone, hours and status."""
+        time zone, hours and status; with ``trading_only``, none whose status is closed."""
         within = or_(
             *[
                 and_(
@@ -157,12 +168,40 @@ class StoreRepository:
         )
         columns = NEAR_COLUMNS + HOURS_COLUMNS if open_only else NEAR_COLUMNS
         query = select(*columns).where(stores_t.c.program_id == program_id, within)
-        if open_only:
+        if open_only or trading_only:
             query = query.where(stores_t.c.status == "open")
         if tag is not None:
             query = query.where(_has_tag(conn, tag))
         if only is not None:
             query = query.where(_among(conn, only))
+        return list((await conn.execute(query)).all())
+
+    # --- the members' app: stores by place, and their texts to search --------------------
+
+    async def trading_texts(self, conn: AsyncConnection, program_id: UUID) -> list[Any]:
+        """(code, name, address, region) of every trading store, in place order: what a
+        search by words looks through (narrow rows; the matching is done by the service)."""
+        c = stores_t.c
+        query = (
+            select(c.code, c.name, c.address, c.region)
+            .where(c.program_id == program_id, c.status == "open")
+            .order_by(*_PLACE_ORDER)
+        )
+        return list((await conn.execute(query)).all())
+
+    async def trading_by_place(
+        self, conn: AsyncConnection, program_id: UUID, *, limit: int, after: str | None
+    ) -> list[Any]:
+        """Trading stores in place order (region, stores without one last; then name and
+        code), after the store whose code is ``after``."""
+        c = stores_t.c
+        query = select(stores_t).where(c.program_id == program_id, c.status == "open")
+        if after is not None:
+            last = await self.get(conn, program_id, after)
+            if last is not None:
+                key = (last.region is None, last.region or "", last.name, last.code)
+                query = query.where(tuple_(*_PLACE_ORDER) > tuple_(*key))
+        query = query.order_by(*_PLACE_ORDER).limit(limit)
         return list((await conn.execute(query)).all())
 
 

@@ -221,9 +221,11 @@ class StoreService:
         tag: str | None = None,
         open_now: bool = False,
         visible: frozenset[str] | None = None,
+        trading_only: bool = False,
     ) -> NearestResult:
         """The ``limit`` stores nearest to the point (within ``radius_m``), nearest first;
-        ``open_now``: only stores open at ``now`` by their hours.
+        ``open_now``: only stores open at ``now`` by their hours; ``trading_only``: none
+        that closed for good (the members' app).
 
         A circle is searched by the boxes that contain it (index ranges on the
         coordinates), the rows found are measured exactly, and the circle widens until it
@@ -241,6 +243,7 @@ class StoreService:
                 tag=tag,
                 open_only=open_now,
                 only=visible,
+                trading_only=trading_only,
             )
             found = []
             for row in rows:
@@ -263,6 +266,47 @@ class StoreService:
         # Equal distances in code order: an answer does not depend on the rows' order.
         items.sort(key=lambda s: (s.distance_m, s.code))
         return NearestResult(items=items, searched_m=geo.whole_metres(searched))
+
+    # --- the members' app --------------------------------------------------------------------
+
+    async def by_place(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        now: datetime,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> StorePage:
+        """Trading stores by place: by region (stores without one last), then name; after
+        the store whose code is ``after`` (the cursor is a code)."""
+        rows = await self.repository.trading_by_place(conn, program.id, limit=limit, after=after)
+        items = [Store.model_validate(_view(r, now)) for r in rows]
+        return StorePage(items=items, next_cursor=rows[-1].code if len(rows) == limit else None)
+
+    async def search(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        text: str,
+        now: datetime,
+        *,
+        limit: int = 50,
+    ) -> list[Store]:
+        """Trading stores whose name, address or region hold every word of ``text`` (a
+        city, a street), case and ё/е aside, by place; at most ``limit``.
+
+        The words are matched here rather than by ``LIKE``: SQLite folds the case of
+        ASCII letters only, and a Cyrillic city must be found on both databases. One
+        narrow read of the program's trading stores (thousands of rows at most)."""
+        words = domain.search_words(text)
+        if not words:
+            return []
+        rows = await self.repository.trading_texts(conn, program.id)
+        found = (r for r in rows if domain.matches_words(words, r.name, r.address, r.region))
+        codes = [r.code for r in found][:limit]
+        by_code = await self.repository.by_codes(conn, program.id, codes)
+        return [Store.model_validate(_view(by_code[c], now)) for c in codes if c in by_code]
 
     # --- changes ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ No database, no web framework, no clock: every function takes the instant it nee
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -88,6 +88,21 @@ DEFAULT_SLA_HOURS: dict[Priority, tuple[int, int]] = {
     Priority.HIGH: (4, 24),
     Priority.URGENT: (1, 8),
 }
+
+
+class QueueOrder(StrEnum):
+    """How a list of tickets is ordered: the nearest deadline first (the queue), or by
+    when they were opened."""
+
+    DEADLINE = "deadline"
+    NEWEST = "newest"
+    OLDEST = "oldest"
+
+
+def queue_statuses(status: Sequence[TicketStatus] | None) -> list[str]:
+    """The statuses a queue shows: those asked for, else the tickets still owed something
+    (new, open, waiting)."""
+    return [str(s) for s in status] if status else [str(s) for s in S if s not in DONE]
 
 
 def may_move(current: TicketStatus, target: TicketStatus) -> bool:
@@ -348,18 +363,19 @@ class Score:
     satisfied: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
 
-    def add(self, score: int) -> None:
-        self.responses += 1
-        self.total += score
-        self.histogram[score] = self.histogram.get(score, 0) + 1
+    def add(self, score: int, times: int = 1) -> None:
+        """``times`` answers of ``score``."""
+        self.responses += times
+        self.total += score * times
+        self.histogram[score] = self.histogram.get(score, 0) + times
         if score >= 9:
-            self.promoters += 1
+            self.promoters += times
         elif score >= 7:
-            self.passives += 1
+            self.passives += times
         else:
-            self.detractors += 1
+            self.detractors += times
         if score >= 4:
-            self.satisfied += 1
+            self.satisfied += times
 
     @property
     def average(self) -> float | None:
@@ -407,3 +423,11 @@ def scores(
         groups.setdefault(key, Score(key)).add(answer.score)
     ordered = sorted(groups.values(), key=lambda s: (s.group is None, s.group or ""))
     return overall, ordered
+
+
+def score_of_counts(counts: Mapping[int, int], group: str | None = None) -> Score:
+    """The figures of answers counted per score (score → how many gave it)."""
+    score = Score(group)
+    for value, times in sorted(counts.items()):
+        score.add(value, times)
+    return score

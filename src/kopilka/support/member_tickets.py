@@ -1,16 +1,30 @@
 """The member's own view of their tickets: public messages only."""
 
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Principal
+from kopilka.errors import NotFound
 from kopilka.kit.pagination import encode_cursor
 from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext
 from kopilka.support.repository import Key, SupportRepository, support_repository
 from kopilka.support.schemas import MemberTicket, MemberTicketPage, TicketMessage
 from kopilka.support.ticket_rows import message_out
+
+
+def _member_view(row: Any, messages: list[TicketMessage]) -> MemberTicket:
+    return MemberTicket(
+        id=row.id,
+        subject=row.subject,
+        category=row.category,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        messages=messages,
+    )
 
 
 async def member_tickets(
@@ -38,19 +52,26 @@ async def member_tickets(
     by_ticket: dict[UUID, list[TicketMessage]] = {}
     for m in messages:
         by_ticket.setdefault(m.ticket_id, []).append(message_out(m._mapping))
-    items = [
-        MemberTicket(
-            id=r.id,
-            subject=r.subject,
-            category=r.category,
-            status=r.status,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-            messages=by_ticket.get(r.id, []),
-        )
-        for r in rows
-    ]
+    items = [_member_view(r, by_ticket.get(r.id, [])) for r in rows]
     last = rows[-1] if len(rows) == limit else None
     return MemberTicketPage(
         items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None
     )
+
+
+async def member_ticket(
+    conn: AsyncConnection,
+    program: ProgramContext,
+    member_id: UUID,
+    ticket_id: UUID,
+    *,
+    repository: SupportRepository = support_repository,
+) -> MemberTicket:
+    """One of the member's own tickets with its public messages, oldest first (internal
+    notes never); NotFound for a ticket that is not theirs, as for one that does not
+    exist."""
+    row = await repository.ticket(conn, program.id, ticket_id)
+    if row is None or row.member_id != member_id:
+        raise NotFound(f"ticket {ticket_id} not found", field="ticket_id")
+    messages = await repository.messages(conn, [row.id], public_only=True)
+    return _member_view(row, [message_out(m._mapping) for m in messages])

@@ -30,6 +30,7 @@ from kopilka.models import (
     TicketMessage,
 )
 from kopilka.models.base import table
+from kopilka.support.domain import QueueOrder
 
 interactions_t = table(Interaction)
 settings_t = table(SupportSetting)
@@ -155,9 +156,13 @@ class SupportRepository:
         stores: Collection[str] | None,
         after: Key | None,
         limit: int,
+        channel: str | None = None,
+        order: QueueOrder = QueueOrder.DEADLINE,
     ) -> list[Any]:
-        """Tickets by their next deadline, the oldest first. ``breached_at``: only those
-        past a deadline at that instant (flagged by the job, or due and not yet flagged)."""
+        """Tickets by their next deadline, the oldest first (or by their opening, the
+        newest or the oldest first); ``after`` is the last one's key in that order.
+        ``breached_at``: only those past a deadline at that instant (flagged by the job,
+        or due and not yet flagged)."""
         c = tickets_t.c
         query = select(tickets_t).where(c.program_id == program_id)
         if statuses is not None:
@@ -174,6 +179,8 @@ class SupportRepository:
             query = query.where(c.store == store)
         if member_id is not None:
             query = query.where(c.member_id == member_id)
+        if channel is not None:
+            query = query.where(c.channel == channel)
         if breached_at is not None:
             running = c.paused_at.is_(None) & c.status.in_(("new", "open"))
             query = query.where(
@@ -188,10 +195,19 @@ class SupportRepository:
                 )
             )
         query = _where_stores(query, conn, c.store, stores)
-        if after is not None:
-            query = query.where(tuple_(c.due_at, c.id) > tuple_(*after))
-        query = query.order_by(c.due_at, c.id).limit(limit)
-        return list((await conn.execute(query)).all())
+        if order is QueueOrder.NEWEST:
+            if after is not None:
+                query = query.where(tuple_(c.created_at, c.id) < tuple_(*after))
+            query = query.order_by(c.created_at.desc(), c.id.desc())
+        elif order is QueueOrder.OLDEST:
+            if after is not None:
+                query = query.where(tuple_(c.created_at, c.id) > tuple_(*after))
+            query = query.order_by(c.created_at, c.id)
+        else:
+            if after is not None:
+                query = query.where(tuple_(c.due_at, c.id) > tuple_(*after))
+            query = query.order_by(c.due_at, c.id)
+        return list((await conn.execute(query.limit(limit))).all())
 
     async def member_tickets(
         self,
@@ -429,6 +445,35 @@ class SupportRepository:
             query = query.where(c.answered_at < until)
         query = _where_stores(query, conn, c.store, stores)
         return list((await conn.execute(query)).all())
+
+    async def score_counts(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        keys: Collection[str],
+        *,
+        stores: Collection[str] | None,
+    ) -> dict[str, dict[int, int]]:
+        """survey key → score → how many scored answers gave it, for these surveys."""
+        if not keys:
+            return {}
+        c = responses_t.c
+        query = (
+            select(surveys_t.c.key, c.score, func.count())
+            .join(surveys_t, surveys_t.c.id == c.survey_id)
+            .where(
+                surveys_t.c.program_id == program_id,
+                one_of(conn, surveys_t.c.key, set(keys)),
+                c.score.is_not(None),
+            )
+        )
+        query = _where_stores(query, conn, c.store, stores)
+        counts: dict[str, dict[int, int]] = {}
+        for key, score, times in (
+            await conn.execute(query.group_by(surveys_t.c.key, c.score))
+        ).all():
+            counts.setdefault(key, {})[int(score)] = int(times)
+        return counts
 
     async def member_responses(
         self,

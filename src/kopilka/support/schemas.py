@@ -430,6 +430,11 @@ class ResponsePage(BaseModel):
     next_cursor: str | None
 
 
+class ScoreCount(BaseModel):
+    score: int
+    responses: int
+
+
 class ScoreOut(BaseModel):
     group: str | None = Field(description="The store, month (YYYY-MM) or staff id.")
     responses: int
@@ -440,6 +445,10 @@ class ScoreOut(BaseModel):
     passives: int
     detractors: int
     satisfied: int
+    distribution: list[ScoreCount] = Field(
+        description="How many answers gave each score, lowest first (every score the "
+        "question allows, 0 where no one gave it)."
+    )
 
 
 class Scores(BaseModel):

@@ -37,8 +37,8 @@ from kopilka.support.domain import (
     SurveyTrigger,
 )
 from kopilka.support.repository import SupportRepository, support_repository
+from kopilka.support.schemas import Question as QuestionOut
 from kopilka.support.schemas import (
-    Answer,
     QuestionIn,
     ResponseCreate,
     ResponsePage,
@@ -50,8 +50,8 @@ from kopilka.support.schemas import (
     SurveyResponse,
     SurveyUpdate,
 )
-from kopilka.support.schemas import Question as QuestionOut
 from kopilka.support.service import support_service
+from kopilka.support.survey_rows import response_out, score_out
 
 # The custom event a survey answer is recorded as, for the rules.
 ANSWERED_EVENT = "survey_answered"
@@ -146,14 +146,16 @@ class SurveyService:
         now: datetime,
     ) -> Survey:
         """Change a survey. New questions replace the version in use while it has no
-        answers; once it has, they make the next version (answers keep theirs)."""
+        answers; once it has, they make the next version (answers keep theirs). The same
+        questions again change nothing (no new version)."""
         row = dict((await self._survey(conn, program, key, lock=True))._mapping)
         values: dict[str, Any] = {
             name: str(value) if name == "trigger" else value
             for name, value in data.model_dump(exclude_unset=True, exclude={"questions"}).items()
             if value is not None or name == "description"
         }
-        if data.questions is not None:
+        current = await self.repository.questions(conn, row["id"], row["version"])
+        if data.questions is not None and _stored(data.questions) != current:
             answered = await self.repository.response_counts(conn, [row["id"]], row["version"])
             if answered.get(row["id"], 0):
                 values["version"] = row["version"] + 1
@@ -385,7 +387,7 @@ class SurveyService:
             given = [a.model_dump(mode="json") for a in data.answers]
             if given != answered.answers:
                 raise Conflict("this invitation has been answered already", field="invitation_id")
-            return 200, _response(answered._mapping, survey.key).model_dump(mode="json"), True
+            return 200, response_out(answered._mapping, survey.key).model_dump(mode="json"), True
         if invitation.expires_at < now:
             raise Conflict("this invitation has expired", field="invitation_id")
         out = await self._record(conn, program, survey, data, invitation, now)
@@ -471,7 +473,7 @@ class SurveyService:
             ),
             now,
         )
-        return _response(row, survey.key)
+        return response_out(row, survey.key)
 
     async def _occasion(
         self, conn: AsyncConnection, program: ProgramContext, data: ResponseCreate, invitation: Any
@@ -525,7 +527,7 @@ class SurveyService:
             before=before,
             limit=limit,
         )
-        items = [_response(r._mapping, key) for r in rows]
+        items = [response_out(r._mapping, key) for r in rows]
         last = items[-1] if len(items) == limit else None
         return ResponsePage(
             items=items, next_cursor=encode_cursor(last.answered_at, last.id) if last else None
@@ -552,47 +554,34 @@ class SurveyService:
         )
         answers = [ScoredAnswer(r.answered_at, r.store, r.staff_id, int(r.score)) for r in rows]
         overall, groups = domain.scores(answers, by, ZoneInfo(program.settings.timezone))
+        scored = domain.scored_question(questions)
+        bounds = scored.bounds() if scored else None
         return Scores(
             survey=key,
             kind=domain.survey_kind(questions),
             by=str(by),
             since=since,
             until=until,
-            overall=_score(overall),
-            groups=[_score(g) for g in groups],
+            overall=score_out(overall, bounds),
+            groups=[score_out(g, bounds) for g in groups],
         )
 
-
-def _score(score: domain.Score) -> ScoreOut:
-    return ScoreOut(
-        group=score.group,
-        responses=score.responses,
-        average=score.average,
-        nps=score.nps,
-        csat=score.csat,
-        promoters=score.promoters,
-        passives=score.passives,
-        detractors=score.detractors,
-        satisfied=score.satisfied,
-    )
-
-
-def _response(row: Any, key: str) -> SurveyResponse:
-    return SurveyResponse(
-        id=row["id"],
-        survey=key,
-        version=row["version"],
-        member_id=row["member_id"],
-        invitation_id=row["invitation_id"],
-        purchase_id=row["purchase_id"],
-        ticket_id=row["ticket_id"],
-        store=row["store"],
-        staff_id=row["staff_id"],
-        score=row["score"],
-        answers=[Answer(question=a["question"], value=a["value"]) for a in row["answers"]],
-        channel=row["channel"],
-        answered_at=row["answered_at"],
-    )
+    async def overall_scores(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        principal: Principal | None,
+        keys: Collection[str],
+    ) -> dict[str, ScoreOut]:
+        """The overall figures of several surveys at once (one grouped query), over every
+        scored answer a store-limited principal may see: a list of surveys with their
+        scores."""
+        stores: Collection[str] | None = principal.stores if principal else None
+        counts = await self.repository.score_counts(conn, program.id, keys, stores=stores)
+        return {
+            key: score_out(domain.score_of_counts(histogram), None)
+            for key, histogram in counts.items()
+        }
 
 
 survey_service = SurveyService()

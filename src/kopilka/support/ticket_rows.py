@@ -5,7 +5,8 @@ from typing import Any
 from uuid import UUID
 
 from kopilka.kit.ids import new_id
-from kopilka.support.domain import Sla, TicketStatus
+from kopilka.kit.pagination import encode_cursor
+from kopilka.support.domain import QueueOrder, Sla, TicketStatus
 from kopilka.support.schemas import Author, Ticket, TicketMessage
 from kopilka.support.schemas import Sla as SlaOut
 
@@ -117,3 +118,11 @@ def ticket_out(row: Any, now: datetime) -> Ticket:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+def queue_cursor(items: list[Ticket], limit: int, order: QueueOrder) -> str | None:
+    """The cursor after a full page of the queue: the last ticket's key in its order."""
+    last = items[-1] if len(items) == limit else None
+    if last is None:
+        return None
+    return encode_cursor(last.due_at if order is QueueOrder.DEADLINE else last.created_at, last.id)

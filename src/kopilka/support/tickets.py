@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.access.domain import Principal
 from kopilka.errors import Conflict, Forbidden, InvalidInput, NotFound
 from kopilka.kit.ids import new_id
-from kopilka.kit.pagination import encode_cursor
 from kopilka.members.service import member_service
 from kopilka.outbox.support_events import (
     TicketOpened,
@@ -28,7 +27,7 @@ from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.staff.service import staff_service
 from kopilka.support import domain
-from kopilka.support.domain import Priority, Sla, TicketStatus
+from kopilka.support.domain import Priority, QueueOrder, Sla, TicketStatus
 from kopilka.support.repository import SupportRepository, support_repository
 from kopilka.support.schemas import (
     MemberReplyCreate,
@@ -47,6 +46,7 @@ from kopilka.support.surveys import survey_service
 from kopilka.support.ticket_rows import (
     message_out,
     message_row,
+    queue_cursor,
     sla_columns,
     sla_of,
     ticket_out,
@@ -267,20 +267,18 @@ class TicketService:
         store: str | None = None,
         member_id: UUID | None = None,
         breached: bool = False,
+        channel: str | None = None,
+        order: QueueOrder = QueueOrder.DEADLINE,
         after: Key | None = None,
         limit: int = 50,
     ) -> TicketPage:
-        """The queue, the oldest deadline first. Without ``status`` the tickets still owed
-        something (new, open, waiting)."""
-        statuses = (
-            [str(s) for s in status]
-            if status
-            else [str(s) for s in domain.S if s not in domain.DONE]
-        )
+        """The queue, the oldest deadline first (or the newest or oldest opened first, by
+        ``order``). Without ``status`` the tickets still owed something (new, open,
+        waiting). The cursor is the last ticket's key in that order."""
         rows = await self.repository.queue(
             conn,
             program.id,
-            statuses=statuses,
+            statuses=domain.queue_statuses(status),
             assignee_id=assignee_id,
             unassigned=unassigned,
             priority=str(priority) if priority else None,
@@ -288,15 +286,14 @@ class TicketService:
             store=store,
             member_id=member_id,
             breached_at=now if breached else None,
+            channel=channel,
+            order=order,
             stores=principal.stores if principal else None,
             after=after,
             limit=limit,
         )
         items = [ticket_out(r._mapping, now) for r in rows]
-        last = items[-1] if len(items) == limit else None
-        return TicketPage(
-            items=items, next_cursor=encode_cursor(last.due_at, last.id) if last else None
-        )
+        return TicketPage(items=items, next_cursor=queue_cursor(items, limit, order))
 
     async def _visible_ticket(
         self,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
@@ -234,6 +234,21 @@ class TierRepository:
                 inserts.append(row | {"program_id": program_id})
         uow.insert(tiers_t, inserts)
         uow.update(tiers_t, ("member_id",), updates)
+
+    # --- counts for the console ---------------------------------------------------------------
+
+    async def members_per_stored_tier(
+        self, conn: AsyncConnection, program_id: UUID
+    ) -> dict[str | None, int]:
+        """Members of the program per stored tier, in one grouped query; ``None`` counts
+        the members without a tier row (the entry tier)."""
+        query = (
+            select(tiers_t.c.tier, func.count())
+            .select_from(members_t.outerjoin(tiers_t, tiers_t.c.member_id == members_t.c.id))
+            .where(members_t.c.program_id == program_id)
+            .group_by(tiers_t.c.tier)
+        )
+        return {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
 
 
 tier_repository = TierRepository()

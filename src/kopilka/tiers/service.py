@@ -570,6 +570,25 @@ class TierService:
                 moves.append((member_id, change.from_tier, change.to_tier))
         return moves
 
+    # --- counts for the console ---------------------------------------------------------------
+
+    async def members_per_tier(
+        self, conn: AsyncConnection, program: ProgramContext
+    ) -> dict[str, int]:
+        """How many members hold each rung of the ladder, bottom first, by their stored
+        tier: members without a tier row, and those on a tier the ladder no longer has,
+        are on the entry tier (as everywhere on the ladder). A manual tier past its end
+        counts until a purchase or the review job records its end. Empty without a ladder."""
+        ladder = ladder_of(program)
+        if ladder is None:
+            return {}
+        counts = {level.id: 0 for level in ladder.levels}
+        entry = ladder.levels[0].id
+        stored = await self.repository.members_per_stored_tier(conn, program.id)
+        for tier, members in stored.items():
+            counts[tier if tier in counts else entry] += members
+        return counts
+
 
 tier_service = TierService()
 

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from kopilka.web.console import (
+    account_security,
     apikeys,
     audit,
     broadcasts,
@@ -26,6 +27,7 @@ from kopilka.web.console import (
 
 routers: list[APIRouter] = [
     signin.router,
+    account_security.router,
     dashboard.router,
     members.router,
     member_actions.router,

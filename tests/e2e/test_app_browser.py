@@ -1,0 +1,128 @@
+"""A member in the app, in a real browser: nearest stores, the card, rewards, support."""
+
+import asyncio
+import re
+import sqlite3
+import uuid
+
+from playwright.async_api import Browser, Page, expect
+
+from tests.e2e.conftest import Site
+
+# Near the demo's stores in Moscow: Red Square.
+RED_SQUARE = {"latitude": 55.7539, "longitude": 37.6208}
+
+
+async def test_the_nearest_stores_come_from_the_browsers_position(
+    chromium: Browser, site: Site
+) -> None:
+    context = await chromium.new_context(
+        base_url=site.url, locale="en-US", geolocation=RED_SQUARE, permissions=["geolocation"]
+    )
+    try:
+        page = await context.new_page()
+        await page.goto("/app/demo/stores")
+        await page.get_by_role("button", name="Use my location").click()
+        await expect(page.get_by_role("heading", name="Nearest to you")).to_be_visible()
+        with site.api() as api:
+            nearest = api.get(
+                "/v1/stores/nearest",
+                params={"lat": RED_SQUARE["latitude"], "lon": RED_SQUARE["longitude"]},
+            ).json()
+        expected = [store["name"] for store in nearest["items"]]
+        shown = await page.locator("article.store-card h3").all_inner_texts()
+        assert shown[: len(expected)] == expected[: len(shown)]
+        assert shown, "the page lists stores"
+        first = page.locator("article.store-card").first
+        await expect(first.get_by_role("link", name="Open in maps")).to_have_attribute(
+            "href", re.compile(r"^geo:55\.\d+,37\.\d+")
+        )
+        await expect(first.locator(".badge").first).to_have_text(re.compile(r"^\s*[\d.,]+ k?m\s*$"))
+    finally:
+        await context.close()
+
+
+def richest_member_with_email(site: Site) -> tuple[str, str]:
+    """(id, e-mail) of the demo's active member with the most points."""
+    with sqlite3.connect(site.database) as db:
+        row = db.execute(
+            "select m.id, m.email from members m"
+            " join member_balances b on b.member_id = m.id"
+            " where m.email is not null and m.status = 'active' and b.currency = 'points'"
+            " order by b.available desc limit 1"
+        ).fetchone()
+    assert row, "the demo has a member with an e-mail"
+    return str(uuid.UUID(hex=row[0]) if len(row[0]) == 32 else row[0]), row[1]
+
+
+def mail_ids(site: Site, address: str) -> set[str]:
+    return {str(mail["Message-ID"]) for mail in site.mail_to(address)}
+
+
+async def code_sent_to(site: Site, address: str, already: set[str]) -> str:
+    """The one-time code in the newest e-mail to ``address`` (waiting for the worker)."""
+    for _ in range(150):
+        # A Maildir lists its messages in no particular order: the new ones are those
+        # not seen before.
+        for mail in site.mail_to(address):
+            if str(mail["Message-ID"]) in already:
+                continue
+            body = mail.get_body(preferencelist=("plain",)).get_content()
+            found = re.search(r"\b(\d{6})\b", body)
+            if found:
+                return found.group(1)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no code reached {address}")
+
+
+async def test_a_member_signs_in_with_the_emailed_code_redeems_a_reward_and_writes_to_support(
+    page: Page, site: Site
+) -> None:
+    member_id, email = richest_member_with_email(site)
+    with site.api() as api:
+        profile = api.get(f"/v1/members/{member_id}").json()
+        balance = api.get(f"/v1/members/{member_id}/balance").json()
+        rewards = api.get("/v1/rewards", params={"member_id": member_id}).json()["items"]
+    reward = next(r for r in rewards if r["can_redeem"] and r["currency"] == "points")
+
+    await page.goto("/app/demo/")  # not signed in: sent to sign in
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    already = mail_ids(site, email)
+    await page.get_by_label("Phone or e-mail").fill(email)
+    await page.get_by_role("button", name="Send me a code").click()
+    code = await code_sent_to(site, email, already)
+    await page.get_by_label("Code").fill(code)
+    await page.get_by_role("button", name="Sign in").click()
+
+    # The number is shown in groups of digits, as on a plastic card; a member who took
+    # over a duplicate's profile has its card too.
+    await expect(page.locator(".card-number")).to_be_visible()
+    shown = (await page.locator(".card-number").inner_text()).replace(" ", "")
+    assert shown in {i["value"] for i in profile["identifiers"] if i["kind"] == "card"}
+    grouped = " ".join(shown[i : i + 4] for i in range(0, len(shown), 4))
+    await expect(page.get_by_role("img", name=f"QR code of card {grouped}")).to_be_visible()
+
+    available = next(b for b in balance["balances"] if b["currency"] == "points")["available"]
+    price = reward["member_price"] if reward["member_price"] is not None else reward["price"]
+    await page.goto(f"/app/demo/rewards/{reward['key']}")
+    await page.get_by_role("button", name="Redeem").click()
+    await page.get_by_role("button", name=re.compile("^Yes, spend")).click()
+    left = available - price
+    await expect(page.get_by_text("Your balance now")).to_be_visible()
+    with site.api() as api:
+        after = api.get(f"/v1/members/{member_id}/balance").json()
+    assert next(b for b in after["balances"] if b["currency"] == "points")["available"] == left
+
+    await page.goto("/app/demo/support/new")
+    await page.get_by_label("Subject").fill("Lost receipt")
+    await page.get_by_label("Your message").fill("My points for Tuesday did not arrive.")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_text("My points for Tuesday did not arrive.")).to_be_visible()
+    ticket_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    with site.api() as api:
+        replied = api.post(
+            f"/v1/tickets/{ticket_id}/replies", json={"body": "Added by hand, sorry!"}
+        )
+        assert replied.status_code in (200, 201), replied.text
+    await page.reload()
+    await expect(page.get_by_text("Added by hand, sorry!")).to_be_visible()
