@@ -6,13 +6,16 @@ Everything is started once per test session; each test gets a fresh browser cont
 cookies), in English unless it asks for another locale.
 """
 
+import asyncio
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +197,50 @@ async def context(chromium: Browser, site: Site) -> AsyncIterator[BrowserContext
 @pytest.fixture
 async def page(context: BrowserContext) -> Page:
     return await context.new_page()
+
+
+# --- members of the demo, signed in as a person would ----------------------------------
+
+
+def richest_member_with_email(site: Site) -> tuple[str, str]:
+    """(id, e-mail) of the demo's active member with the most points."""
+    with sqlite3.connect(site.database) as db:
+        row = db.execute(
+            "select m.id, m.email from members m"
+            " join member_balances b on b.member_id = m.id"
+            " where m.email is not null and m.status = 'active' and b.currency = 'points'"
+            " order by b.available desc limit 1"
+        ).fetchone()
+    assert row, "the demo has a member with an e-mail"
+    return str(uuid.UUID(hex=row[0]) if len(row[0]) == 32 else row[0]), row[1]
+
+
+def mail_ids(site: Site, address: str) -> set[str]:
+    return {str(mail["Message-ID"]) for mail in site.mail_to(address)}
+
+
+async def code_sent_to(site: Site, address: str, already: set[str]) -> str:
+    """The one-time code in the newest e-mail to ``address`` (waiting for the worker)."""
+    for _ in range(150):
+        # A Maildir lists its messages in no particular order: the new ones are those
+        # not seen before.
+        for mail in site.mail_to(address):
+            if str(mail["Message-ID"]) in already:
+                continue
+            body = mail.get_body(preferencelist=("plain",)).get_content()
+            found = re.search(r"\b(\d{6})\b", body)
+            if found:
+                return found.group(1)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no code reached {address}")
+
+
+async def sign_in_member(page: Page, site: Site, email: str) -> None:
+    """Sign ``page`` in to the demo's app with the code e-mailed to ``email``."""
+    await page.goto("/app/demo/sign-in")
+    already = mail_ids(site, email)
+    await page.get_by_label("Phone or e-mail").fill(email)
+    await page.get_by_role("button", name="Send me a code").click()
+    code = await code_sent_to(site, email, already)
+    await page.get_by_label("Code").fill(code)
+    await page.get_by_role("button", name="Sign in").click()

@@ -1,13 +1,10 @@
 """A member in the app, in a real browser: nearest stores, the card, rewards, support."""
 
-import asyncio
 import re
-import sqlite3
-import uuid
 
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.conftest import Site
+from tests.e2e.conftest import Site, code_sent_to, mail_ids, richest_member_with_email
 
 # Near the demo's stores in Moscow: Red Square.
 RED_SQUARE = {"latitude": 55.7539, "longitude": 37.6208}
@@ -40,39 +37,6 @@ async def test_the_nearest_stores_come_from_the_browsers_position(
         await expect(first.locator(".badge").first).to_have_text(re.compile(r"^\s*[\d.,]+ k?m\s*$"))
     finally:
         await context.close()
-
-
-def richest_member_with_email(site: Site) -> tuple[str, str]:
-    """(id, e-mail) of the demo's active member with the most points."""
-    with sqlite3.connect(site.database) as db:
-        row = db.execute(
-            "select m.id, m.email from members m"
-            " join member_balances b on b.member_id = m.id"
-            " where m.email is not null and m.status = 'active' and b.currency = 'points'"
-            " order by b.available desc limit 1"
-        ).fetchone()
-    assert row, "the demo has a member with an e-mail"
-    return str(uuid.UUID(hex=row[0]) if len(row[0]) == 32 else row[0]), row[1]
-
-
-def mail_ids(site: Site, address: str) -> set[str]:
-    return {str(mail["Message-ID"]) for mail in site.mail_to(address)}
-
-
-async def code_sent_to(site: Site, address: str, already: set[str]) -> str:
-    """The one-time code in the newest e-mail to ``address`` (waiting for the worker)."""
-    for _ in range(150):
-        # A Maildir lists its messages in no particular order: the new ones are those
-        # not seen before.
-        for mail in site.mail_to(address):
-            if str(mail["Message-ID"]) in already:
-                continue
-            body = mail.get_body(preferencelist=("plain",)).get_content()
-            found = re.search(r"\b(\d{6})\b", body)
-            if found:
-                return found.group(1)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no code reached {address}")
 
 
 async def test_a_member_signs_in_with_the_emailed_code_redeems_a_reward_and_writes_to_support(

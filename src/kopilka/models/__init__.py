@@ -30,10 +30,10 @@ from kopilka.models.member_balance import MemberBalance
 from kopilka.models.member_benefit import MemberBenefit
 from kopilka.models.member_consent import MemberConsent
 from kopilka.models.member_day import MemberDay
-from kopilka.models.member_session import MemberSession
-from kopilka.models.member_sign_in_code import MemberSignInCode
 from kopilka.models.member_fact import MemberFact
 from kopilka.models.member_identifier import MemberIdentifier
+from kopilka.models.member_session import MemberSession
+from kopilka.models.member_sign_in_code import MemberSignInCode
 from kopilka.models.member_tier import MemberTier
 from kopilka.models.message import Message
 from kopilka.models.message_status import MessageStatus
@@ -100,10 +100,10 @@ __all__ = [
     "MemberBenefit",
     "MemberConsent",
     "MemberDay",
-    "MemberSession",
-    "MemberSignInCode",
     "MemberFact",
     "MemberIdentifier",
+    "MemberSession",
+    "MemberSignInCode",
     "MemberTier",
     "Message",
     "MessageStatus",

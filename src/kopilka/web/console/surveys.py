@@ -212,7 +212,9 @@ def _sent_again(data: dict[str, Any], rows: list[int]) -> dict[str, Any]:
         while len(shown) < row:
             shown.append({})
         shown.append({**question, "options": "\n".join(question.get("options") or [])})
-    return {**data, "questions": shown}
+    # Numbers left empty are shown empty again (the service said what it needs).
+    empty = {"sample_percent": None, "cooldown_days": None, "expires_days": None}
+    return {**empty, **data, "questions": shown}
 
 
 @router.get("/surveys/new")
