@@ -180,3 +180,22 @@ async def test_bad_requests_of_devices_are_refused_and_their_logs_taken(
         params={"passesUpdatedSince": "yesterday"},
     )
     assert bad_tag.status_code == 204  # no registrations: an unreadable tag is no tag
+
+
+async def test_erasing_a_member_forgets_the_devices_holding_their_pass(
+    api: Api, http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    device = new_device()
+    with clock.frozen(T0):
+        await set_up_wallets(api)
+        anna = await member(api, "anna-erased")
+        document = await pass_of(engine, program, anna)
+        token, serial = document["authenticationToken"], document["serialNumber"]
+        registration = f"{SERVICE}/devices/{device}/registrations/{PASS_TYPE}/{serial}"
+        created = await http.post(registration, json={"pushToken": PUSH_TOKEN}, headers=auth(token))
+        assert created.status_code == 201
+        listing = f"{SERVICE}/devices/{device}/registrations/{PASS_TYPE}"
+        assert (await http.get(listing)).json()["serialNumbers"] == [serial]
+        erased = await api.post(f"/v1/members/{anna}/erase", {"reason": "asked to"})
+        assert erased.status_code == 200, erased.text
+        assert (await http.get(listing)).status_code == 204

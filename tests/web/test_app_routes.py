@@ -18,6 +18,7 @@ PUBLIC = (
     "/sign-in",
     "/sign-up",
     "/stores",
+    "/rules",
     "/manifest.webmanifest",
     "/icon-",
     "/sw.js",
@@ -45,7 +46,9 @@ def _callable(path: str, slug: str) -> str:
 async def test_no_page_of_the_app_fails_on_made_up_ids_or_empty_forms(
     browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
-    member = (await api.post("/v1/members", json={"name": "Ann", "email": "ann@example.com"})).json()
+    member = (
+        await api.post("/v1/members", json={"name": "Ann", "email": "ann@example.com"})
+    ).json()
     signed_in: Browser = await app_as(browsers(), engine, program, uuid.UUID(member["id"]))
     visitor: Browser = browsers()
     routes = app_routes()

@@ -271,3 +271,16 @@ async def test_without_wallet_settings_the_routes_say_wallet_cards_are_not_set_u
     browser.client.cookies.set("kopilka_lang", "ru", domain="kopilka.test")
     russian = await browser.get(f"/app/{program.slug}/wallet/apple.pkpass")
     assert "Карты в кошельке для этой программы пока не настроены." in russian.text
+
+
+async def test_the_card_page_offers_both_wallets_once_they_are_set_up(
+    browser: Browser, engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    program, api = await tiered(engine, http)
+    with clock.frozen(T0):
+        await set_up_wallets(api)
+        anna, _ = await member_with_purchase(api, "Anna Petrova", 5_000)
+        await app_as(browser, engine, program, UUID(anna))
+        card = await browser.get(f"/app/{program.slug}/")
+    assert f'href="/app/{program.slug}/wallet/apple.pkpass"' in card.text
+    assert f'href="/app/{program.slug}/wallet/google"' in card.text

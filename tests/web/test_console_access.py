@@ -82,3 +82,17 @@ async def test_the_language_follows_the_browser_then_the_choice(
 async def test_the_language_switch_never_leads_off_the_site(browser: Browser) -> None:
     away = await browser.get("/lang/ru", next="//evil.example/")
     assert away.headers["location"] == "/console/"
+
+
+async def test_the_account_page_says_who_i_am_and_leads_to_my_password_and_second_factor(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, _ = await make_staff(engine, program, Role.SUPPORT)
+    await sign_in_staff(browser, email)
+    page = await browser.get("/console/account")
+    assert page.status_code == 200 and email in page.text and "tickets.handle" in page.text
+    assert 'href="/console/account/password"' in page.text
+    assert 'href="/console/account/totp"' in page.text
+    assert "audit.read" not in page.text
+    password = await browser.get("/console/account/password")
+    assert password.status_code == 200

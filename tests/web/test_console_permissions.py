@@ -21,9 +21,7 @@ def console_routes() -> list[tuple[str, str, Permission | None]]:
         if not route.path.startswith("/console"):
             continue
         permissions = [
-            d.call.permission
-            for d in route.dependant.dependencies
-            if hasattr(d.call, "permission")
+            d.call.permission for d in route.dependant.dependencies if hasattr(d.call, "permission")
         ]
         for method in sorted(route.methods - {"HEAD"}):
             found.append((method, route.path, permissions[0] if permissions else None))

@@ -19,15 +19,15 @@ from kopilka.web.console.draft_text import (
     pretty,
 )
 from kopilka.web.console.program_diff import describe_diff, diff_documents
-from kopilka.web.console.program_words import describe_program
-from kopilka.web.console.rule_words import (
+from kopilka.web.i18n import Formats
+from kopilka.web.words.program_words import describe_program
+from kopilka.web.words.rule_words import (
     CONDITION_WORDS,
     EFFECT_WORDS,
     Words,
     neutral,
     words_for,
 )
-from kopilka.web.i18n import Formats
 
 DOCUMENT: dict[str, Any] = {
     "money_currency": "RUB",

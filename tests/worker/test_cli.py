@@ -26,7 +26,10 @@ def test_worker_once_delivers_everything_and_reports(
     webhook_id = hook.stdout.split()[0]
 
     done = kopilka(workdir, "worker", "--once", "--no-jobs")
-    assert "delivering to: crm.facts, messaging, segments, support, webhooks" in done.stdout
+    assert (
+        "delivering to: crm.facts, messaging, segments, support, wallet.apns, webhooks"
+        in done.stdout
+    )
     assert "reading events from sqlite" in done.stdout
     status = kopilka(workdir, "worker", "status").stdout
     assert "0 not yet stamped, 0 not delivered to every consumer" in status
@@ -65,5 +68,8 @@ def test_demo_leaves_no_event_undelivered(tmp_path: Path) -> None:
         str(tmp_path / "demo.db"),
     )
     line = next(x for x in result.stdout.splitlines() if x.startswith("worker:"))
-    assert "domain events delivered to crm.facts, messaging, segments, support, webhooks" in line
+    assert (
+        "domain events delivered to crm.facts, messaging, segments, support, wallet.apns, webhooks"
+        in line
+    )
     assert line.endswith("; 0 left undelivered"), line

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
 from kopilka.memberaccess.service import member_access_service
+from kopilka.wallet.service import wallet_service
 from kopilka.members.person import person_service
 from kopilka.members.service import member_service
 from kopilka.messaging import privacy as messaging_privacy
@@ -58,8 +59,10 @@ class ErasureService:
             messages += await messaging_privacy.blank_messages(conn, program, person)
         for person in [member_id, *earlier]:
             await audit_service.erase_subject(conn, program.id, "member", person)
-        # Signed out everywhere: no app session outlives the person it stood for.
+        # Signed out everywhere: no app session outlives the person it stood for, and no
+        # phone keeps receiving their pass's updates.
         await member_access_service.end_all(conn, member_id, now)
+        await wallet_service.forget_members(conn, [member_id, *earlier])
         async with unit_of_work(conn, now) as unit:
             unit.emit(
                 MemberErased(

@@ -159,6 +159,12 @@ class WalletRepository:
                 delete(registrations_t).where(tuple_(r.member_id, r.push_token).in_(pairs))
             )
 
+    async def forget_members(self, conn: AsyncConnection, member_ids: list[UUID]) -> int:
+        """Delete every device registration of these members."""
+        r = registrations_t.c
+        result = await conn.execute(delete(registrations_t).where(r.member_id.in_(member_ids)))
+        return int(result.rowcount or 0)
+
     async def registrations_of_members(
         self, conn: AsyncConnection, member_ids: Collection[UUID]
     ) -> list[Registration]:

@@ -384,5 +384,10 @@ class WalletService:
         """Registrations of devices that no longer hold the pass (APNs said so)."""
         await self.repository.forget_push_tokens(conn, gone)
 
+    async def forget_members(self, conn: AsyncConnection, member_ids: Sequence[UUID]) -> int:
+        """Forget the devices holding these members' passes (an erasure: a device id and its
+        push token are the person's data)."""
+        return await self.repository.forget_members(conn, list(member_ids))
+
 
 wallet_service = WalletService()

@@ -7,6 +7,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from kopilka.errors import InvalidInput, KopilkaError
+from kopilka.kit.types import error_location
 from kopilka.web.security import CSRF_FIELD, check_csrf
 
 M = TypeVar("M", bound=BaseModel)
@@ -93,7 +94,8 @@ def validated(model: type[M], data: Any) -> M:
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "form"
+            # A model's own check may name the field it is about (``field_error``).
+            name = ".".join(str(part) for part in error_location(error)) or "form"
             errors.setdefault(name, error["msg"])
         raise FormInvalid(errors) from None
 

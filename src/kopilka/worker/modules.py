@@ -12,6 +12,7 @@ CONSUMER_MODULES: list[str] = [
     "kopilka.crm.consumers",
     "kopilka.segments.consumers",
     "kopilka.support.consumers",
+    "kopilka.wallet.consumers",
 ]
 
 

@@ -74,6 +74,14 @@ async def signed_in_member(request: Request, slug: str) -> MemberCaller:
     return caller
 
 
+async def optional_member(request: Request, slug: str) -> MemberCaller | None:
+    """The signed-in member on a page open to visitors too (the stores, the rules), or None."""
+    try:
+        return await signed_in_member(request, slug)
+    except Unauthorized:
+        return None
+
+
 SignedInMember = Annotated[MemberCaller, Depends(signed_in_member)]
 
 

@@ -24,6 +24,7 @@ from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.tiers.schemas import MemberTierOut
 from kopilka.tiers.service import tier_service
+from kopilka.wallet.service import wallet_service
 from kopilka.web.app.access import SignedInMember, member_read
 from kopilka.web.charts import progress_bar
 from kopilka.web.i18n import Formats, language_of, translations
@@ -105,6 +106,14 @@ class CardView:
     tier: TierView | None
 
 
+@dataclass(frozen=True)
+class Wallets:
+    """Which phone wallets the program has set up (their buttons are shown)."""
+
+    apple: bool
+    google: bool
+
+
 @router.get("/{slug}/")
 async def card(request: Request, slug: str, member: SignedInMember) -> Response:
     """The member's card: QR code and number, balance, tier and progress."""
@@ -113,7 +122,7 @@ async def card(request: Request, slug: str, member: SignedInMember) -> Response:
     language = language_of(request)
     fmt = Formats(language, program.settings.timezone)
 
-    async def work(conn: AsyncConnection, current: ProgramContext) -> CardView:
+    async def work(conn: AsyncConnection, current: ProgramContext) -> tuple[CardView, Wallets]:
         profile = await member_service.get(conn, current, member.member_id)
         balances = await ledger_service.balances(conn, current, member.member_id)
         lots = await ledger_service.open_lots(conn, current, member.member_id)
@@ -122,13 +131,16 @@ async def card(request: Request, slug: str, member: SignedInMember) -> Response:
             found = await tier_service.member_tier(conn, current, member.member_id, now)
             tier = MemberTierOut.model_validate(found)
         card_number = next((i.value for i in profile.identifiers if i.kind == "card"), None)
-        return _card_view(current, profile.name, card_number, balances, lots, tier, now, fmt)
+        wallet = await wallet_service.settings(conn, current)
+        wallets = Wallets(apple=wallet.apple is not None, google=wallet.google is not None)
+        view = _card_view(current, profile.name, card_number, balances, lots, tier, now, fmt)
+        return view, wallets
 
-    view = await member_read(request, work)
+    view, wallets = await member_read(request, work)
     return render(
         request,
         "app/card/card.html",
-        {"slug": slug, "program_name": program.name, "card": view},
+        {"slug": slug, "program_name": program.name, "card": view, "wallets": wallets},
         zone=program.settings.timezone,
     )
 

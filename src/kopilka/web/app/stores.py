@@ -19,13 +19,12 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.db import read_with_retry
-from kopilka.errors import Unauthorized
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.stores.hours import DAY_KEYS
 from kopilka.stores.schemas import NearStore, Store
 from kopilka.stores.service import store_service
-from kopilka.web.app.access import MemberCaller, signed_in_member
+from kopilka.web.app.access import MemberCaller, optional_member
 from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, render
 
@@ -126,11 +125,11 @@ def by_region(cards: list[StoreCard]) -> list[tuple[str | None, list[StoreCard]]
 
 async def visiting_program(request: Request, slug: str) -> ProgramContext:
     """The program of this app; the member too when one is signed in (for the layout)."""
-    try:
-        return (await signed_in_member(request, slug)).program
-    except Unauthorized:
-        program: ProgramContext = request.state.program
-        return program
+    member = await optional_member(request, slug)
+    if member is not None:
+        return member.program
+    program: ProgramContext = request.state.program
+    return program
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,11 +34,11 @@ from kopilka.web.console.draft_text import (
     pretty,
 )
 from kopilka.web.console.program_versions import changes_between, page_words
-from kopilka.web.console.program_words import describe_program
 from kopilka.web.console.simulation_view import simulation_view
 from kopilka.web.forms import field_errors, form_of, integer, text
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, redirect, render
+from kopilka.web.words.program_words import describe_program
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 router.include_router(program_versions.router)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kopilka.web.console.program_words import (
+from kopilka.web.words.program_words import (
     MEMBER_VISIBLE_TERMS,
     benefits,
     describe_ladder,
@@ -19,7 +19,7 @@ from kopilka.web.console.program_words import (
     requirement,
     term,
 )
-from kopilka.web.console.rule_words import Node, Words, as_list, neutral
+from kopilka.web.words.rule_words import Node, Words, as_list, neutral
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 RULE_SECTIONS = ("earning", "rules")

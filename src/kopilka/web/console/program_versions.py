@@ -31,11 +31,11 @@ from kopilka.programs.version_schemas import (
 from kopilka.web.console.access import console_page
 from kopilka.web.console.draft_text import pretty
 from kopilka.web.console.program_diff import DiffView, describe_diff
-from kopilka.web.console.program_words import describe_program
-from kopilka.web.console.rule_words import Node, Words, words_for
 from kopilka.web.forms import field_errors, flag, form_of, text, validated
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, redirect, render
+from kopilka.web.words.program_words import describe_program
+from kopilka.web.words.rule_words import Node, Words, words_for
 
 router = APIRouter(include_in_schema=False)
 

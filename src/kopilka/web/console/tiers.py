@@ -17,10 +17,10 @@ from kopilka.programs.service import ProgramContext
 from kopilka.tiers.service import tier_service
 from kopilka.web.charts import Point, bar_chart
 from kopilka.web.console.access import console_page
-from kopilka.web.console.program_words import describe_ladder
-from kopilka.web.console.rule_words import words_for
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, render
+from kopilka.web.words.program_words import describe_ladder
+from kopilka.web.words.rule_words import words_for
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

@@ -5,10 +5,10 @@ here; until then it is listed neutrally."""
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kopilka.web.console.words_kit import Node
+from kopilka.web.words.words_kit import Node
 
 if TYPE_CHECKING:
-    from kopilka.web.console.rule_words import Words
+    from kopilka.web.words.rule_words import Words
 
 
 def _valid_for(w: "Words", n: Node) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from babel import dates
 
-from kopilka.web.console.rule_words import (
+from kopilka.web.words.rule_words import (
     LadderView,
     Node,
     ProgramView,

@@ -18,10 +18,10 @@ from typing import Any
 from babel import dates, numbers
 from babel.support import NullTranslations
 
-from kopilka.web.console.condition_words import CONDITION_WORDS
-from kopilka.web.console.effect_words import EFFECT_WORDS
-from kopilka.web.console.words_kit import Node, as_list, neutral
 from kopilka.web.i18n import Formats, translations
+from kopilka.web.words.condition_words import CONDITION_WORDS
+from kopilka.web.words.effect_words import EFFECT_WORDS
+from kopilka.web.words.words_kit import Node, as_list, neutral
 
 __all__ = ["CONDITION_WORDS", "EFFECT_WORDS", "Node", "Words", "as_list", "neutral", "words_for"]
 

@@ -4,10 +4,10 @@ A new condition type gets its words here; until then it is listed neutrally."""
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kopilka.web.console.words_kit import Node, as_list
+from kopilka.web.words.words_kit import Node, as_list
 
 if TYPE_CHECKING:
-    from kopilka.web.console.rule_words import Words
+    from kopilka.web.words.rule_words import Words
 
 
 def _basket_total(w: "Words", n: Node) -> str:
