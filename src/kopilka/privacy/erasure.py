@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
 from kopilka.memberaccess.service import member_access_service
-from kopilka.wallet.service import wallet_service
 from kopilka.members.person import person_service
 from kopilka.members.service import member_service
 from kopilka.messaging import privacy as messaging_privacy
@@ -18,6 +17,7 @@ from kopilka.outbox.crm_events import MemberErased
 from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.support import service as support
+from kopilka.wallet.service import wallet_service
 
 
 @dataclass(frozen=True)
