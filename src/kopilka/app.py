@@ -62,6 +62,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         if is_page(request):
+            if all(error_location(e)[:1] == ("path",) for e in exc.errors()):
+                # /console/members/not-an-id: a page that does not exist.
+                return error_page(request, 404, "Not Found")
             return error_page(request, 422, "; ".join(str(e["msg"]) for e in exc.errors()[:3]))
         errors = [
             {

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Sign-in attempts per client address and minute, per process: each costs an Argon2
     # hash (about 50 ms of CPU), so they are bounded before any is checked.
     sign_in_per_minute: int = Field(default=20, ge=1, le=10_000)
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses, "*" for any). None by default: a client on this machine could otherwise
+    # claim any address and slip past the per-address sign-in limits.
+    trusted_proxies: str = ""
     # Connections kept open per process; more than the concurrent requests a process serves,
     # since opening a PostgreSQL connection costs more than a whole purchase.
     db_pool_size: int = 20
@@ -74,6 +78,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 8
     webhook_disable_after_hours: float = 120.0
+    # Webhook URLs must be https on a public address: whoever holds an admin key or the
+    # console's integrations permission chooses them, and the worker POSTs from inside the
+    # network (and shows the answer). Development and closed networks may allow plain http
+    # and private, loopback and link-local addresses.
+    webhook_allow_private_urls: bool = False
 
     # --- messages: e-mail over SMTP (docs/messaging.md); no host, no e-mail ---
     smtp_host: str | None = None

@@ -194,8 +194,8 @@ async def _actor(request: Request, principal: Principal, permission: Permission 
 
 def admitted(principal: Principal, permission: Permission) -> Principal:
     if not principal.can(permission):
-        who = "this staff member's role" if principal.is_staff else "this key's scopes"
-        raise Forbidden(f"{who} do not allow {permission} (needed for this operation)")
+        who = "this staff member's role does" if principal.is_staff else "this key's scopes do"
+        raise Forbidden(f"{who} not allow {permission} (needed for this operation)")
     return principal
 
 

@@ -44,3 +44,14 @@ def test_the_demo_says_where_the_console_and_the_app_are_and_whom_to_sign_in_as(
         hints[3]
         == "  sign in as anna@example.com: the one-time code arrives as an .eml file in /tmp/mail"
     )
+
+
+def test_forwarded_addresses_are_believed_only_from_the_configured_proxies() -> None:
+    from kopilka.cli.serve import proxy_options
+    from kopilka.config import Settings
+
+    assert proxy_options(Settings(database_url="sqlite+aiosqlite:///x.db")) == {
+        "proxy_headers": False
+    }
+    behind = Settings(database_url="sqlite+aiosqlite:///x.db", trusted_proxies="10.0.0.5")
+    assert proxy_options(behind) == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.5"}

@@ -82,3 +82,34 @@ async def test_the_apps_main_pages_have_no_serious_violations(page: Page, site: 
         assert answer is not None and answer.status == 200, path
         found += await serious_violations(page)
     assert not found, "\n".join(map(str, found))
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+async def too_wide(page: Page, paths: list[str]) -> list[tuple[str, int]]:
+    found = []
+    for path in paths:
+        await page.goto(path)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"] + 1:
+            found.append((path, width))
+    return found
+
+
+async def test_the_main_pages_fit_a_phone_screen(chromium: Any, site: Site) -> None:
+    context = await chromium.new_context(base_url=site.url, locale="ru-RU", viewport=PHONE)
+    try:
+        staff = await context.new_page()
+        await staff.goto("/console/sign-in")
+        await staff.locator("#f-email").fill("owner@demo-cafe.example")
+        await staff.locator("#f-password").fill("kopilka-demo-2026")
+        await staff.locator("form button[type=submit]").click()
+        found = await too_wide(staff, CONSOLE_PAGES)
+        member = await context.new_page()
+        _, email = richest_member_with_email(site)
+        await sign_in_member(member, site, email)
+        found += await too_wide(member, [*APP_PAGES, "/app/demo/rules"])
+    finally:
+        await context.close()
+    assert not found, found

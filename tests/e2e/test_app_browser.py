@@ -2,9 +2,15 @@
 
 import re
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.conftest import Site, code_sent_to, mail_ids, richest_member_with_email
+from tests.e2e.conftest import (
+    Site,
+    code_sent_to,
+    mail_ids,
+    richest_member_with_email,
+    sign_in_member,
+)
 
 # Near the demo's stores in Moscow: Red Square.
 RED_SQUARE = {"latitude": 55.7539, "longitude": 37.6208}
@@ -90,3 +96,23 @@ async def test_a_member_signs_in_with_the_emailed_code_redeems_a_reward_and_writ
         assert replied.status_code in (200, 201), replied.text
     await page.reload()
     await expect(page.get_by_text("Added by hand, sorry!")).to_be_visible()
+
+
+async def test_the_card_opens_without_a_connection_once_seen(
+    page: Page, context: BrowserContext, site: Site
+) -> None:
+    _, email = richest_member_with_email(site)
+    await sign_in_member(page, site, email)
+    await expect(page.locator(".card-number")).to_be_visible()
+    # The service worker takes the page once it controls it: wait for it, open the card again.
+    await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    await page.reload()
+    await expect(page.locator(".card-number")).to_be_visible()
+    number = await page.locator(".card-number").inner_text()
+    await context.set_offline(True)
+    try:
+        await page.reload()
+        await expect(page.locator(".card-number")).to_have_text(number)
+        await expect(page.get_by_role("img", name=f"QR code of card {number}")).to_be_visible()
+    finally:
+        await context.set_offline(False)

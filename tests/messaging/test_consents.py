@@ -279,3 +279,40 @@ async def test_every_change_is_a_consent_changed_event(api: Api, engine: AsyncEn
         ("granted", None, "app"),
         ("withdrawn", "granted", "api"),
     ]
+
+
+async def test_ticking_the_box_again_and_again_sends_one_confirmation_a_day(api: Api) -> None:
+    """Unticking and ticking marketing e-mail must not make the program a mail bomb: one
+    confirmation per member and address in any 24 hours (the first link still works)."""
+    on = {"channel": "email", "purpose": "marketing", "granted": True}
+    off = {**on, "granted": False}
+    address = mailbox("toggle")
+
+    async def confirmations() -> list[dict[str, Any]]:
+        found = await api.get("/v1/messages", member_id=anna, kind="consent_confirm")
+        items: list[dict[str, Any]] = found.json()["items"]
+        return items
+
+    with clock.frozen(T0):
+        await settle(api, quiet_hours=None)
+        anna = await member(api, name="Анна", email=address)
+        for _ in range(5):
+            assert (await change(api, anna, on)).status_code == 200
+            assert (await change(api, anna, off)).status_code == 200
+        granted = await change(api, anna, on)
+        assert state(granted.json(), "email", "marketing")["status"] == "pending"
+        [first] = await confirmations()
+    with clock.frozen(T0 + timedelta(hours=13)):  # another day, but not a day later
+        await change(api, anna, off)
+        await change(api, anna, on)
+        assert len(await confirmations()) == 1
+    with clock.frozen(T0 + timedelta(days=1, minutes=1)):
+        await change(api, anna, off)
+        await change(api, anna, on)
+        await change(api, anna, off)
+        await change(api, anna, on)
+        assert len(await confirmations()) == 2
+    assert {m["to"] for m in await confirmations()} == {address}
+    done = await api.client.post(link_in(first["body"], "confirm"))
+    assert done.status_code == 200 and "подтверждён" in done.text
+    assert state(await consents(api, anna), "email", "marketing")["status"] == "granted"

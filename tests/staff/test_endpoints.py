@@ -1,6 +1,7 @@
 """Staff over HTTP: sign-in, sessions, the second factor, roles refused what they lack, and
 the audit log of what they do."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -395,15 +396,142 @@ async def test_one_e_mail_in_two_programs_signs_in_by_its_password(
 
 
 async def test_the_last_owner_stays_an_owner(
-    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext
+    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     email, owner = await make_staff(engine, program, Role.OWNER)
     headers = await session_of(http, email)
-    for change in ({"role": "cashier"}, {"status": "disabled"}):
-        refused = await http.patch(f"/v1/staff/{owner}", json=change, headers=headers)
-        assert refused.status_code == 409 and refused.json()["errors"][0]["field"] == "role"
+    demoted = await http.patch(f"/v1/staff/{owner}", json={"role": "cashier"}, headers=headers)
+    assert demoted.status_code == 409 and demoted.json()["errors"][0]["field"] == "role"
+    # An administrator's key is nobody's own account: only the last owner's rule refuses.
+    disabled = await api.patch(f"/v1/staff/{owner}", {"status": "disabled"})
+    assert disabled.status_code == 409 and disabled.json()["errors"][0]["field"] == "status"
+    assert "last owner" in disabled.json()["detail"]
     _, second = await make_staff(engine, program, Role.OWNER)
     assert (
         await http.patch(f"/v1/staff/{owner}", json={"role": "crm"}, headers=headers)
     ).status_code == 200
     assert second
+
+
+async def test_nobody_disables_their_own_account_nor_the_last_active_owner(
+    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    first, first_id = await make_staff(engine, program, Role.OWNER)
+    second, second_id = await make_staff(engine, program, Role.OWNER)
+    headers = await session_of(http, first)
+    myself = await http.patch(f"/v1/staff/{first_id}", json={"status": "disabled"}, headers=headers)
+    assert myself.status_code == 409 and myself.json()["errors"][0]["field"] == "status"
+    assert "your own account" in myself.json()["detail"]
+    assert (await http.get("/v1/staff/me", headers=headers)).status_code == 200
+    other = await http.patch(f"/v1/staff/{second_id}", json={"status": "disabled"}, headers=headers)
+    assert other.status_code == 200 and other.json()["status"] == "disabled"
+    # The disabled owner no longer counts: the one left is the last active owner.
+    last = await api.patch(f"/v1/staff/{first_id}", {"status": "disabled"})
+    assert last.status_code == 409 and "last owner" in last.json()["detail"]
+    # A disabled owner's role may change: it takes no active owner away.
+    assert (await api.patch(f"/v1/staff/{second_id}", {"role": "crm"})).status_code == 200
+    bogus = await http.patch(f"/v1/staff/{second_id}", json={"status": "bogus"}, headers=headers)
+    assert bogus.status_code == 422 and bogus.json()["errors"][0]["field"] == "status"
+    assert second
+
+
+async def test_two_owners_disabling_each_other_at_once_leave_one(pg_engine: AsyncEngine) -> None:
+    program = await make_program(pg_engine)
+    owners = [await make_staff(pg_engine, program, Role.OWNER) for _ in range(2)]
+    app = create_app(engine=pg_engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kopilka.test") as http:
+        sessions = [await session_of(http, email) for email, _ in owners]
+
+        async def disable(headers: dict[str, str], target: uuid.UUID) -> int:
+            answer = await http.patch(
+                f"/v1/staff/{target}", json={"status": "disabled"}, headers=headers
+            )
+            return answer.status_code
+
+        codes = await asyncio.gather(
+            disable(sessions[0], owners[1][1]), disable(sessions[1], owners[0][1])
+        )
+        assert sorted(codes) in ([200, 401], [200, 409])
+        listed = await http.get("/v1/staff", headers=bearer(await make_key(pg_engine, program)))
+    statuses = [s["status"] for s in listed.json()["items"] if s["role"] == "owner"]
+    assert sorted(statuses) == ["active", "disabled"]
+
+
+async def test_guessing_the_current_password_rests_the_account_as_sign_in_does(
+    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    email, staff_id = await make_staff(engine, program, Role.ANALYST)
+    change = {"current_password": "not it at all", "new_password": "another pass phrase 9"}
+    with clock.frozen(T0):
+        headers = await session_of(http, email)
+        for _ in range(5):
+            wrong = await http.post("/v1/staff/me/password", json=change, headers=headers)
+            assert wrong.status_code == 422
+            assert wrong.json()["errors"][0]["field"] == "current_password"
+        # Resting: even the right password is not checked, here or at sign-in.
+        right = {**change, "current_password": PASSWORD}
+        resting = await http.post("/v1/staff/me/password", json=right, headers=headers)
+        assert resting.status_code == 429 and "rests" in resting.json()["detail"]
+        assert (await sign_in(http, email)).status_code == 401
+        log = (await api.get("/v1/audit", action="staff.", subject_id=str(staff_id))).json()
+    failed = [e for e in log["items"] if e["action"] == "staff.sign_in_failed"]
+    assert [e["after"]["wrong"] for e in failed] == ["password"] * 5
+    assert failed[0]["after"]["locked_until"] is not None
+    assert {e["actor_id"] for e in failed} == {str(staff_id)}
+    assert not [e for e in log["items"] if e["action"] == "POST /v1/staff/me/password"]
+    with clock.frozen(T0 + timedelta(minutes=16)):
+        changed = await http.post("/v1/staff/me/password", json=right, headers=headers)
+        assert changed.status_code == 204
+
+
+async def test_a_right_current_password_ends_the_row_of_wrong_ones(
+    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, _ = await make_staff(engine, program, Role.ANALYST)
+    headers = await session_of(http, email)
+    wrong = {"current_password": "not it at all", "new_password": "another pass phrase 9"}
+    for _ in range(4):
+        await http.post("/v1/staff/me/password", json=wrong, headers=headers)
+    right = {"current_password": PASSWORD, "new_password": PASSWORD}
+    assert (
+        await http.post("/v1/staff/me/password", json=right, headers=headers)
+    ).status_code == 204
+    for _ in range(4):
+        await http.post("/v1/staff/me/password", json=wrong, headers=headers)
+    assert (await sign_in(http, email)).status_code == 201  # four in a row: not resting
+
+
+async def test_guessing_codes_to_turn_the_authenticator_on_or_off_rests_the_account(
+    http: httpx.AsyncClient, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    email, staff_id = await make_staff(engine, program, Role.OWNER)
+    with clock.frozen(T0):
+        headers = await session_of(http, email)
+        totp = pyotp.TOTP((await http.post("/v1/staff/me/totp", headers=headers)).json()["secret"])
+        not_it = "000000" if totp.at(T0) != "000000" else "111111"
+        for _ in range(4):
+            bad = await http.post(
+                "/v1/staff/me/totp/confirm", json={"code": not_it}, headers=headers
+            )
+            assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "code"
+        confirmed = await http.post(
+            "/v1/staff/me/totp/confirm", json={"code": totp.at(T0)}, headers=headers
+        )
+        assert confirmed.status_code == 200 and confirmed.json()["totp_enabled"] is True
+    later = T0 + timedelta(minutes=2)
+    with clock.frozen(later):
+        not_it = "000000" if totp.at(later) != "000000" else "111111"
+        for _ in range(5):
+            bad = await http.post(
+                "/v1/staff/me/totp/disable", json={"code": not_it}, headers=headers
+            )
+            assert bad.status_code == 422
+        right = await http.post(
+            "/v1/staff/me/totp/disable", json={"code": totp.at(later)}, headers=headers
+        )
+        assert right.status_code == 429
+        assert (await http.get("/v1/staff/me", headers=headers)).json()["totp_enabled"] is True
+        assert (await sign_in(http, email, totp=totp.at(later))).status_code == 401
+    log = await api.get("/v1/audit", action="staff.sign_in_failed", subject_id=str(staff_id))
+    assert [e["after"]["wrong"] for e in log.json()["items"]] == ["code"] * 9

@@ -3,7 +3,9 @@ the code goes out as a message, is checked (wrong, expired, used, replaced, out 
 answers never tell who is a member, and requests are rate-limited."""
 
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -11,11 +13,14 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kopilka.db import transaction
+from kopilka.app import create_app
+from kopilka.config import Settings, get_settings
+from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
 from kopilka.memberaccess.domain import CODE_TRIES
-from kopilka.messaging.composition import SECRET_REMOVED, SendResult
+from kopilka.messaging.composition import SECRET_HIDDEN, SECRET_REMOVED, SendResult
 from kopilka.messaging.delivery import delivery_service
+from kopilka.messaging.repository import messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext
 from kopilka.web.app.access import APP_COOKIE
@@ -24,6 +29,44 @@ from tests.web.conftest import Browser, app_as
 
 T0 = datetime(2031, 6, 15, 12, 0, tzinfo=UTC)
 CODE = re.compile(r"\b(\d{6})\b")
+
+
+def sending(outbox: Path, **changes: Any) -> Settings:
+    """Settings of a server that sends e-mail (to files in ``outbox``) and SMS, with
+    ``changes`` over them."""
+    base = {"mail_outbox_dir": str(outbox), "sms_provider": "generic", "sms_url": "http://sms"}
+    return get_settings().model_copy(update=base | changes)
+
+
+def browsers_on(settings: Settings, engine: AsyncEngine) -> Any:
+    """The ``browsers`` fixture's maker, on an application with ``settings``."""
+
+    async def make() -> AsyncIterator[Callable[[], Browser]]:
+        app = create_app(settings, engine=engine)
+        clients: list[httpx.AsyncClient] = []
+
+        def one() -> Browser:
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="https://kopilka.test",
+                headers={"accept-language": "en"},
+            )
+            clients.append(client)
+            return Browser(client)
+
+        async with app.router.lifespan_context(app):
+            yield one
+        for client in clients:
+            await client.aclose()
+
+    return make()
+
+
+@pytest.fixture
+async def browsers(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[Callable[[], Browser]]:
+    """Browsers on a server that can send codes by e-mail and by SMS."""
+    async for made in browsers_on(sending(tmp_path), engine):
+        yield made
 
 
 def email() -> str:
@@ -47,11 +90,15 @@ async def code_messages(api: Api, member_id: str) -> list[dict[str, Any]]:
     return items
 
 
-async def code_of(api: Api, member_id: str) -> str:
-    """The code in the newest sign-in message of the member (as the member reads it)."""
-    newest = (await code_messages(api, member_id))[0]
-    found = CODE.search(newest["body"])
-    assert found, newest["body"]
+async def code_of(engine: AsyncEngine, program: ProgramContext, member_id: str) -> str:
+    """The code in the newest sign-in message of the member, as the sender reads it from the
+    store to send it (no read path of the API or the pages shows it)."""
+    async with reading(engine) as conn:
+        rows = await messaging_repository.messages_page(
+            conn, program.id, limit=5, before=None, member_id=UUID(member_id), kind="sign_in_code"
+        )
+    found = CODE.search(rows[0].body)
+    assert found, rows[0].body
     return found.group(1)
 
 
@@ -72,7 +119,7 @@ async def enter(
 
 
 async def test_a_code_goes_out_as_a_message_and_signs_the_member_in(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
@@ -89,7 +136,7 @@ async def test_a_code_goes_out_as_a_message_and_signs_the_member_in(
         address,
     )
     assert message["status"] == "queued" and message["purpose"] == "service"
-    signed = await enter(browser, program, address, await code_of(api, anna))
+    signed = await enter(browser, program, address, await code_of(engine, program, anna))
     assert signed.status_code == 303 and signed.headers["location"] == f"/app/{program.slug}/"
     cookie = signed.headers["set-cookie"]
     assert f"{APP_COOKIE}=km_" in cookie and "HttpOnly" in cookie and "Secure" in cookie
@@ -102,7 +149,7 @@ async def test_a_code_goes_out_as_a_message_and_signs_the_member_in(
 
 
 async def test_a_phone_gets_its_code_by_sms(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     number = phone()
     boris = await member(api, phone=number)
@@ -110,7 +157,7 @@ async def test_a_phone_gets_its_code_by_sms(
     assert (await ask(browser, program, typed)).status_code == 200
     [message] = await code_messages(api, boris)
     assert (message["channel"], message["to"]) == ("sms", number)
-    signed = await enter(browser, program, typed, await code_of(api, boris))
+    signed = await enter(browser, program, typed, await code_of(engine, program, boris))
     assert signed.status_code == 303
 
 
@@ -138,12 +185,12 @@ async def test_a_badly_typed_address_is_named(browser: Browser, program: Program
 
 
 async def test_a_wrong_code_is_counted_and_the_sixth_try_is_refused(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
     await ask(browser, program, address)
-    right = await code_of(api, anna)
+    right = await code_of(engine, program, anna)
     wrong = f"{(int(right) + 1) % 10**6:06d}"
     for _ in range(CODE_TRIES):
         refused = await enter(browser, program, address, wrong)
@@ -155,12 +202,12 @@ async def test_a_wrong_code_is_counted_and_the_sixth_try_is_refused(
 
 
 async def test_the_right_code_on_the_last_try_still_signs_in(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
     await ask(browser, program, address)
-    right = await code_of(api, anna)
+    right = await code_of(engine, program, anna)
     wrong = f"{(int(right) + 1) % 10**6:06d}"
     for _ in range(CODE_TRIES - 1):
         assert (await enter(browser, program, address, wrong)).status_code == 401
@@ -168,7 +215,7 @@ async def test_the_right_code_on_the_last_try_still_signs_in(
 
 
 async def test_a_code_that_is_not_six_digits_is_not_a_try(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
@@ -176,10 +223,14 @@ async def test_a_code_that_is_not_six_digits_is_not_a_try(
     for _ in range(CODE_TRIES + 1):
         answer = await enter(browser, program, address, "12ab")
         assert answer.status_code == 422 and "The code is six digits." in answer.text
-    assert (await enter(browser, program, address, await code_of(api, anna))).status_code == 303
+    assert (
+        await enter(browser, program, address, await code_of(engine, program, anna))
+    ).status_code == 303
 
 
-async def test_a_code_lasts_ten_minutes(browsers: Any, program: ProgramContext, api: Api) -> None:
+async def test_a_code_lasts_ten_minutes(
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
     early, late = email(), email()
     first, second = await member(api, email=early), await member(api, email=late)
     one, two = browsers(), browsers()
@@ -187,22 +238,24 @@ async def test_a_code_lasts_ten_minutes(browsers: Any, program: ProgramContext, 
         await ask(one, program, early)
         await ask(two, program, late)
     with clock.frozen(T0 + timedelta(minutes=9, seconds=59)):
-        assert (await enter(one, program, early, await code_of(api, first))).status_code == 303
+        assert (
+            await enter(one, program, early, await code_of(engine, program, first))
+        ).status_code == 303
     with clock.frozen(T0 + timedelta(minutes=10)):
-        expired = await enter(two, program, late, await code_of(api, second))
+        expired = await enter(two, program, late, await code_of(engine, program, second))
         assert expired.status_code == 401 and "no longer valid" in expired.text
 
 
 async def test_a_used_code_and_a_replaced_code_are_refused(
-    browsers: Any, program: ProgramContext, api: Api
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
     phone_browser, laptop = browsers(), browsers()
     await ask(phone_browser, program, address)
-    first = await code_of(api, anna)
+    first = await code_of(engine, program, anna)
     await ask(phone_browser, program, address)
-    second = await code_of(api, anna)
+    second = await code_of(engine, program, anna)
     assert len(await code_messages(api, anna)) == 2
     if first != second:  # one in a million they are the same digits
         assert (await enter(phone_browser, program, address, first)).status_code == 401
@@ -238,13 +291,74 @@ async def test_the_code_goes_even_when_the_member_opted_out_and_at_night(
     assert datetime.fromisoformat(message["due_at"]) == night
 
 
+async def test_no_read_path_shows_a_live_code(
+    engine: AsyncEngine, browser: Browser, program: ProgramContext, api: Api
+) -> None:
+    """A code waiting to be sent (forever, if the channel is down) is not in the message
+    log, a message's page, the customer's timeline or an export: whoever may read messages
+    cannot sign in as the member."""
+    address = email()
+    anna = await member(api, email=address)
+    await ask(browser, program, address)
+    code = await code_of(engine, program, anna)
+    [message] = await code_messages(api, anna)
+    assert message["status"] == "queued" and message["body"] == SECRET_HIDDEN
+    assert message["subject"] is None and code not in str(message)
+    for path in (
+        f"/v1/messages/{message['id']}",
+        "/v1/messages?kind=sign_in_code&status=queued",
+        f"/v1/members/{anna}/timeline",
+        f"/v1/members/{anna}/export",
+    ):
+        answer = await api.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        assert code not in answer.text and "sign_in_code" in answer.text, path
+    async with reading(engine) as conn:
+        [row] = await messaging_service.page(
+            conn, program, limit=5, before=None, member_id=UUID(anna), kind="sign_in_code"
+        )
+    assert code not in f"{row.subject} {row.body} {row.html}"
+    assert (await enter(browser, program, address, code)).status_code == 303
+
+
+async def test_a_code_is_not_asked_for_on_a_channel_the_server_cannot_send_on(
+    engine: AsyncEngine, program: ProgramContext, api: Api, tmp_path: Path
+) -> None:
+    """Without an SMS provider a phone is told to use the e-mail (and the other way round),
+    the same for a member's number as for anyone's; nothing waits in the log."""
+    number, address = phone(), email()
+    anna = await member(api, phone=number, email=address)
+    unknown = phone()
+    async for browsers in browsers_on(sending(tmp_path, sms_provider=None), engine):
+        browser = browsers()
+        for typed in (number, unknown):
+            page = await ask(browser, program, typed)
+            assert page.status_code == 422 and 'id="code-form"' not in page.text
+            assert "Sign-in by SMS is not available: use your e-mail address." in page.text
+        assert neutral(await ask(browser, program, number), number) == neutral(
+            await ask(browser, program, unknown), unknown
+        )
+        joined = await browser.post(
+            f"/app/{program.slug}/sign-up", {"name": "Boris", "phone": phone()}
+        )
+        assert joined.status_code == 422 and "Sign-in by SMS is not available" in joined.text
+        assert (await ask(browser, program, address)).status_code == 200  # e-mail still works
+    assert [m["channel"] for m in await code_messages(api, anna)] == ["email"]
+    async for browsers in browsers_on(sending(tmp_path, mail_outbox_dir=None), engine):
+        page = await ask(browsers(), program, address)
+        assert page.status_code == 422
+        assert "Sign-in by e-mail is not available: use your phone number." in page.text
+    assert len(await code_messages(api, anna)) == 1
+    assert (await api.get("/v1/members", phone=unknown)).json()["items"] == []
+
+
 async def test_the_code_is_not_kept_readable_once_sent(
     engine: AsyncEngine, browser: Browser, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
     await ask(browser, program, address)
-    code = await code_of(api, anna)
+    code = await code_of(engine, program, anna)
     async with transaction(engine) as conn:
         [row] = await messaging_service.page(
             conn, program, limit=10, before=None, member_id=UUID(anna), kind="sign_in_code"
@@ -260,19 +374,19 @@ async def test_the_code_is_not_kept_readable_once_sent(
 
 
 async def test_next_leads_back_into_this_app_only(
-    browser: Browser, program: ProgramContext, api: Api
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
     page = await browser.get(f"/app/{program.slug}/sign-in", next=f"/app/{program.slug}/history")
     assert f'value="/app/{program.slug}/history"' in page.text
     await ask(browser, program, address)
-    code = await code_of(api, anna)
+    code = await code_of(engine, program, anna)
     signed = await enter(browser, program, address, code, next=f"/app/{program.slug}/history")
     assert signed.headers["location"] == f"/app/{program.slug}/history"
     await ask(browser, program, address)
     elsewhere = await enter(
-        browser, program, address, await code_of(api, anna), next="//evil.example/"
+        browser, program, address, await code_of(engine, program, anna), next="//evil.example/"
     )
     assert elsewhere.headers["location"] == f"/app/{program.slug}/"
 
@@ -286,7 +400,10 @@ async def test_code_requests_and_tries_are_rate_limited(
     for _ in range(5):
         assert (await ask(browser, program, address)).status_code == 200
     limited = await ask(browser, program, address)
-    assert limited.status_code == 429 and limited.headers["retry-after"]
+    assert limited.status_code == 429
+    # The address's limit lasts an hour: the answer says so, and Retry-After matches.
+    assert 3590 <= int(limited.headers["retry-after"]) <= 3600
+    assert "try again in 60 minutes" in limited.text
     # Another address from the same client still gets its answer, until the client's limit.
     for _ in range(24):
         assert (await ask(browser, program, email())).status_code == 200
@@ -326,8 +443,8 @@ async def test_a_blocked_or_erased_members_session_stops_working(
     assert gone.status_code == 303 and "/sign-in" in gone.headers["location"]
 
 
-async def test_signing_up_registers_records_the_consents_and_sends_a_code(
-    browser: Browser, program: ProgramContext, api: Api
+async def test_signing_up_registers_sends_a_code_and_grants_the_consents_with_it(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address, number = email(), phone()
     form = await browser.get(f"/app/{program.slug}/sign-up")
@@ -349,22 +466,58 @@ async def test_signing_up_registers_records_the_consents_and_sends_a_code(
         ("Vera Sokolova", number, "1990-04-12")
     ]
     vera = found[0]["id"]
-    consents = (await api.get(f"/v1/members/{vera}/consents")).json()
-    marketing = {c["channel"]: c for c in consents["items"] if c["purpose"] == "marketing"}
-    assert marketing["sms"]["status"] == "granted" and marketing["sms"]["source"] == "app"
-    assert marketing["email"]["status"] == "none" and marketing["push"]["status"] == "none"
+    # Nothing ticked counts until the address is shown to be hers.
+    assert {c["status"] for c in await marketing_of(api, vera)} == {"none"}
     [message] = await code_messages(api, vera)
     assert (message["channel"], message["to"]) == ("email", address)
     signed = await browser.post(
         f"/app/{program.slug}/sign-in/code",
-        {"address": [address, number], "code": await code_of(api, vera)},
+        {"address": [address, number], "code": await code_of(engine, program, vera)},
     )
     assert signed.status_code == 303
     assert "Vera Sokolova" in (await browser.get(f"/app/{program.slug}/")).text
+    marketing = {c["channel"]: c for c in await marketing_of(api, vera)}
+    assert marketing["sms"]["status"] == "granted" and marketing["sms"]["source"] == "app"
+    assert marketing["email"]["status"] == "none" and marketing["push"]["status"] == "none"
+
+
+async def marketing_of(api: Api, member_id: str) -> list[dict[str, Any]]:
+    consents = (await api.get(f"/v1/members/{member_id}/consents")).json()
+    return [c for c in consents["items"] if c["purpose"] == "marketing"]
+
+
+async def test_sign_up_consents_wait_for_the_code_and_need_an_address(
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    """Ticked at sign-up, the consents are granted only when the code sent to confirm the
+    address is entered (never, if it is not); SMS without a phone is ignored; a new code
+    asked for keeps them; the e-mail the code went to needs no other confirmation."""
+    first, second = browsers(), browsers()
+    never, address = email(), email()
+    ticks = {"marketing_email": "yes", "marketing_sms": "yes", "marketing_push": "yes"}
+    for browser, typed in ((first, never), (second, address)):
+        answer = await browser.post(
+            f"/app/{program.slug}/sign-up", {"name": "Vera", "email": typed, **ticks}
+        )
+        assert answer.status_code == 200 and 'id="code-form"' in answer.text
+    [idle] = (await api.get("/v1/members", email=never)).json()["items"]
+    [vera] = (await api.get("/v1/members", email=address)).json()["items"]
+    assert idle["consents"] == vera["consents"] == {"email": False, "sms": False, "push": False}
+    await ask(second, program, address)  # a new code: it replaces the first, consents kept
+    signed = await enter(second, program, address, await code_of(engine, program, vera["id"]))
+    assert signed.status_code == 303
+    marketing = {c["channel"]: c for c in await marketing_of(api, vera["id"])}
+    assert marketing["email"]["status"] == "granted" and marketing["email"]["source"] == "app"
+    assert marketing["push"]["status"] == "granted"
+    assert marketing["sms"]["status"] == "none"  # no phone given: nothing to send SMS to
+    assert (await api.get("/v1/messages", member_id=vera["id"], kind="consent_confirm")).json()[
+        "items"
+    ] == []
+    assert {c["status"] for c in await marketing_of(api, idle["id"])} == {"none"}
 
 
 async def test_signing_up_with_a_taken_address_answers_the_same(
-    browsers: Any, program: ProgramContext, api: Api
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     address = email()
     anna = await member(api, email=address)
@@ -380,7 +533,7 @@ async def test_signing_up_with_a_taken_address_answers_the_same(
     assert neutral(taken, address) == neutral(fresh, fresh_address)
     found = (await api.get("/v1/members", email=address)).json()["items"]
     assert [m["name"] for m in found] == ["Anna Petrova"]  # nothing registered, nothing changed
-    signed = await enter(first, program, address, await code_of(api, anna))
+    signed = await enter(first, program, address, await code_of(engine, program, anna))
     assert signed.status_code == 303
 
 

@@ -96,3 +96,32 @@ async def test_the_account_page_says_who_i_am_and_leads_to_my_password_and_secon
     assert "audit.read" not in page.text
     password = await browser.get("/console/account/password")
     assert password.status_code == 200
+
+
+async def test_a_form_from_a_page_of_no_site_or_with_a_nul_character_changes_nothing(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, _ = await make_staff(engine, program, Role.OWNER)
+    token = await browser.token()
+    sandboxed = await browser.client.post(
+        "/console/sign-in",
+        data={"email": email, "password": "correct horse battery staple", "csrf_token": token},
+        headers={"origin": "null"},
+    )
+    assert sandboxed.status_code == 403
+    nul = await browser.post("/console/sign-in", {"email": "a\x00b@x.example", "password": "p"})
+    assert nul.status_code == 422 and "NUL" in nul.text
+
+
+async def test_a_page_that_does_not_exist_is_a_404_in_the_pages_language(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, _ = await make_staff(engine, program, Role.SUPPORT)
+    await sign_in_staff(browser, email)
+    bad_id = await browser.client.get(
+        "/console/members/not-an-id", headers={"accept-language": "ru"}
+    )
+    assert bad_id.status_code == 404 and "Такой страницы нет" in bad_id.text
+    refused = await browser.client.get("/console/audit", headers={"accept-language": "ru"})
+    assert refused.status_code == 403
+    assert "Ваша роль этого не позволяет (нужно право audit.read)." in refused.text

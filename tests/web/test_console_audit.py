@@ -2,6 +2,7 @@
 with its before and after as readable JSON; the API's filters; only the owner reads it."""
 
 import re
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,7 +44,8 @@ async def test_the_pages_changes_are_in_the_log(
     )
     assert hook.status_code == 200
     reply = await browser.post(
-        f"/console/tickets/{ticket.json()['id']}/reply", {"body": "Found them"}
+        f"/console/tickets/{ticket.json()['id']}/reply",
+        {"body": "Found them", "idempotency_key": f"console-{uuid.uuid4().hex}"},
     )
     assert reply.status_code == 303
 

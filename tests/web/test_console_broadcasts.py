@@ -2,9 +2,12 @@
 started by the worker's sender, paused, resumed and cancelled from the page; bad input
 refused at its field; roles and other programs — on SQLite and PostgreSQL."""
 
+import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.access.domain import Role
@@ -26,6 +29,12 @@ COFFEE = {
     "when": "now",
     "action": "create",
 }
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+def coffee(**changes: str) -> dict[str, str]:
+    """The coffee broadcast's form with a new one-time key, as a new page gives it."""
+    return COFFEE | {"idempotency_key": f"console-{uuid.uuid4().hex}"} | changes
 
 
 async def vips(api: Api) -> list[str]:
@@ -50,7 +59,9 @@ async def test_a_broadcast_made_and_run_from_the_pages_is_what_the_api_shows(
         await console_as(browser, engine, program, Role.MARKETING)
         form = await browser.get("/console/broadcasts/new")
         assert form.status_code == 200 and '<option value="vips">VIPs (3)</option>' in form.text
-        made = await browser.post("/console/broadcasts/new", COFFEE)
+        key = KEY.search(form.text)
+        assert key
+        made = await browser.post("/console/broadcasts/new", COFFEE | {"idempotency_key": key[1]})
         assert made.status_code == 303, made.text
         page_url = made.headers["location"]
         broadcast_id = page_url.rsplit("/", 1)[1]
@@ -82,7 +93,7 @@ async def test_a_broadcast_made_and_run_from_the_pages_is_what_the_api_shows(
         # Another one, later, then cancelled.
         later = await browser.post(
             "/console/broadcasts/new",
-            COFFEE | {"name": "Spring", "when": "later", "send_at": "2031-04-01T10:00"},
+            coffee(name="Spring", when="later", send_at="2031-04-01T10:00"),
         )
         assert later.status_code == 303
         later_id = later.headers["location"].rsplit("/", 1)[1]
@@ -100,18 +111,18 @@ async def test_bad_input_is_refused_at_its_field_and_makes_nothing(
 ) -> None:
     await vips(api)
     await console_as(browser, engine, program, Role.CRM)
-    no_title = await browser.post("/console/broadcasts/new", COFFEE | {"variables.title": ""})
+    no_title = await browser.post("/console/broadcasts/new", coffee(**{"variables.title": ""}))
     assert no_title.status_code == 422 and "title" in no_title.text
     assert "Double points on coffee until Sunday." in no_title.text  # what was typed stays
-    no_segment = await browser.post("/console/broadcasts/new", COFFEE | {"segment": ""})
+    no_segment = await browser.post("/console/broadcasts/new", coffee(segment=""))
     assert no_segment.status_code == 422 and 'id="e-segment"' in no_segment.text
-    unknown = await browser.post("/console/broadcasts/new", COFFEE | {"segment": "nobody"})
+    unknown = await browser.post("/console/broadcasts/new", coffee(segment="nobody"))
     assert unknown.status_code in (404, 422)
     bad_time = await browser.post(
-        "/console/broadcasts/new", COFFEE | {"when": "later", "send_at": "next week"}
+        "/console/broadcasts/new", coffee(when="later", send_at="next week")
     )
     assert bad_time.status_code == 422 and 'id="e-send_at"' in bad_time.text
-    no_name = await browser.post("/console/broadcasts/new", COFFEE | {"name": ""})
+    no_name = await browser.post("/console/broadcasts/new", coffee(name=""))
     assert no_name.status_code == 422 and 'id="e-name"' in no_name.text
     assert (await api.get("/v1/broadcasts")).json()["items"] == []
     # Another kind shows its own variables.
@@ -120,6 +131,48 @@ async def test_bad_input_is_refused_at_its_field_and_makes_nothing(
     )
     assert other.status_code == 200 and 'name="variables.survey"' in other.text
     assert 'name="variables.title"' not in other.text
+
+
+async def test_the_form_sent_twice_makes_one_broadcast(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    await vips(api)
+    await console_as(browser, engine, program, Role.MARKETING)
+    page = await browser.get("/console/broadcasts/new")
+    key = KEY.search(page.text)
+    assert key
+    form = COFFEE | {"idempotency_key": key[1]}
+    first = await browser.post("/console/broadcasts/new", form)
+    second = await browser.post("/console/broadcasts/new", form)  # a double click
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"]
+    assert len((await api.get("/v1/broadcasts")).json()["items"]) == 1
+    log = (await api.get("/v1/audit")).json()["items"]
+    assert [e["action"] for e in log].count("POST /console/broadcasts/new") == 1
+    # The same key with other values: refused above the form, which gets a new key.
+    changed = await browser.post("/console/broadcasts/new", form | {"name": "Other"})
+    assert changed.status_code == 422 and "This form was sent already" in changed.text
+    assert key[1] not in changed.text
+    # A new page's key makes another broadcast.
+    fresh = KEY.search((await browser.get("/console/broadcasts/new")).text)
+    assert fresh and fresh[1] != key[1]
+    other = await browser.post("/console/broadcasts/new", COFFEE | {"idempotency_key": fresh[1]})
+    assert other.status_code == 303
+    assert len((await api.get("/v1/broadcasts")).json()["items"]) == 2
+
+
+@pytest.mark.parametrize("key", [None, "", "short", "not a key!"])
+async def test_a_form_without_a_good_key_makes_nothing(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api, key: str | None
+) -> None:
+    await vips(api)
+    await console_as(browser, engine, program, Role.MARKETING)
+    form = COFFEE if key is None else COFFEE | {"idempotency_key": key}
+    refused = await browser.post("/console/broadcasts/new", form)
+    assert refused.status_code == 422 and "one-time key" in refused.text
+    shown = KEY.search(refused.text)
+    assert shown and shown[1] != key and "Double points on coffee" in refused.text
+    assert (await api.get("/v1/broadcasts")).json()["items"] == []
 
 
 async def test_roles_without_the_permission_are_refused(
@@ -175,4 +228,5 @@ async def test_another_programs_broadcasts_are_not_seen(
     assert (await browser.get(f"/console/broadcasts/{their_id}")).status_code == 404
     assert (await browser.post(f"/console/broadcasts/{their_id}/pause")).status_code == 404
     assert (await theirs.get(f"/v1/broadcasts/{their_id}")).json()["status"] == "scheduled"
-    assert (await browser.get("/console/broadcasts/not-an-id")).status_code == 422
+    # A page whose address names nothing does not exist (app.py's handler).
+    assert (await browser.get("/console/broadcasts/not-an-id")).status_code == 404

@@ -122,6 +122,26 @@ async def test_a_card_and_a_batch_are_issued_once_however_often_the_form_is_sent
     assert await card_count(engine, program) == 4
 
 
+async def test_a_form_sent_again_is_in_the_audit_log_once(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    await console_as(browser, engine, program, Role.MARKETING)
+    front = await browser.get("/console/gift-cards")
+    issue_token, batch_token = TOKEN.findall(front.text)
+    for _ in range(3):
+        sent = await browser.post(
+            "/console/gift-cards/new", {"token": issue_token, "amount": "500"}
+        )
+        assert sent.status_code == 303
+    batch = {"token": batch_token, "count": "2", "amount": "100"}
+    for _ in range(2):
+        assert (await browser.post("/console/gift-cards/batch", batch)).status_code == 201
+    assert await card_count(engine, program) == 3
+    log = (await api.get("/v1/audit")).json()["items"]
+    routes = [e["action"] for e in log if e["action"].startswith("POST /console/gift-cards")]
+    assert sorted(routes) == ["POST /console/gift-cards/batch", "POST /console/gift-cards/new"]
+
+
 async def test_bad_input_shows_the_fields_message_and_issues_nothing(
     browser: Browser, engine: AsyncEngine, program: ProgramContext, http: httpx.AsyncClient
 ) -> None:

@@ -240,9 +240,9 @@ async def test_a_member_of_another_program_is_not_found(
     path = f"/console/members/{stranger['id']}"
     assert (await browser.get(path)).status_code == 404
     assert (await browser.get(f"{path}/merge", merged=str(uuid.uuid4()))).status_code == 404
-    assert (await browser.get(f"{path}/export")).status_code == 404
     assert (await browser.get(f"{path}/erase")).status_code == 404
     for action, form in (
+        ("export", {}),
         ("adjust", {"adjust_amount": "100", "adjust_reason": "x", "idempotency_key": "k1"}),
         ("block", {"status_reason": "x"}),
         ("tier", {"tier_tier": "vip", "tier_reason": "x"}),
@@ -278,10 +278,11 @@ async def test_roles_without_the_permissions_see_no_action_and_are_refused(
         ("unblock", {"status_reason": "x"}),
         ("merge", {"merged": dup["id"], "merge_reason": "x"}),
         ("erase", {"erase_card": card_of(anna), "erase_reason": "x"}),
+        ("export", {}),
     ):
         answer = await browser.post(f"{path}/{action}", form)
         assert answer.status_code == 403, (action, answer.status_code)
-    for refused in (f"{path}/export", f"{path}/erase", f"{path}/merge?merged={dup['id']}"):
+    for refused in (f"{path}/erase", f"{path}/merge?merged={dup['id']}"):
         assert (await browser.client.get(refused)).status_code == 403
     assert await available(shop_api, anna["id"]) == 0
     again = (await shop_api.get(f"/v1/members/{anna['id']}")).json()
@@ -308,11 +309,38 @@ async def test_adjusting_points_credits_once_however_often_the_form_is_sent(
     assert "Points adjusted." in shown.text
     fresh = re.search(r'name="idempotency_key" value="([^"]+)"', shown.text)
     assert fresh and fresh[1] != key[1]
+    changed = await browser.post(f"{path}/adjust", form | {"adjust_amount": "300"})
+    assert changed.status_code == 422 and "This form was sent already" in changed.text
+    assert key[1] not in changed.text  # the form shown again has a new key
+    assert await available(shop_api, anna["id"]) == 250
     debit = {"adjust_amount": "-100", "adjust_reason": "typo", "idempotency_key": fresh[1]}
     assert (await browser.post(f"{path}/adjust", debit)).status_code == 303
     assert await available(shop_api, anna["id"]) == 150
     history = (await shop_api.get(f"/v1/members/{anna['id']}/history")).json()["items"]
     assert [h["reason"] for h in history] == ["typo", "goodwill"]
+    log = (await shop_api.get("/v1/audit")).json()["items"]
+    # The adjustments are audited by the ledger, the replay not at all.
+    assert not [e for e in log if e["action"].startswith("POST /console/members")]
+    adjusted = (await shop_api.get("/v1/audit", action="points.adjusted")).json()["items"]
+    assert len(adjusted) == 2
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k1", "not a key!", "x" * 300])
+async def test_an_adjustment_without_a_good_key_is_refused(
+    browser: Browser, engine: AsyncEngine, shop: ProgramContext, shop_api: Api, key: str
+) -> None:
+    anna = await new_member(shop_api)
+    await console_as(browser, engine, shop, Role.CRM)
+    path = f"/console/members/{anna['id']}"
+    form = {"adjust_amount": "250", "adjust_reason": "goodwill", "idempotency_key": key}
+    for _ in range(2):
+        refused = await browser.post(f"{path}/adjust", form)
+        assert refused.status_code == 422 and "one-time key" in refused.text
+        shown = re.search(r'name="idempotency_key" value="([^"]+)"', refused.text)
+        assert shown and shown[1] != key and shown[1].startswith("console-")
+    without = {"adjust_amount": "250", "adjust_reason": "goodwill"}
+    assert (await browser.post(f"{path}/adjust", without)).status_code == 422
+    assert await available(shop_api, anna["id"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -339,12 +367,13 @@ async def test_a_bad_adjustment_is_shown_beside_its_field_and_changes_nothing(
     anna = await new_member(shop_api)
     await console_as(browser, engine, shop, Role.OWNER)
     path = f"/console/members/{anna['id']}"
-    form = {"adjust_amount": amount, "adjust_reason": reason, "idempotency_key": "form-1"}
+    key = "console-form-1-0123456789"
+    form = {"adjust_amount": amount, "adjust_reason": reason, "idempotency_key": key}
     refused = await browser.post(f"{path}/adjust", form)
     assert refused.status_code == 422
     error = re.search(rf'<small id="e-{field}" class="field-error">([^<]+)</small>', refused.text)
     assert error and message in error[1], refused.text[-3000:]
-    assert f'value="{amount}"' in refused.text and 'value="form-1"' in refused.text
+    assert f'value="{amount}"' in refused.text and f'value="{key}"' in refused.text
     assert await available(shop_api, anna["id"]) == 0
     assert (await shop_api.get(f"/v1/members/{anna['id']}/history")).json()["items"] == []
 
@@ -462,8 +491,9 @@ async def test_the_export_is_the_api_s_document_as_a_download(
     anna = await new_member(shop_api, name="Anna Export")
     await console_as(browser, engine, shop, Role.CRM)
     page = await browser.get(f"/console/members/{anna['id']}")
-    assert f'href="/console/members/{anna["id"]}/export"' in page.text
-    download = await browser.get(f"/console/members/{anna['id']}/export")
+    assert f'action="/console/members/{anna["id"]}/export"' in page.text
+    assert f'href="/console/members/{anna["id"]}/export"' not in page.text
+    download = await browser.post(f"/console/members/{anna['id']}/export")
     assert download.status_code == 200
     assert download.headers["content-disposition"] == (
         f'attachment; filename="member-{anna["id"]}.json"'
@@ -474,6 +504,19 @@ async def test_the_export_is_the_api_s_document_as_a_download(
     assert document["profile"]["name"] == "Anna Export"
     audit = (await shop_api.get("/v1/audit", action="member.exported")).json()["items"]
     assert len(audit) == 2  # the page's and the API's
+
+
+async def test_the_export_is_not_made_by_a_link_nor_a_form_from_elsewhere(
+    browser: Browser, engine: AsyncEngine, shop: ProgramContext, shop_api: Api
+) -> None:
+    anna = await new_member(shop_api, name="Anna Export")
+    await console_as(browser, engine, shop, Role.CRM)
+    path = f"/console/members/{anna['id']}/export"
+    linked = await browser.client.get(path)  # a link, or an image, on another site
+    assert linked.status_code == 405 and "Anna Export" not in linked.text
+    forged = await browser.client.post(path, data={})  # a form without this browser's token
+    assert forged.status_code == 403 and "Anna Export" not in forged.text
+    assert (await shop_api.get("/v1/audit", action="member.exported")).json()["items"] == []
 
 
 async def test_erasure_needs_the_member_s_card_number(

@@ -246,6 +246,42 @@ async def test_redemptions_are_handed_over_or_cancelled_from_the_page(
     assert late.status_code == 409 and "cannot be cancelled" in late.text
 
 
+async def test_a_cancellation_is_audited_once_and_a_second_one_says_so(
+    browser: Browser, engine: AsyncEngine, shop: ProgramContext, shop_api: Api
+) -> None:
+    mug = await made(shop_api, name="Mug", stock=3, price=100)
+    member = await new_member(shop_api, points=1000)
+    taken = await redeem(shop_api, mug["key"], member)
+    await console_as(browser, engine, shop, Role.OWNER)
+    base = f"/console/rewards/{mug['key']}/redemptions"
+    cancelled = await browser.post(f"{base}/{taken['id']}/cancel", {"reason": "broken"})
+    assert cancelled.status_code == 303
+    assert "the points went back" in (await browser.get(base)).text
+    again = await browser.post(f"{base}/{taken['id']}/cancel", {"reason": "broken"})
+    assert again.status_code == 303
+    shown = (await browser.get(base)).text
+    assert "cancelled already: nothing was changed" in shown
+    assert "the points went back" not in shown
+    balance = (await shop_api.get(f"/v1/members/{member}/balance")).json()
+    assert balance["balances"][0]["available"] == 1000
+    log = (await shop_api.get("/v1/audit", subject_id=member)).json()["items"]
+    entries = [e for e in log if e["action"] == "reward_redemption.cancelled"]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["actor_kind"] == "staff" and entry["subject_type"] == "member"
+    assert entry["before"]["status"] == "issued"
+    assert entry["after"] == {
+        "redemption_id": taken["id"],
+        "status": "cancelled",
+        "reward": mug["key"],
+        "points_returned": 100,
+        "currency": "points",
+        "reason": "broken",
+    }
+    routes = [e["action"] for e in (await shop_api.get("/v1/audit")).json()["items"]]
+    assert not [r for r in routes if r.endswith("/cancel")]  # no second, generic entry
+
+
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.SUPPORT])
 async def test_a_role_without_catalog_manage_sees_no_forms_and_is_refused(
     browser: Browser, engine: AsyncEngine, shop: ProgramContext, shop_api: Api, role: Role

@@ -2,6 +2,7 @@
 the last owner kept) and one's own account's security (password, authenticator app)."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,12 +46,15 @@ async def test_adding_someone_and_a_short_password(
     browsers: Any, api: Api, engine: AsyncEngine, program: ProgramContext
 ) -> None:
     owner = await console_as(browsers(), engine, program, Role.OWNER)
-    form = {"name": "Ivan", "email": "ivan@shop.example", "role": "support", "stores": ""}
+    # An address of this test only: the same one with the same password in another test's
+    # program would make signing in ask which program.
+    email = f"ivan-{uuid.uuid4().hex[:8]}@shop.example"
+    form = {"name": "Ivan", "email": email, "role": "support", "stores": ""}
     short = await owner.post("/console/staff/new", form | {"password": "short"})
     assert short.status_code == 422 and "a password has 12 to 256 characters" in short.text
-    assert 'value="ivan@shop.example"' in short.text and 'value="short"' not in short.text
+    assert f'value="{email}"' in short.text and 'value="short"' not in short.text
     emails = [s["email"] for s in (await api.get("/v1/staff")).json()["items"]]
-    assert "ivan@shop.example" not in emails
+    assert email not in emails
     added = await owner.post(
         "/console/staff/new", form | {"password": PASSWORD, "stores": "store-01, store-02"}
     )
@@ -60,7 +64,7 @@ async def test_adding_someone_and_a_short_password(
     assert added.headers["location"] == f"/console/staff/{ivan['id']}"
     again = await owner.post("/console/staff/new", form | {"password": PASSWORD})
     assert again.status_code == 409 and "already has an account" in again.text
-    signed_in = await sign_in_staff(browsers(), "ivan@shop.example")
+    signed_in = await sign_in_staff(browsers(), email)
     assert signed_in.status_code == 303
 
 
@@ -108,10 +112,42 @@ async def test_the_last_owner_stays_an_owner(
     )
     assert demoted.status_code == 409 and "the program&#39;s last owner" in demoted.text
     assert '<div class="field invalid">\n  <label for="f-role">' in demoted.text  # beside it
+    page = await browser.get(f"/console/staff/{me['id']}")
+    assert "Disable the account" not in page.text  # not one's own
     disabled = await browser.post(f"/console/staff/{me['id']}/status", {"status": "disabled"})
-    assert disabled.status_code == 409 and "last owner" in disabled.text
+    assert disabled.status_code == 409 and "your own account" in disabled.text
     assert (await api.get(f"/v1/staff/{me['id']}")).json()["role"] == "owner"
     assert (await api.get(f"/v1/staff/{me['id']}")).json()["status"] == "active"
+    assert (await browser.get("/console/account")).status_code == 200  # still signed in
+
+
+async def test_an_owner_cannot_disable_themselves_while_another_owner_exists(
+    browsers: Any, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, me = await make_staff(engine, program, Role.OWNER)
+    _, other = await make_staff(engine, program, Role.OWNER)
+    owner = browsers()
+    assert (await sign_in_staff(owner, email)).status_code == 303
+    refused = await owner.post(f"/console/staff/{me}/status", {"status": "disabled"})
+    assert refused.status_code == 409 and "your own account" in refused.text
+    assert (await api.get(f"/v1/staff/{me}")).json()["status"] == "active"
+    assert (await owner.get("/console/account")).status_code == 200
+    done = await owner.post(f"/console/staff/{other}/status", {"status": "disabled"})
+    assert done.status_code == 303
+    assert (await api.get(f"/v1/staff/{other}")).json()["status"] == "disabled"
+
+
+async def test_an_unknown_status_is_refused_naming_the_field(
+    browser: Browser, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    await console_as(browser, engine, program, Role.OWNER)
+    _, someone = await make_staff(engine, program, Role.SUPPORT)
+    before = (await api.get("/v1/audit", action="staff.updated")).json()["items"]
+    for status in ("bogus", ""):
+        refused = await browser.post(f"/console/staff/{someone}/status", {"status": status})
+        assert refused.status_code == 422 and "status: " in refused.text, status
+    assert (await api.get("/v1/audit", action="staff.updated")).json()["items"] == before
+    assert (await api.get(f"/v1/staff/{someone}")).json()["status"] == "active"
 
 
 async def test_only_the_owner_manages_the_team_of_their_program(
@@ -158,6 +194,7 @@ async def test_changing_ones_password(
         },
     )
     assert wrong.status_code == 422 and "the current password is wrong" in wrong.text
+    assert "rests" not in wrong.text
     short = await here.post(
         "/console/account/password",
         {"current_password": PASSWORD, "new_password": "short", "new_password_again": "short"},
@@ -178,6 +215,33 @@ async def test_changing_ones_password(
     assert old.status_code == 401
     new = await browsers().post("/console/sign-in", {"email": email, "password": NEW_PASSWORD})
     assert new.status_code == 303
+
+
+async def test_guessing_the_current_password_rests_the_account(
+    browsers: Any, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    email, staff_id = await make_staff(engine, program, Role.CASHIER)
+    here = browsers()
+    wrong = {
+        "current_password": "not my password",
+        "new_password": NEW_PASSWORD,
+        "new_password_again": NEW_PASSWORD,
+    }
+    with clock.frozen(T0):
+        assert (await sign_in_staff(here, email)).status_code == 303
+        for _ in range(5):
+            refused = await here.post("/console/account/password", wrong)
+            assert refused.status_code == 422 and "the current password is wrong" in refused.text
+        right = {**wrong, "current_password": PASSWORD}
+        resting = await here.post("/console/account/password", right)
+        assert resting.status_code == 429 and "rests for 15 minutes" in resting.text
+        assert (await sign_in_staff(browsers(), email)).status_code == 401
+    log = (await api.get("/v1/audit", action="staff.sign_in_failed")).json()["items"]
+    assert [(e["subject_id"], e["after"]["wrong"]) for e in log] == [
+        (str(staff_id), "password")
+    ] * 5
+    with clock.frozen(T0 + timedelta(minutes=16)):
+        assert (await here.post("/console/account/password", right)).status_code == 303
 
 
 async def test_setting_up_and_turning_off_the_authenticator(

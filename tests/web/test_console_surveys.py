@@ -1,6 +1,8 @@
 """The console's surveys: the scores the API computes (NPS, CSAT, the distribution), the
 answers to those who may read members, creating and editing a survey from its form."""
 
+import re
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,7 +11,7 @@ from kopilka.access.domain import Role
 from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_program
 from tests.fixtures.factories import member_body
-from tests.web.conftest import Browser, console_as
+from tests.web.conftest import PASSWORD, Browser, console_as
 
 NPS = {
     "key": "after-visit",
@@ -73,6 +75,44 @@ async def test_the_list_and_a_survey_show_the_apis_scores(
         "/console/surveys/after-visit", **{"from": "2001-01-01", "to": "2001-01-31"}
     )
     assert "No scored answers in this period." in empty.text
+
+
+async def test_a_store_limited_reader_sees_their_stores_answers_counted(
+    browser: Browser, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    assert (await api.post("/v1/surveys", NPS)).status_code == 201
+    await answered(api, "after-visit", [10, 9], "nps", store="store-01")
+    await answered(api, "after-visit", [0, 1, 2], "nps", store="store-02")
+    await console_as(browser, engine, program, Role.STORE_MANAGER, stores=["store-01"])
+    page = await browser.get("/console/surveys/after-visit")
+    assert page.status_code == 200
+    facts = page.text.split("<dt>Answers</dt>")[1].split("</dd>")[0]
+    assert facts.strip() == "<dd>2"  # not the chain's 5
+    assert '<div class="figure">2</div>' in page.text  # the scored answers: the same two
+    listed = await browser.get("/console/surveys")
+    row = listed.text.split('href="/console/surveys/after-visit"')[1].split("</tr>")[0]
+    assert [n for n in re.findall(r'<td class="num">([^<]*)</td>', row)][1:] == ["2", "2"]
+    # The API counts as the page does.
+    email = f"limited-{uuid.uuid4().hex[:6]}@shop.example"
+    await api.post(
+        "/v1/staff",
+        {
+            "email": email,
+            "name": "L",
+            "role": "store_manager",
+            "stores": ["store-01"],
+            "password": PASSWORD,
+        },
+    )
+    session = await api.client.post(
+        "/v1/staff/sessions", json={"email": email, "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {session.json()['token']}"}
+    one = await api.client.get("/v1/surveys/after-visit", headers=headers)
+    assert one.json()["responses"] == 2
+    every = await api.client.get("/v1/surveys", headers=headers)
+    assert [s["responses"] for s in every.json()["items"]] == [2]
+    assert (await api.get("/v1/surveys/after-visit")).json()["responses"] == 5
 
 
 async def test_answers_are_shown_only_to_roles_that_read_members(

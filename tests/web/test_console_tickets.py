@@ -1,6 +1,8 @@
 """The console's tickets inbox and a ticket's page: what the API made is shown, the page's
 actions are what the API then answers, store-limited staff see only their stores."""
 
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +16,19 @@ from tests.fixtures.factories import member_body
 from tests.web.conftest import Browser, console_as
 
 T0 = datetime(2031, 3, 3, 12, 0, tzinfo=UTC)
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+def a_key() -> str:
+    """A one-time key as the ticket's page puts in its forms."""
+    return f"console-{uuid.uuid4().hex}"
+
+
+async def form_keys(browser: Browser, ticket_id: str) -> dict[str, str]:
+    """The one-time keys of the ticket page's reply and note forms."""
+    page = await browser.get(f"/console/tickets/{ticket_id}")
+    reply_key, note_key = KEY.findall(page.text)
+    return {"reply": reply_key, "note": note_key}
 
 
 async def member(api: Api, **fields: Any) -> str:
@@ -89,11 +104,12 @@ async def test_a_reply_from_the_page_is_what_the_member_sees(
     opened = await ticket(api, anna)
     tid = opened["id"]
     await console_as(browser, engine, program, Role.SUPPORT)
-    sent = await browser.post(
-        f"/console/tickets/{tid}/reply", {"body": "Your points are back.", "status": "waiting"}
-    )
+    keys = await form_keys(browser, tid)
+    reply = {"body": "Your points are back.", "status": "waiting", "idempotency_key": keys["reply"]}
+    sent = await browser.post(f"/console/tickets/{tid}/reply", reply)
     assert sent.status_code == 303 and sent.headers["location"] == f"/console/tickets/{tid}"
-    noted = await browser.post(f"/console/tickets/{tid}/note", {"body": "Checked the till log"})
+    note = {"body": "Checked the till log", "idempotency_key": keys["note"]}
+    noted = await browser.post(f"/console/tickets/{tid}/note", note)
     assert noted.status_code == 303
     mine = (await api.get(f"/v1/members/{anna}/tickets")).json()["items"][0]
     assert [m["body"] for m in mine["messages"]] == ["Where are they?", "Your points are back."]
@@ -103,9 +119,66 @@ async def test_a_reply_from_the_page_is_what_the_member_sees(
     assert full["messages"][1]["author"]["name"] == "support person"
     page = await browser.get(f"/console/tickets/{tid}")
     assert "The note is saved." in page.text and "Internal note" in page.text
-    empty = await browser.post(f"/console/tickets/{tid}/reply", {"body": "   "})
+    empty = await browser.post(
+        f"/console/tickets/{tid}/reply", {"body": "   ", "idempotency_key": a_key()}
+    )
     assert empty.status_code == 422 and 'aria-invalid="true"' in empty.text
     assert len((await api.get(f"/v1/tickets/{tid}")).json()["messages"]) == 3
+
+
+async def test_a_reply_or_note_sent_twice_is_sent_once(
+    browser: Browser, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    anna = await member(api)
+    tid = (await ticket(api, anna))["id"]
+    await console_as(browser, engine, program, Role.SUPPORT)
+    keys = await form_keys(browser, tid)
+    reply = {"body": "Your points are back.", "idempotency_key": keys["reply"]}
+    note = {"body": "Checked the till log", "idempotency_key": keys["note"]}
+    for _ in range(2):  # a double click
+        sent = await browser.post(f"/console/tickets/{tid}/reply", reply)
+        assert sent.status_code == 303
+        assert (await browser.post(f"/console/tickets/{tid}/note", note)).status_code == 303
+    mine = (await api.get(f"/v1/members/{anna}/tickets")).json()["items"][0]
+    assert [m["body"] for m in mine["messages"]] == ["Where are they?", "Your points are back."]
+    full = (await api.get(f"/v1/tickets/{tid}")).json()
+    assert [m["body"] for m in full["messages"] if not m["public"]] == ["Checked the till log"]
+    log = (await api.get("/v1/audit")).json()["items"]
+    routes = [e["action"] for e in log if e["action"].startswith("POST /console/tickets")]
+    assert sorted(routes) == [
+        "POST /console/tickets/{ticket_id}/note",
+        "POST /console/tickets/{ticket_id}/reply",
+    ]
+    # A new page, a new key: another reply is sent.
+    again = await form_keys(browser, tid)
+    assert again["reply"] != keys["reply"]
+    other = {"body": "Anything else?", "idempotency_key": again["reply"]}
+    assert (await browser.post(f"/console/tickets/{tid}/reply", other)).status_code == 303
+    assert len((await api.get(f"/v1/tickets/{tid}")).json()["messages"]) == 4
+    # The same key with another text is refused above the forms, nothing sent.
+    changed = await browser.post(
+        f"/console/tickets/{tid}/reply", {**reply, "body": "Something else"}
+    )
+    assert changed.status_code == 409 and "This form was sent already" in changed.text
+    assert keys["reply"] not in KEY.findall(changed.text)  # the form shown has a new key
+    assert len((await api.get(f"/v1/tickets/{tid}")).json()["messages"]) == 4
+
+
+async def test_a_reply_without_its_key_is_refused(
+    browser: Browser, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    anna = await member(api)
+    tid = (await ticket(api, anna))["id"]
+    await console_as(browser, engine, program, Role.SUPPORT)
+    for key in ("", "not a key!", "x" * 300):
+        refused = await browser.post(
+            f"/console/tickets/{tid}/reply", {"body": "Hi", "idempotency_key": key}
+        )
+        assert refused.status_code == 422 and "one-time key" in refused.text, key
+        assert KEY.findall(refused.text)[0] != key  # the form shown again has a good one
+    refused = await browser.post(f"/console/tickets/{tid}/reply", {"body": "Hi"})
+    assert refused.status_code == 422
+    assert len((await api.get(f"/v1/tickets/{tid}")).json()["messages"]) == 1
 
 
 async def test_assign_move_reprioritise_and_close(
@@ -151,7 +224,9 @@ async def test_store_limited_staff_see_only_their_stores_tickets(
     assert "At our store" in inbox.text and "At another store" not in inbox.text
     assert (await browser.get(f"/console/tickets/{ours['id']}")).status_code == 200
     assert (await browser.get(f"/console/tickets/{theirs['id']}")).status_code == 404
-    refused = await browser.post(f"/console/tickets/{theirs['id']}/reply", {"body": "Hi"})
+    refused = await browser.post(
+        f"/console/tickets/{theirs['id']}/reply", {"body": "Hi", "idempotency_key": a_key()}
+    )
     assert refused.status_code == 404
     assert len((await api.get(f"/v1/tickets/{theirs['id']}")).json()["messages"]) == 1
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.access.domain import Role
+from kopilka.config import get_settings
 from kopilka.programs.service import ProgramContext
 from kopilka.webhooks.sender import WebhookSender
 from kopilka.worker.runner import Worker
@@ -21,6 +22,13 @@ from tests.webhooks.receiver import Receiver, verify
 SECRET = re.compile(r'id="webhook-secret">(whsec_[^<]+)<')
 
 
+@pytest.fixture(autouse=True)
+def private_urls_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver listens on 127.0.0.1: the console's app allows private webhook URLs."""
+    allowed = get_settings().model_copy(update={"webhook_allow_private_urls": True})
+    monkeypatch.setattr("kopilka.app.get_settings", lambda: allowed)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as found:
@@ -29,7 +37,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def sender(engine: AsyncEngine) -> AsyncIterator[WebhookSender]:
-    async with WebhookSender(engine, timeout=5, disable_after=timedelta(hours=1)) as found:
+    async with WebhookSender(
+        engine, timeout=5, disable_after=timedelta(hours=1), allow_private=True
+    ) as found:
         yield found
 
 

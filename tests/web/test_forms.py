@@ -19,7 +19,7 @@ def test_a_whole_number_may_carry_spaces_as_thousands_separators() -> None:
     assert integer(form, "absent") is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1e3", "12a", "--1", "+"])
+@pytest.mark.parametrize("raw", ["1.5", "1e3", "12a", "--1", "+", "٣", "²"])
 def test_anything_else_is_refused_naming_the_field(raw: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         integer(FormData([("points", raw)]), "points")
@@ -55,3 +55,12 @@ def test_a_check_of_the_whole_model_is_shown_at_the_field_it_names() -> None:
     assert field_errors(missing.value) == missing.value.errors
     plain: Any = InvalidInput("nope")
     assert field_errors(plain) == {"form": "nope"}
+
+
+def test_nesting_deeper_than_the_limit_is_found_outside_strings_only() -> None:
+    from kopilka.web.forms import MAX_JSON_DEPTH, too_deep
+
+    assert too_deep("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is None
+    assert too_deep("[" * (MAX_JSON_DEPTH + 1)) == MAX_JSON_DEPTH
+    assert too_deep('{"a": "' + "[" * 500 + '"}') is None
+    assert too_deep('["\\"' + "[" * 500 + '"]') is None

@@ -492,3 +492,27 @@ async def test_a_program_without_tiers_has_none_in_the_summary(
     token = await session_for(api, await new_member(api, 10))
     found = (await summary(http, program.slug, token, origin=None)).json()
     assert found["tier"] is None and found["rewards"] == []
+
+
+async def test_a_token_made_before_a_block_stays_dead_after_the_unblock(
+    http: httpx.AsyncClient, api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    from kopilka.outbox.consumers import registry
+    from kopilka.shopwidget.consumers import CONSUMER
+    from kopilka.worker.modules import import_consumers
+    from kopilka.worker.runner import Worker
+
+    import_consumers()
+    await allow(api, SHOP)
+    member_id = await new_member(api, points=100)
+    token = await session_for(api, member_id)
+    assert (await summary(http, program.slug, token)).status_code == 200
+    blocked = await api.post(f"/v1/members/{member_id}/block", {"reason": "fraud check"})
+    assert blocked.status_code == 200, blocked.text
+    assert (await summary(http, program.slug, token)).status_code == 401
+    await Worker(engine, [c for c in registry.all() if c.name == CONSUMER]).drain()
+    unblocked = await api.post(f"/v1/members/{member_id}/unblock", {"reason": "all clear"})
+    assert unblocked.status_code == 200, unblocked.text
+    assert (await summary(http, program.slug, token)).status_code == 401
+    fresh = await session_for(api, member_id)
+    assert (await summary(http, program.slug, fresh)).status_code == 200

@@ -25,6 +25,7 @@ class Receiver:
         self.default = 200
         self.delay = 0.0  # seconds each answer waits
         self.huge = 0  # bytes of body to answer with (a receiver that never stops talking)
+        self.body: bytes | None = None  # the answer's body instead of the usual one
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +39,8 @@ class Receiver:
                 )
                 status = receiver.answers.popleft() if receiver.answers else receiver.default
                 answer = b'{"ok": true}' if status < 300 else b"receiver is down"
+                if receiver.body is not None:
+                    answer = receiver.body
                 self.send_response(status)
                 if receiver.huge:
                     self.send_header("content-length", str(receiver.huge))

@@ -31,7 +31,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def sender(engine: AsyncEngine) -> AsyncIterator[WebhookSender]:
-    async with WebhookSender(engine, timeout=5, disable_after=timedelta(hours=1)) as found:
+    async with WebhookSender(
+        engine, timeout=5, disable_after=timedelta(hours=1), allow_private=True
+    ) as found:
         yield found
 
 

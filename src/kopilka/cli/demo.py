@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.apikeys.service import api_key_service
 from kopilka.cli.common import console, err_console, run, with_engine
-from kopilka.cli.serve import base_url, say, where_to_find
+from kopilka.cli.serve import base_url, proxy_options, say, where_to_find
 from kopilka.config import Settings
 from kopilka.db import make_engine, reading, transaction
 from kopilka.demo.crm import DEMO_PASSWORD, CrmSummary
@@ -142,7 +142,7 @@ def demo(
     async def work(
         engine: AsyncEngine,
     ) -> tuple[DemoSummary, CrmSummary, dict[str, list[str]], str, UUID, str | None]:
-        program = await demo_service.create_program(engine)
+        program = await demo_service.create_program(engine, base_url(host, port))
         with Progress(
             TextColumn("simulating {task.fields[day]}"),
             BarColumn(),
@@ -186,6 +186,9 @@ def demo(
     sizes = run(with_engine(url, lambda engine: _segment_sizes(engine, program_id)))
     say("segments: " + ", ".join(f"{key} {count:,}" for key, count in sizes.items()))
     if not serve:
+        # What `kopilka serve` on this file will offer.
+        for line in web_hints(host, port, member_email, settings):
+            say(line)
         return
     for line in serving_hints(host, port, key):
         say(line)
@@ -262,7 +265,10 @@ async def _serve_with_worker(settings: Settings, host: str, port: int) -> None:
     engine = make_engine(settings.database_url)
     try:
         app = create_app(settings, engine=engine)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", **proxy_options(settings)
+        )
+        server = uvicorn.Server(config)
         async with open_worker(engine, settings) as (worker, _):
             stop = asyncio.Event()
             delivering = asyncio.create_task(worker.run(stop))

@@ -1,12 +1,13 @@
 """``kopilka serve``: the API."""
 
 import sys
+from typing import Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.cli.common import console, run, with_engine
-from kopilka.config import get_settings
+from kopilka.config import Settings, get_settings
 
 # Hosts that mean "every interface": a browser on this machine reaches them on loopback.
 _ANY_HOST = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
@@ -66,4 +67,13 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """Believe forwarded client addresses and schemes only from the configured proxies."""
+    trusted = settings.trusted_proxies.strip()
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}

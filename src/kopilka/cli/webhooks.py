@@ -18,6 +18,7 @@ from kopilka.cli.common import (
     run,
     with_engine,
 )
+from kopilka.config import get_settings
 from kopilka.db import reading, transaction
 from kopilka.errors import InvalidInput
 from kopilka.kit.clock import clock
@@ -66,11 +67,15 @@ def add(
         body = WebhookCreate(url=url, event_types=event_type, description=description)
     except ValidationError as exc:
         fail(first_error(exc))
+    # As the API checks it: https to a public host unless KOPILKA_WEBHOOK_ALLOW_PRIVATE_URLS.
+    allow_private = get_settings().webhook_allow_private_urls
 
     async def work(engine: AsyncEngine) -> EndpointRow:
         context = await load_program(engine, program)
         async with transaction(engine) as conn:
-            return await webhook_service.create(conn, context, body, clock.now())
+            return await webhook_service.create(
+                conn, context, body, clock.now(), allow_private=allow_private
+            )
 
     endpoint = run(with_engine(database_url(database), work))
     console.print(escape(_line(endpoint)), highlight=False)

@@ -170,7 +170,11 @@ DEMO_SLUG = "demo"
 
 
 class DemoService:
-    async def create_program(self, engine: AsyncEngine) -> ProgramContext:
+    async def create_program(
+        self, engine: AsyncEngine, base_url: str = "http://127.0.0.1:8000"
+    ) -> ProgramContext:
+        """The demo's program; ``base_url`` is where the demo will be served (its messages'
+        links lead there)."""
         async with transaction(engine) as conn:
             program = await program_service.create(
                 conn,
@@ -184,7 +188,12 @@ class DemoService:
             await open_shop(conn, program, clock.now())
             # The demo sends at once, whatever the hour it is run at: no quiet hours.
             await messaging_service.save_settings(
-                conn, program, MessagingSettings(quiet_hours=None), clock.now()
+                conn,
+                program,
+                MessagingSettings(
+                    quiet_hours=None, links_url=base_url, app_url=f"{base_url}/app/{DEMO_SLUG}/"
+                ),
+                clock.now(),
             )
             return program
 

@@ -4,9 +4,11 @@ long they last and how many tries a code takes."""
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from kopilka.errors import InvalidInput
@@ -68,6 +70,25 @@ class Address:
         return CodeChannel.EMAIL if self.kind == "email" else CodeChannel.SMS
 
 
+class ChannelUnavailable(InvalidInput):
+    """No code can go to this address: the server sends nothing on its channel (no SMS
+    provider, no e-mail). Said of the kind of address typed, never of whether it is a
+    member's."""
+
+    def __init__(self, channel: CodeChannel, *, field: str) -> None:
+        other = "phone number" if channel is CodeChannel.EMAIL else "e-mail address"
+        super().__init__(f"codes are not sent by {channel} here: use your {other}", field=field)
+        self.channel = channel
+
+
+def check_channel(
+    address: Address, channels: Collection[CodeChannel], *, field: str = "address"
+) -> None:
+    """``ChannelUnavailable`` (naming ``field``) unless a code can go to ``address``."""
+    if address.channel not in channels:
+        raise ChannelUnavailable(address.channel, field=field)
+
+
 def parse_address(raw: str) -> Address:
     """The phone or e-mail a member typed, in its stored form; 422 naming ``address`` if it
     is neither."""
@@ -91,6 +112,54 @@ def addresses_of(email: str | None, phone: str | None) -> list[Address]:
     if phone:
         typed.append(Address("phone", normalise_phone(phone)))
     return typed
+
+
+# Marketing channels and the address each needs (push needs none: it is this device's).
+ADDRESS_OF_CHANNEL = {"email": "email", "sms": "phone", "push": None}
+
+
+def sign_up_consents(ticked: Sequence[str], typed: Sequence[Address]) -> tuple[str, ...]:
+    """The marketing channels ticked at sign-up that can be granted: a channel for which no
+    address was given (SMS without a phone) is ignored."""
+    kinds = {a.kind for a in typed}
+    return tuple(
+        channel
+        for channel in ADDRESS_OF_CHANNEL
+        if channel in ticked
+        and (ADDRESS_OF_CHANNEL[channel] is None or ADDRESS_OF_CHANNEL[channel] in kinds)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OnUse:
+    """What entering a code does besides signing in, kept with the code until then.
+
+    ``consents``: the marketing channels ticked at sign-up, granted (source ``app``) only
+    once the member has shown the address is theirs. ``new_address``: the e-mail or phone
+    the code confirms (the profile's change, sent to that address); such a code changes the
+    member's address and never signs anyone in."""
+
+    consents: tuple[str, ...] = ()
+    new_address: Address | None = None
+
+    @property
+    def changes_address(self) -> bool:
+        return self.new_address is not None
+
+    def stored(self) -> dict[str, Any] | None:
+        if self.new_address is not None:
+            return {"new_address": {"kind": self.new_address.kind, "value": self.new_address.value}}
+        return {"consents": list(self.consents)} if self.consents else None
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any] | None) -> "OnUse":
+        if not stored:
+            return cls()
+        new = stored.get("new_address")
+        return cls(
+            consents=tuple(str(c) for c in stored.get("consents") or ()),
+            new_address=Address(str(new["kind"]), str(new["value"])) if new else None,
+        )
 
 
 class CodeOutcome(StrEnum):
@@ -123,6 +192,8 @@ class StoredCode:
     expires_at: datetime
     attempts: int
     used_at: datetime | None
+    channel: str = CodeChannel.EMAIL
+    on_use: OnUse = OnUse()
 
 
 def new_code() -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
-from kopilka.memberaccess.domain import CODE_TRIES, StoredCode
+from kopilka.memberaccess.domain import CODE_TRIES, OnUse, StoredCode
 from kopilka.models import Member, MemberSession, MemberSignInCode
 from kopilka.models.base import table
 
@@ -52,9 +52,16 @@ class MemberAccessRepository:
 
     # --- sign-in codes -------------------------------------------------------------------
 
-    async def replace_code(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
-        """The member's new code; any earlier one of theirs is gone (one live code each)."""
-        await conn.execute(delete(codes_t).where(codes_t.c.member_id == row["member_id"]))
+    async def replace_codes(
+        self, conn: AsyncConnection, row: dict[str, Any], replaced: list[UUID]
+    ) -> None:
+        """The member's new code, the codes ``replaced`` gone."""
+        if replaced:
+            await conn.execute(
+                delete(codes_t).where(
+                    codes_t.c.member_id == row["member_id"], codes_t.c.id.in_(replaced)
+                )
+            )
         await conn.execute(insert(codes_t), [row])
 
     async def codes_of(
@@ -76,6 +83,8 @@ class MemberAccessRepository:
                 expires_at=as_utc(r.expires_at),
                 attempts=r.attempts,
                 used_at=as_utc(r.used_at) if r.used_at is not None else None,
+                channel=r.channel,
+                on_use=OnUse.of(r.on_use),
             )
             for r in (await conn.execute(query)).all()
         ]

@@ -5,10 +5,15 @@ commits.
 Nothing here tells a caller whether an address belongs to a member: asking for a code, or
 signing up with an address already taken, answers the same either way (the code goes to
 the member who has the address, if any), so the app cannot be used to find out who is a
-member.
+member. No code is made for a channel the server cannot send on (``channels``: the caller
+knows its configuration): a code that never arrives would only wait in the message log.
+
+What a code does besides signing in waits with it (``OnUse``): the consents ticked at
+sign-up are granted when the member enters the code that confirmed their address, and a
+new e-mail or phone becomes the member's only when the code sent to it is entered.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -22,12 +27,15 @@ from kopilka.memberaccess import domain
 from kopilka.memberaccess.domain import (
     CODE_MINUTES,
     Address,
+    CodeChannel,
     CodeCheck,
     CodeOutcome,
     MemberSession,
+    OnUse,
+    StoredCode,
 )
 from kopilka.memberaccess.repository import MemberAccessRepository, member_access_repository
-from kopilka.members.schemas import MemberCreate, MemberRef
+from kopilka.members.schemas import MemberCreate, MemberRef, MemberUpdate
 from kopilka.members.service import member_service
 from kopilka.messaging.composition import SIGN_IN_CODE, Outgoing
 from kopilka.messaging.consents import consent_service
@@ -104,11 +112,20 @@ class MemberAccessService:
     # --- one-time codes ------------------------------------------------------------------
 
     async def request_code(
-        self, conn: AsyncConnection, program: ProgramContext, address: Address, now: datetime
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        address: Address,
+        now: datetime,
+        *,
+        channels: Collection[CodeChannel],
     ) -> bool:
         """Send a new sign-in code to ``address`` if an active member of the program has it
-        (it replaces the member's earlier code). Whether one went is for tests and logs: a
-        page answers the same either way."""
+        (it replaces the member's earlier one, and keeps what that one would have done: the
+        consents of a sign-up). Whether one went is for tests and logs: a page answers the
+        same either way. ``ChannelUnavailable`` (422, ``address``) if ``channels`` has not
+        the address's channel — whoever's address it is."""
+        domain.check_channel(address, channels)
         member_id = await self._active_member(conn, program, address)
         if member_id is None:
             return False
@@ -145,28 +162,70 @@ class MemberAccessService:
         code: str,
         now: datetime,
     ) -> CodeCheck:
-        """Whether ``code`` is the live code of the member who has one of ``addresses`` (a
-        sign-up page carries the phone and the e-mail typed); each try is counted."""
+        """Whether ``code`` is the live sign-in code of the member who has one of
+        ``addresses`` (a sign-up page carries the phone and the e-mail typed); each try is
+        counted. Accepted, the code is used and what it carries is done: the consents
+        ticked at sign-up are granted. A code confirming a new address never passes here."""
         members: list[UUID] = []
         for address in addresses[:2]:
             found = await self._active_member(conn, program, address)
             if found is not None and found not in members:
                 members.append(found)
         stored = await self.repository.codes_of(conn, program.id, members)
-        live = [c for c in stored if domain.judge(c, now) is None]
-        if not live:
-            reasons = [domain.judge(c, now) for c in stored]
-            return CodeCheck(next((r for r in reasons if r is not None), CodeOutcome.NO_CODE))
-        outcome = CodeOutcome.TOO_MANY
-        for candidate in live:
-            if not await self.repository.take_try(conn, candidate.id, now):
-                continue  # a parallel try took the last one
-            outcome = CodeOutcome.WRONG
-            if domain.code_matches(candidate, code) and await self.repository.use_code(
-                conn, candidate.id, now
-            ):
-                return CodeCheck(CodeOutcome.ACCEPTED, candidate.member_id)
-        return CodeCheck(outcome)
+        candidates = [c for c in stored if not c.on_use.changes_address]
+        check, used = await self._try(conn, candidates, code, now)
+        if used is not None:
+            await self._grant_consents(conn, program, used, now)
+        return check
+
+    # --- a new e-mail or phone -----------------------------------------------------------
+
+    async def request_address_change(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        address: Address,
+        now: datetime,
+        *,
+        channels: Collection[CodeChannel],
+    ) -> bool:
+        """Send a code to ``address``, the e-mail or phone the member wants instead of
+        theirs; entering it (:meth:`confirm_address_change`) makes the change, and until
+        then nothing changes. No code goes to an address that is already someone's (the
+        member's own: nothing to change; another member's: the page answers the same, so
+        that it tells no one who is a member). ``ChannelUnavailable`` (naming ``email`` or
+        ``phone``) if a code cannot go there. Whether a code went is for tests and logs."""
+        domain.check_channel(address, channels, field=address.kind)
+        await member_service.writable(conn, program, member_id)
+        holder = (await member_service.resolve_many(conn, program, [_ref(address)]))[0]
+        if holder is not None:
+            return False
+        await self._send_code(
+            conn, program, member_id, address, now, on_use=OnUse(new_address=address)
+        )
+        return True
+
+    async def confirm_address_change(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_id: UUID,
+        address: Address,
+        code: str,
+        now: datetime,
+    ) -> CodeCheck:
+        """``code`` typed to confirm ``address``: right (the live code sent to exactly that
+        address for this member), the member's e-mail or phone becomes it (as ``PATCH
+        /v1/members/{id}`` changes it: 409 if another member took it meanwhile). Each try is
+        counted, as when signing in."""
+        stored = await self.repository.codes_of(conn, program.id, [member_id])
+        candidates = [c for c in stored if c.on_use.new_address == address]
+        check, used = await self._try(conn, candidates, code, now)
+        if used is not None:
+            change = MemberUpdate.model_validate({address.kind: address.value})
+            await member_service.update(conn, program, member_id, change, now)
+        return check
 
     # --- sign-up -------------------------------------------------------------------------
 
@@ -177,44 +236,45 @@ class MemberAccessService:
         data: MemberCreate,
         marketing: Sequence[str],
         now: datetime,
+        *,
+        channels: Collection[CodeChannel],
     ) -> list[Address]:
         """A member who joins from the app: registered as ``POST /v1/members`` registers
-        (the program's sign-up rules run), the marketing consents ticked (``marketing``:
-        channels) recorded with the source ``app``, and a sign-in code sent to confirm the
-        address (the e-mail if given, else the phone). When the phone or e-mail is already
-        a member's, nothing is registered and the code goes to that member instead.
-        Returns the addresses typed, which the code is checked against."""
+        (the program's sign-up rules run) and a sign-in code sent to confirm the address
+        (the e-mail if given and e-mail can be sent, else the phone). The marketing consents
+        ticked (``marketing``: channels) wait with the code: they are granted, with the
+        source ``app``, when the member enters it — a channel without an address given is
+        ignored. When the phone or e-mail is already a member's, nothing is registered and
+        the code goes to that member instead (nothing ticked is granted to them).
+        ``ChannelUnavailable`` if no address given can be sent to. Returns the addresses
+        typed, which the code is checked against."""
         typed = domain.addresses_of(data.email, data.phone)
         if not typed:
             raise InvalidInput("give a phone number or an e-mail address", field="email")
-        for address in typed:
-            holder = await member_service.resolve_many(conn, program, [_ref(address)])
-            if holder[0] is not None:
-                if holder[0][1] == "active":
-                    await self._send_code(conn, program, holder[0][0], address, now)
-                return typed
+        sendable = [a for a in typed if a.channel in channels]
+        if not sendable:
+            raise domain.ChannelUnavailable(typed[0].channel, field=typed[0].kind)
+        holders = await member_service.resolve_many(conn, program, [_ref(a) for a in typed])
+        if any(h is not None for h in holders):
+            held = dict(zip(typed, holders, strict=True))
+            for address in sendable:
+                holder = held[address]
+                if holder is not None and holder[1] == "active":
+                    await self._send_code(conn, program, holder[0], address, now)
+                    break
+            return typed
         try:
             member = await activity_service.sign_up(conn, program, data, now)
         except Conflict:
             # Taken by a registration that committed after the look-up above.
-            for address in typed:
-                if await self.request_code(conn, program, address, now):
+            for address in sendable:
+                if await self.request_code(conn, program, address, now, channels=channels):
                     break
             return typed
-        changes = [
-            ConsentChange.model_validate(
-                {
-                    "channel": channel,
-                    "purpose": Purpose.MARKETING,
-                    "granted": True,
-                    "source": APP_SOURCE,
-                }
-            )
-            for channel in marketing
-        ]
-        if changes:
-            await consent_service.change(conn, program, member.id, changes, now, confirm_at=now)
-        await self._send_code(conn, program, member.id, typed[0], now)
+        consents = domain.sign_up_consents(marketing, typed)
+        await self._send_code(
+            conn, program, member.id, sendable[0], now, on_use=OnUse(consents=consents)
+        )
         return typed
 
     # --- helpers -------------------------------------------------------------------------
@@ -225,6 +285,54 @@ class MemberAccessService:
         found = (await member_service.resolve_many(conn, program, [_ref(address)]))[0]
         return found[0] if found is not None and found[1] == "active" else None
 
+    async def _try(
+        self,
+        conn: AsyncConnection,
+        stored: Sequence[StoredCode],
+        code: str,
+        now: datetime,
+    ) -> tuple[CodeCheck, StoredCode | None]:
+        """``code`` tried against the live ones of ``stored``, each try counted: the check,
+        and the code it used if it was right."""
+        live = [c for c in stored if domain.judge(c, now) is None]
+        if not live:
+            reasons = [domain.judge(c, now) for c in stored]
+            outcome = next((r for r in reasons if r is not None), CodeOutcome.NO_CODE)
+            return CodeCheck(outcome), None
+        outcome = CodeOutcome.TOO_MANY
+        for candidate in live:
+            if not await self.repository.take_try(conn, candidate.id, now):
+                continue  # a parallel try took the last one
+            outcome = CodeOutcome.WRONG
+            if domain.code_matches(candidate, code) and await self.repository.use_code(
+                conn, candidate.id, now
+            ):
+                return CodeCheck(CodeOutcome.ACCEPTED, candidate.member_id), candidate
+        return CodeCheck(outcome), None
+
+    async def _grant_consents(
+        self, conn: AsyncConnection, program: ProgramContext, used: StoredCode, now: datetime
+    ) -> None:
+        """The consents ticked at sign-up, now that the member has entered the code sent to
+        their address: marketing e-mail needs no other confirmation when that code came by
+        e-mail (the address is confirmed); otherwise it waits for the usual one."""
+        changes = [
+            ConsentChange.model_validate(
+                {
+                    "channel": channel,
+                    "purpose": Purpose.MARKETING,
+                    "granted": True,
+                    "source": APP_SOURCE,
+                    "confirmed": channel == used.channel == CodeChannel.EMAIL,
+                }
+            )
+            for channel in used.on_use.consents
+        ]
+        if changes:
+            await consent_service.change(
+                conn, program, used.member_id, changes, now, confirm_at=now
+            )
+
     async def _send_code(
         self,
         conn: AsyncConnection,
@@ -232,11 +340,30 @@ class MemberAccessService:
         member_id: UUID,
         address: Address,
         now: datetime,
+        *,
+        on_use: OnUse | None = None,
     ) -> None:
-        """A new code for the member (their earlier one is gone), sent on the channel of
-        ``address`` through messaging; only its hash is kept here."""
+        """A new code for the member, sent on the channel of ``address`` through messaging
+        (to ``address`` itself, which may not be the member's yet); only its hash is kept.
+        It replaces the member's earlier code of its sort (sign-in, or a new address) and
+        any spent one. A sign-in code without ``on_use`` keeps what the live one it
+        replaces carried (a member who asks again after signing up keeps their consents)."""
+        stored = await self.repository.codes_of(conn, program.id, [member_id])
+        changing = on_use is not None and on_use.changes_address
+        replaced = [
+            c
+            for c in stored
+            if c.on_use.changes_address == changing or domain.judge(c, now) is not None
+        ]
+        if on_use is None:
+            carried = [
+                c.on_use
+                for c in replaced
+                if not c.on_use.changes_address and domain.judge(c, now) is None
+            ]
+            on_use = carried[0] if carried else OnUse()
         code, code_id = domain.new_code(), new_id()
-        await self.repository.replace_code(
+        await self.repository.replace_codes(
             conn,
             {
                 "id": code_id,
@@ -248,7 +375,9 @@ class MemberAccessService:
                 "expires_at": domain.code_expiry(now),
                 "attempts": 0,
                 "used_at": None,
+                "on_use": on_use.stored(),
             },
+            [c.id for c in replaced],
         )
         await messaging_service.compose(
             conn,
@@ -260,6 +389,7 @@ class MemberAccessService:
                     f"{SIGN_IN_CODE}:{code_id}",
                     {"code": code, "minutes": CODE_MINUTES},
                     channels=[Channel(str(address.channel))],
+                    to=address.value,
                 )
             ],
             now,

@@ -4,7 +4,7 @@ how a channel's parts render, consent, back-off, and the statuses a message take
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
@@ -26,10 +26,12 @@ SIGN_IN_CODE = "sign_in_code"
 # program's own). The member asked for them: they go even if the member opted out of
 # service messages on the channel, and at once, whatever the quiet hours.
 SYSTEM_KINDS = frozenset({"consent_confirm", SIGN_IN_CODE})
-# Kinds whose text is a secret of the member's (a live sign-in code): once the message has
-# gone (or failed for good), its stored text is blanked, so that no one reads it in the log.
+# Kinds whose text is a secret of the member's (a live sign-in code): no read path shows it,
+# whatever the message's status (the sender alone reads it, to send it), and once the message
+# has gone (or failed for good) its stored text is blanked as well.
 SECRET_KINDS = frozenset({SIGN_IN_CODE})
 SECRET_REMOVED = "[removed once sent: a one-time code]"
+SECRET_HIDDEN = "[hidden: a one-time code]"
 SENT_LIKE = frozenset({SENT, DELIVERED, CLICKED})
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
@@ -57,6 +59,9 @@ class Outgoing:
     channels: Sequence[Channel] | None = None
     send_at: datetime | None = None
     broadcast_id: UUID | None = None
+    # The e-mail or phone to send to instead of the member's own (a code confirming a new
+    # address goes to that address, not yet the member's).
+    to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,16 @@ def forget_secret(message: MessageRow) -> dict[str, Any]:
     if message.kind not in SECRET_KINDS:
         return {}
     return {"subject": None, "body": SECRET_REMOVED, "html": None}
+
+
+def shown(message: MessageRow) -> MessageRow:
+    """A message as every reader sees it (the log, the timeline, an export, the inbox): a
+    secret kind's subject, text and HTML never, whether it waits, has gone or has failed —
+    only the sender reads a stored message's text, to send it."""
+    if message.kind not in SECRET_KINDS:
+        return message
+    body = SECRET_REMOVED if message.body == SECRET_REMOVED else SECRET_HIDDEN
+    return replace(message, subject=None, body=body, html=None)
 
 
 def deferred_note(row: Mapping[str, Any], now: datetime) -> str | None:

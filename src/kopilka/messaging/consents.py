@@ -13,21 +13,23 @@ pending. A change made here sets the flags; a change of the flags through the me
 source.
 """
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.errors import Conflict, NotFound
+from kopilka.kit.clock import as_utc
 from kopilka.members.schemas import Consents as MemberFlags
 from kopilka.members.schemas import MemberUpdate
 from kopilka.members.service import member_service
 from kopilka.messaging import links
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
-from kopilka.messaging.composition import Outgoing, consent_allows
+from kopilka.messaging.composition import Outgoing, Setup, consent_allows
 from kopilka.messaging.domain import Channel
 from kopilka.messaging.notifications import Purpose
 from kopilka.messaging.records import ConsentRecordRow, ConsentRow
@@ -42,6 +44,10 @@ CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
 GRANTED, PENDING, WITHDRAWN = "granted", "pending", "withdrawn"
 # Which of two decisions is the stricter (a merge keeps it).
 STRICTNESS = {GRANTED: 0, PENDING: 1, WITHDRAWN: 2}
+CONFIRM_KIND = "consent_confirm"
+# At most one confirmation of an address per member in this long: ticking and unticking
+# the box must not turn the program into a mail bomb aimed at someone's inbox.
+CONFIRM_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -152,27 +158,49 @@ class ConsentService:
                 ConsentRow(change.channel, str(change.purpose), status, change.source, None, now)
             )
         if confirm and member.email and confirm_at is not None:
-            link = setup.link(
-                "confirm",
-                links.LinkData("confirm", program.id, member_id, channel=str(Channel.EMAIL)),
-            )
-            await messaging_service.compose(
-                conn,
-                program,
-                [
-                    Outgoing(
-                        "consent_confirm",
-                        member_id,
-                        f"consent_confirm:{member_id}:{now.isoformat()}",
-                        {"confirm_url": link},
-                        channels=[Channel.EMAIL],
-                    )
-                ],
-                confirm_at,
-            )
+            await self._ask_to_confirm(conn, program, setup, member_id, member.email, confirm_at)
         if changed and sync_profile:
             await self._sync_profile(conn, program, member_id, member.consents, now)
         return changed
+
+    async def _ask_to_confirm(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        setup: Setup,
+        member_id: UUID,
+        email: str,
+        at: datetime,
+    ) -> None:
+        """A ``consent_confirm`` to ``email`` — unless one went to that address less than a
+        day ago (its link still confirms: it names the member, not the message). The dedupe
+        key carries the day, so that even racing requests make one a day; the consents are
+        locked, so they do not race here anyway."""
+        recent = await self.repository.messages_page(
+            conn, program.id, limit=20, before=None, member_id=member_id, kind=CONFIRM_KIND
+        )
+        if any(m.to_address == email and as_utc(m.created_at) > at - CONFIRM_EVERY for m in recent):
+            return
+        link = setup.link(
+            "confirm",
+            links.LinkData("confirm", program.id, member_id, channel=str(Channel.EMAIL)),
+        )
+        # The address as a short digest: the key says "this address", not the address.
+        digest = hashlib.sha256(email.encode()).hexdigest()[:16]
+        await messaging_service.compose(
+            conn,
+            program,
+            [
+                Outgoing(
+                    CONFIRM_KIND,
+                    member_id,
+                    f"{CONFIRM_KIND}:{member_id}:{digest}:{at.date().isoformat()}",
+                    {"confirm_url": link},
+                    channels=[Channel.EMAIL],
+                )
+            ],
+            at,
+        )
 
     async def confirm(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime

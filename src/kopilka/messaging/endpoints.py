@@ -14,7 +14,7 @@ from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.broadcasts import BroadcastView, broadcast_service
-from kopilka.messaging.composition import Outgoing
+from kopilka.messaging.composition import Outgoing, shown
 from kopilka.messaging.delivery import delivery_service
 from kopilka.messaging.domain import Channel, sms_length
 from kopilka.messaging.records import MessageRow
@@ -49,7 +49,10 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 StatusFilter = Literal["queued", "sent", "delivered", "failed", "bounced", "skipped", "clicked"]
 
 
-def message_out(row: MessageRow) -> Message:
+def message_out(message: MessageRow) -> Message:
+    """A message as the API shows it: a secret kind's text never (``shown``), whatever path
+    read it (a retry, a test send, the log)."""
+    row = shown(message)
     return Message(
         id=row.id,
         member_id=row.member_id,
@@ -379,7 +382,7 @@ async def get_message(
         row, history = await messaging_service.get(conn, program, message_id)
         return MessageDetail(
             **message_out(row).model_dump(),
-            html=row.html,
+            html=shown(row).html,
             unsubscribe_url=row.extra.get("unsubscribe_url"),
             history=[StatusStep(status=h.status, detail=h.detail, at=h.at) for h in history],
         )

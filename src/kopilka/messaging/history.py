@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import as_utc
+from kopilka.messaging.composition import shown
 from kopilka.messaging.history_repository import (
     ConsentHistoryRepository,
     consent_history_repository,
@@ -71,9 +72,12 @@ class MessagingHistory:
         before: tuple[datetime, UUID] | None,
         limit: int,
     ) -> list[MessageRow]:
-        return await self.messages.page(
+        """The member's messages as the timeline and an export show them: a one-time code's
+        text never (``shown``)."""
+        rows = await self.messages.page(
             conn, program, limit=limit, before=before, member_id=member_id
         )
+        return [shown(r) for r in rows]
 
 
 messaging_history = MessagingHistory()

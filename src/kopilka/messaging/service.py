@@ -41,6 +41,7 @@ from kopilka.messaging.composition import (
     known_kind,
     message_row,
     render_channel,
+    shown,
     template_sources,
     tracked,
 )
@@ -319,6 +320,8 @@ class MessagingService:
                     Channel.SMS: recipient.phone,
                     Channel.INBOX: None,
                 }[channel]
+                if item.to is not None and channel in (Channel.EMAIL, Channel.SMS):
+                    address = item.to
                 targets = [(address, {}, "")]
             for address, extra, suffix in targets:
                 rows.append(
@@ -469,6 +472,8 @@ class MessagingService:
         return {"due_at": when}
 
     # --- messages ------------------------------------------------------------------------
+    # Every message read here is as ``shown`` makes it: a secret kind's text (a live sign-in
+    # code) is for the sender alone, which reads the store itself.
 
     async def get(
         self, conn: AsyncConnection, program: ProgramContext, message_id: UUID
@@ -476,7 +481,7 @@ class MessagingService:
         found = await self.repository.message(conn, program.id, message_id)
         if found is None:
             raise NotFound(f"no message {message_id}", field="message_id")
-        return found, await self.repository.history(conn, message_id)
+        return shown(found), await self.repository.history(conn, message_id)
 
     async def page(
         self,
@@ -491,7 +496,7 @@ class MessagingService:
         kind: str | None = None,
         unread: bool = False,
     ) -> list[MessageRow]:
-        return await self.repository.messages_page(
+        rows = await self.repository.messages_page(
             conn,
             program.id,
             limit=limit,
@@ -502,6 +507,7 @@ class MessagingService:
             kind=kind,
             unread=unread,
         )
+        return [shown(r) for r in rows]
 
     async def send_one(
         self, conn: AsyncConnection, program: ProgramContext, item: Outgoing, now: datetime
@@ -509,9 +515,11 @@ class MessagingService:
         """One message asked for by a caller (strict), or, when its dedupe key was used
         before, the messages that call made (push ones carry a suffix per subscription)."""
         made = await self.compose(conn, program, [item], now, strict=True)
-        if made:
-            return made
-        return await self.repository.by_dedupe(conn, program.id, item.member_id, item.dedupe_key)
+        if not made:
+            made = await self.repository.by_dedupe(
+                conn, program.id, item.member_id, item.dedupe_key
+            )
+        return [shown(m) for m in made]
 
     async def inbox(
         self,
@@ -525,7 +533,7 @@ class MessagingService:
     ) -> list[MessageRow]:
         if not await self.audience.recipients(conn, program.id, [member_id]):
             raise NotFound(f"member {member_id} not found", field="member_id")
-        return await self.repository.messages_page(
+        rows = await self.repository.messages_page(
             conn,
             program.id,
             limit=limit,
@@ -535,6 +543,7 @@ class MessagingService:
             status=DELIVERED,
             unread=unread,
         )
+        return [shown(r) for r in rows]
 
     async def counts(
         self, conn: AsyncConnection, program: ProgramContext, broadcast_id: UUID | None = None
@@ -571,7 +580,7 @@ class MessagingService:
             await self.repository.add_status(conn, message_id, READ, None, now)
         refreshed = await self.repository.message(conn, program.id, message_id)
         assert refreshed is not None
-        return refreshed
+        return shown(refreshed)
 
 
 messaging_service = MessagingService()

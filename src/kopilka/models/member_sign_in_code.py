@@ -1,10 +1,11 @@
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kopilka.models.base import Base
+from kopilka.models.base import Base, JSONType
 
 
 class MemberSignInCode(Base):
@@ -23,3 +24,6 @@ class MemberSignInCode(Base):
     expires_at: Mapped[datetime]
     attempts: Mapped[int]
     used_at: Mapped[datetime | None]
+    # What entering the code does besides signing in (``memberaccess.domain.OnUse``): the
+    # marketing consents ticked at sign-up, or the new e-mail or phone it confirms.
+    on_use: Mapped[Any | None] = mapped_column(JSONType)

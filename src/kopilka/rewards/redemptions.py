@@ -14,6 +14,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.audit.service import AuditService, audit_service
 from kopilka.errors import Conflict, NotFound
 from kopilka.idempotency.service import IdempotencyStore, idempotency_store
 from kopilka.kit.clock import as_utc
@@ -75,9 +76,11 @@ class RedemptionService:
         ledger: LedgerService = ledger_service,
         points: PointsRedemptionService = points_redemption_service,
         idempotency: IdempotencyStore = idempotency_store,
+        audit: AuditService = audit_service,
     ) -> None:
         self.repository = repository
         self.ledger = ledger
+        self.audit = audit
         self.points = points
         self.idempotency = idempotency
 
@@ -235,8 +238,9 @@ class RedemptionService:
         now: datetime,
     ) -> RewardRedemption:
         """Cancel an issued redemption: its points go back to the member (to the lots they
-        came from) and a counted stock gets its item back. A fulfilled redemption stays;
-        cancelling a cancelled one changes nothing."""
+        came from) and a counted stock gets its item back, with an audit entry. A fulfilled
+        redemption stays; cancelling a cancelled one changes nothing (its ``cancelled_at``
+        is then not ``now``)."""
         row, balances = await self._locked(conn, program, redemption_id, now)
         balance = balances.get((row.member_id, row.currency), Balance())
         if row.status == "cancelled":
@@ -266,6 +270,25 @@ class RedemptionService:
         await self.repository.set_redemption(conn, redemption_id, values)
         view = dict(row._mapping) | values
         await self._event(conn, program, row.member_id, events.RewardCancelled, view, now)
+        # The route's permission is the till's (``payments.take``), whose requests get no
+        # generic entry: the cancellation, which gives points back, records its own.
+        await self.audit.record(
+            conn,
+            program.id,
+            "reward_redemption.cancelled",
+            subject_type="member",
+            subject_id=row.member_id,
+            now=now,
+            before={"redemption_id": str(redemption_id), "status": row.status},
+            after={
+                "redemption_id": str(redemption_id),
+                "status": "cancelled",
+                "reward": row.reward_key,
+                "points_returned": row.price if row.ledger_redemption_id else 0,
+                "currency": row.currency,
+                "reason": reason,
+            },
+        )
         return redemption_out(view, balance)
 
     async def cancel_once(

@@ -75,6 +75,15 @@ class WidgetRepository:
         )
         return session, str(row.status)
 
+    async def expire_sessions(self, conn: AsyncConnection, member_id: UUID, now: datetime) -> int:
+        """End every unexpired session of the member now."""
+        result = await conn.execute(
+            update(sessions_t)
+            .where(sessions_t.c.member_id == member_id, sessions_t.c.expires_at > now)
+            .values(expires_at=now)
+        )
+        return int(result.rowcount or 0)
+
     async def points_held(self, conn: AsyncConnection, session_id: UUID) -> int:
         """What the session has put on hold so far, as committed (read under the member's
         lock, which every hold of the session takes first)."""

@@ -134,6 +134,11 @@ class WidgetService:
 
     # --- what the widget shows -----------------------------------------------------------
 
+    async def end_sessions(self, conn: AsyncConnection, member_id: UUID, now: datetime) -> int:
+        """End the member's widget sessions (blocked, merged or erased: a token made before
+        stays dead even if the member is unblocked)."""
+        return await self.repository.expire_sessions(conn, member_id, now)
+
     async def summary(
         self,
         conn: AsyncConnection,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
 from kopilka.db import run_in_transaction
-from kopilka.errors import TooManyRequests, Unauthorized
+from kopilka.errors import KopilkaError, TooManyRequests, Unauthorized
 from kopilka.http import EngineDep, StaffCaller, in_transaction, read_only, requires
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, next_cursor
@@ -71,12 +71,16 @@ async def me(principal: StaffCaller, engine: EngineDep) -> StaffOut:
 async def change_password(
     body: PasswordChange, principal: StaffCaller, engine: EngineDep
 ) -> Response:
-    """A new password (12 characters or more); every other session of the account ends."""
+    """A new password (12 characters or more); every other session of the account ends.
+    A wrong current password counts as a wrong sign-in: five in a row rest the account for
+    15 minutes (then a 429)."""
 
-    async def work(conn: AsyncConnection, program: ProgramContext) -> None:
-        await staff_service.change_password(conn, principal, body, clock.now())
+    async def work(conn: AsyncConnection, program: ProgramContext) -> KopilkaError | None:
+        return await staff_service.change_password(conn, principal, body, clock.now())
 
-    await in_transaction(engine, principal, work)
+    refusal = await in_transaction(engine, principal, work)
+    if refusal is not None:
+        raise refusal  # after the commit: the wrong password is counted
     return Response(status_code=204)
 
 
@@ -91,20 +95,30 @@ async def start_totp(principal: StaffCaller, engine: EngineDep) -> TotpSetup:
 
 @router.post("/me/totp/confirm", response_model=StaffOut)
 async def confirm_totp(body: TotpCode, principal: StaffCaller, engine: EngineDep) -> StaffOut:
-    return await in_transaction(
+    """Turn the authenticator on with a code it shows now; a wrong code counts as a wrong
+    sign-in."""
+    answer = await in_transaction(
         engine,
         principal,
         lambda conn, _: staff_service.confirm_totp(conn, principal, body.code, clock.now()),
     )
+    if isinstance(answer, KopilkaError):
+        raise answer  # after the commit: the wrong code is counted
+    return answer
 
 
 @router.post("/me/totp/disable", response_model=StaffOut)
 async def disable_totp(body: TotpCode, principal: StaffCaller, engine: EngineDep) -> StaffOut:
-    return await in_transaction(
+    """Turn the authenticator off with a code it shows now; a wrong code counts as a wrong
+    sign-in."""
+    answer = await in_transaction(
         engine,
         principal,
         lambda conn, _: staff_service.disable_totp(conn, principal, body.code, clock.now()),
     )
+    if isinstance(answer, KopilkaError):
+        raise answer  # after the commit: the wrong code is counted
+    return answer
 
 
 @router.post("", status_code=201, response_model=StaffOut)
@@ -153,11 +167,15 @@ async def update_staff(
     principal: Annotated[Principal, requires(P.STAFF_MANAGE)],
     engine: EngineDep,
 ) -> StaffOut:
-    """Change the name, role, stores or status; ``disabled`` ends every session at once."""
+    """Change the name, role, stores or status; ``disabled`` ends every session at once.
+    Nobody disables their own account, and the last active owner is neither demoted nor
+    disabled (409)."""
     return await in_transaction(
         engine,
         principal,
-        lambda conn, program: staff_service.update(conn, program.id, staff_id, body, clock.now()),
+        lambda conn, program: staff_service.update(
+            conn, program.id, staff_id, body, clock.now(), by=principal.staff_id
+        ),
     )
 
 

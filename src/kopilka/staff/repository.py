@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.models import StaffMember, StaffSession
@@ -67,13 +67,19 @@ class StaffRepository:
         )
         return list((await conn.execute(query)).all())
 
-    async def active_owners(self, conn: AsyncConnection, program_id: UUID) -> int:
-        query = select(func.count()).where(
+    async def active_owners(
+        self, conn: AsyncConnection, program_id: UUID, *, lock: bool = False
+    ) -> int:
+        """How many active owners the program has; ``lock``: their rows locked (in id
+        order) until the transaction ends, so the count holds while it changes one."""
+        query = select(staff_t.c.id).where(
             staff_t.c.program_id == program_id,
             staff_t.c.role == "owner",
             staff_t.c.status == "active",
         )
-        return int((await conn.execute(query)).scalar_one())
+        if lock:
+            query = query.order_by(staff_t.c.id).with_for_update()
+        return len((await conn.execute(query)).all())
 
     async def update(self, conn: AsyncConnection, staff_id: UUID, values: dict[str, Any]) -> None:
         await conn.execute(update(staff_t).where(staff_t.c.id == staff_id).values(**values))

@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.access.domain import ROLE_PERMISSIONS, Permission, Principal, Role
 from kopilka.audit.domain import Actor, ActorKind
 from kopilka.audit.service import AuditService, audit_service
-from kopilka.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from kopilka.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    KopilkaError,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from kopilka.kit.clock import as_utc
 from kopilka.kit.emails import normalise_email
 from kopilka.kit.ids import new_id
@@ -35,6 +43,9 @@ WRONG_CREDENTIALS = (
     "wrong e-mail, password or code (after five wrong tries an account rests 15 minutes)"
 )
 CODE_NEEDED = "this account needs the authenticator's code (totp)"
+RESTING = "too many wrong passwords or codes in a row: the account rests for 15 minutes"
+WRONG_PASSWORD = "the current password is wrong"
+WRONG_CODE = "the code is wrong (check the phone's clock)"
 
 
 def _out(row: Any) -> StaffOut:
@@ -130,7 +141,12 @@ class StaffService:
         staff_id: UUID,
         data: StaffUpdate,
         now: datetime,
+        *,
+        by: UUID | None = None,
     ) -> StaffOut:
+        """Change an account. ``by`` (the staff member acting, if one is) may not disable
+        their own account: nobody locks themselves out. The program keeps an active owner:
+        its last one is neither demoted nor disabled."""
         row = await self.repository.get(conn, program_id, staff_id, lock=True)
         if row is None:
             raise NotFound(f"no staff member {staff_id}", field="staff_id")
@@ -144,12 +160,23 @@ class StaffService:
             values["stores"] = _stores(data.stores)
         if values.get("status") == "active":
             values.update(failed_sign_ins=0, locked_until=None)
-        stops_owning = before.role is Role.OWNER and (
-            values.get("role", "owner") != "owner" or values.get("status") == "disabled"
-        )
-        if stops_owning and await self.repository.active_owners(conn, program_id) <= 1:
+        disabling = values.get("status") == "disabled" and before.status == "active"
+        if disabling and staff_id == by:
             raise Conflict(
-                "this is the program's last owner: make someone else owner first", field="role"
+                "you cannot disable your own account: ask another owner to", field="status"
+            )
+        demoting = values.get("role", "owner") != "owner"
+        owning = before.role is Role.OWNER and before.status == "active"
+        # Every owner's row is locked before counting: two owners disabling each other at
+        # once cannot both pass and leave the program without one.
+        if (
+            owning
+            and (demoting or disabling)
+            and await self.repository.active_owners(conn, program_id, lock=True) <= 1
+        ):
+            raise Conflict(
+                "this is the program's last owner: make someone else owner first",
+                field="role" if demoting else "status",
             )
         await self.repository.update(conn, staff_id, values)
         if values.get("status") == "disabled":
@@ -240,7 +267,19 @@ class StaffService:
             token=token, expires_at=expires, staff=await self.get(conn, row.program_id, row.id)
         )
 
-    async def _failed(self, conn: AsyncConnection, row: Any, now: datetime, what: str) -> None:
+    async def _failed(
+        self,
+        conn: AsyncConnection,
+        row: Any,
+        now: datetime,
+        what: str,
+        *,
+        signing_in: bool = True,
+    ) -> None:
+        """Count a wrong password or code of the account (five in a row rest it) and log
+        it as ``staff.sign_in_failed``. Signing in, the actor is the account itself;
+        otherwise (a check in a session) whoever is acting, so that the request needs no
+        other entry."""
         failed = int(row.failed_sign_ins) + 1
         until = domain.locked_until(failed, now)
         await self.repository.update(
@@ -254,8 +293,26 @@ class StaffService:
             subject_id=row.id,
             now=now,
             after={"wrong": what, "locked_until": until.isoformat() if until else None},
-            actor=Actor(ActorKind.STAFF, row.id, row.name),
+            actor=Actor(ActorKind.STAFF, row.id, row.name) if signing_in else None,
         )
+
+    async def _checked(
+        self, conn: AsyncConnection, row: Any, now: datetime, what: str, right: bool
+    ) -> KopilkaError | None:
+        """The refusal of a password or code asked again in a session (to change the
+        password, to turn the authenticator on or off), or None if ``right``. A wrong one
+        counts as a wrong sign-in does, so a stolen session cannot guess on where sign-in
+        would rest the account; while it rests, nothing is checked."""
+        field = "current_password" if what == "password" else "code"
+        if _resting(row, now):
+            self.audit.nothing_changed()
+            return TooManyRequests(RESTING, field=field)
+        if not right:
+            await self._failed(conn, row, now, what, signing_in=False)
+            return InvalidInput(WRONG_PASSWORD if what == "password" else WRONG_CODE, field=field)
+        if row.failed_sign_ins:
+            await self.repository.update(conn, row.id, {"failed_sign_ins": 0})
+        return None
 
     async def principal(self, conn: AsyncConnection, token: str, now: datetime) -> Principal:
         """The caller a session token stands for; 401 if it is unknown, ended or expired,
@@ -311,11 +368,15 @@ class StaffService:
 
     async def change_password(
         self, conn: AsyncConnection, principal: Principal, data: PasswordChange, now: datetime
-    ) -> None:
-        """A new password; every other session of the account ends."""
+    ) -> KopilkaError | None:
+        """A new password; every other session of the account ends. A wrong current
+        password is counted as a wrong sign-in and its refusal returned, not raised (as
+        ``sign_in``'s): the caller commits the count, then raises it."""
         row = await self._own_row(conn, principal)
-        if not domain.password_matches(row.password_hash, data.current_password):
-            raise InvalidInput("the current password is wrong", field="current_password")
+        right = domain.password_matches(row.password_hash, data.current_password)
+        refusal = await self._checked(conn, row, now, "password", right)
+        if refusal is not None:
+            return refusal
         new = domain.checked_password(data.new_password, field="new_password")
         await self.repository.update(
             conn, row.id, {"password_hash": domain.hash_password(new), "updated_at": now}
@@ -329,6 +390,7 @@ class StaffService:
             subject_id=row.id,
             now=now,
         )
+        return None
 
     async def start_totp(
         self, conn: AsyncConnection, principal: Principal, now: datetime
@@ -346,13 +408,17 @@ class StaffService:
 
     async def confirm_totp(
         self, conn: AsyncConnection, principal: Principal, code: str, now: datetime
-    ) -> StaffOut:
+    ) -> StaffOut | KopilkaError:
+        """Turn the authenticator on with a code it shows. A wrong code is counted as a
+        wrong sign-in and its refusal returned, not raised: the caller commits, then raises
+        it."""
         row = await self._own_row(conn, principal)
         if row.totp_secret is None or row.totp_enabled:
             raise Conflict("start the authenticator's set-up first", field="totp")
         step = domain.totp_step(row.totp_secret, code, now, row.totp_last_step)
-        if step is None:
-            raise InvalidInput("the code is wrong (check the phone's clock)", field="code")
+        refusal = await self._checked(conn, row, now, "code", step is not None)
+        if refusal is not None:
+            return refusal
         await self.repository.update(
             conn, row.id, {"totp_enabled": True, "totp_last_step": step, "updated_at": now}
         )
@@ -368,12 +434,16 @@ class StaffService:
 
     async def disable_totp(
         self, conn: AsyncConnection, principal: Principal, code: str, now: datetime
-    ) -> StaffOut:
+    ) -> StaffOut | KopilkaError:
+        """Turn the authenticator off with a code it shows; a wrong code as for
+        ``confirm_totp``."""
         row = await self._own_row(conn, principal)
         if not row.totp_enabled:
             raise Conflict("the authenticator is not on", field="totp")
-        if domain.totp_step(row.totp_secret, code, now, row.totp_last_step) is None:
-            raise InvalidInput("the code is wrong (check the phone's clock)", field="code")
+        right = domain.totp_step(row.totp_secret, code, now, row.totp_last_step) is not None
+        refusal = await self._checked(conn, row, now, "code", right)
+        if refusal is not None:
+            return refusal
         await self.repository.update(
             conn,
             row.id,

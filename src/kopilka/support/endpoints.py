@@ -329,11 +329,14 @@ async def list_surveys(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SurveyPage:
-    """The program's surveys in key order (the app lists what a member may answer)."""
+    """The program's surveys in key order (the app lists what a member may answer); a
+    store-limited staff member's counts of answers are their stores', as their scores are."""
     after = decode_key_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> SurveyPage:
-        return await survey_service.page(conn, program, after=after, limit=limit, status=status)
+        return await survey_service.page(
+            conn, program, after=after, limit=limit, status=status, principal=principal
+        )
 
     return await read_only(engine, principal, work)
 
@@ -343,7 +346,7 @@ async def get_survey(
     key: str, principal: Annotated[Principal, requires(P.PROGRAM_READ)], engine: EngineDep
 ) -> Survey:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Survey:
-        return await survey_service.get(conn, program, key)
+        return await survey_service.get(conn, program, key, principal=principal)
 
     return await read_only(engine, principal, work)
 

@@ -341,14 +341,21 @@ class SupportRepository:
         )
 
     async def response_counts(
-        self, conn: AsyncConnection, survey_ids: Sequence[UUID], version: int | None = None
+        self,
+        conn: AsyncConnection,
+        survey_ids: Sequence[UUID],
+        version: int | None = None,
+        *,
+        stores: Collection[str] | None = None,
     ) -> dict[UUID, int]:
+        """Answers per survey (of one ``version``; at ``stores`` only, if given)."""
         if not survey_ids:
             return {}
         c = responses_t.c
         query = select(c.survey_id, func.count()).where(one_of(conn, c.survey_id, set(survey_ids)))
         if version is not None:
             query = query.where(c.version == version)
+        query = _where_stores(query, conn, c.store, stores)
         rows = (await conn.execute(query.group_by(c.survey_id))).all()
         return {row[0]: int(row[1]) for row in rows}
 

@@ -117,8 +117,20 @@ class SurveyService:
         )
         return await self._answer(conn, row)
 
-    async def get(self, conn: AsyncConnection, program: ProgramContext, key: str) -> Survey:
-        return await self._answer(conn, (await self._survey(conn, program, key))._mapping)
+    async def get(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        *,
+        principal: Principal | None = None,
+    ) -> Survey:
+        """The survey; its answers counted as its scores are: a store-limited
+        ``principal``'s at their stores only."""
+        row = (await self._survey(conn, program, key))._mapping
+        stores = principal.stores if principal else None
+        counts = await self.repository.response_counts(conn, [row["id"]], stores=stores)
+        return await self._answer(conn, row, counts.get(row["id"], 0))
 
     async def page(
         self,
@@ -128,11 +140,14 @@ class SurveyService:
         after: str | None,
         limit: int,
         status: str | None = None,
+        principal: Principal | None = None,
     ) -> SurveyPage:
+        """Surveys in key order, each with its answers counted as ``get`` counts them."""
         rows = await self.repository.surveys(
             conn, program.id, after=after, limit=limit, status=status
         )
-        counts = await self.repository.response_counts(conn, [r.id for r in rows])
+        stores = principal.stores if principal else None
+        counts = await self.repository.response_counts(conn, [r.id for r in rows], stores=stores)
         items = [await self._answer(conn, r._mapping, counts.get(r.id, 0)) for r in rows]
         last = rows[-1] if len(rows) == limit else None
         return SurveyPage(items=items, next_cursor=encode_cursor(last.key) if last else None)

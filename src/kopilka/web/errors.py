@@ -2,6 +2,7 @@
 else is a short page in the user's language saying what went wrong (the API's problem
 documents are for programs, not people)."""
 
+import re
 from urllib.parse import quote
 
 from fastapi import Request
@@ -24,6 +25,39 @@ TITLES = {
     429: "Too many attempts",
     500: "Something went wrong",
 }
+
+
+def _(text: str) -> str:
+    """Marks a text for the catalogues; it is translated when shown."""
+    return text
+
+
+# Refusals the pages give that a person reads: each has its Russian text in the catalogues.
+KNOWN_DETAILS = (
+    _("this form was sent from another site"),
+    _("the form has expired or did not come from this site: reload the page and try again"),
+    _("the session has ended: sign in again"),
+    _("sign in to the console"),
+    _("you are signed out: sign in again"),
+    _("sign in to this program's app"),
+    _("too many sign-in attempts from this address: wait a minute"),
+    _("Not Found"),
+    _("Method Not Allowed"),
+)
+ROLE_REFUSAL = re.compile(r"^this staff member's role does not allow ([a-z_.]+) ")
+
+
+def readable(language: str, detail: str) -> str:
+    """A refusal in the page's language: a known text from the catalogues, a role's refusal
+    naming its permission; anything else as the service said it."""
+    refused = ROLE_REFUSAL.match(detail)
+    if refused:
+        return gettext(
+            language,
+            "Your role does not allow this (it needs %(permission)s).",
+            permission=refused.group(1),
+        )
+    return gettext(language, detail) if detail in KNOWN_DETAILS else detail
 
 
 def is_page(request: Request) -> bool:
@@ -53,7 +87,7 @@ def error_page(request: Request, status: int, detail: str) -> Response:
     return render(
         request,
         "shared/error.html",
-        {"title": title, "detail": detail, "back": back},
+        {"title": title, "detail": readable(language, detail), "back": back},
         status=status,
         headers=headers,
     )

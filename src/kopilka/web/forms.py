@@ -21,6 +21,10 @@ async def form_of(request: Request) -> FormData:
         return cached
     form = await request.form(max_files=5, max_fields=2000)
     check_csrf(request, _text(form.get(CSRF_FIELD)))
+    for name, value in form.multi_items():
+        # PostgreSQL cannot store it in text, and no person types it.
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(f"{name}: text may not contain the NUL character", field=name)
     request.state.form = form
     return form
 
@@ -57,7 +61,8 @@ def integer(
         return None
     cleaned = raw.replace(" ", "").replace("\u00a0", "").replace("\u202f", "")
     body = cleaned[1:] if cleaned[:1] in "+-" else cleaned
-    if not body.isdigit():
+    # ASCII digits only: ``isdigit`` alone takes "٣" or "³" as digits.
+    if not (body.isascii() and body.isdigit()):
         raise InvalidInput(f"{name}: a whole number, not {raw!r}", field=name)
     value = int(cleaned)
     if minimum is not None and value < minimum:
@@ -106,3 +111,32 @@ def field_errors(exc: KopilkaError) -> dict[str, str]:
     if isinstance(exc, FormInvalid):
         return exc.errors
     return {exc.field or "form": exc.detail}
+
+
+# Deeper than any program document or segment definition needs; far below the depth where
+# parsing and validating recurse past Python's limit.
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> int | None:
+    """The offset in JSON ``text`` where brackets nest deeper than ``limit``, else None
+    (brackets inside strings do not count)."""
+    depth = 0
+    in_string = escaped = False
+    for offset, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return offset
+        elif char in "]}":
+            depth -= 1
+    return None

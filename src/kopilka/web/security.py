@@ -9,8 +9,9 @@
   whose ``Origin`` is another site is refused.
 - **Cookies**: HttpOnly, ``SameSite=Lax`` for sessions (so that a link from an e-mail opens
   the app signed in), and ``Secure`` whenever the page came over HTTPS or from this machine
-  (a browser treats ``localhost`` as secure) — behind a TLS proxy, run the server with
-  ``--proxy-headers`` so that it knows the scheme.
+  (a browser treats ``localhost`` as secure) — behind a TLS proxy, name it in
+  ``KOPILKA_TRUSTED_PROXIES`` so that the server believes the scheme and client address it
+  forwards (nobody else's ``X-Forwarded-For`` is believed).
 """
 
 import hmac
@@ -26,6 +27,9 @@ CSRF_COOKIE = "kopilka_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Texts of the catalogues (``errors.py`` translates a refusal's text on the page).
+FOREIGN_FORM = "this form was sent from another site"
+EXPIRED_FORM = "the form has expired or did not come from this site: reload the page and try again"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -105,16 +109,15 @@ def check_csrf(request: Request, sent: str | None) -> None:
     if request.method in SAFE_METHODS:
         return
     origin = request.headers.get("origin")
-    if origin and origin != "null":
+    if origin:
+        # "null" is what a sandboxed frame or a page of no site sends: not this site.
         ours = f"{request.url.scheme}://{request.url.netloc}"
-        if origin != ours and urlsplit(origin).netloc != request.url.netloc:
-            raise Forbidden("this form was sent from another site")
+        if origin == "null" or (origin != ours and urlsplit(origin).netloc != request.url.netloc):
+            raise Forbidden(FOREIGN_FORM)
     expected = request.cookies.get(CSRF_COOKIE)
     given = sent or request.headers.get(CSRF_HEADER)
     if not expected or not given or not hmac.compare_digest(expected, given):
-        raise Forbidden(
-            "the form has expired or did not come from this site: reload the page and try again"
-        )
+        raise Forbidden(EXPIRED_FORM)
 
 
 def local_path(target: str | None, default: str) -> str:

@@ -1,5 +1,5 @@
 """Pure rules of webhooks: secrets, Standard Webhooks signatures, event filters, the retry
-schedule, URLs. No I/O.
+schedule, URLs and the addresses they may reach. No I/O.
 
 Signature (https://www.standardwebhooks.com): ``webhook-signature: v1,<base64 HMAC-SHA256
 of "{webhook-id}.{webhook-timestamp}.{body}">`` keyed with the base64-decoded part of the
@@ -9,7 +9,9 @@ secret after ``whsec_``.
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +38,11 @@ SCHEDULE = (
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 MAX_URL = 2000
 EVENT_TYPE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_.-*")
+# Names that are someone's own network whatever DNS says (RFC 6761 and private-use suffixes).
+LOCAL_NAMES = ("localhost",)
+LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def new_secret() -> str:
@@ -104,6 +111,64 @@ def url_problem(url: str) -> str | None:
         # They would be stored and shown back in every answer: the signature authenticates.
         return "a URL may not carry a user name or password"
     return None
+
+
+def address_problem(url: str, allow_private: bool) -> str | None:
+    """Why the worker must not POST to ``url`` (already a valid :func:`url_problem` URL), or
+    None: unless ``allow_private``, it must be https to a host that is not an address in
+    loopback, private, link-local, unique-local, multicast, unspecified or reserved ranges
+    (in any spelling: ``127.1``, ``2130706433``, ``[::ffff:127.0.0.1]``, full-width digits)
+    nor a local name. Names are checked again when the worker resolves them."""
+    if allow_private:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "the URL must start with https://"
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        # As the HTTP client sends it: IDNA, which also folds full-width digits.
+        name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return f"{host!r} is not a host name"
+    address = address_of(name)
+    if address is not None:
+        return None if is_public(address) else f"{host} is not a public address"
+    if name in LOCAL_NAMES or name.endswith(LOCAL_SUFFIXES):
+        return f"{host} is not a public host"
+    return None
+
+
+def address_of(host: str) -> Address | None:
+    """The address ``host`` spells, in any form a connection accepts (``::1``,
+    ``fe80::1%eth0``, ``127.1``, ``0x7f.0.0.1``, ``2130706433``); None for a name."""
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))  # every spelling C accepts
+    except OSError:
+        return None
+
+
+def is_public(address: Address) -> bool:
+    """Whether ``address`` is on the public internet: an IPv4 address carried inside IPv6
+    (mapped, NAT64, 6to4) is judged as itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(address.packed[-4:])
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
 
 
 def event_type_problem(pattern: str) -> str | None:

@@ -4,7 +4,7 @@ and a test ping."""
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
@@ -35,16 +35,26 @@ def _with_secret(found: EndpointRow) -> WebhookWithSecret:
     return WebhookWithSecret.model_validate(found)
 
 
+def _allow_private(request: Request) -> bool:
+    return bool(request.app.state.settings.webhook_allow_private_urls)
+
+
 @router.post("/webhooks", status_code=201, response_model=WebhookWithSecret)
 async def create_webhook(
     body: WebhookCreate,
+    request: Request,
     principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
 ) -> WebhookWithSecret:
-    """A new endpoint. The answer carries its signing secret; it is not shown again."""
+    """A new endpoint. The answer carries its signing secret; it is not shown again. The
+    URL must be https to a public host (``KOPILKA_WEBHOOK_ALLOW_PRIVATE_URLS`` allows more)."""
+    allow_private = _allow_private(request)
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> WebhookWithSecret:
-        return _with_secret(await webhook_service.create(conn, program, body, clock.now()))
+        created = await webhook_service.create(
+            conn, program, body, clock.now(), allow_private=allow_private
+        )
+        return _with_secret(created)
 
     return await in_transaction(engine, principal, work)
 
@@ -85,11 +95,16 @@ async def get_webhook(
 async def update_webhook(
     webhook_id: UUID,
     body: WebhookUpdate,
+    request: Request,
     principal: Annotated[Principal, requires(P.INTEGRATIONS_MANAGE)],
     engine: EngineDep,
 ) -> Webhook:
+    allow_private = _allow_private(request)
+
     async def work(conn: AsyncConnection, program: ProgramContext) -> Webhook:
-        found = await webhook_service.update(conn, program, webhook_id, body, clock.now())
+        found = await webhook_service.update(
+            conn, program, webhook_id, body, clock.now(), allow_private=allow_private
+        )
         return Webhook.model_validate(found)
 
     return await in_transaction(engine, principal, work)

@@ -9,16 +9,25 @@ A slow or dead receiver does not hold the others back: it gets at most ``PER_END
 the lanes at a time, and a round records what finished within ``round_seconds`` and goes on
 leasing while that receiver's requests run on into later rounds. Only the first
 ``RESPONSE_SNIPPET`` bytes of an answer are read.
+
+Unless ``allow_private`` (``KOPILKA_WEBHOOK_ALLOW_PRIVATE_URLS``), a request goes only to
+public addresses: a URL written as an address is checked before anything is sent, and a
+name is resolved by :class:`PublicResolver`, which refuses it if any of its addresses is
+not public (a public name pointed at 127.0.0.1, DNS rebinding). The connection is made to
+the addresses the resolver checked, so no second look-up can change them.
 """
 
 import asyncio
 import logging
+import socket
 import time
 from datetime import timedelta
 from uuid import UUID
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from yarl import URL
 
 from kopilka.db import run_in_transaction
 from kopilka.kit.clock import clock
@@ -29,6 +38,47 @@ from kopilka.webhooks.service import AttemptResult, webhook_service
 logger = logging.getLogger("kopilka.webhooks")
 RESPONSE_SNIPPET = 1000
 PER_ENDPOINT = 2  # lanes one receiver may hold at once
+
+
+class NotPublic(OSError):
+    """A webhook's host is, or resolves to, an address that is not public."""
+
+
+class PublicResolver(AbstractResolver):
+    """Resolves names as aiohttp does and refuses a name if any address it gives is not
+    public (:func:`domain.is_public`)."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        for entry in found:
+            address = domain.address_of(entry["host"])
+            if address is None or not domain.is_public(address):
+                raise NotPublic(f"{host} resolves to {entry['host']}, not a public address")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def literal_problem(url: str) -> str | None:
+    """Why the worker must not connect to ``url`` whose host aiohttp takes for an address
+    (it then skips the resolver): one that is not public or that does not parse."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "not a URL"
+    for host in {parsed.host or "", parsed.raw_host or ""}:
+        # aiohttp's own test (helpers.is_ip_address): a colon, or digits and dots.
+        if ":" in host or host.replace(".", "").isdigit():
+            address = domain.address_of(host)
+            if address is None or not domain.is_public(address):
+                return f"{host} is not a public address"
+    return None
 
 
 class WebhookSender:
@@ -45,8 +95,10 @@ class WebhookSender:
         disable_after: timedelta = timedelta(days=5),
         batch: int = 200,
         round_seconds: float = 0.5,
+        allow_private: bool = False,
     ) -> None:
         self.engine = engine
+        self.allow_private = allow_private
         self.timeout = timeout
         self.disable_after = disable_after
         self.batch = batch
@@ -60,7 +112,11 @@ class WebhookSender:
     async def __aenter__(self) -> "WebhookSender":
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0),
+            connector=aiohttp.TCPConnector(
+                limit=self.concurrency,
+                limit_per_host=0,
+                resolver=None if self.allow_private else PublicResolver(),
+            ),
             # Receivers are the program's own systems: no cookies kept between them.
             cookie_jar=aiohttp.DummyCookieJar(),
         )
@@ -140,7 +196,10 @@ class WebhookSender:
         started = time.perf_counter()
         status: int | None = None
         snippet: str | None = None
-        error: str | None = None
+        error = None if self.allow_private else literal_problem(item.url)
+        if error is not None:
+            error = f"refused: {error} (no request sent)"
+            return AttemptResult(item, attempted_at, None, None, 0, error)
         try:
             async with session.post(
                 item.url,
@@ -152,9 +211,15 @@ class WebhookSender:
                 # Only the start of an answer is kept: a receiver streaming gigabytes must
                 # not fill the worker's memory.
                 head = await response.content.read(RESPONSE_SNIPPET)
-                snippet = head.decode(errors="replace")
+                # PostgreSQL's text holds no NUL: a binary answer must not stop the record.
+                snippet = head.decode(errors="replace").replace("\x00", "\ufffd")
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, NotPublic):
+                error = f"refused: {exc.os_error} (no request sent)"
+            else:
+                error = f"{type(exc).__name__}: {exc}"[:1000]
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
         duration = int((time.perf_counter() - started) * 1000)

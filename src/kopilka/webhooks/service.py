@@ -9,7 +9,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.errors import Conflict, NotFound
+from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.outbox.consumers import event_data
 from kopilka.outbox.events import DomainEvent
@@ -44,6 +44,12 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def _check_address(url: str, allow_private: bool) -> None:
+    problem = domain.address_problem(url, allow_private)
+    if problem is not None:
+        raise InvalidInput(problem, field="url")
+
+
 class WebhookService:
     def __init__(self, repository: WebhookRepository = webhook_repository) -> None:
         self.repository = repository
@@ -51,10 +57,18 @@ class WebhookService:
     # --- endpoints -----------------------------------------------------------------------
 
     async def create(
-        self, conn: AsyncConnection, program: ProgramContext, body: WebhookCreate, now: datetime
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        body: WebhookCreate,
+        now: datetime,
+        *,
+        allow_private: bool = False,
     ) -> EndpointRow:
         """A new endpoint with a new secret (the only time the secret is shown, with
-        :meth:`rotate`'s)."""
+        :meth:`rotate`'s). Its URL must be https to a public host unless ``allow_private``
+        (``KOPILKA_WEBHOOK_ALLOW_PRIVATE_URLS``)."""
+        _check_address(body.url, allow_private)
         endpoint_id = new_id()
         await self.repository.insert_endpoint(
             conn,
@@ -105,7 +119,12 @@ class WebhookService:
         endpoint_id: UUID,
         body: WebhookUpdate,
         now: datetime,
+        *,
+        allow_private: bool = False,
     ) -> EndpointRow:
+        """Change the fields sent; a new URL is checked as :meth:`create` checks it."""
+        if body.url is not None:
+            _check_address(body.url, allow_private)
         await self.get(conn, program, endpoint_id, lock=True)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
         for required in ("url", "event_types", "enabled"):

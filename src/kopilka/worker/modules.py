@@ -13,6 +13,8 @@ CONSUMER_MODULES: list[str] = [
     "kopilka.segments.consumers",
     "kopilka.support.consumers",
     "kopilka.wallet.consumers",
+    "kopilka.shopwidget.consumers",
+    "kopilka.memberaccess.consumers",
 ]
 
 

@@ -92,6 +92,7 @@ async def open_worker(
                     timeout=settings.webhook_timeout_seconds,
                     concurrency=settings.webhook_concurrency,
                     disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+                    allow_private=settings.webhook_allow_private_urls,
                 )
             )
         routes = await stack.enter_async_context(MessageChannels(settings))

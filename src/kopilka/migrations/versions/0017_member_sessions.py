@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0017_member_sessions"
 down_revision: str | None = "0016_staff_audit"
@@ -16,6 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 TS = sa.DateTime(timezone=True)
+JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def upgrade() -> None:
@@ -47,6 +49,9 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("used_at", TS, nullable=True),
+        # What entering the code does besides signing in: the consents ticked at sign-up,
+        # or the new e-mail or phone it confirms.
+        sa.Column("on_use", JSON, nullable=True),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name="fk_member_sign_in_codes_member_id_members"
         ),

@@ -1,7 +1,12 @@
 """App pages: the member's profile — the fields they may change themselves (as ``PATCH
 /v1/members/{id}``), their consents per channel and purpose (as ``/consents``, source
 ``app``), their data as a JSON download (as ``/export``) and deleting their account (the
-erasure of ``/erase``: the session ends with it)."""
+erasure of ``/erase``: the session ends with it).
+
+The e-mail and the phone are what the member signs in with: a new one becomes theirs only
+when the member enters the one-time code sent to it (``profile/address``); until then
+nothing changes, so a session left open on someone else's phone cannot move the account to
+an address of theirs, nor a typo lock the member out."""
 
 from typing import Any
 
@@ -14,6 +19,14 @@ from starlette.datastructures import FormData
 from kopilka.audit.domain import Actor, ActorKind, acting
 from kopilka.errors import KopilkaError
 from kopilka.kit.clock import clock
+from kopilka.memberaccess.domain import (
+    CODE_MINUTES,
+    Address,
+    addresses_of,
+    clean_code,
+    parse_address,
+)
+from kopilka.memberaccess.service import member_access_service
 from kopilka.members.schemas import Member, MemberUpdate
 from kopilka.members.service import member_service
 from kopilka.messaging.consents import consent_service
@@ -33,6 +46,12 @@ from kopilka.web.app.access import (
     program_of,
 )
 from kopilka.web.app.history import app_page
+from kopilka.web.app.signin import (
+    allow_codes,
+    channels_of,
+    tries_refusal,
+    unavailable_text,
+)
 from kopilka.web.forms import FormInvalid, field_errors, flag, form_of, text, validated
 from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, redirect, render
@@ -117,22 +136,63 @@ def _sent_profile(form: FormData) -> dict[str, Any]:
     return {name: text(form, name, limit=320) for name in OWN_FIELDS}
 
 
+def _new_address(current: Member, sent: dict[str, Any], language: str) -> Address | None:
+    """The e-mail or phone sent that is not the member's now (one at a time), in its stored
+    form; None if neither is new (the same, or cleared). ``FormInvalid`` naming the field
+    if one is not valid, or if both are new."""
+    try:
+        typed = addresses_of(sent["email"], sent["phone"])
+    except KopilkaError as exc:
+        raise FormInvalid(field_errors(exc)) from None
+    new = [a for a in typed if a.value != getattr(current, a.kind)]
+    if len(new) > 1:
+        message = gettext(language, "Change your e-mail and your phone one at a time.")
+        raise FormInvalid({"email": message, "phone": message})
+    return new[0] if new else None
+
+
 @router.post("/{slug}/profile")
 async def change_profile(request: Request, member: SignedInMember) -> Response:
-    """Change the member's own fields, as ``PATCH /v1/members/{id}`` does; refused: the
-    form again with each field's message, nothing changed."""
+    """Change the member's own fields, as ``PATCH /v1/members/{id}`` does — but a new
+    e-mail or phone, which only a code sent to it makes theirs: the other fields are saved
+    and the page asks for that code. Refused: the form again with each field's message,
+    nothing changed."""
     form = await form_of(request)
     sent = _sent_profile(form)
     act_as_member(request, member)
     language = language_of(request)
+    channels = channels_of(request)
 
-    async def work(conn: AsyncConnection, program: ProgramContext) -> Member:
+    async def current_of(conn: AsyncConnection, program: ProgramContext) -> Member:
+        return await member_service.get(conn, program, member.member_id)
+
+    try:
+        new = _new_address(await member_read(request, current_of), sent, language)
+        if new is not None and new.channel not in channels:
+            raise FormInvalid({new.kind: unavailable_text(language, new.channel)})
+    except FormInvalid as exc:
+        return await _profile_page(request, member, values=sent, errors=exc.errors, status=422)
+    if new is not None and (refusal := allow_codes(request, member.program, [new])) is not None:
+        page = await _profile_page(
+            request, member, values=sent, errors={new.kind: refusal.text}, status=429
+        )
+        page.headers.update(refusal.headers)
+        return page
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> None:
+        now = clock.now()
         current = await member_service.get(conn, program, member.member_id)
         if (current.phone or current.email) and not (sent["phone"] or sent["email"]):
             message = gettext(language, "Keep a phone number or an e-mail: you sign in with it.")
             raise FormInvalid({"phone": message, "email": message})
-        changes = validated(MemberUpdate, sent)
-        return await member_service.update(conn, program, member.member_id, changes, clock.now())
+        # The new address waits for its code: the member's own stays until then.
+        kept = sent | ({new.kind: getattr(current, new.kind)} if new is not None else {})
+        changes = validated(MemberUpdate, kept)
+        await member_service.update(conn, program, member.member_id, changes, now)
+        if new is not None:
+            await member_access_service.request_address_change(
+                conn, program, member.member_id, new, now, channels=channels
+            )
 
     try:
         await member_transaction(request, work)
@@ -140,7 +200,79 @@ async def change_profile(request: Request, member: SignedInMember) -> Response:
         return await _profile_page(
             request, member, values=sent, errors=field_errors(exc), status=422
         )
+    if new is not None:
+        return _address_page(request, member, new)
     return redirect(request, app_url(member.slug, "profile"), gettext(language, "Saved."))
+
+
+def _address_page(
+    request: Request,
+    member: MemberCaller,
+    address: Address,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The code sent to a new e-mail or phone, to type (the rest of the profile is saved)."""
+    return app_page(
+        request,
+        member,
+        "app/profile/address.html",
+        {
+            "address": address.value,
+            "kind": address.kind,
+            "minutes": CODE_MINUTES,
+            "errors": {"code": error} if error else {},
+        },
+        status=status,
+    )
+
+
+@router.post("/{slug}/profile/address")
+async def confirm_address(request: Request, member: SignedInMember) -> Response:
+    """The code sent to a new e-mail or phone: right, it becomes the member's (as ``PATCH
+    /v1/members/{id}`` changes it); refused, the page again with one message whatever the
+    reason. Tries are limited per client, as when signing in."""
+    form = await form_of(request)
+    language = language_of(request)
+    try:
+        address = parse_address(text(form, "address", limit=320) or "")
+    except KopilkaError:
+        return redirect(request, app_url(member.slug, "profile"))
+    act_as_member(request, member)
+    refusal = tries_refusal(request, member.program)
+    if refusal is not None:
+        page = _address_page(request, member, address, error=refusal.text, status=429)
+        page.headers.update(refusal.headers)
+        return page
+    code = clean_code(text(form, "code", limit=40) or "")
+    if code is None:
+        error = gettext(language, "The code is six digits.")
+        return _address_page(request, member, address, error=error, status=422)
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> bool:
+        check = await member_access_service.confirm_address_change(
+            conn, program, member.member_id, address, code, clock.now()
+        )
+        return check.accepted
+
+    try:
+        accepted = await member_transaction(request, work)
+    except KopilkaError:
+        # Taken by another member since the code was sent: this address cannot be used.
+        error = gettext(language, "This address cannot be used. Check it, or give another.")
+        return _address_page(request, member, address, error=error, status=409)
+    if not accepted:
+        error = gettext(
+            language, "This code is wrong or no longer valid. Check it, or ask for a new one."
+        )
+        return _address_page(request, member, address, error=error, status=422)
+    notice = (
+        gettext(language, "Your e-mail is changed.")
+        if address.kind == "email"
+        else gettext(language, "Your phone number is changed.")
+    )
+    return redirect(request, app_url(member.slug, "profile"), notice)
 
 
 @router.post("/{slug}/profile/consents")

@@ -5,9 +5,14 @@ the program from the app; signing out.
 No page says whether an address belongs to a member: asking for a code, or joining with an
 address already taken, answers with the same page (the code goes to whoever has the
 address, if anyone), and every refused code gets the same message. Code requests and tries
-are limited per address and per client address (429 beyond).
+are limited per address and per client address (429 beyond, saying truthfully when to try
+again). A code is asked for only on a channel the server sends on: without an SMS provider
+a phone number is answered "sign in with your e-mail" (and the other way round), whoever's
+number it is.
 """
 
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +22,16 @@ from fastapi.responses import Response
 from limits import RateLimitItem, parse, storage, strategies
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.config import Settings
 from kopilka.db import run_in_transaction
-from kopilka.errors import InvalidInput, KopilkaError, TooManyRequests, Unauthorized
+from kopilka.errors import InvalidInput, KopilkaError, Unauthorized
 from kopilka.http import EngineDep
 from kopilka.kit.clock import clock
 from kopilka.memberaccess.domain import (
     CODE_MINUTES,
     Address,
+    ChannelUnavailable,
+    CodeChannel,
     addresses_of,
     clean_code,
     parse_address,
@@ -41,7 +49,7 @@ from kopilka.web.app.access import (
     signed_in_member,
 )
 from kopilka.web.forms import choices, field_errors, flag, form_of, text, validated
-from kopilka.web.i18n import language_of
+from kopilka.web.i18n import language_of, translations
 from kopilka.web.rendering import gettext, redirect, render
 from kopilka.web.security import local_path, set_cookie
 
@@ -66,6 +74,11 @@ class Window:
     def allow(self, key: str) -> bool:
         return bool(self.limiter.hit(self.item, key))
 
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may hit again: when its oldest hit leaves the window."""
+        stats = self.limiter.get_window_stats(self.item, key)
+        return 0.0 if stats.remaining > 0 else max(stats.reset_time - time.time(), 0.0)
+
 
 @dataclass(frozen=True)
 class SignInLimits:
@@ -89,16 +102,73 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _allow_codes(request: Request, program: ProgramContext, addresses: Sequence[Address]) -> None:
-    """429 once this client, or one of these addresses, has asked for too many codes."""
+def code_channels(settings: Settings) -> frozenset[CodeChannel]:
+    """The channels this server can send a code on: e-mail with an SMTP server or a mail
+    folder, SMS with a provider."""
+    found = set()
+    if settings.smtp_host or settings.mail_outbox_dir:
+        found.add(CodeChannel.EMAIL)
+    if settings.sms_provider is not None:
+        found.add(CodeChannel.SMS)
+    return frozenset(found)
+
+
+def channels_of(request: Request) -> frozenset[CodeChannel]:
+    return code_channels(request.app.state.settings)
+
+
+def unavailable_text(language: str, channel: CodeChannel) -> str:
+    """Why no code can go to an address of this kind (said of the kind, never of whose)."""
+    if channel is CodeChannel.SMS:
+        return gettext(language, "Sign-in by SMS is not available: use your e-mail address.")
+    return gettext(language, "Sign-in by e-mail is not available: use your phone number.")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A request over a limit: what to tell the person, and ``Retry-After``."""
+
+    text: str
+    seconds: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.seconds)}
+
+
+def _minutes(seconds: float) -> int:
+    """The whole minutes of a wait, at least one (as said to a person)."""
+    return max(1, math.ceil(seconds / 60))
+
+
+def _seconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+def allow_codes(
+    request: Request, program: ProgramContext, addresses: Sequence[Address]
+) -> Refusal | None:
+    """None if a code may be sent; once this client, or one of these addresses, has asked
+    for too many, when that limit lets the next one through (the longest wait of those
+    reached: an address's limit lasts an hour)."""
     limits = limits_of(request)
-    refused = not limits.codes_per_client.allow(f"{program.id}:{_client(request)}")
+    waits = []
+    client = f"{program.id}:{_client(request)}"
+    if not limits.codes_per_client.allow(client):
+        waits.append(limits.codes_per_client.wait(client))
     for address in addresses:
-        refused = not limits.codes_per_address.allow(f"{program.id}:{address.value}") or refused
-    if refused:
-        raise TooManyRequests(
-            gettext(language_of(request), "Too many codes asked for: wait a while and try again.")
-        )
+        key = f"{program.id}:{address.value}"
+        if not limits.codes_per_address.allow(key):
+            waits.append(limits.codes_per_address.wait(key))
+    if not waits:
+        return None
+    wait = max(waits)
+    said = translations(language_of(request)).ngettext(
+        "Too many codes asked for: try again in %(num)s minute.",
+        "Too many codes asked for: try again in %(num)s minutes.",
+        _minutes(wait),
+    )
+    return Refusal(said % {"num": _minutes(wait)}, _seconds(wait))
 
 
 def _context(program: ProgramContext, **values: Any) -> dict[str, Any]:
@@ -113,7 +183,12 @@ def _target(slug: str, wanted: str | None) -> str:
 
 
 def _render(
-    request: Request, template: str, program: ProgramContext, status: int = 200, **values: Any
+    request: Request,
+    template: str,
+    program: ProgramContext,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
 ) -> Response:
     return render(
         request,
@@ -121,6 +196,7 @@ def _render(
         _context(program, **values),
         status=status,
         zone=program.settings.timezone,
+        headers=headers,
     )
 
 
@@ -130,6 +206,20 @@ async def _member_of(request: Request, slug: str) -> Any:
         return await signed_in_member(request, slug)
     except Unauthorized:
         return None
+
+
+def tries_refusal(request: Request, program: ProgramContext) -> Refusal | None:
+    """None if this client may type a code now; else when it may again."""
+    tries, client = limits_of(request).tries_per_client, f"{program.id}:{_client(request)}"
+    if tries.allow(client):
+        return None
+    wait = tries.wait(client)
+    said = translations(language_of(request)).ngettext(
+        "Too many tries: try again in %(num)s minute.",
+        "Too many tries: try again in %(num)s minutes.",
+        _minutes(wait),
+    )
+    return Refusal(said % {"num": _minutes(wait)}, _seconds(wait))
 
 
 # --- asking for a code -------------------------------------------------------------------
@@ -153,23 +243,35 @@ async def ask_for_code(request: Request, slug: str, engine: EngineDep) -> Respon
     program = await program_of(request, slug)
     typed = text(form, "address", limit=320) or ""
     target = text(form, "next", limit=2000)
-    try:
-        address = parse_address(typed)
-    except InvalidInput:
-        error = gettext(language_of(request), "Enter your phone number or e-mail address.")
+    language = language_of(request)
+
+    def again(error: str, status: int, headers: dict[str, str] | None = None) -> Response:
         return _render(
             request,
             "sign_in.html",
             program,
-            status=422,
+            status=status,
+            headers=headers,
             next=target,
             address=typed,
             errors={"address": error},
         )
-    _allow_codes(request, program, [address])
+
+    try:
+        address = parse_address(typed)
+    except InvalidInput:
+        return again(gettext(language, "Enter your phone number or e-mail address."), 422)
+    channels = channels_of(request)
+    if address.channel not in channels:
+        return again(unavailable_text(language, address.channel), 422)
+    refusal = allow_codes(request, program, [address])
+    if refusal is not None:
+        return again(refusal.text, 429, refusal.headers)
     await run_in_transaction(
         engine,
-        lambda conn: member_access_service.request_code(conn, program, address, clock.now()),
+        lambda conn: member_access_service.request_code(
+            conn, program, address, clock.now(), channels=channels
+        ),
     )
     return _code_page(request, program, [address], typed, target)
 
@@ -183,12 +285,14 @@ def _code_page(
     *,
     error: str | None = None,
     status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     return _render(
         request,
         "code.html",
         program,
         status=status,
+        headers=headers,
         addresses=[a.value for a in addresses],
         shown=shown,
         next=target,
@@ -212,8 +316,18 @@ async def enter_code(request: Request, slug: str, engine: EngineDep) -> Response
     addresses = _addresses(choices(form, "address"))
     if not addresses:
         return redirect(request, app_url(slug, "sign-in"))
-    if not limits_of(request).tries_per_client.allow(f"{program.id}:{_client(request)}"):
-        raise TooManyRequests(gettext(language, "Too many tries: wait a minute and try again."))
+    refusal = tries_refusal(request, program)
+    if refusal is not None:
+        return _code_page(
+            request,
+            program,
+            addresses,
+            shown,
+            target,
+            error=refusal.text,
+            status=429,
+            headers=refusal.headers,
+        )
     code = clean_code(text(form, "code", limit=40) or "")
     if code is None:
         error = gettext(language, "The code is six digits.")
@@ -296,21 +410,24 @@ async def sign_up_page(request: Request, slug: str) -> Response:
 
 @router.post("/{slug}/sign-up")
 async def sign_up(request: Request, slug: str, engine: EngineDep) -> Response:
-    """Register the member (as ``POST /v1/members`` does), record the consents ticked with
-    the source ``app`` and send a code to confirm the address; an address already taken
-    gets the same answer (the code goes to its member)."""
+    """Register the member (as ``POST /v1/members`` does) and send a code to confirm the
+    address; the consents ticked are granted (source ``app``) when that code is entered.
+    An address already taken gets the same answer (the code goes to its member)."""
     form = await form_of(request)
     program = await program_of(request, slug)
     language = language_of(request)
     values = {name: text(form, name, limit=320) for name in ("name", "phone", "email", "birthday")}
     ticked = [c for c in MARKETING_CHANNELS if flag(form, f"marketing_{c}")]
 
-    def again(errors: dict[str, str]) -> Response:
+    def again(
+        errors: dict[str, str], status: int = 422, headers: dict[str, str] | None = None
+    ) -> Response:
         return _render(
             request,
             "sign_up.html",
             program,
-            status=422,
+            status=status,
+            headers=headers,
             values=values,
             ticked=ticked,
             errors=errors,
@@ -328,13 +445,24 @@ async def sign_up(request: Request, slug: str, engine: EngineDep) -> Response:
         addresses = addresses_of(data.email, data.phone)
     except InvalidInput as exc:  # FormInvalid too
         return again(_friendly(language, field_errors(exc)))
-    _allow_codes(request, program, addresses)
+    channels = channels_of(request)
+    if not any(a.channel in channels for a in addresses):
+        first = addresses[0]
+        return again({first.kind: unavailable_text(language, first.channel)})
+    refusal = allow_codes(request, program, addresses)
+    if refusal is not None:
+        return again({"form": refusal.text}, 429, refusal.headers)
 
     async def work(conn: AsyncConnection) -> list[Address]:
-        return await member_access_service.sign_up(conn, program, data, ticked, clock.now())
+        return await member_access_service.sign_up(
+            conn, program, data, ticked, clock.now(), channels=channels
+        )
 
     try:
         sent_to = await run_in_transaction(engine, work)
+    except ChannelUnavailable as exc:
+        field = exc.field or "email"
+        return again({field: unavailable_text(language, exc.channel)})
     except KopilkaError as exc:
         return again(_friendly(language, field_errors(exc)))
     shown = " · ".join(v for v in (values["email"], values["phone"]) if v)

@@ -1,7 +1,8 @@
 """Console pages: the signed-in staff member's own security — changing their password
 (every other session of theirs ends) and the authenticator app (TOTP): starting the
 set-up (its secret and an ``otpauth://`` QR code), confirming it with a code, turning it
-off with a code. The same service calls as ``/v1/staff/me/...``; any role may use them."""
+off with a code. The same service calls as ``/v1/staff/me/...``; any role may use them.
+A wrong password or code here counts as a wrong sign-in does."""
 
 from typing import Any
 
@@ -63,7 +64,8 @@ async def password_page(request: Request, principal: StaffUser) -> Response:
 @router.post("/account/password")
 async def change_password(request: Request, engine: EngineDep, principal: StaffUser) -> Response:
     """Change one's password: the current one, the new one twice. Every other session of
-    the account ends; this one goes on."""
+    the account ends; this one goes on. A wrong current password counts as a wrong sign-in
+    (five in a row rest the account for 15 minutes)."""
     form = await form_of(request)
     language = language_of(request)
     fields = {
@@ -81,11 +83,13 @@ async def change_password(request: Request, engine: EngineDep, principal: StaffU
                 "new_password": fields["new_password"],
             },
         )
-        await in_transaction(
+        refusal = await in_transaction(
             engine,
             principal,
             lambda conn, _: staff_service.change_password(conn, principal, body, clock.now()),
         )
+        if refusal is not None:
+            raise refusal  # after the commit: the wrong password is counted
     except KopilkaError as exc:
         if exc.status in (401, 403):
             raise
@@ -164,11 +168,13 @@ async def confirm_totp(request: Request, engine: EngineDep, principal: StaffUser
     form = await form_of(request)
     try:
         code = _code(form)
-        await in_transaction(
+        answer = await in_transaction(
             engine,
             principal,
             lambda conn, _: staff_service.confirm_totp(conn, principal, code.code, clock.now()),
         )
+        if isinstance(answer, KopilkaError):
+            raise answer  # after the commit: the wrong code is counted
     except KopilkaError as exc:
         return await _refused(request, engine, principal, exc)
     notice = gettext(
@@ -184,11 +190,13 @@ async def disable_totp(request: Request, engine: EngineDep, principal: StaffUser
     form = await form_of(request)
     try:
         code = _code(form)
-        await in_transaction(
+        answer = await in_transaction(
             engine,
             principal,
             lambda conn, _: staff_service.disable_totp(conn, principal, code.code, clock.now()),
         )
+        if isinstance(answer, KopilkaError):
+            raise answer  # after the commit: the wrong code is counted
     except KopilkaError as exc:
         return await _refused(request, engine, principal, exc)
     notice = gettext(language_of(request), "The authenticator app is off.")

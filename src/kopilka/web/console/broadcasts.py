@@ -4,12 +4,13 @@ later), and a broadcast's page with its messages counted by status and the actio
 offers (pause, resume, cancel).
 
 The same service calls as ``/v1/broadcasts…`` with the same permissions: reading needs
-``messages.read``; creating and the actions ``messages.send``.
+``messages.read``; creating and the actions ``messages.send``. The new-broadcast form carries
+a one-time key: sent twice (a double click, a reload), it creates one broadcast.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,10 @@ from starlette.datastructures import FormData
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
-from kopilka.errors import KopilkaError
+from kopilka.audit.service import audit_service
+from kopilka.errors import IdempotencyConflict, KopilkaError
 from kopilka.http import EngineDep, in_transaction, read_only
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor, next_cursor
 from kopilka.messaging.broadcasts import (
@@ -42,6 +45,7 @@ from kopilka.segments.schemas import SegmentOut
 from kopilka.segments.service import segment_service
 from kopilka.web.charts import progress_bar
 from kopilka.web.console.access import console_page
+from kopilka.web.console.members import form_key, form_key_again, new_form_key, sent_before
 from kopilka.web.forms import FormInvalid, choices, field_errors, form_of, validated
 from kopilka.web.i18n import language_of, translations
 from kopilka.web.rendering import gettext, redirect, render
@@ -133,6 +137,8 @@ class BroadcastDraft:
     channels: list[str] = field(default_factory=list)
     when: str = "now"
     send_at: str = ""
+    # The form's one-time key: the broadcast is stored under it.
+    key: str = field(default_factory=new_form_key)
 
 
 def _text(form: FormData, name: str, limit: int = 2000) -> str:
@@ -152,6 +158,7 @@ def read_broadcast(form: FormData) -> BroadcastDraft:
         channels=choices(form, "channels"),
         when="later" if _text(form, "when") == "later" else "now",
         send_at=_text(form, "send_at", 40),
+        key=form_key_again(_text(form, "idempotency_key", 100)),
     )
 
 
@@ -238,31 +245,55 @@ async def create_broadcast(
                 "send_at": _send_at(draft, zone),
             },
         )
-        view = await in_transaction(
-            engine,
-            principal,
-            lambda conn, program: broadcast_service.create(
-                conn,
-                program,
-                name=body.name,
-                kind=body.kind,
-                variables=body.variables,
-                channels=body.channels,
-                segment=body.segment,
-                send_at=body.send_at,
-                now=clock.now(),
-            ),
-        )
+        key = form_key(form, "idempotency_key")
+
+        async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, Any]:
+            async def operation() -> dict[str, Any]:
+                view = await broadcast_service.create(
+                    conn,
+                    program,
+                    name=body.name,
+                    kind=body.kind,
+                    variables=body.variables,
+                    channels=body.channels,
+                    segment=body.segment,
+                    send_at=body.send_at,
+                    now=clock.now(),
+                )
+                return {"id": str(view.row.id), "total": view.row.total}
+
+            _, made, replayed = await idempotency_store.run_once(
+                conn, program.id, f"broadcast:{key}", body, operation, _no_lock
+            )
+            if replayed:
+                audit_service.nothing_changed()  # the first sending has its entry
+            return made
+
+        made = await in_transaction(engine, principal, work)
     except KopilkaError as exc:
         errors = field_errors(exc)
-        if "form" in errors and not draft.segment:
-            errors = {"segment": errors.pop("form"), **errors}
+        # The form's audience is its segment: "give members or a segment" is about it.
+        for name in ("form", "members"):
+            if name in errors and not draft.segment:
+                errors = {"segment": errors.pop(name), **errors}
+        if isinstance(exc, IdempotencyConflict):
+            # Sent before with other values and done then: the form gets a new key.
+            errors = {"form": sent_before(language_of(request))}
+            draft.key = new_form_key()
+        elif "idempotency_key" in errors:  # no key, or not one the page makes: said above
+            errors.setdefault("form", errors.pop("idempotency_key"))
         return _new_page(request, draft, segments, errors=errors, status=422)
-    total = view.row.total
+    total = int(made["total"])
     notice = translations(language_of(request)).ngettext(
         "Broadcast created for %(num)s member.", "Broadcast created for %(num)s members.", total
     ) % {"num": total}
-    return redirect(request, f"/console/broadcasts/{view.row.id}", notice)
+    return redirect(request, f"/console/broadcasts/{made['id']}", notice)
+
+
+async def _no_lock() -> None:
+    # The same form twice at once: the second's stored answer collides with the first's,
+    # and its transaction runs again to replay the first (as the gift cards' forms do).
+    return None
 
 
 async def _view(

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kopilka.web.forms import MAX_JSON_DEPTH, too_deep
+
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 LITERALS = ("true", "false", "null")
@@ -45,6 +47,11 @@ class LocatedError:
 
 def parse_draft(text: str) -> dict[str, Any]:
     """The document in ``text``; ``DraftSyntaxError`` with the line and column at fault."""
+    deep = too_deep(text)
+    if deep is not None:
+        line = text.count("\n", 0, deep) + 1
+        column = deep - (text.rfind("\n", 0, deep) + 1) + 1
+        raise DraftSyntaxError(f"brackets nest deeper than {MAX_JSON_DEPTH} levels", line, column)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -6,7 +6,7 @@ permission each of those routes requires: reading a card is ``members.read`` (a 
 a member's), issuing and changing it ``catalog.manage``, topping it up ``payments.take``.
 Issuing and topping up are named by a random token the form carries, as the API's
 ``external_id`` / ``Idempotency-Key``: a form sent twice (a double click, a reload) does its
-work once.
+work once, and is in the audit log once.
 """
 
 from typing import Annotated, Any
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
+from kopilka.audit.service import audit_service
 from kopilka.errors import KopilkaError, NotFound
 from kopilka.giftcards.schemas import GiftCardBatchCreate, GiftCardCreate, GiftCardOut
 from kopilka.giftcards.service import gift_card_service
@@ -179,9 +180,11 @@ async def issue_card(
             return GiftCardOut.model_validate(card).model_dump(mode="json")
 
         key = f"gift-card:issue:id:{body.external_id}"
-        _, card, _ = await idempotency_store.run_once(
+        _, card, replayed = await idempotency_store.run_once(
             conn, program.id, key, body, operation, _no_lock, external_id=body.external_id
         )
+        if replayed:
+            audit_service.nothing_changed()  # the first sending has its entry
         return card
 
     try:
@@ -242,9 +245,11 @@ async def issue_batch(
             return {"cards": [GiftCardOut.model_validate(c).model_dump(mode="json") for c in cards]}
 
         key = f"gift-card:batch:key:console-{token}"
-        _, made, _ = await idempotency_store.run_once(
+        _, made, replayed = await idempotency_store.run_once(
             conn, program.id, key, body, operation, _no_lock
         )
+        if replayed:
+            audit_service.nothing_changed()  # the first sending has its entry
         return {"program": program, "cards": made["cards"]}
 
     try:

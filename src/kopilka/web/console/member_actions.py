@@ -24,7 +24,7 @@ from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
 from kopilka.audit.service import audit_service
 from kopilka.customers.merges import MergeResult, merge_service
-from kopilka.errors import InvalidInput, KopilkaError
+from kopilka.errors import IdempotencyConflict, InvalidInput, KopilkaError
 from kopilka.http import EngineDep, FastJSONResponse, in_transaction, read_only
 from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
@@ -39,7 +39,7 @@ from kopilka.programs.service import ProgramContext
 from kopilka.tiers.schemas import ManualTierCreate
 from kopilka.tiers.service import tier_service
 from kopilka.web.console.access import console_page
-from kopilka.web.console.members import member_page
+from kopilka.web.console.members import form_key, member_page, sent_before
 from kopilka.web.forms import field_errors, form_of, integer, text, validated
 from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, redirect, render
@@ -97,14 +97,20 @@ async def _act_on_member(
     try:
         await in_transaction(engine, principal, lambda conn, program: work(form, conn, program))
     except KopilkaError as exc:
-        # A member of another program is not found by the page either: a 404 then.
+        # A member of another program is not found by the page either: a 404 then. A key
+        # used already (with other values) is not offered again: the form gets a new one.
+        errors = form_errors(form_name, exc, fields)
+        kept = [*fields, "idempotency_key"]
+        if isinstance(exc, IdempotencyConflict):
+            errors = {f"{form_name}_form": sent_before(language_of(request))}
+            kept = [*fields]
         return await member_page(
             request,
             engine,
             principal,
             member_id,
-            errors=form_errors(form_name, exc, fields),
-            sent=sent_values(form, [*fields, "idempotency_key"]),
+            errors=errors,
+            sent=sent_values(form, kept),
             status=422,
         )
     return redirect(request, member_url(member_id), gettext(language_of(request), done))
@@ -132,7 +138,8 @@ async def adjust_points(
                 "reason": text(form, "adjust_reason", required=True, limit=500),
             },
         )
-        key = text(form, "idempotency_key", limit=200)
+        # Required: without its key, the form sent twice would credit twice.
+        key = form_key(form, "idempotency_key")
         await member_service.resolve(conn, program, body.member)
 
         async def lock() -> None:
@@ -162,7 +169,10 @@ async def adjust_points(
                 ),
             ).model_dump(mode="json")
 
-        return await idempotency_store.run_once(conn, program.id, key, body, operation, lock)
+        answer = await idempotency_store.run_once(conn, program.id, key, body, operation, lock)
+        if answer[2]:
+            audit_service.nothing_changed()  # a replay: the first sending has its entry
+        return answer
 
     return await _act_on_member(
         request,
@@ -394,26 +404,18 @@ def _uuid_or_none(raw: str | None) -> UUID | None:
 # --- export and erasure ---------------------------------------------------------------------
 
 
-@router.get("/members/{member_id}/export")
+@router.post("/members/{member_id}/export")
 async def export_member(
     request: Request, member_id: UUID, engine: EngineDep, principal: Exporter
 ) -> Response:
     """Download everything held about the member: the same JSON document as
-    ``GET /v1/members/{id}/export``, recorded in the audit log as it is."""
+    ``GET /v1/members/{id}/export``, recorded in the audit log as it is. A form's POST
+    (CSRF-checked), not a link: a link on another site cannot make a signed-in staff
+    member's browser export someone, nor write the entry."""
+    await form_of(request)
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, Any]:
-        now = clock.now()
-        document = await export_service.export(conn, program, member_id, now)
-        await audit_service.record(
-            conn,
-            program.id,
-            "member.exported",
-            subject_type="member",
-            subject_id=member_id,
-            now=now,
-            after={"sections": sorted(document)},
-        )
-        return document
+        return await export_service.export_recorded(conn, program, member_id, clock.now())
 
     document = await in_transaction(engine, principal, work)
     return FastJSONResponse(

@@ -1,7 +1,12 @@
 """Console pages: members — the search (by card, phone, e-mail, external id or name) and the
 newest members a page at a time, the likely duplicates, and a member's 360° page (its
-actions' forms post to ``member_actions``)."""
+actions' forms post to ``member_actions``).
 
+Also the one-time keys of the console's forms that must act once however often they are
+sent (adjusting points, a broadcast, a ticket's reply): each rendering of such a form
+carries a new key, and the action is stored under it."""
+
+import re
 import uuid
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -10,10 +15,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.datastructures import FormData
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
 from kopilka.customers.domain import ItemType
+from kopilka.errors import InvalidInput
 from kopilka.http import EngineDep, read_only
 from kopilka.kit.pagination import decode_cursor, decode_key_cursor, encode_cursor
 from kopilka.members.person import person_service
@@ -28,12 +35,49 @@ from kopilka.web.console.member_view import (
     load_member_view,
     next_tier_share,
 )
-from kopilka.web.rendering import render
+from kopilka.web.rendering import gettext, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Reader = Annotated[Principal, console_page(P.MEMBERS_READ)]
 PAGE_SIZE = 50
 DuplicateReason = Literal["name_birthday", "email"]
+# What ``new_form_key`` makes (and what a key of the API may hold): a form sending anything
+# else was not made by the console.
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,100}")
+
+
+def new_form_key() -> str:
+    """A new one-time key for one rendering of a form."""
+    return f"console-{uuid.uuid4().hex}"
+
+
+def form_key(form: FormData, name: str) -> str:
+    """The one-time key the form sent in ``name``; a 422 naming it when it is missing or
+    not one the console makes: without it, a form sent twice would act twice."""
+    raw = form.get(name)
+    if not isinstance(raw, str) or not FORM_KEY.fullmatch(raw):
+        raise InvalidInput(
+            f"{name}: the form lacks its one-time key: open the page again, send it from there",
+            field=name,
+        )
+    return raw
+
+
+def sent_before(language: str) -> str:
+    """What a form says when its key was used already with other values (the page was
+    sent, then changed and sent again): the first sending was done; the form shown again
+    gets a new key."""
+    return gettext(
+        language,
+        "This form was sent already with other values, and that was done. "
+        "To do this as well, send the form again.",
+    )
+
+
+def form_key_again(sent: str | None) -> str:
+    """The key for a form shown again (after a refusal): the one it was ``sent`` with
+    (nothing was done under it), or a new one if that one was not well formed."""
+    return sent if sent is not None and FORM_KEY.fullmatch(sent) else new_form_key()
 
 
 def page_url(request: Request, **params: str | None) -> str:
@@ -174,7 +218,7 @@ async def member_page(
         "sent": sent or {},
         # A fresh key with every rendering: one submission of the form credits once,
         # however often the browser sends it.
-        "adjust_key": (sent or {}).get("idempotency_key") or f"console-{uuid.uuid4().hex}",
+        "adjust_key": form_key_again((sent or {}).get("idempotency_key")),
         "writable": view.profile.status in ("active", "blocked"),
     }
     return render(request, "console/members/member.html", context, status=status, zone=view.zone)

@@ -374,14 +374,24 @@ async def cancel_redemption(
     redemption_id: UUID,
 ) -> Response:
     """Cancel an issued redemption (``POST /v1/reward-redemptions/{id}/cancel``): the
-    points go back to the member and a counted stock gets its item back."""
+    points go back to the member and a counted stock gets its item back (the service
+    records it in the audit log). One cancelled already is said to be, nothing done."""
     form = await form_of(request)
     reason = text(form, "reason", limit=500)
 
-    async def work(conn: AsyncConnection, program: ProgramContext) -> None:
+    async def work(conn: AsyncConnection, program: ProgramContext) -> bool:
         await _redemption_of(conn, program, key, redemption_id)
-        await redemption_service.cancel(conn, program, redemption_id, reason, clock.now())
+        now = clock.now()
+        done = await redemption_service.cancel(conn, program, redemption_id, reason, now)
+        # Cancelled in this call only if at this instant: an earlier cancellation keeps its
+        # own time (read under the member's lock, so a concurrent one is seen).
+        return done.cancelled_at == now
 
-    await in_transaction(engine, principal, work)
-    notice = gettext(language_of(request), "Cancelled; the points went back to the member.")
+    cancelled = await in_transaction(engine, principal, work)
+    language = language_of(request)
+    notice = (
+        gettext(language, "Cancelled; the points went back to the member.")
+        if cancelled
+        else gettext(language, "This redemption was cancelled already: nothing was changed.")
+    )
     return _back_to_redemptions(request, key, notice)

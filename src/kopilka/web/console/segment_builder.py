@@ -50,7 +50,14 @@ from kopilka.web.console.segment_labels import (
     RANGE_LABELS,
     TRISTATE_LABELS,
 )
-from kopilka.web.forms import FormInvalid, field_errors, form_of, validated
+from kopilka.web.forms import (
+    MAX_JSON_DEPTH,
+    FormInvalid,
+    field_errors,
+    form_of,
+    too_deep,
+    validated,
+)
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, redirect, render
 
@@ -204,6 +211,10 @@ def definition_of(draft: Draft) -> tuple[Any, Built | None]:
     """The definition the draft says (``FormInvalid``/``InvalidInput`` naming the form's
     field when a field cannot be read), with where its parts came from."""
     if draft.mode == "json":
+        if too_deep(draft.json_text or "") is not None:
+            raise InvalidInput(
+                f"brackets nest deeper than {MAX_JSON_DEPTH} levels", field=JSON_FIELD
+            )
         try:
             return json.loads(draft.json_text or "null"), None
         except ValueError as exc:
@@ -287,6 +298,8 @@ def _switched(draft: Draft, action: str) -> dict[str, str]:
             json.dumps(built.definition, ensure_ascii=False, indent=2),
         )
         return {}
+    if too_deep(draft.json_text or "") is not None:
+        return {JSON_FIELD: f"brackets nest deeper than {MAX_JSON_DEPTH} levels"}
     try:
         raw = json.loads(draft.json_text or "null")
     except ValueError as exc:

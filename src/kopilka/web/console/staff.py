@@ -1,9 +1,10 @@
 """Console pages: the team — staff accounts with their role, stores, status and last
 sign-in; adding someone, changing their role or stores, disabling and enabling an
 account, and ending a person's sessions (a lost laptop), as ``/v1/staff`` does. The
-service refuses to demote or disable the program's last owner; the page shows why."""
+service refuses to demote or disable the program's last owner, and anyone's disabling of
+their own account; the page shows why."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -196,7 +197,7 @@ async def _update(
             engine,
             principal,
             lambda conn, program: staff_service.update(
-                conn, program.id, staff_id, body, clock.now()
+                conn, program.id, staff_id, body, clock.now(), by=principal.staff_id
             ),
         )
     except KopilkaError as exc:
@@ -236,18 +237,18 @@ async def set_status(
     engine: EngineDep,
     principal: Manager,
 ) -> Response:
-    """Disable the account (it signs in no more, its sessions end at once) or enable it."""
+    """Disable the account (it signs in no more, its sessions end at once) or enable it.
+    The status sent is checked as the API checks it: another word than ``active`` or
+    ``disabled`` is a 422, not an enabling."""
     form = await form_of(request)
-    status: Literal["active", "disabled"] = (
-        "disabled" if text(form, "status", limit=20) == "disabled" else "active"
-    )
+    status = text(form, "status", limit=20) or ""
     done = await _update(request, engine, principal, staff_id, {"status": status}, None)
     if isinstance(done, Response):
         return done
     language = language_of(request)
     notice = (
         gettext(language, "The account of %(name)s is disabled.", name=done.name)
-        if status == "disabled"
+        if done.status == "disabled"
         else gettext(language, "The account of %(name)s is enabled.", name=done.name)
     )
     return redirect(request, f"/console/staff/{staff_id}", notice)

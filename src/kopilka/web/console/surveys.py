@@ -70,7 +70,9 @@ async def surveys(
     after = decode_key_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, Any]:
-        page = await survey_service.page(conn, program, after=after, limit=PAGE_SIZE)
+        page = await survey_service.page(
+            conn, program, after=after, limit=PAGE_SIZE, principal=principal
+        )
         keys = [s.key for s in page.items if s.kind != "custom"]
         scores = await survey_service.overall_scores(conn, program, principal, keys)
         return {"page": page, "scores": scores, "zone": program.settings.timezone}
@@ -345,7 +347,8 @@ async def survey_page(
         zone = program.settings.timezone
         start = _period(since, zone)
         end = _period(until + dt.timedelta(days=1), zone) if until else None
-        survey = await survey_service.get(conn, program, key)
+        # Its answers counted at the stores its score covers (a store-limited reader's).
+        survey = await survey_service.get(conn, program, key, principal=principal)
         scores = None
         if survey.kind != "custom":
             scores = await survey_service.scores(

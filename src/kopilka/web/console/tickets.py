@@ -4,6 +4,9 @@ note, assign, change status, priority or category, close.
 
 A staff member limited to some stores sees and changes only their stores' tickets: the
 ticket service filters the inbox and answers "not found" for another store's ticket.
+
+The reply and note forms carry a one-time key: sent twice (a double click, a reload), the
+member gets one reply and the ticket one note.
 """
 
 from collections.abc import Awaitable, Callable
@@ -18,8 +21,10 @@ from starlette.datastructures import FormData
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
-from kopilka.errors import InvalidInput, KopilkaError
+from kopilka.audit.service import audit_service
+from kopilka.errors import IdempotencyConflict, InvalidInput, KopilkaError
 from kopilka.http import EngineDep, in_transaction, read_only
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor
 from kopilka.members.service import member_service
@@ -30,6 +35,7 @@ from kopilka.support.domain import TRANSITIONS, QueueOrder, TicketStatus
 from kopilka.support.schemas import NoteCreate, ReplyCreate, Ticket, TicketPage, TicketUpdate
 from kopilka.support.tickets import ticket_service
 from kopilka.web.console.access import console_page
+from kopilka.web.console.members import form_key, form_key_again, new_form_key, sent_before
 from kopilka.web.forms import field_errors, form_of, text, validated
 from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, redirect, render
@@ -156,6 +162,14 @@ async def _ticket_page(
     zone = found.pop("zone")
     ticket: Ticket = found["ticket"]
     names = {h.id: h.name for h in found["handlers"]}
+    sent = sent or {}
+    # A new key for each form shown; the refused form's own again (nothing was done).
+    keys = {
+        action: form_key_again(sent.get("idempotency_key"))
+        if sent.get("action") == action
+        else new_form_key()
+        for action in ("reply", "note")
+    }
     return render(
         request,
         "console/tickets/ticket.html",
@@ -164,7 +178,8 @@ async def _ticket_page(
             "names": names,
             "moves": _moves(ticket),
             "errors": errors or {},
-            "sent": sent or {},
+            "sent": sent,
+            "keys": keys,
         },
         status=status,
         zone=zone,
@@ -208,25 +223,34 @@ async def _change(
     except KopilkaError as exc:
         if exc.status in (401, 403, 404):
             raise
+        errors = field_errors(exc)
+        if isinstance(exc, IdempotencyConflict):
+            # Sent before with other values and done then: the form gets a new key.
+            errors = {"form": sent_before(language_of(request))}
+            sent.pop("idempotency_key", None)
+        elif "idempotency_key" in errors:  # no key, or not one the page makes: said above
+            errors.setdefault("form", errors.pop("idempotency_key"))
         return await _ticket_page(
             request,
             engine,
             principal,
             ticket_id,
-            errors=field_errors(exc),
+            errors=errors,
             sent=sent,
             status=exc.status,
         )
     return redirect(request, f"/console/tickets/{ticket_id}", done)
 
 
-def _reply(form: FormData) -> ReplyCreate:
+def _reply(form: FormData) -> tuple[ReplyCreate, str]:
     status = text(form, "status", limit=10)
-    return validated(ReplyCreate, {"body": _body(form), "status": status})
+    body = validated(ReplyCreate, {"body": _body(form), "status": status})
+    return body, form_key(form, "idempotency_key")
 
 
-def _note(form: FormData) -> NoteCreate:
-    return validated(NoteCreate, {"body": _body(form)})
+def _note(form: FormData) -> tuple[NoteCreate, str]:
+    body = validated(NoteCreate, {"body": _body(form)})
+    return body, form_key(form, "idempotency_key")
 
 
 def _body(form: FormData) -> str:
@@ -234,14 +258,51 @@ def _body(form: FormData) -> str:
     return raw.strip() if isinstance(raw, str) else ""
 
 
+async def _once(
+    conn: AsyncConnection,
+    program: ProgramContext,
+    key: str,
+    body: ReplyCreate | NoteCreate,
+    act: Callable[[], Awaitable[Ticket]],
+) -> None:
+    """``act`` once per form key: the form sent again (a double click, a reload) finds the
+    first sending's record and does nothing, nor is it audited again."""
+
+    async def operation() -> dict[str, Any]:
+        ticket = await act()
+        return {"ticket_id": str(ticket.id)}
+
+    _, _, replayed = await idempotency_store.run_once(
+        conn, program.id, key, body, operation, _no_lock
+    )
+    if replayed:
+        audit_service.nothing_changed()  # the first sending has its entry
+
+
+async def _no_lock() -> None:
+    # The same form twice at once: the second's record collides with the first's, and its
+    # transaction runs again to find the first (as the gift cards' forms do).
+    return None
+
+
 @router.post("/tickets/{ticket_id}/reply")
 async def reply(
     request: Request, ticket_id: UUID, engine: EngineDep, principal: Handler
 ) -> Response:
-    """A public reply: the member gets it (e-mail, else the app's inbox)."""
+    """A public reply: the member gets it (e-mail, else the app's inbox), once however
+    often the form is sent."""
 
-    async def act(conn: AsyncConnection, program: ProgramContext, data: ReplyCreate) -> Ticket:
-        return await ticket_service.reply(conn, program, principal, ticket_id, data, clock.now())
+    async def act(
+        conn: AsyncConnection, program: ProgramContext, data: tuple[ReplyCreate, str]
+    ) -> None:
+        body, key = data
+        await _once(
+            conn,
+            program,
+            f"ticket-reply:{ticket_id}:{key}",
+            body,
+            lambda: ticket_service.reply(conn, program, principal, ticket_id, body, clock.now()),
+        )
 
     return await _change(
         request,
@@ -259,10 +320,20 @@ async def reply(
 async def note(
     request: Request, ticket_id: UUID, engine: EngineDep, principal: Handler
 ) -> Response:
-    """An internal note, never shown to the member."""
+    """An internal note, never shown to the member; saved once however often the form is
+    sent."""
 
-    async def act(conn: AsyncConnection, program: ProgramContext, data: NoteCreate) -> Ticket:
-        return await ticket_service.note(conn, program, principal, ticket_id, data, clock.now())
+    async def act(
+        conn: AsyncConnection, program: ProgramContext, data: tuple[NoteCreate, str]
+    ) -> None:
+        body, key = data
+        await _once(
+            conn,
+            program,
+            f"ticket-note:{ticket_id}:{key}",
+            body,
+            lambda: ticket_service.note(conn, program, principal, ticket_id, body, clock.now()),
+        )
 
     return await _change(
         request,

@@ -44,6 +44,11 @@ def next_url(request: Request, cursor: str | None) -> str | None:
     return f"{url.path}?{url.query}"
 
 
+def _allow_private(request: Request) -> bool:
+    """``KOPILKA_WEBHOOK_ALLOW_PRIVATE_URLS``: http and private addresses (development)."""
+    return bool(request.app.state.settings.webhook_allow_private_urls)
+
+
 def _cursor(items: list[Any], limit: int) -> str | None:
     last = items[-1] if len(items) == limit else None
     return encode_cursor(last.created_at, last.id) if last else None
@@ -135,7 +140,9 @@ async def create_webhook(request: Request, engine: EngineDep, principal: Integra
         created = await in_transaction(
             engine,
             principal,
-            lambda conn, program: webhook_service.create(conn, program, body, clock.now()),
+            lambda conn, program: webhook_service.create(
+                conn, program, body, clock.now(), allow_private=_allow_private(request)
+            ),
         )
     except KopilkaError as exc:
         if exc.status in (401, 403):
@@ -221,7 +228,7 @@ async def update_webhook(
             engine,
             principal,
             lambda conn, program: webhook_service.update(
-                conn, program, webhook_id, body, clock.now()
+                conn, program, webhook_id, body, clock.now(), allow_private=_allow_private(request)
             ),
         )
     except KopilkaError as exc:

@@ -6,8 +6,9 @@
 // - The shipped assets (/static/…, their addresses carry their content's hash) are kept as
 //   they are fetched and served from what is kept.
 // - Nothing else is kept: no other page of the member's, and nothing of anyone else's.
-// - Signing out, or signing in (perhaps as someone else), empties what is kept; so does a
-//   card page answered with a redirect (the session ended elsewhere).
+// - Signing out, or signing in (perhaps as someone else), empties what is kept; so does
+//   opening the goodbye page (where deleting the account leads: the card is no one's now)
+//   and a card page answered with a redirect (the session ended elsewhere).
 "use strict";
 
 var SCOPE = "__KOPILKA_SCOPE__";
@@ -31,9 +32,10 @@ function ours(url) {
 }
 
 function changesWhoIsSignedIn(request, url) {
+  if (!ours(url)) return false;
+  if (request.method === "GET") return url.pathname === SCOPE + "goodbye";
   return (
     request.method === "POST" &&
-    ours(url) &&
     (url.pathname === SCOPE + "sign-out" || url.pathname === SCOPE + "sign-in/code")
   );
 }
