@@ -25,7 +25,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.messaging.conftest import SmtpServer, free_port
+from tests.messaging.conftest import SmtpServer, free_port, running_smtp_server
 
 REPO = Path(__file__).resolve().parents[2]
 KOPILKA = str(Path(sys.executable).with_name("kopilka"))
@@ -97,31 +97,8 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 @pytest.fixture(scope="session")
 def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
-    maildir = tmp_path_factory.mktemp("e2e-smtp") / "maildir"
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            f"127.0.0.1:{port}",
-            "-c",
-            "tests.messaging.smtp_server.Maildir",
-            str(maildir),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for_port(port, process, "the SMTP server")
-        yield SmtpServer(port, maildir)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_smtp_server(tmp_path_factory.mktemp("e2e-smtp") / "maildir") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

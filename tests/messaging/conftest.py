@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -52,10 +53,10 @@ class SmtpServer:
         return [m for m in found if isinstance(m, EmailMessage)]
 
 
-@pytest.fixture(scope="module")
-def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
-    # Not made here: the server makes it, with the Maildir's three folders.
-    maildir = tmp_path_factory.mktemp("smtp") / "maildir"
+@contextmanager
+def running_smtp_server(maildir: Path) -> Iterator[SmtpServer]:
+    """A real SMTP server process (aiosmtpd) delivering into ``maildir`` (which it makes,
+    with the Maildir's three folders), stopped on leaving."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -89,6 +90,12 @@ def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def smtp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    with running_smtp_server(tmp_path_factory.mktemp("smtp") / "maildir") as server:
+        yield server
 
 
 def b64url(data: bytes) -> str:

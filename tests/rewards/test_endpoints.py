@@ -523,3 +523,12 @@ async def test_a_nul_character_is_bad_input_not_a_server_error(sapi: Api) -> Non
     for path in ("/v1/rewards/a%00b", "/v1/coupons/AB%00CD", "/v1/gift-cards/AB%00CD"):
         response = await sapi.get(path)
         assert response.status_code in (404, 422), (path, response.text)
+
+
+async def test_an_image_is_a_web_address_never_script_or_inline_data(sapi: Api) -> None:
+    for bad in ("javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "ftp://x/y"):
+        body = await reward_body(sapi, "physical", image_url=bad)
+        refused = await sapi.post("/v1/rewards", body)
+        assert refused.status_code == 422, bad
+        assert refused.json()["errors"][0]["field"] == "image_url"
+        assert (await sapi.get(f"/v1/rewards/{body['key']}")).status_code == 404

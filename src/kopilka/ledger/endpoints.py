@@ -20,12 +20,12 @@ from kopilka.http import (
 from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import as_utc, clock
 from kopilka.kit.pagination import decode_cursor, encode_cursor
+from kopilka.ledger.adjustments import adjust_once, balance_out
 from kopilka.ledger.domain import MEMBER_ACCOUNTS, Balance
 from kopilka.ledger.redemptions import points_redemption_service, redemption_dict
 from kopilka.ledger.schemas import (
     AdjustmentCreate,
     AdjustmentOut,
-    BalanceOut,
     BalanceResponse,
     CaptureRequest,
     ChangeOut,
@@ -46,10 +46,7 @@ router = APIRouter(prefix="/v1", tags=["ledger"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def _balance_out(currency: str, balance: Balance) -> BalanceOut:
-    return BalanceOut(
-        currency=currency, available=balance.available, pending=balance.pending, held=balance.held
-    )
+_balance_out = balance_out
 
 
 @router.get("/members/{member_id}/balance", response_model=BalanceResponse)
@@ -242,33 +239,7 @@ async def create_adjustment(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
-        member_id, _ = await member_service.resolve(conn, program, body.member)
-
-        async def lock() -> None:
-            await ledger_service.lock(conn, program, [member_id], clock.now())
-
-        async def operation() -> dict[str, Any]:
-            balance = await ledger_service.adjust(
-                conn,
-                program,
-                member_id=member_id,
-                currency=body.currency,
-                amount=body.amount,
-                reason=body.reason,
-                now=clock.now(),
-                reference_id=idempotency_key,
-            )
-            return AdjustmentOut(
-                member_id=member_id,
-                currency=body.currency,
-                amount=body.amount,
-                reason=body.reason,
-                balance=_balance_out(body.currency, balance),
-            ).model_dump(mode="json")
-
-        return await idempotency_store.run_once(
-            conn, program.id, idempotency_key, body, operation, lock
-        )
+        return await adjust_once(conn, program, body, idempotency_key)
 
     status_code, result, replayed = await in_transaction(engine, principal, work)
     return json_response(result, status_code, replayed=replayed)

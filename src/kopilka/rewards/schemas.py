@@ -4,13 +4,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kopilka.kit.types import Instant, Int
 from kopilka.ledger.schemas import BalanceOut
 from kopilka.members.schemas import MemberRef
 from kopilka.programs.ladder import TierId
 from kopilka.rewards.domain import Kind
+
+
+def _web_address(value: str | None) -> str | None:
+    # Shown as an image in the app and the console: only a web address, never
+    # ``javascript:`` or ``data:`` text a page would open.
+    if value is not None and not value.lower().startswith(("https://", "http://")):
+        raise ValueError("an image_url is an http(s):// address")
+    return value
+
+
+ImageUrl = Annotated[str | None, Field(max_length=500), AfterValidator(_web_address)]
 
 RewardKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")]
 Amount = Annotated[Int, Field(ge=0, le=10**12)]
@@ -30,7 +41,7 @@ class RewardCreate(BaseModel):
     key: RewardKey
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    image_url: str | None = Field(default=None, max_length=500)
+    image_url: ImageUrl = None
     category: str | None = Field(default=None, min_length=1, max_length=100)
     kind: Kind
     currency: str = Field(default="points", min_length=1, max_length=32)
@@ -73,7 +84,7 @@ class RewardUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
-    image_url: str | None = Field(default=None, max_length=500)
+    image_url: ImageUrl = None
     category: str | None = Field(default=None, min_length=1, max_length=100)
     currency: str | None = Field(default=None, min_length=1, max_length=32)
     price: Amount | None = None

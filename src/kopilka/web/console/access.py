@@ -11,17 +11,20 @@ that principal, so audit entries and personal-data reads are logged as for the A
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.access.domain import Permission, Principal
 from kopilka.audit.domain import Actor, ActorKind, acting
 from kopilka.db import read_with_retry
 from kopilka.errors import Unauthorized
-from kopilka.http import CONFIGURATION, admitted
+from kopilka.http import CONFIGURATION, admitted, read_only
 from kopilka.kit.clock import clock
+from kopilka.programs.service import ProgramContext
 from kopilka.staff.domain import SESSION_HOURS, SESSION_PREFIX
 from kopilka.staff.service import staff_service
 from kopilka.web.forms import form_of
+from kopilka.web.rendering import render
 
 CONSOLE_COOKIE = "kopilka_console"
 COOKIE_PATH = "/console"
@@ -100,4 +103,33 @@ async def _actor(request: Request, principal: Principal, permission: Permission 
         permission=str(permission or ""),
         body=body,
         audited=True,
+    )
+
+
+async def program_of(engine: AsyncEngine, principal: Principal) -> ProgramContext:
+    """The staff member's program (a page that shows a form needs its settings and zone)."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> ProgramContext:
+        return program
+
+    return await read_only(engine, principal, work)
+
+
+async def form_page(
+    request: Request,
+    engine: AsyncEngine,
+    principal: Principal,
+    template: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    """A form of the program's (new or sent again with its errors), in the program's zone."""
+    program = await program_of(engine, principal)
+    return render(
+        request,
+        template,
+        {"program": program, "values": values, "errors": errors},
+        status=status,
+        zone=program.settings.timezone,
     )

@@ -28,7 +28,7 @@ from kopilka.kit.clock import clock
 from kopilka.kit.csvcells import safe_cell
 from kopilka.kit.pagination import decode_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
-from kopilka.web.console.access import console_page
+from kopilka.web.console.access import console_page, form_page
 from kopilka.web.console.catalog_fields import (
     checked,
     form_errors,
@@ -65,13 +65,6 @@ EXPORT_COLUMNS = (
 )
 
 
-async def _program(engine: EngineDep, principal: Principal) -> ProgramContext:
-    async def work(conn: AsyncConnection, program: ProgramContext) -> ProgramContext:
-        return program
-
-    return await read_only(engine, principal, work)
-
-
 # --- campaigns -------------------------------------------------------------------------------
 
 
@@ -104,13 +97,8 @@ async def _new_form(
     errors: dict[str, str],
     status: int = 200,
 ) -> Response:
-    program = await _program(engine, principal)
-    return render(
-        request,
-        "console/coupons/new.html",
-        {"program": program, "values": values, "errors": errors},
-        status=status,
-        zone=program.settings.timezone,
+    return await form_page(
+        request, engine, principal, "console/coupons/new.html", values, errors, status
     )
 
 

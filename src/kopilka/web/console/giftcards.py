@@ -28,7 +28,7 @@ from kopilka.kit import pagination
 from kopilka.kit.clock import clock
 from kopilka.kit.codes import normalise_code
 from kopilka.programs.service import ProgramContext
-from kopilka.web.console.access import console_page
+from kopilka.web.console.access import console_page, program_of
 from kopilka.web.console.catalog_fields import (
     FieldReader,
     checked,
@@ -49,13 +49,6 @@ BATCH_FIELDS = ("count", "amount", "pattern", *EXPIRY_FIELDS, "token")
 TOP_UP_FIELDS = ("amount", "reference", "token")
 
 
-async def _program(engine: EngineDep, principal: Principal) -> ProgramContext:
-    async def work(conn: AsyncConnection, program: ProgramContext) -> ProgramContext:
-        return program
-
-    return await read_only(engine, principal, work)
-
-
 def _card_url(code: str) -> str:
     return f"/console/gift-cards/{quote(code)}"
 
@@ -74,7 +67,7 @@ async def _front_page(
     lookup: str = "",
     status: int = 200,
 ) -> Response:
-    program = await _program(engine, principal)
+    program = await program_of(engine, principal)
     context = {
         "program": program,
         "issue": issue or {"token": new_token()},

@@ -22,14 +22,12 @@ from starlette.datastructures import FormData
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
-from kopilka.audit.service import audit_service
 from kopilka.customers.merges import MergeResult, merge_service
 from kopilka.errors import IdempotencyConflict, InvalidInput, KopilkaError
 from kopilka.http import EngineDep, FastJSONResponse, in_transaction, read_only
-from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
-from kopilka.ledger.schemas import AdjustmentCreate, AdjustmentOut, BalanceOut
-from kopilka.ledger.service import ledger_service
+from kopilka.ledger.adjustments import adjust_once
+from kopilka.ledger.schemas import AdjustmentCreate
 from kopilka.members.schemas import Member, MemberRef, MemberStatusChange
 from kopilka.members.service import member_service
 from kopilka.privacy.erasure import erasure_service
@@ -139,40 +137,7 @@ async def adjust_points(
             },
         )
         # Required: without its key, the form sent twice would credit twice.
-        key = form_key(form, "idempotency_key")
-        await member_service.resolve(conn, program, body.member)
-
-        async def lock() -> None:
-            await ledger_service.lock(conn, program, [member_id], clock.now())
-
-        async def operation() -> dict[str, Any]:
-            balance = await ledger_service.adjust(
-                conn,
-                program,
-                member_id=member_id,
-                currency=body.currency,
-                amount=body.amount,
-                reason=body.reason,
-                now=clock.now(),
-                reference_id=key,
-            )
-            return AdjustmentOut(
-                member_id=member_id,
-                currency=body.currency,
-                amount=body.amount,
-                reason=body.reason,
-                balance=BalanceOut(
-                    currency=body.currency,
-                    available=balance.available,
-                    pending=balance.pending,
-                    held=balance.held,
-                ),
-            ).model_dump(mode="json")
-
-        answer = await idempotency_store.run_once(conn, program.id, key, body, operation, lock)
-        if answer[2]:
-            audit_service.nothing_changed()  # a replay: the first sending has its entry
-        return answer
+        return await adjust_once(conn, program, body, form_key(form, "idempotency_key"))
 
     return await _act_on_member(
         request,

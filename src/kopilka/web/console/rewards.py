@@ -24,7 +24,7 @@ from kopilka.rewards.domain import KINDS
 from kopilka.rewards.redemptions import redemption_service
 from kopilka.rewards.schemas import CodesAdd, Reward
 from kopilka.rewards.service import ladder_ids, reward_service
-from kopilka.web.console.access import console_page
+from kopilka.web.console.access import console_page, program_of
 from kopilka.web.console.catalog_fields import checked, form_errors, lines, raw
 from kopilka.web.console.reward_form import (
     api_field,
@@ -158,19 +158,12 @@ async def create_reward(
     try:
         reward = await in_transaction(engine, principal, work)
     except KopilkaError as exc:
-        program = await _program(engine, principal)
+        program = await program_of(engine, principal)
         values = submitted_values(form, program, creating=True)
         errors = form_errors(exc, form_fields(program, creating=True), api_field)
         return await _new_form(request, engine, principal, values, errors, status=422)
     notice = gettext(language_of(request), "Reward %(key)s created.", key=reward.key)
     return redirect(request, f"/console/rewards/{reward.key}", notice)
-
-
-async def _program(engine: EngineDep, principal: Principal) -> ProgramContext:
-    async def work(conn: AsyncConnection, program: ProgramContext) -> ProgramContext:
-        return program
-
-    return await read_only(engine, principal, work)
 
 
 # --- one reward ------------------------------------------------------------------------------
@@ -250,7 +243,7 @@ async def update_reward(
     except NotFound:
         raise
     except KopilkaError as exc:
-        program = await _program(engine, principal)
+        program = await program_of(engine, principal)
         values = submitted_values(form, program, creating=False)
         errors = form_errors(exc, form_fields(program, creating=False), api_field)
         return await _reward_page(

@@ -24,7 +24,7 @@ from kopilka.kit.pagination import decode_key_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.stores.schemas import ImportResult, StoreImport, StoreUpdate
 from kopilka.stores.service import store_service
-from kopilka.web.console.access import console_page
+from kopilka.web.console.access import console_page, form_page, program_of
 from kopilka.web.console.catalog_fields import checked, form_errors
 from kopilka.web.console.store_form import (
     EDIT_FIELDS,
@@ -43,13 +43,6 @@ from kopilka.web.rendering import gettext, redirect, render
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 50
 STATUSES = ("open", "closed")
-
-
-async def _program(engine: EngineDep, principal: Principal) -> ProgramContext:
-    async def work(conn: AsyncConnection, program: ProgramContext) -> ProgramContext:
-        return program
-
-    return await read_only(engine, principal, work)
 
 
 def _store_url(code: str) -> str:
@@ -119,13 +112,8 @@ async def _new_form(
     errors: dict[str, str],
     status: int = 200,
 ) -> Response:
-    program = await _program(engine, principal)
-    return render(
-        request,
-        "console/stores/new.html",
-        {"program": program, "values": values, "errors": errors},
-        status=status,
-        zone=program.settings.timezone,
+    return await form_page(
+        request, engine, principal, "console/stores/new.html", values, errors, status
     )
 
 
@@ -200,7 +188,7 @@ async def import_page(
     principal: Annotated[Principal, console_page(P.STORES_MANAGE)],
 ) -> Response:
     """The form that imports a CSV file of stores (the columns of ``docs/stores.md``)."""
-    return _import_page(request, await _program(engine, principal))
+    return _import_page(request, await program_of(engine, principal))
 
 
 async def _file_text(form: Any) -> str:
@@ -241,7 +229,7 @@ async def import_stores(
     try:
         result = await in_transaction(engine, principal, work)
     except KopilkaError as exc:
-        program = await _program(engine, principal)
+        program = await program_of(engine, principal)
         problems = exc.extra.get("errors")
         if isinstance(problems, list):
             count = int(exc.extra.get("error_count", len(problems)))
@@ -251,7 +239,7 @@ async def import_stores(
         errors = form_errors(exc, ("file",), lambda _: "file")
         return _import_page(request, program, errors=errors, status=exc.status)
     if dry_run:
-        return _import_page(request, await _program(engine, principal), result=result)
+        return _import_page(request, await program_of(engine, principal), result=result)
     notice = gettext(
         language_of(request),
         "Imported: %(created)s created, %(updated)s changed, %(unchanged)s unchanged.",
