@@ -25,6 +25,7 @@ from kopilka.kit.pagination import decode_tagged_cursor, encode_tagged_cursor
 from kopilka.ledger.domain import Balance, Lot
 from kopilka.ledger.service import ledger_service
 from kopilka.members.schemas import DuplicateMember, Member
+from kopilka.members.search import member_search
 from kopilka.members.service import member_service
 from kopilka.messaging.consents import consent_service
 from kopilka.messaging.schemas import ConsentRecordOut, ConsentState
@@ -137,7 +138,7 @@ async def load_member_view(
             else None
         ),
         facts=await crm_service.facts(conn, program, member_id, now),
-        duplicates=await member_service.duplicates_of(conn, program, member_id),
+        duplicates=await member_search.duplicates_of(conn, program, member_id),
         zone=program.settings.timezone,
         currencies=program.settings.currency_codes(),
         points_currency=program.settings.points_currency(),

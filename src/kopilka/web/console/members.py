@@ -25,7 +25,7 @@ from kopilka.http import EngineDep, read_only
 from kopilka.kit.pagination import decode_cursor, decode_key_cursor, encode_cursor
 from kopilka.members.person import person_service
 from kopilka.members.schemas import DuplicateGroup
-from kopilka.members.service import MemberListing, member_service
+from kopilka.members.search import MemberListing, member_search
 from kopilka.programs.service import ProgramContext
 from kopilka.web.charts import progress_bar
 from kopilka.web.console.access import console_page
@@ -110,9 +110,9 @@ async def members(
         conn: AsyncConnection, program: ProgramContext
     ) -> tuple[list[MemberListing], str]:
         if searched:
-            found = await member_service.search(conn, program, searched)
+            found = await member_search.search(conn, program, searched)
         else:
-            found = await member_service.listing(conn, program, limit=PAGE_SIZE, before=before)
+            found = await member_search.listing(conn, program, limit=PAGE_SIZE, before=before)
         return found, program.settings.timezone
 
     found, zone = await read_only(engine, principal, work)
