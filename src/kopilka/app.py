@@ -19,7 +19,7 @@ from kopilka.apikeys.revocations import RevocationWatch
 from kopilka.apikeys.service import api_key_service
 from kopilka.config import Settings, get_settings
 from kopilka.db import make_engine
-from kopilka.errors import KopilkaError
+from kopilka.errors import KopilkaError, TooManyRequests
 from kopilka.http import CHALLENGE, HOT_ROUTES, PROBLEM
 from kopilka.http import problem as _problem
 from kopilka.kit.memory import freeze_startup_objects
@@ -33,6 +33,15 @@ from kopilka.web.errors import error_page, is_page
 from kopilka.web.pages import install_pages
 
 logger = logging.getLogger("kopilka")
+
+
+def _headers_of(exc: KopilkaError) -> dict[str, str] | None:
+    """A 401's challenge; when a refused client may try again (429)."""
+    if exc.status == 401:
+        return CHALLENGE
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 def _field_of(location: tuple[Any, ...]) -> str:
@@ -51,12 +60,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KopilkaError)
     async def _domain_error(request: Request, exc: KopilkaError) -> Response:
         if is_page(request):
-            return error_page(request, exc.status, exc.detail)
+            page = error_page(request, exc.status, exc.detail)
+            page.headers.update(_headers_of(exc) or {})
+            return page
         return JSONResponse(
             exc.problem(request.url.path),
             status_code=exc.status,
             media_type=PROBLEM,
-            headers=CHALLENGE if exc.status == 401 else None,
+            headers=_headers_of(exc),
         )
 
     @app.exception_handler(RequestValidationError)

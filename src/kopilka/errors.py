@@ -84,3 +84,7 @@ class TooManyRequests(KopilkaError):
     status = 429
     type_slug = "too-many-requests"
     title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int = 60, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after  # seconds, answered as Retry-After

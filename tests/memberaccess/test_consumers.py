@@ -58,7 +58,9 @@ async def test_the_merged_profile_s_sessions_end(
     duplicate = (await api.post("/v1/members", {"name": "Ann B"})).json()["id"]
     token = await _signed_in(engine, program, duplicate)
     kept = await _signed_in(engine, program, survivor)
-    merged = await api.post(f"/v1/members/{survivor}/merge", {"merged": duplicate, "reason": "same person"})
+    merged = await api.post(
+        f"/v1/members/{survivor}/merge", {"merged": duplicate, "reason": "same person"}
+    )
     assert merged.status_code == 200, merged.text
     await _deliver(engine)
     assert not await _live(engine, token)

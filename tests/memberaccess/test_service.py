@@ -4,6 +4,7 @@ sign-up and a new e-mail or phone wait for the code."""
 
 import asyncio
 import re
+from dataclasses import replace
 from uuid import UUID
 
 import pytest
@@ -18,6 +19,7 @@ from kopilka.memberaccess.domain import (
     CodeChannel,
     CodeCheck,
     CodeOutcome,
+    OnUse,
     parse_address,
 )
 from kopilka.memberaccess.repository import member_access_repository
@@ -341,3 +343,76 @@ async def test_an_address_taken_before_the_code_is_entered_changes_nothing(
             )
     async with transaction(engine) as conn:
         assert (await member_service.get(conn, program, anna)).email == "anna.slow@shop.example"
+
+
+async def test_sign_up_keeps_only_the_address_the_code_confirmed(
+    engine: AsyncEngine, program: ProgramContext
+) -> None:
+    """An e-mail and a phone at sign-up: the code goes to the e-mail, the member gets only
+    the e-mail, and only its channel's consent (and push) waits with the code."""
+    async with transaction(engine) as conn:
+        sent_to = await member_access_service.sign_up(
+            conn,
+            program,
+            MemberCreate(name="Vera", email="vera.both@shop.example", phone="+79160000031"),
+            ["email", "sms", "push"],
+            clock.now(),
+            channels=BOTH,
+        )
+    assert [a.value for a in sent_to] == ["vera.both@shop.example"]
+    async with transaction(engine) as conn:
+        vera = await member_access_service._active_member(conn, program, sent_to[0])
+        assert vera is not None
+        assert (await member_service.get(conn, program, vera)).phone is None
+        phone = await member_service.resolve_many(conn, program, [MemberRef(phone="+79160000031")])
+        [kept] = await member_access_repository.codes_of(conn, program.id, [vera])
+    assert phone == [None]
+    assert kept.channel == "email" and kept.on_use.consents == ("email", "push")
+
+
+async def test_a_new_code_drops_the_consents_of_the_one_it_replaces(
+    engine: AsyncEngine, program: ProgramContext
+) -> None:
+    async with transaction(engine) as conn:
+        [address] = await member_access_service.sign_up(
+            conn,
+            program,
+            MemberCreate(name="Not Her", email="her.own@shop.example"),
+            ["email", "push"],
+            clock.now(),
+            channels=BOTH,
+        )
+        her = await member_access_service._active_member(conn, program, address)
+    assert her is not None
+    async with transaction(engine) as conn:
+        assert await member_access_service.request_code(
+            conn, program, address, clock.now(), channels=BOTH
+        )
+        [kept] = await member_access_repository.codes_of(conn, program.id, [her])
+    assert kept.on_use.consents == ()
+    code = await sent_code(engine, program, her)
+    async with transaction(engine) as conn:
+        assert (
+            await member_access_service.verify_code(conn, program, [address], code, clock.now())
+        ).accepted
+        views, _ = await consent_service.of(conn, program, her)
+    assert {v.status for v in views if v.purpose == "marketing"} == {"none"}
+
+
+async def test_a_code_grants_no_consent_for_an_address_it_did_not_confirm(
+    engine: AsyncEngine, program: ProgramContext
+) -> None:
+    """A code kept from before (an SMS consent waiting with an e-mail code) grants only the
+    channel of the address the code went to."""
+    anna = await register(engine, program, "anna.kept@shop.example")
+    async with transaction(engine) as conn:
+        [stored] = await member_access_repository.codes_of(conn, program.id, [anna])
+        await member_access_service._grant_consents(
+            conn,
+            program,
+            replace(stored, on_use=OnUse(consents=("email", "sms", "push"))),
+            clock.now(),
+        )
+        views, _ = await consent_service.of(conn, program, anna)
+    marketing = {v.channel: v.status for v in views if v.purpose == "marketing"}
+    assert marketing == {"email": "granted", "sms": "none", "push": "granted"}

@@ -3,9 +3,17 @@ version, refused (naming the part and the line) when it does not compile, reads 
 kind does not give or does not render; previews with a member's real data; test sends."""
 
 from typing import Any
+from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kopilka.db import transaction
+from kopilka.kit.clock import clock
+from kopilka.memberaccess.domain import CodeChannel, parse_address
+from kopilka.memberaccess.service import member_access_service
+from kopilka.messaging.delivery import delivery_service
+from kopilka.messaging.repository import messaging_repository
+from kopilka.programs.service import ProgramContext
 from tests.conftest import Api, make_key, make_program
 from tests.messaging.test_flow import mailbox, member, plain
 
@@ -112,3 +120,83 @@ async def test_a_test_send_is_queued_with_sample_data(api: Api, engine: AsyncEng
     other = await make_program(engine)
     stranger = Api(api.client, await make_key(engine, other, "admin"))
     assert (await stranger.get(f"/v1/messages/{made['id']}")).status_code == 404
+
+
+async def test_a_sign_in_code_template_holds_no_link_and_its_clicks_are_not_tracked(
+    api: Api, engine: AsyncEngine, program: ProgramContext
+) -> None:
+    """A template that staff may edit must not carry a sign-in code away: a secret kind's
+    part with a link or a web address (as written or as rendered) is refused on save and in
+    a preview, one saved before is not used, its message is not click-tracked and a click
+    on it records no URL."""
+    evil = '<a href="https://evil.example/c?code={{ code }}">open</a>'
+    cases = [
+        ({"html": evil}, "parts.html"),
+        ({"text": "Open HTTPS://evil.example/?c={{ code }}"}, "parts.text"),
+        ({"sms": "{{ code }} www.evil.example"}, "parts.sms"),
+        ({"push_body": "//evil.example/{{ code }}"}, "parts.push_body"),
+        ({"html": '<img src="x.png">{{ code }}'}, "parts.html"),
+        ({"subject": "{{ code }} {{ app_url }}"}, "parts.subject"),  # a URL once rendered
+        ({"text": "{{ 'ww' ~ 'w.evil.example/' ~ code }}"}, "parts.text"),  # from pieces
+    ]
+    for parts, field in cases:
+        for path, body in [
+            ("/v1/templates/sign_in_code/en", {"parts": parts}),
+            ("/v1/templates/sign_in_code/preview", {"language": "en", "parts": parts}),
+        ]:
+            method = api.put if path.endswith("/en") else api.post
+            response = await method(path, body)
+            assert response.status_code == 422, (parts, response.text)
+            fields = [e["field"].removeprefix("body.") for e in response.json()["errors"]]
+            assert fields == [field], (parts, fields)
+    assert (await api.get("/v1/templates/sign_in_code/en")).json()["version"] == 0
+    fine = await save(api, "sign_in_code", "en", text="Your code: {{ code }}")
+    assert fine.status_code == 200, fine.text
+    # Other kinds keep their links.
+    linked = await save(api, "points_spent", "en", html='<a href="https://shop.example">x</a>')
+    assert linked.status_code == 200, linked.text
+
+    # Texts saved before links were refused: not used (the shipped ones instead).
+    async with transaction(engine) as conn:
+        await messaging_repository.add_template(
+            conn,
+            {
+                "id": uuid4(),
+                "program_id": program.id,
+                "kind": "sign_in_code",
+                "language": "en",
+                "version": 9,
+                "parts": {
+                    "html": evil,
+                    "subject": "{{ 'ht' ~ 'tps:/' ~ '/evil.example/' ~ code }}",
+                    "text": "Your code: {{ code }}",
+                },
+                "created_at": clock.now(),
+            },
+        )
+    address = mailbox("secret-links")
+    anna = UUID(await member(api, name="Anna", email=address, language="en"))
+    async with transaction(engine) as conn:
+        assert await member_access_service.request_code(
+            conn, program, parse_address(address), clock.now(), channels=frozenset(CodeChannel)
+        )
+    async with transaction(engine) as conn:
+        [message] = await messaging_repository.messages_page(
+            conn, program.id, limit=1, before=None, member_id=anna, kind="sign_in_code"
+        )
+    assert message.html is None and "/m/c/" not in message.body
+    assert "evil" not in f"{message.subject} {message.body}"
+    assert message.subject is not None and message.subject.startswith("Your sign-in code")
+
+    # A click on a tracked link of it (a token made before) records nothing …
+    async with transaction(engine) as conn:
+        await delivery_service.clicked(
+            conn, program.id, message.id, "https://evil.example/c?code=998218", clock.now()
+        )
+        # … and one recorded before is shown without its URL.
+        await messaging_repository.add_status(
+            conn, message.id, "clicked", "https://evil.example/c?code=998218", clock.now()
+        )
+    shown = (await api.get(f"/v1/messages/{message.id}")).json()
+    assert shown["clicked_at"] is None
+    assert "998218" not in str(shown) and "evil.example" not in str(shown)

@@ -14,7 +14,7 @@ from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.models import ProgramVersion
 from kopilka.models.base import table
-from kopilka.programs.service import ProgramContext, program_service
+from kopilka.programs.service import ProgramContext, draft_fingerprint, program_service
 from kopilka.programs.version_schemas import Version
 from tests.conftest import BASE_SETTINGS, make_program
 
@@ -155,6 +155,40 @@ async def test_rollback_publishes_an_earlier_document_as_a_new_version(
     async with transaction(engine) as conn:
         noted = await program_service.rollback(conn, program.id, 2, T0, note="back to double")
     assert (noted.version, noted.note) == (4, "back to double")
+
+
+async def test_publish_and_rollback_act_on_what_the_caller_saw(engine: AsyncEngine) -> None:
+    program = await make_program(engine)
+    async with transaction(engine) as conn:
+        draft = await program_service.put_draft(conn, program.id, document(points=2), T0)
+    seen = draft_fingerprint(draft.document)
+    # The same document with its keys in another order: the same fingerprint.
+    assert draft_fingerprint(dict(reversed(list(draft.document.items())))) == seen
+    async with transaction(engine) as conn:
+        await program_service.put_draft(conn, program.id, document(points=3), T0)
+    with pytest.raises(Conflict) as changed:
+        async with transaction(engine) as conn:
+            await program_service.publish(conn, program.id, T0, seen_in_force=1, seen_draft=seen)
+    assert changed.value.extra["reason"] == "stale_draft"
+    with pytest.raises(Conflict) as later:
+        async with transaction(engine) as conn:
+            await program_service.publish(conn, program.id, T0, seen_in_force=7)
+    assert later.value.extra == {"reason": "stale_version", "in_force": 1}
+    assert len(await version_rows(engine, program.id)) == 2  # v1 and the draft
+
+    async with transaction(engine) as conn:
+        now_seen = draft_fingerprint((await program_service.draft(conn, program.id)).document)
+        published = await program_service.publish(
+            conn, program.id, T0, seen_in_force=1, seen_draft=now_seen
+        )
+    assert base_rule(published.document) == (3, 100)
+    async with transaction(engine) as conn:
+        await program_service.rollback(conn, program.id, 1, T0, seen_in_force=2)
+    for _ in range(2):  # the same request again: nothing more
+        with pytest.raises(Conflict, match="version 3 is in force now"):
+            async with transaction(engine) as conn:
+                await program_service.rollback(conn, program.id, 1, T0, seen_in_force=2)
+    assert [r["version"] for r in await version_rows(engine, program.id)] == [1, 2, 3]
 
 
 async def test_published_versions_are_never_changed(engine: AsyncEngine) -> None:

@@ -349,6 +349,7 @@ async def test_sign_in_attempts_from_one_address_are_bounded(
         ]
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
     assert "wait a minute" in answers[-1].json()["detail"]
+    assert answers[-1].headers["retry-after"] == "60"
 
 
 async def test_wrong_codes_rest_the_account_like_wrong_passwords(
@@ -473,6 +474,7 @@ async def test_guessing_the_current_password_rests_the_account_as_sign_in_does(
         right = {**change, "current_password": PASSWORD}
         resting = await http.post("/v1/staff/me/password", json=right, headers=headers)
         assert resting.status_code == 429 and "rests" in resting.json()["detail"]
+        assert resting.headers["retry-after"] == "900"  # the 15 minutes an account rests
         assert (await sign_in(http, email)).status_code == 401
         log = (await api.get("/v1/audit", action="staff.", subject_id=str(staff_id))).json()
     failed = [e for e in log["items"] if e["action"] == "staff.sign_in_failed"]

@@ -444,8 +444,12 @@ async def test_a_blocked_or_erased_members_session_stops_working(
 
 
 async def test_signing_up_registers_sends_a_code_and_grants_the_consents_with_it(
-    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
+    """With an e-mail and a phone, the code goes to the e-mail and the member keeps only the
+    e-mail (no one proved the phone theirs: the page says to add it from the profile), and
+    only the e-mail's consent is granted; the phone's owner can still join with it."""
+    browser = browsers()
     address, number = email(), phone()
     form = await browser.get(f"/app/{program.slug}/sign-up")
     assert form.status_code == 200 and 'id="sign-up-form"' in form.text
@@ -458,14 +462,18 @@ async def test_signing_up_registers_sends_a_code_and_grants_the_consents_with_it
             "phone": number,
             "birthday": "1990-04-12",
             "marketing_sms": "yes",
+            "marketing_email": "yes",
         },
     )
     assert sent.status_code == 200 and 'id="code-form"' in sent.text
+    assert 'id="left-out"' in sent.text and number in sent.text
+    assert f'name="address" value="{number}"' not in sent.text
     found = (await api.get("/v1/members", email=address)).json()["items"]
     assert [(m["name"], m["phone"], m["birthday"]) for m in found] == [
-        ("Vera Sokolova", number, "1990-04-12")
+        ("Vera Sokolova", None, "1990-04-12")
     ]
     vera = found[0]["id"]
+    assert (await api.get("/v1/members", phone=number)).json()["items"] == []
     # Nothing ticked counts until the address is shown to be hers.
     assert {c["status"] for c in await marketing_of(api, vera)} == {"none"}
     [message] = await code_messages(api, vera)
@@ -477,8 +485,16 @@ async def test_signing_up_registers_sends_a_code_and_grants_the_consents_with_it
     assert signed.status_code == 303
     assert "Vera Sokolova" in (await browser.get(f"/app/{program.slug}/")).text
     marketing = {c["channel"]: c for c in await marketing_of(api, vera)}
-    assert marketing["sms"]["status"] == "granted" and marketing["sms"]["source"] == "app"
-    assert marketing["email"]["status"] == "none" and marketing["push"]["status"] == "none"
+    assert marketing["email"]["status"] == "granted" and marketing["email"]["source"] == "app"
+    assert marketing["sms"]["status"] == "none" and marketing["push"]["status"] == "none"
+    # The phone is still free: its owner joins with it.
+    owner = browsers()
+    joined = await owner.post(
+        f"/app/{program.slug}/sign-up", {"name": "Pavel Orlov", "phone": number}
+    )
+    assert joined.status_code == 200 and 'id="left-out"' not in joined.text
+    [pavel] = (await api.get("/v1/members", phone=number)).json()["items"]
+    assert pavel["name"] == "Pavel Orlov"
 
 
 async def marketing_of(api: Api, member_id: str) -> list[dict[str, Any]]:
@@ -490,8 +506,9 @@ async def test_sign_up_consents_wait_for_the_code_and_need_an_address(
     browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
 ) -> None:
     """Ticked at sign-up, the consents are granted only when the code sent to confirm the
-    address is entered (never, if it is not); SMS without a phone is ignored; a new code
-    asked for keeps them; the e-mail the code went to needs no other confirmation."""
+    address is entered (never, if it is not); SMS without a phone is ignored; the e-mail
+    the code went to needs no other confirmation; a new code asked for from the sign-in
+    page replaces the sign-up's and drops them."""
     first, second = browsers(), browsers()
     never, address = email(), email()
     ticks = {"marketing_email": "yes", "marketing_sms": "yes", "marketing_push": "yes"}
@@ -503,7 +520,6 @@ async def test_sign_up_consents_wait_for_the_code_and_need_an_address(
     [idle] = (await api.get("/v1/members", email=never)).json()["items"]
     [vera] = (await api.get("/v1/members", email=address)).json()["items"]
     assert idle["consents"] == vera["consents"] == {"email": False, "sms": False, "push": False}
-    await ask(second, program, address)  # a new code: it replaces the first, consents kept
     signed = await enter(second, program, address, await code_of(engine, program, vera["id"]))
     assert signed.status_code == 303
     marketing = {c["channel"]: c for c in await marketing_of(api, vera["id"])}
@@ -514,6 +530,35 @@ async def test_sign_up_consents_wait_for_the_code_and_need_an_address(
         "items"
     ] == []
     assert {c["status"] for c in await marketing_of(api, idle["id"])} == {"none"}
+    # The one who never entered the code asks for a new one: the ticks are gone with the old.
+    await ask(first, program, never)
+    signed = await enter(first, program, never, await code_of(engine, program, idle["id"]))
+    assert signed.status_code == 303
+    assert {c["status"] for c in await marketing_of(api, idle["id"])} == {"none"}
+
+
+async def test_a_strangers_ticks_are_not_granted_when_the_owner_signs_in(
+    browsers: Any, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    """A stranger joins with someone's e-mail, ticking every box, and never enters the code;
+    the owner later asks for a code on the sign-in page and enters it: nothing is granted.
+    Joining again with a taken address brings no ticks along either."""
+    stranger, owner = browsers(), browsers()
+    victim = email()
+    ticks = {"marketing_email": "yes", "marketing_sms": "yes", "marketing_push": "yes"}
+    joined = await stranger.post(
+        f"/app/{program.slug}/sign-up", {"name": "Not Her", "email": victim, **ticks}
+    )
+    assert joined.status_code == 200
+    [her] = (await api.get("/v1/members", email=victim)).json()["items"]
+    again = await stranger.post(
+        f"/app/{program.slug}/sign-up", {"name": "Not Her", "email": victim, **ticks}
+    )
+    assert again.status_code == 200
+    await ask(owner, program, victim)
+    signed = await enter(owner, program, victim, await code_of(engine, program, her["id"]))
+    assert signed.status_code == 303
+    assert {c["status"] for c in await marketing_of(api, her["id"])} == {"none"}
 
 
 async def test_signing_up_with_a_taken_address_answers_the_same(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kopilka.access.domain import Role
 from kopilka.programs.service import ProgramContext
 from kopilka.web.console.coupons import _csv_line
+from kopilka.web.console.members import new_form_key
 from tests.conftest import Api, make_key, make_program
 from tests.web.conftest import Browser, console_as
 
@@ -54,6 +55,11 @@ async def add_codes(api: Api, key: str, body: dict[str, Any]) -> list[str]:
     assert answer.status_code == 201, answer.text
     codes: list[str] = answer.json()["codes"]
     return codes
+
+
+def once(**fields: str) -> dict[str, str]:
+    """A codes form as the page sends it: with a one-time key of its own."""
+    return {"idempotency_key": new_form_key(), **fields}
 
 
 NEW = {
@@ -131,6 +137,11 @@ async def test_bad_input_shows_the_fields_message_and_creates_nothing(
         "/console/coupons/new", {**NEW, "discount_kind": "fixed", "amount_off": "-5"}
     )
     assert money.status_code == 422 and field_error(money.text, "amount_off")
+    for digits in ("١٠٠", "१००", "１００", "100,٥"):  # ASCII digits only, not other scripts'
+        other = await browser.post(
+            "/console/coupons/new", {**NEW, "discount_kind": "fixed", "amount_off": digits}
+        )
+        assert other.status_code == 422 and "a sum such as" in field_error(other.text, "amount_off")
     assert (await api.get("/v1/coupon-campaigns/spring")).status_code == 404
     await new_campaign(api, "spring")
     duplicate = await browser.post("/console/coupons/new", {**NEW, "name": "Another"})
@@ -172,7 +183,7 @@ async def test_codes_are_generated_imported_and_paged(
 ) -> None:
     await new_campaign(api, "spring", code_pattern="SPR-####-####")
     await console_as(browser, engine, program, Role.MARKETING)
-    made = await browser.post("/console/coupons/spring/codes", {"count": "55"})
+    made = await browser.post("/console/coupons/spring/codes", once(count="55"))
     assert made.status_code == 303
     codes = await codes_of(api, "spring")
     assert len(codes) == 55 and all(c["code"].startswith("SPR-") for c in codes)
@@ -186,23 +197,64 @@ async def test_codes_are_generated_imported_and_paged(
     rest = set(re.findall(r"<code>(SPR-[A-Z0-9-]+)</code>", second.text))
     assert len(rest) == 5 and not rest & shown
 
-    vip = await browser.post("/console/coupons/spring/codes", {"count": "2", "pattern": "VIP-####"})
+    vip = await browser.post("/console/coupons/spring/codes", once(count="2", pattern="VIP-####"))
     assert vip.status_code == 303
     imported = await browser.post(
-        "/console/coupons/spring/codes", {"codes": "legacy-1\nLEGACY-2\n"}
+        "/console/coupons/spring/codes", once(codes="legacy-1\nLEGACY-2\n")
     )
     assert imported.status_code == 303
     texts = {c["code"] for c in await codes_of(api, "spring")}
     assert {"LEGACY-1", "LEGACY-2"} <= texts and len(texts) == 59
 
-    zero = await browser.post("/console/coupons/spring/codes", {"count": "0"})
+    zero = await browser.post("/console/coupons/spring/codes", once(count="0"))
     assert zero.status_code == 422 and field_error(zero.text, "count")
-    short = await browser.post("/console/coupons/spring/codes", {"count": "5", "pattern": "XMAS-#"})
+    short = await browser.post("/console/coupons/spring/codes", once(count="5", pattern="XMAS-#"))
     assert short.status_code == 422 and "random places" in field_error(short.text, "pattern")
-    again = await browser.post("/console/coupons/spring/codes", {"codes": "LEGACY-1\nNEW-1"})
+    again = await browser.post("/console/coupons/spring/codes", once(codes="LEGACY-1\nNEW-1"))
     assert again.status_code == 422 and "already exist" in field_error(again.text, "codes")
     assert "NEW-1" in again.text  # what was typed is kept
     assert len(await codes_of(api, "spring")) == 59
+
+
+def form_key_of(page: str, form: str) -> str:
+    """The one-time key the page's form ``form`` carries."""
+    found = re.search(rf'<form id="{form}".*?name="idempotency_key" value="([^"]+)"', page, re.S)
+    assert found, f"the form {form} carries a one-time key"
+    return found.group(1)
+
+
+async def test_a_codes_form_sent_twice_adds_its_codes_once(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    await new_campaign(api, "spring", code_pattern="SPR-####-####")
+    await console_as(browser, engine, program, Role.MARKETING)
+    page = (await browser.get("/console/coupons/spring")).text
+    generate = {"idempotency_key": form_key_of(page, "generate-form"), "count": "3"}
+    assert form_key_of(page, "import-form") != generate["idempotency_key"]
+    first = await browser.post("/console/coupons/spring/codes", generate)
+    second = await browser.post("/console/coupons/spring/codes", generate)
+    assert first.status_code == second.status_code == 303
+    assert len(await codes_of(api, "spring")) == 3
+    shown = await browser.get("/console/coupons/spring")
+    assert "Codes created: 3." in shown.text  # the second answers as the first
+    assert form_key_of(shown.text, "generate-form") != generate["idempotency_key"]
+
+    other = await browser.post("/console/coupons/spring/codes", {**generate, "count": "5"})
+    assert other.status_code == 422 and "sent already" in field_error(other.text, "count")
+    assert form_key_of(other.text, "generate-form") != generate["idempotency_key"]
+    bare = await browser.post("/console/coupons/spring/codes", {"count": "4"})
+    assert bare.status_code == 422 and "one-time key" in field_error(bare.text, "count")
+    assert len(await codes_of(api, "spring")) == 3
+
+    # A refused form shown again keeps its key (nothing was done under it).
+    zero = once(count="0")
+    refused = await browser.post("/console/coupons/spring/codes", zero)
+    assert form_key_of(refused.text, "generate-form") == zero["idempotency_key"]
+    typed = once(codes="OLD-1\nOLD-2")
+    for _ in range(2):
+        imported = await browser.post("/console/coupons/spring/codes", typed)
+        assert imported.status_code == 303
+    assert len(await codes_of(api, "spring")) == 5
 
 
 async def test_the_export_has_a_header_one_line_per_code_and_no_formulas(

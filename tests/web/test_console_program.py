@@ -71,6 +71,18 @@ def textarea(page: httpx.Response) -> str:
     return html.unescape(found.group(1).removeprefix("\n"))
 
 
+def hidden(page: httpx.Response, name: str) -> str:
+    """The value of the page's hidden field ``name``."""
+    found = re.search(rf'<input type="hidden" name="{name}" value="([^"]*)"', page.text)
+    assert found, f"the page's form carries {name}"
+    return html.unescape(found.group(1))
+
+
+def seen(page: httpx.Response, *names: str) -> dict[str, str]:
+    """What a confirmation form carries of what it showed."""
+    return {name: hidden(page, name) for name in names}
+
+
 def line_of(text: str, fragment: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if fragment in line)
 
@@ -268,7 +280,10 @@ async def test_publishing_shows_what_members_notice_then_makes_a_version(
     assert too_long.status_code == 422 and 'id="e-note"' in too_long.text
     assert (await rich_api.get("/v1/program")).json()["version"] == 1
 
-    done = await browser.post("/console/program/publish", {"confirm": "yes", "note": "more coffee"})
+    shown = seen(summary, "in_force_seen", "draft_seen")
+    done = await browser.post(
+        "/console/program/publish", {"confirm": "yes", "note": "more coffee", **shown}
+    )
     assert done.status_code == 303 and done.headers["location"] == "/console/program/versions/2"
     live = (await rich_api.get("/v1/program")).json()
     assert live["version"] == 2 and live["document"]["rules"][-1]["id"] == "coffee-bonus"
@@ -299,14 +314,75 @@ async def test_versions_and_rollback(
     assert asked.status_code == 200 and "Roll back to version 1" in asked.text
     assert "coffee-bonus" in asked.text and ">removed<" in asked.text
     assert (await rich_api.get("/v1/program")).json()["version"] == 2
-    done = await browser.post("/console/program/versions/1/rollback", {"confirm": "yes"})
+    shown = seen(asked, "in_force_seen")
+    done = await browser.post("/console/program/versions/1/rollback", {"confirm": "yes", **shown})
     assert done.status_code == 303 and done.headers["location"] == "/console/program/versions/3"
     live = (await rich_api.get("/v1/program")).json()
     assert live["version"] == 3
     assert [r["id"] for r in live["document"]["rules"]] == [r["id"] for r in RULES]
     assert (await rich_api.get("/v1/program/versions/3")).json()["note"] == "rollback to v1"
-    again = await browser.post("/console/program/versions/3/rollback", {"confirm": "yes"})
+    asked = await browser.post("/console/program/versions/3/rollback")
+    again = await browser.post(
+        "/console/program/versions/3/rollback", {"confirm": "yes", **seen(asked, "in_force_seen")}
+    )
     assert again.status_code == 409 and "already in force" in again.text
+
+
+async def test_publishing_puts_in_force_what_was_reviewed_once(
+    browser: Browser, engine: AsyncEngine, rich: ProgramContext, rich_api: Api
+) -> None:
+    await console_as(browser, engine, rich, Role.MARKETING)
+    reviewed = document(pending_days=7)
+    assert (await rich_api.put("/v1/program/draft", reviewed)).status_code == 200
+    summary = await browser.get("/console/program/publish")
+    shown = seen(summary, "in_force_seen", "draft_seen")
+    assert shown["in_force_seen"] == "1"
+    # A colleague changes the draft after the review was shown: not published unseen.
+    assert (await rich_api.put("/v1/program/draft", document(pending_days=30))).status_code == 200
+    stale = await browser.post("/console/program/publish", {"confirm": "yes", **shown})
+    assert stale.status_code == 409
+    assert "The draft has changed since this page was shown" in stale.text
+    assert "for 30 days" in html.unescape(stale.text)  # the new review, with its own form
+    assert (await rich_api.get("/v1/program")).json()["version"] == 1
+    # A form that does not say what it showed is refused as well.
+    bare = await browser.post("/console/program/publish", {"confirm": "yes"})
+    assert bare.status_code == 409 and "does not say what it was shown" in bare.text
+    assert (await rich_api.get("/v1/program")).json()["version"] == 1
+
+    fresh = seen(stale, "in_force_seen", "draft_seen")
+    assert fresh["draft_seen"] != shown["draft_seen"]
+    done = await browser.post("/console/program/publish", {"confirm": "yes", **fresh})
+    assert done.status_code == 303 and done.headers["location"] == "/console/program/versions/2"
+    assert (await rich_api.get("/v1/program")).json()["document"]["pending_days"] == 30
+    # The same form again, once a next draft is saved: not published.
+    assert (await rich_api.put("/v1/program/draft", document(pending_days=30))).status_code == 200
+    twice = await browser.post("/console/program/publish", {"confirm": "yes", **fresh})
+    assert twice.status_code == 409
+    assert "Already changed: version 2 is in force now" in twice.text
+    assert (await rich_api.get("/v1/program")).json()["version"] == 2
+    assert (await rich_api.get("/v1/program/draft")).json()["stored"] is True
+
+
+async def test_a_rollback_form_sent_again_changes_nothing(
+    browser: Browser, engine: AsyncEngine, rich: ProgramContext, rich_api: Api
+) -> None:
+    bonus = {"id": "coffee-bonus", "effects": [{"type": "points", "amount": 25}]}
+    assert (
+        await rich_api.put("/v1/program/draft", document(rules=[*RULES, bonus]))
+    ).status_code == 200
+    assert (await rich_api.post("/v1/program/publish", {})).status_code == 201
+    await console_as(browser, engine, rich, Role.OWNER)
+    asked = await browser.post("/console/program/versions/1/rollback")
+    form = {"confirm": "yes", **seen(asked, "in_force_seen")}
+    assert form["in_force_seen"] == "2"
+    answers = [await browser.post("/console/program/versions/1/rollback", form) for _ in range(4)]
+    assert [a.status_code for a in answers] == [303, 409, 409, 409]
+    assert "Already changed: version 3 is in force now" in answers[1].text
+    assert hidden(answers[1], "in_force_seen") == "3"  # the form shown again, as of now
+    assert (await rich_api.get("/v1/program")).json()["version"] == 3
+    bare = await browser.post("/console/program/versions/1/rollback", {"confirm": "yes"})
+    assert bare.status_code == 409
+    assert (await rich_api.get("/v1/program")).json()["version"] == 3
 
 
 @pytest.mark.parametrize("role", [Role.ANALYST, Role.SUPPORT])

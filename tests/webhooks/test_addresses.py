@@ -255,3 +255,11 @@ async def test_a_name_is_refused_if_any_of_its_addresses_is_private() -> None:
 def test_address_literals_are_checked_before_connecting(url: str, refused: bool) -> None:
     """aiohttp connects to anything that looks like an address without asking the resolver."""
     assert (literal_problem(url) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://%31%32%37.0.0.1/hook", "https://127.0.0.1%09/hook", "https://hooks.example\x07/in"],
+)
+def test_escaped_or_control_characters_in_the_host_are_no_url(url: str) -> None:
+    assert domain.url_problem(url) is not None

@@ -39,7 +39,7 @@ STORES: list[dict[str, Any]] = [
     {
         "code": "store-01",
         "name": "Тверская",
-        "address": "Тверская ул., 12",
+        "address": "Москва, Тверская ул., 12",
         "latitude": 55.7649,
         "longitude": 37.6055,
         "tags": ["flagship", "kitchen"],
@@ -47,7 +47,7 @@ STORES: list[dict[str, Any]] = [
     {
         "code": "store-02",
         "name": "Арбат",
-        "address": "ул. Арбат, 24",
+        "address": "Москва, ул. Арбат, 24",
         "latitude": 55.7503,
         "longitude": 37.5923,
         "tags": ["kitchen"],
@@ -55,7 +55,7 @@ STORES: list[dict[str, Any]] = [
     {
         "code": "store-03",
         "name": "Чистые пруды",
-        "address": "Чистопрудный бул., 8",
+        "address": "Москва, Чистопрудный бул., 8",
         "latitude": 55.7622,
         "longitude": 37.6452,
         "tags": [],
@@ -63,7 +63,7 @@ STORES: list[dict[str, Any]] = [
     {
         "code": "store-04",
         "name": "Павелецкая",
-        "address": "Павелецкая пл., 1",
+        "address": "Москва, Павелецкая пл., 1",
         "latitude": 55.7298,
         "longitude": 37.6389,
         "tags": ["station"],
@@ -71,7 +71,7 @@ STORES: list[dict[str, Any]] = [
     {
         "code": "store-05",
         "name": "Сокол",
-        "address": "Ленинградский пр-т, 74",
+        "address": "Москва, Ленинградский пр-т, 74",
         "latitude": 55.8053,
         "longitude": 37.5153,
         "tags": [],
@@ -177,7 +177,7 @@ class CrmSummary:
 async def open_stores(conn: AsyncConnection, program: ProgramContext, now: datetime) -> None:
     for store in STORES:
         body = StoreCreate.model_validate(
-            {**store, "region": "moscow", "timezone": "Europe/Moscow", "hours": STORE_HOURS}
+            {**store, "region": "Москва", "timezone": "Europe/Moscow", "hours": STORE_HOURS}
         )
         await store_service.create(conn, program, body, now)
 

@@ -9,8 +9,10 @@ member. No code is made for a channel the server cannot send on (``channels``: t
 knows its configuration): a code that never arrives would only wait in the message log.
 
 What a code does besides signing in waits with it (``OnUse``): the consents ticked at
-sign-up are granted when the member enters the code that confirmed their address, and a
-new e-mail or phone becomes the member's only when the code sent to it is entered.
+sign-up are granted when the member enters the code that confirmed their address (only
+for that address's channel; dropped if a new code replaces it), and a new e-mail or phone
+becomes the member's only when the code sent to it is entered. A member keeps only an
+address a code went to: one who joins with both gets the one the code confirmed.
 """
 
 from collections.abc import Collection, Sequence
@@ -121,10 +123,12 @@ class MemberAccessService:
         channels: Collection[CodeChannel],
     ) -> bool:
         """Send a new sign-in code to ``address`` if an active member of the program has it
-        (it replaces the member's earlier one, and keeps what that one would have done: the
-        consents of a sign-up). Whether one went is for tests and logs: a page answers the
-        same either way. ``ChannelUnavailable`` (422, ``address``) if ``channels`` has not
-        the address's channel — whoever's address it is."""
+        (it replaces the member's earlier one, and what that one would have done is dropped:
+        the consents ticked at a sign-up are granted only with the sign-up's own code, so
+        that a stranger's ticks never ride on the real owner's code). Whether one went is
+        for tests and logs: a page answers the same either way. ``ChannelUnavailable``
+        (422, ``address``) if ``channels`` has not the address's channel — whoever's
+        address it is."""
         domain.check_channel(address, channels)
         member_id = await self._active_member(conn, program, address)
         if member_id is None:
@@ -163,9 +167,9 @@ class MemberAccessService:
         now: datetime,
     ) -> CodeCheck:
         """Whether ``code`` is the live sign-in code of the member who has one of
-        ``addresses`` (a sign-up page carries the phone and the e-mail typed); each try is
-        counted. Accepted, the code is used and what it carries is done: the consents
-        ticked at sign-up are granted. A code confirming a new address never passes here."""
+        ``addresses`` (at most two are looked at); each try is counted. Accepted, the code
+        is used and what it carries is done: the consents ticked at sign-up are granted. A
+        code confirming a new address never passes here."""
         members: list[UUID] = []
         for address in addresses[:2]:
             found = await self._active_member(conn, program, address)
@@ -241,41 +245,43 @@ class MemberAccessService:
     ) -> list[Address]:
         """A member who joins from the app: registered as ``POST /v1/members`` registers
         (the program's sign-up rules run) and a sign-in code sent to confirm the address
-        (the e-mail if given and e-mail can be sent, else the phone). The marketing consents
-        ticked (``marketing``: channels) wait with the code: they are granted, with the
-        source ``app``, when the member enters it — a channel without an address given is
-        ignored. When the phone or e-mail is already a member's, nothing is registered and
-        the code goes to that member instead (nothing ticked is granted to them).
-        ``ChannelUnavailable`` if no address given can be sent to. Returns the addresses
-        typed, which the code is checked against."""
+        (the e-mail if given and e-mail can be sent, else the phone). The member keeps only
+        that address: the other one typed is not the member's until a code sent to it is
+        entered (from the profile) — no one proved it theirs, and it may be someone else's.
+        The marketing consents ticked (``marketing``: channels) wait with the code: they
+        are granted, with the source ``app``, when the member enters it — for the channel of
+        the address it confirmed (and push, which needs no address), never for the other.
+        When that address is already a member's, nothing is registered and the code goes to
+        that member instead (nothing ticked is granted to them). ``ChannelUnavailable`` if
+        no address given can be sent to. Returns the address the code went to (in a list:
+        what the code is checked against); the page answers the same either way."""
         typed = domain.addresses_of(data.email, data.phone)
         if not typed:
             raise InvalidInput("give a phone number or an e-mail address", field="email")
         sendable = [a for a in typed if a.channel in channels]
         if not sendable:
             raise domain.ChannelUnavailable(typed[0].channel, field=typed[0].kind)
-        holders = await member_service.resolve_many(conn, program, [_ref(a) for a in typed])
-        if any(h is not None for h in holders):
-            held = dict(zip(typed, holders, strict=True))
-            for address in sendable:
-                holder = held[address]
-                if holder is not None and holder[1] == "active":
-                    await self._send_code(conn, program, holder[0], address, now)
-                    break
-            return typed
+        confirmed = sendable[0]
+        holder = (await member_service.resolve_many(conn, program, [_ref(confirmed)]))[0]
+        if holder is not None:
+            if holder[1] == "active":
+                await self._send_code(conn, program, holder[0], confirmed, now)
+            return [confirmed]
+        # Only the address the code goes to: the other is added from the profile, by a code.
+        only = data.model_copy(
+            update={"email": None, "phone": None, confirmed.kind: confirmed.value}
+        )
         try:
-            member = await activity_service.sign_up(conn, program, data, now)
+            member = await activity_service.sign_up(conn, program, only, now)
         except Conflict:
             # Taken by a registration that committed after the look-up above.
-            for address in sendable:
-                if await self.request_code(conn, program, address, now, channels=channels):
-                    break
-            return typed
-        consents = domain.sign_up_consents(marketing, typed)
+            await self.request_code(conn, program, confirmed, now, channels=channels)
+            return [confirmed]
+        consents = domain.sign_up_consents(marketing, [confirmed])
         await self._send_code(
-            conn, program, member.id, sendable[0], now, on_use=OnUse(consents=consents)
+            conn, program, member.id, confirmed, now, on_use=OnUse(consents=consents)
         )
-        return typed
+        return [confirmed]
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -314,8 +320,14 @@ class MemberAccessService:
         self, conn: AsyncConnection, program: ProgramContext, used: StoredCode, now: datetime
     ) -> None:
         """The consents ticked at sign-up, now that the member has entered the code sent to
-        their address: marketing e-mail needs no other confirmation when that code came by
-        e-mail (the address is confirmed); otherwise it waits for the usual one."""
+        their address: only for that address's channel (and push, which needs none) —
+        marketing e-mail needs no other confirmation when that code came by e-mail (the
+        address is confirmed)."""
+        confirmed = [
+            channel
+            for channel in used.on_use.consents
+            if channel == used.channel or domain.ADDRESS_OF_CHANNEL.get(channel, "") is None
+        ]
         changes = [
             ConsentChange.model_validate(
                 {
@@ -326,7 +338,7 @@ class MemberAccessService:
                     "confirmed": channel == used.channel == CodeChannel.EMAIL,
                 }
             )
-            for channel in used.on_use.consents
+            for channel in confirmed
         ]
         if changes:
             await consent_service.change(
@@ -346,8 +358,8 @@ class MemberAccessService:
         """A new code for the member, sent on the channel of ``address`` through messaging
         (to ``address`` itself, which may not be the member's yet); only its hash is kept.
         It replaces the member's earlier code of its sort (sign-in, or a new address) and
-        any spent one. A sign-in code without ``on_use`` keeps what the live one it
-        replaces carried (a member who asks again after signing up keeps their consents)."""
+        any spent one, and what the one replaced carried is dropped with it: consents that
+        waited with it are not granted by the new code (whoever asked for it)."""
         stored = await self.repository.codes_of(conn, program.id, [member_id])
         changing = on_use is not None and on_use.changes_address
         replaced = [
@@ -355,13 +367,7 @@ class MemberAccessService:
             for c in stored
             if c.on_use.changes_address == changing or domain.judge(c, now) is not None
         ]
-        if on_use is None:
-            carried = [
-                c.on_use
-                for c in replaced
-                if not c.on_use.changes_address and domain.judge(c, now) is None
-            ]
-            on_use = carried[0] if carried else OnUse()
+        on_use = on_use or OnUse()
         code, code_id = domain.new_code(), new_id()
         await self.repository.replace_codes(
             conn,

@@ -3,6 +3,7 @@
 how a channel's parts render, consent, back-off, and the statuses a message takes."""
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,6 +34,11 @@ SECRET_KINDS = frozenset({SIGN_IN_CODE})
 SECRET_REMOVED = "[removed once sent: a one-time code]"
 SECRET_HIDDEN = "[hidden: a one-time code]"
 SENT_LIKE = frozenset({SENT, DELIVERED, CLICKED})
+# What a secret kind's text may not hold, in any part: a link or a web address. A code in a
+# link goes wherever the link points when the member taps it (a template that staff may edit
+# could send it to anyone's server), so such a text is refused when saved, a saved one is
+# not used, and the code's message carries no tracked link either.
+LINK_MARKS = ("href", "src", "http://", "https://", "//", "www.")
 _HREF = re.compile(r'href="(https?://[^"]+)"')
 
 
@@ -108,12 +114,44 @@ def consent_allows(
     return found is None or found.status != "withdrawn"
 
 
+def link_in(text: str) -> str | None:
+    """The first mark of a link or web address in ``text`` (as it reads once HTML entities
+    and look-alike characters are undone, in any case), or None."""
+    seen = unicodedata.normalize("NFKC", unescape(text)).casefold()
+    plain = unicodedata.normalize("NFKC", text).casefold()
+    return next((m for m in LINK_MARKS if m in seen or m in plain), None)
+
+
+def usable_parts(kind: str, saved: Mapping[str, str] | None) -> dict[str, str]:
+    """A program's saved parts that may be used: all of them, but for a secret kind none
+    that holds a link (saved before such texts were refused): the shipped part instead."""
+    parts = dict(saved or {})
+    if kind in SECRET_KINDS:
+        parts = {p: s for p, s in parts.items() if link_in(s) is None}
+    return parts
+
+
+def check_no_links(kind: str, part: str, text: str) -> None:
+    """422 naming the part if a secret kind's ``text`` (a source, or what it renders to)
+    holds a link or a web address."""
+    if kind not in SECRET_KINDS:
+        return
+    found = link_in(text)
+    if found is not None:
+        raise InvalidInput(
+            f"{part}: a {kind} message may not hold a link or a web address "
+            f"(it has {found!r}): the one-time code must not leave the message",
+            field=f"parts.{part}",
+        )
+
+
 def template_sources(
     kind: NotificationKind, language: str, saved: Mapping[str, str] | None
 ) -> dict[Part, str]:
-    """The shipped texts of ``kind`` in ``language`` with the program's saved parts over."""
+    """The shipped texts of ``kind`` in ``language`` with the program's saved parts over
+    (those it may use: :func:`usable_parts`)."""
     sources = dict(kind.defaults.get(language) or kind.defaults["ru"])
-    for part, source in (saved or {}).items():
+    for part, source in usable_parts(kind.key, saved).items():
         sources[Part(part)] = source
     return sources
 
@@ -193,13 +231,17 @@ def _longest_text(value: Any, depth: int = 0) -> int:
 
 
 def try_render(spec: NotificationKind, language: str, parts: Mapping[str, str]) -> None:
-    """A saved template must render with the kind's sample data."""
+    """A saved template must render with the kind's sample data (and a secret kind's, hold
+    no link, as written or as rendered)."""
+    for part, source in parts.items():
+        check_no_links(spec.key, part, source)
     sources = template_sources(spec, language, parts)
     for part, source in sources.items():
         try:
-            render(source, str(part), language, spec.sample)
+            text = render(source, str(part), language, spec.sample)
         except TemplateProblem as exc:
             raise InvalidInput(str(exc), field=f"parts.{part}") from None
+        check_no_links(spec.key, str(part), text)
 
 
 def render_channel(
@@ -218,9 +260,29 @@ def render_channel(
     return Rendered(part(Part.SUBJECT), part(Part.TEXT), None)
 
 
-def tracked(setup: Setup, program_id: UUID, message_id: UUID, html: str | None) -> str | None:
-    """Links of an HTML part through the signed click redirect (``/m/c/…``)."""
-    if html is None or not setup.secret:
+def render_message(
+    spec: NotificationKind,
+    channel: Channel,
+    sources: Mapping[Part, str],
+    language: str,
+    values: Mapping[str, Any],
+) -> Rendered:
+    """A message's parts on ``channel``; a secret kind whose text renders with a link in it
+    (spelt out from pieces, say) is rendered from the shipped texts instead."""
+    rendered = render_channel(channel, sources, language, values)
+    if spec.key in SECRET_KINDS and any(
+        link_in(text) for text in (rendered.subject, rendered.body, rendered.html) if text
+    ):
+        return render_channel(channel, template_sources(spec, language, None), language, values)
+    return rendered
+
+
+def tracked(
+    setup: Setup, program_id: UUID, message_id: UUID, html: str | None, *, kind: str
+) -> str | None:
+    """Links of an HTML part through the signed click redirect (``/m/c/…``); a secret
+    kind's never (a click would carry its code into the history, and it holds no link)."""
+    if html is None or not setup.secret or kind in SECRET_KINDS:
         return html
 
     def wrap(match: re.Match[str]) -> str:

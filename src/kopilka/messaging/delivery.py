@@ -19,6 +19,7 @@ from kopilka.messaging.composition import (
     FAILED,
     MAX_ATTEMPTS,
     QUEUED,
+    SECRET_KINDS,
     SENT,
     SENT_LIKE,
     SKIPPED,
@@ -244,8 +245,11 @@ class DeliveryService:
     async def clicked(
         self, conn: AsyncConnection, program_id: UUID, message_id: UUID, url: str, now: datetime
     ) -> None:
+        """A tracked link of the message followed: the first click's time, and the URL in
+        the history. A secret kind's message records nothing (its links are not tracked; a
+        token made before that may carry its code in the URL)."""
         found = await self.repository.message(conn, program_id, message_id)
-        if found is None:
+        if found is None or found.kind in SECRET_KINDS:
             return
         values: dict[str, Any] = {"updated_at": now}
         if found.clicked_at is None:

@@ -12,7 +12,7 @@ still recorded, as ``skipped`` with the reason ("no consent", "no e-mail address
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -26,10 +26,12 @@ from kopilka.ledger.service import ledger_service
 from kopilka.messaging import links
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
 from kopilka.messaging.composition import (
+    CLICKED,
     DELIVERED,
     FAILED,
     QUEUED,
     READ,
+    SECRET_KINDS,
     SKIPPED,
     SYSTEM_KINDS,
     Localized,
@@ -41,6 +43,7 @@ from kopilka.messaging.composition import (
     known_kind,
     message_row,
     render_channel,
+    render_message,
     shown,
     template_sources,
     tracked,
@@ -400,7 +403,7 @@ class MessagingService:
             row["extra"]["reply_to"] = values["reply_to"]
         sources = template_sources(spec, language, batch.saved.get((spec.key, language)))
         try:
-            rendered = render_channel(channel, sources, language, values)
+            rendered = render_message(spec, channel, sources, language, values)
         except TemplateProblem as exc:
             if strict:
                 raise InvalidInput(str(exc), field="variables") from None
@@ -408,7 +411,9 @@ class MessagingService:
         row |= {
             "subject": rendered.subject,
             "body": rendered.body,
-            "html": tracked(batch.setup, batch.program.id, message_id, rendered.html),
+            "html": tracked(
+                batch.setup, batch.program.id, message_id, rendered.html, kind=spec.key
+            ),
             "link": values["app_url"],
         }
         reason = self._refusal(batch, spec, recipient, channel, address)
@@ -481,7 +486,12 @@ class MessagingService:
         found = await self.repository.message(conn, program.id, message_id)
         if found is None:
             raise NotFound(f"no message {message_id}", field="message_id")
-        return shown(found), await self.repository.history(conn, message_id)
+        history = await self.repository.history(conn, message_id)
+        if found.kind in SECRET_KINDS:
+            # A click recorded before secret kinds stopped being tracked: its URL may hold
+            # the code.
+            history = [replace(h, detail=None) if h.status == CLICKED else h for h in history]
+        return shown(found), history
 
     async def page(
         self,

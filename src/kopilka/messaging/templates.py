@@ -18,14 +18,16 @@ from kopilka.messaging.composition import (
     QUEUED,
     SYSTEM_KINDS,
     TEST_PREFIX,
+    check_no_links,
     check_variables,
     checked_address,
     known_kind,
     message_row,
-    render_channel,
+    render_message,
     status_step,
     template_sources,
     try_render,
+    usable_parts,
 )
 from kopilka.messaging.domain import (
     LANGUAGES,
@@ -106,12 +108,15 @@ class TemplateService:
                 f"no language {language!r} (one of {', '.join(LANGUAGES)})", field="language"
             )
         for part, source in parts.items():
+            check_no_links(kind, str(part), source)
             try:
                 check(source, str(part), spec.allowed())
             except TemplateProblem as exc:
                 raise InvalidInput(str(exc), field=f"parts.{part}") from None
         saved = (await messaging_service.saved_templates(conn, program, kind)).get((kind, language))
-        merged = {**(saved.parts if saved else {}), **{str(p): s for p, s in parts.items()}}
+        # A saved part no longer usable (a secret kind's with a link) is not carried over.
+        kept = usable_parts(kind, saved.parts if saved else None)
+        merged = {**kept, **{str(p): s for p, s in parts.items()}}
         try_render(spec, language, merged)
         version = (saved.version if saved else 0) + 1
         await self.repository.add_template(
@@ -167,6 +172,7 @@ class TemplateService:
         saved = (await messaging_service.saved_templates(conn, program, kind)).get((kind, lang))
         sources = template_sources(spec, lang, saved.parts if saved else None)
         for part, source in (parts or {}).items():
+            check_no_links(kind, str(part), source)
             try:
                 check(source, str(part), spec.allowed())
             except TemplateProblem as exc:
@@ -177,6 +183,9 @@ class TemplateService:
             rendered = {str(p): render(s, str(p), lang, values) for p, s in sources.items()}
         except TemplateProblem as exc:
             raise InvalidInput(str(exc), field="variables") from None
+        for part in parts or {}:
+            # What a secret kind's part renders to holds no link either (spelt from pieces).
+            check_no_links(kind, str(part), rendered[str(part)])
         return lang, rendered
 
     async def test(
@@ -243,7 +252,7 @@ class TemplateService:
         saved = (await messaging_service.saved_templates(conn, program, kind)).get((kind, lang))
         sources = template_sources(spec, lang, saved.parts if saved else None)
         try:
-            rendered = render_channel(channel, sources, lang, values | dict(variables))
+            rendered = render_message(spec, channel, sources, lang, values | dict(variables))
         except TemplateProblem as exc:
             raise InvalidInput(str(exc), field="variables") from None
         delivered = channel is Channel.INBOX

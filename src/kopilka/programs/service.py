@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
 from kopilka.errors import Conflict, InvalidInput, NotFound
+from kopilka.kit.canonical import fingerprint
 from kopilka.kit.clock import clock
 from kopilka.kit.ids import new_id
 from kopilka.models.program_version import NOTE_LENGTH
@@ -163,14 +164,28 @@ class ProgramService:
         note: str | None = None,
         *,
         notice: str | None = None,
+        seen_in_force: int | None = None,
+        seen_draft: str | None = None,
     ) -> Version:
         """Publish the stored draft as the next version and put it in force; the draft is
         consumed. Without a stored draft there is nothing to publish: a ``Conflict``.
-        ``notice``: what the marketer tells members of the change (carried by the event)."""
+        ``notice``: what the marketer tells members of the change (carried by the event).
+
+        ``seen_in_force`` and ``seen_draft`` (the draft's ``draft_fingerprint``): what the
+        caller reviewed. Checked under the program's lock, so that what goes in force is
+        what was reviewed, once: a ``Conflict`` (``reason``: ``stale_version`` or
+        ``stale_draft``) when another version is in force by now or the draft changed."""
         program = await self._row(conn, program_id, lock=True)
+        _ensure_in_force(program.version, seen_in_force)
         stored = await self.repository.draft(conn, program_id)
         if stored is None:
             raise Conflict("there is no draft to publish: save one first", field="draft")
+        if seen_draft is not None and draft_fingerprint(stored.document) != seen_draft:
+            raise Conflict(
+                "the draft has changed since it was reviewed: review it again",
+                field="draft",
+                reason="stale_draft",
+            )
         # Validated again: the schema may have changed since the draft was saved.
         settings = parse_document(stored.document)
         await self.repository.delete_draft(conn, stored.id)
@@ -187,10 +202,15 @@ class ProgramService:
         version: int,
         now: datetime,
         note: str | None = None,
+        *,
+        seen_in_force: int | None = None,
     ) -> Version:
         """Publish the document of an earlier ``version`` again, as a new version: history
-        keeps growing and is never rewritten. The draft, if any, is left alone."""
+        keeps growing and is never rewritten. The draft, if any, is left alone.
+        ``seen_in_force``: the version in force when the caller asked (as for ``publish``);
+        another one in force by now is a ``Conflict`` and nothing is done."""
         program = await self._row(conn, program_id, lock=True)
+        _ensure_in_force(program.version, seen_in_force)
         if version == program.version:
             raise Conflict(f"version {version} is already in force", field="version")
         earlier = await self._published(conn, program_id, version)
@@ -341,6 +361,22 @@ async def _announce(
                 summary=summarise_changes(changes),
                 member_notice=notice or "",
             )
+        )
+
+
+def draft_fingerprint(document: Mapping[str, Any]) -> str:
+    """A stable hash of a draft's document (whatever its keys' order): a form that reviewed
+    the draft carries it, and publishing compares it with the draft stored by then."""
+    return fingerprint(document)
+
+
+def _ensure_in_force(in_force: int, seen: int | None) -> None:
+    if seen is not None and in_force != seen:
+        raise Conflict(
+            f"already changed: version {in_force} is in force now",
+            field="version",
+            reason="stale_version",
+            in_force=in_force,
         )
 
 

@@ -306,7 +306,7 @@ class StaffService:
         field = "current_password" if what == "password" else "code"
         if _resting(row, now):
             self.audit.nothing_changed()
-            return TooManyRequests(RESTING, field=field)
+            return TooManyRequests(RESTING, field=field, retry_after=domain.LOCK_MINUTES * 60)
         if not right:
             await self._failed(conn, row, now, what, signing_in=False)
             return InvalidInput(WRONG_PASSWORD if what == "password" else WRONG_CODE, field=field)

@@ -1,4 +1,5 @@
-"""The member's own view of their tickets: public messages only."""
+"""The member's own view of their tickets: public messages only; the locks the app's
+support forms take before acting once per one-time key."""
 
 from typing import Any
 from uuid import UUID
@@ -75,3 +76,27 @@ async def member_ticket(
         raise NotFound(f"ticket {ticket_id} not found", field="ticket_id")
     messages = await repository.messages(conn, [row.id], public_only=True)
     return _member_view(row, [message_out(m._mapping) for m in messages])
+
+
+async def lock_member_requests(
+    conn: AsyncConnection, program: ProgramContext, member_id: UUID
+) -> None:
+    """Take the member's lock before a new ticket of theirs: a form sent twice at once is
+    then written by one sending and found by the other (its one-time key's answer)."""
+    await member_service.lock(conn, program, [member_id])
+
+
+async def lock_member_ticket(
+    conn: AsyncConnection,
+    program: ProgramContext,
+    member_id: UUID,
+    ticket_id: UUID,
+    *,
+    repository: SupportRepository = support_repository,
+) -> None:
+    """Lock one of the member's own tickets before their reply (the lock the reply takes
+    anyway, taken first: the same reply sent twice at once is written once); NotFound for
+    a ticket that is not theirs, as for one that does not exist."""
+    row = await repository.ticket(conn, program.id, ticket_id, lock=True)
+    if row is None or row.member_id != member_id:
+        raise NotFound(f"ticket {ticket_id} not found", field="ticket_id")

@@ -99,8 +99,11 @@ def url_problem(url: str) -> str | None:
         return "the URL must start with http:// or https://"
     if not parts.hostname:
         return "the URL has no host"
-    if any(c.isspace() for c in url):
-        return "a URL may not contain spaces"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "a URL may not contain spaces or control characters"
+    if "%" in parts.netloc:
+        # A percent-escaped host is no host name: "%31%32%37.0.0.1" spells 127.0.0.1.
+        return "the URL's host may not contain % escapes"
     try:
         port = parts.port
     except ValueError:

@@ -286,6 +286,7 @@ def _code_page(
     error: str | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    left_out: str | None = None,
 ) -> Response:
     return _render(
         request,
@@ -298,6 +299,7 @@ def _code_page(
         next=target,
         minutes=CODE_MINUTES,
         errors={"code": error} if error else {},
+        left_out=left_out,
     )
 
 
@@ -410,9 +412,11 @@ async def sign_up_page(request: Request, slug: str) -> Response:
 
 @router.post("/{slug}/sign-up")
 async def sign_up(request: Request, slug: str, engine: EngineDep) -> Response:
-    """Register the member (as ``POST /v1/members`` does) and send a code to confirm the
-    address; the consents ticked are granted (source ``app``) when that code is entered.
-    An address already taken gets the same answer (the code goes to its member)."""
+    """Register the member (as ``POST /v1/members`` does) with the address a code is sent
+    to, to confirm it (the e-mail if both are given: the phone is not added — the page says
+    it can be, from the profile, by a code sent to it); the consents ticked for that
+    address's channel are granted (source ``app``) when that code is entered. An address
+    already taken gets the same answer (the code goes to its member)."""
     form = await form_of(request)
     program = await program_of(request, slug)
     language = language_of(request)
@@ -465,8 +469,13 @@ async def sign_up(request: Request, slug: str, engine: EngineDep) -> Response:
         return again({field: unavailable_text(language, exc.channel)})
     except KopilkaError as exc:
         return again(_friendly(language, field_errors(exc)))
-    shown = " · ".join(v for v in (values["email"], values["phone"]) if v)
-    return _code_page(request, program, sent_to, shown, None)
+    # The page depends on what was typed alone (the code's address is the e-mail if it can
+    # be sent to): it tells no one whether an address is a member's.
+    [confirmed] = sent_to
+    shown = values[confirmed.kind] or confirmed.value
+    left = [a for a in addresses if a != confirmed]
+    other = values[left[0].kind] if left else None
+    return _code_page(request, program, sent_to, shown, None, left_out=other)
 
 
 def _friendly(language: str, errors: dict[str, str]) -> dict[str, str]:

@@ -4,23 +4,36 @@ member's words and the staff's public replies, never internal notes — and a re
 
 The same services as ``/v1/members/{id}/tickets`` and its replies, always with the signed-in
 member's id: another member's ticket is "not found", as one that does not exist.
+
+The new-ticket and reply forms carry a one-time key: sent twice (a double tap, a reload), the
+request or reply is written once and the second sending answers as the first.
 """
 
-from typing import Any
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 
-from kopilka.errors import Conflict, KopilkaError, NotFound
+from kopilka.errors import Conflict, IdempotencyConflict, InvalidInput, KopilkaError, NotFound
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.stores.schemas import Store
 from kopilka.stores.service import store_service
-from kopilka.support.member_tickets import member_ticket, member_tickets
+from kopilka.support.member_tickets import (
+    lock_member_requests,
+    lock_member_ticket,
+    member_ticket,
+    member_tickets,
+)
 from kopilka.support.schemas import MemberReplyCreate, MemberTicket, MemberTicketCreate
 from kopilka.support.tickets import ticket_service
 from kopilka.web.app.access import SignedInMember, app_url, member_read, member_transaction
@@ -29,9 +42,12 @@ from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, redirect, render
 
 router = APIRouter(prefix="/app", include_in_schema=False)
+T = TypeVar("T")
 
 TICKETS_PER_PAGE = 20
 STORE_CHOICES = 200  # stores the new-ticket form offers (a chain with more: the first ones)
+# What ``new_form_key`` makes: a form sending anything else was not made by these pages.
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def ticket_id_of(raw: str) -> UUID:
@@ -52,6 +68,54 @@ def _empty(values: dict[str, str], names: tuple[str, ...], language: str) -> dic
     """The required fields left empty, each with its message."""
     message = gettext(language, "Please fill this in.")
     return {name: message for name in names if not values.get(name)}
+
+
+def new_form_key() -> str:
+    """A one-time key for one showing of a form."""
+    return secrets.token_urlsafe(24)
+
+
+def _form_key(form: FormData, language: str) -> str:
+    """The form's one-time key; without a well-formed one, a refusal above the form."""
+    key = form.get("form_key")
+    if not isinstance(key, str) or not FORM_KEY.fullmatch(key):
+        message = gettext(
+            language, "This form is incomplete: open it again and send it from there."
+        )
+        raise InvalidInput(message, field="form")
+    return key
+
+
+def _resent(language: str) -> str:
+    """What a form says when its key was used already with other words: the first sending
+    was sent; the form shown again gets a new key."""
+    return gettext(
+        language,
+        "This form was sent already with other words, and those were sent. "
+        "To send these as well, send the form again.",
+    )
+
+
+def _key_again(form: FormData) -> str:
+    """The key for a form shown again after a refusal: the one it was sent with (nothing
+    was done under it), or a new one if it had none."""
+    key = form.get("form_key")
+    return key if isinstance(key, str) and FORM_KEY.fullmatch(key) else new_form_key()
+
+
+async def _once(
+    request: Request, work: Callable[[AsyncConnection, ProgramContext], Awaitable[T]]
+) -> T:
+    """``work`` in one transaction; once more if its one-time key's answer was stored by a
+    copy of the same form sent at the same moment (the second run finds that answer)."""
+    try:
+        return await member_transaction(request, work)
+    except IntegrityError:
+        return await member_transaction(request, work)
+
+
+async def _locked() -> None:
+    return None  # the work took its lock before asking for the key's answer
 
 
 # --- the list -----------------------------------------------------------------------------
@@ -95,6 +159,7 @@ async def _new_ticket_page(
     values: dict[str, str],
     errors: dict[str, str],
     status: int = 200,
+    form_key: str | None = None,
 ) -> Response:
     async def work(conn: AsyncConnection, program: ProgramContext) -> list[Store]:
         page = await store_service.by_place(conn, program, clock.now(), limit=STORE_CHOICES)
@@ -113,6 +178,7 @@ async def _new_ticket_page(
             "program_name": member.program.name,
             "values": values,
             "errors": errors,
+            "form_key": form_key or new_form_key(),
             "store_options": [(s.code, _store_label(s)) for s in stores],
         },
         status=status,
@@ -136,11 +202,12 @@ async def new_ticket_page(
 @router.post("/{slug}/support/new")
 async def open_ticket(request: Request, member: SignedInMember) -> Response:
     """Send a new request: the member's own ticket, as ``POST /v1/members/{id}/tickets``
-    from the app; then its page."""
+    from the app; then its page. Sent again with the same one-time key: the same ticket."""
     form = await form_of(request)
     language = language_of(request)
     values = {name: _raw(form, name) for name in ("subject", "body", "store")}
     errors = _empty(values, ("subject", "body"), language)
+    key_again: str | None = _key_again(form)
     try:
         if errors:
             raise FormInvalid(errors)
@@ -153,19 +220,35 @@ async def open_ticket(request: Request, member: SignedInMember) -> Response:
                 "channel": "app",
             },
         )
+        once = f"app-support:new:{member.member_id}:{_form_key(form, language)}"
 
         async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
-            return await ticket_service.open_member_ticket(
-                conn, program, member.member_id, data, clock.now()
+            await lock_member_requests(conn, program, member.member_id)
+
+            async def operation() -> dict[str, Any]:
+                ticket = await ticket_service.open_member_ticket(
+                    conn, program, member.member_id, data, clock.now()
+                )
+                return {"id": str(ticket.id)}
+
+            return await idempotency_store.run_once(
+                conn, program.id, once, data, operation, _locked
             )
 
-        ticket = await member_transaction(request, work)
+        _, ticket, _ = await _once(request, work)
     except KopilkaError as exc:
         if isinstance(exc, NotFound):
             raise
-        return await _new_ticket_page(request, member, values, field_errors(exc), status=422)
+        status = 422
+        errors = field_errors(exc)
+        if isinstance(exc, IdempotencyConflict):
+            # Sent before with other words, and sent then: the form gets a new key.
+            errors, status, key_again = {"form": _resent(language)}, 409, None
+        return await _new_ticket_page(
+            request, member, values, errors, status=status, form_key=key_again
+        )
     notice = gettext(language, "Your request has been sent. We will answer here.")
-    return redirect(request, app_url(member.slug, f"support/{ticket.id}"), notice)
+    return redirect(request, app_url(member.slug, f"support/{ticket['id']}"), notice)
 
 
 # --- a ticket -----------------------------------------------------------------------------
@@ -179,6 +262,7 @@ def _ticket_page(
     reply: str = "",
     errors: dict[str, str] | None = None,
     status: int = 200,
+    form_key: str | None = None,
 ) -> Response:
     return render(
         request,
@@ -189,6 +273,7 @@ def _ticket_page(
             "ticket": ticket,
             "reply": reply,
             "errors": errors or {},
+            "form_key": form_key or new_form_key(),
         },
         status=status,
         zone=member.program.settings.timezone,
@@ -213,31 +298,49 @@ async def ticket_page(request: Request, member: SignedInMember, ticket_id: str) 
 @router.post("/{slug}/support/{ticket_id}")
 async def reply_to_ticket(request: Request, member: SignedInMember, ticket_id: str) -> Response:
     """The member's reply on their ticket (a waiting or resolved ticket reopens; a closed
-    one takes none), as ``POST /v1/members/{id}/tickets/{ticket_id}/replies``."""
+    one takes none), as ``POST /v1/members/{id}/tickets/{ticket_id}/replies``. Sent again
+    with the same one-time key: written once, answered as the first."""
     found = ticket_id_of(ticket_id)
     form = await form_of(request)
     language = language_of(request)
     body = _raw(form, "body")
+    key_again: str | None = _key_again(form)
     try:
         errors = _empty({"body": body}, ("body",), language)
         if errors:
             raise FormInvalid(errors)
         data = validated(MemberReplyCreate, {"body": body})
 
-        async def work(conn: AsyncConnection, program: ProgramContext) -> MemberTicket:
-            return await ticket_service.member_reply(
-                conn, program, member.member_id, found, data, clock.now()
+        async def work(conn: AsyncConnection, program: ProgramContext) -> Any:
+            # First the ticket (another member's is "not found"), then the form's key.
+            await lock_member_ticket(conn, program, member.member_id, found)
+            once = f"app-support:reply:{member.member_id}:{found}:{_form_key(form, language)}"
+
+            async def operation() -> dict[str, Any]:
+                await ticket_service.member_reply(
+                    conn, program, member.member_id, found, data, clock.now()
+                )
+                return {"ticket_id": str(found)}
+
+            return await idempotency_store.run_once(
+                conn, program.id, once, data, operation, _locked
             )
 
-        await member_transaction(request, work)
+        await _once(request, work)
     except KopilkaError as exc:
         if isinstance(exc, NotFound):
             raise
-        if isinstance(exc, Conflict):
-            exc = Conflict(gettext(language, "This request is closed: write a new one."))
+        if isinstance(exc, IdempotencyConflict):
+            # Sent before with other words, and sent then: the form gets a new key.
+            errors, key_again = {"form": _resent(language)}, None
+        elif isinstance(exc, Conflict):
+            errors = {"body": gettext(language, "This request is closed: write a new one.")}
+        else:
+            errors = field_errors(exc)
         ticket = await _read_ticket(request, member, found)
         status = 409 if isinstance(exc, Conflict) else 422
-        errors = {"body": exc.detail} if isinstance(exc, Conflict) else field_errors(exc)
-        return _ticket_page(request, member, ticket, reply=body, errors=errors, status=status)
+        return _ticket_page(
+            request, member, ticket, reply=body, errors=errors, status=status, form_key=key_again
+        )
     notice = gettext(language, "Your reply has been sent.")
     return redirect(request, app_url(member.slug, f"support/{found}"), notice)

@@ -27,7 +27,8 @@ from kopilka.web.forms import FormInvalid, field_errors, integer, text
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 FORM = "form"  # errors that belong to no one field: shown above the form
-_MONEY = re.compile(r"^(\d+)(?:[.,](\d+))?$")
+# ASCII digits only: ``\d`` would take other scripts' digits too (``١٠٠`` as 100).
+_MONEY = re.compile(r"([0-9]+)(?:[.,]([0-9]+))?")
 _GROUPING = str.maketrans("", "", " \u00a0\u202f'")
 
 
@@ -89,7 +90,7 @@ def money(text: str | None, currency: str, name: str) -> int | None:
     if text is None or not text.strip():
         return None
     cleaned = text.strip().translate(_GROUPING)
-    match = _MONEY.match(cleaned)
+    match = _MONEY.fullmatch(cleaned)
     digits: int = numbers.get_currency_precision(currency)
     if match is None or len(match.group(2) or "") > digits:
         example = "1500" if digits == 0 else "1500" + "." + "5" * digits

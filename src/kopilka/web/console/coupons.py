@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
+from kopilka.audit.service import audit_service
 from kopilka.coupons.schemas import CodesCreate, CodeUpdate
 from kopilka.coupons.service import coupon_service
-from kopilka.errors import KopilkaError, NotFound
+from kopilka.errors import IdempotencyConflict, KopilkaError, NotFound
 from kopilka.http import EngineDep, in_transaction, read_only
+from kopilka.idempotency.service import idempotency_store
 from kopilka.kit.clock import clock
 from kopilka.kit.csvcells import safe_cell
 from kopilka.kit.pagination import decode_cursor, encode_cursor
@@ -46,6 +48,7 @@ from kopilka.web.console.coupon_form import (
     read_new_campaign,
     submitted,
 )
+from kopilka.web.console.members import form_key, form_key_again, new_form_key, sent_before
 from kopilka.web.forms import form_of, integer, text
 from kopilka.web.i18n import language_of
 from kopilka.web.rendering import gettext, redirect, render
@@ -147,6 +150,7 @@ async def _campaign_page(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     typed: dict[str, str] | None = None,
+    keys: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     after = decode_cursor(cursor) if cursor else None
@@ -169,6 +173,8 @@ async def _campaign_page(
         "values": values or campaign_values(found["campaign"], found["program"]),
         "errors": errors or {},
         "typed": typed or {},
+        # The one-time keys of the forms that add codes (``add_codes``).
+        "keys": {"generate": new_form_key(), "import": new_form_key(), **(keys or {})},
         "next_url": next_url,
     }
     return render(
@@ -234,9 +240,14 @@ async def add_codes(
     key: str,
 ) -> Response:
     """Generate ``count`` codes (from the campaign's pattern or another), or import codes
-    typed one per line, as ``POST /v1/coupon-campaigns/{key}/codes``: all or nothing."""
+    typed one per line, as ``POST /v1/coupon-campaigns/{key}/codes``: all or nothing.
+
+    Each form carries a one-time key (as the API's ``Idempotency-Key``): sent twice (a
+    double click, a reload), it adds its codes once and the second sending answers as the
+    first."""
     form = await form_of(request)
     generating = "count" in form
+    which = "generate" if generating else "import"
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> dict[str, Any]:
         if generating:
@@ -246,9 +257,20 @@ async def add_codes(
                 body["pattern"] = pattern
         else:
             body = {"codes": lines(raw(form, "codes")) or None}
-        return await coupon_service.add_codes(
-            conn, program, key, checked(CodesCreate, body), clock.now(), answer_limit=0
+        wanted = checked(CodesCreate, body)
+        once = form_key(form, "idempotency_key")
+
+        async def operation() -> dict[str, Any]:
+            return await coupon_service.add_codes(
+                conn, program, key, wanted, clock.now(), answer_limit=0
+            )
+
+        _, made, replayed = await idempotency_store.run_once(
+            conn, program.id, f"coupon-codes:{key}:{once}", wanted, operation, _no_lock
         )
+        if replayed:
+            audit_service.nothing_changed()  # the first sending has its entry
+        return made
 
     try:
         made = await in_transaction(engine, principal, work)
@@ -256,13 +278,32 @@ async def add_codes(
         raise
     except KopilkaError as exc:
         fields = ("count", "pattern") if generating else ("codes",)
-        errors = form_errors(exc, fields, lambda name: _codes_field(name, generating))
+        sent = raw(form, "idempotency_key")
+        if isinstance(exc, IdempotencyConflict):
+            # Sent before with other values, and done then: the form gets a new key.
+            errors = {_codes_field("form", generating): sent_before(language_of(request))}
+            sent = ""
+        else:
+            errors = form_errors(exc, fields, lambda name: _codes_field(name, generating))
         typed = {name: raw(form, name) for name in ("count", "pattern", "codes")}
         return await _campaign_page(
-            request, engine, principal, key, errors=errors, typed=typed, status=422
+            request,
+            engine,
+            principal,
+            key,
+            errors=errors,
+            typed=typed,
+            keys={which: form_key_again(sent or None)},
+            status=422,
         )
     notice = gettext(language_of(request), "Codes created: %(count)s.", count=made["created"])
     return redirect(request, f"/console/coupons/{quote(key)}", notice)
+
+
+async def _no_lock() -> None:
+    # The same form twice at once: the second's stored answer collides with the first's,
+    # and its transaction runs again to replay the first (as the gift cards' forms do).
+    return None
 
 
 def _codes_field(name: str, generating: bool) -> str:

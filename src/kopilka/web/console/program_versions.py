@@ -6,12 +6,14 @@ Publishing and rollback need ``program.publish``, as ``POST /v1/program/publish`
 ``POST /v1/program/versions/{n}/publish`` do; reading needs ``program.read``.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import FormData
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
@@ -20,7 +22,7 @@ from kopilka.http import EngineDep, in_transaction, read_only
 from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_number_cursor, encode_cursor
 from kopilka.kit.types import INT32_MAX
-from kopilka.programs.service import ProgramContext, program_service
+from kopilka.programs.service import ProgramContext, draft_fingerprint, program_service
 from kopilka.programs.version_schemas import (
     Draft,
     ProgramInForce,
@@ -85,7 +87,12 @@ async def publish(
     principal: Annotated[Principal, console_page(P.PROGRAM_PUBLISH)],
 ) -> Response:
     """Without ``confirm``: the summary of changes, asking to confirm. With it: publish the
-    draft as the next version (``POST /v1/program/publish``) and show that version."""
+    draft as the next version (``POST /v1/program/publish``) and show that version.
+
+    The confirmation carries what it was shown: the version in force and the draft's
+    fingerprint. Publishing refuses (409, the summary of now shown again) when either
+    changed since: a colleague's later change is never published unseen, and the same
+    form sent again publishes nothing more."""
     form = await form_of(request)
     values = {
         "note": text(form, "note", limit=5000) or "",
@@ -93,16 +100,26 @@ async def publish(
     }
     if not flag(form, "confirm"):
         return await _publish_page(request, engine, principal, values)
+    seen_in_force = _seen_version(form)
+    seen_draft = text(form, "draft_seen", limit=100) or ""
     try:
         body = validated(
             PublishRequest,
             {"note": values["note"] or None, "member_notice": values["member_notice"] or None},
         )
+        if seen_in_force is None or not FINGERPRINT.fullmatch(seen_draft):
+            raise Conflict("the form lacks what it was shown", field="form", reason="stale_form")
         version = await in_transaction(
             engine,
             principal,
             lambda conn, program: program_service.publish(
-                conn, program.id, clock.now(), body.note, notice=body.member_notice
+                conn,
+                program.id,
+                clock.now(),
+                body.note,
+                notice=body.member_notice,
+                seen_in_force=seen_in_force,
+                seen_draft=seen_draft,
             ),
         )
     except (InvalidInput, Conflict) as refused:
@@ -130,13 +147,55 @@ async def _publish_page(
         {
             "draft": seen.draft,
             "live": seen.live,
+            "draft_seen": draft_fingerprint(seen.draft.document),
             "changes": changes,
             "values": values,
-            "errors": field_errors(refused) if refused else {},
+            "errors": _refusal(request, refused) if refused else {},
         },
         status=refused.status if refused else 200,
         zone=seen.program.settings.timezone,
     )
+
+
+# What a form of these pages carries of what it showed: the version in force, and the
+# draft's fingerprint (``draft_fingerprint``: a SHA-256 in hex).
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def _seen_version(form: FormData) -> int | None:
+    """The version in force the form was shown with; None when it sent none (or junk)."""
+    raw = text(form, "in_force_seen", limit=20) or ""
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= INT32_MAX else None
+
+
+def _refusal(request: Request, refused: KopilkaError) -> dict[str, str]:
+    """A refusal's messages beside their fields; the refusals of a form that no longer
+    matches what is stored, in the page's language."""
+    language = language_of(request)
+    reason = refused.extra.get("reason")
+    if reason == "stale_version":
+        message = gettext(
+            language,
+            "Already changed: version %(n)s is in force now. Nothing was done; "
+            "below is what confirming would change now.",
+            n=refused.extra.get("in_force"),
+        )
+        return {"version": message}
+    if reason == "stale_draft":
+        message = gettext(
+            language,
+            "The draft has changed since this page was shown. Nothing was published; "
+            "check the changes below and confirm again.",
+        )
+        return {"draft": message}
+    if reason == "stale_form":
+        message = gettext(
+            language,
+            "This form does not say what it was shown. Nothing was done; "
+            "check the changes below and confirm again.",
+        )
+        return {"form": message}
+    return field_errors(refused)
 
 
 # --- versions -------------------------------------------------------------------------------
@@ -229,18 +288,25 @@ async def roll_back(
 ) -> Response:
     """Without ``confirm``: what going back to this version changes, asking to confirm.
     With it: publish this version's document again as a new version
-    (``POST /v1/program/versions/{n}/publish``); the draft is left alone."""
+    (``POST /v1/program/versions/{n}/publish``); the draft is left alone. The confirmation
+    carries the version in force it was shown with: another one in force by now (this
+    form sent again, a colleague's change) is refused and nothing is done."""
     form = await form_of(request)
     note = text(form, "note", limit=5000)
     refused: KopilkaError | None = None
     if flag(form, "confirm"):
+        seen_in_force = _seen_version(form)
         try:
             body = validated(PublishRequest, {"note": note})
+            if seen_in_force is None:
+                raise Conflict(
+                    "the form lacks what it was shown", field="form", reason="stale_form"
+                )
             published = await in_transaction(
                 engine,
                 principal,
                 lambda conn, program: program_service.rollback(
-                    conn, program.id, number, clock.now(), body.note
+                    conn, program.id, number, clock.now(), body.note, seen_in_force=seen_in_force
                 ),
             )
         except (InvalidInput, Conflict) as error:
@@ -264,7 +330,7 @@ async def roll_back(
                 request, seen.program, seen.live.document, seen.version.document
             ),
             "note": note or "",
-            "errors": field_errors(refused) if refused else {},
+            "errors": _refusal(request, refused) if refused else {},
         },
         status=refused.status if refused else 200,
         zone=seen.program.settings.timezone,
