@@ -592,16 +592,5 @@ class LedgerService:
             key=lambda item: (order[item[0]], domain.spending_order(item[1])),
         )
 
-    async def open_lots(
-        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
-    ) -> dict[str, list[Lot]]:
-        """The member's open lots per currency (no lock): points still to spend with their
-        expiry, and pending points with the date they become available (the member's own
-        view of their balance)."""
-        return {
-            currency: await self.repository.open_lots(conn, member_id, currency, lock=False)
-            for currency in program.settings.currency_codes()
-        }
-
 
 ledger_service = LedgerService()

@@ -4,7 +4,8 @@ distribution of the scores given."""
 from typing import Any
 
 from kopilka.support import domain
-from kopilka.support.schemas import Answer, ScoreCount, ScoreOut, SurveyResponse
+from kopilka.support.domain import Question, QuestionType
+from kopilka.support.schemas import Answer, QuestionIn, ScoreCount, ScoreOut, SurveyResponse
 
 
 def score_out(score: domain.Score, bounds: tuple[int, int] | None) -> ScoreOut:
@@ -42,3 +43,24 @@ def response_out(row: Any, key: str) -> SurveyResponse:
         channel=row["channel"],
         answered_at=row["answered_at"],
     )
+
+
+def questions_of(stored: list[dict[str, Any]]) -> list[Question]:
+    """A survey version's questions as stored (JSON) → the domain's."""
+    return [
+        Question(
+            id=q["id"],
+            type=QuestionType(q["type"]),
+            text=q["text"],
+            required=bool(q.get("required", True)),
+            options=tuple(q.get("options") or ()),
+            scale=int(q.get("scale") or 5),
+            max_choices=q.get("max_choices"),
+        )
+        for q in stored
+    ]
+
+
+def stored_questions(questions: list[QuestionIn]) -> list[dict[str, Any]]:
+    """Questions as a survey version stores them."""
+    return [q.model_dump(mode="json", exclude_none=True) for q in questions]

@@ -30,8 +30,6 @@ from kopilka.programs.service import ProgramContext
 from kopilka.support import domain
 from kopilka.support.domain import (
     AnswerProblem,
-    Question,
-    QuestionType,
     ScoredAnswer,
     ScoreGroup,
     SurveyTrigger,
@@ -39,7 +37,6 @@ from kopilka.support.domain import (
 from kopilka.support.repository import SupportRepository, support_repository
 from kopilka.support.schemas import Question as QuestionOut
 from kopilka.support.schemas import (
-    QuestionIn,
     ResponseCreate,
     ResponsePage,
     ScoreOut,
@@ -51,30 +48,16 @@ from kopilka.support.schemas import (
     SurveyUpdate,
 )
 from kopilka.support.service import support_service
-from kopilka.support.survey_rows import response_out, score_out
+from kopilka.support.survey_rows import (
+    questions_of,
+    response_out,
+    score_out,
+    stored_questions,
+)
 
 # The custom event a survey answer is recorded as, for the rules.
 ANSWERED_EVENT = "survey_answered"
 Key = tuple[datetime, UUID]
-
-
-def _questions(stored: list[dict[str, Any]]) -> list[Question]:
-    return [
-        Question(
-            id=q["id"],
-            type=QuestionType(q["type"]),
-            text=q["text"],
-            required=bool(q.get("required", True)),
-            options=tuple(q.get("options") or ()),
-            scale=int(q.get("scale") or 5),
-            max_choices=q.get("max_choices"),
-        )
-        for q in stored
-    ]
-
-
-def _stored(questions: list[QuestionIn]) -> list[dict[str, Any]]:
-    return [q.model_dump(mode="json", exclude_none=True) for q in questions]
 
 
 class SurveyService:
@@ -111,7 +94,7 @@ class SurveyService:
                 "program_id": program.id,
                 "survey_id": row["id"],
                 "version": 1,
-                "questions": _stored(data.questions),
+                "questions": stored_questions(data.questions),
                 "created_at": now,
             },
         )
@@ -170,7 +153,7 @@ class SurveyService:
             if value is not None or name == "description"
         }
         current = await self.repository.questions(conn, row["id"], row["version"])
-        if data.questions is not None and _stored(data.questions) != current:
+        if data.questions is not None and stored_questions(data.questions) != current:
             answered = await self.repository.response_counts(conn, [row["id"]], row["version"])
             if answered.get(row["id"], 0):
                 values["version"] = row["version"] + 1
@@ -181,13 +164,13 @@ class SurveyService:
                         "program_id": program.id,
                         "survey_id": row["id"],
                         "version": values["version"],
-                        "questions": _stored(data.questions),
+                        "questions": stored_questions(data.questions),
                         "created_at": now,
                     },
                 )
             else:
                 await self.repository.replace_questions(
-                    conn, row["id"], row["version"], _stored(data.questions)
+                    conn, row["id"], row["version"], stored_questions(data.questions)
                 )
         values["updated_at"] = now
         await self.repository.update_survey(conn, row["id"], values)
@@ -205,7 +188,7 @@ class SurveyService:
         self, conn: AsyncConnection, row: Any, responses: int | None = None
     ) -> Survey:
         stored = await self.repository.questions(conn, row["id"], row["version"])
-        questions = _questions(stored)
+        questions = questions_of(stored)
         if responses is None:
             responses = (await self.repository.response_counts(conn, [row["id"]])).get(row["id"], 0)
         return Survey(
@@ -420,7 +403,7 @@ class SurveyService:
     ) -> SurveyResponse:
         if survey.status != "active":
             raise Conflict(f"survey {survey.key!r} is archived", field="key")
-        questions = _questions(await self.repository.questions(conn, survey.id, survey.version))
+        questions = questions_of(await self.repository.questions(conn, survey.id, survey.version))
         answers = [(a.question, a.value) for a in data.answers]
         try:
             domain.check_answers(questions, answers)
@@ -562,7 +545,7 @@ class SurveyService:
         """NPS, CSAT, average and counts of the scored answers in [since, until), overall
         and per store, month (in the program's time zone) or staff member."""
         survey = await self._survey(conn, program, key)
-        questions = _questions(await self.repository.questions(conn, survey.id, survey.version))
+        questions = questions_of(await self.repository.questions(conn, survey.id, survey.version))
         stores: Collection[str] | None = principal.stores if principal else None
         rows = await self.repository.scored(
             conn, survey.id, since=since, until=until, stores=stores

@@ -13,7 +13,7 @@ import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kopilka.programs.ladder import TierLadder, TierLevel
 
@@ -379,3 +379,12 @@ def requalify(
             else next_review(ladder, local_date(at, zone)),
         )
     return _settle(ladder, state, new, at, "requalify", None)
+
+
+def manual_view(state: TierState) -> dict[str, Any]:
+    """What the audit log keeps of a tier state: the tier, and the manual one with its end."""
+    return {
+        "tier": state.tier,
+        "manual_tier": state.manual_tier,
+        "manual_until": state.manual_until.isoformat() if state.manual_until else None,
+    }

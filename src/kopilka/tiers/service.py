@@ -389,8 +389,8 @@ class TierService:
             subject_type="member",
             subject_id=member_id,
             now=now,
-            before=_manual_view(before),
-            after=_manual_view(state),
+            before=domain.manual_view(before),
+            after=domain.manual_view(state),
         )
         return await self.member_tier(conn, program, member_id, now)
 
@@ -591,12 +591,3 @@ class TierService:
 
 
 tier_service = TierService()
-
-
-def _manual_view(state: TierState) -> dict[str, Any]:
-    """What the audit log keeps of a tier state: the tier, and the manual one with its end."""
-    return {
-        "tier": state.tier,
-        "manual_tier": state.manual_tier,
-        "manual_until": state.manual_until.isoformat() if state.manual_until else None,
-    }

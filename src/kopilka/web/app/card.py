@@ -125,7 +125,11 @@ async def card(request: Request, slug: str, member: SignedInMember) -> Response:
     async def work(conn: AsyncConnection, current: ProgramContext) -> tuple[CardView, Wallets]:
         profile = await member_service.get(conn, current, member.member_id)
         balances = await ledger_service.balances(conn, current, member.member_id)
-        lots = await ledger_service.open_lots(conn, current, member.member_id)
+        lots: dict[str, list[Lot]] = {}
+        for currency, lot in await ledger_service.lots_holding_points(
+            conn, current, member.member_id
+        ):
+            lots.setdefault(currency, []).append(lot)
         tier = None
         if current.settings.tiers is not None:
             found = await tier_service.member_tier(conn, current, member.member_id, now)
