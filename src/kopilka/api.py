@@ -3,6 +3,9 @@
 from fastapi import APIRouter
 
 from kopilka.activities.endpoints import router as activities_router
+from kopilka.analytics.clv_endpoints import router as analytics_clv_router
+from kopilka.analytics.finance_endpoints import router as analytics_finance_router
+from kopilka.analytics.kpi_endpoints import router as analytics_kpi_router
 from kopilka.apikeys.endpoints import router as apikeys_router
 from kopilka.audit.endpoints import router as audit_router
 from kopilka.coupons.endpoints import router as coupons_router
@@ -54,6 +57,9 @@ routers: list[APIRouter] = [
     messaging_pages_router,
     stores_router,
     crm_router,
+    analytics_kpi_router,
+    analytics_clv_router,
+    analytics_finance_router,
     segments_router,
     support_router,
     events_router,

@@ -3,6 +3,7 @@
 import typer
 
 from kopilka.cli import (
+    analytics,
     coupons,
     crm,
     db,
@@ -67,3 +68,4 @@ app.add_typer(stores.app, name="stores")
 app.add_typer(segments.app, name="segments")
 app.add_typer(crm.app, name="crm")
 app.add_typer(support.app, name="support")
+app.add_typer(analytics.app, name="analytics")

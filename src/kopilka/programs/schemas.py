@@ -108,6 +108,31 @@ class Retention(BaseModel):
     interactions_days: Int | None = Field(default=None, ge=1, le=36500)
 
 
+class PointValue(BaseModel):
+    """What points cost the program's books: ``points`` points are worth ``money`` minor
+    units of the program's money currency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: Int = Field(default=1, ge=1, le=10**6)
+    money: Int = Field(default=100, ge=0, le=10**9)
+
+
+class AnalyticsSettings(BaseModel):
+    """The figures analytics needs from the business (``docs/analytics.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None: the rate at which points pay at the till (``points_payment``), else 1 point =
+    # 100 minor units.
+    point_value: PointValue | None = None
+    # The share of revenue that is margin: incremental revenue × this is incremental margin.
+    gross_margin_percent: Int = Field(default=30, ge=0, le=100)
+    # Customer lifetime value: future spend discounted at this yearly rate, over this horizon.
+    discount_rate_percent: Int = Field(default=10, ge=0, le=100)
+    clv_horizon_weeks: Int = Field(default=52, ge=1, le=520)
+
+
 class ProgramSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -138,6 +163,10 @@ class ProgramSettings(BaseModel):
         default_factory=dict, max_length=100
     )
     retention: Retention = Field(default_factory=Retention)
+    # A purchase recorded without a member may be claimed by one (by its receipt id) for
+    # this many days after it was made; 0: never.
+    claim_window_days: Int = Field(default=30, ge=0, le=365)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":

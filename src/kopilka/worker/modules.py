@@ -10,6 +10,7 @@ CONSUMER_MODULES: list[str] = [
     "kopilka.webhooks.consumers",
     "kopilka.messaging.consumers",
     "kopilka.crm.consumers",
+    "kopilka.analytics.consumers",
     "kopilka.segments.consumers",
     "kopilka.support.consumers",
     "kopilka.wallet.consumers",

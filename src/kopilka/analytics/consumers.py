@@ -1,0 +1,1 @@
+"""Analytics' reactions to domain events: the KPIs' daily aggregates."""

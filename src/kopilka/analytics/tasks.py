@@ -1,0 +1,1 @@
+"""Analytics' scheduled jobs: customer-lifetime models refitted, members' predictions kept."""

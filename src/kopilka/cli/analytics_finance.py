@@ -1,0 +1,3 @@
+"""``kopilka analytics`` commands: finance."""
+
+from kopilka.cli.analytics import app  # noqa: F401
