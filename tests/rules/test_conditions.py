@@ -211,6 +211,16 @@ CASES: dict[str, Case] = {
         (_with(segments=frozenset({"churn_risk", "new"})), _with(segments=frozenset({"new"}))),
         F("segment", ["new"], ["churn_risk", "vip"]),
     ),
+    "churn_risk": Case(
+        {"type": "churn_risk", "min": 60},
+        (_with(churn_risk=60), _with(churn_risk=59)),
+        F("churn_risk", 59, {"min": 60}),
+    ),
+    "clv": Case(
+        {"type": "clv", "max": 500_000},
+        (_with(clv=500_000), _with(clv=None)),
+        F("clv", None, {"max": 500_000}),
+    ),
     "member_tag": Case(
         {"type": "member_tag", "tags": ["student", "staff"], "all": True},
         (_with(tags=frozenset({"student", "staff", "x"})), _with(tags=frozenset({"student"}))),

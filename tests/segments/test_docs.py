@@ -17,7 +17,7 @@ from kopilka.crm.service import crm_service
 from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
-from kopilka.models import MemberConsent, MemberTier
+from kopilka.models import MemberConsent, MemberPrediction, MemberTier
 from kopilka.models.base import table
 from kopilka.programs.service import ProgramContext
 from kopilka.segments.domain import parse_definition, predicates_of
@@ -63,6 +63,8 @@ EXPECTED: dict[str, set[str]] = {
     '{"type": "survey_score", "survey": "after-purchase", "max": 6}': {"boris"},
     '{"type": "survey_score", "survey": "after-purchase", "measure": "average", "min": 9,'
     ' "last_days": 90}': {"anna"},
+    '{"type": "churn_risk", "min": 60}': {"boris"},
+    '{"type": "clv", "min": 1000000}': {"anna"},
     '{"any": [{"type": "tier", "tiers": ["gold"]}, {"not": {"type": "days_since_last_purchase",'
     ' "max": 60}}]}': {"boris", "clara"},
 }
@@ -143,6 +145,21 @@ async def people(api: Api, engine: AsyncEngine, program: ProgramContext) -> dict
                 updated_at=clock.now(),
             )
         )
+        # Predictions as a refit stores them: Anna is worth keeping, Boris is slipping away.
+        for name, risk, clv in (("anna", 10, 1_500_000), ("boris", 80, 20_000)):
+            await conn.execute(
+                insert(table(MemberPrediction)).values(
+                    member_id=by_name[name],
+                    program_id=program.id,
+                    fit_id=program.id,
+                    p_alive=1 - risk / 100,
+                    churn_risk=risk,
+                    expected_purchases=1.0,
+                    expected_spend=10_000,
+                    clv=clv,
+                    fitted_at=clock.now(),
+                )
+            )
         await conn.execute(
             insert(table(MemberTier)).values(
                 member_id=by_name["boris"],

@@ -75,6 +75,8 @@ CONDITIONS_SAID: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "lifetime_spend": ({"min": 10_000_000}, "has spent at least RUB100,000.00 in all"),
     "segment": ({"segments": ["students"]}, "the member is in segment students"),
+    "churn_risk": ({"min": 60}, "the member's churn risk is at least 60%"),
+    "clv": ({"max": 5_000_000}, "predicted lifetime value is at most RUB50,000.00"),
     "member_tag": ({"tags": ["vip", "staff"], "all": True}, "has the tags vip and staff"),
     "attribute": (
         {"name": "favourite_drink", "one_of": ["latte", "flat-white"]},

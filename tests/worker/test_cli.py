@@ -7,8 +7,8 @@ import pytest
 from tests.cli.test_cli import kopilka, workdir
 
 CONSUMERS = (
-    "crm.facts, memberaccess.sessions, messaging, segments, shopwidget.sessions, support, "
-    "wallet.apns, webhooks"
+    "analytics.kpis, crm.facts, memberaccess.sessions, messaging, segments, "
+    "shopwidget.sessions, support, wallet.apns, webhooks"
 )
 
 __all__ = ["workdir"]

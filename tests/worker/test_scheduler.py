@@ -22,6 +22,7 @@ DAILY = {
     "giftcard-expiry",
     "points-expiring",
     "crm-facts",
+    "clv-refit",
     "segments-refresh",
     "privacy-retention",
 }

@@ -11,4 +11,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-from kopilka.cli import analytics_clv, analytics_finance, analytics_kpis  # noqa: E402, F401
+from kopilka.cli import (  # noqa: E402, F401
+    analytics_clv,
+    analytics_finance,
+    analytics_kpis,
+    analytics_predictions,
+)

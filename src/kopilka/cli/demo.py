@@ -183,6 +183,8 @@ def demo(
         f"{', '.join(delivered.consumers)}; {left:,} left undelivered"
     )
     _print_messages(delivered.messages, settings)
+    for line in run(with_engine(url, lambda engine: _analytics(engine, program_id))):
+        say(line)
     sizes = run(with_engine(url, lambda engine: _segment_sizes(engine, program_id)))
     say("segments: " + ", ".join(f"{key} {count:,}" for key, count in sizes.items()))
     if not serve:
@@ -250,6 +252,51 @@ async def _deliver(
         program = await program_service.get(conn, program_id)
         messages = await messaging_service.counts_by_kind(conn, program)
     return _Delivered(report.stamped, plan.consumers, messages), status.undelivered
+
+
+async def _analytics(engine: AsyncEngine, program_id: UUID) -> list[str]:
+    """What the analytics say of the simulated year: the last 30 days' KPIs, the lifetime
+    models fitted on the whole history, and the weekend-bonus experiment's uplift."""
+    from kopilka.analytics.experiment_service import experiment_service
+    from kopilka.analytics.kpi_report_service import kpi_report_service
+    from kopilka.analytics.tasks import refit_program
+    from kopilka.errors import KopilkaError
+
+    now = clock.now()
+    refit = await refit_program(engine, program_id, now, force=True)
+    async with reading(engine) as conn:
+        program = await program_service.get(conn, program_id)
+        kpis = (await kpi_report_service.kpis(conn, program, now)).total
+        try:
+            report = await experiment_service.report(conn, program, "weekend-bonus", now)
+        except KopilkaError:
+            report = None
+    money = program.settings.money_currency
+    lines = [
+        f"KPIs, last 30 days: {kpis.purchases:,} checks, {_share(kpis.conversion)} by members; "
+        f"average check {_money(kpis.average_check_members, money)} for members, "
+        f"{_money(kpis.average_check_nonmembers, money)} for others; "
+        f"bonus conversion {_share(kpis.bonus_conversion)}",
+        f"CLV: {refit.line()}",
+    ]
+    if report is not None and report.analysis.uplifts:
+        uplift = report.analysis.uplifts[0]
+        interval = uplift.cuped if uplift.preferred == "cuped" and uplift.cuped else uplift.absolute
+        lines.append(
+            f"experiment weekend-bonus: {uplift.arm} vs {uplift.versus}, revenue per member "
+            f"{_money(round(interval.estimate), money)} "
+            f"(95 % interval {_money(round(interval.low), money)} … "
+            f"{_money(round(interval.high), money)}), ROI {_money(uplift.roi, money)}"
+        )
+    return lines
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _money(minor: int | None, currency: str) -> str:
+    return "—" if minor is None else f"{minor / 100:,.2f} {currency}"
 
 
 async def _serve_with_worker(settings: Settings, host: str, port: int) -> None:

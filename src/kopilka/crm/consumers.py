@@ -19,7 +19,8 @@ from kopilka.outbox.events import DomainEvent
 
 CONSUMER = "crm.facts"
 # A merge moves the merged profile's purchases to the survivor: both are worked out again.
-TOPICS = ("purchase.recorded", "return.recorded", "member.merged")
+# A claimed purchase (recorded without a member) becomes its member's history.
+TOPICS = ("purchase.recorded", "purchase.claimed", "return.recorded", "member.merged")
 
 
 def members_by_program(batch: Sequence[DomainEvent]) -> dict[UUID, set[UUID]]:

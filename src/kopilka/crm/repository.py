@@ -142,7 +142,8 @@ def _pairs(conn: AsyncConnection, key: Any, spend: Any) -> Any:
 class CrmRepository:
     def _scope(self, column: Any, conn: AsyncConnection, ids: Scope) -> list[Any]:
         if ids is None:
-            return []
+            # Every member's rows: purchases (and returns) without a member are no one's.
+            return [column.is_not(None)]
         if isinstance(ids, MemberRange):
             upto = [column <= ids.upto]
             return upto if ids.after is None else [column > ids.after, *upto]

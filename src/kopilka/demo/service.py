@@ -8,7 +8,7 @@ overdue points expired), so the final state is what a year of live traffic would
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
 from uuid import UUID
@@ -39,8 +39,9 @@ from kopilka.models import (
 )
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
+from kopilka.purchases.claims import claim_service
 from kopilka.purchases.returns import return_service
-from kopilka.purchases.schemas import PurchaseCreate, ReturnCreate
+from kopilka.purchases.schemas import ClaimCreate, PurchaseCreate, ReturnCreate
 from kopilka.purchases.service import purchase_service
 from kopilka.segments.service import segment_service
 from kopilka.segments.tasks import refresh_segments
@@ -96,10 +97,25 @@ DEMO_SETTINGS: dict[str, Any] = {
             "effects": [{"type": "coupon", "campaign": "next-coffee"}],
         },
         {
+            "id": "weekend-bonus",
+            "name": "Test: half as many points again at weekends (only the test arm)",
+            "conditions": [{"type": "weekday", "days": ["sat", "sun"]}],
+            "effects": [{"type": "multiplier", "factor": 1.5, "of": ["base"]}],
+            "experiment": {"experiment": "weekend-bonus", "arm": "test"},
+        },
+        {
             "id": "tier-rate",
             "name": "Silver and gold earn 25 % and 50 % more on the base rate",
             "effects": [{"type": "tier_multiplier", "of": ["base"]}],
         },
+    ],
+    # Does a weekend bonus bring more visits? Half the members get it, half are the control
+    # (Analytics → Experiments reports the uplift with its interval and the cost).
+    "experiments": [
+        {
+            "name": "weekend-bonus",
+            "arms": [{"name": "test", "percent": 50}, {"name": "control", "percent": 50}],
+        }
     ],
     # Spend or visits over the last 12 months; reviewed a year after reaching the tier.
     "tiers": {
@@ -135,6 +151,11 @@ DEMO_SETTINGS: dict[str, Any] = {
     "hold_minutes": 30,
     "clawback": "allow_negative",
 }
+# Checks without a card, for the KPIs' conversion: a member forgets the card now and then
+# and claims the receipt in the app a few days later; visitors who are not members buy too.
+FORGOT_CARD = 0.05
+CLAIM_AFTER_DAYS = (1, 6)
+WALK_INS = 0.15  # checks of visitors, as a share of the day's members' checks
 REDEEM_THRESHOLD = 300  # members redeem once they have this many points …
 REDEEM_CHANCE = 0.35  # … with this chance at each visit
 
@@ -239,8 +260,10 @@ class DemoService:
         ]
         if sign_ups:
             await member_service.register_many(conn, program, sign_ups, now)
+        await self._claims_due(conn, program, till, now)
         purchases = [PurchaseCreate.model_validate(e.data) for e in events if e.kind == "purchase"]
         if purchases:
+            purchases = self._without_cards(purchases, till, now)
             purchases = await till.prepare(conn, program, purchases)
             await purchase_service.ingest(conn, program, purchases, now)
         for event in events:
@@ -251,6 +274,43 @@ class DemoService:
                     )
                 except KopilkaError:
                     continue  # a simulated return of a purchase that was already returned
+
+    @staticmethod
+    def _without_cards(
+        purchases: list[PurchaseCreate], till: Till, now: datetime
+    ) -> list[PurchaseCreate]:
+        """Some members' checks made without the card (claimed later), and the day's
+        walk-in visitors' checks (a copy of a random basket under a receipt of its own)."""
+        rng = till.rng
+        found: list[PurchaseCreate] = []
+        for purchase in purchases:
+            if purchase.member is not None and rng.random() < FORGOT_CARD:
+                later = now + timedelta(days=rng.randint(*CLAIM_AFTER_DAYS))
+                till.claims.append((later, purchase.external_id, str(purchase.member.external_id)))
+                purchase = purchase.model_copy(update={"member": None})
+            found.append(purchase)
+        for n in range(round(len(purchases) * WALK_INS)):
+            basket = rng.choice(purchases)
+            found.append(
+                basket.model_copy(
+                    update={"member": None, "external_id": f"walk-in-{basket.external_id}-{n}"}
+                )
+            )
+        return found
+
+    @staticmethod
+    async def _claims_due(
+        conn: AsyncConnection, program: ProgramContext, till: Till, now: datetime
+    ) -> None:
+        """Receipts members claim in the app once they find them (as the rules were then)."""
+        due = [c for c in till.claims if c[0] <= now]
+        till.claims[:] = [c for c in till.claims if c[0] > now]
+        for _, receipt, who in due:
+            request = ClaimCreate(receipt=receipt, member=MemberRef(external_id=who))
+            try:
+                await claim_service.claim(conn, program, request, now)
+            except KopilkaError:
+                continue  # returned in full in the meantime, or the window closed
 
     async def _redeem(
         self,

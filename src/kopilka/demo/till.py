@@ -58,13 +58,15 @@ class Till:
 
     rng: random.Random
     used_public: set[str] = field(default_factory=set)
+    # Receipts of checks made without the card: (when the member claims it, receipt, member).
+    claims: list[tuple[datetime, str, str]] = field(default_factory=list)
 
     async def prepare(
         self, conn: AsyncConnection, program: ProgramContext, purchases: Sequence[PurchaseCreate]
     ) -> list[PurchaseCreate]:
         """The day's purchases with codes and points added; one paying purchase per member
         a day, so a second one never finds the points already spent."""
-        shoppers = sorted({str(p.member.external_id) for p in purchases})
+        shoppers = sorted({str(p.member.external_id) for p in purchases if p.member is not None})
         found = await member_service.resolve_many(
             conn, program, [MemberRef(external_id=who) for who in shoppers]
         )
@@ -77,6 +79,9 @@ class Till:
         done: set[str] = set()
         prepared = []
         for purchase in purchases:
+            if purchase.member is None:  # a check without a card: nothing to pay or apply
+                prepared.append(purchase)
+                continue
             who = str(purchase.member.external_id)
             member_id = ids.get(who)
             change: dict[str, Any] = {}

@@ -17,7 +17,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.coupons.service import CouponService, coupon_service
-from kopilka.earning import segment_keys
+from kopilka.earning import prediction_facts, segment_keys
 from kopilka.earning.repository import EarningRepository, earning_repository
 from kopilka.earning.state import Granted, RulesState, Source
 from kopilka.kit.clock import zone_named
@@ -292,6 +292,11 @@ class EarningService:
         if "segments" in needs:
             for member_id, keys in (await segment_keys.load(conn, program.id, ids)).items():
                 state.member(member_id).segments = keys
+        if "predictions" in needs:
+            predictions = await prediction_facts.load(conn, program.id, ids)
+            for member_id, predicted in predictions.items():
+                facts = state.member(member_id)
+                facts.churn_risk, facts.clv = predicted.churn_risk, predicted.clv
         if "usage" in needs:
             await self._usage(conn, state, program, ids, lock=uow is not None)
         if "boosts" in needs:

@@ -57,6 +57,8 @@ def _validated(
 def member_key(purchase: PurchaseCreate) -> tuple[str, str]:
     """The member a purchase names, spelled as the registry keeps it (``Anna@Example.com``
     and ``anna@example.com`` are one member)."""
+    if purchase.member is None:  # the file parsers require a member on every row
+        raise ValueError("an imported purchase names its member")
     kind, value = purchase.member.kind_and_value()
     if kind == "id":
         return kind, value

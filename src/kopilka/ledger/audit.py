@@ -5,7 +5,7 @@ Each check returns readable violations; an empty list means the ledger is sound:
 1. every journal entry sums to zero per currency;
 2. cached balances equal the sum of the member's postings per account;
 3. pending lots sum to the pending balance, available lots to max(available, 0);
-4. no lot's remaining is negative or above its amount;
+4. no lot's remaining or expired count is negative, nor do they add up to more than its amount;
 5. the held balance equals the open holds, and each hold's allocations equal its amount;
 6. pending and held balances are never negative;
 7. the transfers account (merges) is at zero.
@@ -152,15 +152,18 @@ async def balance_mismatches(conn: AsyncConnection, program_id: UUID) -> list[st
 
 async def bad_lots(conn: AsyncConnection, program_id: UUID) -> list[str]:
     query = (
-        select(lots_t.c.id, lots_t.c.remaining, lots_t.c.amount)
+        select(lots_t.c.id, lots_t.c.remaining, lots_t.c.amount, lots_t.c.expired)
         .where(
             lots_t.c.program_id == program_id,
-            (lots_t.c.remaining < 0) | (lots_t.c.remaining > lots_t.c.amount),
+            (lots_t.c.remaining < 0)
+            | (lots_t.c.expired < 0)
+            | (lots_t.c.remaining + lots_t.c.expired > lots_t.c.amount),
         )
         .limit(LIMIT)
     )
     return [
-        f"lot {r[0]} has remaining {r[1]} outside 0..{r[2]}"
+        f"lot {r[0]} has remaining {r[1]} outside 0..{r[2] - r[3]}"
+        + (f" ({r[3]} of its {r[2]} expired)" if r[3] else "")
         for r in (await conn.execute(query)).all()
     ]
 

@@ -86,6 +86,8 @@ class Lot:
     expires_at: datetime | None
     source_id: str | None = None
     rule_id: str | None = None
+    # Points of this lot that ran out (analytics' breakage reads it): only ``expire`` adds.
+    expired: int = 0
     dirty: bool = field(default=False, compare=False)
 
     def take(self, amount: int) -> None:
@@ -397,7 +399,8 @@ def reverse(
 
 
 def expire(balance: Balance, lots: Iterable[Lot], as_of: datetime) -> list[Posting]:
-    """Move what is left in available lots expired at ``as_of`` to the expired account."""
+    """Move what is left in available lots expired at ``as_of`` to the expired account;
+    each lot counts what ran out of it in ``expired``."""
     amount = 0
     for lot in lots:
         if (
@@ -407,6 +410,7 @@ def expire(balance: Balance, lots: Iterable[Lot], as_of: datetime) -> list[Posti
             and lot.expires_at <= as_of
         ):
             amount += lot.remaining
+            lot.expired += lot.remaining
             lot.take(lot.remaining)
     if amount == 0:
         return []

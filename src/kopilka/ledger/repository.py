@@ -48,6 +48,7 @@ def lot_from_row(row: Any) -> Lot:
         expires_at=as_utc(row.expires_at) if row.expires_at is not None else None,
         source_id=row.source_id,
         rule_id=row.rule_id,
+        expired=row.expired,
     )
 
 
@@ -264,7 +265,12 @@ class LedgerRepository:
             lots_t,
             ("id",),
             [
-                {"id": lot.id, "remaining": lot.remaining, "status": lot.status}
+                {
+                    "id": lot.id,
+                    "remaining": lot.remaining,
+                    "expired": lot.expired,
+                    "status": lot.status,
+                }
                 for lot in changed_lots
             ],
         )

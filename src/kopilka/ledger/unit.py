@@ -99,6 +99,7 @@ class LedgerChanges:
                 "rule_id": lot.rule_id,
                 "amount": lot.amount,
                 "remaining": lot.remaining,
+                "expired": lot.expired,
                 "status": lot.status,
                 "earned_at": lot.earned_at,
                 "available_at": lot.available_at,

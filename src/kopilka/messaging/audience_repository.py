@@ -1,5 +1,6 @@
 """Every query of messaging about the audience: members as recipients, their consents and
-the history of them, suppressed addresses, and push subscriptions."""
+the history of them, suppressed addresses, push subscriptions, and a broadcast's audience
+with the members it held back."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -11,14 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from kopilka.kit.clock import as_utc
 from kopilka.kit.sql import is_postgres, one_of
 from kopilka.messaging.records import (
+    BroadcastRow,
     ConsentRecordRow,
     ConsentRow,
     Recipient,
     SubscriptionRow,
     SuppressionRow,
 )
-from kopilka.messaging.repository import insert_ignoring
-from kopilka.models import ConsentRecord, Member, MemberConsent, PushSubscriptionRow, Suppression
+from kopilka.messaging.repository import broadcast_row, insert_ignoring
+from kopilka.models import (
+    Broadcast,
+    BroadcastRecipient,
+    ConsentRecord,
+    Member,
+    MemberConsent,
+    PushSubscriptionRow,
+    Suppression,
+)
 from kopilka.models.base import table
 from kopilka.outbox.unit import UnitOfWork
 
@@ -27,6 +37,8 @@ records_t = table(ConsentRecord)
 subscriptions_t = table(PushSubscriptionRow)
 suppressions_t = table(Suppression)
 members_t = table(Member)
+broadcasts_t = table(Broadcast)
+recipients_t = table(BroadcastRecipient)
 
 
 class AudienceRepository:
@@ -248,6 +260,30 @@ class AudienceRepository:
     async def remove_endpoint(self, conn: AsyncConnection, program_id: UUID, endpoint: str) -> None:
         s = subscriptions_t
         await conn.execute(delete(s).where(s.c.program_id == program_id, s.c.endpoint == endpoint))
+
+    # --- a broadcast's audience and its holdout -------------------------------------------
+
+    async def audience(self, conn: AsyncConnection, broadcast_id: UUID) -> list[tuple[UUID, bool]]:
+        """(member, held back) of every recipient of a broadcast, in member order."""
+        r = recipients_t
+        rows = await conn.execute(
+            select(r.c.member_id, r.c.holdout)
+            .where(r.c.broadcast_id == broadcast_id)
+            .order_by(r.c.member_id)
+        )
+        return [(row[0], bool(row[1])) for row in rows]
+
+    async def broadcasts_with_holdout(
+        self, conn: AsyncConnection, program_id: UUID
+    ) -> list[BroadcastRow]:
+        """The program's broadcasts that held part of their audience back, newest first."""
+        b = broadcasts_t
+        query = (
+            select(b)
+            .where(b.c.program_id == program_id, b.c.holdout_percent > 0)
+            .order_by(b.c.created_at.desc(), b.c.id.desc())
+        )
+        return [broadcast_row(r) for r in await conn.execute(query)]
 
 
 audience_repository = AudienceRepository()

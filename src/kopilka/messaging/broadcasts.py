@@ -6,8 +6,13 @@ messages are made and they are marked done together. A worker killed mid-broadca
 the rest of the list not done; the next round goes on from there. The dedupe key
 ``broadcast:<id>`` makes a member of the list get one message per channel even if a chunk
 were done twice.
+
+A broadcast may hold back ``holdout_percent`` of its audience: a stable hash of the broadcast
+and the member picks them, they are recorded among the recipients (``holdout``) and sent
+nothing, and analytics compares the two groups after the start (``broadcast:<id>``).
 """
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +39,15 @@ SEGMENT_PAGE = 5000
 MAX_AUDIENCE = 1_000_000
 MARKETING = sorted(k for k, spec in KINDS.items() if spec.purpose is Purpose.MARKETING)
 SCHEDULED, RUNNING, PAUSED, DONE, CANCELLED = "scheduled", "running", "paused", "done", "cancelled"
+MAX_HOLDOUT_PERCENT = 50
+
+
+def held_back(broadcast_id: UUID, member_id: UUID, percent: int) -> bool:
+    """Whether the member is in the broadcast's holdout: a hash of both into 0–99, below
+    ``percent``. Random across members, the same on every server, and independent of any
+    other broadcast's or experiment's split."""
+    digest = hashlib.sha256(f"broadcast:{broadcast_id}:{member_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,15 @@ class BroadcastService:
         send_at: datetime | None,
         now: datetime,
         internal: bool = False,
+        holdout_percent: int = 0,
     ) -> BroadcastView:
-        """A broadcast to ``members``, or to a segment's members as they are now."""
+        """A broadcast to ``members``, or to a segment's members as they are now, less
+        ``holdout_percent`` (0–50; 422 naming it otherwise) of them held back."""
+        if not 0 <= holdout_percent <= MAX_HOLDOUT_PERCENT:
+            raise InvalidInput(
+                f"holdout_percent must be between 0 and {MAX_HOLDOUT_PERCENT}",
+                field="holdout_percent",
+            )
         spec = known_kind(kind)
         if not internal and spec.purpose is not Purpose.MARKETING:
             raise InvalidInput(
@@ -111,11 +132,13 @@ class BroadcastService:
                 "status": SCHEDULED,
                 "scheduled_at": max(send_at or now, now),
                 "total": len(wanted),
+                "holdout_percent": holdout_percent,
                 "created_at": now,
                 "updated_at": now,
                 "finished_at": None,
             },
             wanted,
+            {m for m in wanted if held_back(broadcast_id, m, holdout_percent)},
         )
         return await self.get(conn, program, broadcast_id)
 
@@ -231,6 +254,21 @@ class BroadcastService:
             await self.repository.cancel_queued(conn, broadcast_id, now)
         await self.repository.update_broadcast(conn, broadcast_id, **values)
         return await self.get(conn, program, broadcast_id)
+
+    async def audience_split(
+        self, conn: AsyncConnection, program: ProgramContext, broadcast_id: UUID
+    ) -> tuple[BroadcastRow, list[tuple[UUID, bool]]]:
+        """The broadcast and its audience: (member, held back) for every recipient."""
+        found = await self.repository.broadcast(conn, program.id, broadcast_id)
+        if found is None:
+            raise NotFound(f"no broadcast {broadcast_id}", field="broadcast_id")
+        return found, await self.audience.audience(conn, broadcast_id)
+
+    async def with_holdout(
+        self, conn: AsyncConnection, program: ProgramContext
+    ) -> list[BroadcastRow]:
+        """The program's broadcasts that held part of their audience back, newest first."""
+        return await self.audience.broadcasts_with_holdout(conn, program.id)
 
     async def due(self, conn: AsyncConnection, now: datetime) -> list[BroadcastRow]:
         return await self.repository.due_broadcasts(conn, now)

@@ -415,6 +415,7 @@ def broadcast_out(view: BroadcastView) -> Broadcast:
         status=row.status,
         scheduled_at=row.scheduled_at,
         total=row.total,
+        holdout_percent=row.holdout_percent,
         done=view.done,
         counts=view.counts,
         created_at=row.created_at,
@@ -444,6 +445,7 @@ async def create_broadcast(
             segment=body.segment,
             send_at=body.send_at,
             now=clock.now(),
+            holdout_percent=body.holdout_percent,
         )
         return broadcast_out(view)
 

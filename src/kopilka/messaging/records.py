@@ -95,6 +95,7 @@ class BroadcastRow:
     total: int
     created_at: datetime
     finished_at: datetime | None
+    holdout_percent: int = 0
 
 
 @dataclass(frozen=True)

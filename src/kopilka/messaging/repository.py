@@ -6,7 +6,7 @@ sender does): two senders never take one message, and a sender that dies leaves 
 again when the lease ends. The send itself runs outside any transaction.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -82,7 +82,7 @@ def _message(r: Any) -> MessageRow:
     )
 
 
-def _broadcast(r: Any) -> BroadcastRow:
+def broadcast_row(r: Any) -> BroadcastRow:
     return BroadcastRow(
         id=r.id,
         program_id=r.program_id,
@@ -95,6 +95,7 @@ def _broadcast(r: Any) -> BroadcastRow:
         total=r.total,
         created_at=as_utc(r.created_at),
         finished_at=_at(r.finished_at),
+        holdout_percent=r.holdout_percent,
     )
 
 
@@ -448,13 +449,20 @@ class MessagingRepository:
     # --- broadcasts ----------------------------------------------------------------------
 
     async def add_broadcast(
-        self, conn: AsyncConnection, row: dict[str, Any], members: Sequence[UUID]
+        self,
+        conn: AsyncConnection,
+        row: dict[str, Any],
+        members: Sequence[UUID],
+        held_back: Collection[UUID] = frozenset(),
     ) -> None:
+        """The broadcast and its recipients; those ``held_back`` (its holdout) are done
+        from the start: nothing is ever made for them."""
         await conn.execute(broadcasts_t.insert().values(**row))
+        rows = [(m, m in held_back) for m in members]
         await insert_rows(
             conn,
             recipients_t,
-            [{"broadcast_id": row["id"], "member_id": m, "done": False} for m in members],
+            [{"broadcast_id": row["id"], "member_id": m, "done": h, "holdout": h} for m, h in rows],
         )
 
     async def broadcast(
@@ -471,7 +479,7 @@ class MessagingRepository:
         if lock:
             query = query.with_for_update()
         row = (await conn.execute(query)).first()
-        return _broadcast(row) if row is not None else None
+        return broadcast_row(row) if row is not None else None
 
     async def broadcasts_page(
         self,
@@ -482,7 +490,7 @@ class MessagingRepository:
     ) -> list[BroadcastRow]:
         b = broadcasts_t
         query = select(b).where(b.c.program_id == program_id).limit(limit)
-        return [_broadcast(r) for r in await conn.execute(_newest_first(query, b, before))]
+        return [broadcast_row(r) for r in await conn.execute(_newest_first(query, b, before))]
 
     async def due_broadcasts(self, conn: AsyncConnection, now: datetime) -> list[BroadcastRow]:
         b = broadcasts_t
@@ -491,7 +499,7 @@ class MessagingRepository:
             .where(b.c.status.in_(("scheduled", "running")), b.c.scheduled_at <= now)
             .order_by(b.c.scheduled_at, b.c.id)
         )
-        return [_broadcast(r) for r in rows]
+        return [broadcast_row(r) for r in rows]
 
     async def take_recipients(
         self, conn: AsyncConnection, broadcast_id: UUID, limit: int

@@ -461,6 +461,13 @@ class BroadcastCreate(BaseModel):
         "`members`.",
     )
     send_at: Instant | None = None
+    holdout_percent: Int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="The share of the audience held back (sent nothing) to measure the "
+        "broadcast against: `GET /v1/analytics/experiments/broadcast:{id}`.",
+    )
 
     _kind = field_validator("kind")(_known_kind)
 
@@ -479,6 +486,7 @@ class Broadcast(BaseModel):
     status: str
     scheduled_at: datetime
     total: int
+    holdout_percent: int
     done: int
     counts: dict[str, int] = Field(description="Messages by status.")
     created_at: datetime

@@ -11,6 +11,7 @@ from kopilka.models.audit_entry import AuditEntry
 from kopilka.models.base import Base
 from kopilka.models.broadcast import Broadcast
 from kopilka.models.broadcast_recipient import BroadcastRecipient
+from kopilka.models.clv_fit import ClvFit
 from kopilka.models.consent_record import ConsentRecord
 from kopilka.models.consumer_checkpoint import ConsumerCheckpoint
 from kopilka.models.consumer_retry import ConsumerRetry
@@ -24,6 +25,10 @@ from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.interaction import Interaction
 from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
+from kopilka.models.kpi_day import KpiDay
+from kopilka.models.kpi_member import KpiMember
+from kopilka.models.kpi_member_month import KpiMemberMonth
+from kopilka.models.kpi_point_day import KpiPointDay
 from kopilka.models.lot import Lot
 from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
@@ -32,6 +37,7 @@ from kopilka.models.member_consent import MemberConsent
 from kopilka.models.member_day import MemberDay
 from kopilka.models.member_fact import MemberFact
 from kopilka.models.member_identifier import MemberIdentifier
+from kopilka.models.member_prediction import MemberPrediction
 from kopilka.models.member_session import MemberSession
 from kopilka.models.member_sign_in_code import MemberSignInCode
 from kopilka.models.member_tier import MemberTier
@@ -81,6 +87,7 @@ __all__ = [
     "Base",
     "Broadcast",
     "BroadcastRecipient",
+    "ClvFit",
     "ConsentRecord",
     "ConsumerCheckpoint",
     "ConsumerRetry",
@@ -94,6 +101,10 @@ __all__ = [
     "Interaction",
     "JobRun",
     "JournalEntry",
+    "KpiDay",
+    "KpiMember",
+    "KpiMemberMonth",
+    "KpiPointDay",
     "Lot",
     "Member",
     "MemberBalance",
@@ -102,6 +113,7 @@ __all__ = [
     "MemberDay",
     "MemberFact",
     "MemberIdentifier",
+    "MemberPrediction",
     "MemberSession",
     "MemberSignInCode",
     "MemberTier",

@@ -2,7 +2,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kopilka.models.base import Base, JSONType
@@ -25,6 +25,8 @@ class Broadcast(Base):
     status: Mapped[str] = mapped_column(String(10))
     scheduled_at: Mapped[datetime]
     total: Mapped[int] = mapped_column()
+    # The share of the audience held back (sent nothing) to measure the broadcast against.
+    holdout_percent: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -14,6 +14,10 @@ class Lot(Base):
 
     ``remaining`` never goes below zero. Open available lots sum to the member's available
     balance (or to zero while that balance is negative); open pending lots to the pending one.
+    ``expired`` counts the lot's points that ran out (moved to the program's ``expired``
+    account), so what became of a lot is known: of its ``amount``, ``remaining`` is left,
+    ``expired`` ran out and the rest was spent, taken back by a return or moved to another
+    profile by a merge (``remaining + expired`` never exceeds ``amount``).
     """
 
     __tablename__ = "lots"
@@ -48,6 +52,7 @@ class Lot(Base):
     rule_id: Mapped[str | None] = mapped_column(String(100))
     amount: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
+    expired: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     status: Mapped[str] = mapped_column(String(16))
     earned_at: Mapped[datetime]
     available_at: Mapped[datetime]

@@ -9,7 +9,10 @@ from kopilka.models.base import Base, JSONType
 
 
 class Purchase(Base):
-    """A purchase as the till or shop reported it, with what it earned per currency."""
+    """A purchase as the till or shop reported it, with what it earned per currency.
+
+    ``member_id`` is NULL for a purchase recorded without a member (it earned nothing) until
+    a member claims it by its receipt id (``claimed_at``)."""
 
     __tablename__ = "purchases"
     __table_args__ = (
@@ -19,7 +22,7 @@ class Purchase(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     program_id: Mapped[UUID] = mapped_column()
-    member_id: Mapped[UUID] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[UUID | None] = mapped_column(ForeignKey("members.id"))
     external_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime]
     store: Mapped[str | None] = mapped_column(String(100))
@@ -41,3 +44,4 @@ class Purchase(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     answer: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]

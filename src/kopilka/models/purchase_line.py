@@ -11,7 +11,8 @@ class PurchaseLine(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     purchase_id: Mapped[UUID] = mapped_column(ForeignKey("purchases.id"), index=True)
-    member_id: Mapped[UUID] = mapped_column()
+    # NULL while the purchase has no member (until it is claimed).
+    member_id: Mapped[UUID | None] = mapped_column()
     line_no: Mapped[int] = mapped_column(Integer)
     sku: Mapped[str] = mapped_column(String(100))
     name: Mapped[str | None] = mapped_column(String(300))

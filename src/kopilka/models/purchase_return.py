@@ -16,7 +16,8 @@ class PurchaseReturn(Base):
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     program_id: Mapped[UUID] = mapped_column()
-    member_id: Mapped[UUID] = mapped_column(index=True)
+    # NULL for a return of a purchase without a member (set when the purchase is claimed).
+    member_id: Mapped[UUID | None] = mapped_column(index=True)
     purchase_id: Mapped[UUID] = mapped_column(ForeignKey("purchases.id"), index=True)
     external_id: Mapped[str] = mapped_column(String(200))
     occurred_at: Mapped[datetime]

@@ -179,6 +179,28 @@ class ReturnRecorded(DomainEvent):
     coupons_given_back: list[str]
 
 
+@topic("purchase.claimed")
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PurchaseClaimed(DomainEvent):
+    """A purchase recorded without a member was claimed by the event's member (by its
+    receipt id): the envelope's ``occurred_at`` is the claim's time, ``purchased_at`` the
+    purchase's. ``earned`` is what the rules gave it, ``reversed`` what was taken back at
+    once for the share returned before the claim (``returned_amount``)."""
+
+    purchase_id: UUID
+    external_id: str
+    total: int
+    currency: str
+    store: str | None
+    channel: str
+    purchased_at: datetime
+    claimed_at: datetime
+    earned: Amounts
+    reversed: Amounts
+    returned_amount: int
+    tier: str | None = None
+
+
 @topic("activity.recorded")
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ActivityRecorded(DomainEvent):

@@ -114,6 +114,24 @@ class ProgramRepository:
         )
         return (await conn.execute(query)).one_or_none()
 
+    async def published_in_force_at(
+        self, conn: AsyncConnection, program_id: UUID, moment: datetime
+    ) -> Any:
+        """The published version that was in force at ``moment``: the last one published
+        at or before it; the first version for a moment before it was published."""
+        published = [versions_t.c.program_id == program_id, versions_t.c.status == PUBLISHED]
+        query = (
+            select(versions_t)
+            .where(*published, versions_t.c.published_at <= moment)
+            .order_by(versions_t.c.published_at.desc(), versions_t.c.version.desc())
+            .limit(1)
+        )
+        row = (await conn.execute(query)).first()
+        if row is None:
+            first = select(versions_t).where(*published).order_by(versions_t.c.version).limit(1)
+            row = (await conn.execute(first)).first()
+        return row
+
     async def page(
         self, conn: AsyncConnection, program_id: UUID, *, limit: int, before: int | None
     ) -> Sequence[Any]:

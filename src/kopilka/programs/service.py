@@ -41,6 +41,9 @@ from kopilka.programs.version_schemas import (
 from kopilka.rules.domain import CompiledProgram
 from kopilka.rules.registry import compile_program
 
+# How many earlier versions a process keeps compiled (``in_force_at``).
+VERSIONS_KEPT = 64
+
 
 @dataclass(frozen=True)
 class ProgramContext:
@@ -66,6 +69,8 @@ class ProgramService:
         self._cache: dict[UUID, tuple[float, ProgramContext]] = {}
         # program → (when, version) of the last version this process published.
         self._published_here: dict[UUID, tuple[float, int]] = {}
+        # Earlier published versions, compiled (see ``in_force_at``).
+        self._versions: dict[tuple[UUID, int], ProgramContext] = {}
 
     # --- programs -----------------------------------------------------------------------------
 
@@ -283,6 +288,31 @@ class ProgramService:
     async def version(self, conn: AsyncConnection, program_id: UUID, version: int) -> Version:
         row = await self._published(conn, program_id, version)
         return Version.model_validate(row._asdict())
+
+    async def in_force_at(
+        self, conn: AsyncConnection, program: ProgramContext, moment: datetime
+    ) -> ProgramContext:
+        """The program as it was at ``moment``: the published version then in force,
+        compiled (``program`` itself when that is the version in force now). Published
+        versions never change, so each is compiled once per process."""
+        row = await self.repository.published_in_force_at(conn, program.id, moment)
+        if row is None or row.version == program.version:
+            return program
+        key = (program.id, row.version)
+        found = self._versions.get(key)
+        if found is None:
+            if len(self._versions) >= VERSIONS_KEPT:
+                self._versions.clear()
+            settings = ProgramSettings.model_validate(row.document)
+            found = self._versions[key] = ProgramContext(
+                program.id,
+                program.slug,
+                program.name,
+                row.version,
+                settings,
+                compile_program(settings),
+            )
+        return found
 
     async def _published(self, conn: AsyncConnection, program_id: UUID, version: int) -> Any:
         row = await self.repository.published(conn, program_id, version)

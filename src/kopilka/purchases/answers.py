@@ -10,6 +10,8 @@ from uuid import UUID
 from kopilka.earning.schemas import RuleTraceOut
 from kopilka.kit.codes import normalise_code
 from kopilka.ledger.service import Earned
+from kopilka.programs.service import ProgramContext
+from kopilka.purchases.domain import claim_deadline
 from kopilka.purchases.schemas import PurchaseCreate
 
 
@@ -33,7 +35,7 @@ def purchase_context(purchase: PurchaseCreate) -> dict[str, Any] | None:
 def purchase_result_json(
     purchase_id: UUID | None,
     purchase: PurchaseCreate,
-    member_id: UUID,
+    member_id: UUID | None,
     earned: Sequence[Earned],
     balances: Sequence[dict[str, int | str]],
     trace: Sequence[RuleTraceOut] | None,
@@ -41,6 +43,7 @@ def purchase_result_json(
     tier: dict[str, Any] | None = None,
     payment: dict[str, Any] | None = None,
     points_currency: str = "points",
+    claimable_until: datetime | None = None,
 ) -> dict[str, Any]:
     """A :class:`PurchaseResult` (or, without an id, the body of a quote) as JSON, built
     directly: on the bulk path validating and dumping a model per purchase would cost more
@@ -48,7 +51,7 @@ def purchase_result_json(
     return {
         "id": str(purchase_id) if purchase_id else None,
         "external_id": purchase.external_id,
-        "member_id": str(member_id),
+        "member_id": str(member_id) if member_id else None,
         "occurred_at": _iso(purchase.occurred_at),
         "total": purchase.total,
         "earned": [
@@ -61,4 +64,22 @@ def purchase_result_json(
         "tier": tier,
         "payment": payment,
         "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
+        "claimable_until": _iso(claimable_until) if claimable_until else None,
     }
+
+
+def anonymous_answer(
+    program: ProgramContext, purchase_id: UUID | None, purchase: PurchaseCreate, *, explain: bool
+) -> dict[str, Any]:
+    """The answer for a purchase without a member (or its quote): nothing earned, no
+    balances, and until when a member may claim it."""
+    return purchase_result_json(
+        purchase_id,
+        purchase,
+        None,
+        [],
+        [],
+        [] if explain else None,
+        points_currency=program.settings.points_currency(),
+        claimable_until=claim_deadline(purchase.occurred_at, program.settings.claim_window_days),
+    )

@@ -1,6 +1,7 @@
 """Pure shapes of the ingest pipeline, shared by everything that produces purchases."""
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from math import gcd
 from typing import NamedTuple
 
@@ -91,3 +92,15 @@ class PointsTerms(NamedTuple):
             a if c not in self.excluded else 0 for c, a in zip(categories, left, strict=True)
         ]
         return allocate(value, weights)
+
+
+# --- purchases without a member ----------------------------------------------------------------
+
+
+def claim_deadline(occurred_at: datetime, window_days: int) -> datetime | None:
+    """The last moment a purchase without a member made at ``occurred_at`` may be claimed
+    (the program's ``claim_window_days`` after it, that moment included); None when the
+    program lets no purchase be claimed (a window of 0 days)."""
+    if window_days <= 0:
+        return None
+    return occurred_at + timedelta(days=window_days)

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,10 +25,13 @@ from kopilka.kit.clock import clock
 from kopilka.kit.types import error_location
 from kopilka.programs.service import ProgramContext
 from kopilka.programs.version_schemas import SimulateRequest, SimulationReport
+from kopilka.purchases.claims import claim_service
 from kopilka.purchases.returns import return_service
 from kopilka.purchases.schemas import (
     BatchItemResult,
     BatchResult,
+    ClaimCreate,
+    ClaimResult,
     PurchaseCreate,
     PurchaseQuote,
     PurchaseResult,
@@ -173,6 +176,39 @@ async def create_purchases_batch(
     results.sort(key=lambda r: r.index)
     failed = sum(1 for r in results if r.error is not None)
     return BatchResult(accepted=len(results) - failed, failed=failed, results=results)
+
+
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+]
+
+
+@router.post("/purchases/claims", status_code=201, response_model=ClaimResult)
+async def claim_purchase(
+    body: ClaimCreate,
+    principal: Annotated[Principal, requires(P.SALES_RECORD)],
+    engine: EngineDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A member claims a purchase recorded without a member, by its receipt id
+    (``receipt``: the purchase's ``external_id``), within the program's
+    ``claim_window_days``; it earns as the rules in force at the purchase's time did.
+    Claiming again for the same member gives the same answer; a purchase another member has,
+    one returned in full, or one past its window is a 409."""
+    return _answer(
+        await in_transaction(
+            engine,
+            principal,
+            lambda conn, program: claim_service.claim(
+                conn,
+                program,
+                body,
+                clock.now(),
+                idempotency_key=idempotency_key,
+                may_act_at=principal.may_act_at,
+            ),
+        )
+    )
 
 
 @router.post("/returns", status_code=201, response_model=ReturnResult)

@@ -127,6 +127,21 @@ def pays_otherwise(purchase: PurchaseCreate) -> bool:
     return bool(purchase.coupon_codes) or purchase.points_to_spend > 0
 
 
+def refuse_without_member(purchase: PurchaseCreate) -> None:
+    """A purchase without a member is paid in money only: the program's coupon codes and
+    points are counted per member (uses, per-member limits, balances), and there is nobody
+    to count them against. The till's own discounts are in its lines."""
+    if purchase.coupon_codes:
+        raise InvalidInput(
+            "a purchase without a member cannot redeem the program's coupon codes",
+            field="coupon_codes",
+        )
+    if purchase.points_to_spend:
+        raise InvalidInput(
+            "a purchase without a member cannot be paid with points", field="points_to_spend"
+        )
+
+
 class PaymentService:
     def __init__(
         self, coupons: CouponService = coupon_service, ledger: LedgerService = ledger_service

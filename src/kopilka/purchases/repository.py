@@ -78,7 +78,7 @@ class StoredPurchase:
     """A recorded purchase as a replay reads it back."""
 
     id: UUID
-    member_id: UUID
+    member_id: UUID | None  # None: a purchase without a member (see ``stored_purchase``)
     occurred_at: datetime
     total: int
     store: str | None
@@ -165,6 +165,15 @@ class PurchaseRepository:
         )
         return (await conn.execute(query)).one_or_none()
 
+    async def lock_purchase(self, conn: AsyncConnection, purchase_id: UUID) -> Any:
+        """The purchase's row, locked (``FOR UPDATE``) and read at its newest version: a
+        purchase without a member has no member lock to order its claim and its returns.
+        SQLite's single writer needs no row lock."""
+        query = select(purchases_t).where(purchases_t.c.id == purchase_id)
+        if is_postgres(conn):
+            query = query.with_for_update()
+        return (await conn.execute(query)).one()
+
     async def purchase_lines(self, conn: AsyncConnection, purchase_id: UUID) -> list[Any]:
         query = (
             select(lines_t).where(lines_t.c.purchase_id == purchase_id).order_by(lines_t.c.line_no)
@@ -191,12 +200,72 @@ class PurchaseRepository:
             )
         await insert_rows(conn, returns_t, [row])
 
+    # --- claims --------------------------------------------------------------------------
+
+    async def stored_purchase(self, conn: AsyncConnection, row: Any) -> StoredPurchase:
+        """A purchase row with its basket, as a replay reads it back."""
+        lines = await self._basket_lines(conn, [row.id])
+        return StoredPurchase(
+            id=row.id,
+            member_id=row.member_id,
+            occurred_at=as_utc(row.occurred_at),
+            total=int(row.total),
+            store=row.store,
+            channel=row.channel,
+            context=row.context,
+            lines=lines.get(row.id, []),
+            reductions=(row.payments or {}).get("reductions"),
+        )
+
+    async def last_return_id(self, conn: AsyncConnection, purchase_id: UUID) -> UUID | None:
+        query = (
+            select(returns_t.c.id)
+            .where(returns_t.c.purchase_id == purchase_id)
+            .order_by(returns_t.c.occurred_at.desc(), returns_t.c.id.desc())
+            .limit(1)
+        )
+        found: UUID | None = (await conn.execute(query)).scalar_one_or_none()
+        return found
+
+    async def record_claim(
+        self,
+        conn: AsyncConnection,
+        purchase_id: UUID,
+        member_id: UUID,
+        values: dict[str, Any],
+    ) -> bool:
+        """Give a purchase without a member (and its lines and returns) to ``member_id``,
+        with ``values`` (what it earned, when it was claimed). False if it has a member
+        already: the condition repeats what the caller checked under the row's lock."""
+        result = await conn.execute(
+            update(purchases_t)
+            .where(purchases_t.c.id == purchase_id, purchases_t.c.member_id.is_(None))
+            .values(member_id=member_id, **values)
+        )
+        if result.rowcount != 1:
+            return False
+        for child in (lines_t, returns_t):
+            await conn.execute(
+                update(child)
+                .where(child.c.purchase_id == purchase_id, child.c.member_id.is_(None))
+                .values(member_id=member_id)
+            )
+        return True
+
+    async def set_answer(
+        self, conn: AsyncConnection, purchase_id: UUID, answer: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            update(purchases_t).where(purchases_t.c.id == purchase_id).values(answer=answer)
+        )
+
     # --- replays -------------------------------------------------------------------------
 
     async def history_before(
         self, conn: AsyncConnection, program_id: UUID, since: datetime
     ) -> dict[UUID, tuple[int, int, datetime]]:
-        """Per member: purchases before ``since``, their net spend, the last one's time."""
+        """Per member: purchases before ``since``, their net spend, the last one's time
+        (purchases without a member are no one's history)."""
         net = purchases_t.c.total - purchases_t.c.returned_amount
         query = (
             select(
@@ -205,7 +274,11 @@ class PurchaseRepository:
                 func.coalesce(func.sum(net), 0),
                 func.max(purchases_t.c.occurred_at),
             )
-            .where(purchases_t.c.program_id == program_id, purchases_t.c.occurred_at < since)
+            .where(
+                purchases_t.c.program_id == program_id,
+                purchases_t.c.occurred_at < since,
+                purchases_t.c.member_id.is_not(None),
+            )
             .group_by(purchases_t.c.member_id)
         )
         return {
@@ -216,7 +289,8 @@ class PurchaseRepository:
     async def stored_purchases(
         self, conn: AsyncConnection, program_id: UUID, since: datetime, until: datetime
     ) -> AsyncIterator[StoredPurchase]:
-        """Purchases of ``[since, until)`` in time order, with lines, a chunk at a time."""
+        """Members' purchases of ``[since, until)`` in time order, with lines, a chunk at a
+        time (purchases without a member earned nothing and are not replayed)."""
         after: tuple[datetime, UUID] | None = None
         while True:
             query = (
@@ -234,6 +308,7 @@ class PurchaseRepository:
                     purchases_t.c.program_id == program_id,
                     purchases_t.c.occurred_at >= since,
                     purchases_t.c.occurred_at < until,
+                    purchases_t.c.member_id.is_not(None),
                 )
                 .order_by(purchases_t.c.occurred_at, purchases_t.c.id)
                 .limit(REPLAY_CHUNK)

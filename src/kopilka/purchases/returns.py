@@ -115,7 +115,13 @@ class ReturnService:
             )
         if request.occurred_at < found.occurred_at:
             raise InvalidInput("a return cannot precede its purchase", field="occurred_at")
-        balances = await self.ledger.lock(conn, program, [found.member_id], now)
+        if found.member_id is None:
+            # A purchase without a member has no member lock: its own row's lock orders this
+            # return with a claim of it (which takes it after the claiming member's lock).
+            # A claim that committed meanwhile is seen here, and its member locked next.
+            found = await self.repository.lock_purchase(conn, found.id)
+        member_ids = [found.member_id] if found.member_id is not None else []
+        balances = await self.ledger.lock(conn, program, member_ids, now)
         key, hash_ = return_key(request.external_id), request_hash(request.model_dump(mode="json"))
         record = await self.idempotency.find(conn, program.id, key)
         if record is not None:
@@ -151,17 +157,19 @@ class ReturnService:
             )
             for currency, earned in purchase.earned.items()
         }
-        reversals = await self.ledger.reverse_purchase(
-            conn,
-            changes,
-            program,
-            balances,
-            member_id=purchase.member_id,
-            purchase_id=str(purchase.id),
-            amounts=to_reverse,
-            return_id=str(return_id),
-            occurred_at=request.occurred_at,
-        )
+        reversals = {}
+        if purchase.member_id is not None:  # without a member nothing was earned
+            reversals = await self.ledger.reverse_purchase(
+                conn,
+                changes,
+                program,
+                balances,
+                member_id=purchase.member_id,
+                purchase_id=str(purchase.id),
+                amounts=to_reverse,
+                return_id=str(return_id),
+                occurred_at=request.occurred_at,
+            )
         given_back = await payment_service.give_back_codes(conn, purchase, returned_total, now)
         applied = await self._return_rules(
             conn, program, purchase, money, request, balances, uow, now
@@ -199,9 +207,11 @@ class ReturnService:
         # What the return's rules changed (a tier they found ended, too) is written first:
         # the tier decision below reads the member's tier afresh.
         await uow.flush(conn)
-        tier = await tier_service.after_return(
-            conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now, uow
-        )
+        tier = None
+        if purchase.member_id is not None:
+            tier = await tier_service.after_return(
+                conn, program, purchase.member_id, str(purchase.id), request.occurred_at, now, uow
+            )
         points_refunded = plan.points if plan is not None else 0
         result = ReturnResult(
             id=return_id,
@@ -214,7 +224,9 @@ class ReturnService:
                 ReversedOut(currency=c, reversed=r.reversed, not_clawed_back=r.not_clawed_back)
                 for c, r in sorted(reversals.items())
             ],
-            balances=balances_out(balances, purchase.member_id, program.settings.currency_codes()),
+            balances=balances_out(balances, purchase.member_id, program.settings.currency_codes())
+            if purchase.member_id is not None
+            else [],
             earned=[
                 EarnedOut(rule_id=e.rule_id, currency=e.currency, amount=e.amount, status=e.status)
                 for e in applied.earned
@@ -262,7 +274,7 @@ class ReturnService:
     ) -> Applied | None:
         """Rules on the ``return`` trigger (a goodwill gesture, a tag, an event for a
         message), with the returned money as the event's total."""
-        if not has_trigger(program, "return"):
+        if purchase.member_id is None or not has_trigger(program, "return"):
             return None
         statuses = await member_service.statuses(conn, program, [purchase.member_id])
         event = RulesEvent(

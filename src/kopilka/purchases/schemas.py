@@ -18,7 +18,11 @@ from kopilka.tiers.schemas import TierOutcome
 class PurchaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    member: MemberRef
+    member: MemberRef | None = Field(
+        default=None,
+        description="Who bought. Omitted or null: a purchase without a member, which earns "
+        "nothing and may be claimed by a member later by its external_id (the receipt id).",
+    )
     external_id: ExternalId
     occurred_at: Instant
     store: str | None = Field(default=None, max_length=100)
@@ -86,7 +90,7 @@ class PointsPaymentQuote(BaseModel):
 class PurchaseResult(BaseModel):
     id: UUID | None = Field(description="None for a quote.")
     external_id: str
-    member_id: UUID
+    member_id: UUID | None = Field(description="None: a purchase without a member.")
     occurred_at: datetime
     total: int
     earned: list[EarnedOut]
@@ -99,6 +103,11 @@ class PurchaseResult(BaseModel):
     )
     payment: PaymentOut | None = Field(
         default=None, description="Coupons and points on the purchase (None: money only)."
+    )
+    claimable_until: datetime | None = Field(
+        default=None,
+        description="A purchase without a member: until when a member may claim it by its "
+        "external_id (None: it cannot be claimed, or it has a member).",
     )
 
 
@@ -158,7 +167,7 @@ class ReturnResult(BaseModel):
     id: UUID
     external_id: str
     purchase_external_id: str
-    member_id: UUID
+    member_id: UUID | None = Field(description="None: the purchase has no member.")
     amount: int = Field(description="Money returned by this return, minor units.")
     purchase_returned_amount: int
     reversed: list[ReversedOut]
@@ -174,3 +183,23 @@ class ReturnResult(BaseModel):
     coupons_given_back: list[str] = Field(
         default_factory=list, description="Codes whose use this return handed back."
     )
+
+
+class ClaimCreate(BaseModel):
+    """A member claims a purchase recorded without a member, by its receipt id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receipt: ExternalId = Field(description="The purchase's external_id, as on the receipt.")
+    member: MemberRef
+
+
+class ClaimResult(PurchaseResult):
+    """What a claimed purchase earned the member: ``earned`` is what the rules of the
+    version in force at the purchase's time gave the whole basket, ``reversed`` what was
+    taken back at once for the share returned before the claim."""
+
+    claimed_at: datetime
+    program_version: int = Field(description="The version of the rules that earned it.")
+    returned_amount: int = Field(description="Money returned before the claim, minor units.")
+    reversed: list[ReversedOut] = Field(default_factory=list)

@@ -34,8 +34,14 @@ from kopilka.members.schemas import MemberCreate
 from kopilka.members.service import MemberHit, MemberService, member_service
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
-from kopilka.purchases.answers import purchase_context, purchase_result_json
-from kopilka.purchases.payments import Settlement, payment_service, pays_otherwise
+from kopilka.purchases.answers import anonymous_answer, purchase_result_json
+from kopilka.purchases.payments import (
+    Settlement,
+    payment_service,
+    pays_otherwise,
+    refuse_without_member,
+)
+from kopilka.purchases.records import line_rows, purchase_row
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
 from kopilka.purchases.schemas import (
     PointsPaymentQuote,
@@ -104,6 +110,8 @@ class PurchaseService:
             )
         if purchase.occurred_at > now + MAX_CLOCK_SKEW:
             raise InvalidInput("occurred_at is in the future", field="occurred_at")
+        if purchase.member is None:
+            refuse_without_member(purchase)
 
     def _checked(
         self, program: ProgramContext, purchases: Sequence[PurchaseCreate], now: datetime
@@ -153,6 +161,10 @@ class PurchaseService:
             conn, program, {purchase.store}
         ):
             raise unknown_store(purchase.store)
+        if purchase.member is None:
+            return anonymous_answer(program, None, purchase, explain=True) | {
+                "points_payment": None
+            }
         member_id, status = await self.members.resolve(conn, program, purchase.member)
         balances = await self.ledger.balances(conn, program, member_id)
         terms = program.settings.points_payment
@@ -244,6 +256,11 @@ class PurchaseService:
             for index, member in enumerate(batch.members)
             if outcomes[index] is None and member is not None and index not in repeats
         }
+        anonymous = [
+            index
+            for index, purchase in enumerate(purchases)
+            if purchase.member is None and outcomes[index] is None and index not in repeats
+        ]
         uow = UnitOfWork(now)
         pipeline = await self.earning.start(
             conn,
@@ -259,6 +276,10 @@ class PurchaseService:
         for index, member in todo.items():
             outcomes[index] = self._record(
                 pipeline, uow, program, batch, index, member, hashes[index], explain
+            )
+        for index in anonymous:
+            outcomes[index] = self._record_anonymous(
+                uow, program, purchases[index], hashes[index], explain
             )
         await uow.flush(conn)
         for index, first in repeats.items():
@@ -282,7 +303,7 @@ class PurchaseService:
         await plan_for_batch(conn, len(purchases))
         outcomes = self._checked(program, purchases, now)
         await self._check_stores(conn, program, purchases, outcomes)
-        members = await self.members.resolve_many(conn, program, [p.member for p in purchases])
+        members = await self._resolve(conn, program, purchases, lock=False)
         batch = Batch(purchases, outcomes, members, {})
         await self._enrol_unknown(conn, program, batch, set(), now, create=True)
 
@@ -298,11 +319,35 @@ class PurchaseService:
         single = await self._lock_single(conn, program, purchases, outcomes)
         if single is not None:
             return single
-        members = await self.members.resolve_and_lock(conn, program, [p.member for p in purchases])
+        members = await self._resolve(conn, program, purchases, lock=True)
         balances = await self.ledger.balances_of(
             conn, program, {m[0] for m in members if m is not None}, now
         )
         return Batch(purchases, outcomes, members, balances)
+
+    async def _resolve(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        purchases: Sequence[PurchaseCreate],
+        *,
+        lock: bool,
+    ) -> list[MemberHit | None]:
+        """The member of each purchase (None: unknown, or a purchase without a member),
+        with the member lock taken if ``lock``."""
+        named = [i for i, p in enumerate(purchases) if p.member is not None]
+        refs = [ref for p in purchases if (ref := p.member) is not None]
+        found: list[MemberHit | None] = []
+        if refs and lock:
+            found = await self.members.resolve_and_lock(conn, program, refs)
+        elif refs:
+            found = await self.members.resolve_many(conn, program, refs)
+        if len(named) == len(purchases):
+            return found
+        members: list[MemberHit | None] = [None] * len(purchases)
+        for index, hit in zip(named, found, strict=True):
+            members[index] = hit
+        return members
 
     async def _enrol_unknown(
         self,
@@ -326,6 +371,8 @@ class PurchaseService:
         for index, purchase in enumerate(purchases):
             if members[index] is not None or outcomes[index] is not None or index in repeats:
                 continue
+            if purchase.member is None:
+                continue  # recorded without a member
             kind, value = purchase.member.kind_and_value()
             if not create or kind not in ("external_id", "phone", "email"):
                 error = NotFound(f"no member with {kind} {value!r}", field=f"member.{kind}")
@@ -360,6 +407,8 @@ class PurchaseService:
         if len(purchases) != 1 or not is_postgres(conn):
             return None
         purchase = purchases[0]
+        if purchase.member is None:
+            return None
         kind, value = purchase.member.kind_and_value()
         if kind == "id":
             return None
@@ -466,6 +515,26 @@ class PurchaseService:
                 spent[key] = spent.get(key, 0) + settlement.points
             batch.settlements[index] = settlement
 
+    def _record_anonymous(
+        self,
+        uow: UnitOfWork,
+        program: ProgramContext,
+        purchase: PurchaseCreate,
+        request_hash_: str,
+        explain: bool,
+    ) -> Outcome:
+        """A purchase without a member: recorded and announced, nothing earned (no rules
+        run, nothing moves in the ledger or a tier) until a member claims it."""
+        purchase_id = new_id()
+        body = anonymous_answer(program, purchase_id, purchase, explain=explain)
+        self.repository.stage_purchase(
+            uow,
+            purchase_row(program, purchase, purchase_id, None, request_hash_, body, uow.now),
+            line_rows(purchase, purchase_id, None),
+        )
+        uow.emit(recorded_event(program, purchase, purchase_id, None, {}, None, None))
+        return Outcome(201, body)
+
     def _record(
         self,
         pipeline: RulesPipeline,
@@ -512,48 +581,11 @@ class PurchaseService:
             settlement.answer() if settlement else None,
             program.settings.points_currency(),
         )
-        payments = settlement.record() if settlement else None
         earned = earned_by_currency(applied.earned)
-        self.repository.stage_purchase(
-            uow,
-            {
-                "id": purchase_id,
-                "program_id": program.id,
-                "member_id": member_id,
-                "external_id": purchase.external_id,
-                "occurred_at": purchase.occurred_at,
-                "store": purchase.store,
-                "channel": purchase.channel,
-                "currency": purchase.currency,
-                "total": purchase.total,
-                "returned_amount": 0,
-                "payments": payments,
-                "context": purchase_context(purchase),
-                "earned": earned,
-                "reversed": {},
-                "request_hash": request_hash_,
-                "answer": body,
-                "created_at": uow.now,
-            },
-            [
-                {
-                    "purchase_id": purchase_id,
-                    "member_id": member_id,
-                    "line_no": n,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "category": line.category,
-                    "brand": line.brand,
-                    "tags": line.tags or None,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "discount": line.discount,
-                    "amount": line.amount,
-                    "returned_quantity": 0,
-                }
-                for n, line in enumerate(purchase.lines, start=1)
-            ],
-        )
+        row = purchase_row(program, purchase, purchase_id, member_id, request_hash_, body, uow.now)
+        row["payments"] = settlement.record() if settlement else None
+        row["earned"] = earned
+        self.repository.stage_purchase(uow, row, line_rows(purchase, purchase_id, member_id))
         uow.emit(
             recorded_event(
                 program, purchase, purchase_id, member_id, earned, applied.tier, settlement

@@ -135,8 +135,8 @@ async def simulate(
     replayed = 0
     async for purchase in purchase_repository.stored_purchases(conn, program.id, start, until):
         member_id = purchase.member_id
-        profile = profiles.get(member_id)
-        if profile is None:
+        profile = profiles.get(member_id) if member_id is not None else None
+        if member_id is None or profile is None:
             continue
         if member_id not in seeded:
             for variant in variants.values():
@@ -145,25 +145,27 @@ async def simulate(
         counted = purchase.occurred_at >= since
         replayed += counted
         for variant in variants.values():
-            _replay_one(variant, purchase, profile.status, counted)
+            _replay_one(variant, purchase, member_id, profile.status, counted)
     return _report(variants, replayed, since, until, draft)
 
 
-def _replay_one(variant: _Variant, purchase: StoredPurchase, status: str, counted: bool) -> None:
+def _replay_one(
+    variant: _Variant, purchase: StoredPurchase, member_id: UUID, status: str, counted: bool
+) -> None:
     event = replay_event(purchase, variant.settings.earn_on == "paid")
     if not counted:  # before the window: only moves the history counters (and tiers)
-        variant.pipeline.observe(event, purchase.member_id)
+        variant.pipeline.observe(event, member_id)
         return
-    evaluation = variant.pipeline.replay(event, purchase.member_id, status)
+    evaluation = variant.pipeline.replay(event, member_id, status)
     points = variant.settings.points_currency()
     for effect in evaluation.effects:
         rule_id = getattr(effect, "rule_id", "")
         variant.fired[rule_id] += 1
-        variant.members[rule_id].add(purchase.member_id)
+        variant.members[rule_id].add(member_id)
         if isinstance(effect, EarnEffect):
             variant.by_rule[(rule_id, effect.currency)] += effect.amount
             if effect.currency == points:
-                variant.by_member[purchase.member_id] += effect.amount
+                variant.by_member[member_id] += effect.amount
 
 
 def _report(

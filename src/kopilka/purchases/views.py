@@ -62,12 +62,13 @@ def recorded_event(
     program: ProgramContext,
     purchase: PurchaseCreate,
     purchase_id: UUID,
-    member_id: UUID,
+    member_id: UUID | None,
     earned: dict[str, int],
     tier: dict[str, Any] | None,
     settlement: Settlement | None,
 ) -> events.PurchaseRecorded:
-    """What consumers hear of a purchase just recorded."""
+    """What consumers hear of a purchase just recorded (``member_id`` None: a purchase
+    without a member)."""
     return events.PurchaseRecorded(
         program_id=program.id,
         member_id=member_id,

@@ -5,7 +5,7 @@ document's discriminated union ``Condition`` below; a test keeps the two in step
 
 ``needs`` names the member facts a condition reads, so the purchase path loads only what
 the program uses: ``history`` (purchase counters), ``profile`` (join date, birthday, tags,
-attributes), ``tier``, ``segments``, ``experiments``.
+attributes), ``tier``, ``segments``, ``predictions`` (churn risk, CLV), ``experiments``.
 """
 
 from collections.abc import Callable
@@ -31,6 +31,8 @@ from kopilka.rules.domain import CompiledCondition, EvaluationContext
 from kopilka.rules.member_conditions import (
     Attribute,
     Birthday,
+    ChurnRisk,
+    Clv,
     DaysSinceLastPurchase,
     ExperimentArm,
     LifetimeSpend,
@@ -337,6 +339,8 @@ Condition = Annotated[
     | SpendInWindow
     | LifetimeSpend
     | Segment
+    | ChurnRisk
+    | Clv
     | MemberTag
     | Attribute
     | ExperimentArm

@@ -47,6 +47,9 @@ class MemberFacts:
     tags: frozenset[str] = frozenset()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     segments: frozenset[str] = frozenset()
+    # The customer-lifetime fit's predictions (None: no prediction for the member).
+    churn_risk: int | None = None  # whole percent, 0–100
+    clv: int | None = None  # minor units
     purchase_count: int = 0  # every purchase before this one
     lifetime_spend: int = 0  # minor units, net of returns
     last_purchase_at: datetime | None = None

@@ -1,5 +1,6 @@
 """Conditions on the member's state, read at evaluation time: tier, tenure, birthday,
-history counters and windows, segments, tags, custom attributes, experiment arms."""
+history counters and windows, segments, predictions (churn risk, CLV), tags, custom
+attributes, experiment arms."""
 
 import calendar
 from datetime import date, datetime, timedelta
@@ -148,6 +149,34 @@ class Segment(ConditionModel):
             sorted(wanted),
             frozenset({"segments"}),
         )
+
+
+@condition
+class ChurnRisk(Range):
+    """The member's churn risk (1 − P(alive) of the program's last customer-lifetime fit,
+    in whole percent, 0–100) is between ``min`` and ``max``. False for a member the fit
+    made no prediction for (no purchase yet, or no fit)."""
+
+    type: Literal["churn_risk"] = "churn_risk"
+    min: Int | None = Field(default=None, ge=0, le=100)
+    max: Int | None = Field(default=None, ge=0, le=100)
+
+    def compile(self) -> CompiledCondition:
+        return self._between("churn_risk", lambda c: c.member.churn_risk, "predictions")
+
+
+@condition
+class Clv(Range):
+    """The member's predicted customer lifetime value (minor units, over the program's
+    CLV horizon, discounted) is between ``min`` and ``max``. False for a member the fit
+    made no prediction for."""
+
+    type: Literal["clv"] = "clv"
+    min: Int | None = Field(default=None, ge=0, le=10**13)
+    max: Int | None = Field(default=None, ge=0, le=10**13)
+
+    def compile(self) -> CompiledCondition:
+        return self._between("clv", lambda c: c.member.clv, "predictions")
 
 
 @condition

@@ -22,6 +22,7 @@ CONSUMER = "segments"
 # What can change a member's predicates: history, profile, consents, tier, points, tags.
 TOPICS = (
     "purchase.recorded",
+    "purchase.claimed",
     "return.recorded",
     "member.*",
     "consent.changed",
@@ -29,7 +30,7 @@ TOPICS = (
     "points.*",
     "activity.recorded",
 )
-HISTORY = frozenset({"purchase.recorded", "return.recorded"})
+HISTORY = frozenset({"purchase.recorded", "purchase.claimed", "return.recorded"})
 
 
 @batch_consumer(*TOPICS, name=CONSUMER)

@@ -26,6 +26,8 @@ from kopilka.kit.types import Flag, Int, JsonInt
 PREDICATE_MODULES: list[str] = [
     "kopilka.support.predicates",
     "kopilka.support.predicate_repository",
+    "kopilka.analytics.predicates",
+    "kopilka.analytics.predicate_repository",
 ]
 MAX_DEPTH = 8
 MAX_NODES = 100

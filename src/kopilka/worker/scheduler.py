@@ -3,12 +3,13 @@ program, each run by exactly one worker.
 
 Frequent jobs (release-pending, expire, release-holds, support-sla) run every
 ``KOPILKA_JOBS_FREQUENT_SECONDS``; daily ones (birthdays, tier-review, giftcard-expiry,
-points-expiring, crm-facts, segments-refresh, privacy-retention, outbox-retention) once per
-local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its time zone. On PostgreSQL a
-session-level advisory lock per job admits one worker at a time; ``job_runs`` records each
-(job, program)'s last period, start, finish and outcome, so a second worker that gets the
-lock later finds the period done and does not repeat it. A run that died half-way (outcome
-still ``running`` once the lock is free) runs again: every job is resumable and idempotent.
+points-expiring, crm-facts, clv-refit, segments-refresh, privacy-retention, outbox-retention)
+once per local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its time zone. On
+PostgreSQL a session-level advisory lock per job admits one worker at a time; ``job_runs``
+records each (job, program)'s last period, start, finish and outcome, so a second worker
+that gets the lock later finds the period done and does not repeat it. A run that died
+half-way (outcome still ``running`` once the lock is free) runs again: every job is
+resumable and idempotent.
 """
 
 import logging
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.activities.tasks import celebrate_birthdays
+from kopilka.analytics.tasks import refit_program
 from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
@@ -102,6 +104,10 @@ async def _crm_facts(engine: AsyncEngine, program: UUID, now: datetime, _: datet
     return f"{report.windows} windows moved, {report.scored} members scored"
 
 
+async def _clv_refit(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
+    return (await refit_program(engine, program, now)).line()
+
+
 async def _segments_refresh(engine: AsyncEngine, program: UUID, _: datetime, __: datetime) -> str:
     report = await refresh_segments(engine, program)
     return f"{report.segments} segments, {report.entered} entered, {report.left} left"
@@ -149,6 +155,8 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         JobSpec("points-expiring", True, _points_expiring),
         # Facts (RFM) first: segments read them.
         JobSpec("crm-facts", True, _crm_facts),
+        # Predictions (churn risk, CLV) next: segments read them too.
+        JobSpec("clv-refit", True, _clv_refit),
         JobSpec("segments-refresh", True, _segments_refresh),
         JobSpec("privacy-retention", True, _privacy_retention),
         JobSpec("outbox-retention", True, _retention(retention_days), per_program=False),

@@ -137,6 +137,8 @@ class BroadcastDraft:
     channels: list[str] = field(default_factory=list)
     when: str = "now"
     send_at: str = ""
+    # The share of the audience held back (sent nothing) to measure the broadcast against.
+    holdout_percent: str = "0"
     # The form's one-time key: the broadcast is stored under it.
     key: str = field(default_factory=new_form_key)
 
@@ -158,6 +160,7 @@ def read_broadcast(form: FormData) -> BroadcastDraft:
         channels=choices(form, "channels"),
         when="later" if _text(form, "when") == "later" else "now",
         send_at=_text(form, "send_at", 40),
+        holdout_percent=_text(form, "holdout_percent", 10) or "0",
         key=form_key_again(_text(form, "idempotency_key", 100)),
     )
 
@@ -174,6 +177,14 @@ def _send_at(draft: BroadcastDraft, zone: str) -> str | None:
     if local.tzinfo is None:
         local = local.replace(tzinfo=ZoneInfo(zone))
     return local.isoformat()
+
+
+def _holdout(draft: BroadcastDraft) -> int:
+    """The form's holdout share as a whole number (ASCII digits only)."""
+    value = draft.holdout_percent
+    if not (value.isascii() and value.isdigit()):
+        raise FormInvalid({"holdout_percent": "a whole number from 0 to 50"})
+    return int(value)
 
 
 async def _audiences(engine: EngineDep, principal: Principal) -> tuple[list[SegmentOut], str]:
@@ -243,6 +254,7 @@ async def create_broadcast(
                 "channels": draft.channels or None,
                 "segment": draft.segment or None,
                 "send_at": _send_at(draft, zone),
+                "holdout_percent": _holdout(draft),
             },
         )
         key = form_key(form, "idempotency_key")
@@ -258,6 +270,7 @@ async def create_broadcast(
                     channels=body.channels,
                     segment=body.segment,
                     send_at=body.send_at,
+                    holdout_percent=body.holdout_percent,
                     now=clock.now(),
                 )
                 return {"id": str(view.row.id), "total": view.row.total}

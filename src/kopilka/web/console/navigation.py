@@ -23,6 +23,7 @@ def _(text: str) -> str:
 SECTIONS = (
     Section("/console/", _("Dashboard"), P.ANALYTICS_READ),
     Section("/console/members", _("Members"), P.MEMBERS_READ),
+    Section("/console/analytics", _("Analytics"), P.ANALYTICS_READ),
     Section("/console/program", _("Program"), P.PROGRAM_READ),
     Section("/console/tiers", _("Tiers"), P.PROGRAM_READ),
     Section("/console/rewards", _("Rewards"), P.PROGRAM_READ),

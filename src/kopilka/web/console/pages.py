@@ -4,6 +4,10 @@ from fastapi import APIRouter
 
 from kopilka.web.console import (
     account_security,
+    analytics,
+    analytics_clv,
+    analytics_finance,
+    analytics_kpis,
     apikeys,
     audit,
     broadcasts,
@@ -29,6 +33,10 @@ routers: list[APIRouter] = [
     signin.router,
     account_security.router,
     dashboard.router,
+    analytics.router,
+    analytics_clv.router,
+    analytics_finance.router,
+    analytics_kpis.router,
     members.router,
     member_actions.router,
     program.router,

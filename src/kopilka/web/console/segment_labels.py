@@ -30,6 +30,8 @@ PREDICATE_LABELS: dict[str, str] = {
     "rfm_group": _("RFM group"),
     "rfm_score": _("RFM score"),
     "survey_score": _("Survey score"),
+    "churn_risk": _("Churn risk (percent)"),
+    "clv": _("Predicted lifetime value (CLV), minor units"),
 }
 
 # The order of the builder's list of predicates: the common ones first.

@@ -275,6 +275,18 @@ class Speaker:
             "range": self.range(p.min, p.max, self.number),
         }
 
+    def _churn_risk(self, p: Any) -> str:
+        _ = self.tr.gettext
+        return _("Churn risk: %(range)s") % {
+            "range": self.range(p.min, p.max, lambda v: self.fmt.percent(v / 100, 0))
+        }
+
+    def _clv(self, p: Any) -> str:
+        _ = self.tr.gettext
+        return _("Predicted lifetime value: %(range)s") % {
+            "range": self.range(p.min, p.max, self.money)
+        }
+
 
 def definition_words(
     definition: Any, fmt: Formats, money_currency: str, points_currency: str

@@ -136,6 +136,19 @@ def _segment(w: "Words", n: Node) -> str:
     return w._("the member is in segment %(list)s", list=w.either(as_list(n.get("segments"))))
 
 
+def _churn_risk(w: "Words", n: Node) -> str:
+    def percent(value: object) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return w.percent_of(value * 100)  # whole percent → basis points
+        return str(value)
+
+    return w._("the member's churn risk is %(range)s", range=w.range(n, percent))
+
+
+def _clv(w: "Words", n: Node) -> str:
+    return w._("the member's predicted lifetime value is %(range)s", range=w.range(n, w.money))
+
+
 def _member_tag(w: "Words", n: Node) -> str:
     tags = as_list(n.get("tags"))
     if n.get("all"):
@@ -204,6 +217,8 @@ CONDITION_WORDS: dict[str, Callable[["Words", Node], str]] = {
     "spend_in_window": _spend_in_window,
     "lifetime_spend": _lifetime_spend,
     "segment": _segment,
+    "churn_risk": _churn_risk,
+    "clv": _clv,
     "member_tag": _member_tag,
     "attribute": _attribute,
     "experiment_arm": _experiment_arm,

@@ -1,0 +1,455 @@
+"""The program's KPIs answered for a period: as a whole and per tier, store, month or
+channel, and retention by monthly cohort (``docs/analytics-kpis.md``). Never commits.
+
+Checks, returns and points are summed from the daily aggregates over the period's days;
+distinct members from the month masks over its whole months; participants from the
+members, active members from the member facts (now) or the purchases (a past day); the
+liability from the liability report.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.analytics import kpis
+from kopilka.analytics.kpi_report_repository import (
+    ChecksRow,
+    KpiReportRepository,
+    kpi_report_repository,
+)
+from kopilka.analytics.kpis import (
+    ACTIVE_WINDOWS,
+    Buyers,
+    Checks,
+    Cohort,
+    Grouping,
+    KpiRow,
+    Liability,
+    Members,
+    Period,
+    Points,
+    local_day,
+    local_midnight,
+)
+from kopilka.analytics.liability import PointRate, point_rate
+from kopilka.analytics.liability_service import liability_service
+from kopilka.programs.service import ProgramContext
+
+
+@dataclass(frozen=True)
+class KpiReport:
+    """The KPIs of ``start..end`` (days in the program's time zone). Distinct-member figures
+    count the whole months ``months_from..months_to``; participants and active shares are
+    as of ``as_of``; the liability is as of now."""
+
+    start: date
+    end: date
+    by: Grouping | None
+    months_from: str
+    months_to: str
+    as_of: datetime
+    money_currency: str
+    points_currency: str
+    total: KpiRow
+    rows: list[KpiRow]
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    month: str
+    members: int
+    buyers: list[int]
+    retention: list[float | None]
+
+
+@dataclass(frozen=True)
+class CohortReport:
+    """Retention by monthly cohort: for each month of the period, the members whose first
+    purchase ever was in it, and the share of them who bought in it and in each later month
+    of the period (``retention[k]``: ``k`` months after)."""
+
+    months_from: str
+    months_to: str
+    cohorts: list[CohortRow]
+
+
+class KpiReportService:
+    def __init__(self, repository: KpiReportRepository = kpi_report_repository) -> None:
+        self.repository = repository
+
+    async def kpis(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        now: datetime,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        by: Grouping | None = None,
+    ) -> KpiReport:
+        """The KPIs of the period (defaults: the 30 days up to today), as a whole and, with
+        ``by``, per tier, store, month or channel (422 naming the field for a bad period)."""
+        zone = program.settings.timezone
+        period = kpis.checked_period(start, end, local_day(now, zone))
+        async with self.repository.tuned(conn):
+            return await self._report(conn, program, now, period, by)
+
+    async def _report(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        now: datetime,
+        period: Period,
+        by: Grouping | None,
+    ) -> KpiReport:
+        zone = program.settings.timezone
+        span = _Span.of(period, now, zone)
+        checks = await self.repository.checks(
+            conn, program.id, period.start, period.end, "tier" if by == "tier" else by
+        )
+        total_checks = _sum_checks(checks)
+        value = point_rate(program.settings, program.settings.points_currency())
+        # Per tier when the rows are tiers: the whole program's are their sums (every member
+        # is on one tier), so each member table is read once.
+        by_tier = by == "tier"
+        members = await self._members(conn, program, span, by_tier=by_tier)
+        buyers, member_purchases = await self._buyers(conn, program, period, by_tier=by_tier)
+        whole = (
+            _sum_members(members.values()),
+            replace(_sum_buyers(buyers.values()), member_purchases=member_purchases),
+        )
+        totals = await self._totals(conn, program, period, total_checks, whole, value, now)
+        rows: list[KpiRow] = []
+        if by == "tier":
+            rows = self._tiers(program, checks, total_checks, members, buyers)
+        elif by in ("store", "channel"):
+            rows = [
+                kpis.kpi_row(by, group, kpis.check_figures(found))
+                for group, found in sorted(_by_group(checks).items())
+            ]
+        elif by == "month":
+            rows = await self._months(conn, program, period, span, checks, value)
+        return KpiReport(
+            start=period.start,
+            end=period.end,
+            by=by,
+            months_from=kpis.month_label(period.first_month),
+            months_to=kpis.month_label(period.last_month),
+            as_of=span.end,
+            money_currency=program.settings.money_currency,
+            points_currency=program.settings.points_currency(),
+            total=totals,
+            rows=rows,
+        )
+
+    async def cohorts(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        now: datetime,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> CohortReport:
+        """Retention by monthly cohort over the months of the period (defaults: the last 12
+        months up to today's; at most ``MAX_COHORT_MONTHS``)."""
+        today = local_day(now, program.settings.timezone)
+        if start is None:
+            first = kpis.month_index(end or today) - 11
+            start = kpis.month_start(first)
+        period = kpis.checked_cohort_months(kpis.checked_period(start, end, today))
+        months = list(period.months())
+        async with self.repository.tuned(conn):
+            bought = await self.repository.cohorts(conn, program.id, months)
+        found: list[Cohort] = kpis.cohorts_from(
+            period.months(), {c: bought.get((c, c), 0) for c in months}, bought
+        )
+        return CohortReport(
+            months_from=kpis.month_label(months[0]),
+            months_to=kpis.month_label(months[-1]),
+            cohorts=[
+                CohortRow(kpis.month_label(c.month), c.members, c.buyers, c.retention)
+                for c in found
+            ],
+        )
+
+    async def _totals(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        period: Period,
+        checks: Checks,
+        whole: tuple[Members, Buyers],
+        value: PointRate | None,
+        now: datetime,
+    ) -> KpiRow:
+        members, buyers = whole
+        moved = await self.repository.points(
+            conn,
+            program.id,
+            program.settings.points_currency(),
+            period.start,
+            period.end,
+            by_month=False,
+        )
+        liability = await self._liability(conn, program, now)
+        return kpis.kpi_row(
+            "total",
+            None,
+            kpis.check_figures(checks),
+            kpis.member_figures(members),
+            kpis.buyer_figures(buyers),
+            kpis.point_figures(Points(**moved.get("", {})), value),
+            kpis.liability_figures(liability),
+        )
+
+    def _tiers(
+        self,
+        program: ProgramContext,
+        checks: list[ChecksRow],
+        total: Checks,
+        members: dict[str, Members],
+        buyers: dict[str, Buyers],
+    ) -> list[KpiRow]:
+        """One row per tier (the ladder's order, then any other tier found), then the row
+        of the purchases without a member. Checks count on the tier the purchase was made
+        on; participants, active members and buyers on their tier now."""
+        ladder = program.settings.tiers
+        tier_of = _tier_names(program, True)
+        per_tier: dict[str, Checks] = defaultdict(Checks)
+        nonmember = Checks()
+        for row in checks:
+            if row.member:
+                per_tier[tier_of(row.group)].add(_checks_of(row))
+            else:
+                nonmember.add(_checks_of(row))
+        order = [level.id for level in ladder.levels] if ladder else []
+        seen = sorted(set(per_tier) | set(members) | set(buyers))
+        order += [t for t in seen if t not in order]
+        # No purchase frequency per tier: checks count on the tier they were made on, buyers
+        # on their tier now, and the ratio of the two would mean neither.
+        rows = [
+            replace(
+                kpis.kpi_row(
+                    "tier",
+                    tier,
+                    kpis.check_figures(per_tier.get(tier, Checks()), total.purchases),
+                    kpis.member_figures(members.get(tier, Members(0, 0, {}))),
+                    kpis.buyer_figures(buyers.get(tier, Buyers(0, 0, 0, 0))),
+                ),
+                purchase_frequency=None,
+            )
+            for tier in order
+        ]
+        rows.append(kpis.kpi_row("no_member", None, kpis.check_figures(nonmember, total.purchases)))
+        return rows
+
+    async def _months(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        period: Period,
+        span: "_Span",
+        checks: list[ChecksRow],
+        value: PointRate | None,
+    ) -> list[KpiRow]:
+        """One row per calendar month of the period (its days within the period): checks,
+        points, participants at its end, who joined in it, and its buyers."""
+        zone = program.settings.timezone
+        months = list(period.months())
+        per_month = _by_group(checks)
+        starts = [max(period.start, kpis.month_start(m)) for m in months]
+        bounds = [span.start, *[local_midnight(s, zone) for s in starts[1:]], span.end]
+        found_members = await self.repository.members(conn, program.id, bounds, [], by_tier=False)
+        joined = found_members.get("", ({}, []))[0]
+        before = joined.get(-1, 0)
+        found = await self.repository.buyers_by_month(
+            conn, program.id, months, (period.start, period.end)
+        )
+        moved = await self.repository.points(
+            conn,
+            program.id,
+            program.settings.points_currency(),
+            period.start,
+            period.end,
+            by_month=True,
+        )
+        member_checks = await self._whole_month_purchases(conn, program, months)
+        rows: list[KpiRow] = []
+        participants = before
+        for i, month in enumerate(months):
+            label = kpis.month_label(month)
+            new = joined.get(i, 0)
+            participants += new
+            buyers, repeat, first = found[month]
+            rows.append(
+                kpis.kpi_row(
+                    "month",
+                    label,
+                    kpis.check_figures(per_month.get(label, Checks())),
+                    kpis.member_figures(Members(participants, new, None)),
+                    kpis.buyer_figures(Buyers(buyers, repeat, first, member_checks.get(label, 0))),
+                    kpis.point_figures(Points(**moved.get(label, {})), value),
+                )
+            )
+        return rows
+
+    async def _whole_month_purchases(
+        self, conn: AsyncConnection, program: ProgramContext, months: list[int]
+    ) -> dict[str, int]:
+        rows = await self.repository.checks(
+            conn, program.id, kpis.month_start(months[0]), kpis.month_end(months[-1]), "month"
+        )
+        return {r.group: r.sums["purchases"] for r in rows if r.member}
+
+    async def _members(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        span: "_Span",
+        *,
+        by_tier: bool,
+    ) -> dict[str, Members]:
+        """Tier (or '') → participants as of the end, who joined in the period, and the
+        active ones as of the end (from each member's last purchase when the period ends
+        now; from the purchases for a past day, slower)."""
+        since = [span.end - timedelta(days=d) for d in ACTIVE_WINDOWS]
+        joined = await self.repository.members(
+            conn, program.id, [span.start, span.end], since, by_tier
+        )
+        active = {tier: counts for tier, (_, counts) in joined.items()}
+        if not span.current:
+            active = await self.repository.active_then(conn, program.id, since, span.end, by_tier)
+        tier_of = _tier_names(program, by_tier)
+        found: dict[str, list[int]] = defaultdict(lambda: [0, 0, *[0] * len(ACTIVE_WINDOWS)])
+        for tier, (buckets, _) in joined.items():
+            counts = found[tier_of(tier)]
+            counts[0] += sum(buckets.values())
+            counts[1] += buckets.get(0, 0)
+        for tier, numbers in active.items():
+            counts = found[tier_of(tier)]
+            for i, n in enumerate(numbers):
+                counts[2 + i] += n
+        return {
+            tier: Members(c[0], c[1], dict(zip(ACTIVE_WINDOWS, c[2:], strict=True)))
+            for tier, c in found.items()
+        }
+
+    async def _buyers(
+        self, conn: AsyncConnection, program: ProgramContext, period: Period, *, by_tier: bool
+    ) -> tuple[dict[str, Buyers], int]:
+        """Tier (or '') → buyers over the period's whole months; and the members' checks of
+        those months (the whole program's frequency's numerator)."""
+        masks = kpis.era_masks(period.first_month, period.last_month)
+        found = await self.repository.buyers(
+            conn, program.id, masks, (period.start, period.end), by_tier
+        )
+        whole = await self.repository.checks(
+            conn,
+            program.id,
+            kpis.month_start(period.first_month),
+            kpis.month_end(period.last_month),
+            None,
+        )
+        tier_of = _tier_names(program, by_tier)
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for tier, numbers in found.items():
+            into = counts[tier_of(tier)]
+            for i, n in enumerate(numbers):
+                into[i] += n
+        purchases = sum(row.sums["purchases"] for row in whole if row.member)
+        found_buyers = {tier: Buyers(c[0], c[1], c[2], 0) for tier, c in counts.items()}
+        return found_buyers, purchases
+
+    async def _liability(
+        self, conn: AsyncConnection, program: ProgramContext, now: datetime
+    ) -> Liability:
+        totals = await liability_service.totals(conn, program, now)
+        return Liability(
+            totals.outstanding_points,
+            totals.outstanding_value,
+            totals.breakage_rate,
+            totals.liability_after_breakage,
+        )
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The period as instants: from its first local midnight to the end of its last day,
+    or to now when the period reaches today (``current``)."""
+
+    start: datetime
+    end: datetime
+    current: bool
+
+    @classmethod
+    def of(cls, period: Period, now: datetime, zone: str) -> "_Span":
+        start = local_midnight(period.start, zone)
+        if period.end >= local_day(now, zone):
+            return cls(start, now, True)
+        return cls(start, local_midnight(period.end + timedelta(days=1), zone), False)
+
+
+def _tier_names(program: ProgramContext, by_tier: bool) -> Callable[[str], str]:
+    """How a tier found in the tables is named in the answer: members with no tier are on
+    the ladder's entry tier."""
+    ladder = program.settings.tiers
+    entry = ladder.levels[0].id if ladder is not None and by_tier else ""
+    return lambda name: name or entry
+
+
+def _sum_members(found: Iterable[Members]) -> Members:
+    participants = new = 0
+    active = dict.fromkeys(ACTIVE_WINDOWS, 0)
+    for members in found:
+        participants, new = participants + members.participants, new + members.new_participants
+        for days, n in (members.active or {}).items():
+            active[days] += n
+    return Members(participants, new, active)
+
+
+def _sum_buyers(found: Iterable[Buyers]) -> Buyers:
+    totals = [0, 0, 0, 0]
+    for buyers in found:
+        for i, n in enumerate(
+            (buyers.buyers, buyers.repeat_buyers, buyers.new_buyers, buyers.member_purchases)
+        ):
+            totals[i] += n
+    return Buyers(*totals)
+
+
+def _checks_of(row: ChecksRow) -> Checks:
+    s = row.sums
+    checks = Checks(
+        discount=s["discount"],
+        points_spent=s["points_spent"],
+        paid_with_points=s["paid_with_points"],
+        claimed=s["claimed"],
+        returns=s["returns"],
+        returned=s["returned"],
+    )
+    if row.member:
+        checks.member_purchases, checks.member_revenue = s["purchases"], s["revenue"]
+    else:
+        checks.nonmember_purchases, checks.nonmember_revenue = s["purchases"], s["revenue"]
+    return checks
+
+
+def _sum_checks(rows: list[ChecksRow]) -> Checks:
+    total = Checks()
+    for row in rows:
+        total.add(_checks_of(row))
+    return total
+
+
+def _by_group(rows: list[ChecksRow]) -> dict[str, Checks]:
+    found: dict[str, Checks] = defaultdict(Checks)
+    for row in rows:
+        found[row.group].add(_checks_of(row))
+    return dict(found)
+
+
+kpi_report_service = KpiReportService()
