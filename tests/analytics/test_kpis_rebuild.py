@@ -123,3 +123,45 @@ async def test_the_consumer_keeps_what_a_rebuild_works_out(
     with clock.frozen(moment):
         await rebuild_program(engine, program, size=2)
     assert await aggregates(engine, data) == kept
+
+
+async def test_a_return_written_at_the_claims_instant_counts_once(
+    engine: AsyncEngine, api: Api
+) -> None:
+    """A claim and a later return may carry one timestamp (one clock reading in a batch of
+    work): the claim moves only the returns that came before it, by the amount it reports."""
+    with clock.frozen(START - timedelta(days=1)):
+        program = await make_program(engine, timezone="Europe/Berlin", tiers=LADDER)
+    history = History(Api(api.client, await make_key(engine, program, "admin")), random.Random(0))
+    await history.join(START - timedelta(hours=1))
+    member = history.members[0]
+    body = purchase_body("-", 100_000, occurred_at=START.isoformat(), store="s1", channel="pos")
+    del body["member"]
+    assert await history.at(START, "/v1/purchases", body) == 201
+    claimed_at = START + timedelta(hours=2)
+
+    async def give_back(when: datetime, amount: int) -> None:
+        refund = {
+            "external_id": unique("r"),
+            "purchase_external_id": body["external_id"],
+            "occurred_at": when.isoformat(),
+            "amount": amount,
+        }
+        assert await history.at(when, "/v1/returns", refund) == 201
+
+    await give_back(START + timedelta(hours=1), 10_000)  # before the claim
+    claim = {"receipt": body["external_id"], "member": {"id": member["id"]}}
+    assert await history.at(claimed_at, "/v1/purchases/claims", claim) == 201
+    await give_back(claimed_at, 20_000)  # after it, at the same instant
+    await worker(engine, "analytics.kpis").drain()
+
+    class Data:
+        pass
+
+    data: Any = Data()
+    data.program = program
+    kept = await aggregates(engine, data)
+    assert all(value >= 0 for row in kept[0] for value in row[6:] if isinstance(value, int))
+    with clock.frozen(claimed_at):
+        await rebuild_program(engine, program, size=2)
+    assert await aggregates(engine, data) == kept

@@ -75,9 +75,19 @@ async def test_a_bad_period_is_a_readable_error_and_a_till_role_is_refused(
         not_a_day = await browser.get("/console/analytics/tiers", to="31.03.2026")
         unknown = await browser.get("/console/analytics", by="weather")
         no_experiment = await browser.get("/console/analytics/experiments/nothing-like-it")
+        far = [
+            await browser.get(path, **params)
+            for path in ("/console/analytics", "/console/analytics/kpis.csv")
+            for params in ({"to": "9999-12-31"}, {"from": "0001-01-01", "to": "0001-01-02"})
+        ]
+        tiers_on_the_kpi_page = await browser.get("/console/analytics", by="tier")
     assert reversed_.status_code == 422 and "from" in reversed_.text
     assert not_a_day.status_code == 422 and "31.03.2026" in not_a_day.text
     assert unknown.status_code == 422 and "by" in unknown.text
     assert no_experiment.status_code == 404
+    assert [page.status_code for page in far] == [422] * 4
+    assert (
+        tiers_on_the_kpi_page.status_code == 200 and "Without a card" in tiers_on_the_kpi_page.text
+    )
     cashier = await console_as(browser, engine, data.program, Role.CASHIER)
     assert (await cashier.get("/console/analytics")).status_code == 403

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 # read is some hundred thousand rows.
 READ_BATCH = 20_000
 TOP_LIMIT = 100  # the longest top list the API gives
+VALIDATION_SECONDS = 30.0  # the longest a validation's Pareto/NBD fit may take
 
 
 @dataclass(frozen=True)
@@ -397,10 +398,19 @@ class ClvService:
                 f"calibration_end {calibration_end} must come before the holdout's end ({end})",
                 field="calibration_end",
             )
+        from kopilka.analytics.clv_fitting import budgeted
         from kopilka.analytics.lifetime.validation import validate
 
         log = await self.purchase_log(conn, program.id)
-        report = await asyncio.to_thread(validate, log, calibration_end, end, unit_days=UNIT_DAYS)
+        report = await asyncio.to_thread(
+            validate,
+            log,
+            calibration_end,
+            end,
+            unit_days=UNIT_DAYS,
+            # A request must answer: a fit that runs past its budget is stopped (422).
+            fit_model=budgeted(min(self.pareto_seconds, VALIDATION_SECONDS)),
+        )
         return _validation_out(report)
 
     async def facts_of_members(

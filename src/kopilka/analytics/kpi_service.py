@@ -142,9 +142,14 @@ def fold_claim(
         **purchase_sums(claim.total, discount, spent),
         claimed=1,
     )
-    for returned in found.returns if found else ():
-        if returned.created_at > claim.claimed_at:
-            continue  # recorded after the claim: its own event counts it for the member
+    # The returns recorded before the claim are the first ones, up to the amount the claim
+    # says had come back; a later return's own event counts it for the member. (Times alone
+    # cannot tell: a claim and a return may be written at the same instant.)
+    before = claim.returned_amount
+    for returned in sorted(found.returns, key=lambda r: r.created_at) if found else ():
+        if before <= 0:
+            break
+        before -= returned.amount
         returned_on = local_day(returned.occurred_at, zone)
         deltas.add(
             DayKey(returned_on, store, claim.channel, "", False),

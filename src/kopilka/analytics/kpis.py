@@ -317,8 +317,11 @@ def check_figures(checks: Checks, all_checks: int | None = None) -> dict[str, ob
             else ratio(own_members, checks.purchases)
         ),
         # Checks made without a card: those still without a member and those claimed since.
-        "new_visitor_conversion": ratio(
-            checks.claimed, checks.nonmember_purchases + checks.claimed
+        # A tier's row, or the row of checks without a member, splits them apart: no figure.
+        "new_visitor_conversion": (
+            None
+            if all_checks is not None
+            else ratio(checks.claimed, checks.nonmember_purchases + checks.claimed)
         ),
         "discount": checks.discount,
         "returns": checks.returns,

@@ -26,6 +26,7 @@ from kopilka.cli.common import (
     with_engine,
 )
 from kopilka.db import reading
+from kopilka.errors import InvalidInput
 
 if TYPE_CHECKING:
     # The models need numpy and scipy: imported when a command fits, so that every other
@@ -77,7 +78,7 @@ def clv_command(
     end = end or _last_day(transactions)
     try:
         fitted = fit(chosen, summarise(transactions, end, unit_days=unit_days))
-    except LifetimeDataError as exc:
+    except InvalidInput as exc:  # the data, or a fit that failed
         fail(exc.detail)
     if as_json:
         typer.echo(json.dumps({"calibration_end": end.isoformat(), **_fit_json(fitted)}, indent=2))
@@ -121,7 +122,7 @@ def validate_command(
     transactions = _transactions(from_file, file_format, program, database)
     try:
         report = validate(transactions, calibration, holdout, chosen, unit_days=unit_days)
-    except LifetimeDataError as exc:
+    except InvalidInput as exc:  # the data, or a fit that failed
         fail(exc.detail)
     if svg is not None:
         try:

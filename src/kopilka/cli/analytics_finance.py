@@ -25,6 +25,7 @@ from kopilka.cli.common import (
 )
 from kopilka.db import reading
 from kopilka.kit.clock import clock
+from kopilka.kit.types import MAX_YEAR, MIN_YEAR
 
 JsonOption = typer.Option(False, "--json", help="Print JSON (as the API answers).")
 
@@ -178,6 +179,8 @@ def _instant(value: str | None, option: str) -> datetime | None:
         fail(f"{option}: {value!r} is not an ISO instant (2026-03-01T00:00:00+03:00)")
     if parsed.tzinfo is None:
         fail(f"{option}: {value!r} has no offset (add Z or +03:00)")
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        fail(f"{option}: {value!r} is not between the years {MIN_YEAR} and {MAX_YEAR}")
     return parsed
 
 

@@ -27,6 +27,7 @@ from kopilka.cli.common import (
 )
 from kopilka.db import reading
 from kopilka.kit.clock import clock
+from kopilka.kit.types import MAX_YEAR, MIN_DAY_YEAR
 
 FromOption = typer.Option(
     None, "--from", help="First day (YYYY-MM-DD); default: 29 days before --to."
@@ -41,7 +42,10 @@ def _day(value: str | None, option: str) -> date | None:
         return None
     try:
         if len(value) == 10:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
+            if MIN_DAY_YEAR <= day.year <= MAX_YEAR:
+                return day
+            fail(f"{option}: {value!r} is not between the years {MIN_DAY_YEAR} and {MAX_YEAR}")
     except ValueError:
         pass
     fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")

@@ -1,13 +1,14 @@
 """Reading a form once per request, with its CSRF check, and the values pages need from it."""
 
+from datetime import date
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from kopilka.errors import InvalidInput, KopilkaError
-from kopilka.kit.types import error_location
+from kopilka.kit.types import Day, error_location
 from kopilka.web.security import CSRF_FIELD, check_csrf
 
 M = TypeVar("M", bound=BaseModel)
@@ -90,6 +91,21 @@ class FormInvalid(InvalidInput):
         first = next(iter(errors.items()), ("form", "invalid"))
         super().__init__(f"{first[0]}: {first[1]}", field=first[0])
         self.errors = errors
+
+
+_DAY = TypeAdapter(Day)
+
+
+def query_day(request: Request, name: str) -> date | None:
+    """A ``YYYY-MM-DD`` day from the query string, in the API's range (years 1900–2999);
+    None when absent or empty; 422 naming ``name`` otherwise."""
+    value = request.query_params.get(name, "")
+    if not value:
+        return None
+    try:
+        return _DAY.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInput(f"{value!r}: {exc.errors()[0]['msg']}", field=name) from None
 
 
 def validated(model: type[M], data: Any) -> M:

@@ -19,6 +19,10 @@ from kopilka.analytics.lifetime.summary import FloatArray
 NAMES = ("r", "alpha", "a", "b")
 
 
+# Within this distance of a = 1 the expectation is taken as the mean of both sides.
+NEAR_ONE = 1e-4
+
+
 def log_likelihood(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
     """Each customer's log-likelihood (FHL 2005, eq. 6):
 
@@ -129,10 +133,16 @@ def _expected(
     bracket into 1 − (1−z)^(a−1) ₂F₁(a+b−1−r, a−1; a+b+x−1; z): the power and the series no
     longer grow with x in opposite directions, so large x neither overflows nor cancels.
     """
-    if abs(a - 1) < 1e-7:
-        # The expectation is continuous in a; at a = 1 exactly both factors are 0/0.
-        a = 1 + 1e-7
+    if abs(a - 1) < NEAR_ONE:
+        # The expectation is continuous in a, but near a = 1 both factors tend to 0/0 and the
+        # bracket loses its digits to cancellation: take the mean of the two sides, whose
+        # error is of the order of NEAR_ONE² (they sit twice as far, clear of this test).
+        return (
+            _expected(r, alpha, 1 - 2 * NEAR_ONE, b, x, scale, t)
+            + _expected(r, alpha, 1 + 2 * NEAR_ONE, b, x, scale, t)
+        ) / 2
     z = t / (scale + t)
     series = hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
     bracket = -np.expm1((a - 1) * np.log1p(-z)) * series - (series - 1)
-    return np.asarray((a + b + x - 1) / (a - 1) * bracket, dtype=np.float64)
+    # An expected count is never negative; rounding may leave a hair below zero.
+    return np.maximum(np.asarray((a + b + x - 1) / (a - 1) * bracket, dtype=np.float64), 0.0)

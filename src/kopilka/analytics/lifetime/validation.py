@@ -17,13 +17,13 @@ customer's purchases up to the end of period k are those at t ≤ (7k − 1 − 
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
-from kopilka.analytics.lifetime.errors import LifetimeDataError
+from kopilka.analytics.lifetime.errors import FitFailed, LifetimeDataError
 from kopilka.analytics.lifetime.models import (
     Fit,
     PurchaseModel,
@@ -103,8 +103,11 @@ def validate(
     models: Sequence[PurchaseModel] = ("bgnbd", "pareto"),
     *,
     unit_days: int = 7,
+    fit_model: Callable[[PurchaseModel, Summary], Fit] = fit,
 ) -> ValidationReport:
-    """Fit ``models`` on the calibration period and compare them with the holdout."""
+    """Fit ``models`` on the calibration period (with ``fit_model``: the server gives a fit
+    a time budget) and compare them with the holdout. A model that does not converge is
+    refused (422 naming ``calibration_end``): its forecast would mean nothing."""
     if not models:
         raise LifetimeDataError("name at least one purchase model to validate", field="model")
     if holdout_end <= calibration_end:
@@ -116,7 +119,14 @@ def validate(
         raise LifetimeDataError("unit_days must be at least 1", field="unit_days")
     days = merge_same_day(transactions)
     summary = summarise_days(days, calibration_end, unit_days=unit_days, holdout_end=holdout_end)
-    fits: dict[str, Fit] = {model: fit(model, summary) for model in models}
+    fits: dict[str, Fit] = {model: fit_model(model, summary) for model in models}
+    for name, found in fits.items():
+        if not found.converged:
+            raise FitFailed(
+                f"{name} did not converge on the purchases up to {calibration_end}: "
+                "its forecast would mean nothing (try another calibration end)",
+                field="calibration_end",
+            )
     tracking = track(days, summary, fits)
     return ValidationReport(
         calibration_end=calibration_end,

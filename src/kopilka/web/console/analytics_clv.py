@@ -3,7 +3,7 @@ members by churn risk and by CLV, the most valuable and the most valuable at ris
 to their 360° page for roles that may read members), and the models' validation on a
 holdout period with the cumulative tracking plot."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.web.charts import Point, bar_chart
 from kopilka.web.console.access import console_page
+from kopilka.web.forms import query_day
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, render
 
@@ -86,15 +87,6 @@ async def clv_page(
     )
 
 
-def _day(value: str, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
-
-
 @router.get("/clv/validation")
 async def clv_validation_page(
     request: Request,
@@ -103,8 +95,8 @@ async def clv_validation_page(
 ) -> Response:
     """BG/NBD and Pareto/NBD fitted up to ``calibration_end`` and compared with what
     members bought after it, by calibration frequency and week by week (the plot)."""
-    calibration_end = _day(request.query_params.get("calibration_end", ""), "calibration_end")
-    holdout_end = _day(request.query_params.get("holdout_end", ""), "holdout_end")
+    calibration_end = query_day(request, "calibration_end")
+    holdout_end = query_day(request, "holdout_end")
     if calibration_end is None:
         raise InvalidInput("give the last day of the calibration period", field="calibration_end")
 

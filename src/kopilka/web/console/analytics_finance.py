@@ -2,7 +2,7 @@
 what it can expect never to pay), and experiments with their honest return on investment
 (the rules' A/B arms and the broadcasts' holdouts)."""
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -18,12 +18,12 @@ from kopilka.analytics.experiment_service import (
     experiment_service,
 )
 from kopilka.analytics.liability_service import LiabilityReport, liability_service
-from kopilka.errors import InvalidInput
 from kopilka.http import EngineDep, read_only
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.web.charts import Point, bar_chart
 from kopilka.web.console.access import console_page
+from kopilka.web.forms import query_day
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, render
 
@@ -101,15 +101,10 @@ async def experiments_page(
     return render(request, "console/analytics/experiments.html", {"experiments": found}, zone=zone)
 
 
-def _day_start(value: str, zone: str, field: str) -> datetime | None:
-    """Midnight of a ``YYYY-MM-DD`` day in the program's zone (None for an empty field)."""
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)", field=field) from None
-    return datetime.combine(day, time(), ZoneInfo(zone)).astimezone(UTC)
+def _day_start(request: Request, name: str, zone: str) -> datetime | None:
+    """Midnight, in the program's zone, of the query's ``YYYY-MM-DD`` day ``name``."""
+    day = query_day(request, name)
+    return None if day is None else datetime.combine(day, time(), ZoneInfo(zone)).astimezone(UTC)
 
 
 @router.get("/experiments/{key}")
@@ -132,8 +127,8 @@ async def experiment_page(
             program,
             key,
             clock.now(),
-            start=_day_start(start, zone, "from"),
-            end=_day_start(end, zone, "to"),
+            start=_day_start(request, "from", zone),
+            end=_day_start(request, "to", zone),
         )
 
     report = await read_only(engine, principal, work)

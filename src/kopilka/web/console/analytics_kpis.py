@@ -6,7 +6,6 @@ monthly cohort. Every figure is the API's (``GET /v1/analytics/kpis``)."""
 import csv
 import io
 from dataclasses import asdict, fields
-from datetime import date
 from typing import Annotated
 
 from babel.numbers import get_currency_precision
@@ -25,22 +24,13 @@ from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
 from kopilka.web.charts import Point, bar_chart
 from kopilka.web.console.access import console_page
+from kopilka.web.forms import query_day
 from kopilka.web.i18n import Formats, language_of
 from kopilka.web.rendering import gettext, render
 
 router = APIRouter(prefix="/console/analytics", include_in_schema=False)
 # Shades of a retention cell by its share, in tenths (classes heat-0 … heat-5).
 RETENTION_STEPS = 5
-
-
-def _day(request: Request, name: str) -> date | None:
-    value = request.query_params.get(name, "")
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a date (YYYY-MM-DD)", field=name) from None
 
 
 def _grouping(request: Request) -> Grouping | None:
@@ -56,7 +46,7 @@ def _grouping(request: Request) -> Grouping | None:
 async def _report(
     request: Request, engine: EngineDep, principal: Principal, by: Grouping | None
 ) -> tuple[KpiReport, str]:
-    start, end = _day(request, "from"), _day(request, "to")
+    start, end = query_day(request, "from"), query_day(request, "to")
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[KpiReport, str]:
         found = await kpi_report_service.kpis(
@@ -170,7 +160,7 @@ async def cohorts_page(
 ) -> Response:
     """Retention by monthly cohort (query ``from`` and ``to``: days of the first and the
     last month)."""
-    start, end = _day(request, "from"), _day(request, "to")
+    start, end = query_day(request, "from"), query_day(request, "to")
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[CohortReport, str]:
         found = await kpi_report_service.cohorts(conn, program, clock.now(), start=start, end=end)
