@@ -158,7 +158,7 @@ def test_validation_splits_the_78_weeks(report: ValidationReport) -> None:
         assert expected[-1] - expected[38] == pytest.approx(
             totals.holdout_expected[model], rel=1e-9
         )
-    # What we measure (docs/analytics-clv.md): both models under-forecast the holdout, the
+    # What we measure (docs/analytics.md): both models under-forecast the holdout, the
     # BG/NBD by about 11 %, the Pareto/NBD by about 7 %.
     assert totals.holdout_expected["bgnbd"] == pytest.approx(1666.7, abs=0.1)
     assert totals.holdout_expected["pareto"] == pytest.approx(1745.1, abs=0.1)

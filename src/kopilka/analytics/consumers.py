@@ -4,7 +4,7 @@ Each delivered batch is summed per key of the daily rows and added to them in th
 transaction that moves the consumer's checkpoint, so every event counts exactly once; the
 month masks of the members a batch touched are worked out again from their purchases
 (idempotent by construction), as are their rows of ``kpi_members``. See
-``docs/analytics-kpis.md``.
+``docs/analytics.md``.
 """
 
 from collections.abc import Sequence

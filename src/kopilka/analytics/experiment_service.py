@@ -1,6 +1,6 @@
 """Experiments and campaign holdouts, measured honestly: every member the split put in an
 arm counts in it (intention to treat), whether they bought or not, and each arm is compared
-with the control on revenue per member (``docs/analytics-finance.md``). Reads only; never
+with the control on revenue per member (``docs/analytics.md``). Reads only; never
 commits.
 
 Two kinds of experiment share one report:

@@ -1,7 +1,7 @@
 """The statistics of an experiment, pure: per-arm figures, the uplift of each arm over the
 control in revenue per member with a 95 % confidence interval (Welch), the same adjusted by
 CUPED on the pre-period's revenue, a sample-ratio-mismatch check, minimum-data warnings and
-the return on investment. ``docs/analytics-finance.md`` defines every figure.
+the return on investment. ``docs/analytics.md`` defines every figure.
 
 Money and points arrive as integers per member; means, intervals and p-values are floats;
 money in the answer is rounded to whole minor units. SciPy is imported inside the functions

@@ -32,7 +32,7 @@ async def liability(
 ) -> LiabilityOut:
     """Outstanding points per currency by expiry month and their value, breakage by earning
     month, the breakage expected from the latest ``cohorts`` mature months and the
-    liability after it (``docs/analytics-finance.md``)."""
+    liability after it (``docs/analytics.md``)."""
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> LiabilityOut:
         report = await liability_service.report(conn, program, clock.now(), cohorts=cohorts)

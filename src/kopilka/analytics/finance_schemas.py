@@ -1,5 +1,5 @@
 """API shapes of liability and breakage, and of experiments' reports
-(``docs/analytics-finance.md`` defines every figure). Money is in minor units of the
+(``docs/analytics.md`` defines every figure). Money is in minor units of the
 program's money currency, points in whole points; rates, intervals and p-values are floats.
 Each shape reads the service's dataclasses as they are (``from_attributes``)."""
 

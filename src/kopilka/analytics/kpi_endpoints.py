@@ -1,5 +1,5 @@
 """HTTP routes of analytics: the program's KPIs and retention by monthly cohort
-(``docs/analytics-kpis.md``)."""
+(``docs/analytics.md``)."""
 
 from typing import Annotated
 

@@ -1,5 +1,5 @@
 """Every query of the KPI answers: the daily aggregates summed over a period, participants
-and active members, buyers and cohorts from the month masks (``docs/analytics-kpis.md``)."""
+and active members, buyers and cohorts from the month masks (``docs/analytics.md``)."""
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager

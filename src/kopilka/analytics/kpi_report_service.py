@@ -1,5 +1,5 @@
 """The program's KPIs answered for a period: as a whole and per tier, store, month or
-channel, and retention by monthly cohort (``docs/analytics-kpis.md``). Never commits.
+channel, and retention by monthly cohort (``docs/analytics.md``). Never commits.
 
 Checks, returns and points are summed from the daily aggregates over the period's days;
 distinct members from the month masks over its whole months; participants from the

@@ -7,7 +7,7 @@
   core's tables, one range of members per call (``kpi_tasks`` runs them, one transaction
   each).
 
-``kpi_report_service`` answers from them (``docs/analytics-kpis.md``).
+``kpi_report_service`` answers from them (``docs/analytics.md``).
 """
 
 import logging

@@ -1,5 +1,5 @@
 """The program's KPIs: what each one means, as pure definitions and formulas
-(``docs/analytics-kpis.md``). No I/O: the service reads the raw counts from the
+(``docs/analytics.md``). No I/O: the service reads the raw counts from the
 aggregates and these functions turn them into the answer.
 
 Money and points are integers (money in minor units; averages floored); ratios are floats,

@@ -5,7 +5,7 @@ Everything here works on sums the repository has already grouped by hour (hours 
 1970-01-01 UTC): an hour falls into one month of the program's time zone (for every zone
 whose offset is a whole number of hours), so months are cut in the program's zone without
 any time-zone arithmetic in SQL. Points and money are integers; only rates are floats.
-``docs/analytics-finance.md`` defines every figure.
+``docs/analytics.md`` defines every figure.
 """
 
 from collections.abc import Iterable, Sequence

@@ -1,6 +1,6 @@
 """Liability and breakage of a program: outstanding points by expiry month and their value,
 breakage by earning cohort, the breakage expected of open points and the liability left
-after it (``docs/analytics-finance.md``). Reads only; never commits."""
+after it (``docs/analytics.md``). Reads only; never commits."""
 
 from dataclasses import dataclass
 from datetime import datetime

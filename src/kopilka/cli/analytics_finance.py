@@ -1,4 +1,4 @@
-"""``kopilka analytics`` commands: liability and experiment (``docs/analytics-finance.md``)."""
+"""``kopilka analytics`` commands: liability and experiment (``docs/analytics.md``)."""
 
 import csv
 import sys

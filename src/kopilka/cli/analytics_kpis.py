@@ -70,7 +70,7 @@ def kpis(
     database: str | None = DatabaseOption,
 ) -> None:
     """The program's KPIs over a period, as a whole and per group
-    (``docs/analytics-kpis.md``)."""
+    (``docs/analytics.md``)."""
     if as_csv and as_json:
         fail("--csv and --json: choose one")
     first, last, grouping = _day(start, "--from"), _day(end, "--to"), _grouping(by)
@@ -182,7 +182,7 @@ def rebuild_kpis(
 
     Set-wise, one range of members per transaction. Run it after changing the program's time
     zone, or for history older than the outbox keeps — with the worker's
-    analytics.kpis consumer caught up and stopped (docs/analytics-kpis.md).
+    analytics.kpis consumer caught up and stopped (docs/analytics.md).
     """
     since = _day(start, "--from")
 

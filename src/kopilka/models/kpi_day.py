@@ -10,7 +10,7 @@ from kopilka.models.base import Base
 class KpiDay(Base):
     """The program's checks of one day (in the program's time zone), per store, channel,
     tier and whether a member made them: the daily aggregate the KPIs sum
-    (``docs/analytics-kpis.md``).
+    (``docs/analytics.md``).
 
     Kept by the ``analytics.kpis`` consumer, which adds each delivered batch's figures to
     the rows of its keys (exactly once: its writes commit with its checkpoint), and rebuilt

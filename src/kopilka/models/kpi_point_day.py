@@ -9,7 +9,7 @@ from kopilka.models.base import Base
 
 class KpiPointDay(Base):
     """Points of one currency moved on one day (in the program's time zone), by what moved
-    them: the daily aggregate of the points KPIs (``docs/analytics-kpis.md``).
+    them: the daily aggregate of the points KPIs (``docs/analytics.md``).
 
     ``issued``: credited by the rules (and opening balances brought over); ``reversed``:
     taken back by returns; ``redeemed``: spent (one step or a captured hold); ``refunded``:

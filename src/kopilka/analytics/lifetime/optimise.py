@@ -78,17 +78,18 @@ def _guard(objective: Objective) -> Objective:
 
 
 def numeric_gradient(
-    value: Callable[[FloatArray], float], log_params: FloatArray, step: float = 1e-6
+    values: Callable[[FloatArray], FloatArray], log_params: FloatArray, step: float = 1e-6
 ) -> tuple[float, FloatArray]:
     """The value and its central-difference gradient, for likelihoods whose derivatives
-    have no convenient closed form (the Pareto/NBD's hypergeometric terms)."""
-    centre = value(log_params)
-    gradient = np.empty_like(log_params)
-    for k in range(len(log_params)):
-        shift = np.zeros_like(log_params)
-        shift[k] = step
-        gradient[k] = (value(log_params + shift) - value(log_params - shift)) / (2 * step)
-    return centre, gradient
+    have no convenient closed form (the Pareto/NBD's hypergeometric terms). ``values`` takes
+    a (k, p) array of parameter vectors and returns their k values: the 2p + 1 points are
+    asked for in one call, so a vectorised likelihood pays its fixed costs once, not 2p + 1
+    times."""
+    size = len(log_params)
+    shifts = np.concatenate([np.zeros((1, size)), step * np.eye(size), -step * np.eye(size)])
+    found = np.asarray(values(log_params[None, :] + shifts), dtype=np.float64)
+    gradient = (found[1 : size + 1] - found[size + 1 :]) / (2 * step)
+    return float(found[0]), gradient
 
 
 def weighted_sum(weights: FloatArray, values: FloatArray) -> float:

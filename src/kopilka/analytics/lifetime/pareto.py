@@ -7,13 +7,11 @@ customer may drop out at any moment (not only just after a purchase, as in the B
 Parameters are ordered (r, α, s, β).
 """
 
-from functools import partial
-
 import numpy as np
 from scipy.special import gammaln
 
 from kopilka.analytics.lifetime.hypergeometric import hyp2f1_a1
-from kopilka.analytics.lifetime.optimise import numeric_gradient, weighted_sum
+from kopilka.analytics.lifetime.optimise import numeric_gradient
 from kopilka.analytics.lifetime.summary import FloatArray
 
 NAMES = ("r", "alpha", "s", "beta")
@@ -26,6 +24,7 @@ def log_likelihood(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatA
 
     where A₀ is the difference of two Gauss hypergeometric terms at t_x and at T (see
     :func:`_log_a0`); the second term is the probability of dying unseen in (t_x, T].
+    ``params`` may also be a (k, 4) array of parameter vectors: the answer is then (k, n).
     """
     return _parts(params, x, t_x, T)[0]
 
@@ -34,27 +33,38 @@ def objective(
     log_params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
 ) -> tuple[float, FloatArray]:
     """Mean negative log-likelihood and its gradient in log-parameters (central differences:
-    the hypergeometric terms' derivatives in their parameters have no handy closed form)."""
-    return numeric_gradient(partial(_mean_negative, x=x, t_x=t_x, T=T, weights=weights), log_params)
+    the hypergeometric terms' derivatives in their parameters have no handy closed form; the
+    nine points are evaluated as one batch)."""
+    total = float(np.sum(weights))
 
+    def mean_negative(batch: FloatArray) -> FloatArray:
+        ll = log_likelihood(np.exp(batch), x, t_x, T)
+        # A row-wise sum rather than a matrix product: see optimise.weighted_sum.
+        return np.asarray(-np.sum(ll * weights, axis=-1) / total, dtype=np.float64)
 
-def _mean_negative(
-    log_params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
-) -> float:
-    ll = log_likelihood(np.exp(log_params), x, t_x, T)
-    return -weighted_sum(weights, ll) / float(np.sum(weights))
+    return numeric_gradient(mean_negative, log_params)
 
 
 def _parts(
     params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """(log-likelihood, log of the "alive at T" term's share of the likelihood)."""
-    r, alpha, s, beta = params
+    r, alpha, s, beta = _columns(params)
     common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
     alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
     died = np.log(s) - np.log(r + s + x) + _log_a0(params, x, t_x, T)
     both = np.logaddexp(alive, died)
     return common + both, alive - both
+
+
+def _columns(params: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """r, α, s, β: scalars for one parameter vector, (k, 1) columns for a (k, 4) batch (so
+    that they broadcast against the customers)."""
+    table = np.asarray(params, dtype=np.float64)
+    if table.ndim == 1:
+        return table[0], table[1], table[2], table[3]
+    r, alpha, s, beta = (table[:, [k]] for k in range(4))
+    return r, alpha, s, beta
 
 
 def _log_a0(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
@@ -69,29 +79,32 @@ def _log_a0(params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -
     same u without the series blowing up as z → 1 for large x:
 
         α ≥ β: u(y) = (α+y)^−(r+x) (β+y)^−s ₂F₁(1, r+x; r+s+x+1; z),
-        α < β: u(y) = (α+y)^(1−r−x) (β+y)^−(s+1) ₂F₁(1, s+1; r+s+x+1; z).
+        α < β: u(y) = (α+y)^(1−r−x) (β+y)^−(s+1) ₂F₁(1, s+1; r+s+x+1; z),
 
-    A₀ ≥ 0 since u decreases in y; it is 0 when t_x = T.
+    with z = |α−β| / (max(α, β) + y) and 1 − z = (min(α, β) + y) / (max(α, β) + y) passed
+    as such (as z → 1 the difference is the whole answer). A₀ ≥ 0 since u decreases in y; it
+    is 0 when t_x = T. Both ends (t_x and T) go to :func:`hyp2f1_a1` in one call.
     """
-    r, alpha, s, beta = params
-    rsx = r + s + x
-
-    def log_u(y: FloatArray) -> FloatArray:
-        if alpha >= beta:
-            z = (alpha - beta) / (alpha + y)
-            series = hyp2f1_a1(r + x, rsx + 1, z)
-            return np.asarray(
-                -(r + x) * np.log(alpha + y) - s * np.log(beta + y) + np.log(series),
-                dtype=np.float64,
-            )
-        z = (beta - alpha) / (beta + y)
-        series = hyp2f1_a1(s + 1, rsx + 1, z)
-        return np.asarray(
-            (1 - r - x) * np.log(alpha + y) - (s + 1) * np.log(beta + y) + np.log(series),
-            dtype=np.float64,
-        )
-
-    at_last, at_end = log_u(t_x), log_u(T)
+    r, alpha, s, beta = _columns(params)
+    ends = np.stack(np.broadcast_arrays(np.asarray(t_x, np.float64), np.asarray(T, np.float64)))
+    frequency = np.broadcast_to(np.asarray(x, dtype=np.float64), ends.shape)
+    # u depends on the customer only through (x, y): many customers share their (x, t_x)
+    # (all those without repeats share (0, 0)) or their (x, T), so each pair is done once.
+    pairs, inverse = np.unique((frequency + 1j * ends).ravel(), return_inverse=True)
+    x, y = pairs.real, pairs.imag
+    alpha_first = alpha >= beta
+    larger, smaller = np.maximum(alpha, beta), np.minimum(alpha, beta)
+    z = (larger - smaller) / (larger + y)
+    complement = (smaller + y) / (larger + y)
+    series = hyp2f1_a1(np.where(alpha_first, r + x, s + 1), r + s + x + 1, z, complement)
+    log_alpha, log_beta = np.log(alpha + y), np.log(beta + y)
+    log_pairs = np.log(series) + np.where(
+        alpha_first,
+        -(r + x) * log_alpha - s * log_beta,
+        (1 - r - x) * log_alpha - (s + 1) * log_beta,
+    )
+    log_u = log_pairs[..., inverse].reshape(log_pairs.shape[:-1] + ends.shape)
+    at_last, at_end = log_u[..., 0, :], log_u[..., 1, :]
     # log(u1 − u2) = log u1 + log(1 − u2/u1); rounding may make u2 a hair above u1 at t_x ≈ T.
     gap = np.minimum(at_end - at_last, 0.0)
     with np.errstate(divide="ignore"):
