@@ -199,7 +199,7 @@ class ClvService:
         zone = ZoneInfo(program.settings.timezone)
         after: UUID | None = None
         while True:
-            upto = await self.repository.member_batch_end(conn, program.id, after, READ_BATCH)
+            upto = await member_service.batch_end(conn, program.id, after, READ_BATCH)
             if upto is None:
                 return
             members: dict[str, Days] = {}

@@ -403,19 +403,6 @@ class KpiRepository:
             return upto if scope.after is None else [column > scope.after, *upto]
         return [one_of(conn, column, scope)]
 
-    async def batch_end(
-        self, conn: AsyncConnection, program_id: UUID, after: UUID | None, size: int
-    ) -> UUID | None:
-        """The last id of the next ``size`` members after ``after``; None: none left."""
-        m = members_t.c
-        where = [m.program_id == program_id, *([] if after is None else [m.id > after])]
-        found = await conn.scalar(
-            select(m.id).where(*where).order_by(m.id).offset(size - 1).limit(1)
-        )
-        if found is None:
-            found = await conn.scalar(select(m.id).where(*where).order_by(m.id.desc()).limit(1))
-        return found
-
     async def clear(self, conn: AsyncConnection, program_id: UUID, since: date | None) -> None:
         """Delete the program's daily rows (from ``since`` on) before a rebuild."""
         for target in (days_t, points_t):

@@ -27,6 +27,7 @@ from kopilka.analytics.kpi_repository import (
     kpi_repository,
 )
 from kopilka.analytics.kpis import local_day, local_midnight
+from kopilka.members.service import member_service
 from kopilka.outbox import events as ev
 from kopilka.outbox.crm_events import MemberMerged
 from kopilka.programs.service import ProgramContext, program_service
@@ -211,7 +212,7 @@ class KpiService:
         """Add the next ``size`` members' (after ``after``, in id order) checks, returns
         and points from ``since`` on, and work their month masks out again; the last member
         id done (None: there were none left)."""
-        upto = await self.repository.batch_end(conn, program.id, after, size)
+        upto = await member_service.batch_end(conn, program.id, after, size)
         if upto is None:
             return None
         zone = program.settings.timezone

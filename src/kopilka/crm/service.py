@@ -140,7 +140,7 @@ class CrmService:
         """Work the facts of the next ``size`` members after ``after`` (in id order) out
         again: a whole-program rebuild is these batches, each its own transaction, so that
         memory stays flat and a stopped rebuild goes on from the last batch committed."""
-        upto = await self.repository.batch_end(conn, program_id, after, size)
+        upto = await member_service.batch_end(conn, program_id, after, size)
         if upto is None:
             return BatchReport(None)
         scope = MemberRange(after, upto)
@@ -170,7 +170,7 @@ class CrmService:
         size: int = REBUILD_BATCH,
     ) -> BatchReport:
         """Score the next ``size`` members after ``after`` against ``cutoffs``."""
-        upto = await self.repository.batch_end(conn, program_id, after, size)
+        upto = await member_service.batch_end(conn, program_id, after, size)
         if upto is None:
             return BatchReport(None)
         scope = MemberRange(after, upto)

@@ -35,6 +35,21 @@ identifiers_t = table(MemberIdentifier)
 
 
 class MemberRepository:
+    async def batch_end(
+        self, conn: AsyncConnection, program_id: UUID, after: UUID | None, size: int
+    ) -> UUID | None:
+        """The last id of the next ``size`` members of the program after ``after`` (in id
+        order); None when there are none left."""
+        m = members_t.c
+        where = [m.program_id == program_id, *([] if after is None else [m.id > after])]
+        found = await conn.scalar(
+            select(m.id).where(*where).order_by(m.id).offset(size - 1).limit(1)
+        )
+        if found is None:
+            # The last, shorter batch (PostgreSQL has no max() of uuid).
+            found = await conn.scalar(select(m.id).where(*where).order_by(m.id.desc()).limit(1))
+        return found
+
     def stage(
         self,
         uow: UnitOfWork,

@@ -318,6 +318,13 @@ class MemberService:
             for r in await self.repository.profiles(conn, program.id)
         }
 
+    async def batch_end(
+        self, conn: AsyncConnection, program_id: UUID, after: UUID | None, size: int
+    ) -> UUID | None:
+        """Where the next batch of ``size`` members after ``after`` ends (in id order), for
+        jobs that walk a whole program a batch per transaction; None when none are left."""
+        return await self.repository.batch_end(conn, program_id, after, size)
+
     async def active_ids(
         self, conn: AsyncConnection, program: ProgramContext, joined_before: datetime
     ) -> list[UUID]:
