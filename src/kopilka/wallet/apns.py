@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 logger = logging.getLogger("kopilka.wallet")
 
 APNS_URL = "https://api.push.apple.com"
@@ -76,6 +74,10 @@ class HttpApnsClient:
     ) -> dict[str, int]:
         if not requests:
             return {}
+        # Imported when a push is sent (the worker, with wallet passes set up): the API
+        # process builds pass updates but never sends them, and stays smaller without it.
+        import httpx
+
         try:
             client = httpx.AsyncClient(
                 http2=True, verify=_tls_context(credentials), timeout=TIMEOUT_SECONDS
