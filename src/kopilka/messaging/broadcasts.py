@@ -25,11 +25,11 @@ from kopilka.errors import Conflict, InvalidInput, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.members.service import member_service
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
+from kopilka.messaging.broadcast_repository import BroadcastRepository, broadcast_repository
 from kopilka.messaging.composition import Outgoing, known_kind
 from kopilka.messaging.domain import Channel
 from kopilka.messaging.notifications import KINDS, Purpose
 from kopilka.messaging.records import BroadcastRow
-from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.segments.service import segment_service
@@ -68,7 +68,7 @@ class ChunkReport:
 class BroadcastService:
     def __init__(
         self,
-        repository: MessagingRepository = messaging_repository,
+        repository: BroadcastRepository = broadcast_repository,
         audience: AudienceRepository = audience_repository,
     ) -> None:
         self.repository = repository

@@ -89,6 +89,21 @@ class StoredPurchase:
     reductions: list[int] | None = None
 
 
+def _stored(row: Any, lines: dict[UUID, Any]) -> StoredPurchase:
+    """A purchase row with its basket (``lines`` by purchase id), as a replay reads it."""
+    return StoredPurchase(
+        id=row.id,
+        member_id=row.member_id,
+        occurred_at=as_utc(row.occurred_at),
+        total=int(row.total),
+        store=row.store,
+        channel=row.channel,
+        context=row.context,
+        lines=lines.get(row.id, []),
+        reductions=(row.payments or {}).get("reductions"),
+    )
+
+
 class PurchaseRepository:
     async def purchase_answers(
         self, conn: AsyncConnection, program_id: UUID, external_ids: Sequence[str]
@@ -205,17 +220,7 @@ class PurchaseRepository:
     async def stored_purchase(self, conn: AsyncConnection, row: Any) -> StoredPurchase:
         """A purchase row with its basket, as a replay reads it back."""
         lines = await self._basket_lines(conn, [row.id])
-        return StoredPurchase(
-            id=row.id,
-            member_id=row.member_id,
-            occurred_at=as_utc(row.occurred_at),
-            total=int(row.total),
-            store=row.store,
-            channel=row.channel,
-            context=row.context,
-            lines=lines.get(row.id, []),
-            reductions=(row.payments or {}).get("reductions"),
-        )
+        return _stored(row, lines)
 
     async def last_return_id(self, conn: AsyncConnection, purchase_id: UUID) -> UUID | None:
         query = (
@@ -326,17 +331,7 @@ class PurchaseRepository:
                 return
             lines = await self._basket_lines(conn, [r.id for r in rows])
             for row in rows:
-                yield StoredPurchase(
-                    id=row.id,
-                    member_id=row.member_id,
-                    occurred_at=as_utc(row.occurred_at),
-                    total=int(row.total),
-                    store=row.store,
-                    channel=row.channel,
-                    context=row.context,
-                    lines=lines.get(row.id, []),
-                    reductions=(row.payments or {}).get("reductions"),
-                )
+                yield _stored(row, lines)
             after = (as_utc(rows[-1].occurred_at), rows[-1].id)
 
     async def _basket_lines(
