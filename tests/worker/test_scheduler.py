@@ -23,6 +23,7 @@ DAILY = {
     "points-expiring",
     "crm-facts",
     "clv-refit",
+    "liability-snapshot",
     "segments-refresh",
     "privacy-retention",
 }

@@ -1,4 +1,5 @@
-"""HTTP routes of analytics: liability and breakage, experiments and their return on investment."""
+"""HTTP routes of analytics: liability and breakage (and its daily history), experiments and
+their return on investment."""
 
 from typing import Annotated
 
@@ -12,13 +13,14 @@ from kopilka.analytics.finance_schemas import (
     ExperimentInfoOut,
     ExperimentList,
     ExperimentOut,
+    LiabilityHistoryOut,
     LiabilityOut,
 )
 from kopilka.analytics.liability import BREAKAGE_COHORTS
 from kopilka.analytics.liability_service import MAX_COHORTS, liability_service
 from kopilka.http import EngineDep, read_only, requires
 from kopilka.kit.clock import clock
-from kopilka.kit.types import Instant
+from kopilka.kit.types import Day, Instant
 from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
@@ -39,6 +41,28 @@ async def liability(
         return LiabilityOut.model_validate(report)
 
     return await read_only(engine, principal, work, snapshot=True)
+
+
+@router.get("/analytics/liability/history", response_model=LiabilityHistoryOut)
+async def liability_history(
+    principal: Annotated[Principal, requires(P.ANALYTICS_READ)],
+    engine: EngineDep,
+    start: Annotated[Day, Query(alias="from", description="First day (program's time zone).")],
+    end: Annotated[Day, Query(alias="to", description="Last day, included.")],
+    currency: Annotated[
+        str | None,
+        Query(min_length=1, max_length=32, description="One currency; default: every one."),
+    ] = None,
+) -> LiabilityHistoryOut:
+    """The daily liability snapshots of the days ``from``..``to`` (at most 1,830): per day
+    and currency, the outstanding points, their value, the expected breakage and the
+    liability after it, as the daily job worked them out."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> LiabilityHistoryOut:
+        history = await liability_service.history(conn, program, start, end, currency)
+        return LiabilityHistoryOut.model_validate(history)
+
+    return await read_only(engine, principal, work)
 
 
 @router.get("/analytics/experiments", response_model=ExperimentList)

@@ -3,7 +3,7 @@
 program's money currency, points in whole points; rates, intervals and p-values are floats.
 Each shape reads the service's dataclasses as they are (``from_attributes``)."""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +70,31 @@ class LiabilityOut(_Read):
     money_currency: str
     timezone: str
     currencies: list[CurrencyLiabilityOut]
+
+
+class LiabilitySnapshotOut(_Read):
+    day: date = Field(description="The program's local date the figures were taken on.")
+    currency: str
+    taken_at: datetime = Field(description="When the figures were worked out.")
+    outstanding_points: int
+    pending_points: int
+    overdue_points: int
+    outstanding_value: int | None
+    breakage_rate: float | None = Field(
+        description="Expected breakage then (the 12 latest mature cohorts); null: none mature."
+    )
+    liability_after_breakage: int | None
+
+
+class LiabilityHistoryOut(_Read):
+    start: date = Field(description="The first day asked for (`from`).")
+    end: date = Field(description="The last day asked for (`to`), included.")
+    money_currency: str
+    timezone: str
+    snapshots: list[LiabilitySnapshotOut] = Field(
+        description="One per stored day and currency, by day then currency; a day the "
+        "snapshot was not taken has none."
+    )
 
 
 # --- experiments ----------------------------------------------------------------------------

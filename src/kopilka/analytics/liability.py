@@ -10,7 +10,7 @@ any time-zone arithmetic in SQL. Points and money are integers; only rates are f
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kopilka.programs.schemas import ProgramSettings
@@ -18,6 +18,11 @@ from kopilka.programs.schemas import ProgramSettings
 # The expected breakage rate is that of at most this many of the latest mature cohorts.
 BREAKAGE_COHORTS = 12
 SECONDS_PER_HOUR = 3600
+# A snapshot stands in for the live figures on its own day and the next: the daily job
+# runs at some hour of each day, so before that hour the freshest one is yesterday's.
+SNAPSHOT_DAYS_VALID = 2
+# Five years, leap days included: the longest history one answer returns.
+MAX_HISTORY_DAYS = 1830
 
 
 @dataclass(frozen=True)
@@ -283,3 +288,36 @@ def _root_hour(
         seen.add(current.origin)
         current = by_id[current.origin]
     return origin_hours.get(current.origin)
+
+
+# --- daily snapshots ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One currency's liability as worked out at ``taken_at``, stored for the program's
+    local ``day`` of that instant. Values in minor units; None where the currency has no
+    known value (or, for the rate, no mature cohort)."""
+
+    currency: str
+    day: date
+    taken_at: datetime
+    outstanding_points: int
+    pending_points: int
+    overdue_points: int
+    outstanding_value: int | None
+    breakage_rate: float | None
+    liability_after_breakage: int | None
+
+
+def local_day(instant: datetime, zone: ZoneInfo) -> date:
+    """The program's calendar date at ``instant``."""
+    return instant.astimezone(zone).date()
+
+
+def stands_in(snapshot: Snapshot, now: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``snapshot`` may be shown instead of the live figures at ``now``: taken no
+    later than ``now``, on the program's day of ``now`` or the day before."""
+    today = local_day(now, zone)
+    oldest = today - timedelta(days=SNAPSHOT_DAYS_VALID - 1)
+    return snapshot.taken_at <= now and oldest <= snapshot.day <= today

@@ -1,4 +1,5 @@
-"""Every query of liability and breakage: sums over the program's lots, grouped by hour.
+"""Every query of liability and breakage: sums over the program's lots, grouped by hour,
+and the daily snapshots of the figures.
 
 Hours are counted since 1970-01-01 UTC from whole epoch seconds, the same integer on SQLite
 and PostgreSQL; the service cuts them into months of the program's time zone. An expiry is
@@ -7,19 +8,32 @@ to the day, and the month, before it): ``ceil(seconds / 3600) − 1``.
 """
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import BigInteger, Integer, and_, case, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.analytics.liability import LotSums, MergedLot, OpenPoints
+from kopilka.analytics.liability import LotSums, MergedLot, OpenPoints, Snapshot
 from kopilka.kit.sql import is_postgres, one_of
-from kopilka.models import JournalEntry, Lot
+from kopilka.models import JournalEntry, LiabilitySnapshot, Lot
 from kopilka.models.base import table
 
 lots_t = table(Lot)
 entries_t = table(JournalEntry)
+snapshots_t = table(LiabilitySnapshot)
+# What a snapshot row holds besides its key, in ``Snapshot``'s order after ``day``.
+SNAPSHOT_FIGURES = (
+    "taken_at",
+    "outstanding_points",
+    "pending_points",
+    "overdue_points",
+    "outstanding_value",
+    "breakage_rate",
+    "liability_after_breakage",
+)
 
 # The entry that makes a merged profile's lots anew on the surviving one, each lot naming
 # its origin in ``source_id`` as ``merge:<lot id>`` (ledger/domain.py ``transfer_in``).
@@ -143,6 +157,72 @@ class LiabilityRepository:
             )
             found.update({str(r[0]): int(r[1]) for r in await conn.execute(query)})
         return found
+
+    # --- daily snapshots ------------------------------------------------------------------
+
+    async def save_snapshots(
+        self, conn: AsyncConnection, program_id: UUID, snapshots: Sequence[Snapshot]
+    ) -> None:
+        """Store each currency's row of its day, replacing the row a run earlier that day
+        stored (the key is the day, so a second run is no second row)."""
+        if not snapshots:
+            return
+        dialect = postgresql if is_postgres(conn) else sqlite
+        statement = dialect.insert(snapshots_t).values(
+            [
+                {"program_id": program_id, "currency": s.currency, "day": s.day}
+                | {name: getattr(s, name) for name in SNAPSHOT_FIGURES}
+                for s in snapshots
+            ]
+        )
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["program_id", "currency", "day"],
+                set_={name: statement.excluded[name] for name in SNAPSHOT_FIGURES},
+            )
+        )
+
+    async def latest_snapshot(
+        self, conn: AsyncConnection, program_id: UUID, currency: str, on_or_before: date
+    ) -> Snapshot | None:
+        """The currency's row of the latest day up to ``on_or_before`` (the key's order:
+        one index entry read)."""
+        s = snapshots_t.c
+        query = (
+            self._snapshot_select()
+            .where(s.program_id == program_id, s.currency == currency, s.day <= on_or_before)
+            .order_by(s.day.desc())
+            .limit(1)
+        )
+        row = (await conn.execute(query)).first()
+        return _snapshot(row) if row is not None else None
+
+    async def snapshots(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        start: date,
+        end: date,
+        currency: str | None = None,
+    ) -> list[Snapshot]:
+        """The rows of days ``start..end`` (both included), of one currency or all, by day
+        and currency."""
+        s = snapshots_t.c
+        query = self._snapshot_select().where(
+            s.program_id == program_id, s.day >= start, s.day <= end
+        )
+        if currency is not None:
+            query = query.where(s.currency == currency)
+        query = query.order_by(s.day, s.currency)
+        return [_snapshot(row) for row in await conn.execute(query)]
+
+    def _snapshot_select(self) -> Any:
+        s = snapshots_t.c
+        return select(s.currency, s.day, *(s[name] for name in SNAPSHOT_FIGURES))
+
+
+def _snapshot(row: Any) -> Snapshot:
+    return Snapshot(*row)
 
 
 liability_repository = LiabilityRepository()

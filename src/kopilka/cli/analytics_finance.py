@@ -1,17 +1,24 @@
-"""``kopilka analytics`` commands: liability and experiment (``docs/analytics.md``)."""
+"""``kopilka analytics`` commands: liability (with its daily snapshots) and experiment
+(``docs/analytics.md``)."""
 
 import csv
 import sys
-from datetime import datetime
+from datetime import date, datetime
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.analytics.experiment_service import ExperimentReport, experiment_service
-from kopilka.analytics.finance_schemas import ExperimentOut, LiabilityOut
-from kopilka.analytics.liability import BREAKAGE_COHORTS
-from kopilka.analytics.liability_service import LiabilityReport, liability_service
+from kopilka.analytics.finance_schemas import ExperimentOut, LiabilityHistoryOut, LiabilityOut
+from kopilka.analytics.liability import BREAKAGE_COHORTS, MAX_HISTORY_DAYS
+from kopilka.analytics.liability_service import (
+    LiabilityHistory,
+    LiabilityReport,
+    liability_service,
+)
+from kopilka.analytics.tasks import SnapshotReport, snapshot_program
 from kopilka.cli.analytics import app
 from kopilka.cli.common import (
     DatabaseOption,
@@ -25,30 +32,81 @@ from kopilka.cli.common import (
 )
 from kopilka.db import reading
 from kopilka.kit.clock import clock
-from kopilka.kit.types import MAX_YEAR, MIN_YEAR
+from kopilka.kit.types import MAX_YEAR, MIN_YEAR, Day
 
 JsonOption = typer.Option(False, "--json", help="Print JSON (as the API answers).")
+_DAY = TypeAdapter(Day)
 
 
 @app.command("liability")
 def liability(
-    cohorts: int = typer.Option(
-        BREAKAGE_COHORTS, "--cohorts", help="Expected breakage from this many latest mature months."
+    cohorts: int | None = typer.Option(
+        None,
+        "--cohorts",
+        help=f"Expected breakage from this many latest mature months (default {BREAKAGE_COHORTS}).",
     ),
-    as_csv: bool = typer.Option(False, "--csv", help="Print CSV: a line per currency and month."),
+    snapshot: bool = typer.Option(
+        False, "--snapshot", help="Take today's snapshot and store it (as the daily job does)."
+    ),
+    history: bool = typer.Option(
+        False, "--history", help="The stored daily snapshots of --from..--to."
+    ),
+    start: str | None = typer.Option(
+        None, "--from", help="With --history: first day (YYYY-MM-DD)."
+    ),
+    end: str | None = typer.Option(None, "--to", help="With --history: last day, included."),
+    currency: str | None = typer.Option(
+        None, "--currency", help="With --history: one currency (default: every one)."
+    ),
+    as_csv: bool = typer.Option(
+        False, "--csv", help="Print CSV: a line per currency and month (--history: day)."
+    ),
     as_json: bool = JsonOption,
     program: str | None = ProgramOption,
     database: str | None = DatabaseOption,
 ) -> None:
     """Outstanding points by expiry month and their value, breakage by earning month, the
-    expected breakage and the liability after it, per currency."""
+    expected breakage and the liability after it, per currency. With --snapshot, store
+    today's figures; with --history, print the stored ones of a range of days."""
     if as_csv and as_json:
         fail("--csv and --json: choose one")
+    if snapshot:
+        given = {"start": start, "end": end, "currency": currency, "history": history}
+        _refuse_with("--snapshot", cohorts=cohorts, csv=as_csv, json=as_json, **given)
+        _take_snapshot(program, database)
+    elif history:
+        _refuse_with("--history", cohorts=cohorts)
+        _show_history(_history(program, database, start, end, currency), as_csv, as_json)
+    else:
+        _refuse_with("the report", start=start, end=end, currency=currency)
+        _show_report(program, database, cohorts, as_csv, as_json)
 
+
+# What each option of ``liability`` is called on the command line, for refusals.
+_OPTIONS = {"start": "--from", "end": "--to"}
+
+
+def _refuse_with(mode: str, **given: object) -> None:
+    """Fail naming the first option given (not None, not False) that ``mode`` takes no
+    part of: an option silently ignored would read as applied."""
+    for name, value in given.items():
+        if value is not None and value is not False:
+            option = _OPTIONS.get(name, f"--{name}")
+            fail(f"{option} does not go with {mode}")
+
+
+def _show_report(
+    program: str | None, database: str | None, cohorts: int | None, as_csv: bool, as_json: bool
+) -> None:
     async def work(engine: AsyncEngine) -> LiabilityReport:
         context = await load_program(engine, program)
         async with reading(engine, snapshot=True) as conn:
-            return await liability_service.report(conn, context, clock.now(), cohorts=cohorts)
+            return await liability_service.report(
+                conn,
+                context,
+                clock.now(),
+                cohorts=BREAKAGE_COHORTS if cohorts is None else cohorts,
+            )
 
     report = run(with_engine(database_url(database), work))
     if as_json:
@@ -139,6 +197,98 @@ def _print_liability(report: LiabilityReport) -> None:
                     _percent(h.breakage_rate),
                 )
             console.print(table)
+
+
+def _take_snapshot(program: str | None, database: str | None) -> None:
+    async def work(engine: AsyncEngine) -> SnapshotReport:
+        context = await load_program(engine, program)
+        return await snapshot_program(engine, context.id, clock.now())
+
+    report = run(with_engine(database_url(database), work))
+    console.print(report.line(), highlight=False, soft_wrap=True)
+
+
+def _history(
+    program: str | None,
+    database: str | None,
+    start: str | None,
+    end: str | None,
+    currency: str | None,
+) -> LiabilityHistory:
+    first, last = _day(start, "--from"), _day(end, "--to")
+
+    async def work(engine: AsyncEngine) -> LiabilityHistory:
+        context = await load_program(engine, program)
+        async with reading(engine) as conn:
+            return await liability_service.history(conn, context, first, last, currency)
+
+    return run(with_engine(database_url(database), work))
+
+
+def _day(value: str | None, option: str) -> date:
+    if value is None:
+        fail(f"{option} is needed with --history (YYYY-MM-DD; at most {MAX_HISTORY_DAYS} days)")
+    try:
+        return _DAY.validate_python(value)
+    except ValidationError as exc:
+        fail(f"{option}: {value!r}: {exc.errors()[0]['msg']}")
+
+
+# The columns of the history's CSV: the snapshot's own fields, in the API's order.
+HISTORY_COLUMNS = (
+    "day",
+    "currency",
+    "taken_at",
+    "outstanding_points",
+    "pending_points",
+    "overdue_points",
+    "outstanding_value",
+    "breakage_rate",
+    "liability_after_breakage",
+)
+
+
+def _show_history(history: LiabilityHistory, as_csv: bool, as_json: bool) -> None:
+    if as_json:
+        out = LiabilityHistoryOut.model_validate(history)
+        sys.stdout.write(out.model_dump_json(indent=2) + "\n")
+    elif as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(HISTORY_COLUMNS)
+        for row in history.snapshots:
+            writer.writerow([_csv_value(getattr(row, name)) for name in HISTORY_COLUMNS])
+    else:
+        _print_history(history)
+
+
+def _csv_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else _blank(value)
+
+
+def _print_history(history: LiabilityHistory) -> None:
+    if not history.snapshots:
+        console.print(f"no liability snapshots between {history.start} and {history.end}")
+        return
+    table = Table(
+        title=f"Liability by day, {history.start} – {history.end}"
+        f" (money in minor units of {history.money_currency})"
+    )
+    names = ("day", "currency", "outstanding", "pending", "overdue", "value", "breakage")
+    for name in (*names, "after breakage", "taken at (UTC)"):
+        table.add_column(name, justify="right")
+    for r in history.snapshots:
+        table.add_row(
+            r.day.isoformat(),
+            r.currency,
+            f"{r.outstanding_points:,}",
+            f"{r.pending_points:,}",
+            f"{r.overdue_points:,}",
+            _number(r.outstanding_value),
+            _percent(r.breakage_rate),
+            _number(r.liability_after_breakage),
+            f"{r.taken_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
 
 
 @app.command("experiment")

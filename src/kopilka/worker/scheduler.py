@@ -3,13 +3,13 @@ program, each run by exactly one worker.
 
 Frequent jobs (release-pending, expire, release-holds, support-sla) run every
 ``KOPILKA_JOBS_FREQUENT_SECONDS``; daily ones (birthdays, tier-review, giftcard-expiry,
-points-expiring, crm-facts, clv-refit, segments-refresh, privacy-retention, outbox-retention)
-once per local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its time zone. On
-PostgreSQL a session-level advisory lock per job admits one worker at a time; ``job_runs``
-records each (job, program)'s last period, start, finish and outcome, so a second worker
-that gets the lock later finds the period done and does not repeat it. A run that died
-half-way (outcome still ``running`` once the lock is free) runs again: every job is
-resumable and idempotent.
+points-expiring, crm-facts, clv-refit, liability-snapshot, segments-refresh,
+privacy-retention, outbox-retention) once per local day of each program, from
+``KOPILKA_JOBS_DAILY_AT`` in its time zone. On PostgreSQL a session-level advisory lock
+per job admits one worker at a time; ``job_runs`` records each (job, program)'s last
+period, start, finish and outcome, so a second worker that gets the lock later finds the
+period done and does not repeat it. A run that died half-way (outcome still ``running``
+once the lock is free) runs again: every job is resumable and idempotent.
 """
 
 import logging
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.activities.tasks import celebrate_birthdays
-from kopilka.analytics.tasks import refit_program
+from kopilka.analytics.tasks import refit_program, snapshot_program
 from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
@@ -108,6 +108,12 @@ async def _clv_refit(engine: AsyncEngine, program: UUID, now: datetime, _: datet
     return (await refit_program(engine, program, now)).line()
 
 
+async def _liability_snapshot(
+    engine: AsyncEngine, program: UUID, now: datetime, _: datetime
+) -> str:
+    return (await snapshot_program(engine, program, now)).line()
+
+
 async def _segments_refresh(engine: AsyncEngine, program: UUID, _: datetime, __: datetime) -> str:
     report = await refresh_segments(engine, program)
     return f"{report.segments} segments, {report.entered} entered, {report.left} left"
@@ -157,6 +163,8 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         JobSpec("crm-facts", True, _crm_facts),
         # Predictions (churn risk, CLV) next: segments read them too.
         JobSpec("clv-refit", True, _clv_refit),
+        # The liability once the expiries above have run: the day's figures for the KPIs.
+        JobSpec("liability-snapshot", True, _liability_snapshot),
         JobSpec("segments-refresh", True, _segments_refresh),
         JobSpec("privacy-retention", True, _privacy_retention),
         JobSpec("outbox-retention", True, _retention(retention_days), per_program=False),
