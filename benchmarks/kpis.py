@@ -1,8 +1,10 @@
 """The program's KPIs over a large program: each KPI answer (as a whole, by tier, store,
-month and channel; retention by cohort), median of several runs, and the rebuild of the
-aggregates.
+month and channel; retention by cohort), median of several runs; the rebuild of the
+aggregates; and the consumer's work on a batch of purchase events.
 
     .venv/bin/python benchmarks/kpis.py --members 1000000 --purchases 10000000
+    .venv/bin/python benchmarks/kpis.py --keep        # keep the database, then:
+    .venv/bin/python benchmarks/kpis.py --reuse kopilka_bench_kpis_… [--rebuild]
 
 PostgreSQL only (a scratch database ``kopilka_bench_kpis_…``, dropped at the end). Data is
 generated straight into the core's tables with INSERT … SELECT over generate_series: members
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import secrets
 import statistics
 import sys
@@ -27,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,16 +39,21 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.analytics.kpi_report_service import kpi_report_service
+from kopilka.analytics.kpi_service import kpi_service
 from kopilka.analytics.kpi_tasks import rebuild_program
+from kopilka.analytics.liability_service import liability_service
+from kopilka.analytics.tasks import snapshot_program
 from kopilka.db import make_engine, reading, transaction
 from kopilka.kit.clock import clock
 from kopilka.migrations.runner import upgrade
+from kopilka.outbox import events as ev
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAYS = 730
 RUNS = 5
+CONSUMER_BATCHES = (100, 500)
 SETTINGS = {
     "money_currency": "RUB",
     "timezone": "Europe/Moscow",
@@ -117,6 +126,20 @@ STATEMENTS = [
         " AS a(account, sign) WHERE program_id = :p AND member_id IS NOT NULL"
         " AND abs(hashtext(external_id)) % 10 = 1",
     ),
+    # A lot per earn entry: a third spent, one in ten expired, the rest open until a year
+    # after earning (what the liability report and its daily snapshot read).
+    (
+        "lots",
+        "INSERT INTO lots (id, program_id, member_id, currency, entry_id, source_id, amount,"
+        " remaining, expired, status, earned_at, available_at, expires_at)"
+        " SELECT md5('l' || id::text)::uuid, program_id, member_id, 'points',"
+        " md5('e' || id::text)::uuid, id::text, total / 100,"
+        " CASE WHEN i % 10 = 0 OR i % 3 = 0 THEN 0 ELSE total / 100 END,"
+        " CASE WHEN i % 10 = 0 THEN total / 100 ELSE 0 END, 'available',"
+        " occurred_at, occurred_at, occurred_at + interval '1 year'"
+        " FROM (SELECT *, row_number() OVER () AS i FROM purchases WHERE program_id = :p"
+        " AND member_id IS NOT NULL AND abs(hashtext(external_id)) % 10 = 1) p",
+    ),
     (
         "member facts",
         "INSERT INTO member_facts (member_id, program_id, first_purchase_at, last_purchase_at,"
@@ -152,6 +175,8 @@ async def vacuum(engine: AsyncEngine) -> None:
             "kpi_point_days",
             "kpi_member_months",
             "kpi_members",
+            "kpi_tier_days",
+            "kpi_buyer_months",
         ):
             await conn.execute(text(f"VACUUM ANALYZE {name}"))
 
@@ -166,7 +191,7 @@ async def median_ms(work: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     return times[0], statistics.median(times[1:])
 
 
-async def run(url: str, members: int, purchases: int, reuse: bool) -> None:
+async def run(url: str, members: int, purchases: int, reuse: bool, rebuild: bool) -> None:
     engine = make_engine(url, pool_size=4)
     rows: list[tuple[str, Any]] = [("members", f"{members:,}"), ("purchases", f"{purchases:,}")]
     with clock.frozen(NOW):
@@ -174,9 +199,12 @@ async def run(url: str, members: int, purchases: int, reuse: bool) -> None:
             async with reading(engine) as conn:
                 program = await program_service.get_by_slug(conn, "bench")
             rows = [("data and aggregates", "kept from an earlier run (--keep)")]
+            if rebuild:
+                await aggregate(engine, program, rows)
         else:
             program = await build(engine, rows, members, purchases)
         await measure(engine, program, rows)
+        await consumer(engine, program, members, rows)
     await engine.dispose()
     print_table(f"KPIs (PostgreSQL; median of {RUNS} runs after a first)", rows)
 
@@ -192,6 +220,14 @@ async def build(
     started = time.perf_counter()
     await generate(engine, program, members, purchases)
     rows.append(("generate data", f"{time.perf_counter() - started:.0f} s"))
+    await aggregate(engine, program, rows)
+    return program
+
+
+async def aggregate(
+    engine: AsyncEngine, program: ProgramContext, rows: list[tuple[str, Any]]
+) -> None:
+    """The aggregates rebuilt (timed), the tables vacuumed and analysed, their sizes."""
     started = time.perf_counter()
     report = await rebuild_program(
         engine, program, progress=lambda done: log(f"rebuild: {done:,} members")
@@ -207,22 +243,84 @@ async def build(
         sizes = await conn.execute(
             text(
                 "SELECT (SELECT count(*) FROM kpi_days), (SELECT count(*) FROM"
-                " kpi_point_days), (SELECT count(*) FROM kpi_member_months)"
+                " kpi_point_days), (SELECT count(*) FROM kpi_member_months),"
+                " (SELECT count(*) FROM kpi_tier_days), (SELECT count(*) FROM kpi_buyer_months)"
             )
         )
-        days, point_days, months = sizes.one()
+        counts = sizes.one()
     rows.append(
         (
-            "aggregate rows: days / point days / member months",
-            f"{days:,} / {point_days:,} / {months:,}",
+            "aggregate rows: days / point days / member months / tier days / buyer months",
+            " / ".join(f"{n:,}" for n in counts),
         )
     )
-    return program
+
+
+async def consumer(
+    engine: AsyncEngine, program: ProgramContext, members: int, rows: list[tuple[str, Any]]
+) -> None:
+    """The ``analytics.kpis`` consumer's work on batches of purchase events of random
+    members (their rows worked out again, the difference added), each batch in a
+    transaction rolled back so the data stays as it was."""
+    rng = random.Random(7)
+    for size in CONSUMER_BATCHES:
+        batch = [
+            ev.PurchaseRecorded(
+                program_id=program.id,
+                member_id=UUID(f"00000001-0000-0000-0000-{rng.randrange(1, members):012x}"),
+                occurred_at=NOW,
+                purchase_id=uuid4(),
+                external_id=f"c{i}",
+                total=10_000,
+                currency="RUB",
+                store="s1",
+                channel="pos",
+                lines=1,
+                categories=[],
+                earned={},
+                tier="base",
+            )
+            for i in range(size)
+        ]
+
+        async def apply(batch: list[ev.PurchaseRecorded] = batch) -> None:
+            async with engine.connect() as conn:
+                await conn.begin()
+                await kpi_service.apply(conn, batch)
+                await conn.rollback()
+
+        first, median = await median_ms(apply)
+        rows.append(
+            (
+                f"consumer, a batch of {size} purchase events",
+                f"{median:.0f} ms ({size / median * 1000:,.0f} events/s; first {first:.0f} ms)",
+            )
+        )
+
+
+async def liability(
+    engine: AsyncEngine, program: ProgramContext, rows: list[tuple[str, Any]]
+) -> None:
+    """The live liability report (what a KPI answer would read without a snapshot), and the
+    daily snapshot job, after which the KPI answers read its row."""
+
+    async def live() -> Any:
+        async with reading(engine, snapshot=True) as conn:
+            return await liability_service.totals(conn, program, NOW)
+
+    first, median = await median_ms(live)
+    rows.append(
+        ("liability worked out live (every lot)", f"{median:.0f} ms (first {first:.0f} ms)")
+    )
+    started = time.perf_counter()
+    await snapshot_program(engine, program.id, NOW)
+    rows.append(("liability-snapshot job", f"{(time.perf_counter() - started) * 1000:.0f} ms"))
 
 
 async def measure(
     engine: AsyncEngine, program: ProgramContext, rows: list[tuple[str, Any]]
 ) -> None:
+    await liability(engine, program, rows)
     cases: list[tuple[str, dict[str, Any]]] = [
         ("last 30 days", {}),
         *[(f"last 30 days, by {by}", {"by": by}) for by in ("tier", "store", "month", "channel")],
@@ -236,7 +334,7 @@ async def measure(
             {"start": date(2025, 6, 2), "end": date(2026, 6, 1), "by": "month"},
         ),
         (
-            "a past month (activity from purchases)",
+            "a past month",
             {"start": date(2026, 1, 1), "end": date(2026, 1, 31)},
         ),
         (
@@ -272,21 +370,28 @@ def main() -> None:
     parser.add_argument(
         "--reuse", metavar="DATABASE", help="Measure again on a database --keep left."
     )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="With --reuse: upgrade its schema and rebuild the aggregates first.",
+    )
     args = parser.parse_args()
     if args.reuse:
-        asyncio.run(run(pg_url(args.reuse), args.members, args.purchases, True))
+        if args.rebuild:
+            upgrade(pg_url(args.reuse))
+        asyncio.run(run(pg_url(args.reuse), args.members, args.purchases, True, args.rebuild))
         return
     if args.keep:
         name = f"kopilka_bench_kpis_{secrets.token_hex(4)}"
         psql(f'CREATE DATABASE "{name}"')
         log(f"database {name} is kept: measure again with --reuse {name}")
         upgrade(pg_url(name))
-        asyncio.run(run(pg_url(name), args.members, args.purchases, False))
+        asyncio.run(run(pg_url(name), args.members, args.purchases, False, False))
         return
     with scratch_pg_database("kpis") as name:
         url = pg_url(name)
         upgrade(url)
-        asyncio.run(run(url, args.members, args.purchases, False))
+        asyncio.run(run(url, args.members, args.purchases, False, False))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,26 @@
 PostgreSQL): every figure worked out by hand in the comments; the aggregates the consumer
 kept equal a rebuild's; bad input is a 422 naming the field."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.analytics.kpi_tasks import rebuild_program
-from kopilka.db import reading
+from kopilka.analytics.liability_service import liability_service
+from kopilka.db import reading, transaction
 from kopilka.kit.clock import clock
-from kopilka.models import KpiDay, KpiMember, KpiMemberMonth, KpiPointDay
+from kopilka.models import (
+    KpiBuyerMonth,
+    KpiDay,
+    KpiMember,
+    KpiMemberMonth,
+    KpiPointDay,
+    KpiTierDay,
+    Lot,
+)
 from kopilka.models.base import table
 from tests.analytics.kpis_dataset import NOW, KpiDataset, at, build
 from tests.conftest import Api, make_key, make_program
@@ -168,7 +177,8 @@ async def test_the_last_30_days_read_what_is_kept_now(data: KpiDataset) -> None:
     expected = {
         "participants": 4,
         "new_participants": 1,  # Dana (Boris joined on 2 March)
-        # Since 3 Mar 12:00 UTC: Anna, Dana, Clara (Boris bought at 09:00 that day).
+        # On 4 March – 2 April, the last 30 days: Anna, Dana, Clara (Boris bought on
+        # 3 March, at noon in Moscow).
         "active_30d": 3,
         "active_90d": 4,
         # 5 Mar Anna 2,000, 6 Mar no member 1,500, 7 Mar Dana 700, 20 Mar Anna 3,000,
@@ -205,7 +215,7 @@ async def test_a_rebuild_gives_what_the_consumer_kept(
     engine: AsyncEngine, data: KpiDataset
 ) -> None:
     kept = await aggregates(engine, data)
-    assert kept[0] and kept[1] and kept[2] and kept[3]
+    assert all(kept)
     with clock.frozen(NOW):
         await rebuild_program(engine, data.program, size=2)
     assert await aggregates(engine, data) == kept
@@ -216,15 +226,48 @@ async def test_a_rebuild_gives_what_the_consumer_kept(
 
 
 async def aggregates(engine: AsyncEngine, data: KpiDataset) -> tuple[list[Any], ...]:
-    """The program's rows of each aggregate, sorted; daily rows whose sums are all zero
-    (a claim leaves one where the check was) left out."""
+    """The program's rows of each aggregate, sorted; rows whose sums are all zero (a claim
+    leaves one where the check was) left out; a member's days (kept in no set order) sorted."""
     found: list[list[Any]] = []
+    models = (
+        (KpiDay, 6),
+        (KpiPointDay, 3),
+        (KpiMemberMonth, 0),
+        (KpiMember, 0),
+        (KpiTierDay, 3),
+        (KpiBuyerMonth, 6),
+    )
     async with reading(engine) as conn:
-        for model, keys in ((KpiDay, 6), (KpiPointDay, 3), (KpiMemberMonth, 0), (KpiMember, 0)):
+        for model, keys in models:
             t = table(model)
             rows = await conn.execute(select(t).where(t.c.program_id == data.program.id))
-            found.append(sorted(tuple(r) for r in rows.all() if not keys or any(r[keys:])))
+            kept = [r._asdict() for r in rows.all() if not keys or any(r[keys:])]
+            for row in kept:
+                if "days" in row:
+                    row["days"] = sorted(row["days"].split(","))
+            found.append(sorted(tuple(map(str, r.values())) for r in kept))
     return tuple(found)
+
+
+async def test_the_liability_is_the_daily_snapshot_when_there_is_one(
+    engine: AsyncEngine, data: KpiDataset
+) -> None:
+    live = await kpis(data)
+    assert live["liability_as_of"].startswith("2026-04-02T")
+    assert live["total"]["outstanding_points"] > 0
+    taken = datetime(2026, 4, 2, 1, 30, tzinfo=UTC)
+    async with transaction(engine) as conn:
+        await liability_service.snapshot(conn, data.program, taken)
+        # Points earned after the snapshot: the KPIs show the snapshot's figures until the
+        # next one.
+        await conn.execute(
+            update(table(Lot))
+            .where(table(Lot).c.program_id == data.program.id)
+            .values(remaining=table(Lot).c.remaining + 1)
+        )
+    report = await kpis(data)
+    assert datetime.fromisoformat(report["liability_as_of"]) == taken
+    assert report["total"]["outstanding_points"] == live["total"]["outstanding_points"]
 
 
 @pytest.mark.parametrize(

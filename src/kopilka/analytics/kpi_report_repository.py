@@ -1,29 +1,29 @@
-"""Every query of the KPI answers: the daily aggregates summed over a period, participants
-and active members, buyers and cohorts from the month masks (``docs/analytics.md``)."""
+"""Every query of the KPI answers: the daily aggregates summed over a period, the per-day
+and per-month sums of members (participants, activity, buyers), cohorts from the month
+masks (``docs/analytics.md``)."""
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
+from sqlalchemy import String, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.analytics.kpi_contributions import DAY_COLUMNS
 from kopilka.analytics.kpi_repository import (
-    COUNTED,
     DAY_SUMS,
     POINT_SUMS,
+    buyer_months_t,
     days_t,
-    members_kpi_t,
     months_t,
     points_t,
-    purchases_t,
+    tier_days_t,
     tuned,
 )
-from kopilka.analytics.kpis import MONTHS_PER_ERA
-from kopilka.kit.timestamps import Timestamp
+from kopilka.analytics.kpis import MONTHS_PER_ERA, BuyerMonthRow, TierDayRow
 
 
 @dataclass(frozen=True)
@@ -96,212 +96,48 @@ class KpiReportRepository:
             for r in rows.all()
         }
 
-    async def members(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        bounds: Sequence[datetime],
-        since: Sequence[datetime],
-        by_tier: bool,
-    ) -> dict[str, tuple[dict[int, int], list[int]]]:
-        """Tier (or '') → (bucket → members neither merged nor erased who joined before
-        ``bounds[0]`` (bucket -1) or in ``[bounds[i], bounds[i + 1])`` (bucket i); and for
-        each of ``since``, those of them whose last purchase is at or after it). One pass
-        over the ``kpi_members`` index."""
-        k = members_kpi_t.c
-        joined, last = k.joined_at, k.last_purchase_at
+    async def tier_days(
+        self, conn: AsyncConnection, program_id: UUID, end: date, by_tier: bool
+    ) -> list[TierDayRow]:
+        """The per-day sums of members up to ``end``, per tier (or one group ''): the
+        period's participants, joins, first purchases and active members are sums of them."""
+        t = tier_days_t.c
+        tier = (t.tier if by_tier else literal("", String())).label("tier")
+        rows = await conn.execute(
+            select(tier, t.day, *[func.sum(t[name]) for name in DAY_COLUMNS])
+            .where(t.program_id == program_id, t.day <= end)
+            .group_by(tier, t.day)
+        )
+        return [TierDayRow(str(r[0]), r[1], *[int(n or 0) for n in r[2:]]) for r in rows.all()]
 
-        def counted(condition: Any) -> Any:
-            return func.sum(case((condition, 1), else_=0))
+    async def buyer_months(
+        self, conn: AsyncConnection, program_id: UUID, first: int, last: int, by_tier: bool
+    ) -> list[BuyerMonthRow]:
+        """Per month of ``first..last`` (and tier, or one group ''): its buyers, those who
+        bought twice or more in it, those for whom it is the first month of the range they
+        bought in, and those of them who bought only once in the whole range."""
+        b = buyer_months_t.c
 
-        at = [literal(bound, Timestamp()) for bound in bounds]
-        buckets = [
-            counted(joined < at[0]),
-            *[counted((joined >= at[i]) & (joined < at[i + 1])) for i in range(len(at) - 1)],
+        def members(condition: Any) -> Any:
+            return func.sum(case((condition, b.members), else_=0))
+
+        entering = b.previous < first
+        tier = (b.tier if by_tier else literal("", String())).label("tier")
+        rows = await conn.execute(
+            select(
+                tier,
+                b.month,
+                func.sum(b.members),
+                members(b.multi),
+                members(entering),
+                members(entering & (b.next > last) & b.multi.is_(False)),
+            )
+            .where(b.program_id == program_id, b.month >= first, b.month <= last)
+            .group_by(tier, b.month)
+        )
+        return [
+            BuyerMonthRow(str(r[0]), int(r[1]), *[int(n or 0) for n in r[2:]]) for r in rows.all()
         ]
-        active = [counted(last >= literal(moment, Timestamp())) for moment in since]
-        tier = (k.tier if by_tier else literal("", String())).label("tier")
-        result = await conn.execute(
-            select(tier, *buckets, *active)
-            .where(k.program_id == program_id, k.gone.is_(False), joined < at[-1])
-            .group_by(tier)
-        )
-        found: dict[str, tuple[dict[int, int], list[int]]] = {}
-        for r in result.all():
-            numbers = [int(n or 0) for n in r[1:]]
-            per_bucket = dict(
-                zip(range(-1, len(buckets) - 1), numbers[: len(buckets)], strict=True)
-            )
-            found[str(r[0])] = (per_bucket, numbers[len(buckets) :])
-        return found
-
-    async def active_then(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        since: Sequence[datetime],
-        until: datetime,
-        by_tier: bool,
-    ) -> dict[str, list[int]]:
-        """Tier (or '') → for each of ``since``, members neither merged nor erased who
-        joined before ``until`` with a purchase (not returned in full) in ``[since[i],
-        until)``: activity as of a day in the past, read from the purchases (a scan)."""
-        p, k = purchases_t.c, members_kpi_t.c
-        last = (
-            select(p.member_id.label("member_id"), func.max(p.occurred_at).label("last"))
-            .where(
-                p.program_id == program_id,
-                p.member_id.is_not(None),
-                COUNTED,
-                p.occurred_at >= literal(min(since), Timestamp()),
-                p.occurred_at < literal(until, Timestamp()),
-            )
-            .group_by(p.member_id)
-            .subquery()
-        )
-        tier = (k.tier if by_tier else literal("", String())).label("tier")
-        rows = await conn.execute(
-            select(
-                tier,
-                *[
-                    func.sum(case((last.c.last >= literal(at, Timestamp()), 1), else_=0))
-                    for at in since
-                ],
-            )
-            .select_from(last.join(members_kpi_t, k.member_id == last.c.member_id))
-            .where(k.gone.is_(False), k.joined_at < literal(until, Timestamp()))
-            .group_by(tier)
-        )
-        return {str(r[0]): [int(n or 0) for n in r[1:]] for r in rows.all()}
-
-    async def buyers(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        masks: dict[int, int],
-        first_days: tuple[date, date],
-        by_tier: bool,
-    ) -> dict[str, tuple[int, int, int]]:
-        """Tier (or '') → (buyers, repeat buyers, new buyers) over the months of ``masks``
-        (era → mask): members with a purchase in them, those with two or more (in one month,
-        or in two of them), and those whose first purchase ever is within ``first_days``.
-        One pass over the masks' index."""
-        return await self._buyers(conn, program_id, masks, first_days, tiered=by_tier)
-
-    async def _buyers(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        masks: dict[int, int],
-        first_days: tuple[date, date],
-        *,
-        tiered: bool,
-    ) -> dict[str, tuple[int, int, int]]:
-        mm = months_t.c
-        active = case(*[(mm.era == era, mm.active.op("&")(mask)) for era, mask in masks.items()])
-        multi = case(*[(mm.era == era, mm.multi.op("&")(mask)) for era, mask in masks.items()])
-        first, last = first_days
-        holds_first = and_(
-            mm.first_month >= mm.era * MONTHS_PER_ERA,
-            mm.first_month < (mm.era + 1) * MONTHS_PER_ERA,
-            mm.first_day >= first,
-            mm.first_day <= last,
-        )
-        tier = (mm.tier if tiered else literal("", String())).label("tier")
-        source = months_t
-        # Per row: bought in the months, two or more purchases in them (a month with two, or
-        # two months: a mask with more than one bit, ``x & (x − 1) ≠ 0``).
-        per_row = (
-            select(
-                mm.member_id.label("member_id"),
-                tier,
-                active.label("active"),
-                case(
-                    (multi != 0, 1),
-                    (active.op("&")(active - 1) != 0, 1),
-                    else_=0,
-                ).label("repeat"),
-                case((holds_first, 1), else_=0).label("new"),
-            )
-            .select_from(source)
-            .where(mm.program_id == program_id, mm.era.in_(sorted(masks)))
-            .subquery()
-        )
-        if len(masks) == 1:
-            # One era: one flat pass over its rows, buyers only (a new buyer bought in it).
-            ((era, mask),) = masks.items()
-            bought = mm.active.op("&")(mask)
-            repeat = or_(mm.multi.op("&")(mask) != 0, bought.op("&")(bought - 1) != 0)
-            rows = await conn.execute(
-                select(
-                    tier,
-                    func.count(),
-                    func.sum(case((repeat, 1), else_=0)),
-                    func.sum(case((holds_first, 1), else_=0)),
-                )
-                .where(mm.program_id == program_id, mm.era == era, bought != 0)
-                .group_by(tier)
-            )
-            return {str(r[0]): (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
-        # The period spans two eras: a member's rows are combined first (bought in each of
-        # them is a repeat too).
-        per_member = (
-            select(
-                per_row.c.member_id,
-                per_row.c.tier,
-                func.sum(case((per_row.c.active != 0, 1), else_=0)).label("eras"),
-                func.max(per_row.c.repeat).label("repeat"),
-                func.max(per_row.c.new).label("new"),
-            )
-            .group_by(per_row.c.member_id, per_row.c.tier)
-            .subquery()
-        )
-        rows = await conn.execute(
-            select(
-                per_member.c.tier,
-                func.sum(case((per_member.c.eras > 0, 1), else_=0)),
-                func.sum(case(((per_member.c.repeat == 1) | (per_member.c.eras > 1), 1), else_=0)),
-                func.sum(per_member.c.new),
-            ).group_by(per_member.c.tier)
-        )
-        return {str(r[0]): (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
-
-    async def buyers_by_month(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        months: Sequence[int],
-        first_days: tuple[date, date],
-    ) -> dict[int, tuple[int, int, int]]:
-        """Month → (buyers, repeat buyers, new buyers) of that month alone (the new ones'
-        first purchase within ``first_days``, the period). One pass per era over its rows:
-        a month's buyers are the sum of its bit, ``(active >> bit) & 1``."""
-        mm = months_t.c
-        first, last = first_days
-        found: dict[int, tuple[int, int, int]] = {}
-        for era in sorted({month // MONTHS_PER_ERA for month in months}):
-            here = [month for month in months if month // MONTHS_PER_ERA == era]
-            columns: list[Any] = []
-            for month in here:
-                bit = literal(month % MONTHS_PER_ERA, Integer())
-                first_here = (mm.first_month == month) & (mm.first_day >= first)
-                columns += [
-                    func.sum(mm.active.op(">>")(bit).op("&")(1)),
-                    func.sum(mm.multi.op(">>")(bit).op("&")(1)),
-                    func.sum(case((first_here & (mm.first_day <= last), 1), else_=0)),
-                ]
-            row = (
-                await conn.execute(
-                    select(*columns).where(mm.program_id == program_id, mm.era == era)
-                )
-            ).one()
-            for i, month in enumerate(here):
-                found[month] = (
-                    int(row[3 * i] or 0),
-                    int(row[3 * i + 1] or 0),
-                    int(row[3 * i + 2] or 0),
-                )
-        return found
 
     async def cohorts(
         self, conn: AsyncConnection, program_id: UUID, months: Sequence[int]

@@ -2,15 +2,16 @@
 channel, and retention by monthly cohort (``docs/analytics.md``). Never commits.
 
 Checks, returns and points are summed from the daily aggregates over the period's days;
-distinct members from the month masks over its whole months; participants from the
-members, active members from the member facts (now) or the purchases (a past day); the
-liability from the liability report.
+participants, activity and new buyers from the per-day member sums up to its last day;
+buyers and repeat buyers from the per-month buyer sums over its whole months; retention from
+the month masks; the liability from the liability report's daily snapshot.
 """
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +23,7 @@ from kopilka.analytics.kpi_report_repository import (
 )
 from kopilka.analytics.kpis import (
     ACTIVE_WINDOWS,
+    BuyerMonthRow,
     Buyers,
     Checks,
     Cohort,
@@ -31,6 +33,7 @@ from kopilka.analytics.kpis import (
     Members,
     Period,
     Points,
+    TierDayRow,
     local_day,
     local_midnight,
 )
@@ -38,12 +41,16 @@ from kopilka.analytics.liability import PointRate, point_rate
 from kopilka.analytics.liability_service import liability_service
 from kopilka.programs.service import ProgramContext
 
+_Row = TypeVar("_Row", TierDayRow, BuyerMonthRow)
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class KpiReport:
     """The KPIs of ``start..end`` (days in the program's time zone). Distinct-member figures
     count the whole months ``months_from..months_to``; participants and active shares are
-    as of ``as_of``; the liability is as of now."""
+    as of ``as_of``; the liability is as of ``liability_as_of`` (the daily snapshot's time,
+    or now)."""
 
     start: date
     end: date
@@ -55,6 +62,7 @@ class KpiReport:
     points_currency: str
     total: KpiRow
     rows: list[KpiRow]
+    liability_as_of: datetime
 
 
 @dataclass(frozen=True)
@@ -113,15 +121,24 @@ class KpiReportService:
         total_checks = _sum_checks(checks)
         value = point_rate(program.settings, program.settings.points_currency())
         # Per tier when the rows are tiers: the whole program's are their sums (every member
-        # is on one tier), so each member table is read once.
+        # is on one tier), so each table is read once.
         by_tier = by == "tier"
-        members = await self._members(conn, program, span, by_tier=by_tier)
-        buyers, member_purchases = await self._buyers(conn, program, period, by_tier=by_tier)
+        days = await self.repository.tier_days(conn, program.id, period.end, by_tier)
+        months = await self.repository.buyer_months(
+            conn, program.id, period.first_month, period.last_month, by_tier
+        )
+        tier_of = _tier_names(program, by_tier)
+        members = _per_tier(
+            days, tier_of, lambda rows: kpis.members_as_of(rows, period.start, period.end)
+        )
+        buyers = self._buyers(period, days, months, tier_of)
+        member_purchases = await self._member_purchases(conn, program, period)
         whole = (
             _sum_members(members.values()),
             replace(_sum_buyers(buyers.values()), member_purchases=member_purchases),
         )
-        totals = await self._totals(conn, program, period, total_checks, whole, value, now)
+        liability = await self._liability(conn, program, now)
+        totals = await self._totals(conn, program, period, total_checks, whole, value, liability)
         rows: list[KpiRow] = []
         if by == "tier":
             rows = self._tiers(program, checks, total_checks, members, buyers)
@@ -131,7 +148,7 @@ class KpiReportService:
                 for group, found in sorted(_by_group(checks).items())
             ]
         elif by == "month":
-            rows = await self._months(conn, program, period, span, checks, value)
+            rows = await self._months(conn, program, period, checks, (days, months), value)
         return KpiReport(
             start=period.start,
             end=period.end,
@@ -143,6 +160,7 @@ class KpiReportService:
             points_currency=program.settings.points_currency(),
             total=totals,
             rows=rows,
+            liability_as_of=liability.as_of,
         )
 
     async def cohorts(
@@ -184,7 +202,7 @@ class KpiReportService:
         checks: Checks,
         whole: tuple[Members, Buyers],
         value: PointRate | None,
-        now: datetime,
+        liability: Liability,
     ) -> KpiRow:
         members, buyers = whole
         moved = await self.repository.points(
@@ -195,7 +213,6 @@ class KpiReportService:
             period.end,
             by_month=False,
         )
-        liability = await self._liability(conn, program, now)
         return kpis.kpi_row(
             "total",
             None,
@@ -252,23 +269,15 @@ class KpiReportService:
         conn: AsyncConnection,
         program: ProgramContext,
         period: Period,
-        span: "_Span",
         checks: list[ChecksRow],
+        sums: tuple[list[TierDayRow], list[BuyerMonthRow]],
         value: PointRate | None,
     ) -> list[KpiRow]:
         """One row per calendar month of the period (its days within the period): checks,
-        points, participants at its end, who joined in it, and its buyers."""
-        zone = program.settings.timezone
-        months = list(period.months())
+        points, participants and active members at its end, who joined in it, its buyers."""
+        days, buyer_months = sums
         per_month = _by_group(checks)
-        starts = [max(period.start, kpis.month_start(m)) for m in months]
-        bounds = [span.start, *[local_midnight(s, zone) for s in starts[1:]], span.end]
-        found_members = await self.repository.members(conn, program.id, bounds, [], by_tier=False)
-        joined = found_members.get("", ({}, []))[0]
-        before = joined.get(-1, 0)
-        found = await self.repository.buyers_by_month(
-            conn, program.id, months, (period.start, period.end)
-        )
+        bought = {row.month: row for row in buyer_months}
         moved = await self.repository.points(
             conn,
             program.id,
@@ -277,21 +286,26 @@ class KpiReportService:
             period.end,
             by_month=True,
         )
-        member_checks = await self._whole_month_purchases(conn, program, months)
+        member_checks = await self._whole_month_purchases(conn, program, list(period.months()))
         rows: list[KpiRow] = []
-        participants = before
-        for i, month in enumerate(months):
+        for month in period.months():
             label = kpis.month_label(month)
-            new = joined.get(i, 0)
-            participants += new
-            buyers, repeat, first = found[month]
+            first = max(period.start, kpis.month_start(month))
+            last = min(period.end, kpis.month_end(month))
+            found = bought.get(month)
+            buyers = Buyers(
+                found.buyers if found else 0,
+                found.multi if found else 0,
+                kpis.new_buyers(days, first, last),
+                member_checks.get(label, 0),
+            )
             rows.append(
                 kpis.kpi_row(
                     "month",
                     label,
                     kpis.check_figures(per_month.get(label, Checks())),
-                    kpis.member_figures(Members(participants, new, None)),
-                    kpis.buyer_figures(Buyers(buyers, repeat, first, member_checks.get(label, 0))),
+                    kpis.member_figures(kpis.members_as_of(days, first, last)),
+                    kpis.buyer_figures(buyers),
                     kpis.point_figures(Points(**moved.get(label, {})), value),
                 )
             )
@@ -305,48 +319,26 @@ class KpiReportService:
         )
         return {r.group: r.sums["purchases"] for r in rows if r.member}
 
-    async def _members(
+    def _buyers(
         self,
-        conn: AsyncConnection,
-        program: ProgramContext,
-        span: "_Span",
-        *,
-        by_tier: bool,
-    ) -> dict[str, Members]:
-        """Tier (or '') → participants as of the end, who joined in the period, and the
-        active ones as of the end (from each member's last purchase when the period ends
-        now; from the purchases for a past day, slower)."""
-        since = [span.end - timedelta(days=d) for d in ACTIVE_WINDOWS]
-        joined = await self.repository.members(
-            conn, program.id, [span.start, span.end], since, by_tier
-        )
-        active = {tier: counts for tier, (_, counts) in joined.items()}
-        if not span.current:
-            active = await self.repository.active_then(conn, program.id, since, span.end, by_tier)
-        tier_of = _tier_names(program, by_tier)
-        found: dict[str, list[int]] = defaultdict(lambda: [0, 0, *[0] * len(ACTIVE_WINDOWS)])
-        for tier, (buckets, _) in joined.items():
-            counts = found[tier_of(tier)]
-            counts[0] += sum(buckets.values())
-            counts[1] += buckets.get(0, 0)
-        for tier, numbers in active.items():
-            counts = found[tier_of(tier)]
-            for i, n in enumerate(numbers):
-                counts[2 + i] += n
+        period: Period,
+        days: list[TierDayRow],
+        months: list[BuyerMonthRow],
+        tier_of: Callable[[str], str],
+    ) -> dict[str, Buyers]:
+        """Tier (or '') → buyers and repeat buyers over the period's whole months, and the
+        new buyers (first purchase ever within the period's days)."""
+        over = _per_tier(months, tier_of, kpis.buyers_over)
+        new = _per_tier(days, tier_of, lambda rows: kpis.new_buyers(rows, period.start, period.end))
         return {
-            tier: Members(c[0], c[1], dict(zip(ACTIVE_WINDOWS, c[2:], strict=True)))
-            for tier, c in found.items()
+            tier: Buyers(*over.get(tier, (0, 0)), new.get(tier, 0), 0)
+            for tier in over.keys() | new.keys()
         }
 
-    async def _buyers(
-        self, conn: AsyncConnection, program: ProgramContext, period: Period, *, by_tier: bool
-    ) -> tuple[dict[str, Buyers], int]:
-        """Tier (or '') → buyers over the period's whole months; and the members' checks of
-        those months (the whole program's frequency's numerator)."""
-        masks = kpis.era_masks(period.first_month, period.last_month)
-        found = await self.repository.buyers(
-            conn, program.id, masks, (period.start, period.end), by_tier
-        )
+    async def _member_purchases(
+        self, conn: AsyncConnection, program: ProgramContext, period: Period
+    ) -> int:
+        """The members' checks of the period's whole months (the frequency's numerator)."""
         whole = await self.repository.checks(
             conn,
             program.id,
@@ -354,25 +346,19 @@ class KpiReportService:
             kpis.month_end(period.last_month),
             None,
         )
-        tier_of = _tier_names(program, by_tier)
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for tier, numbers in found.items():
-            into = counts[tier_of(tier)]
-            for i, n in enumerate(numbers):
-                into[i] += n
-        purchases = sum(row.sums["purchases"] for row in whole if row.member)
-        found_buyers = {tier: Buyers(c[0], c[1], c[2], 0) for tier, c in counts.items()}
-        return found_buyers, purchases
+        return sum(row.sums["purchases"] for row in whole if row.member)
 
     async def _liability(
         self, conn: AsyncConnection, program: ProgramContext, now: datetime
     ) -> Liability:
-        totals = await liability_service.totals(conn, program, now)
+        """The liability now: today's (or yesterday's) daily snapshot, else worked out."""
+        totals = await liability_service.kpi_totals(conn, program, now)
         return Liability(
             totals.outstanding_points,
             totals.outstanding_value,
             totals.breakage_rate,
             totals.liability_after_breakage,
+            totals.as_of,
         )
 
 
@@ -391,6 +377,16 @@ class _Span:
         if period.end >= local_day(now, zone):
             return cls(start, now, True)
         return cls(start, local_midnight(period.end + timedelta(days=1), zone), False)
+
+
+def _per_tier(
+    rows: Iterable[_Row], tier_of: Callable[[str], str], figures: Callable[[list[_Row]], _T]
+) -> dict[str, _T]:
+    """Tier → ``figures`` of its rows (rows of tiers named alike are one tier's)."""
+    grouped: dict[str, list[_Row]] = defaultdict(list)
+    for row in rows:
+        grouped[tier_of(row.tier)].append(row)
+    return {tier: figures(found) for tier, found in grouped.items()}
 
 
 def _tier_names(program: ProgramContext, by_tier: bool) -> Callable[[str], str]:

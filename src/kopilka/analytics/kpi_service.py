@@ -19,6 +19,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.analytics.kpi_contributions import difference
 from kopilka.analytics.kpi_repository import (
     DayKey,
     KpiRepository,
@@ -188,17 +189,16 @@ class KpiService:
             await self.repository.add_days(conn, program_id, deltas.days)
             await self.repository.add_points(conn, program_id, deltas.points)
             if deltas.members:
-                members = sorted(deltas.members)
                 async with self.repository.tuned(conn):
-                    await self.repository.refresh_members(conn, program_id, members)
-                    await self.repository.refresh_months(conn, program_id, zone, members)
+                    await self._refresh(conn, program_id, zone, sorted(deltas.members))
 
     # --- rebuilt -------------------------------------------------------------------------------
 
     async def rebuild_start(
         self, conn: AsyncConnection, program: ProgramContext, since: date | None
     ) -> None:
-        """Delete the daily rows a rebuild from ``since`` (None: all) works out again."""
+        """Delete the daily rows a rebuild from ``since`` (None: all, and the member rows
+        with the sums of them) works out again."""
         await self.repository.clear(conn, program.id, since)
 
     async def rebuild_batch(
@@ -221,9 +221,26 @@ class KpiService:
         async with self.repository.tuned(conn):
             await self.repository.rebuild_checks(conn, program.id, zone, scope, start)
             await self.repository.rebuild_points(conn, program.id, zone, scope, start)
-            await self.repository.refresh_members(conn, program.id, scope)
-            await self.repository.refresh_months(conn, program.id, zone, scope)
+            await self._refresh(conn, program.id, zone, scope)
         return upto
+
+    async def _refresh(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        zone: str,
+        scope: Sequence[UUID] | MemberRange,
+    ) -> None:
+        """Work the member rows of ``scope`` out again, and add to the per-day and
+        per-month sums what that changed in what those members add to them."""
+        await self.repository.lock_members(conn, program_id, scope)
+        before = await self.repository.member_states(conn, program_id, zone, scope)
+        await self.repository.refresh_members(conn, program_id, zone, scope)
+        await self.repository.refresh_months(conn, program_id, zone, scope)
+        after = await self.repository.member_states(conn, program_id, zone, scope)
+        await self.repository.add_sums(
+            conn, program_id, difference(before.values(), after.values())
+        )
 
     async def rebuild_without_member(
         self, conn: AsyncConnection, program: ProgramContext, since: date | None

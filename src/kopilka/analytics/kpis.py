@@ -10,6 +10,7 @@ calendar months in the program's time zone: a month is bit ``m mod 60`` of era
 ``m div 60``, where ``m = year × 12 + month − 1`` (see ``KpiMemberMonth``).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -221,12 +222,73 @@ class Points:
 
 @dataclass(frozen=True)
 class Liability:
-    """What the program owes in points now (the liability service's totals)."""
+    """What the program owes in points (the liability service's totals), as worked out at
+    ``as_of``."""
 
     outstanding_points: int
     outstanding_value: int
     breakage_rate: float | None
     liability_after_breakage: int
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class TierDayRow:
+    """One day's sums of members (``kpi_tier_days``) for a tier or the whole program."""
+
+    tier: str
+    day: date
+    joined: int
+    first_bought: int
+    active_30: int
+    active_90: int
+
+    def active(self, window: int) -> int:
+        return self.active_30 if window == 30 else self.active_90
+
+
+@dataclass(frozen=True)
+class BuyerMonthRow:
+    """One month's buyers within a range of months (``kpi_buyer_months``): all of them,
+    those who bought twice or more in it, those for whom it is the first month of the
+    range they bought in, and those of these who bought only once in the whole range."""
+
+    tier: str
+    month: int
+    buyers: int
+    multi: int
+    entering: int
+    single: int
+
+
+def members_as_of(rows: Iterable[TierDayRow], start: date, end: date) -> Members:
+    """Participants as of the end of ``end``, those who joined in ``start..end`` and the
+    active members as of ``end`` (bought on it or within the window's days before it)."""
+    participants = new = 0
+    active = dict.fromkeys(ACTIVE_WINDOWS, 0)
+    for row in rows:
+        if row.day > end:
+            continue
+        participants += row.joined
+        if row.day >= start:
+            new += row.joined
+        for window in ACTIVE_WINDOWS:
+            active[window] += row.active(window)
+    return Members(participants, new, active)
+
+
+def new_buyers(rows: Iterable[TierDayRow], start: date, end: date) -> int:
+    """Members whose first purchase ever is in ``start..end``."""
+    return sum(row.first_bought for row in rows if start <= row.day <= end)
+
+
+def buyers_over(rows: Iterable[BuyerMonthRow]) -> tuple[int, int]:
+    """(buyers, repeat buyers) over the whole range the rows were read for."""
+    buyers = single = 0
+    for row in rows:
+        buyers += row.entering
+        single += row.single
+    return buyers, buyers - single
 
 
 # --- the KPIs ----------------------------------------------------------------------------------

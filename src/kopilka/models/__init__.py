@@ -25,10 +25,13 @@ from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.interaction import Interaction
 from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
+from kopilka.models.kpi_buyer_month import KpiBuyerMonth
 from kopilka.models.kpi_day import KpiDay
 from kopilka.models.kpi_member import KpiMember
 from kopilka.models.kpi_member_month import KpiMemberMonth
 from kopilka.models.kpi_point_day import KpiPointDay
+from kopilka.models.kpi_tier_day import KpiTierDay
+from kopilka.models.liability_snapshot import LiabilitySnapshot
 from kopilka.models.lot import Lot
 from kopilka.models.member import Member
 from kopilka.models.member_balance import MemberBalance
@@ -101,10 +104,13 @@ __all__ = [
     "Interaction",
     "JobRun",
     "JournalEntry",
+    "KpiBuyerMonth",
     "KpiDay",
     "KpiMember",
     "KpiMemberMonth",
     "KpiPointDay",
+    "KpiTierDay",
+    "LiabilitySnapshot",
     "Lot",
     "Member",
     "MemberBalance",
