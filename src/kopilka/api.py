@@ -13,6 +13,7 @@ from kopilka.crm.endpoints import router as crm_router
 from kopilka.customers.endpoints import router as customers_router
 from kopilka.giftcards.endpoints import router as giftcards_router
 from kopilka.imports.endpoints import router as imports_router
+from kopilka.journeys.endpoints import router as journeys_router
 from kopilka.ledger.endpoints import router as ledger_router
 from kopilka.members.endpoints import router as members_router
 from kopilka.messaging.endpoints import router as messaging_router
@@ -61,6 +62,7 @@ routers: list[APIRouter] = [
     analytics_clv_router,
     analytics_finance_router,
     segments_router,
+    journeys_router,
     support_router,
     events_router,
     apikeys_router,

@@ -15,7 +15,7 @@ from kopilka.worker.scheduler import JobOutcome, Scheduler
 from tests.conftest import make_program
 
 T0 = datetime(2032, 6, 1, 12, 0, tzinfo=UTC)
-FREQUENT = {"release-pending", "expire", "release-holds", "support-sla"}
+FREQUENT = {"release-pending", "expire", "release-holds", "support-sla", "journeys-advance"}
 DAILY = {
     "birthdays",
     "tier-review",
@@ -25,6 +25,7 @@ DAILY = {
     "clv-refit",
     "liability-snapshot",
     "segments-refresh",
+    "journeys-entries",
     "privacy-retention",
 }
 

@@ -1,9 +1,10 @@
 """Pure rules for member identifiers: phone and e-mail normalisation, card numbers."""
 
 import secrets
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
@@ -171,3 +172,28 @@ def email_key(email: str | None) -> str | None:
         local = local.replace(".", "")
         domain = "gmail.com"
     return f"{local}@{domain}"[:320]
+
+
+# How far back anniversaries of joining are looked for: programs older than this are rare,
+# and each year is one range of the query.
+ANNIVERSARY_YEARS = 30
+
+
+def local_day_spans(
+    days: Sequence[tuple[int, int]], before: date, zone: str
+) -> list[tuple[datetime, datetime]]:
+    """The UTC instants of each (month, day) in ``zone`` in the years before ``before``'s
+    (up to ``ANNIVERSARY_YEARS`` back): joining on one of them makes ``before``'s year an
+    anniversary. Days a year lacks (29 February) are left out of it."""
+    tz = ZoneInfo(zone)
+    spans: list[tuple[datetime, datetime]] = []
+    for year in range(before.year - ANNIVERSARY_YEARS, before.year):
+        for month, day in days:
+            try:
+                local = date(year, month, day)
+            except ValueError:
+                continue
+            start = datetime.combine(local, time(0), tzinfo=tz).astimezone(UTC)
+            end = datetime.combine(local + timedelta(days=1), time(0), tzinfo=tz)
+            spans.append((start, end.astimezone(UTC)))
+    return spans

@@ -182,6 +182,34 @@ class MemberRepository:
             query = query.where(members_t.c.id > after)
         return list((await conn.execute(query)).scalars().all())
 
+    async def joined_within(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        spans: Sequence[tuple[datetime, datetime]],
+        *,
+        after: UUID | None,
+        limit: int,
+    ) -> list[UUID]:
+        """Active members who joined within one of ``spans`` ([start, end) instants), in
+        id order after ``after``."""
+        if not spans:
+            return []
+        created = members_t.c.created_at
+        query = (
+            select(members_t.c.id)
+            .where(
+                members_t.c.program_id == program_id,
+                members_t.c.status == "active",
+                or_(*[(created >= start) & (created < end) for start, end in spans]),
+            )
+            .order_by(members_t.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(members_t.c.id > after)
+        return list((await conn.execute(query)).scalars().all())
+
     async def statuses(
         self, conn: AsyncConnection, program_id: UUID, member_ids: Sequence[UUID]
     ) -> dict[UUID, str]:

@@ -345,6 +345,24 @@ class MemberService:
         ``after``: a chunk of a birthday job."""
         return await self.repository.born_on(conn, program.id, days, after=after, limit=limit)
 
+    async def joined_on(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        days: Sequence[tuple[int, int]],
+        *,
+        before: date,
+        after: UUID | None,
+        limit: int,
+    ) -> list[UUID]:
+        """Active members who joined on one of ``days`` (month, day in the program's time
+        zone) of an earlier year than ``before``'s — whose anniversary of joining it is —,
+        in id order after ``after``: a chunk of a daily job."""
+        spans = domain.local_day_spans(days, before, program.settings.timezone)
+        return await self.repository.joined_within(
+            conn, program.id, spans, after=after, limit=limit
+        )
+
     async def statuses(
         self, conn: AsyncConnection, program: ProgramContext, member_ids: Sequence[UUID]
     ) -> dict[UUID, str]:

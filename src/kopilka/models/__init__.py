@@ -25,6 +25,10 @@ from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.interaction import Interaction
 from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
+from kopilka.models.journey import Journey
+from kopilka.models.journey_run import JourneyRun
+from kopilka.models.journey_step_log import JourneyStepLog
+from kopilka.models.journey_version import JourneyVersion
 from kopilka.models.kpi_buyer_month import KpiBuyerMonth
 from kopilka.models.kpi_day import KpiDay
 from kopilka.models.kpi_member import KpiMember
@@ -104,6 +108,10 @@ __all__ = [
     "Interaction",
     "JobRun",
     "JournalEntry",
+    "Journey",
+    "JourneyRun",
+    "JourneyStepLog",
+    "JourneyVersion",
     "KpiBuyerMonth",
     "KpiDay",
     "KpiMember",

@@ -477,7 +477,13 @@ class ProgramPublished(DomainEvent):
 
 # The CRM's events live in modules of their own (one per area), registered here so that
 # every topic is known wherever events are read.
-from kopilka.outbox import crm_events, segment_events, store_events, support_events  # noqa: E402, F401
+from kopilka.outbox import (  # noqa: E402, F401
+    crm_events,
+    journey_events,
+    segment_events,
+    store_events,
+    support_events,
+)
 
 
 def event_class(topic_name: str) -> type[DomainEvent] | None:

@@ -118,6 +118,16 @@ class PointValue(BaseModel):
     money: Int = Field(default=100, ge=0, le=10**9)
 
 
+class JourneySettings(BaseModel):
+    """What every journey of the program shares (``docs/journeys.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Members held out of every journey (sent nothing by any), to measure journeys as a
+    # whole against; 0–50 % of members, the same ones for every journey.
+    holdout_percent: Int = Field(default=0, ge=0, le=50)
+
+
 class AnalyticsSettings(BaseModel):
     """The figures analytics needs from the business (``docs/analytics.md``)."""
 
@@ -167,6 +177,7 @@ class ProgramSettings(BaseModel):
     # this many days after it was made; 0: never.
     claim_window_days: Int = Field(default=30, ge=0, le=365)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    journeys: JourneySettings = Field(default_factory=JourneySettings)
 
     @model_validator(mode="after")
     def _rules_fit_the_program(self) -> "ProgramSettings":

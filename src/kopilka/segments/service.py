@@ -185,6 +185,22 @@ class SegmentService:
             sample=await self.repository.page(conn, scope, node, None, SAMPLE),
         )
 
+    async def matching(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        definition: Any,
+        member_ids: Sequence[UUID],
+        now: datetime,
+    ) -> set[UUID]:
+        """Which of these members a definition (not a stored segment) matches now: a
+        journey's branch, one query for all of them."""
+        node = parse_definition(definition)
+        ids = sorted(set(member_ids))
+        if not ids:
+            return set()
+        return set(await self.repository.matching_among(conn, scope_of(program, now), node, ids))
+
     async def count(
         self, conn: AsyncConnection, program: ProgramContext, key: str, now: datetime
     ) -> CountResult:

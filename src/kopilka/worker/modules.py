@@ -12,6 +12,7 @@ CONSUMER_MODULES: list[str] = [
     "kopilka.crm.consumers",
     "kopilka.analytics.consumers",
     "kopilka.segments.consumers",
+    "kopilka.journeys.consumers",
     "kopilka.support.consumers",
     "kopilka.wallet.consumers",
     "kopilka.shopwidget.consumers",

@@ -1,15 +1,16 @@
 """Scheduled jobs inside the worker: the existing job functions, on a schedule, for every
 program, each run by exactly one worker.
 
-Frequent jobs (release-pending, expire, release-holds, support-sla) run every
-``KOPILKA_JOBS_FREQUENT_SECONDS``; daily ones (birthdays, tier-review, giftcard-expiry,
-points-expiring, crm-facts, clv-refit, liability-snapshot, segments-refresh,
-privacy-retention, outbox-retention) once per local day of each program, from
-``KOPILKA_JOBS_DAILY_AT`` in its time zone. On PostgreSQL a session-level advisory lock
-per job admits one worker at a time; ``job_runs`` records each (job, program)'s last
-period, start, finish and outcome, so a second worker that gets the lock later finds the
-period done and does not repeat it. A run that died half-way (outcome still ``running``
-once the lock is free) runs again: every job is resumable and idempotent.
+Frequent jobs (release-pending, expire, release-holds, support-sla, journeys-advance) run
+every ``KOPILKA_JOBS_FREQUENT_SECONDS``; daily ones (birthdays, tier-review,
+giftcard-expiry, points-expiring, crm-facts, clv-refit, liability-snapshot,
+recommendations-build, segments-refresh, journeys-entries, privacy-retention,
+outbox-retention) once per local day of each program, from ``KOPILKA_JOBS_DAILY_AT`` in its
+time zone. On PostgreSQL a session-level advisory lock per job admits one worker at a
+time; ``job_runs`` records each (job, program)'s last period, start, finish and outcome,
+so a second worker that gets the lock later finds the period done and does not repeat it.
+A run that died half-way (outcome still ``running`` once the lock is free) runs again:
+every job is resumable and idempotent.
 """
 
 import logging
@@ -27,6 +28,7 @@ from kopilka.analytics.tasks import refit_program, snapshot_program
 from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.giftcards.tasks import expire_gift_cards
+from kopilka.journeys.tasks import advance_program, enter_daily
 from kopilka.kit.clock import clock
 from kopilka.ledger import tasks as ledger_tasks
 from kopilka.messaging.tasks import remind_expiring
@@ -143,6 +145,18 @@ def _retention(days: int) -> JobFunction:
     return run
 
 
+async def _journeys_entries(
+    engine: AsyncEngine, program: UUID, now: datetime, local: datetime
+) -> str:
+    report = await enter_daily(engine, program, now, local.date())
+    return f"{report.journeys} journeys, {report.entered} members entered"
+
+
+async def _journeys_advance(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
+    report = await advance_program(engine, program, now)
+    return f"{report.runs} runs, {report.steps} steps, {report.failed} failed"
+
+
 async def _support_sla(engine: AsyncEngine, program: UUID, now: datetime, _: datetime) -> str:
     from kopilka.support.tasks import check_sla  # support's job, kept with its entry here
 
@@ -166,9 +180,12 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         # The liability once the expiries above have run: the day's figures for the KPIs.
         JobSpec("liability-snapshot", True, _liability_snapshot),
         JobSpec("segments-refresh", True, _segments_refresh),
+        # After the segments: a schedule enters a segment's members as they are today.
+        JobSpec("journeys-entries", True, _journeys_entries),
         JobSpec("privacy-retention", True, _privacy_retention),
         JobSpec("outbox-retention", True, _retention(retention_days), per_program=False),
         JobSpec("support-sla", False, _support_sla),
+        JobSpec("journeys-advance", False, _journeys_advance),
     ]
 
 

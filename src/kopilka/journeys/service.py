@@ -1,0 +1,273 @@
+"""Journeys as the program's marketers keep them: created as a draft, checked on every
+save with the field named, published as numbered versions (members in flight stay on
+theirs), paused, resumed and archived; and their results: counts per step, runs, and
+conversion against the holdout (``docs/journeys.md``). Never commits."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
+from kopilka.journeys import domain
+from kopilka.journeys.domain import (
+    BranchStep,
+    CouponStep,
+    JourneyDocument,
+    JourneyStatus,
+    SegmentEntry,
+    SendStep,
+)
+from kopilka.journeys.repository import JourneyRepository, JourneyRow, RunRow, journey_repository
+from kopilka.journeys.statistics import JourneyStats, journey_stats
+from kopilka.kit.ids import new_id
+from kopilka.messaging.composition import known_kind
+from kopilka.programs.service import ProgramContext
+from kopilka.segments.domain import parse_definition
+from kopilka.segments.service import segment_service
+
+MAX_RUNS_PAGE = 200
+
+
+@dataclass(frozen=True)
+class JourneyView:
+    key: str
+    name: str
+    status: JourneyStatus
+    version: int | None
+    document: dict[str, Any] | None  # the version in force
+    draft: dict[str, Any] | None
+    versions: list[tuple[int, datetime]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class JourneyService:
+    def __init__(self, repository: JourneyRepository = journey_repository) -> None:
+        self.repository = repository
+
+    async def create(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        document: Any,
+        now: datetime,
+    ) -> JourneyView:
+        """A new journey holding ``document`` as its draft (nothing runs until published)."""
+        checked = self.checked(document)
+        if await self.repository.journey(conn, program.id, key) is not None:
+            raise Conflict(f"a journey {key!r} exists already", field="key")
+        await self.repository.add_journey(
+            conn,
+            {
+                "id": new_id(),
+                "program_id": program.id,
+                "key": key,
+                "name": checked.name,
+                "status": JourneyStatus.DRAFT,
+                "version": None,
+                "draft": _stored(checked),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return await self.get(conn, program, key)
+
+    async def put_draft(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        document: Any,
+        now: datetime,
+    ) -> JourneyView:
+        """Replace the draft once it validates (an invalid one changes nothing)."""
+        row = await self._row(conn, program, key, lock=True)
+        checked = self.checked(document)
+        await self.repository.update_journey(
+            conn, row.id, {"draft": _stored(checked), "updated_at": now}
+        )
+        return await self.get(conn, program, key)
+
+    async def publish(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, now: datetime
+    ) -> JourneyView:
+        """The draft as the next version, in force from now; a draft or paused journey
+        becomes active. What it names must exist: the entry's segment, the coupon
+        campaigns, the message kinds (409 naming the step otherwise)."""
+        row = await self._row(conn, program, key, lock=True)
+        if row.draft is None:
+            raise Conflict("there is no draft to publish: save one first", field="draft")
+        if row.status == JourneyStatus.ARCHIVED:
+            raise Conflict("an archived journey is not published again", field="status")
+        checked = self.checked(row.draft)
+        await self._check_references(conn, program, checked)
+        version = (row.version or 0) + 1
+        await self.repository.add_version(
+            conn,
+            {
+                "journey_id": row.id,
+                "version": version,
+                "document": _stored(checked),
+                "published_at": now,
+            },
+        )
+        await self.repository.update_journey(
+            conn,
+            row.id,
+            {
+                "version": version,
+                "draft": None,
+                "name": checked.name,
+                "status": JourneyStatus.ACTIVE,
+                "updated_at": now,
+            },
+        )
+        return await self.get(conn, program, key)
+
+    async def set_status(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        status: JourneyStatus,
+        now: datetime,
+    ) -> JourneyView:
+        """Pause (no run moves, no member enters), resume, or archive (for good)."""
+        row = await self._row(conn, program, key, lock=True)
+        allowed = {
+            JourneyStatus.PAUSED: {JourneyStatus.ACTIVE},
+            JourneyStatus.ACTIVE: {JourneyStatus.PAUSED},
+            JourneyStatus.ARCHIVED: {
+                JourneyStatus.DRAFT,
+                JourneyStatus.ACTIVE,
+                JourneyStatus.PAUSED,
+            },
+        }
+        if JourneyStatus(row.status) not in allowed.get(status, set()):
+            raise Conflict(f"a journey that is {row.status} cannot be {status}", field="status")
+        await self.repository.update_journey(conn, row.id, {"status": status, "updated_at": now})
+        return await self.get(conn, program, key)
+
+    async def get(self, conn: AsyncConnection, program: ProgramContext, key: str) -> JourneyView:
+        row = await self._row(conn, program, key)
+        return await self._view(conn, row)
+
+    async def listing(self, conn: AsyncConnection, program: ProgramContext) -> list[JourneyView]:
+        rows = await self.repository.journeys(conn, program.id)
+        return [await self._view(conn, row) for row in rows]
+
+    async def stats(self, conn: AsyncConnection, program: ProgramContext, key: str) -> JourneyStats:
+        """Counts per step of the version in force (or the draft's steps before one) and
+        the runs' conversion, treated against held out."""
+        row = await self._row(conn, program, key)
+        view = await self._view(conn, row)
+        document = self.checked(view.document or view.draft)
+        steps = await self.repository.step_counts(conn, row.id)
+        at = await self.repository.at_steps(conn, row.id)
+        runs = await self.repository.run_counts(conn, row.id)
+        return journey_stats(key, document, steps, at, runs)
+
+    async def runs(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        key: str,
+        after: UUID | None,
+        limit: int,
+        status: str | None,
+    ) -> list[RunRow]:
+        if not 1 <= limit <= MAX_RUNS_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_RUNS_PAGE}", field="limit")
+        if status is not None and status not in set(domain.RunStatus):
+            raise InvalidInput(f"no run status {status!r}", field="status")
+        row = await self._row(conn, program, key)
+        return await self.repository.runs_page(conn, row.id, after, limit, status)
+
+    async def run_steps(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, run_id: UUID
+    ) -> tuple[RunRow, list[dict[str, Any]]]:
+        """One run and the steps it took, in order."""
+        row = await self._row(conn, program, key)
+        run = await self.repository.run(conn, row.id, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id} of journey {key!r}", field="run_id")
+        return run, await self.repository.logs_of(conn, run_id)
+
+    # --- checking --------------------------------------------------------------------------
+
+    def checked(self, document: Any) -> JourneyDocument:
+        """The document parsed, with its branch conditions and message kinds checked."""
+        parsed = domain.parse_journey(document)
+        for i, step in enumerate(parsed.steps):
+            if isinstance(step, BranchStep):
+                parse_definition(step.condition, where=f"steps.{i}.condition")
+            if isinstance(step, SendStep):
+                try:
+                    known_kind(step.kind)
+                except KopilkaError as exc:
+                    raise InvalidInput(exc.detail, field=f"steps.{i}.kind") from None
+        return parsed
+
+    async def _check_references(
+        self, conn: AsyncConnection, program: ProgramContext, document: JourneyDocument
+    ) -> None:
+        if isinstance(document.entry, SegmentEntry):
+            try:
+                await segment_service.get(conn, program, document.entry.segment)
+            except NotFound:
+                raise Conflict(
+                    f"no segment {document.entry.segment!r}", field="entry.segment"
+                ) from None
+        for i, step in enumerate(document.steps):
+            if isinstance(step, CouponStep):
+                await self._check_campaign(conn, program, step.campaign, f"steps.{i}.campaign")
+
+    async def _check_campaign(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, field: str
+    ) -> None:
+        from kopilka.coupons.service import coupon_service
+
+        try:
+            campaign = await coupon_service.campaign(conn, program, key)
+        except NotFound:
+            raise Conflict(f"no coupon campaign {key!r}", field=field) from None
+        if campaign.get("status") != "active":
+            raise Conflict(f"coupon campaign {key!r} is not active", field=field)
+
+    async def _row(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, *, lock: bool = False
+    ) -> JourneyRow:
+        row = await self.repository.journey(conn, program.id, key, lock=lock)
+        if row is None:
+            raise NotFound(f"no journey {key!r}", field="key")
+        return row
+
+    async def _view(self, conn: AsyncConnection, row: JourneyRow) -> JourneyView:
+        document = None
+        if row.version is not None:
+            found = await self.repository.documents(conn, [(row.id, row.version)])
+            document = found.get((row.id, row.version))
+        return JourneyView(
+            key=row.key,
+            name=row.name,
+            status=JourneyStatus(row.status),
+            version=row.version,
+            document=document,
+            draft=row.draft,
+            versions=await self.repository.versions(conn, row.id),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+def _stored(document: JourneyDocument) -> Mapping[str, Any]:
+    """The document as stored: normalised, without defaults left implicit."""
+    return document.model_dump(mode="json")
+
+
+journey_service = JourneyService()

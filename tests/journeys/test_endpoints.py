@@ -1,0 +1,132 @@
+"""Journeys over HTTP: a bad document is a 422 naming the field and stores nothing; a draft
+is published as numbered versions; statuses move only as allowed; another program's key
+sees nothing and a till's key may not touch them."""
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kopilka.kit.clock import clock
+from tests.conftest import Api, make_key, make_program
+from tests.journeys.support import T0, setup
+
+GOOD: dict[str, Any] = {
+    "name": "Hello",
+    "entry": {"type": "event", "event": "member.registered"},
+    "steps": [{"id": "gift", "type": "points", "amount": 10}],
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({**GOOD, "steps": []}, "steps"),
+        ({**GOOD, "steps": [{"id": "x", "type": "fly"}]}, "steps.0"),
+        ({**GOOD, "steps": [{"id": "x", "type": "points", "amount": "10"}]}, "steps.0.amount"),
+        ({**GOOD, "steps": [{"id": "x", "type": "wait"}]}, "steps.0"),
+        ({**GOOD, "steps": [{"id": "x", "type": "wait", "days": 1, "until": "10:00"}]}, "steps.0"),
+        (
+            {**GOOD, "steps": [{"id": "x", "type": "branch", "condition": {}, "then": "y"}]},
+            "document",
+        ),
+        (
+            {
+                **GOOD,
+                "steps": [
+                    {
+                        "id": "x",
+                        "type": "branch",
+                        "condition": {"type": "tags", "tags": 5},
+                        "then": "x",
+                    }
+                ],
+            },
+            "steps.0.condition",
+        ),
+        ({**GOOD, "steps": [{"id": "x", "type": "send", "kind": "postcard"}]}, "steps.0.kind"),
+        ({**GOOD, "holdout_percent": 80}, "holdout_percent"),
+        ({**GOOD, "entry": {"type": "event", "event": "moon.rose"}}, "entry.event"),
+        ({**GOOD, "steps": [GOOD["steps"][0], GOOD["steps"][0]]}, "document"),
+    ],
+)
+async def test_a_bad_document_is_a_422_naming_the_field(
+    engine: AsyncEngine, http: httpx.AsyncClient, document: dict[str, Any], field: str
+) -> None:
+    s = await setup(engine, http)
+    with clock.frozen(T0):
+        response = await s.api.post("/v1/journeys", {"key": "bad", "document": document})
+        listed = await s.api.get("/v1/journeys")
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"].startswith(field)
+    assert listed.json()["items"] == []
+
+
+async def test_drafts_versions_and_statuses(engine: AsyncEngine, http: httpx.AsyncClient) -> None:
+    s = await setup(engine, http)
+    key = await s.journey(GOOD, publish=False)
+    with clock.frozen(T0):
+        shown = (await s.api.get(f"/v1/journeys/{key}")).json()
+        assert (shown["status"], shown["version"], shown["draft"]["name"]) == (
+            "draft",
+            None,
+            "Hello",
+        )
+        assert (await s.api.post(f"/v1/journeys/{key}/pause")).status_code == 409
+        published = (await s.api.post(f"/v1/journeys/{key}/publish")).json()
+        assert (published["status"], published["version"], published["draft"]) == (
+            "active",
+            1,
+            None,
+        )
+        again = await s.api.post(f"/v1/journeys/{key}/publish")
+        assert again.status_code == 409 and again.json()["errors"][0]["field"] == "draft"
+        bad = await s.api.put(f"/v1/journeys/{key}/draft", {"document": {**GOOD, "name": ""}})
+        assert bad.status_code == 422
+        assert (await s.api.get(f"/v1/journeys/{key}")).json()["draft"] is None
+        renamed = {**GOOD, "name": "Hello again"}
+        await s.api.put(f"/v1/journeys/{key}/draft", {"document": renamed})
+        second = (await s.api.post(f"/v1/journeys/{key}/publish")).json()
+        assert second["version"] == 2 and [v["version"] for v in second["versions"]] == [2, 1]
+        assert (await s.api.post(f"/v1/journeys/{key}/archive")).json()["status"] == "archived"
+        assert (await s.api.post(f"/v1/journeys/{key}/resume")).status_code == 409
+        duplicate = await s.api.post("/v1/journeys", {"key": key, "document": GOOD})
+        assert duplicate.status_code == 409
+
+
+async def test_publishing_checks_what_the_journey_names(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    s = await setup(engine, http)
+    document = {
+        **GOOD,
+        "entry": {"type": "segment_entered", "segment": "nobody-made-this"},
+        "steps": [{"id": "c", "type": "coupon", "campaign": "missing"}],
+    }
+    key = await s.journey(document, publish=False)
+    with clock.frozen(T0):
+        response = await s.api.post(f"/v1/journeys/{key}/publish")
+        shown = (await s.api.get(f"/v1/journeys/{key}")).json()
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["field"] == "entry.segment"
+    assert shown["status"] == "draft" and shown["version"] is None
+
+
+async def test_other_programs_and_tills_see_nothing(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    s = await setup(engine, http)
+    key = await s.journey(GOOD)
+    other = await make_program(engine)
+    stranger = Api(http, await make_key(engine, other, "admin"))
+    till = Api(http, await make_key(engine, s.program, "pos"))
+    with clock.frozen(T0):
+        assert (await stranger.get(f"/v1/journeys/{key}")).status_code == 404
+        assert (await stranger.get("/v1/journeys")).json()["items"] == []
+        assert (await stranger.post(f"/v1/journeys/{key}/pause")).status_code == 404
+        assert (await till.get("/v1/journeys")).status_code == 403
+        assert (await till.post("/v1/journeys", {"key": "x", "document": GOOD})).status_code == 403
+        page = await s.api.get(f"/v1/journeys/{key}/runs", cursor="nope")
+        assert page.status_code == 422 and page.json()["errors"][0]["field"] == "cursor"
