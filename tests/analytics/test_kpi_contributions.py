@@ -99,8 +99,11 @@ def test_sums_count_what_counting_members_counts(
         since = day_number(end) - window + 1
         assert counted.active is not None
         assert counted.active[window] == sum(
-            any(since <= d <= day_number(end) for d in m.days) for m in present
+            any(since <= d <= day_number(end) for d in m.days)
+            for m in present
+            if m.joined is not None and m.joined <= end
         )
+        assert counted.active[window] <= counted.participants
     assert new_buyers(day_rows(sums), start, end) == sum(
         m.first_day is not None and start <= m.first_day <= end for m in members
     )

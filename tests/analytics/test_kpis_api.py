@@ -361,3 +361,23 @@ async def test_the_last_30_days_by_month(data: KpiDataset) -> None:
         )
         for r in months
     ] == [("2026-03", 4, 4, 1, 1, 4, 1), ("2026-04", 1, 1, 0, 0, 4, 0)]
+
+
+async def test_active_members_are_participants_even_with_a_receipt_from_before_joining(
+    data: KpiDataset,
+) -> None:
+    # Dana joined on 8 March and claimed a receipt of 7 March: on 7 March she was not a
+    # participant yet, so not an active one either.
+    report = await kpis(data, **{"from": "2026-03-07", "to": "2026-03-07"})
+    total = report["total"]
+    assert (total["participants"], total["active_30d"], total["active_90d"]) == (3, 3, 3)
+
+
+async def test_a_period_reaching_past_today_counts_members_as_of_now(data: KpiDataset) -> None:
+    now = (await kpis(data))["total"]
+    ahead = (await kpis(data, **{"from": "2026-03-04", "to": "2026-04-30"}))["total"]
+    names = ("participants", "active_30d", "active_90d", "new_participants", "buyers")
+    assert {n: ahead[n] for n in names} == {n: now[n] for n in names}
+    months = await kpis(data, **{"from": "2026-03-04", "to": "2026-05-31", "by": "month"})
+    may = next(r for r in months["rows"] if r["group"] == "2026-05")
+    assert (may["participants"], may["active_30d"], may["new_participants"]) == (4, 3, 0)

@@ -337,6 +337,16 @@ def test_an_unmigrated_or_foreign_database_is_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_url_that_is_no_database_is_one_line(tmp_path: Path) -> None:
+    bogus = kopilka(tmp_path, "ledger", "verify", "--database-url", "bogus://x", check=False)
+    assert "bogus://x is not a database URL Kopilka can use" in one_line_error(bogus)
+    folder = f"sqlite+aiosqlite:///{tmp_path}/"
+    said = one_line_error(
+        kopilka(tmp_path, "ledger", "verify", "--database-url", folder, check=False)
+    )
+    assert "is a folder, not a database file" in said
+
+
 def test_an_out_of_date_or_unknown_schema_is_one_line(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
     upgrade(url, "0005_rewards_coupons")

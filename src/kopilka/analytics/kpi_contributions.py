@@ -88,9 +88,15 @@ class Sums:
         if not state.gone:
             if state.joined is not None:
                 self.add_day(state.joined, state.tier, "joined", sign)
+            # Active members are participants: a spell counts from the day they joined (a
+            # receipt claimed later, or history brought over, can predate joining).
+            since = day_number(state.joined) if state.joined is not None else None
             for window in ACTIVE_WINDOWS:
                 column = f"active_{window}"
                 for first, last in spells(state.days, window):
+                    first = first if since is None else max(first, since)
+                    if first > last:
+                        continue
                     self.add_day(day_of(first), state.tier, column, sign)
                     self.add_day(day_of(last + 1), state.tier, column, -sign)
         # Buyers count whoever has month rows, as the masks always have (a merged profile's

@@ -128,8 +128,11 @@ class KpiReportService:
             conn, program.id, period.first_month, period.last_month, by_tier
         )
         tier_of = _tier_names(program, by_tier)
+        # Participants and activity are as of the period's end, or now for a period that
+        # reaches today or beyond (the days ahead have happened to no one yet).
+        upto = min(period.end, local_day(now, zone))
         members = _per_tier(
-            days, tier_of, lambda rows: kpis.members_as_of(rows, period.start, period.end)
+            days, tier_of, lambda rows: kpis.members_as_of(rows, period.start, upto)
         )
         buyers = self._buyers(period, days, months, tier_of)
         member_purchases = await self._member_purchases(conn, program, period)
@@ -148,7 +151,7 @@ class KpiReportService:
                 for group, found in sorted(_by_group(checks).items())
             ]
         elif by == "month":
-            rows = await self._months(conn, program, period, checks, (days, months), value)
+            rows = await self._months(conn, program, period, checks, (days, months), value, upto)
         return KpiReport(
             start=period.start,
             end=period.end,
@@ -272,6 +275,7 @@ class KpiReportService:
         checks: list[ChecksRow],
         sums: tuple[list[TierDayRow], list[BuyerMonthRow]],
         value: PointRate | None,
+        upto: date,
     ) -> list[KpiRow]:
         """One row per calendar month of the period (its days within the period): checks,
         points, participants and active members at its end, who joined in it, its buyers."""
@@ -304,7 +308,7 @@ class KpiReportService:
                     "month",
                     label,
                     kpis.check_figures(per_month.get(label, Checks())),
-                    kpis.member_figures(kpis.members_as_of(days, first, last)),
+                    kpis.member_figures(kpis.members_as_of(days, first, min(last, upto))),
                     kpis.buyer_figures(buyers),
                     kpis.point_figures(Points(**moved.get(label, {})), value),
                 )

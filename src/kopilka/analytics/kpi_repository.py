@@ -17,8 +17,6 @@ from uuid import UUID
 from sqlalchemy import (
     BigInteger,
     Date,
-    Integer,
-    Text,
     case,
     cast,
     delete,
@@ -33,15 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kopilka.analytics.kpi_contributions import (
-    DAY_COLUMNS,
-    MemberState,
-    Sums,
-    months_of,
-    parse_days,
-)
-from kopilka.analytics.kpis import MONTHS_PER_ERA, utc_offsets
-from kopilka.analytics.kpis import local_day as local_day_of
+from kopilka.analytics.kpis import utc_offsets
 from kopilka.kit.sql import one_of
 from kopilka.kit.timestamps import Timestamp
 from kopilka.models import (
@@ -142,31 +132,6 @@ def local_day(conn: AsyncConnection, column: Any, zone: str) -> Any:
     return type_coerce(case(*whens, else_=moved(spans[0][1])), Date())
 
 
-def day_number(conn: AsyncConnection, day: Any) -> Any:
-    """Days since 1970-01-01 of a date expression."""
-    if conn.dialect.name == "postgresql":
-        return cast(day, Date) - literal(date(1970, 1, 1), Date())
-    return cast(func.julianday(day) - 2440587.5, Integer)
-
-
-def joined_numbers(conn: AsyncConnection, numbers: Any) -> Any:
-    """An aggregate: the group's integers as one comma-separated text."""
-    if conn.dialect.name == "postgresql":
-        return func.string_agg(cast(numbers, Text), ",")
-    return func.group_concat(numbers, ",")
-
-
-def month_of(conn: AsyncConnection, day: Any) -> Any:
-    """``year × 12 + month − 1`` of a date expression."""
-    if conn.dialect.name == "postgresql":
-        year = cast(func.extract("year", day), Integer)
-        month = cast(func.extract("month", day), Integer)
-    else:
-        year = cast(func.strftime("%Y", day), Integer)
-        month = cast(func.strftime("%m", day), Integer)
-    return year * 12 + month - 1
-
-
 def _json_int(column: Any, key: str) -> Any:
     return func.coalesce(cast(column[key].as_string(), BigInteger), 0)
 
@@ -176,7 +141,9 @@ def _tier_of(column: Any) -> Any:
     return func.coalesce(column[("tier", "tier")].as_string(), "")
 
 
-def _upsert(conn: AsyncConnection, target: Any, keys: Sequence[str], sums: Sequence[str]) -> Any:
+def adding_upsert(
+    conn: AsyncConnection, target: Any, keys: Sequence[str], sums: Sequence[str]
+) -> Any:
     """An INSERT that adds to the row of its key when there is one."""
     maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
@@ -225,6 +192,18 @@ async def _settings(conn: AsyncConnection, values: dict[str, str]) -> None:
     )
 
 
+def within(
+    conn: AsyncConnection, column: Any, scope: Sequence[UUID] | MemberRange | None
+) -> list[Any]:
+    """``column`` within ``scope``; None: the purchases without a member."""
+    if scope is None:
+        return [column.is_(None)]
+    if isinstance(scope, MemberRange):
+        upto = [column <= scope.upto]
+        return upto if scope.after is None else [column > scope.after, *upto]
+    return [one_of(conn, column, scope)]
+
+
 class KpiRepository:
     def tuned(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
         return tuned(conn)
@@ -253,7 +232,7 @@ class KpiRepository:
                 key=lambda kv: (kv[0].day, kv[0].store, kv[0].channel, kv[0].tier, kv[0].member),
             )
         ]
-        base, build = _upsert(
+        base, build = adding_upsert(
             conn, days_t, ("program_id", "day", "store", "channel", "tier", "member"), DAY_SUMS
         )
         await conn.execute(build(base.values(rows)))
@@ -275,7 +254,7 @@ class KpiRepository:
             }
             for (day, currency), sums in sorted(deltas.items())
         ]
-        base, build = _upsert(conn, points_t, ("program_id", "day", "currency"), POINT_SUMS)
+        base, build = adding_upsert(conn, points_t, ("program_id", "day", "currency"), POINT_SUMS)
         await conn.execute(build(base.values(rows)))
 
     async def purchase_facts(
@@ -316,255 +295,7 @@ class KpiRepository:
                     )
         return found
 
-    async def refresh_months(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        zone: str,
-        scope: Sequence[UUID] | MemberRange,
-    ) -> int:
-        """Work the month masks of the members in ``scope`` out again from their purchases
-        (members left without purchases lose their rows)."""
-        where = self._members(conn, months_t.c.member_id, scope)
-        await conn.execute(delete(months_t).where(months_t.c.program_id == program_id, *where))
-        p = purchases_t.c
-        day = local_day(conn, p.occurred_at, zone)
-        days = (
-            select(p.member_id.label("member_id"), day.label("day"))
-            .where(p.program_id == program_id, *self._members(conn, p.member_id, scope))
-            .subquery()
-        )
-        month = month_of(conn, days.c.day)
-        months = (
-            select(
-                days.c.member_id,
-                month.label("month"),
-                func.count().label("n"),
-                func.min(days.c.day).label("first_day"),
-            )
-            .group_by(days.c.member_id, month)
-            .cte("months")
-        )
-        firsts = (
-            select(
-                months.c.member_id,
-                func.min(months.c.month).label("first_month"),
-                func.min(months.c.first_day).label("first_day"),
-            )
-            .group_by(months.c.member_id)
-            .cte("firsts")
-        )
-        one = cast(literal(1), BigInteger)
-        bit = one.op("<<")(months.c.month % MONTHS_PER_ERA)
-        era = (months.c.month // MONTHS_PER_ERA).label("era")
-        tier = func.coalesce(tiers_t.c.tier, "")
-        source = (
-            select(
-                months.c.member_id,
-                era,
-                literal(program_id),
-                cast(func.sum(bit), BigInteger),
-                cast(func.sum(case((months.c.n >= 2, bit), else_=0)), BigInteger),
-                firsts.c.first_month,
-                firsts.c.first_day,
-                tier,
-            )
-            .select_from(
-                months.join(firsts, firsts.c.member_id == months.c.member_id).outerjoin(
-                    tiers_t, tiers_t.c.member_id == months.c.member_id
-                )
-            )
-            .group_by(months.c.member_id, era, firsts.c.first_month, firsts.c.first_day, tier)
-        )
-        columns = ["member_id", "era", "program_id", "active", "multi", "first_month"]
-        result = await conn.execute(
-            months_t.insert().from_select([*columns, "first_day", "tier"], source)
-        )
-        return max(result.rowcount or 0, 0)
-
-    async def refresh_members(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        zone: str,
-        scope: Sequence[UUID] | MemberRange,
-    ) -> int:
-        """Work the ``kpi_members`` rows of the members in ``scope`` out again from their
-        profiles, tiers and purchases (rows are updated in place, never deleted: the lock
-        ``lock_members`` took stays on them)."""
-        m, p = members_t.c, purchases_t.c
-        counted = [p.program_id == program_id, COUNTED, *self._members(conn, p.member_id, scope)]
-        last = (
-            select(p.member_id.label("member_id"), func.max(p.occurred_at).label("at"))
-            .where(*counted)
-            .group_by(p.member_id)
-            .subquery()
-        )
-        bought_on = (
-            select(
-                p.member_id.label("member_id"),
-                day_number(conn, local_day(conn, p.occurred_at, zone)).label("n"),
-            )
-            .where(*counted)
-            .distinct()
-            .subquery()
-        )
-        days = (
-            select(bought_on.c.member_id, joined_numbers(conn, bought_on.c.n).label("days"))
-            .group_by(bought_on.c.member_id)
-            .subquery()
-        )
-        source = (
-            select(
-                m.id,
-                m.program_id,
-                m.status.in_(GONE_STATUSES),
-                func.coalesce(tiers_t.c.tier, ""),
-                m.created_at,
-                last.c.at,
-                func.coalesce(days.c.days, ""),
-            )
-            .select_from(
-                members_t.outerjoin(tiers_t, tiers_t.c.member_id == m.id)
-                .outerjoin(last, last.c.member_id == m.id)
-                .outerjoin(days, days.c.member_id == m.id)
-            )
-            .where(m.program_id == program_id, *self._members(conn, m.id, scope))
-        )
-        columns = [
-            "member_id",
-            "program_id",
-            "gone",
-            "tier",
-            "joined_at",
-            "last_purchase_at",
-            "days",
-        ]
-        base, _ = _upsert(conn, members_kpi_t, ("member_id",), ())
-        statement = base.from_select(columns, source.where(true()))
-        result = await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["member_id"],
-                set_={name: statement.excluded[name] for name in columns[2:]},
-            )
-        )
-        return max(result.rowcount or 0, 0)
-
-    async def lock_members(
-        self, conn: AsyncConnection, program_id: UUID, scope: Sequence[UUID] | MemberRange
-    ) -> None:
-        """Hold the ``kpi_members`` rows of ``scope`` until the transaction ends, so that
-        what the members add to the member sums is read, worked out again and its change
-        added by one transaction at a time (PostgreSQL; SQLite has one writer anyway).
-        Members without a row get one that adds nothing (as if gone, with no months) first:
-        a second transaction's insert waits for the first's and then finds it."""
-        m, k = members_t.c, members_kpi_t.c
-        placeholders = select(
-            m.id, m.program_id, literal(True), literal(""), m.created_at, literal("")
-        ).where(m.program_id == program_id, *self._members(conn, m.id, scope), true())
-        maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        columns = ["member_id", "program_id", "gone", "tier", "joined_at", "days"]
-        await conn.execute(
-            maker(members_kpi_t)
-            .from_select(columns, placeholders)
-            .on_conflict_do_nothing(index_elements=["member_id"])
-        )
-        await conn.execute(
-            select(k.member_id)
-            .where(k.program_id == program_id, *self._members(conn, k.member_id, scope))
-            .order_by(k.member_id)
-            .with_for_update()
-        )
-
-    async def member_states(
-        self,
-        conn: AsyncConnection,
-        program_id: UUID,
-        zone: str,
-        scope: Sequence[UUID] | MemberRange,
-    ) -> dict[UUID, MemberState]:
-        """What the members in ``scope`` add to the per-day and per-month sums, as their
-        rows say now (after ``lock_members``: as the last transaction to hold them left
-        them — each read is a statement of its own, so it sees what committed before it)."""
-        k, mm = members_kpi_t.c, months_t.c
-        query = select(k.member_id, k.gone, k.tier, k.joined_at, k.days).where(
-            k.program_id == program_id, *self._members(conn, k.member_id, scope)
-        )
-        rows = (await conn.execute(query)).all()
-        months = await conn.execute(
-            select(mm.member_id, mm.era, mm.active, mm.multi, mm.first_day, mm.tier).where(
-                mm.program_id == program_id, *self._members(conn, mm.member_id, scope)
-            )
-        )
-        eras: dict[UUID, list[tuple[int, int, int]]] = {}
-        firsts: dict[UUID, tuple[date, str]] = {}
-        for member_id, era, active, multi, first_day, tier in months.all():
-            eras.setdefault(member_id, []).append((int(era), int(active), int(multi)))
-            firsts[member_id] = (first_day, tier)
-        found: dict[UUID, MemberState] = {}
-        for member_id, gone, tier, joined_at, days in rows:
-            found[member_id] = MemberState(
-                gone=bool(gone),
-                tier=tier,
-                joined=local_day_of(joined_at, zone),
-                days=tuple(parse_days(days or "")),
-                months=months_of(eras.get(member_id, [])),
-                first_day=firsts[member_id][0] if member_id in firsts else None,
-            )
-        # Month rows without a profile row (none are expected): counted as buyers only.
-        for member_id in firsts.keys() - found.keys():
-            first_day, tier = firsts[member_id]
-            found[member_id] = MemberState(
-                True, tier, None, months=months_of(eras[member_id]), first_day=first_day
-            )
-        return found
-
-    async def add_sums(self, conn: AsyncConnection, program_id: UUID, sums: Sums) -> None:
-        """Add to ``kpi_tier_days`` and ``kpi_buyer_months``, each in key order (two
-        workers' partitions take their row locks in one order, so they never deadlock)."""
-        if sums.days:
-            rows = [
-                {
-                    "program_id": program_id,
-                    "day": day,
-                    "tier": tier,
-                    **{name: columns.get(name, 0) for name in DAY_COLUMNS},
-                }
-                for (day, tier), columns in sorted(sums.days.items())
-            ]
-            base, build = _upsert(conn, tier_days_t, ("program_id", "day", "tier"), DAY_COLUMNS)
-            for start in range(0, len(rows), UPSERT_ROWS):
-                await conn.execute(build(base.values(rows[start : start + UPSERT_ROWS])))
-        if sums.months:
-            keys = ("program_id", "month", "tier", "previous", "next", "multi")
-            rows = [
-                {
-                    "program_id": program_id,
-                    "month": month,
-                    "tier": tier,
-                    "previous": previous,
-                    "next": following,
-                    "multi": multi,
-                    "members": n,
-                }
-                for (month, tier, previous, following, multi), n in sorted(sums.months.items())
-            ]
-            base, build = _upsert(conn, buyer_months_t, keys, ("members",))
-            for start in range(0, len(rows), UPSERT_ROWS):
-                await conn.execute(build(base.values(rows[start : start + UPSERT_ROWS])))
-
     # --- rebuilt -----------------------------------------------------------------------------
-
-    def _members(
-        self, conn: AsyncConnection, column: Any, scope: Sequence[UUID] | MemberRange | None
-    ) -> list[Any]:
-        """``column`` within ``scope``; None: the purchases without a member."""
-        if scope is None:
-            return [column.is_(None)]
-        if isinstance(scope, MemberRange):
-            upto = [column <= scope.upto]
-            return upto if scope.after is None else [column > scope.after, *upto]
-        return [one_of(conn, column, scope)]
 
     async def clear(self, conn: AsyncConnection, program_id: UUID, since: date | None) -> None:
         """Delete the program's daily rows (from ``since`` on) before a rebuild; a whole
@@ -609,7 +340,7 @@ class KpiRepository:
             literal(0).label("returned"),
         ).where(
             p.program_id == program_id,
-            *self._members(conn, p.member_id, scope),
+            *within(conn, p.member_id, scope),
             *([] if since is None else [p.occurred_at >= literal(since, Timestamp())]),
         )
         returned_by_member = r.member_id.is_not(None)
@@ -632,7 +363,7 @@ class KpiRepository:
             .select_from(returns_t.join(purchases_t, p.id == r.purchase_id))
             .where(
                 r.program_id == program_id,
-                *self._members(conn, r.member_id, scope),
+                *within(conn, r.member_id, scope),
                 *([] if since is None else [r.occurred_at >= literal(since, Timestamp())]),
             )
         )
@@ -648,7 +379,7 @@ class KpiRepository:
             .order_by(*keys)
             .where(true())  # SQLite reads an INSERT … SELECT … ON CONFLICT ambiguously
         )
-        base, build = _upsert(
+        base, build = adding_upsert(
             conn, days_t, ("program_id", "day", "store", "channel", "tier", "member"), DAY_SUMS
         )
         columns = ["program_id", "day", "store", "channel", "tier", "member", *DAY_SUMS]
@@ -680,7 +411,7 @@ class KpiRepository:
             .select_from(entries_t.join(postings_t, p.entry_id == e.id))
             .where(
                 e.program_id == program_id,
-                *self._members(conn, e.member_id, scope),
+                *within(conn, e.member_id, scope),
                 account.in_(("issued", "redeemed", "expired", "adjustments")),
                 *([] if since is None else [e.occurred_at >= literal(since, Timestamp())]),
             )
@@ -706,7 +437,7 @@ class KpiRepository:
             .order_by(rows.c.day, rows.c.currency)
             .where(true())
         )
-        base, build = _upsert(conn, points_t, ("program_id", "day", "currency"), POINT_SUMS)
+        base, build = adding_upsert(conn, points_t, ("program_id", "day", "currency"), POINT_SUMS)
         columns = ["program_id", "day", "currency", *POINT_SUMS]
         await conn.execute(build(base.from_select(columns, source)))
 

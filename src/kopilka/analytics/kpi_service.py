@@ -20,6 +20,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.analytics.kpi_contributions import difference
+from kopilka.analytics.kpi_member_repository import KpiMemberRepository, kpi_member_repository
 from kopilka.analytics.kpi_repository import (
     DayKey,
     KpiRepository,
@@ -166,8 +167,13 @@ def fold_claim(
 
 
 class KpiService:
-    def __init__(self, repository: KpiRepository = kpi_repository) -> None:
+    def __init__(
+        self,
+        repository: KpiRepository = kpi_repository,
+        members: KpiMemberRepository = kpi_member_repository,
+    ) -> None:
         self.repository = repository
+        self.members = members
 
     # --- kept from events --------------------------------------------------------------------
 
@@ -233,14 +239,12 @@ class KpiService:
     ) -> None:
         """Work the member rows of ``scope`` out again, and add to the per-day and
         per-month sums what that changed in what those members add to them."""
-        await self.repository.lock_members(conn, program_id, scope)
-        before = await self.repository.member_states(conn, program_id, zone, scope)
-        await self.repository.refresh_members(conn, program_id, zone, scope)
-        await self.repository.refresh_months(conn, program_id, zone, scope)
-        after = await self.repository.member_states(conn, program_id, zone, scope)
-        await self.repository.add_sums(
-            conn, program_id, difference(before.values(), after.values())
-        )
+        await self.members.lock_members(conn, program_id, scope)
+        before = await self.members.member_states(conn, program_id, zone, scope)
+        await self.members.refresh_members(conn, program_id, zone, scope)
+        await self.members.refresh_months(conn, program_id, zone, scope)
+        after = await self.members.member_states(conn, program_id, zone, scope)
+        await self.members.add_sums(conn, program_id, difference(before.values(), after.values()))
 
     async def rebuild_without_member(
         self, conn: AsyncConnection, program: ProgramContext, since: date | None

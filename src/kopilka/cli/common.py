@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kopilka.audit.domain import Actor, acting
@@ -84,7 +84,16 @@ async def with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> 
             f"there is no database at {describe(url)}: run `kopilka db upgrade` first to create it "
             "(or point KOPILKA_DATABASE_URL or --database-url at yours)"
         )
-    engine = make_engine(url)
+    if path is not None and path.is_dir():
+        raise DatabaseNotReady(f"{describe(url)} is a folder, not a database file")
+    try:
+        engine = make_engine(url)
+    except ArgumentError as exc:
+        # An unknown scheme or driver: say so in one line instead of SQLAlchemy's trace.
+        raise DatabaseNotReady(
+            f"{describe(url)} is not a database URL Kopilka can use: {str(exc).splitlines()[0]}"
+            " (sqlite+aiosqlite:///file.db or postgresql+asyncpg://user@host/db)"
+        ) from None
     try:
         await ensure_current_schema(engine, describe(url))
         return await work(engine)
