@@ -26,6 +26,9 @@ from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext, program_service
 
 T = TypeVar("T")
+# Command output is laid out for a wide terminal whatever runs the tests: a parallel worker's
+# output is a pipe, which would otherwise wrap tables and lines at 80 columns.
+os.environ.setdefault("COLUMNS", "200")
 PG_ADMIN_DSN = os.environ.get("KOPILKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("KOPILKA_TEST_BACKENDS", "sqlite,postgresql").split(",")
 

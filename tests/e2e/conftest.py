@@ -95,6 +95,14 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With parallel workers (``-n``, ``--dist loadgroup``), every browser test runs on one
+    of them: the demo, the servers and Chromium start once, not once per worker."""
+    for item in items:
+        if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 @pytest.fixture(scope="session")
 def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
     with running_smtp_server(tmp_path_factory.mktemp("e2e-smtp") / "maildir") as server:
