@@ -8,6 +8,7 @@ from kopilka.analytics.finance_endpoints import router as analytics_finance_rout
 from kopilka.analytics.kpi_endpoints import router as analytics_kpi_router
 from kopilka.apikeys.endpoints import router as apikeys_router
 from kopilka.audit.endpoints import router as audit_router
+from kopilka.benefits.endpoints import router as benefits_router
 from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.crm.endpoints import router as crm_router
 from kopilka.customers.endpoints import router as customers_router
@@ -22,6 +23,7 @@ from kopilka.messaging.pages import router as messaging_pages_router
 from kopilka.privacy.endpoints import router as privacy_router
 from kopilka.programs.endpoints import router as program_router
 from kopilka.purchases.endpoints import router as purchases_router
+from kopilka.recommendations.endpoints import router as recommendations_router
 from kopilka.rewards.endpoints import router as rewards_router
 from kopilka.segments.endpoints import router as segments_router
 from kopilka.shopwidget.endpoints import router as shopwidget_router
@@ -50,6 +52,7 @@ routers: list[APIRouter] = [
     program_router,
     tiers_router,
     rewards_router,
+    benefits_router,
     coupons_router,
     giftcards_router,
     webhooks_router,
@@ -62,6 +65,7 @@ routers: list[APIRouter] = [
     analytics_clv_router,
     analytics_finance_router,
     segments_router,
+    recommendations_router,
     journeys_router,
     support_router,
     events_router,

@@ -46,6 +46,20 @@ GOOD: dict[str, Any] = {
             "steps.0.condition",
         ),
         ({**GOOD, "steps": [{"id": "x", "type": "send", "kind": "postcard"}]}, "steps.0.kind"),
+        (
+            {
+                **GOOD,
+                "steps": [
+                    {
+                        "id": "o",
+                        "type": "offer",
+                        "kind": "boost",
+                        "payload": {"factor_percent": "2"},
+                    }
+                ],
+            },
+            "steps.0.payload.factor_percent",
+        ),
         ({**GOOD, "holdout_percent": 80}, "holdout_percent"),
         ({**GOOD, "entry": {"type": "event", "event": "moon.rose"}}, "entry.event"),
         ({**GOOD, "steps": [GOOD["steps"][0], GOOD["steps"][0]]}, "document"),

@@ -249,3 +249,45 @@ async def test_a_paused_journey_neither_enters_nor_moves(
     await s.advance(T0 + timedelta(hours=3))
     assert await s.balance(first) == 10 and await s.balance(second) == 0
     assert len(await s.runs(key)) == 1
+
+
+async def test_an_offer_step_gives_a_boost_the_next_purchase_uses(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    """The seeds' "inactive for a month: double points on the next purchase"."""
+    s = await setup(engine, http)
+    key = await s.journey(
+        {
+            "name": "Come back: double points",
+            "entry": {"type": "event", "event": "member.registered"},
+            "steps": [
+                {
+                    "id": "double",
+                    "type": "offer",
+                    "kind": "boost",
+                    "payload": {"factor_percent": 200},
+                    "valid_days": 7,
+                    "title": "Double points",
+                }
+            ],
+        }
+    )
+    member = await s.member()
+    await s.deliver()
+    await s.advance(T0)
+    await s.advance(T0)  # again: one offer
+    with clock.frozen(T0):
+        offers = (await s.api.get(f"/v1/members/{member}/benefits")).json()["items"]
+    assert [(o["kind"], o["status"], o["source"]) for o in offers] == [
+        ("boost", "active", "journey")
+    ]
+    when = T0 + timedelta(days=1)
+    body = purchase_body("-", 10_000, occurred_at=when.isoformat())
+    body["member"] = {"id": member}
+    with clock.frozen(when):
+        assert (await s.api.post("/v1/purchases", body)).status_code == 201
+        offers = (await s.api.get(f"/v1/members/{member}/benefits")).json()["items"]
+    assert offers[0]["status"] == "used"
+    assert await s.balance(member) == 200  # 100 points, doubled
+    steps = {step["id"]: step for step in (await s.stats(key))["steps"]}
+    assert steps["double"]["outcomes"] == {"offered": 1}

@@ -7,7 +7,7 @@ import pytest
 from tests.cli.test_cli import kopilka, workdir
 
 CONSUMERS = (
-    "analytics.kpis, crm.facts, memberaccess.sessions, messaging, segments, "
+    "analytics.kpis, crm.facts, journeys.runs, memberaccess.sessions, messaging, segments, "
     "shopwidget.sessions, support, wallet.apns, webhooks"
 )
 

@@ -24,6 +24,7 @@ DAILY = {
     "crm-facts",
     "clv-refit",
     "liability-snapshot",
+    "recommendations-build",
     "segments-refresh",
     "journeys-entries",
     "privacy-retention",

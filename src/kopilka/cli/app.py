@@ -14,6 +14,7 @@ from kopilka.cli import (
     messages,
     messaging,
     program,
+    recommendations,
     segments,
     serve,
     staff,
@@ -69,3 +70,4 @@ app.add_typer(segments.app, name="segments")
 app.add_typer(crm.app, name="crm")
 app.add_typer(support.app, name="support")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(recommendations.app, name="recommendations")

@@ -23,7 +23,6 @@ from kopilka.models import (
 from kopilka.models.base import table
 from kopilka.models.rule_usage import PROGRAM_WIDE
 from kopilka.outbox.unit import UnitOfWork
-from kopilka.rules.context import Boost
 
 members_t = table(Member)
 programs_t = table(Program)
@@ -57,18 +56,6 @@ class UsageRow:
     period: str
     times: int
     amount: int
-
-
-@dataclass(frozen=True)
-class BoostRow:
-    id: UUID
-    member_id: UUID
-    rule_id: str
-    factor_percent: int
-    expires_at: datetime | None
-
-    def as_boost(self) -> Boost:
-        return Boost(str(self.id), self.rule_id, self.factor_percent, self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -167,29 +154,6 @@ class EarningRepository:
             usage_t.c.subject == PROGRAM_WIDE,
         )
         return [_usage(r) for r in (await conn.execute(query)).all()]
-
-    async def live_boosts(self, conn: AsyncConnection, ids: Sequence[UUID]) -> list[BoostRow]:
-        query = select(
-            benefits_t.c.id,
-            benefits_t.c.member_id,
-            benefits_t.c.rule_id,
-            benefits_t.c.payload,
-            benefits_t.c.expires_at,
-        ).where(
-            one_of(conn, benefits_t.c.member_id, ids),
-            benefits_t.c.kind == "boost",
-            benefits_t.c.status == "active",
-        )
-        return [
-            BoostRow(
-                r.id,
-                r.member_id,
-                r.rule_id,
-                int(r.payload["factor_percent"]),
-                as_utc(r.expires_at) if r.expires_at is not None else None,
-            )
-            for r in (await conn.execute(query)).all()
-        ]
 
     async def active_benefits(
         self,

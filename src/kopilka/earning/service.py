@@ -16,6 +16,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.benefits.service import BenefitService, benefit_service
 from kopilka.coupons.service import CouponService, coupon_service
 from kopilka.earning import prediction_facts, segment_keys
 from kopilka.earning.repository import EarningRepository, earning_repository
@@ -27,7 +28,7 @@ from kopilka.ledger.unit import LedgerChanges, ledger_changes
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.schemas import ProgramSettings
 from kopilka.programs.service import ProgramContext
-from kopilka.rules.context import UTC_ZONE, BasketLine, EvaluationContext
+from kopilka.rules.context import UTC_ZONE, BasketLine, Boost, EvaluationContext
 from kopilka.rules.domain import Evaluation, evaluate
 from kopilka.rules.experiments import assign_arm
 from kopilka.tiers.service import TierService, TierTracker, tier_service
@@ -210,10 +211,12 @@ class EarningService:
         repository: EarningRepository = earning_repository,
         tiers: TierService = tier_service,
         coupons: CouponService = coupon_service,
+        benefits: BenefitService = benefit_service,
     ) -> None:
         self.repository = repository
         self.tiers = tiers
         self.coupons = coupons
+        self.benefits = benefits
 
     async def start(
         self,
@@ -299,9 +302,17 @@ class EarningService:
                 facts.churn_risk, facts.clv = predicted.churn_risk, predicted.clv
         if "usage" in needs:
             await self._usage(conn, state, program, ids, lock=uow is not None)
-        if "boosts" in needs:
-            for boost in await self.repository.live_boosts(conn, ids):
-                state.member(boost.member_id).boosts.append(boost.as_boost())
+        # Whatever the rules need: a journey or staff may have granted a boost, a free
+        # sample or free delivery to any member (read after the members' lock at the till).
+        state.waiting = await self.benefits.waiting(conn, program.id, ids, now)
+        for member_id, waiting in state.waiting.items():
+            for item in waiting:
+                if item.kind == "boost":
+                    rule = item.source == "rule"
+                    rule_id = item.source_key if rule else f"{item.source}:{item.source_key}"
+                    percent = int(item.payload["factor_percent"])
+                    boost = Boost(str(item.id), rule_id, percent, item.expires_at)
+                    state.member(member_id).boosts.append(boost)
         if "experiments" in needs:
             await self._experiments(conn, state, program, ids, now, uow)
         return state

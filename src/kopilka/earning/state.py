@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
+from kopilka.benefits.domain import Waiting
 from kopilka.coupons.service import CouponService, coupon_service
 from kopilka.earning.repository import EarningRepository, earning_repository
 from kopilka.kit.ids import new_id
@@ -78,6 +79,8 @@ class RulesState:
     usage_known: set[UsageKey] = field(default_factory=set)
     # Coupon campaigns the rules issue codes of (by key).
     coupon_campaigns: dict[str, Any] = field(default_factory=dict)
+    # Benefits waiting for each member's next purchase (the till uses and marks them).
+    waiting: dict[UUID, list[Waiting]] = field(default_factory=dict)
     repository: EarningRepository = earning_repository
     members: MemberService = member_service
     coupons: CouponService = coupon_service

@@ -20,8 +20,9 @@ from kopilka.imports.domain import ParsedPurchase, RowError
 from kopilka.kit.clock import clock
 from kopilka.members.domain import normalise_identifier
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.batches import Outcome
 from kopilka.purchases.schemas import PurchaseCreate
-from kopilka.purchases.service import Outcome, purchase_service
+from kopilka.purchases.service import purchase_service
 
 DEFAULT_BATCH = 2000
 IN_FLIGHT = 2

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -29,26 +29,10 @@ MAX_HOLDOUT_PERCENT = 50
 # end: a journey whose branches loop without a wait stops there instead of spinning.
 MAX_STEPS_PER_PASS = 100
 
-# Events a journey may start from, wait for, or count as its goal.
-ENTRY_EVENTS = (
-    "member.registered",
-    "member.updated",
-    "purchase.recorded",
-    "purchase.claimed",
-    "return.recorded",
-    "points.earned",
-    "points.redeemed",
-    "points.expired",
-    "tier.upgraded",
-    "tier.downgraded",
-    "coupon.issued",
-    "coupon.redeemed",
-    "reward.redeemed",
-    "activity.recorded",
-)
 SEGMENT_EVENTS = {"segment_entered": "segment.entered", "segment_left": "segment.left"}
 
 Key = Annotated[str, Field(pattern=KEY_PATTERN)]
+# Events a journey may start from, wait for, or count as its goal.
 Topic = Literal[
     "member.registered",
     "member.updated",
@@ -65,6 +49,7 @@ Topic = Literal[
     "reward.redeemed",
     "activity.recorded",
 ]
+ENTRY_EVENTS: tuple[str, ...] = get_args(Topic)
 
 
 class JourneyStatus(StrEnum):
@@ -241,6 +226,18 @@ class TagStep(_Step):
         return self
 
 
+class OfferStep(_Step):
+    """A personal offer for the member's next purchase (``docs/benefits.md``): a ``boost``
+    (``{"factor_percent": 200}``: double points), a ``free_sample`` (``{"sku": …}``),
+    ``free_delivery``, or a ``reward`` at a personal price; valid ``valid_days``."""
+
+    type: Literal["offer"]
+    kind: Literal["boost", "free_sample", "free_delivery", "reward"]
+    payload: dict[str, Any] = Field(default_factory=dict)
+    valid_days: Int = Field(default=14, ge=1, le=366)
+    title: str | None = Field(default=None, max_length=200)
+
+
 class WebhookStep(_Step):
     """Tell the program's systems: a ``journey.webhook`` event with ``data``, delivered to
     the webhook endpoints that subscribe to it (signed, retried: ``docs/webhooks.md``)."""
@@ -254,7 +251,15 @@ class ExitStep(_Step):
 
 
 Step = Annotated[
-    WaitStep | BranchStep | SendStep | PointsStep | CouponStep | TagStep | WebhookStep | ExitStep,
+    WaitStep
+    | BranchStep
+    | SendStep
+    | PointsStep
+    | CouponStep
+    | TagStep
+    | OfferStep
+    | WebhookStep
+    | ExitStep,
     Field(discriminator="type"),
 ]
 

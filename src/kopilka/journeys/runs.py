@@ -18,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.benefits.service import benefit_service
 from kopilka.coupons.service import coupon_service
 from kopilka.errors import KopilkaError
 from kopilka.journeys import domain
@@ -26,6 +27,7 @@ from kopilka.journeys.domain import (
     CouponStep,
     ExitStep,
     JourneyDocument,
+    OfferStep,
     PointsStep,
     RunStatus,
     SegmentEntry,
@@ -257,6 +259,21 @@ class JourneyRunner:
                 valid_days=step.valid_days,
             )
             return _Outcome("issued", {"code": issued.code}, after)
+        if isinstance(step, OfferStep):
+            journey = await self.repository.journey_by_id(conn, run.journey_id)
+            granted = await benefit_service.grant(
+                conn,
+                program,
+                run.member_id,
+                kind=step.kind,
+                payload=step.payload,
+                source=("journey", journey.key if journey else str(run.journey_id)),
+                grant_key=key,
+                now=now,
+                expires_at=now + timedelta(days=step.valid_days),
+                title=step.title,
+            )
+            return _Outcome("offered", {"benefit": str(granted.id), "kind": step.kind}, after)
         if isinstance(step, WebhookStep):
             journey = await self.repository.journey_by_id(conn, run.journey_id)
             async with unit_of_work(conn, now) as uow:

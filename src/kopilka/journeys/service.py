@@ -3,6 +3,7 @@ save with the field named, published as numbered versions (members in flight sta
 theirs), paused, resumed and archived; and their results: counts per step, runs, and
 conversion against the holdout (``docs/journeys.md``). Never commits."""
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.benefits.domain import checked_payload
 from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
 from kopilka.journeys import domain
 from kopilka.journeys.domain import (
@@ -18,6 +20,7 @@ from kopilka.journeys.domain import (
     CouponStep,
     JourneyDocument,
     JourneyStatus,
+    OfferStep,
     SegmentEntry,
     SendStep,
 )
@@ -30,6 +33,8 @@ from kopilka.segments.domain import parse_definition
 from kopilka.segments.service import segment_service
 
 MAX_RUNS_PAGE = 200
+# Keys the console's addresses use for pages of their own (``/console/journeys/new``).
+RESERVED_KEYS = frozenset({"new"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class JourneyService:
         now: datetime,
     ) -> JourneyView:
         """A new journey holding ``document`` as its draft (nothing runs until published)."""
+        if not re.fullmatch(domain.KEY_PATTERN, key) or key in RESERVED_KEYS:
+            raise InvalidInput(
+                f"key must match {domain.KEY_PATTERN} and not be one of "
+                f"{', '.join(sorted(RESERVED_KEYS))}",
+                field="key",
+            )
         checked = self.checked(document)
         if await self.repository.journey(conn, program.id, key) is not None:
             raise Conflict(f"a journey {key!r} exists already", field="key")
@@ -211,6 +222,11 @@ class JourneyService:
                     known_kind(step.kind)
                 except KopilkaError as exc:
                     raise InvalidInput(exc.detail, field=f"steps.{i}.kind") from None
+            if isinstance(step, OfferStep):
+                try:
+                    checked_payload(step.kind, step.payload)
+                except InvalidInput as exc:
+                    raise InvalidInput(exc.detail, field=f"steps.{i}.{exc.field}") from None
         return parsed
 
     async def _check_references(

@@ -21,8 +21,11 @@ class Purpose(StrEnum):
 
 
 # What every template may read: who the member is, the program, the member's points now,
-# and the links a message may carry.
-COMMON = frozenset({"member", "program", "balance", "app_url", "unsubscribe_url"})
+# the links a message may carry, and the items recommended to the member (a list of
+# {sku, name, category, reason, score}; docs/recommendations.md).
+COMMON = frozenset(
+    {"member", "program", "balance", "app_url", "unsubscribe_url", "recommendations"}
+)
 
 Texts = dict[Part, str]
 
@@ -46,6 +49,15 @@ _SAMPLE_COMMON: dict[str, Any] = {
     "balance": 1250,
     "app_url": "https://club.example/app",
     "unsubscribe_url": "https://club.example/u/token",
+    "recommendations": [
+        {
+            "sku": "COF-006",
+            "name": "Кофе в зёрнах, 250 г",
+            "category": "coffee",
+            "reason": "bought_with",
+            "score": 0.42,
+        }
+    ],
 }
 
 

@@ -12,7 +12,7 @@ still recorded, as ``skipped`` with the reason ("no consent", "no e-mail address
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger.service import ledger_service
 from kopilka.messaging import links
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
+from kopilka.messaging.batch import Batch, recommended_for
 from kopilka.messaging.composition import (
     CLICKED,
     DELIVERED,
@@ -52,31 +53,14 @@ from kopilka.messaging.domain import LANGUAGES, Channel, TemplateProblem, langua
 from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
 from kopilka.messaging.policy import Caps, Verdict, decide
 from kopilka.messaging.records import (
-    ConsentRow,
     MessageRow,
     Recipient,
     StatusRow,
-    SubscriptionRow,
     TemplateRow,
 )
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
 from kopilka.messaging.schemas import MessagingSettings
 from kopilka.programs.service import ProgramContext
-
-
-@dataclass
-class Batch:
-    """What composing a batch reads once: members, consents, subscriptions, templates."""
-
-    program: ProgramContext
-    setup: Setup
-    recipients: dict[UUID, Recipient]
-    consents: dict[UUID, list[ConsentRow]]
-    subscriptions: dict[UUID, list[SubscriptionRow]]
-    saved: dict[tuple[str, str], dict[str, str]]
-    balances: dict[UUID, int]
-    marketing_sent: dict[tuple[UUID, str], list[datetime]]
-    suppressed: dict[tuple[str, str], str]
 
 
 def _first_name(name: str | None) -> str | None:
@@ -251,6 +235,7 @@ class MessagingService:
             (str(Channel.SMS), r.phone) for r in recipients.values() if r.phone
         ]
         saved = {key: row.parts for key, row in (await self.saved_templates(conn, program)).items()}
+        recommended = await recommended_for(conn, program, saved, kinds, ids, now)
         return Batch(
             program=program,
             setup=setup,
@@ -261,6 +246,7 @@ class MessagingService:
             balances=await ledger_service.available_of(conn, program, ids),
             marketing_sent=marketing,
             suppressed=await self.audience.suppressed(conn, program.id, addresses),
+            recommendations=recommended,
         )
 
     def common_variables(
@@ -292,6 +278,7 @@ class MessagingService:
             },
             "program": {"name": batch.program.name},
             "balance": batch.balances.get(recipient.id, 0),
+            "recommendations": batch.recommendations.get(recipient.id, []),
             "app_url": setup.settings.app_url or setup.settings.links_url,
             "unsubscribe_url": unsubscribe,
         }

@@ -18,11 +18,15 @@ from kopilka.models.consumer_retry import ConsumerRetry
 from kopilka.models.coupon_campaign import CouponCampaign
 from kopilka.models.coupon_code import CouponCode
 from kopilka.models.coupon_redemption import CouponRedemption
+from kopilka.models.event_acceptance import EventAcceptance
 from kopilka.models.experiment_assignment import ExperimentAssignment
 from kopilka.models.gift_card import GiftCard
 from kopilka.models.gift_card_transaction import GiftCardTransaction
 from kopilka.models.idempotency_record import IdempotencyRecord
 from kopilka.models.interaction import Interaction
+from kopilka.models.item_availability import ItemAvailability
+from kopilka.models.item_neighbour import ItemNeighbour
+from kopilka.models.item_popularity import ItemPopularity
 from kopilka.models.job_run import JobRun
 from kopilka.models.journal_entry import JournalEntry
 from kopilka.models.journey import Journey
@@ -55,11 +59,13 @@ from kopilka.models.messaging_setting import MessagingSetting
 from kopilka.models.outbox_event import OutboxEvent
 from kopilka.models.posting import Posting
 from kopilka.models.program import Program
+from kopilka.models.program_event import ProgramEvent
 from kopilka.models.program_version import ProgramVersion
 from kopilka.models.purchase import Purchase
 from kopilka.models.purchase_line import PurchaseLine
 from kopilka.models.purchase_return import PurchaseReturn
 from kopilka.models.push_subscription import PushSubscriptionRow
+from kopilka.models.recommendation_build import RecommendationBuild
 from kopilka.models.redemption import Redemption
 from kopilka.models.redemption_allocation import RedemptionAllocation
 from kopilka.models.reward import Reward
@@ -101,11 +107,15 @@ __all__ = [
     "CouponCampaign",
     "CouponCode",
     "CouponRedemption",
+    "EventAcceptance",
     "ExperimentAssignment",
     "GiftCard",
     "GiftCardTransaction",
     "IdempotencyRecord",
     "Interaction",
+    "ItemAvailability",
+    "ItemNeighbour",
+    "ItemPopularity",
     "JobRun",
     "JournalEntry",
     "Journey",
@@ -138,11 +148,13 @@ __all__ = [
     "OutboxEvent",
     "Posting",
     "Program",
+    "ProgramEvent",
     "ProgramVersion",
     "Purchase",
     "PurchaseLine",
     "PurchaseReturn",
     "PushSubscriptionRow",
+    "RecommendationBuild",
     "Redemption",
     "RedemptionAllocation",
     "Reward",

@@ -33,6 +33,10 @@ class Reward(Base):
     available_until: Mapped[datetime | None]
     min_tier: Mapped[str | None] = mapped_column(String(32))
     per_member_limit: Mapped[int | None]
+    # Only tiers whose benefits list this tag in ``exclusive_rewards`` see and take it.
+    exclusive_tag: Mapped[str | None] = mapped_column(String(100))
+    # Tiers with ``early_access`` may take it this many days before ``available_from``.
+    early_access_days: Mapped[int | None]
     coupon_campaign: Mapped[str | None] = mapped_column(String(100))
     gift_amount: Mapped[int | None] = mapped_column(BigInteger)
     # digital rewards: codes from the reward's pool (``pool``) or made at redemption

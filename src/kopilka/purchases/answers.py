@@ -44,6 +44,7 @@ def purchase_result_json(
     payment: dict[str, Any] | None = None,
     points_currency: str = "points",
     claimable_until: datetime | None = None,
+    perks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A :class:`PurchaseResult` (or, without an id, the body of a quote) as JSON, built
     directly: on the bulk path validating and dumping a model per purchase would cost more
@@ -65,6 +66,10 @@ def purchase_result_json(
         "payment": payment,
         "trace": None if trace is None else [t.model_dump(mode="json") for t in trace],
         "claimable_until": _iso(claimable_until) if claimable_until else None,
+        # What the tier and the member's waiting benefits do (see purchases/perks.py).
+        "applied_benefits": perks["applied_benefits"] if perks else [],
+        "discount": perks["discount"] if perks else None,
+        "free_delivery": perks["free_delivery"] if perks else False,
     }
 
 

@@ -41,10 +41,10 @@ from kopilka.members.service import MemberService, member_service
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext, ProgramService, program_service
+from kopilka.purchases.batches import Outcome
 from kopilka.purchases.domain import claim_deadline
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
 from kopilka.purchases.schemas import ClaimCreate, ClaimResult, ReversedOut
-from kopilka.purchases.service import Outcome
 from kopilka.purchases.simulation import replay_event
 from kopilka.rules.registry import compile_program
 from kopilka.tiers.schemas import TierOutcome

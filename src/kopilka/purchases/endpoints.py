@@ -25,6 +25,7 @@ from kopilka.kit.clock import clock
 from kopilka.kit.types import error_location
 from kopilka.programs.service import ProgramContext
 from kopilka.programs.version_schemas import SimulateRequest, SimulationReport
+from kopilka.purchases.batches import Outcome
 from kopilka.purchases.claims import claim_service
 from kopilka.purchases.returns import return_service
 from kopilka.purchases.schemas import (
@@ -38,7 +39,7 @@ from kopilka.purchases.schemas import (
     ReturnCreate,
     ReturnResult,
 )
-from kopilka.purchases.service import Outcome, purchase_service
+from kopilka.purchases.service import purchase_service
 from kopilka.purchases.simulation import simulate_draft
 
 router = APIRouter(prefix="/v1", tags=["purchases"])

@@ -29,10 +29,10 @@ from kopilka.members.service import member_service
 from kopilka.outbox import events
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.batches import Outcome
 from kopilka.purchases.payments import LineReturn, payment_service, return_plan
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
 from kopilka.purchases.schemas import ReturnCreate, ReturnLineIn, ReturnResult, ReversedOut
-from kopilka.purchases.service import Outcome
 from kopilka.tiers.schemas import TierOutcome
 from kopilka.tiers.service import tier_service
 

@@ -87,6 +87,28 @@ class PointsPaymentQuote(BaseModel):
     )
 
 
+class AppliedBenefitOut(BaseModel):
+    """A benefit the purchase used (or, in a quote, would use): the tier's discount or free
+    delivery (``id`` None, ``source`` tier), a personal boost (``amount``: extra points), a
+    free sample, free delivery."""
+
+    id: UUID | None
+    kind: str = Field(description="discount, free_delivery, free_sample, boost")
+    source: str = Field(description="tier, rule, journey, staff …")
+    source_key: str | None
+    payload: dict[str, Any]
+    amount: int = Field(description="The discount (minor units) or a boost's extra points.")
+
+
+class DiscountOut(BaseModel):
+    """The tier's discount on the check: floor(base × percent / 100), minor units."""
+
+    source: str
+    percent: int
+    base: int = Field(description="What was left to pay after coupons and points.")
+    amount: int
+
+
 class PurchaseResult(BaseModel):
     id: UUID | None = Field(description="None for a quote.")
     external_id: str
@@ -108,6 +130,15 @@ class PurchaseResult(BaseModel):
         default=None,
         description="A purchase without a member: until when a member may claim it by its "
         "external_id (None: it cannot be claimed, or it has a member).",
+    )
+    applied_benefits: list[AppliedBenefitOut] = Field(
+        default_factory=list, description="The tier's and the member's benefits used."
+    )
+    discount: DiscountOut | None = Field(
+        default=None, description="The tier's discount on the check (None: none)."
+    )
+    free_delivery: bool = Field(
+        default=False, description="Delivery is free (the tier, a rule or a personal offer)."
     )
 
 

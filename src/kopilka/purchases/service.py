@@ -6,7 +6,6 @@ Never commits.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -26,7 +25,7 @@ from kopilka.idempotency.service import (
 from kopilka.kit.clock import MAX_CLOCK_SKEW
 from kopilka.kit.ids import new_id
 from kopilka.kit.sql import is_postgres, plan_for_batch
-from kopilka.ledger.domain import Balance, BalanceKey, Lot
+from kopilka.ledger.domain import BalanceKey
 from kopilka.ledger.service import Earned, LedgerService, earned_by_currency, ledger_service
 from kopilka.ledger.unit import ledger_changes
 from kopilka.members.domain import normalise_identifier
@@ -35,12 +34,13 @@ from kopilka.members.service import MemberHit, MemberService, member_service
 from kopilka.outbox.unit import UnitOfWork
 from kopilka.programs.service import ProgramContext
 from kopilka.purchases.answers import anonymous_answer, purchase_result_json
+from kopilka.purchases.batches import Batch, Outcome
 from kopilka.purchases.payments import (
-    Settlement,
     payment_service,
     pays_otherwise,
     refuse_without_member,
 )
+from kopilka.purchases.perks import perks_answer, perks_for, record_use
 from kopilka.purchases.records import line_rows, purchase_row
 from kopilka.purchases.repository import PurchaseRepository, purchase_repository
 from kopilka.purchases.schemas import (
@@ -58,34 +58,6 @@ def unknown_store(store: str) -> InvalidInput:
         "store name with free_form_stores)",
         field="store",
     )
-
-
-@dataclass
-class Outcome:
-    """What happened to one purchase of a batch: a result, or an error; ``replayed`` if it
-    was answered from an earlier identical request."""
-
-    status: int
-    result: dict[str, Any] | None = None
-    error: KopilkaError | None = None
-    replayed: bool = False
-
-
-@dataclass
-class Batch:
-    """A batch of purchases on its way through :meth:`PurchaseService.ingest`."""
-
-    purchases: Sequence[PurchaseCreate]
-    outcomes: list[Outcome | None]
-    members: list[MemberHit | None]
-    balances: dict[BalanceKey, Balance]
-    # Stored answers of purchases already recorded (None: look them up).
-    records: dict[str, StoredAnswer] | None = None
-    settlements: dict[int, Settlement] = field(default_factory=dict)
-    # The locked lots that points paying at the till come from.
-    lots: dict[BalanceKey, list[Lot]] = field(default_factory=dict)
-    # A single purchase's tier window, read with its member's lock.
-    tier_read: Any = None
 
 
 class PurchaseService:
@@ -211,6 +183,17 @@ class PurchaseService:
             None,
             settlement.answer() if pays_otherwise(purchase) else None,
             program.settings.points_currency(),
+            perks=perks_answer(
+                perks_for(
+                    program,
+                    pipeline,
+                    member_id,
+                    evaluation,
+                    benefits,
+                    settlement.paid,
+                    purchase.occurred_at,
+                )
+            ),
         )
         answer["points_payment"] = (
             PointsPaymentQuote.model_validate(points_quote).model_dump() if points_quote else None
@@ -569,6 +552,17 @@ class PurchaseService:
             batch.balances,
             explain=explain,
         )
+        paid = settlement.paid if settlement is not None else purchase.total
+        perks = perks_for(
+            program,
+            pipeline,
+            member_id,
+            applied.evaluation,
+            applied.benefits,
+            paid,
+            purchase.occurred_at,
+        )
+        record_use(pipeline, uow, member_id, perks, purchase_id)
         body = purchase_result_json(
             purchase_id,
             purchase,
@@ -580,6 +574,7 @@ class PurchaseService:
             applied.tier,
             settlement.answer() if settlement else None,
             program.settings.points_currency(),
+            perks=perks_answer(perks),
         )
         earned = earned_by_currency(applied.earned)
         row = purchase_row(program, purchase, purchase_id, member_id, request_hash_, body, uow.now)

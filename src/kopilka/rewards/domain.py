@@ -7,7 +7,7 @@ No I/O here: the services read the reward, the member's tier, balance and past r
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -54,6 +54,7 @@ class Reason(StrEnum):
     NOT_YET_AVAILABLE = "not_yet_available"
     ENDED = "ended"
     TIER = "tier_too_low"
+    EXCLUSIVE = "exclusive_to_tiers"
     OUT_OF_STOCK = "out_of_stock"
     MEMBER_BLOCKED = "member_blocked"
     LIMIT_REACHED = "limit_reached"
@@ -63,7 +64,14 @@ class Reason(StrEnum):
 # Reasons that keep a reward out of a member's catalog altogether; the others still show
 # it, with ``can_redeem`` false.
 HIDING: frozenset[Reason] = frozenset(
-    {Reason.ARCHIVED, Reason.NOT_YET_AVAILABLE, Reason.ENDED, Reason.TIER, Reason.OUT_OF_STOCK}
+    {
+        Reason.ARCHIVED,
+        Reason.NOT_YET_AVAILABLE,
+        Reason.ENDED,
+        Reason.TIER,
+        Reason.EXCLUSIVE,
+        Reason.OUT_OF_STOCK,
+    }
 )
 
 
@@ -84,6 +92,8 @@ class Terms:
     min_tier: str | None
     per_member_limit: int | None
     codes_left: int | None = None
+    exclusive_tag: str | None = None
+    early_access_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,11 @@ class Shopper:
     ladder: Sequence[str]
     available: int
     taken: int
+    # The member's tier benefits: reward tags it unlocks, and early access.
+    exclusive: frozenset[str] = frozenset()
+    early_access: bool = False
+    # A personal offer's price for this reward (a benefit of kind ``reward``).
+    personal_price: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,14 +167,25 @@ def in_stock(terms: Terms) -> bool:
     return counted and pooled
 
 
+def opens_for(terms: Terms, member: Shopper) -> datetime:
+    """When the reward opens for ``member``: ``available_from``, or ``early_access_days``
+    before it for a member whose tier gives early access."""
+    assert terms.available_from is not None
+    if member.early_access and terms.early_access_days:
+        return terms.available_from - timedelta(days=terms.early_access_days)
+    return terms.available_from
+
+
 def judge(terms: Terms, member: Shopper, now: datetime) -> Verdict:
     """Whether ``member`` may take the reward now, at which price; the first reason found
     otherwise (what hides the reward first, then what is the member's)."""
     price = price_for(terms, member.tier, member.ladder)
+    if member.personal_price is not None:
+        price = min(price, member.personal_price)
     key = terms.key
     if terms.status != "active":
         return Verdict(price, Reason.ARCHIVED, f"reward {key!r} is archived")
-    if terms.available_from is not None and now < terms.available_from:
+    if terms.available_from is not None and now < opens_for(terms, member):
         when = terms.available_from.isoformat()
         return Verdict(price, Reason.NOT_YET_AVAILABLE, f"reward {key!r} is available from {when}")
     if terms.available_until is not None and now >= terms.available_until:
@@ -171,6 +197,13 @@ def judge(terms: Terms, member: Shopper, now: datetime) -> Verdict:
             Reason.TIER,
             f"reward {key!r} is for tier {terms.min_tier!r} and above; "
             f"the member's tier is {member.tier!r}",
+        )
+    if terms.exclusive_tag is not None and terms.exclusive_tag not in member.exclusive:
+        return Verdict(
+            price,
+            Reason.EXCLUSIVE,
+            f"reward {key!r} is exclusive to tiers with {terms.exclusive_tag!r} rewards; the "
+            f"member's tier {member.tier!r} does not give them",
         )
     if not in_stock(terms):
         return Verdict(price, Reason.OUT_OF_STOCK, f"reward {key!r} is out of stock")

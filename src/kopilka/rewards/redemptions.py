@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import AuditService, audit_service
+from kopilka.benefits.service import benefit_service
 from kopilka.errors import Conflict, NotFound
 from kopilka.idempotency.service import IdempotencyStore, idempotency_store
 from kopilka.kit.clock import as_utc
@@ -30,7 +31,7 @@ from kopilka.outbox import events
 from kopilka.outbox.unit import unit_of_work
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards import domain
-from kopilka.rewards.domain import COUPON_KINDS, Reason, RewardUnavailable, Shopper
+from kopilka.rewards.domain import COUPON_KINDS, Reason, RewardUnavailable
 from kopilka.rewards.fulfilment import Redeeming, hand_out
 from kopilka.rewards.repository import RewardRepository, reward_repository
 from kopilka.rewards.schemas import (
@@ -39,7 +40,7 @@ from kopilka.rewards.schemas import (
     RedemptionRequest,
     RewardRedemption,
 )
-from kopilka.rewards.service import ladder_ids, terms_of
+from kopilka.rewards.service import shopper, terms_of
 from kopilka.tiers.service import tier_service
 
 Answer = tuple[int, dict[str, Any], bool]  # status code, body, replayed
@@ -136,16 +137,21 @@ class RedemptionService:
         if reward.code_source == "pool":
             codes_left = (await self.repository.free_codes(conn, [reward.id]))[reward.id]
         balance = balances.get((member_id, reward.currency), Balance())
-        shopper = Shopper(status, tier, ladder_ids(program), balance.available, taken)
-        verdict = domain.judge(terms_of(reward, codes_left), shopper, now)
+        offers = await benefit_service.reward_offers(conn, program, member_id, now)
+        offer = offers.get(reward.key)
+        seen_as = shopper(program, status, tier, balance.available, taken, offer)
+        verdict = domain.judge(terms_of(reward, codes_left), seen_as, now)
         if not verdict.can_redeem:
-            raise domain.refusal(verdict, shopper)
+            raise domain.refusal(verdict, seen_as)
         stock_taken = reward.stock is not None
         if stock_taken and not await self.repository.take_stock(conn, reward.id, now):
             raise RewardUnavailable(
                 f"reward {key!r} is out of stock", field="reward", reason=Reason.OUT_OF_STOCK.value
             )
         redemption_id = new_id()
+        if offer is not None:
+            # The personal offer is used by this redemption (the member is locked).
+            await benefit_service.use(conn, offer[0], now, str(redemption_id))
         ledger_redemption_id = None
         if verdict.price > 0:
             spent = await self.points.redeem(
@@ -168,6 +174,8 @@ class RedemptionService:
         # Whether an item of a counted stock went with it: only then does a cancel put one
         # back (the stock may have been counted or not since).
         details = {**(handout.details or {}), "tier": tier, "stock_taken": stock_taken}
+        if offer is not None:
+            details["benefit_id"] = str(offer[0])
         row = {
             "id": redemption_id,
             "program_id": program.id,

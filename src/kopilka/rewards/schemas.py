@@ -52,6 +52,18 @@ class RewardCreate(BaseModel):
     available_until: Instant | None = None
     min_tier: TierId | None = None
     per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
+    exclusive_tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Only tiers listing this tag in exclusive_rewards see and take it.",
+    )
+    early_access_days: Int | None = Field(
+        default=None,
+        ge=1,
+        le=365,
+        description="Tiers with early_access may take it this many days before available_from.",
+    )
     coupon_campaign: str | None = Field(
         default=None,
         min_length=1,
@@ -94,6 +106,8 @@ class RewardUpdate(BaseModel):
     available_until: Instant | None = None
     min_tier: TierId | None = None
     per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
+    exclusive_tag: str | None = Field(default=None, min_length=1, max_length=100)
+    early_access_days: Int | None = Field(default=None, ge=1, le=365)
     coupon_campaign: str | None = Field(default=None, min_length=1, max_length=100)
     gift_amount: Int | None = Field(default=None, ge=1, le=10**12)
     code_source: CodeSource | None = None
@@ -122,6 +136,8 @@ class Reward(BaseModel):
     available_until: datetime | None
     min_tier: str | None
     per_member_limit: int | None
+    exclusive_tag: str | None = None
+    early_access_days: int | None = None
     coupon_campaign: str | None
     gift_amount: int | None
     code_source: CodeSource | None

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.benefits.service import benefit_service, tier_benefits
 from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
 from kopilka.kit.ids import new_id
 from kopilka.kit.pagination import decode_key_cursor, encode_cursor
@@ -57,6 +58,8 @@ def terms_of(row: Any, codes_left: int | None = None) -> Terms:
         min_tier=row.min_tier,
         per_member_limit=row.per_member_limit,
         codes_left=codes_left,
+        exclusive_tag=row.exclusive_tag,
+        early_access_days=row.early_access_days,
     )
 
 
@@ -85,7 +88,30 @@ def invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(f"{where}: {first['msg']}" if where else first["msg"], field=where or None)
 
 
-CATALOG_NUMBERS = ("price", "stock", "per_member_limit", "gift_amount")
+CATALOG_NUMBERS = ("price", "stock", "per_member_limit", "gift_amount", "early_access_days")
+
+
+def shopper(
+    program: ProgramContext,
+    status: str,
+    tier: str | None,
+    available: int,
+    taken: int,
+    offer: tuple[UUID, int | None] | None = None,
+) -> Shopper:
+    """The member as the shop sees them: their tier's exclusive tags and early access
+    (``benefits.tier_benefits``), and a personal offer's price for the reward."""
+    given = tier_benefits(program, tier)
+    return Shopper(
+        status,
+        tier,
+        ladder_ids(program),
+        available,
+        taken,
+        exclusive=frozenset(given.exclusive_rewards) if given else frozenset(),
+        early_access=bool(given and given.early_access),
+        personal_price=offer[1] if offer is not None else None,
+    )
 
 
 def catalog_numbers(raw: dict[str, Any]) -> dict[str, Any]:
@@ -375,12 +401,14 @@ class RewardService:
     ) -> list[Judged]:
         codes = await self._codes_left(conn, rows)
         taken = await self.repository.taken(conn, member.member_id, [row.id for row in rows])
-        ladder = ladder_ids(program)
+        offers = await benefit_service.reward_offers(conn, program, member.member_id, now)
         judged = []
         for row in rows:
             available = member.balances.get(row.currency, Balance()).available
-            shopper = Shopper(member.status, member.tier, ladder, available, taken[row.id])
-            verdict = domain.judge(terms_of(row, codes.get(row.id)), shopper, now)
+            seen_as = shopper(
+                program, member.status, member.tier, available, taken[row.id], offers.get(row.key)
+            )
+            verdict = domain.judge(terms_of(row, codes.get(row.id)), seen_as, now)
             judged.append(Judged(row, codes.get(row.id), verdict, taken[row.id], available))
         return judged
 

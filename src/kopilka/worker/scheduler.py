@@ -34,6 +34,7 @@ from kopilka.ledger import tasks as ledger_tasks
 from kopilka.messaging.tasks import remind_expiring
 from kopilka.privacy.tasks import purge_expired
 from kopilka.programs.service import program_service
+from kopilka.recommendations.tasks import build_line, build_program
 from kopilka.segments.tasks import refresh_segments
 from kopilka.tiers.tasks import review_tiers
 from kopilka.worker.delivery_repository import outbox_repository
@@ -116,6 +117,12 @@ async def _liability_snapshot(
     return (await snapshot_program(engine, program, now)).line()
 
 
+async def _recommendations_build(
+    engine: AsyncEngine, program: UUID, now: datetime, _: datetime
+) -> str:
+    return build_line(await build_program(engine, program, now))
+
+
 async def _segments_refresh(engine: AsyncEngine, program: UUID, _: datetime, __: datetime) -> str:
     report = await refresh_segments(engine, program)
     return f"{report.segments} segments, {report.entered} entered, {report.left} left"
@@ -179,6 +186,7 @@ def all_jobs(retention_days: int) -> list[JobSpec]:
         JobSpec("clv-refit", True, _clv_refit),
         # The liability once the expiries above have run: the day's figures for the KPIs.
         JobSpec("liability-snapshot", True, _liability_snapshot),
+        JobSpec("recommendations-build", True, _recommendations_build),
         JobSpec("segments-refresh", True, _segments_refresh),
         # After the segments: a schedule enters a segment's members as they are today.
         JobSpec("journeys-entries", True, _journeys_entries),

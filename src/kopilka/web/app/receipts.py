@@ -22,9 +22,9 @@ from kopilka.errors import KopilkaError, NotFound
 from kopilka.kit.clock import clock
 from kopilka.members.schemas import MemberRef
 from kopilka.programs.service import ProgramContext
+from kopilka.purchases.batches import Outcome
 from kopilka.purchases.claims import claim_service
 from kopilka.purchases.schemas import ClaimCreate
-from kopilka.purchases.service import Outcome
 from kopilka.web.app.access import MemberCaller, SignedInMember, member_transaction
 from kopilka.web.app.history import app_page
 from kopilka.web.forms import form_of, text

@@ -33,6 +33,7 @@ SECTIONS = (
     Section("/console/segments", _("Segments"), P.SEGMENTS_READ),
     Section("/console/templates", _("Templates"), P.MESSAGES_READ),
     Section("/console/broadcasts", _("Broadcasts"), P.MESSAGES_READ),
+    Section("/console/journeys", _("Journeys"), P.MESSAGES_READ),
     Section("/console/tickets", _("Tickets"), P.TICKETS_HANDLE),
     Section("/console/surveys", _("Surveys"), P.SURVEYS_READ),
     Section("/console/webhooks", _("Webhooks"), P.INTEGRATIONS_MANAGE),

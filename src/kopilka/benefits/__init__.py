@@ -1,0 +1,1 @@
+"""Members\x27 benefits and personal offers: listed, granted, applied at the till, gated."""
