@@ -1,7 +1,9 @@
 """The API and worker processes start without the analytics' numerical libraries: numpy
-and scipy take some 90 MB, and only a refit of the lifetime models, a validation or an
-experiment's statistics need them (they import them when they run). The idle memory target
-of the API process (docs/performance.md) depends on it."""
+and scipy take some 90 MB, and only a refit of the lifetime models, a validation, an
+experiment's statistics or a build of the recommendations need them (they import them when
+they run); nor without cryptography (some 9 MB more), which only signing a wallet pass or
+checking its certificates needs. The idle memory target of the API process
+(docs/performance.md) depends on it."""
 
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import sys
 import kopilka.__main__, kopilka.app, kopilka.worker.runner, kopilka.worker.modules
 from kopilka.worker.modules import import_consumers
 import_consumers()
-heavy = sorted(m for m in ("numpy", "scipy", "pandas") if m in sys.modules)
+heavy = sorted(m for m in ("numpy", "scipy", "pandas", "cryptography") if m in sys.modules)
 print(",".join(heavy))
 """
 

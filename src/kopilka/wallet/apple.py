@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from kopilka.wallet.certificates import SigningKey
-from kopilka.wallet.domain import PASS_TEXTS, pass_strings
+from kopilka.wallet.domain import PASS_TEXTS, PKPASS_MEDIA_TYPE, pass_strings
 from kopilka.wallet.png import pass_images
 
-MEDIA_TYPE = "application/vnd.apple.pkpass"
+MEDIA_TYPE = PKPASS_MEDIA_TYPE
 ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=UTC)
 
 

@@ -14,6 +14,7 @@ from uuid import UUID
 from kopilka.errors import NotFound
 
 APPLE_SERVICE_PATH = "/wallet/apple"
+PKPASS_MEDIA_TYPE = "application/vnd.apple.pkpass"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 # Texts of the pass. Apple shows a label in the phone's language when the pass carries a

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.audit.service import audit_service
@@ -24,7 +23,6 @@ from kopilka.members.service import member_service
 from kopilka.programs.service import ProgramContext, program_service
 from kopilka.tiers.domain import level
 from kopilka.tiers.service import tier_service
-from kopilka.wallet import apple, certificates, google
 from kopilka.wallet.apns import ApnsRequest, Credentials, pass_update_requests
 from kopilka.wallet.domain import (
     AppleLook,
@@ -174,6 +172,10 @@ class WalletService:
         claims = save_claims(
             settings.service_account_email, origin_of(stored.public_url), loyalty, now
         )
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from kopilka.wallet import certificates, google
+
         key = certificates.private_key_of(stored.row.google_key, None, "google.private_key")
         assert isinstance(key, rsa.RSAPrivateKey)  # checked when saved
         return google.save_url(claims, key)
@@ -225,6 +227,9 @@ class WalletService:
         )
         token = authentication_token(stored.row.token_secret, card.serial)
         document = pass_json(look, card, stored.public_url, token)
+        # cryptography (about 17 MB) is loaded by the first pass signed, not at start.
+        from kopilka.wallet import apple, certificates
+
         files = apple.pass_files(document, settings.foreground_color, settings.background_color)
         key = certificates.private_key_of(
             stored.row.apple_key or "", stored.row.apple_key_password, "apple.private_key"

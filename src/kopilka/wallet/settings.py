@@ -7,10 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from kopilka.errors import InvalidInput
-from kopilka.wallet import certificates
 from kopilka.wallet.repository import SettingsRow
 from kopilka.wallet.schemas import (
     AppleSettings,
@@ -45,6 +42,8 @@ def read_settings(row: SettingsRow) -> Stored:
 
 
 def certificate_out(pem: str) -> CertificateOut:
+    from kopilka.wallet import certificates  # cryptography: loaded when a pass is set up
+
     found = certificates.info(certificates.loaded_certificate(pem))
     return CertificateOut(subject=found.subject, expires_at=found.expires_at)
 
@@ -81,6 +80,8 @@ def apple_section(
 ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """The Apple section to store, its key and the key's password; every certificate and
     key checked."""
+    from kopilka.wallet import certificates
+
     if given is None:
         return None, None, None
     kept = before.apple if before is not None else None
@@ -127,6 +128,10 @@ def google_section(
     given: GoogleSettings | None, before: Stored | None
 ) -> tuple[dict[str, Any] | None, str | None]:
     """The Google section to store and the service account's key, checked."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kopilka.wallet import certificates
+
     if given is None:
         return None, None
     key_pem = given.private_key

@@ -29,8 +29,8 @@ from kopilka.db import read_with_retry, run_in_transaction
 from kopilka.errors import KopilkaError
 from kopilka.http import EngineDep
 from kopilka.kit.clock import as_utc, clock
-from kopilka.wallet.apple import MEDIA_TYPE
 from kopilka.wallet.domain import APPLE_SERVICE_PATH, moment_of, tag_of
+from kopilka.wallet.domain import PKPASS_MEDIA_TYPE as MEDIA_TYPE
 from kopilka.wallet.service import PassFile, PassHolder, wallet_service
 
 logger = logging.getLogger("kopilka.wallet")

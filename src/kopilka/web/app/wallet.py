@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
-from kopilka.wallet.apple import MEDIA_TYPE
+from kopilka.wallet.domain import PKPASS_MEDIA_TYPE as MEDIA_TYPE
 from kopilka.wallet.domain import NoCardNumber, WalletNotSetUp
 from kopilka.wallet.service import PassFile, wallet_service
 from kopilka.web.app.access import MemberCaller, SignedInMember, member_read
