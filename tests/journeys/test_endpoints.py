@@ -28,8 +28,37 @@ GOOD: dict[str, Any] = {
         ({**GOOD, "steps": [{"id": "x", "type": "wait"}]}, "steps.0"),
         ({**GOOD, "steps": [{"id": "x", "type": "wait", "days": 1, "until": "10:00"}]}, "steps.0"),
         (
-            {**GOOD, "steps": [{"id": "x", "type": "branch", "condition": {}, "then": "y"}]},
-            "document",
+            {
+                **GOOD,
+                "steps": [
+                    {
+                        "id": "x",
+                        "type": "branch",
+                        "condition": {"type": "tags", "tags": ["a"]},
+                        "then": "y",
+                    }
+                ],
+            },
+            "steps.0.then",
+        ),
+        (
+            {
+                **GOOD,
+                "steps": [
+                    {
+                        "id": "x",
+                        "type": "branch",
+                        "condition": {"type": "tags", "tags": ["a"]},
+                        "then": "x",
+                    }
+                ],
+            },
+            "steps.0",
+        ),
+        ({**GOOD, "steps": [{"id": "t", "type": "tag", "add": ["has space"]}]}, "steps.0.add.0"),
+        (
+            {**GOOD, "steps": [{"id": "w", "type": "webhook", "data": {"x": "y" * 20_000}}]},
+            "steps.0.data",
         ),
         (
             {
@@ -39,8 +68,9 @@ GOOD: dict[str, Any] = {
                         "id": "x",
                         "type": "branch",
                         "condition": {"type": "tags", "tags": 5},
-                        "then": "x",
-                    }
+                        "then": "y",
+                    },
+                    {"id": "y", "type": "exit"},
                 ],
             },
             "steps.0.condition",
@@ -62,7 +92,7 @@ GOOD: dict[str, Any] = {
         ),
         ({**GOOD, "holdout_percent": 80}, "holdout_percent"),
         ({**GOOD, "entry": {"type": "event", "event": "moon.rose"}}, "entry.event"),
-        ({**GOOD, "steps": [GOOD["steps"][0], GOOD["steps"][0]]}, "document"),
+        ({**GOOD, "steps": [GOOD["steps"][0], GOOD["steps"][0]]}, "steps.1.id"),
     ],
 )
 async def test_a_bad_document_is_a_422_naming_the_field(
@@ -76,6 +106,20 @@ async def test_a_bad_document_is_a_422_naming_the_field(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"][0]["field"].startswith(field)
     assert listed.json()["items"] == []
+
+
+async def test_a_document_nested_too_deep_is_a_422(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    s = await setup(engine, http)
+    data: dict[str, Any] = {}
+    for _ in range(300):
+        data = {"a": data}
+    document = {**GOOD, "steps": [{"id": "w", "type": "webhook", "data": data}]}
+    with clock.frozen(T0):
+        response = await s.api.post("/v1/journeys", {"key": "deep", "document": document})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_drafts_versions_and_statuses(engine: AsyncEngine, http: httpx.AsyncClient) -> None:
@@ -106,6 +150,8 @@ async def test_drafts_versions_and_statuses(engine: AsyncEngine, http: httpx.Asy
         assert second["version"] == 2 and [v["version"] for v in second["versions"]] == [2, 1]
         assert (await s.api.post(f"/v1/journeys/{key}/archive")).json()["status"] == "archived"
         assert (await s.api.post(f"/v1/journeys/{key}/resume")).status_code == 409
+        archived = await s.api.put(f"/v1/journeys/{key}/draft", {"document": GOOD})
+        assert archived.status_code == 409
         duplicate = await s.api.post("/v1/journeys", {"key": key, "document": GOOD})
         assert duplicate.status_code == 409
 
@@ -126,6 +172,18 @@ async def test_publishing_checks_what_the_journey_names(
     assert response.status_code == 409
     assert response.json()["errors"][0]["field"] == "entry.segment"
     assert shown["status"] == "draft" and shown["version"] is None
+
+
+async def test_publishing_checks_a_points_steps_currency(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    s = await setup(engine, http)
+    document = {**GOOD, "steps": [{"id": "p", "type": "points", "amount": 5, "currency": "nope"}]}
+    key = await s.journey(document, publish=False)
+    with clock.frozen(T0):
+        response = await s.api.post(f"/v1/journeys/{key}/publish")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["field"] == "steps.0.currency"
 
 
 async def test_other_programs_and_tills_see_nothing(

@@ -214,10 +214,14 @@ class CouponStep(_Step):
     valid_days: Int | None = Field(default=None, ge=1, le=3660)
 
 
+# A member's tag, as the members' API takes them.
+Tag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
 class TagStep(_Step):
     type: Literal["tag"]
-    add: list[str] = Field(default_factory=list, max_length=20)
-    remove: list[str] = Field(default_factory=list, max_length=20)
+    add: list[Tag] = Field(default_factory=list, max_length=20)
+    remove: list[Tag] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _something(self) -> "TagStep":
@@ -274,19 +278,6 @@ class JourneyDocument(_Strict):
     reentry: Reentry = Reentry()
     holdout_percent: Int = Field(default=0, ge=0, le=MAX_HOLDOUT_PERCENT)
 
-    @model_validator(mode="after")
-    def _targets(self) -> "JourneyDocument":
-        ids = [step.id for step in self.steps]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"step ids must be unique: {', '.join(repeated)}")
-        known = set(ids)
-        for step in self.steps:
-            for target in jumps_of(step):
-                if target not in known:
-                    raise ValueError(f"step {step.id!r} goes to {target!r}, which is no step")
-        return self
-
     def index(self, step_id: str) -> int:
         return next(i for i, step in enumerate(self.steps) if step.id == step_id)
 
@@ -299,22 +290,13 @@ class JourneyDocument(_Strict):
         return None
 
 
-def jumps_of(step: Any) -> list[str]:
-    """The step ids a step may go to besides the next one."""
-    if isinstance(step, BranchStep):
-        return [step.then, *([step.otherwise] if step.otherwise else [])]
-    if isinstance(step, WaitStep) and step.on_timeout:
-        return [step.on_timeout]
-    return []
-
-
 def parse_journey(raw: Any) -> JourneyDocument:
     """A journey document, or ``InvalidInput`` naming the first field at fault and listing
     every error (branch conditions are checked by the service, with the segment parser)."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("the journey document must be an object", field="document")
     try:
-        return JourneyDocument.model_validate(raw)
+        document = JourneyDocument.model_validate(raw)
     except ValidationError as exc:
         errors = [
             {"field": field_of(error["loc"], raw) or "document", "message": _message(error)}
@@ -324,6 +306,78 @@ def parse_journey(raw: Any) -> JourneyDocument:
         raise InvalidInput(
             f"{first['field']}: {first['message']}", field=first["field"], errors=errors
         ) from None
+    check_steps(document)
+    return document
+
+
+def check_steps(document: JourneyDocument) -> None:
+    """Step ids unique, every jump to a step that exists, and no way round the steps that
+    passes no wait (a run would spin); ``InvalidInput`` naming the step's field."""
+    seen: set[str] = set()
+    for i, step in enumerate(document.steps):
+        if step.id in seen:
+            raise InvalidInput(f"step id {step.id!r} is used twice", field=f"steps.{i}.id")
+        seen.add(step.id)
+    for i, step in enumerate(document.steps):
+        for name, target in _jump_fields(step):
+            if target not in seen:
+                raise InvalidInput(
+                    f"step {step.id!r} goes to {target!r}, which is no step",
+                    field=f"steps.{i}.{name}",
+                )
+    loop = _loop_without_wait(document)
+    if loop is not None:
+        raise InvalidInput(
+            f"steps {' → '.join(loop)} go round without a wait: a run would never stop",
+            field=f"steps.{document.index(loop[0])}",
+        )
+
+
+def _jump_fields(step: Any) -> list[tuple[str, str]]:
+    if isinstance(step, BranchStep):
+        return [("then", step.then), *([("otherwise", step.otherwise)] if step.otherwise else [])]
+    if isinstance(step, WaitStep) and step.on_timeout:
+        return [("on_timeout", step.on_timeout)]
+    return []
+
+
+def _successors(document: JourneyDocument, step: Any) -> list[str]:
+    """The steps a run may go to from ``step`` without stopping (a wait stops it)."""
+    if isinstance(step, ExitStep | WaitStep):
+        return []
+    after = next_of(document, step.id)
+    if isinstance(step, BranchStep):
+        other = step.otherwise or after
+        return [step.then, other] if other else [step.then]
+    return [after] if after else []
+
+
+def _loop_without_wait(document: JourneyDocument) -> list[str] | None:
+    """A cycle of steps none of which is a wait, if there is one."""
+    by_id = {step.id: step for step in document.steps}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(step_id: str) -> list[str] | None:
+        state[step_id] = 1
+        path.append(step_id)
+        for following in _successors(document, by_id[step_id]):
+            if state.get(following) == 1:
+                return [*path[path.index(following) :], following]
+            if following not in state:
+                found = visit(following)
+                if found:
+                    return found
+        path.pop()
+        state[step_id] = 2
+        return None
+
+    for step in document.steps:
+        if step.id not in state:
+            found = visit(step.id)
+            if found:
+                return found
+    return None
 
 
 def _message(error: Mapping[str, Any]) -> str:

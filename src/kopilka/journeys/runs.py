@@ -199,9 +199,11 @@ class JourneyRunner:
         try:
             async with conn.begin_nested():
                 return await self._effect(conn, program, run, step, seq, after, now)
-        except KopilkaError as exc:
-            logger.warning("journey run %s: step %s failed: %s", run.id, step.id, exc.detail)
-            return _Outcome("failed", {"error": exc.detail}, None, _finished(RunStatus.EXITED, now))
+        except (KopilkaError, ValueError) as exc:
+            # A step that cannot be taken ends its own run, never the job (the other runs).
+            detail = exc.detail if isinstance(exc, KopilkaError) else str(exc).splitlines()[0]
+            logger.warning("journey run %s: step %s failed: %s", run.id, step.id, detail)
+            return _Outcome("failed", {"error": detail}, None, _finished(RunStatus.EXITED, now))
 
     async def _effect(
         self,

@@ -3,6 +3,7 @@ save with the field named, published as numbered versions (members in flight sta
 theirs), paused, resumed and archived; and their results: counts per step, runs, and
 conversion against the holdout (``docs/journeys.md``). Never commits."""
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from kopilka.journeys.domain import (
     JourneyDocument,
     JourneyStatus,
     OfferStep,
+    PointsStep,
     SegmentEntry,
     SendStep,
+    WebhookStep,
 )
 from kopilka.journeys.repository import JourneyRepository, JourneyRow, RunRow, journey_repository
 from kopilka.journeys.statistics import JourneyStats, journey_stats
@@ -33,6 +36,7 @@ from kopilka.segments.domain import parse_definition
 from kopilka.segments.service import segment_service
 
 MAX_RUNS_PAGE = 200
+MAX_DATA = 10_000
 # Keys the console's addresses use for pages of their own (``/console/journeys/new``).
 RESERVED_KEYS = frozenset({"new"})
 
@@ -98,6 +102,8 @@ class JourneyService:
     ) -> JourneyView:
         """Replace the draft once it validates (an invalid one changes nothing)."""
         row = await self._row(conn, program, key, lock=True)
+        if row.status == JourneyStatus.ARCHIVED:
+            raise Conflict("an archived journey takes no draft", field="status")
         checked = self.checked(document)
         await self.repository.update_journey(
             conn, row.id, {"draft": _stored(checked), "updated_at": now}
@@ -222,6 +228,11 @@ class JourneyService:
                     known_kind(step.kind)
                 except KopilkaError as exc:
                     raise InvalidInput(exc.detail, field=f"steps.{i}.kind") from None
+            if isinstance(step, WebhookStep) and len(json.dumps(step.data)) > MAX_DATA:
+                raise InvalidInput(
+                    f"a webhook's data holds at most {MAX_DATA} characters of JSON",
+                    field=f"steps.{i}.data",
+                )
             if isinstance(step, OfferStep):
                 try:
                     checked_payload(step.kind, step.payload)
@@ -239,7 +250,12 @@ class JourneyService:
                 raise Conflict(
                     f"no segment {document.entry.segment!r}", field="entry.segment"
                 ) from None
+        currencies = {c.code for c in program.settings.currencies}
         for i, step in enumerate(document.steps):
+            if isinstance(step, PointsStep) and step.currency and step.currency not in currencies:
+                raise Conflict(
+                    f"the program has no currency {step.currency!r}", field=f"steps.{i}.currency"
+                )
             if isinstance(step, CouponStep):
                 await self._check_campaign(conn, program, step.campaign, f"steps.{i}.campaign")
 
@@ -283,7 +299,10 @@ class JourneyService:
 
 def _stored(document: JourneyDocument) -> Mapping[str, Any]:
     """The document as stored: normalised, without defaults left implicit."""
-    return document.model_dump(mode="json")
+    try:
+        return document.model_dump(mode="json")
+    except ValueError:
+        raise InvalidInput("the document nests too deep", field="document") from None
 
 
 journey_service = JourneyService()
