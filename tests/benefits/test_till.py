@@ -228,3 +228,17 @@ async def test_another_programs_key_sees_nothing(engine: AsyncEngine, api: Api) 
             f"/v1/members/{member_id}/benefits", {"kind": "free_delivery", "grant_key": "k"}
         )
         assert response.status_code == 404
+
+
+async def test_a_purchase_dated_before_a_boost_was_given_does_not_use_it(api: Api) -> None:
+    """An offline till's purchase sent late, dated before the offer existed."""
+    with clock.frozen(T):
+        member_id, external = await new_member(api)
+        boost = await grant(api, member_id, "late", "boost", payload={"factor_percent": 200})
+        earlier = purchase_body(external, 10_000, occurred_at=(T - timedelta(hours=1)).isoformat())
+        first = (await api.post("/v1/purchases", earlier)).json()
+        assert first["points_earned"] == 100 and first["applied_benefits"] == []
+        later = purchase_body(external, 10_000, occurred_at=(T + timedelta(hours=1)).isoformat())
+        second = (await api.post("/v1/purchases", later)).json()
+        assert second["points_earned"] == 200
+        assert [a["id"] for a in second["applied_benefits"]] == [boost["id"]]

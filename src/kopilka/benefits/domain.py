@@ -33,6 +33,7 @@ class Waiting:
     source_key: str
     payload: Mapping[str, Any]
     expires_at: datetime | None
+    issued_at: datetime | None = None
 
 
 def status_at(stored: str, expires_at: datetime | None, now: datetime) -> Status:
@@ -152,7 +153,13 @@ def at_till(
     perks.free_delivery = tier_delivery or instant_free_delivery
     if tier_delivery:
         perks.applied.append(_tier_item(tier, "free_delivery"))
-    live = [w for w in waiting if w.expires_at is None or w.expires_at > at]
+    # Live when the purchase happened: given before it and not yet expired.
+    live = [
+        w
+        for w in waiting
+        if (w.expires_at is None or w.expires_at > at)
+        and (w.issued_at is None or w.issued_at <= at)
+    ]
     for item in sorted(live, key=_soonest):
         if item.kind == "free_sample":
             perks.applied.append(_item(item, 0))

@@ -138,7 +138,7 @@ class BenefitRepository:
         members' lock at the till, so a benefit a concurrent purchase used is seen used."""
         c = benefits_t.c
         query = select(
-            c.id, c.member_id, c.kind, c.rule_id, c.grant_key, c.payload, c.expires_at
+            c.id, c.member_id, c.kind, c.rule_id, c.grant_key, c.payload, c.expires_at, c.issued_at
         ).where(
             c.program_id == program_id,
             one_of(conn, c.member_id, member_ids),
@@ -151,8 +151,10 @@ class BenefitRepository:
         for r in (await conn.execute(query)).all():
             source, key = origin(r.rule_id, r.grant_key)
             expires = as_utc(r.expires_at) if r.expires_at is not None else None
+            payload = dict(r.payload or {})
+            issued = as_utc(r.issued_at)
             found.append(
-                (r.member_id, Waiting(r.id, r.kind, source, key, dict(r.payload or {}), expires))
+                (r.member_id, Waiting(r.id, r.kind, source, key, payload, expires, issued))
             )
         return found
 

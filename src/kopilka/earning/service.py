@@ -311,7 +311,7 @@ class EarningService:
                     rule = item.source == "rule"
                     rule_id = item.source_key if rule else f"{item.source}:{item.source_key}"
                     percent = int(item.payload["factor_percent"])
-                    boost = Boost(str(item.id), rule_id, percent, item.expires_at)
+                    boost = Boost(str(item.id), rule_id, percent, item.expires_at, item.issued_at)
                     state.member(member_id).boosts.append(boost)
         if "experiments" in needs:
             await self._experiments(conn, state, program, ids, now, uow)

@@ -165,7 +165,8 @@ class RulesState:
             self.repository.stage_benefit(self.uow, row)
         if effect.kind == "boost":
             percent = int(effect.payload["factor_percent"])
-            facts.boosts.append(Boost(str(benefit_id), effect.rule_id, percent, expires))
+            boost = Boost(str(benefit_id), effect.rule_id, percent, expires, occurred_at)
+            facts.boosts.append(boost)
         return Granted(benefit_id, effect.rule_id, effect.kind, payload, expires)
 
     def _issue_code(

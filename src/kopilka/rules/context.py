@@ -29,6 +29,9 @@ class Boost(NamedTuple):
     rule_id: str
     factor_percent: int  # 200 = double points
     expires_at: datetime | None
+    # When it was given: a purchase dated earlier (an offline till's, sent late) does not
+    # use it.
+    issued_at: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -272,7 +272,8 @@ def _boost(effects: list[Effect], context: EvaluationContext, currency: str) -> 
     live = [
         b
         for b in context.member.boosts
-        if b.expires_at is None or b.expires_at > context.occurred_at
+        if (b.expires_at is None or b.expires_at > context.occurred_at)
+        and (b.issued_at is None or b.issued_at <= context.occurred_at)
     ]
     if not live:
         return []
