@@ -171,7 +171,8 @@ async def test_offers_show_the_members_own_boosts_rewards_and_coupons(
         assert (await api.post("/v1/rewards", mug)).status_code == 201
         anna, _ = await enrol(api)
         boris, boris_ext = await enrol(api)
-        spent = await api.post("/v1/purchases", purchase_body(boris_ext, 10_000))
+        bought = purchase_body(boris_ext, 10_000, occurred_at=T0.isoformat())
+        spent = await api.post("/v1/purchases", bought)
         assert spent.status_code == 201 and spent.json()["points_earned"] == 200
     with clock.frozen(T0 + timedelta(days=1)):
         annas = await app_as(browsers(), engine, program, anna)
