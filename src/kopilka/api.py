@@ -9,6 +9,7 @@ from kopilka.analytics.kpi_endpoints import router as analytics_kpi_router
 from kopilka.apikeys.endpoints import router as apikeys_router
 from kopilka.audit.endpoints import router as audit_router
 from kopilka.benefits.endpoints import router as benefits_router
+from kopilka.benefits.event_endpoints import router as program_events_router
 from kopilka.coupons.endpoints import router as coupons_router
 from kopilka.crm.endpoints import router as crm_router
 from kopilka.customers.endpoints import router as customers_router
@@ -53,6 +54,7 @@ routers: list[APIRouter] = [
     tiers_router,
     rewards_router,
     benefits_router,
+    program_events_router,
     coupons_router,
     giftcards_router,
     webhooks_router,

@@ -21,6 +21,10 @@ GRANT_KINDS = ("boost", "free_sample", "free_delivery", "reward")
 # Kinds used at the till by the next purchase (a boost through the rules engine).
 TILL_KINDS = ("boost", "free_sample", "free_delivery")
 MAX_FACTOR_PERCENT = 1000
+# Kinds the member's offers page shows: what waits for their next purchase or redemption
+# (a rule's coupon waits in their coupon wallet; a rule's free delivery or sample is used
+# by the purchase that earned it).
+OFFER_KINDS = ("boost", "free_sample", "free_delivery", "reward")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,21 @@ class Waiting:
     payload: Mapping[str, Any]
     expires_at: datetime | None
     issued_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A personal offer the member can still use, in the words the app shows: titled by
+    the grant's own title or by the rule that gave it (and described by that rule)."""
+
+    id: UUID
+    kind: str
+    title: str | None
+    description: str | None
+    payload: Mapping[str, Any]
+    source: str
+    issued_at: datetime
+    expires_at: datetime | None
 
 
 def status_at(stored: str, expires_at: datetime | None, now: datetime) -> Status:

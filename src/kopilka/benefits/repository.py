@@ -162,10 +162,27 @@ class BenefitRepository:
         self, conn: AsyncConnection, program_id: UUID, member_id: UUID, kind: str, now: datetime
     ) -> list[BenefitRecord]:
         """The member's live benefits of ``kind``, soonest-ending first."""
+        return await self.live_of_kinds(conn, program_id, member_id, [kind], now)
+
+    async def live_of_kinds(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        member_id: UUID,
+        kinds: Sequence[str],
+        now: datetime,
+    ) -> list[BenefitRecord]:
+        """The member's live benefits of ``kinds``, soonest-ending first (open-ended ones
+        last), then oldest first."""
         c = benefits_t.c
         query = (
             select(benefits_t)
-            .where(c.program_id == program_id, c.member_id == member_id, c.kind == kind, _live(now))
+            .where(
+                c.program_id == program_id,
+                c.member_id == member_id,
+                c.kind.in_(list(kinds)),
+                _live(now),
+            )
             .order_by(c.expires_at.is_(None), c.expires_at, c.issued_at, c.id)
         )
         return [_record(r, now) for r in (await conn.execute(query)).all()]

@@ -15,7 +15,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.benefits import domain
-from kopilka.benefits.domain import TILL_KINDS, Status, Waiting
+from kopilka.benefits.domain import OFFER_KINDS, TILL_KINDS, Offer, Status, Waiting
 from kopilka.benefits.repository import BenefitRecord, BenefitRepository, benefit_repository
 from kopilka.benefits.schemas import BenefitItem, BenefitPage, TierBenefitsOut
 from kopilka.errors import Conflict, InvalidInput, NotFound
@@ -120,6 +120,32 @@ class BenefitService:
         if found is None:
             raise NotFound(f"benefit {benefit_id} not found", field="benefit_id")
         return item_out(found)
+
+    async def offers(
+        self, conn: AsyncConnection, program: ProgramContext, member_id: UUID, now: datetime
+    ) -> list[Offer]:
+        """The member's personal offers still to use now (not used, not expired): boosts,
+        free samples, free deliveries and rewards (at a personal price or not), ending
+        soonest first. A rule's offer is titled and described by the rule; a grant by its
+        own title."""
+        rules = {rule.id: rule for rule in program.settings.rules}
+        records = await self.repository.live_of_kinds(conn, program.id, member_id, OFFER_KINDS, now)
+        offers = []
+        for record in records:
+            rule = rules.get(record.rule_id) if record.source == "rule" else None
+            offers.append(
+                Offer(
+                    id=record.id,
+                    kind=record.kind,
+                    title=record.title or (rule.name if rule is not None else None),
+                    description=rule.description if rule is not None else None,
+                    payload=record.payload,
+                    source=record.source,
+                    issued_at=record.issued_at,
+                    expires_at=record.expires_at,
+                )
+            )
+        return offers
 
     # --- granting ---------------------------------------------------------------------------
 

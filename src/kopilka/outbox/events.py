@@ -480,6 +480,7 @@ class ProgramPublished(DomainEvent):
 from kopilka.outbox import (  # noqa: E402, F401
     crm_events,
     journey_events,
+    program_event_events,
     segment_events,
     store_events,
     support_events,

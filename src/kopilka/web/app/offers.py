@@ -1,6 +1,8 @@
-"""App page: the member's personal offers — what the program's rules gave them that is
-still waiting (a boost of their next purchase, a reward set aside for them) and the coupons
-they can use now, in plain words."""
+"""App page: the member's personal offers — what the program's rules, its journeys or its
+staff gave them that they can still use (a boost of their next purchase, a free sample or
+free delivery with their next visit or order, a reward set aside for them, perhaps at a
+personal price) and the coupons they can use now, in plain words. Used and expired offers
+are not shown: nothing on this page is an offer that no longer works."""
 
 from typing import Any
 
@@ -8,10 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.benefits.service import benefit_service
 from kopilka.coupons.wallet import coupon_wallet
-from kopilka.earning.service import earning_service
+from kopilka.errors import NotFound
 from kopilka.kit.clock import clock
 from kopilka.programs.service import ProgramContext
+from kopilka.rewards.schemas import Reward
 from kopilka.rewards.service import reward_service
 from kopilka.web.app.access import SignedInMember, member_read
 from kopilka.web.app.history import app_page
@@ -23,23 +27,28 @@ USABLE = frozenset({"valid", "upcoming"})
 
 @router.get("/{slug}/offers")
 async def offers(request: Request, member: SignedInMember) -> Response:
-    """Boosts and rewards the rules gave the member that are still waiting for them, and
-    their coupons that can be used; a plain sentence when there is nothing."""
+    """The member's offers they can still use, ending soonest first, and their coupons
+    that can be used; a plain sentence when there is nothing."""
 
     async def read(conn: AsyncConnection, program: ProgramContext) -> Any:
         now = clock.now()
-        found = await earning_service.member_offers(conn, program, member.member_id, now)
-        # A coupon a rule gave is in the member's wallet with its terms: listed from there.
-        waiting = [o for o in found if o.kind != "coupon"]
-        rewards = [str(o.payload.get("reward")) for o in waiting if o.kind == "reward"]
-        names = await reward_service.names(conn, program, rewards)
+        waiting = await benefit_service.offers(conn, program, member.member_id, now)
+        keys = sorted({str(o.payload.get("reward")) for o in waiting if o.kind == "reward"})
+        # Each reward as the member sees it: its name, their price (a personal price
+        # offer included) in its currency. A reward no longer in the shop keeps its key.
+        rewards: dict[str, Reward] = {}
+        for key in keys:
+            try:
+                rewards[key] = await reward_service.get(conn, program, key, member.member_id, now)
+            except NotFound:
+                continue
         coupons = await coupon_wallet.coupons(conn, program, member.member_id, now)
-        return waiting, names, [c for c in coupons if c.state in USABLE]
+        return waiting, rewards, [c for c in coupons if c.state in USABLE]
 
-    waiting, names, coupons = await member_read(request, read)
+    waiting, rewards, coupons = await member_read(request, read)
     return app_page(
         request,
         member,
         "app/offers/offers.html",
-        {"offers": waiting, "reward_names": names, "coupons": coupons},
+        {"offers": waiting, "rewards": rewards, "coupons": coupons},
     )

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from kopilka.web.app import (
     card,
     coupons,
+    events,
     history,
     inbox,
     offers,
@@ -32,6 +33,7 @@ routers: list[APIRouter] = [
     coupons.router,
     inbox.router,
     offers.router,
+    events.router,
     recommendations.router,
     profile.router,
     stores.router,
