@@ -579,6 +579,33 @@ class LedgerService:
     ) -> list[tuple[str, int, datetime]]:
         return await self.repository.next_expiring(conn, member_id)
 
+    async def expiring_of(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: Sequence[UUID],
+        start: datetime,
+        end: datetime,
+    ) -> dict[UUID, list[tuple[datetime, int]]]:
+        """Each member's available points of the program's main currency that expire in
+        [start, end): (when, points) per lot, soonest first; a member with none is absent.
+        No lock (a snapshot, for a message); one query per member, through the index of the
+        lots that still hold points."""
+        points = program.settings.points_currency()
+        found: dict[UUID, list[tuple[datetime, int]]] = {}
+        for member_id in sorted(set(member_ids)):
+            lots = [
+                (lot.expires_at, lot.remaining)
+                for currency, lot in await self.repository.lots_holding_points(conn, member_id)
+                if currency == points
+                and lot.status == "available"
+                and lot.expires_at is not None
+                and start <= lot.expires_at < end
+            ]
+            if lots:
+                found[member_id] = sorted(lots)
+        return found
+
     async def lots_holding_points(
         self, conn: AsyncConnection, program: ProgramContext, member_id: UUID
     ) -> list[tuple[str, Lot]]:

@@ -21,10 +21,22 @@ class Purpose(StrEnum):
 
 
 # What every template may read: who the member is, the program, the member's points now,
-# the links a message may carry, and the items recommended to the member (a list of
-# {sku, name, category, reason, score}; docs/recommendations.md).
+# the links a message may carry, the items recommended to the member (a list of
+# {sku, name, category, reason, score}; docs/recommendations.md), the member's points that
+# expire soonest ({amount, expires_on, days}, or none) and the rewards those points pay for
+# now (a list of {key, name, points}, dearest first). The last three are read per member
+# only when a text in use mentions them (messaging/batch.py).
 COMMON = frozenset(
-    {"member", "program", "balance", "app_url", "unsubscribe_url", "recommendations"}
+    {
+        "member",
+        "program",
+        "balance",
+        "app_url",
+        "unsubscribe_url",
+        "recommendations",
+        "expiring",
+        "affordable",
+    }
 )
 
 Texts = dict[Part, str]
@@ -58,6 +70,11 @@ _SAMPLE_COMMON: dict[str, Any] = {
             "score": 0.42,
         }
     ],
+    "expiring": {"amount": 400, "expires_on": date(2027, 1, 31), "days": 7},
+    "affordable": [
+        {"key": "cinema", "name": "Билет в кино", "points": 800},
+        {"key": "coffee", "name": "Кофе в подарок", "points": 300},
+    ],
 }
 
 
@@ -79,6 +96,18 @@ def _kind(
 S, T, SMS, PT, PB = Part.SUBJECT, Part.TEXT, Part.SMS, Part.PUSH_TITLE, Part.PUSH_BODY
 # The verb agrees with the number in Russian: "21 балл сгорит", "400 баллов сгорят".
 BURN = "{{ amount|plural('сгорит', 'сгорят', 'сгорят') }}"
+# What the member's points pay for now (``affordable``, dearest first): all of them in a
+# text, the first (its name cut short) in an SMS or a push.
+CAN_BUY_RU = (
+    "{% if affordable %} Ваших баллов хватит на: {% for a in affordable %}{{ a.name }} "
+    "({{ a.points|points }}){% if not loop.last %}, {% endif %}{% endfor %}.{% endif %}"
+)
+CAN_BUY_EN = (
+    "{% if affordable %} Your points can buy: {% for a in affordable %}{{ a.name }} "
+    "({{ a.points|points }}){% if not loop.last %}, {% endif %}{% endfor %}.{% endif %}"
+)
+FIRST_BUY_RU = "{% if affordable %}. Хватит на «{{ affordable[0].name|truncate(30) }}»{% endif %}"
+FIRST_BUY_EN = "{% if affordable %}. Enough for {{ affordable[0].name|truncate(30) }}{% endif %}"
 
 KINDS: dict[str, NotificationKind] = {
     kind.key: kind
@@ -136,18 +165,24 @@ KINDS: dict[str, NotificationKind] = {
                 S: "{{ amount|points }} " + BURN + " {{ expires_on|date }}",
                 T: "{{ member.name }}, {{ amount|points }} " + BURN + " {{ expires_on|date }} — "
                 "через {{ days }} {{ days|plural('день', 'дня', 'дней') }}. "
-                "Успейте потратить их.",
-                SMS: "{{ amount|points }} " + BURN + " {{ expires_on|date('short') }}",
+                "Успейте потратить их." + CAN_BUY_RU,
+                SMS: "{{ amount|points }} "
+                + BURN
+                + " {{ expires_on|date('short') }}"
+                + FIRST_BUY_RU,
                 PT: "Баллы скоро сгорят",
-                PB: "{{ amount|points }} " + BURN + " {{ expires_on|date('short') }}",
+                PB: "{{ amount|points }} "
+                + BURN
+                + " {{ expires_on|date('short') }}"
+                + FIRST_BUY_RU,
             },
             {
                 S: "{{ amount|points }} expire on {{ expires_on|date }}",
                 T: "{{ member.name }}, {{ amount|points }} expire on {{ expires_on|date }}, in "
-                "{{ days }} {{ days|plural('day', 'days') }}. Spend them before then.",
-                SMS: "{{ amount|points }} expire on {{ expires_on|date('short') }}",
+                "{{ days }} {{ days|plural('day', 'days') }}. Spend them before then." + CAN_BUY_EN,
+                SMS: "{{ amount|points }} expire on {{ expires_on|date('short') }}" + FIRST_BUY_EN,
                 PT: "Points expiring soon",
-                PB: "{{ amount|points }} expire on {{ expires_on|date('short') }}",
+                PB: "{{ amount|points }} expire on {{ expires_on|date('short') }}" + FIRST_BUY_EN,
             },
             {"amount": 400, "expires_on": date(2027, 1, 31), "days": 7},
         ),

@@ -11,7 +11,7 @@ still recorded, as ``skipped`` with the reason ("no consent", "no e-mail address
 """
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,19 @@ from kopilka.kit.ids import new_id
 from kopilka.ledger.service import ledger_service
 from kopilka.messaging import links
 from kopilka.messaging.audience_repository import AudienceRepository, audience_repository
-from kopilka.messaging.batch import Batch, recommended_for
+from kopilka.messaging.batch import (
+    AFFORDABLE,
+    EXPIRING,
+    RECOMMENDATIONS,
+    Batch,
+    affordable_for,
+    asked_for,
+    expiring_for,
+    needed_by,
+    nothing_to_tell,
+    own_variables,
+    recommended_for,
+)
 from kopilka.messaging.composition import (
     CLICKED,
     DELIVERED,
@@ -192,7 +204,13 @@ class MessagingService:
                     )
                 check_variables(spec, item.variables)
         batch = await self.load_batch(
-            conn, program, setup, [i.member_id for i in items], [i.kind for i in items], now
+            conn,
+            program,
+            setup,
+            [i.member_id for i in items],
+            [i.kind for i in items],
+            now,
+            also=needed_by(items),
         )
         rows: list[dict[str, Any]] = []
         for item in items:
@@ -221,7 +239,12 @@ class MessagingService:
         member_ids: Sequence[UUID],
         kinds: Sequence[str],
         now: datetime,
+        *,
+        also: Collection[str] = (),
     ) -> Batch:
+        """What composing messages of ``kinds`` to these members reads once; of the member
+        variables (``batch.MEMBER_VARIABLES``) only those the texts in use of ``kinds`` read,
+        and ``also``."""
         ids = sorted(set(member_ids))
         recipients = await self.audience.recipients(conn, program.id, ids)
         since = now - timedelta(days=8)
@@ -235,7 +258,7 @@ class MessagingService:
             (str(Channel.SMS), r.phone) for r in recipients.values() if r.phone
         ]
         saved = {key: row.parts for key, row in (await self.saved_templates(conn, program)).items()}
-        recommended = await recommended_for(conn, program, saved, kinds, ids, now)
+        asked = asked_for(saved, kinds) | frozenset(also)
         return Batch(
             program=program,
             setup=setup,
@@ -246,7 +269,9 @@ class MessagingService:
             balances=await ledger_service.available_of(conn, program, ids),
             marketing_sent=marketing,
             suppressed=await self.audience.suppressed(conn, program.id, addresses),
-            recommendations=recommended,
+            recommendations=await recommended_for(conn, program, asked, ids, now),
+            expiring=await expiring_for(conn, program, setup, asked, ids, now),
+            affordable=await affordable_for(conn, program, asked, ids, now),
         )
 
     def common_variables(
@@ -278,7 +303,9 @@ class MessagingService:
             },
             "program": {"name": batch.program.name},
             "balance": batch.balances.get(recipient.id, 0),
-            "recommendations": batch.recommendations.get(recipient.id, []),
+            RECOMMENDATIONS: batch.recommendations.get(recipient.id, []),
+            EXPIRING: batch.expiring.get(recipient.id),
+            AFFORDABLE: batch.affordable.get(recipient.id, []),
             "app_url": setup.settings.app_url or setup.settings.links_url,
             "unsubscribe_url": unsubscribe,
         }
@@ -375,11 +402,15 @@ class MessagingService:
             "read_at": None,
             "clicked_at": None,
         }
+        given = own_variables(batch, item)
+        if given is None:
+            nothing = nothing_to_tell(batch, spec.key)
+            return row | {"status": SKIPPED, "error": f"not sent: {nothing}", "due_at": None}
         values = {
             **self.common_variables(batch, recipient, spec, language, channel, message_id),
             **{
                 k: v.values.get(language) if isinstance(v, Localized) else v
-                for k, v in item.variables.items()
+                for k, v in given.items()
             },
         }
         # The marketing one goes into List-Unsubscribe; the preference page's is kept too,

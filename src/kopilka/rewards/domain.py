@@ -202,8 +202,8 @@ def judge(terms: Terms, member: Shopper, now: datetime) -> Verdict:
         return Verdict(
             price,
             Reason.EXCLUSIVE,
-            f"reward {key!r} is exclusive to tiers with {terms.exclusive_tag!r} rewards; the "
-            f"member's tier {member.tier!r} does not give them",
+            f"reward {key!r} is exclusive to members tagged {terms.exclusive_tag!r} or of tiers "
+            f"with {terms.exclusive_tag!r} rewards; the member is neither",
         )
     if not in_stock(terms):
         return Verdict(price, Reason.OUT_OF_STOCK, f"reward {key!r} is out of stock")

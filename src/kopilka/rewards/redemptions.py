@@ -139,7 +139,8 @@ class RedemptionService:
         balance = balances.get((member_id, reward.currency), Balance())
         offers = await benefit_service.reward_offers(conn, program, member_id, now)
         offer = offers.get(reward.key)
-        seen_as = shopper(program, status, tier, balance.available, taken, offer)
+        tags = frozenset((await member_service.get(conn, program, member_id)).tags)
+        seen_as = shopper(program, status, tier, balance.available, taken, offer, tags)
         verdict = domain.judge(terms_of(reward, codes_left), seen_as, now)
         if not verdict.can_redeem:
             raise domain.refusal(verdict, seen_as)

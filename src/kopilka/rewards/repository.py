@@ -201,6 +201,25 @@ class RewardRepository:
         found = {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
         return {reward_id: found.get(reward_id, 0) for reward_id in reward_ids}
 
+    async def taken_by_members(
+        self, conn: AsyncConnection, member_ids: Sequence[UUID], reward_ids: Sequence[UUID]
+    ) -> dict[tuple[UUID, UUID], int]:
+        """(member, reward) → the member's redemptions of it that were not cancelled; pairs
+        with none are absent. One query for many members (a batch of messages)."""
+        if not member_ids or not reward_ids:
+            return {}
+        c = redemptions_t.c
+        query = (
+            select(c.member_id, c.reward_id, func.count())
+            .where(
+                one_of(conn, c.member_id, set(member_ids)),
+                one_of(conn, c.reward_id, set(reward_ids)),
+                c.status != "cancelled",
+            )
+            .group_by(c.member_id, c.reward_id)
+        )
+        return {(row[0], row[1]): int(row[2]) for row in (await conn.execute(query)).all()}
+
     async def redeemed(self, conn: AsyncConnection, reward_ids: Sequence[UUID]) -> dict[UUID, int]:
         """Each reward's redemptions that were not cancelled, by every member."""
         if not reward_ids:

@@ -3,7 +3,7 @@ member: what they can see, at their price, and whether they can take it now), fi
 pools. Redeeming is in :mod:`kopilka.rewards.redemptions`. Never commits."""
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,9 +98,11 @@ def shopper(
     available: int,
     taken: int,
     offer: tuple[UUID, int | None] | None = None,
+    tags: frozenset[str] = frozenset(),
 ) -> Shopper:
-    """The member as the shop sees them: their tier's exclusive tags and early access
-    (``benefits.tier_benefits``), and a personal offer's price for the reward."""
+    """The member as the shop sees them: the exclusive tags their tier gives
+    (``benefits.tier_benefits``) and their own tags (a journey's ``regular``), early access,
+    and a personal offer's price for the reward."""
     given = tier_benefits(program, tier)
     return Shopper(
         status,
@@ -108,7 +110,7 @@ def shopper(
         ladder_ids(program),
         available,
         taken,
-        exclusive=frozenset(given.exclusive_rewards) if given else frozenset(),
+        exclusive=(frozenset(given.exclusive_rewards) if given else frozenset()) | tags,
         early_access=bool(given and given.early_access),
         personal_price=offer[1] if offer is not None else None,
     )
@@ -135,6 +137,7 @@ class MemberView:
     status: str
     tier: str | None
     balances: dict[str, Balance]
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,45 @@ class Judged:
 
     def out(self) -> Reward:
         return reward_out(self.row, self.codes_left, self.verdict, self.taken)
+
+
+@dataclass(frozen=True)
+class Affordable:
+    """A reward a member can take now, at ``points`` (their price: tier or personal)."""
+
+    key: str
+    name: str
+    points: int
+
+
+def judge_rows(
+    program: ProgramContext,
+    rows: Sequence[Any],
+    member: MemberView,
+    codes: Mapping[UUID, int],
+    taken: Mapping[UUID, int],
+    offers: Mapping[str, tuple[UUID, int | None]],
+    now: datetime,
+) -> list[Judged]:
+    """Each reward of ``rows`` as ``member`` sees it: the shop's one judgement (price,
+    tier, exclusive tags, early access, personal offers, stock, limits, balance), given
+    what was read of the pools (``codes``), the member's redemptions and offers."""
+    judged = []
+    for row in rows:
+        available = member.balances.get(row.currency, Balance()).available
+        count = taken.get(row.id, 0)
+        seen_as = shopper(
+            program,
+            member.status,
+            member.tier,
+            available,
+            count,
+            offers.get(row.key),
+            member.tags,
+        )
+        verdict = domain.judge(terms_of(row, codes.get(row.id)), seen_as, now)
+        judged.append(Judged(row, codes.get(row.id), verdict, count, available))
+    return judged
 
 
 @dataclass
@@ -389,7 +431,8 @@ class RewardService:
             raise NotFound(f"member {member_id} not found", field="member_id")
         tier = await tier_service.current_tier(conn, program, member_id, now)
         balances = await ledger_service.balances(conn, program, member_id)
-        return MemberView(member_id, statuses[member_id], tier, balances)
+        tags = frozenset((await member_service.get(conn, program, member_id)).tags)
+        return MemberView(member_id, statuses[member_id], tier, balances, tags)
 
     async def _judged(
         self,
@@ -402,15 +445,7 @@ class RewardService:
         codes = await self._codes_left(conn, rows)
         taken = await self.repository.taken(conn, member.member_id, [row.id for row in rows])
         offers = await benefit_service.reward_offers(conn, program, member.member_id, now)
-        judged = []
-        for row in rows:
-            available = member.balances.get(row.currency, Balance()).available
-            seen_as = shopper(
-                program, member.status, member.tier, available, taken[row.id], offers.get(row.key)
-            )
-            verdict = domain.judge(terms_of(row, codes.get(row.id)), seen_as, now)
-            judged.append(Judged(row, codes.get(row.id), verdict, taken[row.id], available))
-        return judged
+        return judge_rows(program, rows, member, codes, taken, offers, now)
 
     async def get(
         self,
@@ -475,6 +510,70 @@ class RewardService:
                 break
             after = rows[-1].key
         return RewardPage(items=found, next_cursor=self._next(found, more))
+
+    async def affordable(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        member_ids: Sequence[UUID],
+        now: datetime,
+        limit: int,
+    ) -> dict[UUID, list[Affordable]]:
+        """For each member found, at most ``limit`` rewards priced in the program's points
+        that they can take now with their available points, judged as a redemption judges
+        them (:func:`judge_rows`: a reward exclusive to other tiers, not yet open to them —
+        early access counts —, out of stock or past their limit is not among them); the
+        dearest first (their price, then the key). A member who can take none is absent.
+
+        No lock (a snapshot, for a message). The rewards, pools, statuses, balances and
+        redemptions are read once for all the members; the tier and the personal offers,
+        once per member."""
+        points = program.settings.points_currency()
+        rows = [row for row in await self._active(conn, program) if row.currency == points]
+        if not rows or not member_ids:
+            return {}
+        statuses = await member_service.statuses(conn, program, member_ids)
+        members = sorted(statuses)
+        balances = await ledger_service.available_of(conn, program, members)
+        codes = await self._codes_left(conn, rows)
+        taken = await self.repository.taken_by_members(conn, members, [row.id for row in rows])
+        found: dict[UUID, list[Affordable]] = {}
+        for member_id in members:
+            tier = await tier_service.current_tier(conn, program, member_id, now)
+            offers = await benefit_service.reward_offers(conn, program, member_id, now)
+            member = MemberView(
+                member_id,
+                statuses[member_id],
+                tier,
+                {points: Balance(available=balances.get(member_id, 0))},
+                frozenset((await member_service.get(conn, program, member_id)).tags),
+            )
+            own = {row.id: taken.get((member_id, row.id), 0) for row in rows}
+            judged = judge_rows(program, rows, member, codes, own, offers, now)
+            takeable = sorted(
+                (j for j in judged if j.verdict.can_redeem),
+                key=lambda j: (-j.verdict.price, j.row.key),
+            )
+            if takeable:
+                found[member_id] = [
+                    Affordable(j.row.key, j.row.name, j.verdict.price) for j in takeable[:limit]
+                ]
+        return found
+
+    async def _active(self, conn: AsyncConnection, program: ProgramContext) -> list[Any]:
+        """Every active reward of the program, in key order. Not filtered by the window in
+        SQL: a reward that opens later may already be open to a tier with early access,
+        which only :func:`judge_rows` knows."""
+        rows: list[Any] = []
+        after: str | None = None
+        while True:
+            chunk = await self.repository.page(
+                conn, program.id, after=after, limit=CHUNK, category=None, status="active"
+            )
+            rows.extend(chunk)
+            if len(chunk) < CHUNK:
+                return rows
+            after = chunk[-1].key
 
     @staticmethod
     def _next(items: Sequence[Reward], more: bool) -> str | None:
