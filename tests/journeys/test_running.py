@@ -221,6 +221,45 @@ async def test_members_in_flight_finish_on_their_version(
     assert await s.balance(early) == 10 and await s.balance(late) == 20
 
 
+async def test_the_stats_count_each_versions_steps_under_its_version(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    s = await setup(engine, http)
+    first = {
+        "name": "Two steps",
+        "entry": {"type": "event", "event": "member.registered"},
+        "steps": [
+            {"id": "pause", "type": "wait", "days": 1},
+            {"id": "gift", "type": "points", "amount": 10},
+        ],
+    }
+    key = await s.journey(first)
+    await s.member()
+    await s.deliver()
+    await s.advance(T0)
+    # Version 2 keeps the id "gift" for another step and drops the wait.
+    second = {**first, "steps": [{"id": "gift", "type": "points", "amount": 20}]}
+    with clock.frozen(T0):
+        assert (await s.api.put(f"/v1/journeys/{key}/draft", {"document": second})).is_success
+        assert (await s.api.post(f"/v1/journeys/{key}/publish")).json()["version"] == 2
+    await s.member()
+    await s.deliver()
+    await s.advance(T0)
+    await s.advance(T0 + timedelta(days=2))  # the first member finishes on version 1
+    stats = await s.stats(key)
+    assert stats["version"] == 2
+    assert [(x["id"], x["taken"], x["outcomes"]) for x in stats["steps"]] == [
+        ("gift", 1, {"credited": 1})
+    ]
+    assert (stats["entered"], stats["exited"]) == (2, 2)  # every version's runs
+    [earlier] = stats["versions"]
+    assert (earlier["version"], earlier["entered"], earlier["held_out"]) == (1, 1, 0)
+    assert [(x["id"], x["outcomes"]) for x in earlier["steps"]] == [
+        ("pause", {"waiting": 1}),
+        ("gift", {"credited": 1}),
+    ]
+
+
 async def test_a_paused_journey_neither_enters_nor_moves(
     engine: AsyncEngine, http: httpx.AsyncClient
 ) -> None:

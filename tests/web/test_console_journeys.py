@@ -304,3 +304,91 @@ async def test_an_action_without_the_forms_token_changes_nothing(
     assert answer.status_code == 403
     shown = (await api.get("/v1/journeys/welcome")).json()
     assert shown["status"] == ("draft" if action == "resume" else "active")
+
+
+def facts(page: str, section: str) -> dict[str, str]:
+    """The ``<dt>``/``<dd>`` pairs of a ``<dl id=…>`` of the page, tags stripped."""
+    found = re.search(rf'<dl class="facts" id="{section}">(.*?)</dl>', page, re.S)
+    assert found, f"no {section}"
+    pairs = re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", found[1], re.S)
+    return {dt: re.sub(r"<[^>]+>", "", dd).strip() for dt, dd in pairs}
+
+
+async def test_the_dry_run_form_shows_what_the_journey_would_have_done(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    await journey(api)
+    await member(api, tags=["vip"])
+    await member(api)
+    page_of = "/console/journeys/welcome"
+    with clock.frozen(T0 + timedelta(hours=1)):
+        await console_as(browser, engine, program, Role.SUPPORT)  # reading is enough
+        page = (await browser.get(page_of)).text
+        tried = await browser.get(page_of, dry_run="1", **{"from": "", "to": ""})
+        reversed_ = await browser.get(
+            page_of, dry_run="1", **{"from": "2031-03-03", "to": "2031-03-01"}
+        )
+        future = await browser.get(page_of, dry_run="1", to="2031-03-09")
+        typo = await browser.get(page_of, dry_run="1", **{"from": "3 March"})
+        russian = await browser.client.get(
+            f"{page_of}?dry_run=1&from=2031-03-01", headers={"accept-language": "ru"}
+        )
+    assert 'id="dry-run-form"' in page and ">Dry run</button>" in page
+    assert 'name="dry_run" value="1"' in page and 'id="dry-run-entrants"' not in page
+    assert tried.status_code == 200, tried.text[-500:]
+    entrants = facts(tried.text, "dry-run-entrants")
+    assert (entrants["Members"], entrants["Runs"], entrants["Treated"]) == ("2", "2", "2")
+    assert entrants["Entrants from"] == "the members' events the outbox keeps"
+    reached = re.search(r'<tr id="dry-step-check">(.*?)</tr>', tried.text, re.S)
+    assert reached and "condition met: 1, condition not met: 1" in reached[1]
+    gifts = facts(tried.text, "dry-run-gifts")
+    assert gifts["Points"].startswith("700 points")  # 2 × 100 and the VIP's 500
+    assert "Nothing was changed" in tried.text
+    assert (await api.get("/v1/journeys/welcome/runs")).json()["items"] == []
+    assert reversed_.status_code == 422 and 'id="e-from"' in reversed_.text
+    assert future.status_code == 422 and 'id="e-to"' in future.text
+    assert typo.status_code == 422 and 'id="e-from"' in typo.text
+    assert russian.status_code == 200 and "Пробный прогон" in russian.text
+    assert facts(russian.text, "dry-run-entrants")["Участники"] == "2"
+
+
+async def test_the_results_show_cost_roi_and_earlier_versions_steps(
+    browser: Browser, engine: AsyncEngine, program: ProgramContext, api: Api
+) -> None:
+    await journey(api)
+    await member(api)
+    await go_through(engine, program, T0)
+    renamed = {**WELCOME, "steps": [{"id": "hello", "type": "points", "amount": 1}]}
+    with clock.frozen(T0):
+        assert (await api.put("/v1/journeys/welcome/draft", {"document": renamed})).is_success
+        assert (await api.post("/v1/journeys/welcome/publish")).json()["version"] == 2
+    with clock.frozen(T0 + timedelta(hours=1)):
+        await console_as(browser, engine, program, Role.MARKETING)
+        page = (await browser.get("/console/journeys/welcome")).text
+    roi = facts(page, "journey-roi")
+    assert roi["Points given"].startswith("100 points")
+    assert roi["ROI"].startswith("—") and "no holdout" in roi["ROI"]
+    assert "Earlier versions" in page
+    earlier = re.search(r'<tr id="v1-step-gift">(.*?)</tr>', page, re.S)
+    assert earlier and "credited: 1" in earlier[1]
+    assert step_row(page, "hello") == {"taken": "0", "outcomes": "—", "at_now": "0"}
+
+
+async def test_the_list_is_paged(
+    browser: Browser,
+    engine: AsyncEngine,
+    program: ProgramContext,
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kopilka.web.console import journeys as pages
+
+    monkeypatch.setattr(pages, "PAGE", 2)
+    for key in ("a-first", "b-second", "c-third"):
+        await journey(api, key, publish=False)
+    await console_as(browser, engine, program, Role.MARKETING)
+    first = (await browser.get("/console/journeys")).text
+    following = re.search(r'href="(/console/journeys\?cursor=[^"]+)"', first)
+    assert following and "a-first" in first and "c-third" not in first
+    second = (await browser.client.get(following[1])).text
+    assert "c-third" in second and "a-first" not in second and "Next page" not in second

@@ -8,6 +8,7 @@ from kopilka.cli import (
     crm,
     db,
     jobs,
+    journeys,
     keys,
     ledger,
     members,
@@ -67,6 +68,7 @@ app.add_typer(messages.app, name="messages")
 app.add_typer(staff.app, name="staff")
 app.add_typer(stores.app, name="stores")
 app.add_typer(segments.app, name="segments")
+app.add_typer(journeys.app, name="journeys")
 app.add_typer(crm.app, name="crm")
 app.add_typer(support.app, name="support")
 app.add_typer(analytics.app, name="analytics")

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from kopilka.errors import InvalidInput
 from kopilka.kit.types import Int
-from kopilka.programs.domain import field_of
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_STEPS = 50
@@ -299,8 +298,7 @@ def parse_journey(raw: Any) -> JourneyDocument:
         document = JourneyDocument.model_validate(raw)
     except ValidationError as exc:
         errors = [
-            {"field": field_of(error["loc"], raw) or "document", "message": _message(error)}
-            for error in exc.errors()
+            {"field": _field_of(error["loc"]), "message": _message(error)} for error in exc.errors()
         ]
         first = errors[0]
         raise InvalidInput(
@@ -378,6 +376,19 @@ def _loop_without_wait(document: JourneyDocument) -> list[str] | None:
             if found:
                 return found
     return None
+
+
+def _field_of(location: Sequence[Any]) -> str:
+    """The dotted path of an error's location, without the tag Pydantic puts there for the
+    entry's and the steps' unions (``entry.event.event`` is the entry's ``event``;
+    ``steps.0.wait.days`` the first step's ``days``): the author never wrote it. Told by
+    its place, not its name — an event entry's tag is ``event``, a field's name too."""
+    parts = list(location)
+    if len(parts) >= 2 and parts[0] == "entry":
+        del parts[1]
+    elif len(parts) >= 3 and parts[0] == "steps" and isinstance(parts[1], int):
+        del parts[2]
+    return ".".join(str(part) for part in parts) or "document"
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -3,14 +3,19 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.access.domain import Permission as P
 from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput
 from kopilka.http import EngineDep, in_transaction, read_only, requires
 from kopilka.journeys.domain import KEY_PATTERN, JourneyStatus
+from kopilka.journeys.dryrun_service import dry_run_service
 from kopilka.journeys.schemas import (
+    DryRunDocument,
+    DryRunOut,
+    DryRunRange,
     JourneyCreate,
     JourneyDraft,
     JourneyList,
@@ -21,14 +26,22 @@ from kopilka.journeys.schemas import (
     RunPage,
     StepTaken,
 )
-from kopilka.journeys.service import journey_service
+from kopilka.journeys.service import MAX_JOURNEYS_PAGE, journey_service
 from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_key_cursor, encode_cursor
+from kopilka.programs.service import ProgramContext
 
 router = APIRouter(prefix="/v1", tags=["journeys"])
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN)]
 Reader = Annotated[Principal, requires(P.MESSAGES_READ)]
 Manager = Annotated[Principal, requires(P.MESSAGES_SEND)]
+
+
+def kept_days(request: Request) -> int:
+    """How many days the outbox keeps delivered events (0: every one): where a dry run
+    reads history from."""
+    return int(request.app.state.settings.outbox_retention_days)
 
 
 def _after(cursor: str | None) -> UUID | None:
@@ -54,9 +67,43 @@ async def create_journey(body: JourneyCreate, principal: Manager, engine: Engine
 
 
 @router.get("/journeys", response_model=JourneyList)
-async def list_journeys(principal: Reader, engine: EngineDep) -> JourneyList:
-    views = await read_only(engine, principal, journey_service.listing)
-    return JourneyList(items=[JourneyOut.of(v) for v in views])
+async def list_journeys(
+    principal: Reader,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_JOURNEYS_PAGE)] = 50,
+    cursor: str | None = None,
+) -> JourneyList:
+    """The program's journeys in key order, a page at a time."""
+    after = decode_key_cursor(cursor) if cursor else None
+    views = await read_only(
+        engine,
+        principal,
+        lambda conn, program: journey_service.listing(conn, program, after=after, limit=limit),
+    )
+    next_cursor = encode_cursor(views[-1].key) if len(views) == limit else None
+    return JourneyList(items=[JourneyOut.of(v) for v in views], next_cursor=next_cursor)
+
+
+@router.post("/journeys/dry-run", response_model=DryRunOut)
+async def dry_run_document(
+    request: Request, body: DryRunDocument, principal: Reader, engine: EngineDep
+) -> DryRunOut:
+    """What an unsaved journey document would have done over past days (nothing changes;
+    docs/journeys.md, "Dry run")."""
+    found = await read_only(
+        engine,
+        principal,
+        lambda conn, program: dry_run_service.of_document(
+            conn,
+            program,
+            body.document,
+            (body.start, body.end),
+            clock.now(),
+            kept_days=kept_days(request),
+        ),
+        snapshot=True,
+    )
+    return DryRunOut.of(found)
 
 
 @router.get("/journeys/{key}", response_model=JourneyOut)
@@ -121,14 +168,47 @@ async def archive_journey(key: Key, principal: Manager, engine: EngineDep) -> Jo
     return await _status(key, JourneyStatus.ARCHIVED, principal, engine)
 
 
+@router.post("/journeys/{key}/dry-run", response_model=DryRunOut)
+async def dry_run_journey(
+    request: Request,
+    key: Key,
+    principal: Reader,
+    engine: EngineDep,
+    body: DryRunRange | None = None,
+) -> DryRunOut:
+    """What the journey (its draft, else the version in force) would have done over past
+    days: entrants, holdouts, the runs reaching each step, messages, points and their
+    cost, coupons and offers. Nothing changes (docs/journeys.md, "Dry run")."""
+    span = body or DryRunRange()
+    found = await read_only(
+        engine,
+        principal,
+        lambda conn, program: dry_run_service.of_journey(
+            conn,
+            program,
+            key,
+            (span.start, span.end),
+            clock.now(),
+            kept_days=kept_days(request),
+        ),
+        snapshot=True,
+    )
+    return DryRunOut.of(found)
+
+
 @router.get("/journeys/{key}/stats", response_model=JourneyStatsOut)
 async def journey_stats(key: Key, principal: Reader, engine: EngineDep) -> JourneyStatsOut:
-    """Per step: taken, outcomes, runs at it now; per journey: conversion of the treated
-    against the holdout."""
-    stats = await read_only(
-        engine, principal, lambda conn, program: journey_service.stats(conn, program, key)
-    )
-    return JourneyStatsOut.of(stats)
+    """Per step of the version in force (and of earlier versions under theirs): taken,
+    outcomes, runs at it now; per journey: conversion of the treated against the holdout,
+    the cost of its steps and the return on it (docs/journeys.md, "Cost and ROI")."""
+
+    async def work(conn: AsyncConnection, program: ProgramContext) -> JourneyStatsOut:
+        now = clock.now()
+        stats = await journey_service.stats(conn, program, key)
+        cost, returned = await journey_service.returns(conn, program, key, now)
+        return JourneyStatsOut.of(stats, cost, returned)
+
+    return await read_only(engine, principal, work, snapshot=True)
 
 
 @router.get("/journeys/{key}/runs", response_model=RunPage)

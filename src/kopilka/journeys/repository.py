@@ -1,6 +1,7 @@
 """Every query of journeys: the journeys and their versions, members' runs (entered
 idempotently, taken when due with a row lock a second worker skips), the steps they took,
-and the counts the statistics read."""
+the counts the statistics read (per version), what the steps gave (the cost), and the
+members' past events the outbox keeps (a dry run's history)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -8,21 +9,24 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, distinct, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import one_of
-from kopilka.models import Journey, JourneyRun, JourneyStepLog, JourneyVersion
+from kopilka.models import Journey, JourneyRun, JourneyStepLog, JourneyVersion, OutboxEvent
 from kopilka.models.base import table
 
 journeys_t = table(Journey)
 versions_t = table(JourneyVersion)
 runs_t = table(JourneyRun)
 logs_t = table(JourneyStepLog)
+outbox_t = table(OutboxEvent)
 
 LIVE = ("active", "waiting")
+# Members per statement of a look-up by member (SQLite takes at most 32,766 parameters).
+MEMBERS_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,17 @@ class JourneyRepository:
     async def journey_by_id(self, conn: AsyncConnection, journey_id: UUID) -> JourneyRow | None:
         row = (await conn.execute(select(journeys_t).where(journeys_t.c.id == journey_id))).first()
         return _journey(row) if row is not None else None
+
+    async def page(
+        self, conn: AsyncConnection, program_id: UUID, after: str | None, limit: int
+    ) -> list[JourneyRow]:
+        """A page of the program's journeys in key order, after the key ``after``."""
+        j = journeys_t.c
+        query = select(journeys_t).where(j.program_id == program_id)
+        if after is not None:
+            query = query.where(j.key > after)
+        rows = await conn.execute(query.order_by(j.key).limit(limit))
+        return [_journey(r) for r in rows]
 
     async def journeys(
         self, conn: AsyncConnection, program_id: UUID, statuses: Sequence[str] | None = None
@@ -250,37 +265,142 @@ class JourneyRepository:
 
     async def step_counts(
         self, conn: AsyncConnection, journey_id: UUID
-    ) -> dict[tuple[str, str], int]:
-        """(step, outcome) → how many times runs took that step with that outcome."""
-        g = logs_t.c
+    ) -> dict[tuple[int, str, str], int]:
+        """(version, step, outcome) → how many times runs on that version took that step
+        with that outcome: a step id of version 1 is another step than version 2's."""
+        g, r = logs_t.c, runs_t.c
         rows = await conn.execute(
-            select(g.step, g.outcome, func.count())
+            select(r.version, g.step, g.outcome, func.count())
+            .select_from(logs_t.join(runs_t, r.id == g.run_id))
             .where(g.journey_id == journey_id)
-            .group_by(g.step, g.outcome)
+            .group_by(r.version, g.step, g.outcome)
         )
-        return {(r[0], r[1]): int(r[2]) for r in rows}
+        return {(int(row[0]), row[1], row[2]): int(row[3]) for row in rows}
 
-    async def at_steps(self, conn: AsyncConnection, journey_id: UUID) -> dict[str, int]:
-        """Step → live runs at it now (waiting there or due)."""
+    async def at_steps(self, conn: AsyncConnection, journey_id: UUID) -> dict[tuple[int, str], int]:
+        """(version, step) → live runs at it now (waiting there or due)."""
         r = runs_t.c
         rows = await conn.execute(
-            select(r.step, func.count())
+            select(r.version, r.step, func.count())
             .where(r.journey_id == journey_id, r.status.in_(LIVE))
-            .group_by(r.step)
+            .group_by(r.version, r.step)
         )
-        return {str(row[0]): int(row[1]) for row in rows if row[0] is not None}
+        return {(int(row[0]), str(row[1])): int(row[2]) for row in rows if row[1] is not None}
 
     async def run_counts(
         self, conn: AsyncConnection, journey_id: UUID
-    ) -> dict[str, tuple[int, int]]:
-        """Status → (runs, of them converted); ``held_out`` is the journey's holdout."""
+    ) -> dict[tuple[int, str], tuple[int, int]]:
+        """(version, status) → (runs, of them converted); ``held_out`` is the holdout."""
         r = runs_t.c
         rows = await conn.execute(
-            select(r.status, func.count(), func.count(r.converted_at))
+            select(r.version, r.status, func.count(), func.count(r.converted_at))
             .where(r.journey_id == journey_id)
-            .group_by(r.status)
+            .group_by(r.version, r.status)
         )
-        return {str(row[0]): (int(row[1]), int(row[2])) for row in rows}
+        return {(int(row[0]), str(row[1])): (int(row[2]), int(row[3])) for row in rows}
+
+    # --- what the steps gave, and the runs' windows -----------------------------------------
+
+    async def credited(self, conn: AsyncConnection, journey_id: UUID) -> dict[str, int]:
+        """Currency → points the journey's points steps credited (their logs' detail)."""
+        g = logs_t.c
+        currency = g.detail["currency"].as_string()
+        rows = await conn.execute(
+            select(currency, func.sum(g.detail["amount"].as_integer()))
+            .where(g.journey_id == journey_id, g.outcome == "credited")
+            .group_by(currency)
+        )
+        return {str(row[0]): int(row[1] or 0) for row in rows}
+
+    async def issued_coupons(self, conn: AsyncConnection, journey_id: UUID) -> list[str]:
+        """The sources of the codes the journey's coupon steps issued, as the steps named
+        them (``journey:<run>:<step number>``)."""
+        g = logs_t.c
+        rows = await conn.execute(
+            select(g.run_id, g.seq)
+            .where(g.journey_id == journey_id, g.outcome == "issued")
+            .order_by(g.run_id, g.seq)
+        )
+        return [f"journey:{row[0]}:{row[1]}" for row in rows]
+
+    async def run_windows(
+        self, conn: AsyncConnection, journey_id: UUID
+    ) -> list[tuple[UUID, bool, datetime, datetime | None]]:
+        """Every run's member, whether it was held out, when it entered and the end of its
+        goal's window (None: no goal)."""
+        r = runs_t.c
+        rows = await conn.execute(
+            select(r.member_id, r.status == "held_out", r.entered_at, r.goal_until)
+            .where(r.journey_id == journey_id)
+            .order_by(r.id)
+        )
+        return [(row[0], bool(row[1]), row[2], row[3]) for row in rows]
+
+    # --- members' past events, as the outbox keeps them --------------------------------------
+
+    def _events(
+        self, program_id: UUID, topic: str, start: datetime, end: datetime, segment: str | None
+    ) -> list[Any]:
+        o = outbox_t.c
+        conditions = [
+            o.program_id == program_id,
+            o.topic == topic,
+            o.member_id.is_not(None),
+            o.occurred_at >= start,
+            o.occurred_at < end,
+        ]
+        if segment is not None:
+            conditions.append(o.payload["segment"].as_string() == segment)
+        return conditions
+
+    async def event_members(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        topic: str,
+        start: datetime,
+        end: datetime,
+        segment: str | None = None,
+    ) -> int:
+        """How many members had an event of ``topic`` in [start, end) (of ``segment``, for
+        a segment's events)."""
+        where = self._events(program_id, topic, start, end, segment)
+        found = await conn.scalar(select(func.count(distinct(outbox_t.c.member_id))).where(*where))
+        return int(found or 0)
+
+    async def event_times(
+        self,
+        conn: AsyncConnection,
+        program_id: UUID,
+        topic: str,
+        start: datetime,
+        end: datetime,
+        *,
+        first: int | None = None,
+        members: Sequence[UUID] | None = None,
+        segment: str | None = None,
+    ) -> dict[UUID, list[datetime]]:
+        """Member → the instants of their events of ``topic`` in [start, end), in order: of
+        the ``first`` members by id, or of ``members``."""
+        o = outbox_t.c
+        where = self._events(program_id, topic, start, end, segment)
+        found: dict[UUID, list[datetime]] = {}
+        if members is None:
+            chosen = select(o.member_id).distinct().where(*where).order_by(o.member_id)
+            if first is not None:
+                chosen = chosen.limit(first)
+            members = [row[0] for row in await conn.execute(chosen)]
+        ids = sorted(set(members))
+        for i in range(0, len(ids), MEMBERS_CHUNK):
+            chunk = ids[i : i + MEMBERS_CHUNK]
+            rows = await conn.execute(
+                select(o.member_id, o.occurred_at)
+                .where(*where, one_of(conn, o.member_id, chunk))
+                .order_by(o.member_id, o.occurred_at)
+            )
+            for member_id, at in rows:
+                found.setdefault(member_id, []).append(at)
+        return found
 
 
 journey_repository = JourneyRepository()

@@ -1,18 +1,21 @@
 """Journeys as the program's marketers keep them: created as a draft, checked on every
 save with the field named, published as numbered versions (members in flight stay on
-theirs), paused, resumed and archived; and their results: counts per step, runs, and
-conversion against the holdout (``docs/journeys.md``). Never commits."""
+theirs), paused, resumed and archived; and their results: counts per step of each version,
+runs, conversion against the holdout, and what the journey cost and returned
+(``docs/journeys.md``). Never commits."""
 
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kopilka.analytics import liability
+from kopilka.analytics.attribution_service import Window, attribution_service
 from kopilka.benefits.domain import checked_payload
 from kopilka.errors import Conflict, InvalidInput, KopilkaError, NotFound
 from kopilka.journeys import domain
@@ -28,14 +31,17 @@ from kopilka.journeys.domain import (
     WebhookStep,
 )
 from kopilka.journeys.repository import JourneyRepository, JourneyRow, RunRow, journey_repository
-from kopilka.journeys.statistics import JourneyStats, journey_stats
+from kopilka.journeys.returns import DEFAULT_WINDOW_DAYS, Cost, Return, journey_cost, journey_return
+from kopilka.journeys.statistics import JourneyStats, journey_stats, steps_listed
 from kopilka.kit.ids import new_id
 from kopilka.messaging.composition import known_kind
 from kopilka.programs.service import ProgramContext
+from kopilka.rewards.service import reward_service
 from kopilka.segments.domain import parse_definition
 from kopilka.segments.service import segment_service
 
 MAX_RUNS_PAGE = 200
+MAX_JOURNEYS_PAGE = 200
 MAX_DATA = 10_000
 # Keys the console's addresses use for pages of their own (``/console/journeys/new``).
 RESERVED_KEYS = frozenset({"new"})
@@ -122,7 +128,7 @@ class JourneyService:
         if row.status == JourneyStatus.ARCHIVED:
             raise Conflict("an archived journey is not published again", field="status")
         checked = self.checked(row.draft)
-        await self._check_references(conn, program, checked)
+        await self.check_references(conn, program, checked)
         version = (row.version or 0) + 1
         await self.repository.add_version(
             conn,
@@ -174,20 +180,74 @@ class JourneyService:
         row = await self._row(conn, program, key)
         return await self._view(conn, row)
 
-    async def listing(self, conn: AsyncConnection, program: ProgramContext) -> list[JourneyView]:
-        rows = await self.repository.journeys(conn, program.id)
+    async def listing(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        *,
+        after: str | None = None,
+        limit: int = MAX_JOURNEYS_PAGE,
+    ) -> list[JourneyView]:
+        """A page of the program's journeys in key order, after the key ``after``."""
+        if not 1 <= limit <= MAX_JOURNEYS_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_JOURNEYS_PAGE}", field="limit")
+        rows = await self.repository.page(conn, program.id, after, limit)
         return [await self._view(conn, row) for row in rows]
 
     async def stats(self, conn: AsyncConnection, program: ProgramContext, key: str) -> JourneyStats:
-        """Counts per step of the version in force (or the draft's steps before one) and
-        the runs' conversion, treated against held out."""
+        """Counts per step of the version in force (or the draft's steps before one) and of
+        each earlier version that has runs, under its version; the runs' conversion,
+        treated against held out, over every version."""
         row = await self._row(conn, program, key)
         view = await self._view(conn, row)
-        document = self.checked(view.document or view.draft)
+        runs = await self.repository.run_counts(conn, row.id)
+        earlier = sorted({v for v, _ in runs} - {row.version})
+        documents = await self.repository.documents(conn, [(row.id, v) for v in earlier])
+        steps_of: dict[int | None, list[tuple[str, str]]] = {
+            v: steps_listed(documents[(row.id, v)]) for v in earlier if (row.id, v) in documents
+        }
+        steps_of[row.version] = steps_listed(view.document or view.draft)
         steps = await self.repository.step_counts(conn, row.id)
         at = await self.repository.at_steps(conn, row.id)
-        runs = await self.repository.run_counts(conn, row.id)
-        return journey_stats(key, document, steps, at, runs)
+        return journey_stats(key, row.version, steps_of, steps, at, runs)
+
+    async def returns(
+        self, conn: AsyncConnection, program: ProgramContext, key: str, now: datetime
+    ) -> tuple[Cost, Return]:
+        """What the journey's steps cost and what the treated bought beyond the held out
+        (``journeys/returns.py`` defines each figure)."""
+        row = await self._row(conn, program, key)
+        view = await self._view(conn, row)
+        settings = program.settings
+        credited = await self.repository.credited(conn, row.id)
+        rates = {c: liability.point_rate(settings, c) for c in credited}
+        coupons = await attribution_service.coupons_used(
+            conn, program, "journey", await self.repository.issued_coupons(conn, row.id)
+        )
+        offers = await attribution_service.offers_used(conn, program, "journey", key, now)
+        cost = journey_cost(
+            settings.money_currency,
+            credited,
+            rates,
+            (coupons.uses, coupons.discounts),
+            (offers.used, offers.value, offers.unvalued),
+        )
+        default = timedelta(days=DEFAULT_WINDOW_DAYS)
+        windows, held = [], []
+        for member_id, held_out, entered_at, goal_until in await self.repository.run_windows(
+            conn, row.id
+        ):
+            end = min(goal_until or entered_at + default, now)
+            windows.append(Window(member_id, entered_at, max(end, entered_at)))
+            held.append(held_out)
+        revenue = await attribution_service.revenue_in_windows(conn, program, windows)
+        treated = [r for r, h in zip(revenue, held, strict=True) if not h]
+        control = [r for r, h in zip(revenue, held, strict=True) if h]
+        document = view.document or view.draft or {}
+        goal = document.get("goal") if isinstance(document, dict) else None
+        days = goal.get("within_days") if isinstance(goal, dict) else None
+        window_days = days if type(days) is int else DEFAULT_WINDOW_DAYS
+        return cost, journey_return(treated, control, window_days, cost)
 
     async def runs(
         self,
@@ -240,9 +300,13 @@ class JourneyService:
                     raise InvalidInput(exc.detail, field=f"steps.{i}.{exc.field}") from None
         return parsed
 
-    async def _check_references(
+    async def check_references(
         self, conn: AsyncConnection, program: ProgramContext, document: JourneyDocument
     ) -> None:
+        """What the document names exists in the program: the entry's segment, a points
+        step's currency, the coupon campaigns (409 naming the field), and an offer's
+        reward (422: the payload names what is not there). A free sample's sku is not
+        checked: the program keeps no catalogue of its items."""
         if isinstance(document.entry, SegmentEntry):
             try:
                 await segment_service.get(conn, program, document.entry.segment)
@@ -258,6 +322,8 @@ class JourneyService:
                 )
             if isinstance(step, CouponStep):
                 await self._check_campaign(conn, program, step.campaign, f"steps.{i}.campaign")
+            if isinstance(step, OfferStep) and step.kind == "reward":
+                await self._check_reward(conn, program, step, f"steps.{i}.payload.reward")
 
     async def _check_campaign(
         self, conn: AsyncConnection, program: ProgramContext, key: str, field: str
@@ -270,6 +336,13 @@ class JourneyService:
             raise Conflict(f"no coupon campaign {key!r}", field=field) from None
         if campaign.get("status") != "active":
             raise Conflict(f"coupon campaign {key!r} is not active", field=field)
+
+    async def _check_reward(
+        self, conn: AsyncConnection, program: ProgramContext, step: OfferStep, field: str
+    ) -> None:
+        key = str(step.payload.get("reward"))
+        if key not in await reward_service.names(conn, program, [key]):
+            raise InvalidInput(f"the program has no reward {key!r}", field=field)
 
     async def _row(
         self, conn: AsyncConnection, program: ProgramContext, key: str, *, lock: bool = False

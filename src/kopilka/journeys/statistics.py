@@ -1,13 +1,19 @@
 """A journey's results from its counts: per step, how many runs took it and with what
-outcome and how many are at it now; per journey, the runs treated and held out, their
-conversion to the goal and the uplift with a 95 % interval. Pure."""
+outcome and how many are at it now — the steps of the version in force, and those of each
+earlier version under their version —; per journey (every version's runs), the runs
+treated and held out, their conversion to the goal and the uplift with a 95 % interval.
+Pure."""
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kopilka.journeys.domain import JourneyDocument, RunStatus
+from kopilka.journeys.domain import RunStatus
 
 Z_95 = 1.959964
+
+# A step as the statistics list it: its id and type.
+StepOf = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -26,9 +32,20 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class VersionStats:
+    """The runs of one earlier version and the steps they took on it."""
+
+    version: int
+    entered: int  # runs treated
+    held_out: int
+    converted: int
+    steps: list[StepStats]
+
+
+@dataclass(frozen=True)
 class JourneyStats:
     key: str
-    entered: int  # runs that took the steps (the treated)
+    entered: int  # runs that took the steps (the treated), every version's
     held_out: int
     active: int
     waiting: int
@@ -38,31 +55,34 @@ class JourneyStats:
     holdout_conversion: float | None
     uplift: float | None  # conversion − holdout conversion
     uplift_interval: Interval | None
-    steps: list[StepStats] = field(default_factory=list)
+    version: int | None = None  # the version in force (None: the draft's steps)
+    steps: list[StepStats] = field(default_factory=list)  # the version in force's
+    versions: list[VersionStats] = field(default_factory=list)  # earlier ones, newest first
 
 
 def journey_stats(
     key: str,
-    document: JourneyDocument,
-    steps: dict[tuple[str, str], int],
-    at_steps: dict[str, int],
-    runs: dict[str, tuple[int, int]],
+    current: int | None,
+    steps_of: Mapping[int | None, Sequence[StepOf]],
+    steps: Mapping[tuple[int, str, str], int],
+    at_steps: Mapping[tuple[int, str], int],
+    runs: Mapping[tuple[int, str], tuple[int, int]],
 ) -> JourneyStats:
-    """``steps``: (step, outcome) → times; ``at_steps``: step → live runs at it; ``runs``:
-    status → (runs, of them converted)."""
-    per_step = []
-    for step in document.steps:
-        outcomes = {o: n for (s, o), n in steps.items() if s == step.id}
-        per_step.append(
-            StepStats(
-                step.id, step.type, sum(outcomes.values()), outcomes, at_steps.get(step.id, 0)
-            )
-        )
-    held, held_converted = runs.get(RunStatus.HELD_OUT, (0, 0))
-    treated = {s: n for s, n in runs.items() if s != RunStatus.HELD_OUT}
+    """``current``: the version in force (None: never published); ``steps_of``: each
+    version's steps (None: the draft's); ``steps``: (version, step, outcome) → times;
+    ``at_steps``: (version, step) → live runs at it; ``runs``: (version, status) → (runs,
+    of them converted). Versions without a document of their own are left out of the
+    per-step lists, never out of the totals."""
+    by_status: dict[str, tuple[int, int]] = {}
+    for (_, status), (n, c) in runs.items():
+        before = by_status.get(status, (0, 0))
+        by_status[status] = (before[0] + n, before[1] + c)
+    held, held_converted = by_status.get(RunStatus.HELD_OUT, (0, 0))
+    treated = {s: n for s, n in by_status.items() if s != RunStatus.HELD_OUT}
     entered = sum(n for n, _ in treated.values())
     converted = sum(c for _, c in treated.values())
     rate, held_rate = _ratio(converted, entered), _ratio(held_converted, held)
+    earlier = sorted({v for v, _ in runs} - {current}, reverse=True)
     return JourneyStats(
         key=key,
         entered=entered,
@@ -75,8 +95,58 @@ def journey_stats(
         holdout_conversion=held_rate,
         uplift=rate - held_rate if rate is not None and held_rate is not None else None,
         uplift_interval=difference_interval(converted, entered, held_converted, held),
-        steps=per_step,
+        version=current,
+        steps=_steps(current, steps_of.get(current, ()), steps, at_steps),
+        versions=[
+            _version(v, steps_of.get(v, ()), steps, at_steps, runs)
+            for v in earlier
+            if v in steps_of
+        ],
     )
+
+
+def _steps(
+    version: int | None,
+    listed: Sequence[StepOf],
+    steps: Mapping[tuple[int, str, str], int],
+    at_steps: Mapping[tuple[int, str], int],
+) -> list[StepStats]:
+    found = []
+    for step_id, step_type in listed:
+        outcomes = {o: n for (v, s, o), n in steps.items() if v == version and s == step_id}
+        at_now = at_steps.get((version, step_id), 0) if version is not None else 0
+        found.append(StepStats(step_id, step_type, sum(outcomes.values()), outcomes, at_now))
+    return found
+
+
+def _version(
+    version: int,
+    listed: Sequence[StepOf],
+    steps: Mapping[tuple[int, str, str], int],
+    at_steps: Mapping[tuple[int, str], int],
+    runs: Mapping[tuple[int, str], tuple[int, int]],
+) -> VersionStats:
+    mine = {s: n for (v, s), n in runs.items() if v == version}
+    held = mine.get(RunStatus.HELD_OUT, (0, 0))[0]
+    treated = [n for s, n in mine.items() if s != RunStatus.HELD_OUT]
+    return VersionStats(
+        version=version,
+        entered=sum(n for n, _ in treated),
+        held_out=held,
+        converted=sum(c for _, c in treated),
+        steps=_steps(version, listed, steps, at_steps),
+    )
+
+
+def steps_listed(document: Mapping[str, object] | None) -> list[StepOf]:
+    """The (id, type) of a stored document's steps, read as stored: an old version that
+    no longer passes today's checks still lists its steps."""
+    listed = document.get("steps") if document is not None else None
+    if not isinstance(listed, list):
+        return []
+    return [
+        (str(step.get("id")), str(step.get("type"))) for step in listed if isinstance(step, Mapping)
+    ]
 
 
 def _ratio(part: int, whole: int) -> float | None:

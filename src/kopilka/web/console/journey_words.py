@@ -15,6 +15,7 @@ from kopilka.journeys.domain import (
     ExitStep,
     Goal,
     JourneyDocument,
+    OfferStep,
     PointsStep,
     Reentry,
     ReentryPolicy,
@@ -41,6 +42,7 @@ STEP_TYPES = {
     "points": _("Points"),
     "coupon": _("Coupon"),
     "tag": _("Tags"),
+    "offer": _("Offer"),
     "webhook": _("Webhook"),
     "exit": _("Exit"),
 }
@@ -54,6 +56,7 @@ OUTCOMES = {
     "credited": _("credited"),
     "issued": _("issued"),
     "tagged": _("tagged"),
+    "offered": _("offered"),
     "called": _("called"),
     "exited": _("exited"),
     "failed": _("failed"),
@@ -70,6 +73,22 @@ RUN_STATUSES = {
     "held_out": _("held out"),
     "converted": _("converted"),
     "exited": _("exited"),
+}
+# Where a dry run's entrants come from (``journeys/dryrun_service.py``).
+BASES = {
+    "events": _("the members' events the outbox keeps"),
+    "feature_tables": _(
+        "purchases, registrations and tier changes (the outbox no longer keeps these days)"
+    ),
+    "dates": _("the members' dates as recorded now"),
+    "segment_now": _("the segment's members now"),
+    "unknown": _("nothing: these days' events are no longer kept"),
+}
+OFFERS = {
+    "boost": _("more points on the next purchase"),
+    "free_sample": _("a free sample"),
+    "free_delivery": _("free delivery"),
+    "reward": _("a reward at a personal price"),
 }
 CHANNELS = {"email": _("e-mail"), "sms": _("SMS"), "push": _("push"), "inbox": _("inbox")}
 WEEKDAYS = {
@@ -272,6 +291,12 @@ class JourneySpeaker:
             if step.remove:
                 parts.append(_("Remove the tags %(tags)s") % {"tags": ", ".join(step.remove)})
             return "; ".join(parts)
+        if isinstance(step, OfferStep):
+            return ngettext(
+                "Give a personal offer: %(offer)s, valid %(num)s day",
+                "Give a personal offer: %(offer)s, valid %(num)s days",
+                step.valid_days,
+            ) % {"offer": _(OFFERS[step.kind]), "num": step.valid_days}
         if isinstance(step, WebhookStep):
             return _("Tell the program's systems (a journey.webhook event to its webhooks)")
         if isinstance(step, ExitStep):

@@ -1,9 +1,11 @@
-"""Console pages: journeys — the list with each one's status, version and conversion; a
-journey's page (its entry, steps, goal, re-entry and holdout in words, the counts on each
-step, conversion against the holdout, the versions, and the actions pause, resume, archive
-and publish the draft); and the editor of a new journey or of a journey's draft, its
-document as JSON (errors shown at their line with the field named, the text kept, nothing
-saved). The runs are ``journey_runs`` (included here).
+"""Console pages: journeys — the list (a page at a time) with each one's status, version
+and conversion; a journey's page (its entry, steps, goal, re-entry and holdout in words,
+the counts on each step, earlier versions' steps under their version, conversion against
+the holdout, cost and return, the versions, the dry run's form, and the actions pause,
+resume, archive and publish the draft); and the editor of a new journey or of a journey's
+draft, its document as JSON (errors shown at their line with the field named, the text
+kept, nothing saved). The runs are ``journey_runs`` (included here); the dry run on the
+journey's page, ``journey_dryrun``.
 
 The same service calls as ``/v1/journeys…`` with the same permissions: reading needs
 ``messages.read``; creating, editing and the actions ``messages.send``.
@@ -11,7 +13,7 @@ The same service calls as ``/v1/journeys…`` with the same permissions: reading
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -23,14 +25,18 @@ from kopilka.access.domain import Principal
 from kopilka.errors import InvalidInput, KopilkaError
 from kopilka.http import EngineDep, in_transaction, read_only
 from kopilka.journeys.domain import KEY_PATTERN, JourneyStatus, parse_journey
+from kopilka.journeys.returns import Cost, Return
 from kopilka.journeys.service import JourneyView, journey_service
 from kopilka.journeys.statistics import JourneyStats
 from kopilka.kit.clock import clock
+from kopilka.kit.pagination import decode_key_cursor, encode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.web.console import journey_runs
 from kopilka.web.console.access import console_page
 from kopilka.web.console.draft_text import DraftSyntaxError, LocatedError, located_errors, pretty
+from kopilka.web.console.journey_dryrun import Tried, asked_of, run_asked
 from kopilka.web.console.journey_words import (
+    BASES,
     JOURNEY_STATUSES,
     OUTCOMES,
     STEP_TYPES,
@@ -44,6 +50,7 @@ from kopilka.web.rendering import gettext, redirect, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Action = Literal["publish", "pause", "resume", "archive"]
+PAGE = 50
 KEY = re.compile(KEY_PATTERN)
 # What the new-journey form starts with: a small journey to change rather than a blank page.
 EXAMPLE: dict[str, Any] = {
@@ -71,21 +78,26 @@ async def journeys_list(
     request: Request,
     engine: EngineDep,
     principal: Annotated[Principal, console_page(P.MESSAGES_READ)],
+    cursor: str | None = None,
 ) -> Response:
-    """Every journey of the program: status, version in force, entered, converted and
-    conversion."""
+    """The program's journeys in key order, a page at a time: status, version in force,
+    entered, converted and conversion."""
+    after = decode_key_cursor(cursor) if cursor else None
 
     async def work(conn: AsyncConnection, program: ProgramContext) -> tuple[list[Listed], str]:
         found = []
-        for view in await journey_service.listing(conn, program):
+        for view in await journey_service.listing(conn, program, after=after, limit=PAGE):
             found.append(Listed(view, await _stats(conn, program, view.key)))
         return found, program.settings.timezone
 
     listed, zone = await read_only(engine, principal, work)
+    next_url = None
+    if len(listed) == PAGE:
+        next_url = f"/console/journeys?cursor={encode_cursor(listed[-1].view.key)}"
     return render(
         request,
         "console/journeys/list.html",
-        {"journeys": listed, "statuses": JOURNEY_STATUSES},
+        {"journeys": listed, "statuses": JOURNEY_STATUSES, "next_url": next_url},
         zone=zone,
     )
 
@@ -281,14 +293,29 @@ class Seen:
     view: JourneyView
     stats: JourneyStats | None
     program: ProgramContext
+    returns: tuple[Cost, Return] | None = None
+    tried: Tried = field(default_factory=Tried)
 
 
-async def _seen(engine: EngineDep, principal: Principal, key: str) -> Seen:
+async def _seen(
+    engine: EngineDep,
+    principal: Principal,
+    key: str,
+    tried: Tried | None = None,
+    kept_days: int = 0,
+) -> Seen:
+    """The journey, its results and, when asked for, its dry run (``tried``, whose days the
+    query string gave; ``kept_days`` of the outbox, where the dry run reads history)."""
+    asked = tried or Tried()
+
     async def work(conn: AsyncConnection, program: ProgramContext) -> Seen:
         view = await journey_service.get(conn, program, key)
-        return Seen(view, await _stats(conn, program, key), program)
+        stats = await _stats(conn, program, key)
+        returns = await journey_service.returns(conn, program, key, clock.now())
+        await run_asked(conn, program, key, asked, kept_days)
+        return Seen(view, stats, program, returns, asked)
 
-    return await read_only(engine, principal, work)
+    return await read_only(engine, principal, work, snapshot=True)
 
 
 def _words(request: Request, seen: Seen) -> JourneyWords | None:
@@ -320,12 +347,19 @@ def _journey_page(
     request: Request, seen: Seen, *, error: str | None = None, status: int = 200
 ) -> Response:
     stats = seen.stats
+    cost, returned = seen.returns if seen.returns is not None else (None, None)
+    if seen.tried.errors:
+        status = 422
     return render(
         request,
         "console/journeys/show.html",
         {
             "journey": seen.view,
             "stats": stats,
+            "cost": cost,
+            "returned": returned,
+            "tried": seen.tried,
+            "bases": BASES,
             "words": _words(request, seen),
             "counts": {s.id: s for s in stats.steps} if stats else {},
             "step_types": STEP_TYPES,
@@ -349,8 +383,11 @@ async def journey_page(
     engine: EngineDep,
     principal: Annotated[Principal, console_page(P.MESSAGES_READ)],
 ) -> Response:
-    """A journey in words with the counts on each step, its results and versions."""
-    return _journey_page(request, await _seen(engine, principal, key))
+    """A journey in words with the counts on each step, its results, cost and return,
+    versions, and — with ``?dry_run=1&from=…&to=…`` — its dry run over those days."""
+    tried = asked_of(request)
+    kept_days = int(request.app.state.settings.outbox_retention_days)
+    return _journey_page(request, await _seen(engine, principal, key, tried, kept_days))
 
 
 @router.post("/journeys/{key}/{action}")
