@@ -330,3 +330,18 @@ async def test_an_offer_step_gives_a_boost_the_next_purchase_uses(
     assert await s.balance(member) == 200  # 100 points, doubled
     steps = {step["id"]: step for step in (await s.stats(key))["steps"]}
     assert steps["double"]["outcomes"] == {"offered": 1}
+
+
+async def test_events_from_before_a_journey_was_published_start_nothing(
+    engine: AsyncEngine, http: httpx.AsyncClient
+) -> None:
+    """A member who registered an hour before the journey was published, their event still
+    undelivered (a worker catching up), does not enter; one registered after does."""
+    s = await setup(engine, http)
+    earlier = await s.member(at=T0 - timedelta(hours=1))
+    key = await s.journey({**WELCOME, "steps": [{"id": "gift", "type": "points", "amount": 100}]})
+    later = await s.member(at=T0 + timedelta(minutes=1))
+    await s.deliver()
+    await s.advance(T0 + timedelta(minutes=2))
+    assert await s.balance(earlier) == 0 and await s.balance(later) == 100
+    assert [r["member_id"] for r in await s.runs(key)] == [later]

@@ -226,6 +226,31 @@ async def test_quiet_hours_defer_to_the_members_morning(
     assert len(to(smtp_server, address)) == 1
 
 
+async def test_a_message_that_could_not_go_in_time_is_skipped_not_sent_late(
+    api: Api, worker: Worker, smtp_server: SmtpServer
+) -> None:
+    """A worker down for longer than ``fresh_hours`` (here 24) does not send the backlog of
+    yesterday's news when it comes back; what is still fresh goes."""
+    with clock.frozen(T0):
+        await settle(api, **QUIET_OFF, fresh_hours=24)
+        stale_to, fresh_to = mailbox("stale"), mailbox("fresh")
+        stale = by_channel(await send(api, await member(api, email=stale_to), "s1"))
+    with clock.frozen(T0 + timedelta(hours=23)):
+        fresh = by_channel(await send(api, await member(api, email=fresh_to), "f1"))
+    with clock.frozen(T0 + timedelta(hours=24, minutes=1)):
+        await worker.drain()
+    assert to(smtp_server, stale_to) == [] and len(to(smtp_server, fresh_to)) == 1
+    late = (await api.get(f"/v1/messages/{stale['email']['id']}")).json()
+    assert late["status"] == "skipped"
+    assert late["error"] == (
+        "not sent: made 2031-03-03 12:00 UTC, more than 24 hours before it could go"
+    )
+    assert [h["status"] for h in late["history"]] == ["queued", "skipped"]
+    # The inbox copy was delivered when it was made: the member still finds it.
+    assert stale["inbox"]["status"] == "delivered"
+    assert (await api.get(f"/v1/messages/{fresh['email']['id']}")).json()["status"] == "sent"
+
+
 async def test_inbox_lists_and_marks_read(
     api: Api, engine: AsyncEngine, program: ProgramContext
 ) -> None:

@@ -246,9 +246,16 @@ class ClvService:
 
     # --- refits ----------------------------------------------------------------------------------
 
-    async def prepare(self, conn: AsyncConnection, program: ProgramContext, now: datetime) -> Refit:
+    async def prepare(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        now: datetime,
+        pareto_seconds: float | None = None,
+    ) -> Refit:
         """Read the history and fit the models (in a worker thread: a fit of a large
-        program takes seconds of CPU); nothing is written."""
+        program takes seconds of CPU); nothing is written. ``pareto_seconds``: Pareto/NBD's
+        time budget, if not the service's."""
         from kopilka.analytics.clv_domain import fit_and_predict
         from kopilka.analytics.clv_fitting import budgeted
 
@@ -260,7 +267,7 @@ class ClvService:
             summary,
             analytics.clv_horizon_weeks,
             analytics.discount_rate_percent,
-            budgeted(self.pareto_seconds),
+            budgeted(self.pareto_seconds if pareto_seconds is None else pareto_seconds),
         )
         return Refit(
             id=new_id(),

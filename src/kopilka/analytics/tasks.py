@@ -52,16 +52,22 @@ class RefitReport:
 
 
 async def refit_program(
-    engine: AsyncEngine, program_id: UUID, now: datetime, *, force: bool = False
+    engine: AsyncEngine,
+    program_id: UUID,
+    now: datetime,
+    *,
+    force: bool = False,
+    pareto_seconds: float | None = None,
 ) -> RefitReport:
     """Refit the program's models on its history up to ``now`` and store the outcome;
-    without ``force``, only if the last refit is at least ``REFIT_DAYS`` days old."""
+    without ``force``, only if the last refit is at least ``REFIT_DAYS`` days old.
+    ``pareto_seconds``: Pareto/NBD's time budget, if not the service's."""
     async with reading(engine, snapshot=True) as conn:
         last = await clv_service.last_fitted_at(conn, program_id)
         if not force and last is not None and now - last < timedelta(days=REFIT_DAYS):
             return RefitReport(None, last)
         program = await program_service.get(conn, program_id)
-        refit = await clv_service.prepare(conn, program, now)
+        refit = await clv_service.prepare(conn, program, now, pareto_seconds)
 
     async def store(conn: AsyncConnection) -> FitOut:
         return await clv_service.store(conn, refit)

@@ -20,6 +20,7 @@ from kopilka.config import Settings
 from kopilka.db import make_engine, reading, transaction
 from kopilka.demo.crm import DEMO_PASSWORD, CrmSummary
 from kopilka.demo.domain import SimulationConfig
+from kopilka.demo.journeys import JourneyLine, journey_lines
 from kopilka.demo.service import DEMO_SLUG, DemoSummary, demo_service
 from kopilka.giftcards.audit import verify as verify_gift_cards
 from kopilka.kit.clock import clock
@@ -75,6 +76,38 @@ def _print_summary(summary: DemoSummary) -> None:
         )
 
 
+def _print_journeys(lines: list[JourneyLine], days: int) -> None:
+    """What each ready journey did over its days, one line each."""
+    if not lines:
+        return
+    console.print(f"journeys over the last {days} simulated days:")
+    for line in lines:
+        did = [f"{line.entered:,} entered"]
+        if line.held_out:
+            did.append(f"{line.held_out:,} held out")
+        did += [
+            f"{count:,} {what}"
+            for count, what in (
+                (line.sent, "messages"),
+                (line.points, "points"),
+                (line.coupons, "coupons"),
+                (line.offers, "offers"),
+            )
+            if count
+        ]
+        console.print(f"  {line.key}: {', '.join(did)}{_conversion(line)}", highlight=False)
+
+
+def _conversion(line: JourneyLine) -> str:
+    """The runs that reached the goal, against the held-out members' conversion."""
+    if not line.has_goal or line.conversion is None:
+        return ""
+    text = f"; {line.converted:,} converted ({line.conversion:.0%}"
+    if line.holdout_conversion is not None:
+        text += f", held out {line.holdout_conversion:.0%}"
+    return text + ")"
+
+
 async def _segment_sizes(engine: AsyncEngine, program_id: UUID) -> dict[str, int]:
     async with reading(engine) as conn:
         program = await program_service.get(conn, program_id)
@@ -126,6 +159,13 @@ def demo(
     members: int = typer.Option(500, min=1, max=1_000_000),
     days: int = typer.Option(365, min=1, max=3650),
     seed: int = typer.Option(7),
+    journey_days: int = typer.Option(
+        30,
+        min=0,
+        max=3650,
+        help="Days before the end the ready journeys are published and run from "
+        "(each simulated day with journeys costs more than one without).",
+    ),
     serve: bool = typer.Option(True, help="Serve the API when done."),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
@@ -141,7 +181,9 @@ def demo(
 
     async def work(
         engine: AsyncEngine,
-    ) -> tuple[DemoSummary, CrmSummary, dict[str, list[str]], str, UUID, str | None]:
+    ) -> tuple[
+        DemoSummary, CrmSummary, dict[str, list[str]], str, UUID, str | None, list[JourneyLine]
+    ]:
         program = await demo_service.create_program(engine, base_url(host, port))
         with Progress(
             TextColumn("simulating {task.fields[day]}"),
@@ -151,8 +193,15 @@ def demo(
             console=console,
         ) as bar:
             task = bar.add_task("days", total=days, day="")
-            await demo_service.run(engine, program, config, progress=lambda _: bar.advance(task, 1))
+            await demo_service.run(
+                engine,
+                program,
+                config,
+                progress=lambda _: bar.advance(task, 1),
+                journeys_from=max(days - journey_days, 0) if journey_days else days + 1,
+            )
         summary = await demo_service.summary(engine, program)
+        journeys = await journey_lines(engine, program)
         crm = await demo_service.run_crm(engine, program, seed)
         async with reading(engine, snapshot=True) as conn:
             problems = await verify(conn, program.id)
@@ -164,11 +213,14 @@ def demo(
                 conn, program.id, name="demo admin", scopes=["admin"], now=clock.now()
             )
         member_email = await demo_service.member_to_sign_in(engine, program)
-        return summary, crm, problems, key, program.id, member_email
+        return summary, crm, problems, key, program.id, member_email, journeys
 
     with few_collections():
-        summary, crm, problems, key, program_id, member_email = run(with_engine(url, work))
+        summary, crm, problems, key, program_id, member_email, journeys = run(
+            with_engine(url, work)
+        )
     _print_summary(summary)
+    _print_journeys(journeys, min(journey_days, days))
     _print_crm(crm)
     failed = [name for name, found in problems.items() if found]
     if failed:

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kopilka.kit.sql import one_of
@@ -80,14 +80,20 @@ class DemoRepository:
         self, conn: AsyncConnection, program_id: UUID, currency: str
     ) -> dict[str, int]:
         lots = table(Lot)
+        # Lots of no rule: a journey's points (their source a journey's step), else points
+        # that paid for goods later returned, given back.
+        source = case(
+            (lots.c.rule_id.is_not(None), lots.c.rule_id),
+            (lots.c.source_id.like("journey:%"), literal("journeys")),
+            else_=literal("given back on returns"),
+        ).label("source")
         rows = await conn.execute(
-            select(lots.c.rule_id, func.sum(lots.c.amount))
+            select(source, func.sum(lots.c.amount))
             .where(lots.c.program_id == program_id, lots.c.currency == currency)
-            .group_by(lots.c.rule_id)
+            .group_by(source)
             .order_by(func.sum(lots.c.amount).desc())
         )
-        # Lots of no rule: points that paid for goods later returned, given back.
-        return {rule_id or "given back on returns": int(total) for rule_id, total in rows.all()}
+        return {str(name): int(total) for name, total in rows.all()}
 
     async def benefits_by_kind(self, conn: AsyncConnection, program_id: UUID) -> dict[str, int]:
         benefits = table(MemberBenefit)

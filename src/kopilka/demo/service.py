@@ -19,6 +19,7 @@ from kopilka.crm.tasks import daily_facts
 from kopilka.db import reading, run_in_transaction, transaction
 from kopilka.demo.crm import CrmSummary, open_stores, set_up_team, support_days
 from kopilka.demo.domain import SimEvent, SimulationConfig, simulate
+from kopilka.demo.journeys import JourneyDays
 from kopilka.demo.repository import demo_repository
 from kopilka.demo.shop import SHOP_CHANCE, buy_something, open_shop
 from kopilka.demo.till import Till, create_campaigns
@@ -212,7 +213,11 @@ class DemoService:
                 conn,
                 program,
                 MessagingSettings(
-                    quiet_hours=None, links_url=base_url, app_url=f"{base_url}/app/{DEMO_SLUG}/"
+                    quiet_hours=None,
+                    links_url=base_url,
+                    app_url=f"{base_url}/app/{DEMO_SLUG}/",
+                    # The points-expiring journey tells of points expiring within 14 days.
+                    expiring_days=14,
                 ),
                 clock.now(),
             )
@@ -224,12 +229,17 @@ class DemoService:
         program: ProgramContext,
         config: SimulationConfig,
         progress: Callable[[int], None] | None = None,
+        journeys_from: int = 0,
     ) -> int:
-        """Replay the simulation day by day; returns the number of events processed."""
+        """Replay the simulation day by day; returns the number of events processed. The
+        ready journeys are published on day ``journeys_from`` (0: the first) and run from
+        then on."""
         rng = random.Random(config.seed)
         till = Till(random.Random(config.seed + 1))
+        journeys = JourneyDays(engine, program, config.start + timedelta(days=journeys_from))
         processed = 0
         for day, events in _days(simulate(config)):
+            await journeys.before(day)
             with clock.frozen(_end_of(day)):
 
                 async def one_day(
@@ -244,6 +254,7 @@ class DemoService:
                     await self._review_tiers(conn, program, today)
 
                 await run_in_transaction(engine, one_day)
+                await journeys.after(clock.now(), day)
             processed += len(events)
             if progress is not None:
                 progress(len(events))

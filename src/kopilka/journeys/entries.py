@@ -32,12 +32,14 @@ MEMBERS_CHUNK = 1000
 
 @dataclass(frozen=True)
 class LiveJourney:
-    """A journey in force: its row's id, key, version and that version's document."""
+    """A journey in force: its row's id, key, version and that version's document, and
+    when it was first published (events before then start nothing)."""
 
     id: UUID
     key: str
     version: int
     document: JourneyDocument
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,17 @@ class JourneyEntries:
         rows = await self.repository.journeys(conn, program.id, ["active"])
         pairs = [(r.id, r.version) for r in rows if r.version is not None]
         documents = await self.repository.documents(conn, pairs)
+        since = await self.repository.first_published(conn, [r.id for r in rows])
         return [
-            LiveJourney(r.id, r.key, r.version, domain.parse_journey(documents[(r.id, r.version)]))
+            LiveJourney(
+                r.id,
+                r.key,
+                r.version,
+                domain.parse_journey(documents[(r.id, r.version)]),
+                since[r.id],
+            )
             for r in rows
-            if r.version is not None and (r.id, r.version) in documents
+            if r.version is not None and (r.id, r.version) in documents and r.id in since
         ]
 
     async def enter(

@@ -139,6 +139,20 @@ class JourneyRepository:
         found = {(r[0], int(r[1])): r[2] for r in rows}
         return {pair: found[pair] for pair in wanted if pair in found}
 
+    async def first_published(
+        self, conn: AsyncConnection, journey_ids: Sequence[UUID]
+    ) -> dict[UUID, datetime]:
+        """When each of these journeys was first published."""
+        if not journey_ids:
+            return {}
+        v = versions_t.c
+        rows = await conn.execute(
+            select(v.journey_id, func.min(v.published_at))
+            .where(one_of(conn, v.journey_id, list(journey_ids)))
+            .group_by(v.journey_id)
+        )
+        return {r[0]: r[1] for r in rows}
+
     async def versions(self, conn: AsyncConnection, journey_id: UUID) -> list[tuple[int, datetime]]:
         v = versions_t.c
         rows = await conn.execute(

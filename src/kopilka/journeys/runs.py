@@ -88,11 +88,15 @@ class JourneyRunner:
             events = sorted(by_program[program_id], key=lambda e: e.occurred_at)
             await self._heard(conn, events)
             live = await journey_entries.live(conn, program)
+            # An event from before a journey was published (a backlog the worker catches up
+            # on, the history before it) does not start it.
             candidates = [
                 Candidate(journey, event.member_id, str(event.event_id), event.occurred_at)
                 for event in events
                 for journey in live
-                if event.member_id is not None and _starts(journey.document, event)
+                if event.member_id is not None
+                and event.occurred_at >= journey.since
+                and _starts(journey.document, event)
             ]
             await journey_entries.enter(conn, program, candidates)
 

@@ -33,6 +33,7 @@ from kopilka.messaging.composition import (
 from kopilka.messaging.domain import Channel
 from kopilka.messaging.records import MessageRow
 from kopilka.messaging.repository import MessagingRepository, messaging_repository
+from kopilka.messaging.schemas import MessagingSettings
 from kopilka.programs.service import ProgramContext
 
 
@@ -58,7 +59,9 @@ class DeliveryService:
         made is skipped here instead (and so is a retry of it); messages of a paused
         broadcast wait."""
         leased = await self.repository.lease_due(conn, now, now + lease, limit, channels)
-        refused = await self._no_longer_allowed(conn, leased)
+        refused = await self._too_late(conn, leased, now) | await self._no_longer_allowed(
+            conn, leased
+        )
         if refused:
             await self.repository.update_messages(
                 conn,
@@ -77,6 +80,28 @@ class DeliveryService:
                 conn, [status_step(m, SKIPPED, why, now) for m, why in refused.items()]
             )
         return [m for m in leased if m.id not in refused]
+
+    async def _too_late(
+        self, conn: AsyncConnection, messages: Sequence[MessageRow], now: datetime
+    ) -> dict[UUID, str]:
+        """Messages (by id) made longer ago than the program's ``fresh_hours``: a worker
+        that was down for days, or a replayed history, must not greet a birthday a week
+        late. The in-app inbox keeps them (it is read when the member looks)."""
+        hours: dict[UUID, int] = {}
+        late: dict[UUID, str] = {}
+        for m in messages:
+            if m.channel == Channel.INBOX or m.dedupe_key.startswith(TEST_PREFIX):
+                continue
+            if m.program_id not in hours:
+                found = await self.repository.settings(conn, m.program_id)
+                settings = MessagingSettings.model_validate(found[0] if found else {}, strict=False)
+                hours[m.program_id] = settings.fresh_hours
+            if now - m.created_at > timedelta(hours=hours[m.program_id]):
+                late[m.id] = (
+                    f"made {m.created_at:%Y-%m-%d %H:%M} UTC, more than "
+                    f"{hours[m.program_id]} hours before it could go"
+                )
+        return late
 
     async def _no_longer_allowed(
         self, conn: AsyncConnection, messages: Sequence[MessageRow]

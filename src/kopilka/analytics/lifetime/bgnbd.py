@@ -143,6 +143,7 @@ def _expected(
         ) / 2
     z = t / (scale + t)
     series = hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
-    bracket = -np.expm1((a - 1) * np.log1p(-z)) * series - (series - 1)
+    with np.errstate(invalid="ignore"):  # a diverged series (inf) gives nan, not a warning
+        bracket = -np.expm1((a - 1) * np.log1p(-z)) * series - (series - 1)
     # An expected count is never negative; rounding may leave a hair below zero.
     return np.maximum(np.asarray((a + b + x - 1) / (a - 1) * bracket, dtype=np.float64), 0.0)

@@ -42,13 +42,16 @@ def _series(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -> Float
     total = np.ones_like(z)
     term = np.ones_like(z)
     active = np.ones(z.shape, dtype=bool)
-    for n in range(_TERMS):
-        step = (a[active] + n) * (b[active] + n) / ((c[active] + n) * (n + 1)) * z[active]
-        term[active] *= step
-        total[active] += term[active]
-        active &= np.abs(term) > _TOLERANCE * np.abs(total)
-        if not np.any(active):
-            break
+    # For extreme parameters (a poor fit of a short history) the series diverges: the
+    # sum becomes inf, a value the callers see as not finite, not a warning to print.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for n in range(_TERMS):
+            step = (a[active] + n) * (b[active] + n) / ((c[active] + n) * (n + 1)) * z[active]
+            term[active] *= step
+            total[active] += term[active]
+            active &= np.abs(term) > _TOLERANCE * np.abs(total)
+            if not np.any(active):
+                break
     return total
 
 
