@@ -150,6 +150,10 @@ async def test_items_kept_for_a_tier_and_the_worker_job(engine: AsyncEngine, api
         "/v1/recommendations/availability/BEANS", {"available": True, "tiers": ["platinum"]}
     )
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "tiers.0"
+    empty = await own.put(
+        "/v1/recommendations/availability/BEANS", {"available": True, "tiers": []}
+    )
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "tiers"
     kept = await own.put(
         "/v1/recommendations/availability/BEANS", {"available": True, "tiers": ["gold"]}
     )

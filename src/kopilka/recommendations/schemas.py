@@ -60,6 +60,8 @@ class AvailabilityIn(BaseModel):
     available: Flag = Field(description="false: out of stock, never recommended.")
     tiers: list[TierId] | None = Field(
         default=None,
+        # An empty list would hide the item from everyone: that is `available: false`.
+        min_length=1,
         max_length=20,
         description="Only members of these tiers (ids of the program's ladder) get it "
         "recommended; null: every member.",
