@@ -1,6 +1,6 @@
 """Journeys at scale on PostgreSQL: a daily birthday journey over a million members (about
-2,700 birthdays a day) and a segment-entry journey over 100,000 members; wall time and the
-process's peak memory for each part.
+2,700 birthdays a day), its dry run over the month before, and a segment-entry journey over
+100,000 members; wall time and the process's peak memory for each part.
 
     .venv/bin/python benchmarks/journeys.py [--members 1000000] [--segment 100000]
 
@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.db import make_engine, reading, transaction
+from kopilka.journeys.dryrun_service import dry_run_service
 from kopilka.journeys.service import journey_service
 from kopilka.journeys.tasks import advance_program, enter_daily
 from kopilka.kit.clock import clock
@@ -132,9 +133,24 @@ async def run(url: str, members: int, segment: int) -> None:
                 advance_program(engine, program.id, at_ten),
             )
         rows.append(("birthday: runs / steps", f"{report.runs:,} / {report.steps:,}"))
+        tried = await timed(rows, "birthday: dry run over May (31 days)", dry_run(engine, program))
+        rows.append(
+            (
+                "birthday dry run: members / walked / entries",
+                f"{tried.members:,} / {tried.walked:,} / {tried.entries:,}",
+            )
+        )
         await segment_journey(engine, program, segment, rows)
     await engine.dispose()
     print_table("Journeys (PostgreSQL)", rows)
+
+
+async def dry_run(engine: AsyncEngine, program: ProgramContext) -> Any:
+    """What the birthday journey would have done over the month before (nothing changes)."""
+    async with reading(engine, snapshot=True) as conn:
+        return await dry_run_service.of_journey(
+            conn, program, "birthday", (date(2026, 5, 1), date(2026, 5, 31)), NOW
+        )
 
 
 async def segment_journey(
