@@ -39,9 +39,10 @@ from kopilka.journeys.repository import JourneyRepository, journey_repository
 from kopilka.journeys.service import journey_service
 from kopilka.members.service import member_service
 from kopilka.messaging.batch import Batch
-from kopilka.messaging.composition import consent_allows, known_kind
+from kopilka.messaging.composition import known_kind
 from kopilka.messaging.domain import Channel
-from kopilka.messaging.notifications import NotificationKind, Purpose
+from kopilka.messaging.gating import refusal
+from kopilka.messaging.notifications import NotificationKind
 from kopilka.messaging.service import messaging_service
 from kopilka.programs.service import ProgramContext
 from kopilka.segments.service import segment_service
@@ -436,27 +437,18 @@ class DryRunService:
 
 def _reaches(batch: Batch, spec: NotificationKind, member_id: UUID, channel: Channel) -> bool:
     """Whether a message of ``spec`` may go to the member on ``channel`` now, by what
-    composing checks: the member's status for marketing, an address (a push
-    subscription), the consent, the suppression list."""
+    composing checks (``messaging.gating.refusal``)."""
     recipient = batch.recipients.get(member_id)
     if recipient is None:
         return False
-    if recipient.status != "active" and spec.purpose is Purpose.MARKETING:
-        return False
-    if channel is Channel.INBOX:
-        return True
+    address: str | None
     if channel is Channel.PUSH:
         address = "push" if batch.subscriptions.get(member_id) else None
+    elif channel is Channel.INBOX:
+        address = None
     else:
         address = recipient.email if channel is Channel.EMAIL else recipient.phone
-    if address is None:
-        return False
-    if channel is Channel.EMAIL and not address.isascii():
-        return False
-    consents = batch.consents.get(member_id, [])
-    if not consent_allows(consents, str(channel), str(spec.purpose), spec.key):
-        return False
-    return (str(channel), address) not in batch.suppressed
+    return refusal(batch, spec, recipient, channel, address) is None
 
 
 def _awaited(document: JourneyDocument) -> dict[str, int]:

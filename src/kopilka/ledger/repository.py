@@ -162,6 +162,34 @@ class LedgerRepository:
             query = query.with_for_update()
         return [lot_from_row(r) for r in (await conn.execute(query)).all()]
 
+    async def expiring_of(
+        self,
+        conn: AsyncConnection,
+        member_ids: Sequence[UUID],
+        currency: str,
+        start: datetime,
+        end: datetime,
+    ) -> list[tuple[UUID, datetime, int]]:
+        """(member, expires_at, remaining) of these members' available lots of ``currency``
+        that expire in [start, end), summed per member and instant, soonest first. No lock:
+        one query through the partial index of open lots."""
+        if not member_ids:
+            return []
+        query = (
+            select(lots_t.c.member_id, lots_t.c.expires_at, func.sum(lots_t.c.remaining))
+            .where(
+                one_of(conn, lots_t.c.member_id, list(member_ids)),
+                lots_t.c.remaining > 0,
+                lots_t.c.currency == currency,
+                lots_t.c.status == "available",
+                lots_t.c.expires_at >= start,
+                lots_t.c.expires_at < end,
+            )
+            .group_by(lots_t.c.member_id, lots_t.c.expires_at)
+            .order_by(lots_t.c.member_id, lots_t.c.expires_at)
+        )
+        return [(r[0], as_utc(r[1]), int(r[2])) for r in await conn.execute(query)]
+
     async def lots_holding_points(
         self, conn: AsyncConnection, member_id: UUID
     ) -> list[tuple[str, Lot]]:

@@ -13,10 +13,9 @@ still recorded, as ``skipped`` with the reason ("no consent", "no e-mail address
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,7 +50,6 @@ from kopilka.messaging.composition import (
     Outgoing,
     Setup,
     check_variables,
-    consent_allows,
     deferred_note,
     known_kind,
     message_row,
@@ -62,8 +60,8 @@ from kopilka.messaging.composition import (
     tracked,
 )
 from kopilka.messaging.domain import LANGUAGES, Channel, TemplateProblem, language_of
+from kopilka.messaging.gating import refusal, timing
 from kopilka.messaging.notifications import KINDS, NotificationKind, Purpose
-from kopilka.messaging.policy import Caps, Verdict, decide
 from kopilka.messaging.records import (
     MessageRow,
     Recipient,
@@ -434,65 +432,12 @@ class MessagingService:
             ),
             "link": values["app_url"],
         }
-        reason = self._refusal(batch, spec, recipient, channel, address)
+        reason = refusal(batch, spec, recipient, channel, address)
         if reason is not None:
             return row | {"status": SKIPPED, "error": f"not sent: {reason}", "due_at": None}
         if channel is Channel.INBOX:
             return row | {"status": DELIVERED, "sent_at": now, "due_at": None}
-        return row | self._timing(batch, spec, recipient, channel, at)
-
-    def _refusal(
-        self,
-        batch: Batch,
-        spec: NotificationKind,
-        recipient: Recipient,
-        channel: Channel,
-        address: str | None,
-    ) -> str | None:
-        """Why a message may not go to this member on this channel, if it may not."""
-        if recipient.status != "active" and spec.purpose is Purpose.MARKETING:
-            return "the member is blocked"
-        if channel is Channel.INBOX:
-            return None
-        if address is None:
-            return {
-                Channel.EMAIL: "no e-mail address",
-                Channel.SMS: "no phone number",
-                Channel.PUSH: "no push subscription",
-            }[channel]
-        if channel is Channel.EMAIL and not address.isascii():
-            return "an address that is not ASCII needs SMTPUTF8, which is not used yet"
-        consents = batch.consents.get(recipient.id, [])
-        if not consent_allows(consents, str(channel), str(spec.purpose), spec.key):
-            return "no consent" if spec.purpose is Purpose.MARKETING else "opted out"
-        suppressed = batch.suppressed.get((str(channel), address))
-        if suppressed is not None:
-            return f"address suppressed ({suppressed})"
-        return None
-
-    def _timing(
-        self,
-        batch: Batch,
-        spec: NotificationKind,
-        recipient: Recipient,
-        channel: Channel,
-        at: datetime,
-    ) -> dict[str, Any]:
-        if spec.key in SYSTEM_KINDS:
-            return {"due_at": at}  # the member is waiting for it: no quiet hours
-        settings = batch.setup.settings
-        zone = ZoneInfo(recipient.timezone or settings.timezone or batch.program.settings.timezone)
-        quiet = settings.quiet_hours.window() if settings.quiet_hours is not None else None
-        limits = settings.caps.get(channel)
-        caps = Caps(limits.per_day, limits.per_week) if limits is not None else None
-        sent = batch.marketing_sent.setdefault((recipient.id, str(channel)), [])
-        decision = decide(spec.purpose, at, zone, quiet, caps, sent)
-        if decision.verdict is Verdict.SUPPRESS:
-            return {"status": SKIPPED, "error": f"not sent: {decision.reason}", "due_at": None}
-        when = decision.at.astimezone(UTC)
-        if spec.purpose is Purpose.MARKETING:
-            sent.append(when)
-        return {"due_at": when}
+        return row | timing(batch, spec, recipient, channel, at)
 
     # --- messages ------------------------------------------------------------------------
     # Every message read here is as ``shown`` makes it: a secret kind's text (a live sign-in

@@ -33,6 +33,7 @@ from kopilka.programs.service import ProgramContext
 from kopilka.rewards import domain
 from kopilka.rewards.domain import COUPON_KINDS, Reason, RewardUnavailable
 from kopilka.rewards.fulfilment import Redeeming, hand_out
+from kopilka.rewards.judging import shopper, terms_of
 from kopilka.rewards.repository import RewardRepository, reward_repository
 from kopilka.rewards.schemas import (
     RedemptionCreate,
@@ -40,7 +41,6 @@ from kopilka.rewards.schemas import (
     RedemptionRequest,
     RewardRedemption,
 )
-from kopilka.rewards.service import shopper, terms_of
 from kopilka.tiers.service import tier_service
 
 Answer = tuple[int, dict[str, Any], bool]  # status code, body, replayed

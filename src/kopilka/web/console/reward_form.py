@@ -13,8 +13,8 @@ from starlette.datastructures import FormData
 
 from kopilka.kit.clock import as_utc
 from kopilka.programs.service import ProgramContext
+from kopilka.rewards.judging import ladder_ids
 from kopilka.rewards.schemas import Reward, RewardCreate, RewardUpdate
-from kopilka.rewards.service import ladder_ids
 from kopilka.web.console.catalog_fields import (
     FieldReader,
     checked,

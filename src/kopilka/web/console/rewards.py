@@ -21,9 +21,10 @@ from kopilka.kit.clock import clock
 from kopilka.kit.pagination import decode_cursor
 from kopilka.programs.service import ProgramContext
 from kopilka.rewards.domain import KINDS
+from kopilka.rewards.judging import ladder_ids
 from kopilka.rewards.redemptions import redemption_service
 from kopilka.rewards.schemas import CodesAdd, Reward
-from kopilka.rewards.service import ladder_ids, reward_service
+from kopilka.rewards.service import reward_service
 from kopilka.web.console.access import console_page, program_of
 from kopilka.web.console.catalog_fields import checked, form_errors, lines, raw
 from kopilka.web.console.reward_form import (
