@@ -66,7 +66,7 @@ async def test_welcome_greets_once_and_nudges_only_who_did_not_buy(
 async def test_first_purchase_coupon_only_for_a_first_purchase_outside_the_holdout(
     engine: AsyncEngine, http: httpx.AsyncClient
 ) -> None:
-    # Vera bought at T0, before the journey existed. On day 1 Nina, Nick (treated), Hugo
+    # Vera bought an hour before the journey was published. On day 1 Nina, Nick (treated), Hugo
     # (in the journey's 10 % holdout) make their first purchase and Vera her second: all
     # four enter. Nina and Nick get one `next-visit` code each, valid 14 days from the step;
     # Vera's branch (at most one purchase) sends her to the exit; Hugo gets nothing. Nina
@@ -74,11 +74,11 @@ async def test_first_purchase_coupon_only_for_a_first_purchase_outside_the_holdo
     # 1/3 treated, 0/1 held out.
     s = await scenario(engine, http)
     await s.campaign("next-visit")
-    vera = await s.member()
-    await s.buy(vera, T0)
-    await s.work(T0)
     key = await s.ready("first-purchase-coupon")
-    (nina, nick), (hugo,) = await s.split(key, 10, treated=2, held=1)
+    (nina, nick, vera), (hugo,) = await s.split(key, 10, treated=3, held=1)
+    # Vera's first purchase is dated before the journey was published: it starts nothing.
+    await s.buy(vera, T0 - timedelta(hours=1))
+    await s.work(T0)
     day1 = T0 + DAY
     for member in (nina, nick, hugo, vera):
         await s.buy(member, day1)

@@ -63,11 +63,40 @@ class AdvanceReport:
 
 
 @dataclass
-class _Pass:
-    """What one pass over a run changes: the run's new values and the steps it logged."""
+class _Walk:
+    """One run's pass in an advance: where it is, the steps it logged, and the run's new
+    values once it stops (``stopped``); ``send``: the send step it waits at for the batch."""
 
+    run: RunRow
+    document: JourneyDocument
+    step_id: str | None
+    seq: int
     values: dict[str, Any] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    taken: int = 0
+    send: SendStep | None = None
+    stopped: bool = False
+
+    def stop(self, values: dict[str, Any]) -> None:
+        self.values |= values
+        self.stopped = True
+
+
+def _start(run: RunRow, document: JourneyDocument, now: datetime) -> _Walk:
+    """A due run's pass, past the wait it was at (logging a time-out if its event did not
+    come)."""
+    walk = _Walk(run, document, run.step, run.steps_done)
+    walk.values = {"status": RunStatus.ACTIVE, "waiting_for": None}
+    if run.status == RunStatus.WAITING:
+        wait = document.steps[document.index(run.step or "")]
+        assert isinstance(wait, WaitStep)
+        walk.step_id = domain.next_of(document, wait.id)
+        if run.waiting_for is not None:
+            # The awaited event did not come in time.
+            walk.seq += 1
+            walk.logs.append(_log(run, walk.seq, wait.id, "timed_out", {}, now))
+            walk.step_id = wait.on_timeout or walk.step_id
+    return walk
 
 
 class JourneyRunner:
@@ -128,65 +157,128 @@ class JourneyRunner:
     async def advance(
         self, conn: AsyncConnection, program_id: UUID, now: datetime, limit: int = DUE_BATCH
     ) -> AdvanceReport:
-        """Take the steps of up to ``limit`` of the program's due runs (each step in a
-        savepoint of its own)."""
+        """Take the steps of up to ``limit`` of the program's due runs, each step in a
+        savepoint of its own. Each run's steps are taken in order; the messages of the runs
+        that reach a send step are composed together (one read of what composing needs for
+        all their members), then those runs go on."""
         report = AdvanceReport()
         runs = await self.repository.due(conn, program_id, now, limit)
         if not runs:
             return report
         documents = await self._documents(conn, runs)
-        programs: dict[UUID, ProgramContext] = {}
-        for run in runs:
-            if run.program_id not in programs:
-                programs[run.program_id] = await program_service.get(conn, run.program_id)
-            document = documents[(run.journey_id, run.version)]
-            done = await self._advance_run(conn, programs[run.program_id], document, run, now)
+        program = await program_service.get(conn, program_id)
+        walks = [_start(run, documents[(run.journey_id, run.version)], now) for run in runs]
+        moving = walks
+        while moving:
+            for walk in moving:
+                await self._walk(conn, program, walk, now)
+            sending = [w for w in moving if w.send is not None]
+            await self._send(conn, program, sending, now)
+            moving = [w for w in sending if not w.stopped]
+        await self.repository.add_logs(conn, [log for w in walks for log in w.logs])
+        for walk in walks:
+            walk.values |= {"step": walk.step_id, "steps_done": walk.seq, "updated_at": now}
+            await self.repository.update_run(conn, walk.run.id, walk.values)
             report.runs += 1
-            report.steps += len(done.logs)
-            report.failed += any(log["outcome"] == "failed" for log in done.logs)
+            report.steps += len(walk.logs)
+            report.failed += any(log["outcome"] == "failed" for log in walk.logs)
         return report
 
-    async def _advance_run(
+    async def _walk(
+        self, conn: AsyncConnection, program: ProgramContext, walk: "_Walk", now: datetime
+    ) -> None:
+        """Take the run's steps until it stops (a wait, the end, a failure) or reaches a
+        send step, left in ``walk.send`` for :meth:`_send`."""
+        document, run = walk.document, walk.run
+        while walk.taken < domain.MAX_STEPS_PER_PASS:
+            if walk.step_id is None:
+                walk.stop(_finished(RunStatus.EXITED, now))
+                return
+            step = document.steps[document.index(walk.step_id)]
+            if isinstance(step, SendStep):
+                walk.send = step
+                return
+            walk.seq += 1
+            walk.taken += 1
+            outcome = await self._take(conn, program, document, run, step, walk.seq, now)
+            walk.logs.append(_log(run, walk.seq, step.id, outcome.name, outcome.detail, now))
+            walk.step_id = outcome.then
+            if outcome.stop is not None:
+                walk.stop(outcome.stop)
+                return
+        # Branches that loop without a wait: look again in a minute, not now.
+        walk.stop({"wake_at": now + timedelta(minutes=1)})
+
+    async def _send(
         self,
         conn: AsyncConnection,
         program: ProgramContext,
-        document: JourneyDocument,
-        run: RunRow,
+        walks: Sequence["_Walk"],
         now: datetime,
-    ) -> _Pass:
-        step_id, seq = run.step, run.steps_done
-        done = _Pass()
-        if run.status == RunStatus.WAITING:
-            wait = document.steps[document.index(step_id or "")]
-            assert isinstance(wait, WaitStep)
-            step_id = domain.next_of(document, wait.id)
-            if run.waiting_for is not None:
-                # The awaited event did not come in time.
-                seq += 1
-                done.logs.append(_log(run, seq, wait.id, "timed_out", {}, now))
-                step_id = wait.on_timeout or step_id
-        values: dict[str, Any] = {"status": RunStatus.ACTIVE, "waiting_for": None}
-        for _ in range(domain.MAX_STEPS_PER_PASS):
-            if step_id is None:
-                values |= _finished(RunStatus.EXITED, now)
-                break
-            step = document.steps[document.index(step_id)]
-            seq += 1
-            outcome = await self._take(conn, program, document, run, step, seq, now)
-            done.logs.append(_log(run, seq, step.id, outcome.name, outcome.detail, now))
-            if outcome.stop is not None:
-                values |= outcome.stop
-                step_id = outcome.then
-                break
-            step_id = outcome.then
-        else:
-            # Branches that loop without a wait: look again in a minute, not now.
-            values |= {"wake_at": now + timedelta(minutes=1)}
-        values |= {"step": step_id, "steps_done": seq, "updated_at": now}
-        await self.repository.add_logs(conn, done.logs)
-        await self.repository.update_run(conn, run.id, values)
-        done.values = values
-        return done
+    ) -> None:
+        """The messages of the runs at a send step, composed together; each run past its
+        step (a message already made for it, after a crash, is not made again)."""
+        if not walks:
+            return
+        keys: list[str] = []
+        items = []
+        for walk in walks:
+            assert walk.send is not None
+            walk.seq += 1
+            walk.taken += 1
+            keys.append(f"journey:{walk.run.id}:{walk.seq}")
+            channels = [Channel(c) for c in walk.send.channels] if walk.send.channels else None
+            items.append(
+                Outgoing(
+                    walk.send.kind, walk.run.member_id, keys[-1], walk.send.variables, channels
+                )
+            )
+        try:
+            async with conn.begin_nested():
+                made = await messaging_service.compose(conn, program, items, now)
+        except (KopilkaError, ValueError):
+            # One item spoils the batch (it should not: publishing checks the kinds): each
+            # alone, so that only its own run fails.
+            made = []
+            for walk, item in zip(walks, items, strict=True):
+                made += await self._send_one(conn, program, walk, item, now)
+        sent: dict[str, list[str]] = defaultdict(list)
+        for message in made:
+            if message.status != "skipped":
+                sent[message.dedupe_key.split("#")[0]].append(str(message.channel))
+        for walk, key in zip(walks, keys, strict=True):
+            step = walk.send
+            assert step is not None
+            walk.send = None
+            if walk.stopped:  # failed alone, logged by _send_one
+                continue
+            outcome = "sent" if sent.get(key) else "skipped"
+            walk.logs.append(
+                _log(walk.run, walk.seq, step.id, outcome, {"channels": sent.get(key, [])}, now)
+            )
+            walk.step_id = domain.next_of(walk.document, step.id)
+
+    async def _send_one(
+        self,
+        conn: AsyncConnection,
+        program: ProgramContext,
+        walk: "_Walk",
+        item: Outgoing,
+        now: datetime,
+    ) -> list[Any]:
+        try:
+            async with conn.begin_nested():
+                return await messaging_service.compose(conn, program, [item], now)
+        except (KopilkaError, ValueError) as exc:
+            detail = exc.detail if isinstance(exc, KopilkaError) else str(exc).splitlines()[0]
+            assert walk.send is not None
+            logger.warning("journey run %s: step %s failed: %s", walk.run.id, walk.send.id, detail)
+            walk.logs.append(
+                _log(walk.run, walk.seq, walk.send.id, "failed", {"error": detail}, now)
+            )
+            walk.step_id = None
+            walk.stop(_finished(RunStatus.EXITED, now))
+            return []
 
     async def _take(
         self,
@@ -231,16 +323,6 @@ class JourneyRunner:
             return _Outcome("else", {}, step.otherwise or after)
         if isinstance(step, ExitStep):
             return _Outcome("exited", {}, None, _finished(RunStatus.EXITED, now))
-        if isinstance(step, SendStep):
-            channels = [Channel(c) for c in step.channels] if step.channels else None
-            made = await messaging_service.compose(
-                conn,
-                program,
-                [Outgoing(step.kind, run.member_id, key, step.variables, channels)],
-                now,
-            )
-            sent = [str(m.channel) for m in made if m.status != "skipped"]
-            return _Outcome("sent" if sent else "skipped", {"channels": sent}, after)
         if isinstance(step, PointsStep):
             currency = step.currency or program.settings.points_currency()
             await ledger_service.adjust(
