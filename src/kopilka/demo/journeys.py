@@ -132,10 +132,10 @@ class JourneyDays:
         if today < self.since:
             return JourneyDay(0, 0)
         program_id = self.program.id
-        if today.day == 1:
-            # Churn risk comes from the lifetime models; the demo refits them monthly (the
-            # daily job does weekly), giving the slow Pareto/NBD a short budget: BG/NBD
-            # answers when it runs past it.
+        if today.day == 1 or today == self.since:
+            # Churn risk comes from the lifetime models; the demo fits them when the
+            # journeys start and then monthly (the daily job does weekly), giving the slow
+            # Pareto/NBD a short budget: BG/NBD answers when it runs past it.
             await refit_program(
                 self.engine, program_id, now, force=True, pareto_seconds=REFIT_SECONDS
             )
