@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kopilka.app import create_app
-from kopilka.benefits import event_domain
+from kopilka.benefits import event_domain, event_service
 from kopilka.benefits.event_domain import EventTerms, Refusal
 from kopilka.db import reading
 from kopilka.kit.clock import clock
@@ -393,6 +393,9 @@ async def test_answers_refused_when_not_invited_full_started_or_cancelled(
         assert gone.status_code == 409 and gone.json()["reason"] == "cancelled"
         too_late = await answer(api, first, later["key"], "decline")
         assert too_late.status_code == 409 and too_late.json()["reason"] == "cancelled"
+        # The member who had accepted it cannot accept a cancelled event again either.
+        again = await answer(api, first, later["key"], "accept")
+        assert again.status_code == 409 and again.json()["reason"] == "cancelled"
     assert (await api.get(f"/v1/program-events/{key}/guests")).json()["accepted"] == 1
 
 
@@ -442,3 +445,21 @@ async def test_concurrent_acceptances_never_overbook(engine: AsyncEngine) -> Non
             assert sorted(a.status_code for a in second) == [200] + [409] * 10
             event = (await api.get(f"/v1/program-events/{key}")).json()
             assert event["accepted"] == 5 and event["places_left"] == 0
+
+
+async def test_an_accepted_event_stays_listed_however_many_come_sooner(
+    engine: AsyncEngine, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member's list is chosen from the first events not over (here 2 of them); the
+    events they accepted are listed whatever their place among them."""
+    monkeypatch.setattr(event_service, "NOT_OVER_READ", 2)
+    api = await club(engine, http)
+    with clock.frozen(T):
+        anna = await member(api, "gold")
+        late = await create(api, tiers=["gold"], starts=STARTS + timedelta(days=60))
+        assert (await answer(api, anna, late["key"], "accept")).status_code == 200
+        sooner = [await create(api, tiers=["gold"]) for _ in range(3)]
+        listed = await invitations(api, anna)
+    assert late["key"] in listed and listed[late["key"]]["answer"] == "accepted"
+    assert len(listed) == 3  # the first two not over, and the accepted one
+    assert sum(s["key"] in listed for s in sooner) == 2

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kopilka.kit.clock import clock
 from tests.benefits.test_till import T, grant, listed
 from tests.conftest import Api, make_key, make_program
-from tests.rewards.conftest import available, new_member, new_reward
+from tests.rewards.conftest import available, new_member, new_reward, reward_body
 
 CLUB_LADDER: dict[str, Any] = {
     "levels": [
@@ -49,6 +49,12 @@ async def test_exclusive_rewards_only_for_tiers_that_unlock_them(
         assert reward["key"] not in [r["key"] for r in catalog["items"]]
         assert (await redeem(capi, reward["key"], gold)).status_code == 201
         assert await available(capi, plain) == 1_000
+        # A tag no member can carry would open the reward to no one: refused.
+        for tag in ("bad tag", "тег", ""):
+            body = await reward_body(capi, "physical", exclusive_tag=tag)
+            bad = await capi.post("/v1/rewards", body)
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["errors"][0]["field"] == "exclusive_tag"
 
 
 async def test_early_access_opens_days_before(engine: AsyncEngine, api: Api) -> None:

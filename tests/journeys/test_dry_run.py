@@ -8,12 +8,14 @@ are a 422 naming the field; the command prints the same answer."""
 import asyncio
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner, Result
 
+from kopilka.cli import common
 from kopilka.cli import journeys as journeys_cli
 from kopilka.db import reading
 from kopilka.journeys import domain
@@ -285,6 +287,7 @@ async def test_birthdays_shifted_by_the_offset_fall_in_the_range(
     await s.member(T0 - timedelta(days=60), birthday="1985-05-06")  # 3 May: in
     await s.member(T0 - timedelta(days=60), birthday="1980-05-08")  # 5 May: tomorrow
     await s.member(T0 - timedelta(days=60), birthday="1980-04-20")  # 17 April: before
+    await s.member(T0 - timedelta(days=1), birthday="1991-05-05")  # joined after 2 May: out
     answer = (await dry_run(s, key, start="2026-04-30", end="2026-05-04")).json()
     assert (answer["basis"], answer["members"], answer["entries"]) == ("dates", 2, 2)
     assert answer["points"][0]["points"] == 100
@@ -335,8 +338,11 @@ async def test_the_command_prints_the_dry_run(engine: AsyncEngine, http: httpx.A
     where = ["--program", s.program.slug, "--database-url", engine.url.render_as_string()]
 
     def command(*words: str) -> Result:
-        # The command runs its own event loop: in a thread of its own, as from a shell.
-        return CliRunner().invoke(journeys_cli.app, [*words, *where])
+        # The command runs its own event loop: in a thread of its own, as from a shell. The
+        # event-loop policy is process-wide: the command must not swap it for the tests
+        # that run after this one in this process (a browser's driver needs the default).
+        with mock.patch.object(common, "_fast_event_loop", lambda: None):
+            return CliRunner().invoke(journeys_cli.app, [*words, *where])
 
     with clock.frozen(T0):
         result = await asyncio.to_thread(command, "dry-run", key, "--from", "2026-05-01")

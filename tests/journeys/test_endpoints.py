@@ -114,18 +114,34 @@ async def test_a_bad_document_is_a_422_naming_the_field(
     assert listed.json()["items"] == []
 
 
+@pytest.mark.parametrize("levels", [33, 252, 300])
 async def test_a_document_nested_too_deep_is_a_422(
-    engine: AsyncEngine, http: httpx.AsyncClient
+    engine: AsyncEngine, http: httpx.AsyncClient, levels: int
 ) -> None:
+    """Saved, as a draft, or tried in a dry run: refused before the JSON encoders see it
+    (theirs stop near 255 levels, with a 500)."""
     s = await setup(engine, http)
     data: dict[str, Any] = {}
-    for _ in range(300):
+    for _ in range(levels - 1):
         data = {"a": data}
     document = {**GOOD, "steps": [{"id": "w", "type": "webhook", "data": data}]}
     with clock.frozen(T0):
-        response = await s.api.post("/v1/journeys", {"key": "deep", "document": document})
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
+        saved = await s.api.post("/v1/journeys", {"key": "deep", "document": document})
+        tried = await s.api.post("/v1/journeys/dry-run", {"document": document})
+        listed = await s.api.get("/v1/journeys")
+    for response in (saved, tried):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if levels < 255:
+            assert response.json()["errors"][0]["field"] == "steps.0.data"
+    assert listed.json()["items"] == []
+    shallow: dict[str, Any] = {}
+    for _ in range(31):
+        shallow = {"a": shallow}
+    fine = {**GOOD, "steps": [{"id": "w", "type": "webhook", "data": shallow}]}
+    with clock.frozen(T0):
+        kept = await s.api.post("/v1/journeys", {"key": "shallow", "document": fine})
+    assert kept.status_code == 201, kept.text
 
 
 async def test_drafts_versions_and_statuses(engine: AsyncEngine, http: httpx.AsyncClient) -> None:

@@ -115,10 +115,10 @@ def acceptance_refusal(
     """Why the member may not accept now (None: they may). A member who has accepted may
     accept again (nothing changes); otherwise the event must be scheduled, not started,
     invite their tier and have a free place (``taken``: places taken by others)."""
-    if answer == "accepted":
-        return None
     if terms.status == "cancelled":
         return Refusal.CANCELLED
+    if answer == "accepted":
+        return None
     if not invited:
         return Refusal.NOT_INVITED
     if now >= terms.starts_at:

@@ -95,6 +95,23 @@ class ProgramEventRepository:
         )
         return {row.event_id: row for row in (await conn.execute(query)).all()}
 
+    async def accepted_not_over(
+        self, conn: AsyncConnection, member_id: UUID, now: datetime
+    ) -> list[Any]:
+        """The events the member accepted that are not over (however many others there are)."""
+        e, c = events_t.c, answers_t.c
+        query = (
+            select(events_t)
+            .join(answers_t, c.event_id == e.id)
+            .where(
+                c.member_id == member_id,
+                c.status == "accepted",
+                func.coalesce(e.ends_at, e.starts_at) > now,
+            )
+            .order_by(e.starts_at, e.key)
+        )
+        return list((await conn.execute(query)).all())
+
     async def insert_answer(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         await conn.execute(answers_t.insert().values(**row))
 

@@ -316,6 +316,14 @@ class ProgramEventService:
         rows = await self.repository.page(
             conn, program.id, status=None, not_over_at=now, after=None, limit=NOT_OVER_READ
         )
+        # The member's own accepted events are listed even past the first NOT_OVER_READ.
+        listed = {r.id for r in rows}
+        rows += [
+            r
+            for r in await self.repository.accepted_not_over(conn, member_id, now)
+            if r.id not in listed
+        ]
+        rows.sort(key=lambda r: (r.starts_at, r.key))
         answers = await self.repository.answers(conn, member_id, [r.id for r in rows])
         ladder = program.settings.tiers
         shown = [

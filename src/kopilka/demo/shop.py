@@ -66,6 +66,15 @@ CATALOG: list[dict[str, Any]] = [
         "stock": 25,
     },
     {
+        # What the rule `regulars` offers, and what the journey `regulars` opens with its tag.
+        "key": "baristas-choice",
+        "name": "The barista's choice of the week",
+        "category": "coffee",
+        "kind": "physical",
+        "price": 400,
+        "exclusive_tag": "regular",
+    },
+    {
         "key": "gold-tasting",
         "name": "Coffee tasting with the roaster (gold members)",
         "category": "events",

@@ -43,6 +43,8 @@ from kopilka.segments.service import segment_service
 MAX_RUNS_PAGE = 200
 MAX_JOURNEYS_PAGE = 200
 MAX_DATA = 10_000
+# Deeper data is refused before it reaches the JSON encoders (theirs stop near 255).
+MAX_DATA_DEPTH = 32
 # Keys the console's addresses use for pages of their own (``/console/journeys/new``).
 RESERVED_KEYS = frozenset({"new"})
 
@@ -288,6 +290,11 @@ class JourneyService:
                     known_kind(step.kind)
                 except KopilkaError as exc:
                     raise InvalidInput(exc.detail, field=f"steps.{i}.kind") from None
+            if isinstance(step, WebhookStep) and _depth(step.data) > MAX_DATA_DEPTH:
+                raise InvalidInput(
+                    f"a webhook's data nests at most {MAX_DATA_DEPTH} levels deep",
+                    field=f"steps.{i}.data",
+                )
             if isinstance(step, WebhookStep) and len(json.dumps(step.data)) > MAX_DATA:
                 raise InvalidInput(
                     f"a webhook's data holds at most {MAX_DATA} characters of JSON",
@@ -368,6 +375,24 @@ class JourneyService:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+def _depth(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (stops counting past the
+    limit: the caller refuses it anyway)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_DATA_DEPTH + 1:
+            return level
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _stored(document: JourneyDocument) -> Mapping[str, Any]:

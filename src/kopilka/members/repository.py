@@ -165,6 +165,7 @@ class MemberRepository:
         *,
         after: UUID | None,
         limit: int,
+        joined_by: datetime | None = None,
     ) -> list[UUID]:
         month = extract("month", members_t.c.birthday)
         day_of_month = extract("day", members_t.c.birthday)
@@ -180,6 +181,8 @@ class MemberRepository:
         )
         if after is not None:
             query = query.where(members_t.c.id > after)
+        if joined_by is not None:
+            query = query.where(members_t.c.created_at <= joined_by)
         return list((await conn.execute(query)).scalars().all())
 
     async def joined_within(

@@ -340,10 +340,13 @@ class MemberService:
         *,
         after: UUID | None,
         limit: int,
+        joined_by: datetime | None = None,
     ) -> list[UUID]:
         """Active members whose birthday is one of ``days`` (month, day), in id order after
-        ``after``: a chunk of a birthday job."""
-        return await self.repository.born_on(conn, program.id, days, after=after, limit=limit)
+        ``after`` (and, given ``joined_by``, members by then): a chunk of a birthday job."""
+        return await self.repository.born_on(
+            conn, program.id, days, after=after, limit=limit, joined_by=joined_by
+        )
 
     async def joined_on(
         self,

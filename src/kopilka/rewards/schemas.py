@@ -54,9 +54,9 @@ class RewardCreate(BaseModel):
     per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
     exclusive_tag: str | None = Field(
         default=None,
-        min_length=1,
-        max_length=100,
-        description="Only tiers listing this tag in exclusive_rewards see and take it.",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Only members carrying this tag, and tiers listing it in "
+        "exclusive_rewards, see and take it (a member's tag: letters, digits, _ . : -).",
     )
     early_access_days: Int | None = Field(
         default=None,
@@ -106,7 +106,7 @@ class RewardUpdate(BaseModel):
     available_until: Instant | None = None
     min_tier: TierId | None = None
     per_member_limit: Int | None = Field(default=None, ge=1, le=1_000_000)
-    exclusive_tag: str | None = Field(default=None, min_length=1, max_length=100)
+    exclusive_tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     early_access_days: Int | None = Field(default=None, ge=1, le=365)
     coupon_campaign: str | None = Field(default=None, min_length=1, max_length=100)
     gift_amount: Int | None = Field(default=None, ge=1, le=10**12)
