@@ -381,6 +381,9 @@ async def test_answers_refused_when_not_invited_full_started_or_cancelled(
         blocked = await member(api, "silver")
         await api.post(f"/v1/members/{blocked}/block", {"reason": "test"})
         assert (await answer(api, blocked, key, "accept")).status_code == 403
+        # Their list says so rather than offering a button that is refused.
+        shown = (await invitations(api, blocked))[key]
+        assert not shown["can_accept"] and shown["accept_refusal"] == "member_blocked"
         later = await create(api, tiers=["silver"], starts=STARTS + timedelta(days=5))
         assert (await answer(api, first, later["key"], "accept")).status_code == 200
     with clock.frozen(STARTS):

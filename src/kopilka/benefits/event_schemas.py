@@ -93,9 +93,9 @@ class MemberEvent(BaseModel):
     answered_at: datetime | None
     can_accept: bool
     can_decline: bool
-    accept_refusal: Literal["not_invited", "cancelled", "started", "full"] | None = Field(
-        description="Why the member cannot accept now (None: they can, or have accepted)."
-    )
+    accept_refusal: (
+        Literal["not_invited", "cancelled", "started", "full", "member_blocked"] | None
+    ) = Field(description="Why the member cannot accept now (None: they can, or have accepted).")
 
 
 class MemberEventList(BaseModel):

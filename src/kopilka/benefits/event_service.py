@@ -310,7 +310,8 @@ class ProgramEventService:
     ) -> MemberEventList:
         """Events not over now that the member's tier is invited to, or that they accepted
         (a cancelled one among them shows as cancelled), soonest first, with their answer."""
-        if (await self.members.statuses(conn, program, [member_id])).get(member_id) is None:
+        status = (await self.members.statuses(conn, program, [member_id])).get(member_id)
+        if status is None:
             raise NotFound(f"member {member_id} not found", field="member_id")
         tier = await self.tiers.current_tier(conn, program, member_id, now)
         rows = await self.repository.page(
@@ -333,13 +334,19 @@ class ProgramEventService:
             or _answer(answers.get(r.id)) == "accepted"
         ]
         taken = await self.repository.accepted_counts(conn, [r.id for r in shown])
-        return MemberEventList(
-            items=[
-                member_event_out(program, r, tier, answers.get(r.id), taken.get(r.id, 0), now)
-                for r in shown
-            ],
-            tier=tier,
-        )
+        items = [
+            member_event_out(program, r, tier, answers.get(r.id), taken.get(r.id, 0), now)
+            for r in shown
+        ]
+        if status == "blocked":
+            # A blocked member's acceptance is refused (403): the list says so.
+            items = [
+                i.model_copy(update={"can_accept": False, "accept_refusal": "member_blocked"})
+                if i.answer != "accepted"
+                else i
+                for i in items
+            ]
+        return MemberEventList(items=items, tier=tier)
 
     async def accept(
         self,

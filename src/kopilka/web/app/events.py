@@ -42,6 +42,7 @@ REFUSALS = {
     "full": _("Sorry, there are no places left."),
 }
 BLOCKED = _("Your card is blocked: invitations cannot be answered.")
+REFUSALS["member_blocked"] = BLOCKED
 DONE = {
     "accept": _("See you there: you are on the guest list."),
     "decline": _("Thank you for letting us know."),
