@@ -87,23 +87,15 @@ CONSUMERS = ("crm.facts", "journeys.runs")
 REFIT_SECONDS = 3.0
 
 
-async def publish_ready(conn: AsyncConnection, program: ProgramContext, now: datetime) -> list[str]:
-    """The ready journeys and what they name, published in ``program``; their keys."""
+async def publish_ready(conn: AsyncConnection, program: ProgramContext, now: datetime) -> None:
+    """The ready journeys and what they name, published in ``program``."""
     for segment in SEGMENTS:
         await segment_service.create(conn, program, SegmentCreate.model_validate(segment), now)
     for campaign in CAMPAIGNS:
         await coupon_service.create_campaign(conn, program, CampaignCreate(**campaign), now)
-    keys = ready.names()
-    for key in keys:
+    for key in ready.names():
         await journey_service.create(conn, program, key, ready.document(key), now)
         await journey_service.publish(conn, program, key, now)
-    return keys
-
-
-@dataclass(frozen=True)
-class JourneyDay:
-    entered: int
-    steps: int
 
 
 class JourneyDays:
@@ -128,9 +120,9 @@ class JourneyDays:
 
             await run_in_transaction(self.engine, publish)
 
-    async def after(self, now: datetime, today: date) -> JourneyDay:
+    async def after(self, now: datetime, today: date) -> None:
         if today < self.since:
-            return JourneyDay(0, 0)
+            return
         program_id = self.program.id
         if today.day == 1 or today == self.since:
             # Churn risk comes from the lifetime models; the demo fits them when the
@@ -144,9 +136,8 @@ class JourneyDays:
         await self.worker.drain()
         await refresh_segments(self.engine, program_id)
         await self.worker.drain()
-        entries = await enter_daily(self.engine, program_id, now, today)
-        advanced = await advance_program(self.engine, program_id, now)
-        return JourneyDay(entries.entered, advanced.steps)
+        await enter_daily(self.engine, program_id, now, today)
+        await advance_program(self.engine, program_id, now)
 
 
 def _consumers(names: tuple[str, ...]) -> list[Consumer]:

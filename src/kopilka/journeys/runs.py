@@ -270,7 +270,7 @@ class JourneyRunner:
             async with conn.begin_nested():
                 return await messaging_service.compose(conn, program, [item], now)
         except (KopilkaError, ValueError) as exc:
-            detail = exc.detail if isinstance(exc, KopilkaError) else str(exc).splitlines()[0]
+            detail = _failure(exc)
             assert walk.send is not None
             logger.warning("journey run %s: step %s failed: %s", walk.run.id, walk.send.id, detail)
             walk.logs.append(
@@ -297,7 +297,7 @@ class JourneyRunner:
                 return await self._effect(conn, program, run, step, seq, after, now)
         except (KopilkaError, ValueError) as exc:
             # A step that cannot be taken ends its own run, never the job (the other runs).
-            detail = exc.detail if isinstance(exc, KopilkaError) else str(exc).splitlines()[0]
+            detail = _failure(exc)
             logger.warning("journey run %s: step %s failed: %s", run.id, step.id, detail)
             return _Outcome("failed", {"error": detail}, None, _finished(RunStatus.EXITED, now))
 
@@ -404,6 +404,11 @@ def _wait(step: WaitStep, program: ProgramContext, now: datetime) -> _Outcome:
     stop: dict[str, Any] = {"status": RunStatus.WAITING, "waiting_for": step.event, "wake_at": wake}
     detail = {"until": wake.isoformat(), **({"event": step.event} if step.event else {})}
     return _Outcome("waiting", detail, step.id, stop)
+
+
+def _failure(exc: Exception) -> str:
+    """What a step's refusal says, for its log and the warning."""
+    return exc.detail if isinstance(exc, KopilkaError) else str(exc).splitlines()[0]
 
 
 def _finished(status: RunStatus, now: datetime) -> dict[str, Any]:
